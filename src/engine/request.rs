@@ -1,0 +1,365 @@
+//! The request side of a decision: the caller, the action, the resource and
+//! the context keys, plus the keys IAM derives from the caller.
+
+use std::borrow::Cow;
+
+use crate::engine::err::EngineError;
+use crate::policy::arn::Arn;
+use crate::policy::variables::{Lookup, ValueRef};
+
+/// What kind of caller makes the request (`aws:PrincipalType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrincipalKind {
+    /// An IAM user.
+    User,
+    /// A role session (`assumed-role`).
+    AssumedRole,
+    /// A federated user session (`GetFederationToken`).
+    FederatedUser,
+    /// The account root user.
+    Root,
+    /// An unauthenticated caller.
+    Anonymous,
+}
+
+impl PrincipalKind {
+    /// The value of `aws:PrincipalType`.
+    pub fn principal_type(self) -> &'static str {
+        match self {
+            PrincipalKind::User => "User",
+            PrincipalKind::AssumedRole => "AssumedRole",
+            PrincipalKind::FederatedUser => "FederatedUser",
+            PrincipalKind::Root => "Account",
+            PrincipalKind::Anonymous => "Anonymous",
+        }
+    }
+}
+
+/// The caller of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    arn: String,
+    kind: PrincipalKind,
+    account: String,
+    name: String,
+    role_arn: Option<String>,
+    account_root: String,
+    tags: Vec<(String, String)>,
+}
+
+impl Principal {
+    /// Reads a caller ARN: `arn:aws:iam::ACCOUNT:user/PATH/NAME`,
+    /// `arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION`,
+    /// `arn:aws:sts::ACCOUNT:federated-user/NAME`, `arn:aws:iam::ACCOUNT:root`,
+    /// or `anonymous`.
+    pub fn parse(arn: &str) -> Result<Self, EngineError> {
+        let bad = || EngineError::Principal(arn.to_owned());
+        if arn == "anonymous" {
+            return Ok(Self {
+                arn: arn.to_owned(),
+                kind: PrincipalKind::Anonymous,
+                account: String::new(),
+                name: String::new(),
+                role_arn: None,
+                account_root: String::new(),
+                tags: Vec::new(),
+            });
+        }
+        let parsed = Arn::parse(arn).ok_or_else(bad)?;
+        let account = parsed.account;
+        if account.is_empty() || !account.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        let partition = parsed.partition;
+        let (kind, name, role_arn) = match (parsed.service, parsed.resource) {
+            ("iam", "root") => (PrincipalKind::Root, String::new(), None),
+            ("iam", r) if r.starts_with("user/") => {
+                let name = r.rsplit('/').next().unwrap_or_default();
+                (PrincipalKind::User, name.to_owned(), None)
+            }
+            ("sts", r) if r.starts_with("assumed-role/") => {
+                let mut parts = r.splitn(3, '/');
+                let _ = parts.next();
+                let role = parts.next().filter(|s| !s.is_empty()).ok_or_else(bad)?;
+                let session = parts.next().filter(|s| !s.is_empty()).ok_or_else(bad)?;
+                let role_arn = format!("arn:{partition}:iam::{account}:role/{role}");
+                (
+                    PrincipalKind::AssumedRole,
+                    session.to_owned(),
+                    Some(role_arn),
+                )
+            }
+            ("sts", r) if r.starts_with("federated-user/") => {
+                let name = r.get("federated-user/".len()..).unwrap_or_default();
+                if name.is_empty() {
+                    return Err(bad());
+                }
+                (PrincipalKind::FederatedUser, name.to_owned(), None)
+            }
+            _ => return Err(bad()),
+        };
+        if kind == PrincipalKind::User && name.is_empty() {
+            return Err(bad());
+        }
+        Ok(Self {
+            arn: arn.to_owned(),
+            kind,
+            account: account.to_owned(),
+            name,
+            role_arn,
+            account_root: format!("arn:{partition}:iam::{account}:root"),
+            tags: Vec::new(),
+        })
+    }
+
+    /// Sets the full role ARN (with its path) of a role session.
+    pub fn with_role_arn(mut self, role_arn: impl Into<String>) -> Self {
+        if self.kind == PrincipalKind::AssumedRole {
+            self.role_arn = Some(role_arn.into());
+        }
+        self
+    }
+
+    /// Sets the principal tags (`aws:PrincipalTag/KEY`).
+    pub fn with_tags<I, K, V>(mut self, tags: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: Into<String>,
+    {
+        self.tags = tags
+            .into_iter()
+            .map(|(k, v)| (k.as_ref().to_ascii_lowercase(), v.into()))
+            .collect();
+        self
+    }
+
+    /// The caller's ARN as given.
+    pub fn arn(&self) -> &str {
+        &self.arn
+    }
+
+    /// The kind of caller.
+    pub fn kind(&self) -> PrincipalKind {
+        self.kind
+    }
+
+    /// The caller's account id (empty for anonymous callers).
+    pub fn account(&self) -> &str {
+        &self.account
+    }
+
+    /// `arn:PARTITION:iam::ACCOUNT:root` of the caller's account.
+    pub fn account_root(&self) -> &str {
+        &self.account_root
+    }
+
+    /// The role ARN of a role session.
+    pub fn role_arn(&self) -> Option<&str> {
+        self.role_arn.as_deref()
+    }
+
+    /// `aws:PrincipalArn`: the role ARN for a role session, the ARN otherwise.
+    pub fn principal_arn(&self) -> &str {
+        match (&self.kind, &self.role_arn) {
+            (PrincipalKind::AssumedRole, Some(role)) => role,
+            _ => &self.arn,
+        }
+    }
+
+    fn derived(&self, key: &str) -> Option<ValueRef<'_>> {
+        if self.kind == PrincipalKind::Anonymous {
+            return None;
+        }
+        let v = match key {
+            "aws:principalarn" => self.principal_arn(),
+            "aws:principalaccount" => &self.account,
+            "aws:principaltype" => self.kind.principal_type(),
+            "aws:username" if self.kind == PrincipalKind::User => &self.name,
+            _ => {
+                let tag = key.strip_prefix("aws:principaltag/")?;
+                return self
+                    .tags
+                    .iter()
+                    .find(|(k, _)| k == tag)
+                    .map(|(_, v)| ValueRef::One(v.as_str()));
+            }
+        };
+        Some(ValueRef::One(v))
+    }
+}
+
+/// A context value: one string, or several for a multivalued key. Numbers
+/// and booleans are carried as their text, as IAM does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ContextValue {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// Request context keys, matched case-insensitively.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Context {
+    entries: Vec<(String, ContextValue)>,
+}
+
+impl Context {
+    /// An empty context.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets a key (replacing any value it had, whatever its case).
+    pub fn insert(&mut self, key: &str, value: ContextValue) {
+        let key = key.to_ascii_lowercase();
+        match self.entries.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = value,
+            None => self.entries.push((key, value)),
+        }
+    }
+
+    /// Builder form of [`Context::insert`] for a single value.
+    pub fn with(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.insert(key, ContextValue::One(value.into()));
+        self
+    }
+
+    /// The value of a key, given in lower case.
+    pub fn get(&self, key_lower: &str) -> Option<ValueRef<'_>> {
+        self.entries
+            .iter()
+            .find(|(k, _)| k == key_lower)
+            .map(|(_, v)| match v {
+                ContextValue::One(s) => ValueRef::One(s),
+                ContextValue::Many(v) => ValueRef::Many(v),
+            })
+    }
+
+    /// The keys and values, keys in lower case.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &ContextValue)> {
+        self.entries.iter().map(|(k, v)| (k.as_str(), v))
+    }
+}
+
+/// One authorization question.
+#[derive(Debug, Clone)]
+pub struct Request<'a> {
+    principal: &'a Principal,
+    action: Cow<'a, str>,
+    resource: &'a str,
+    context: &'a Context,
+    resource_account: Option<&'a str>,
+}
+
+impl<'a> Request<'a> {
+    /// Builds a request; the action is matched case-insensitively.
+    pub fn new(
+        principal: &'a Principal,
+        action: &'a str,
+        resource: &'a str,
+        context: &'a Context,
+    ) -> Self {
+        let action = if action.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(action.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(action)
+        };
+        Self {
+            principal,
+            action,
+            resource,
+            context,
+            resource_account: None,
+        }
+    }
+
+    /// Names the account that owns the resource when its ARN carries none.
+    pub fn with_resource_account(mut self, account: &'a str) -> Self {
+        self.resource_account = Some(account);
+        self
+    }
+
+    /// The caller.
+    pub fn principal(&self) -> &'a Principal {
+        self.principal
+    }
+
+    /// The action in lower case.
+    pub fn action(&self) -> &str {
+        &self.action
+    }
+
+    /// The resource ARN (or `*`).
+    pub fn resource(&self) -> &'a str {
+        self.resource
+    }
+
+    /// The request context.
+    pub fn context(&self) -> &'a Context {
+        self.context
+    }
+
+    /// The account that owns the resource: the one given, else the ARN's.
+    pub fn resource_account(&self) -> Option<&'a str> {
+        self.resource_account.or_else(|| {
+            Arn::parse(self.resource)
+                .map(|a| a.account)
+                .filter(|a| !a.is_empty())
+        })
+    }
+}
+
+impl Lookup for Request<'_> {
+    fn get(&self, key_lower: &str) -> Option<ValueRef<'_>> {
+        self.context
+            .get(key_lower)
+            .or_else(|| self.principal.derived(key_lower))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn principals_parse() -> Result<(), EngineError> {
+        let p = Principal::parse("arn:aws:iam::111122223333:user/dev/alice")?;
+        assert_eq!(
+            (p.kind(), p.account()),
+            (PrincipalKind::User, "111122223333")
+        );
+        assert_eq!(p.name, "alice");
+        let s = Principal::parse("arn:aws:sts::111122223333:assumed-role/Admin/bob")?;
+        assert_eq!(s.principal_arn(), "arn:aws:iam::111122223333:role/Admin");
+        let s = s.with_role_arn("arn:aws:iam::111122223333:role/ops/Admin");
+        assert_eq!(
+            s.principal_arn(),
+            "arn:aws:iam::111122223333:role/ops/Admin"
+        );
+        assert!(Principal::parse("arn:aws:iam::111122223333:role/Admin").is_err());
+        assert!(Principal::parse("nobody").is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn context_keys_are_case_insensitive() -> Result<(), EngineError> {
+        let p =
+            Principal::parse("arn:aws:iam::111122223333:user/alice")?.with_tags([("Team", "blue")]);
+        let ctx = Context::new().with("EC2:ResourceTag/Env", "prod");
+        let r = Request::new(&p, "EC2:RunInstances", "*", &ctx);
+        assert_eq!(r.action(), "ec2:runinstances");
+        assert!(matches!(
+            r.get("ec2:resourcetag/env"),
+            Some(ValueRef::One("prod"))
+        ));
+        assert!(matches!(
+            r.get("aws:principaltag/team"),
+            Some(ValueRef::One("blue"))
+        ));
+        assert!(matches!(
+            r.get("aws:username"),
+            Some(ValueRef::One("alice"))
+        ));
+        Ok(())
+    }
+}

@@ -1,0 +1,12 @@
+#![forbid(unsafe_code)]
+//! iamgate: an authorization sidecar that decides exactly as AWS IAM would.
+//!
+//! - [`policy`]: the IAM policy language (pure).
+//! - [`engine`]: compiled policy sets and the evaluation flow (pure).
+//! - [`ec2`]: the EC2 service model (catalog).
+//! - [`testfile`]: policy test files, their runner and `bench`.
+//! - [`validate`]: policy validation findings.
+
+pub mod ec2;
+pub mod engine;
+pub mod policy;

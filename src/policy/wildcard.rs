@@ -1,0 +1,145 @@
+//! Glob matching with IAM's two wildcards: `*` (any run of characters,
+//! possibly empty) and `?` (exactly one character).
+//!
+//! Patterns are token sequences so that text substituted from a policy
+//! variable stays literal even when it contains `*` or `?`.
+
+use smallvec::SmallVec;
+
+/// One token of a resolved pattern.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tok<'a> {
+    /// Text that must appear exactly.
+    Lit(&'a str),
+    /// `*`; `colon` says whether it may consume `:` (false inside the
+    /// first five fields of an ARN compared with `ArnLike`).
+    Star { colon: bool },
+    /// `?`; `colon` as for `Star`.
+    Quest { colon: bool },
+}
+
+/// A pattern resolved for one match; most fit without allocating.
+pub type Toks<'a> = SmallVec<[Tok<'a>; 8]>;
+
+/// Splits a plain pattern (no policy variables) into tokens.
+pub fn tokenize(pattern: &str) -> Toks<'_> {
+    let mut out = Toks::new();
+    let mut start = 0;
+    for (i, c) in pattern.char_indices() {
+        if c == '*' || c == '?' {
+            if start < i {
+                out.push(Tok::Lit(pattern.get(start..i).unwrap_or_default()));
+            }
+            out.push(if c == '*' {
+                Tok::Star { colon: true }
+            } else {
+                Tok::Quest { colon: true }
+            });
+            start = i + 1;
+        }
+    }
+    if start < pattern.len() {
+        out.push(Tok::Lit(pattern.get(start..).unwrap_or_default()));
+    }
+    out
+}
+
+/// Whether `text` matches the whole token sequence (case-sensitive).
+pub fn matches(tokens: &[Tok<'_>], text: &str) -> bool {
+    let mut ti = 0usize;
+    let mut pos = 0usize;
+    // Backtrack point: token index just after the last `*`, and where the
+    // text resumes after that star's current extent.
+    let mut star: Option<(usize, usize, bool)> = None;
+    loop {
+        let rest = text.get(pos..).unwrap_or_default();
+        let advanced = match tokens.get(ti) {
+            Some(Tok::Star { colon }) => {
+                star = Some((ti + 1, pos, *colon));
+                ti += 1;
+                continue;
+            }
+            Some(Tok::Quest { colon }) => match rest.chars().next() {
+                Some(c) if *colon || c != ':' => {
+                    pos += c.len_utf8();
+                    true
+                }
+                _ => false,
+            },
+            Some(Tok::Lit(lit)) => {
+                if rest.starts_with(lit) {
+                    pos += lit.len();
+                    true
+                } else {
+                    false
+                }
+            }
+            None => {
+                if rest.is_empty() {
+                    return true;
+                }
+                false
+            }
+        };
+        if advanced {
+            ti += 1;
+            continue;
+        }
+        // Mismatch: let the last star swallow one more character.
+        match star {
+            Some((after, spos, colon)) => {
+                let Some(c) = text.get(spos..).and_then(|s| s.chars().next()) else {
+                    return false;
+                };
+                if !colon && c == ':' {
+                    return false;
+                }
+                let next = spos + c.len_utf8();
+                star = Some((after, next, colon));
+                ti = after;
+                pos = next;
+            }
+            None => return false,
+        }
+    }
+}
+
+/// Matches a plain pattern (no variables) against text, case-sensitively.
+pub fn matches_str(pattern: &str, text: &str) -> bool {
+    if pattern == "*" {
+        return true;
+    }
+    if !pattern.contains(['*', '?']) {
+        return pattern == text;
+    }
+    matches(&tokenize(pattern), text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literal_and_wildcards() {
+        assert!(matches_str("abc", "abc"));
+        assert!(!matches_str("abc", "abcd"));
+        assert!(matches_str("a*c", "abbbc"));
+        assert!(matches_str("a*c", "ac"));
+        assert!(!matches_str("a*c", "acb"));
+        assert!(matches_str("a?c", "abc"));
+        assert!(!matches_str("a?c", "ac"));
+        assert!(matches_str("*", ""));
+        assert!(matches_str("**", "x"));
+        assert!(matches_str("a*b*c", "a-b-b-c"));
+        assert!(!matches_str("a*b*c", "a-b-b-"));
+        assert!(matches_str("?é?", "aéb"));
+        assert!(matches_str("ec2:describe*", "ec2:describeinstances"));
+    }
+
+    #[test]
+    fn restricted_star_stops_at_colon() {
+        let toks = [Tok::Lit("a:"), Tok::Star { colon: false }, Tok::Lit(":c")];
+        assert!(matches(&toks, "a:bbb:c"));
+        assert!(!matches(&toks, "a:b:b:c"));
+    }
+}

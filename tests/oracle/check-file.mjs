@@ -1,0 +1,259 @@
+#!/usr/bin/env node
+// Cross-check policy test files (POLICY-TESTS.md, format v1) against the
+// oracle: every test of every file goes through one oracle.mjs process over
+// its JSON-lines protocol, and every test whose expectation differs from the
+// oracle's decision is printed.
+//
+//   node tests/oracle/check-file.mjs FILE_OR_DIR...
+//
+// Output: one line per disagreement or problem, then a summary line.
+// Disagreements listed in KNOWN_DEFECTS below (documented oracle defects, see
+// README.md) are printed as "known" and do not fail the run.
+// Exit code: 0 when every test agrees or disagrees only where listed,
+// 1 when there is any other disagreement or an oracle error, 2 when a file
+// cannot be read or does not follow the format.
+
+import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+import { loadPolicies } from './oracle.mjs';
+
+// Cases where the corpus follows the IAM User Guide and the oracle does not.
+// Key: "<file name>::<test name>"; value: the defect (README.md, "Known
+// defects"). Keep this list and README.md's in step.
+const KNOWN_DEFECTS = new Map(
+  Object.entries({
+    'var-version-2008.json::2008-10-17: ${aws:username} in Resource is literal text, not the user name':
+      'D1 variables substituted in 2008-10-17 policies',
+    'var-version-2008.json::no Version: ${aws:username} in a condition value is literal text':
+      'D1 variables substituted in 2008-10-17 policies',
+    'var-version-2008.json::2008-10-17: a value that is literally ${aws:username} matches':
+      'D1 variables substituted in 2008-10-17 policies',
+    'var-version-2008.json::no Version: a tag value that is literally ${aws:username} matches':
+      'D1 variables substituted in 2008-10-17 policies',
+    'cond-date-formats.json::aws:EpochTime (epoch seconds) before an ISO 8601 deadline':
+      'D2 epoch seconds compared as milliseconds',
+    'cond-date-formats.json::aws:EpochTime (epoch seconds) after an ISO 8601 deadline':
+      'D2 epoch seconds compared as milliseconds',
+    'cond-date-formats.json::epoch-seconds policy value against an ISO 8601 request time (after)':
+      'D2 epoch seconds compared as milliseconds',
+    'cond-date-formats.json::epoch-seconds policy value against an ISO 8601 request time (before)':
+      'D2 epoch seconds compared as milliseconds',
+    'var-missing-value.json::StringNotEquals with an unresolved variable matches (deny applies)':
+      'D3 unresolved variable under a negated operator treated as no-match',
+    'var-missing-value.json::StringNotLike with an unresolved variable matches (allow applies)':
+      'D3 unresolved variable under a negated operator treated as no-match',
+    'var-missing-value.json::ArnNotLike with an unresolved variable matches (deny applies)':
+      'D3 unresolved variable under a negated operator treated as no-match',
+    'cond-numeric.json::a non-numeric request value with a numeric prefix does not match':
+      'D4 numbers parsed by prefix (parseInt/parseFloat)',
+    'cond-ip-v6.json::single IPv6 address written in another textual form matches':
+      'D5 single IP addresses compared as strings'
+  })
+);
+
+const TOP_FIELDS = new Set([
+  'description',
+  'source',
+  'principal',
+  'policies',
+  'resource_account',
+  'tests',
+  'expect_invalid'
+]);
+const TEST_FIELDS = new Set(['name', 'action', 'resource', 'context', 'expect']);
+const DECISIONS = new Set(['allowed', 'explicitDeny', 'implicitDeny']);
+
+class FormatError extends Error {}
+
+function collectFiles(paths) {
+  const files = [];
+  // Folders are walked for *.json; a file named on the command line is
+  // always read.
+  const walk = (path, named) => {
+    const st = statSync(path);
+    if (st.isDirectory()) {
+      for (const entry of readdirSync(path).sort()) walk(join(path, entry), false);
+    } else if (named || path.endsWith('.json')) {
+      files.push(path);
+    }
+  };
+  for (const p of paths) walk(p, true);
+  return files;
+}
+
+function isObject(v) {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+/** Checks the file against POLICY-TESTS.md; returns the parsed document. */
+function readTestFile(path) {
+  let doc;
+  try {
+    doc = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new FormatError(`cannot read or parse: ${err.message}`);
+  }
+  if (!isObject(doc)) throw new FormatError('$: must be an object');
+  for (const k of Object.keys(doc)) {
+    if (!TOP_FIELDS.has(k)) throw new FormatError(`$.${k}: unknown field`);
+  }
+  if (!isObject(doc.principal) || typeof doc.principal.arn !== 'string') {
+    throw new FormatError('$.principal.arn: required string');
+  }
+  if (doc.policies !== undefined && !isObject(doc.policies)) {
+    throw new FormatError('$.policies: must be an object');
+  }
+  if (doc.expect_invalid !== undefined && doc.expect_invalid !== true) {
+    throw new FormatError('$.expect_invalid: must be true when present');
+  }
+  if (doc.expect_invalid) {
+    if (doc.tests !== undefined) throw new FormatError('$.tests: not allowed with expect_invalid');
+    return doc;
+  }
+  if (!Array.isArray(doc.tests)) throw new FormatError('$.tests: required list');
+  doc.tests.forEach((t, i) => {
+    if (!isObject(t)) throw new FormatError(`$.tests[${i}]: must be an object`);
+    for (const k of Object.keys(t)) {
+      if (!TEST_FIELDS.has(k)) throw new FormatError(`$.tests[${i}].${k}: unknown field`);
+    }
+    for (const k of ['name', 'action', 'resource']) {
+      if (typeof t[k] !== 'string') throw new FormatError(`$.tests[${i}].${k}: required string`);
+    }
+    if (t.context !== undefined && !isObject(t.context)) {
+      throw new FormatError(`$.tests[${i}].context: must be an object`);
+    }
+    if (!DECISIONS.has(t.expect)) {
+      throw new FormatError(`$.tests[${i}].expect: must be allowed, explicitDeny or implicitDeny`);
+    }
+  });
+  return doc;
+}
+
+function startOracle() {
+  const here = fileURLToPath(new URL('.', import.meta.url));
+  const child = spawn(process.execPath, [join(here, 'oracle.mjs')], {
+    stdio: ['pipe', 'pipe', 'inherit']
+  });
+  const pending = new Map();
+  const rl = createInterface({ input: child.stdout, crlfDelay: Infinity });
+  rl.on('line', (line) => {
+    const answer = JSON.parse(line);
+    const resolve = pending.get(answer.id);
+    if (resolve) {
+      pending.delete(answer.id);
+      resolve(answer);
+    }
+  });
+  child.on('exit', (code) => {
+    for (const resolve of pending.values()) {
+      resolve({ error: `oracle process exited (${code})` });
+    }
+    pending.clear();
+  });
+  return {
+    ask(input) {
+      return new Promise((resolve) => {
+        pending.set(input.id, resolve);
+        child.stdin.write(JSON.stringify(input) + '\n');
+      });
+    },
+    close() {
+      child.stdin.end();
+    }
+  };
+}
+
+async function main() {
+  const args = process.argv.slice(2);
+  if (args.length === 0) {
+    console.error('usage: node tests/oracle/check-file.mjs FILE_OR_DIR...');
+    process.exit(2);
+  }
+  let files;
+  try {
+    files = collectFiles(args);
+  } catch (err) {
+    console.error(err.message);
+    process.exit(2);
+  }
+
+  const oracle = startOracle();
+  const counts = { agree: 0, known: 0, disagree: 0, errors: 0, invalidFiles: 0, badFiles: 0 };
+  const jobs = [];
+  let nextId = 0;
+
+  for (const file of files) {
+    let doc;
+    try {
+      doc = readTestFile(file);
+    } catch (err) {
+      counts.badFiles++;
+      console.log(`BADFILE ${file}: ${err.message}`);
+      continue;
+    }
+    if (doc.expect_invalid) {
+      counts.invalidFiles++;
+      let verdict;
+      try {
+        loadPolicies(doc.policies);
+        verdict = 'the oracle accepts these policies (its validator is laxer than IAM here)';
+      } catch (err) {
+        verdict = `the oracle also rejects them: ${err.message}`;
+      }
+      console.log(`INVALID ${file}: expect_invalid; ${verdict}`);
+      continue;
+    }
+    for (const test of doc.tests) {
+      const id = nextId++;
+      const input = {
+        id,
+        principal: doc.principal,
+        policies: doc.policies ?? {},
+        action: test.action,
+        resource: test.resource,
+        context: test.context ?? {}
+      };
+      if (doc.resource_account !== undefined) input.resource_account = doc.resource_account;
+      jobs.push(
+        oracle.ask(input).then((answer) => {
+          const where = `${file} :: ${test.name}`;
+          if (answer.error !== undefined) {
+            counts.errors++;
+            console.log(`ERROR ${where}: oracle error: ${answer.error}`);
+          } else if (answer.decision === test.expect) {
+            counts.agree++;
+          } else {
+            const known = KNOWN_DEFECTS.get(`${basename(file)}::${test.name}`);
+            if (known) {
+              counts.known++;
+              console.log(
+                `KNOWN ${where}: expected ${test.expect}, oracle ${answer.decision} (${known})`
+              );
+            } else {
+              counts.disagree++;
+              console.log(`DISAGREE ${where}: expected ${test.expect}, oracle ${answer.decision}`);
+            }
+          }
+        })
+      );
+    }
+  }
+  await Promise.all(jobs);
+  oracle.close();
+
+  const total = counts.agree + counts.known + counts.disagree + counts.errors;
+  console.log(
+    `${files.length} files, ${total} tests: ${counts.agree} agree, ` +
+      `${counts.known} known oracle defects, ${counts.disagree} disagree, ` +
+      `${counts.errors} oracle errors; ${counts.invalidFiles} expect_invalid files skipped, ` +
+      `${counts.badFiles} unreadable`
+  );
+  if (counts.badFiles > 0) process.exitCode = 2;
+  else if (counts.disagree > 0 || counts.errors > 0) process.exitCode = 1;
+}
+
+await main();
