@@ -7,6 +7,9 @@
 //! - [`testfile`]: policy test files, their runner and `bench`.
 //! - [`validate`]: policy validation findings.
 
+pub mod commands;
 pub mod ec2;
 pub mod engine;
 pub mod policy;
+pub mod testfile;
+pub mod validate;

@@ -130,6 +130,9 @@ fn parse_ymd(s: &str) -> Option<(i64, i64, i64)> {
         (y, m, d)
     } else if s.len() == 8 {
         (s.get(0..4)?, s.get(4..6)?, s.get(6..8)?)
+    } else if s.len() == 7 && s.get(4..5)? == "-" {
+        // Reduced precision `YYYY-MM`: the first of the month.
+        (s.get(0..4)?, s.get(5..7)?, "01")
     } else {
         return None;
     };
@@ -298,6 +301,7 @@ mod tests {
         assert_eq!(parse_date("2019-12-31T19:00:00-0500"), base);
         assert_eq!(parse_date("20200101T000000Z"), base);
         assert_eq!(parse_date("20200101"), base);
+        assert_eq!(parse_date("2020-01"), base);
         assert_eq!(parse_date("1577836800"), base);
         assert_eq!(
             parse_date("2020-01-01T00:00:00.5Z"),

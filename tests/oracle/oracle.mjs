@@ -209,6 +209,30 @@ function load(policy, name, validate, problems) {
   return loadPolicy(policy, { name });
 }
 
+const asList = (v) => (Array.isArray(v) ? v : [v]);
+const isStar = (v) => asList(v).length === 1 && asList(v)[0] === '*';
+
+/**
+ * True for the AWS-managed RCPFullAWSAccess document (Allow, Principal "*",
+ * Action "*", Resource "*", nothing else). Test files may list it on an RCP
+ * level the way SCP levels list FullAWSAccess; the simulator's RCP validator
+ * rejects it (customer RCPs may only Deny) and the oracle adds it to every
+ * level anyway, so it is skipped rather than validated.
+ */
+function isRcpFullAwsAccess(policy) {
+  if (!isObject(policy) || policy.Statement === undefined) return false;
+  const allowed = new Set(['Sid', 'Effect', 'Principal', 'Action', 'Resource']);
+  return asList(policy.Statement).every(
+    (st) =>
+      isObject(st) &&
+      Object.keys(st).every((k) => allowed.has(k)) &&
+      st.Effect === 'Allow' &&
+      (st.Principal === '*' || (isObject(st.Principal) && isStar(st.Principal.AWS ?? []))) &&
+      isStar(st.Action) &&
+      isStar(st.Resource)
+  );
+}
+
 function loadLevels(levels, kind, validate, problems, extra) {
   if (levels === undefined) return [];
   if (!Array.isArray(levels) || !levels.every(Array.isArray)) {
@@ -219,6 +243,7 @@ function loadLevels(levels, kind, validate, problems, extra) {
     const policies = [];
     if (extra) policies.push(loadPolicy(extra, { name: `policies.${kind}[${i}]:RCPFullAWSAccess` }));
     level.forEach((policy, j) => {
+      if (extra && isRcpFullAwsAccess(policy)) return;
       const loaded = load(policy, `policies.${kind}[${i}][${j}]`, validate, problems);
       if (loaded) policies.push(loaded);
     });
