@@ -57,6 +57,8 @@ pub enum ParseErrorKind {
     DuplicateSid(String),
     #[error("{0} must not be empty")]
     Empty(&'static str),
+    #[error("`NotPrincipal` must be used with `\"Effect\": \"Deny\"`")]
+    NotPrincipalAllow,
     #[error("invalid statement id `{0}`")]
     Sid(String),
 }

@@ -179,6 +179,12 @@ fn parse_statement(
         (None, Some(p)) => Some(parse_principal(p, true, &format!("{path}.NotPrincipal"))?),
         (None, None) => None,
     };
+    if effect == Effect::Allow && principal.as_ref().is_some_and(|p| p.negated) {
+        return Err(ParseError::new(
+            format!("{path}.NotPrincipal"),
+            K::NotPrincipalAllow,
+        ));
+    }
     match (&principal, kind) {
         (None, PolicyKind::Resource) => {
             return Err(ParseError::new(path, K::Missing("Principal")));

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs, idempotently, everything the tests need, then runs them all:
+# formatting, lints, unit/integration/property tests, the policy-test corpus
+# through the real binary, and the differential test against the
+# independent IAM evaluator (node + @cloud-copilot/iam-simulate).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '\n==> %s\n' "$*"; }
+
+need_apt=()
+command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
+command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+if ((${#need_apt[@]})); then
+  log "installing ${need_apt[*]} (apt)"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}"
+fi
+
+# The oracle for differential tests; reinstalled only when its lock changes.
+stamp=tests/oracle/node_modules/.iamgate-lock
+if ! cmp -s tests/oracle/package-lock.json "$stamp" 2>/dev/null; then
+  log "installing the IAM oracle (npm ci --prefix tests/oracle)"
+  npm ci --prefix tests/oracle --no-audit --no-fund --loglevel=error
+  cp tests/oracle/package-lock.json "$stamp"
+fi
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+
+log "cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets -- -D warnings
+
+log "cargo test --all-targets"
+cargo test --all-targets
+
+log "iamgate test tests/corpus tests/conformance"
+cargo run --quiet -- test tests/corpus tests/conformance
+
+log "all tests passed"
