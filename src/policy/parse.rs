@@ -350,6 +350,14 @@ fn parse_principal(v: &Value, negated: bool, path: &str) -> Result<PrincipalSpec
                         "AWS" if p == "*" => PrincipalEntry::Everyone,
                         "AWS" => {
                             let account = p.len() == 12 && p.bytes().all(|b| b.is_ascii_digit());
+                            if p.contains(['*', '?']) {
+                                return Err(ParseError::new(
+                                    at,
+                                    K::Principal(format!(
+                                        "`{p}`: a wildcard may only stand alone, as `*`, for everyone"
+                                    )),
+                                ));
+                            }
                             if !account && !p.starts_with("arn:") {
                                 return Err(ParseError::new(
                                     at,

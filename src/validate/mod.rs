@@ -5,6 +5,24 @@
 //!
 //! Pure: works on parsed JSON values and returns findings; printing and exit
 //! codes belong to the binary.
+//!
+//! - [`located`]: each statement's elements with their JSON paths.
+//! - [`patterns`]: wildcard pattern algebra (may two patterns overlap, does
+//!   one cover another).
+//! - [`global_keys`]: the documented global condition keys and key typing.
+//! - [`catalog_checks`]: actions, resources and condition keys against the
+//!   EC2 catalog.
+//! - [`conditions`]: operators against key types, condition values.
+//! - [`security`]: security warnings.
+//! - [`suggestions`]: redundant actions and resources.
+
+mod catalog_checks;
+mod conditions;
+mod global_keys;
+mod located;
+mod patterns;
+mod security;
+mod suggestions;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -32,15 +50,79 @@ pub struct Finding {
     pub message: String,
 }
 
+impl Finding {
+    pub(crate) fn new(
+        severity: Severity,
+        code: &'static str,
+        path: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            severity,
+            code,
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
 /// Validates one policy document of the given kind.
 pub fn validate_document(value: &Value, kind: PolicyKind) -> Vec<Finding> {
-    match parse_document(value, kind) {
-        Err(e) => vec![Finding {
-            severity: Severity::Error,
-            code: "MALFORMED_POLICY",
-            path: e.path.clone(),
-            message: e.kind.to_string(),
-        }],
-        Ok(_doc) => Vec::new(),
+    let doc = match parse_document(value, kind) {
+        Err(e) => {
+            return vec![Finding::new(
+                Severity::Error,
+                "MALFORMED_POLICY",
+                e.path.clone(),
+                e.kind.to_string(),
+            )];
+        }
+        Ok(doc) => doc,
+    };
+    let variables = doc.version.has_variables();
+    let mut out = Vec::new();
+    for stmt in located::statements(value, &doc) {
+        catalog_checks::check(&stmt, &mut out);
+        conditions::check(&stmt, variables, &mut out);
+        security::check(&stmt, kind, &mut out);
+        suggestions::check(&stmt, &mut out);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn malformed_documents_are_errors() {
+        let f = validate_document(
+            &json!({"Statement": [{"Effect": "allow", "Action": "ec2:*", "Resource": "*"}]}),
+            PolicyKind::Identity,
+        );
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].severity, Severity::Error);
+        assert_eq!(f[0].code, "MALFORMED_POLICY");
+        assert_eq!(f[0].path, "$.Statement[0].Effect");
+    }
+
+    #[test]
+    fn a_clean_policy_has_no_findings() {
+        let f = validate_document(
+            &json!({"Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow",
+                "Action": ["ec2:RunInstances", "ec2:StartInstances"],
+                "Resource": "arn:aws:ec2:*:111122223333:instance/*",
+                "Condition": {"StringEquals": {"ec2:InstanceType": "t3.micro",
+                                               "aws:RequestedRegion": "us-east-1"}}
+            }, {
+                "Effect": "Allow",
+                "Action": "ec2:Describe*",
+                "Resource": "*"
+            }]}),
+            PolicyKind::Identity,
+        );
+        assert_eq!(f, []);
     }
 }

@@ -319,9 +319,10 @@ export function evaluate(input) {
     const context = buildContext(input.principal, parsed, input.context);
     const principal = parsed.kind === 'anonymous' ? anonymousPrincipal : input.principal.arn;
     // A request for "*" is matched literally: only a policy Resource of "*"
-    // (or a wildcard that matches the string "*") covers it, as IAM does for
-    // actions without resource-level permissions. The simulator's
-    // "wildcardOnlyAction" flag gives exactly that behaviour.
+    // covers it (and a NotResource naming an ARN does not exclude it), as IAM
+    // does for actions without resource-level permissions. The simulator's
+    // "wildcardOnlyAction" flag gives exactly that behaviour; without it the
+    // simulator would treat "*" as "some resource matching any pattern".
     const literalStar = input.resource === '*';
     const request = new AwsRequestImpl(
       principal,
@@ -356,9 +357,9 @@ export function evaluate(input) {
 
 function serve() {
   const rl = createInterface({ input: process.stdin, crlfDelay: Infinity, terminal: false });
-  // Answers must go out in input order and be flushed one by one: write each
-  // line synchronously (stdout to a pipe is asynchronous in node, but writes
-  // keep their order and are flushed as the event loop turns).
+  // One answer per input line, in input order, written as soon as it is
+  // computed (node writes to pipes synchronously on Linux and keeps write
+  // order everywhere), so an interactive client never waits on a buffer.
   rl.on('line', (line) => {
     if (line.trim() === '') return;
     let id = null;
