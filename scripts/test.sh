@@ -35,6 +35,9 @@ cargo clippy --all-targets -- -D warnings
 log "cargo test --all-targets"
 cargo test --all-targets
 
+log "corpus cross-checked with the independent IAM evaluator (known defects listed)"
+node tests/oracle/check-file.mjs tests/corpus tests/conformance
+
 log "iamgate test tests/corpus tests/conformance"
 cargo run --quiet -- test tests/corpus tests/conformance
 

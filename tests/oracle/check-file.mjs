@@ -32,7 +32,33 @@ const D4 = 'D4: numbers parsed by prefix, "10abc" taken as 10';
 const D5 = 'D5: single IP addresses compared as text';
 const D6 = 'D6: IPv4 /0 prefix matches only the address itself';
 const D7 = 'D7: ${*} ${?} ${$} not replaced under operators without wildcards';
+const D8 = 'D8: the account root user gets no implicit access in its own account';
+const D9 = 'D9: NotPrincipal excludes a caller when only its account or role is listed';
+const D10 = 'D10: a session policy limits a grant made directly to the session ARN';
 const KNOWN_DEFECTS = {
+  'eval-root-user-cross-account.json': {
+    'send a message (queue policy allows the account)': D8
+  },
+  'eval-root-user-own-account.json': {
+    'send a message': D8,
+    'receive messages': D8,
+    'purge the queue': D8
+  },
+  'eval-scp-member-account-root-user.json': {
+    'start an instance': D8,
+    'describe instances': D8
+  },
+  'eval-notprincipal-deny-other-session.json': {
+    'delete the queue': D9,
+    'purge the queue': D9
+  },
+  'eval-notprincipal-deny-other-user.json': {
+    'delete the queue': D9,
+    'purge the queue': D9
+  },
+  'eval-rp-session-arn-not-limited.json': {
+    'delete a message (boundary and session policy silent; session ARN named)': D10
+  },
   'var-version-2008.json': {
     '2008-10-17: ${aws:username} in Resource is literal text, not the user name': D1,
     '2008-10-17: a key pair literally named ${aws:username} matches': D1,
