@@ -7,6 +7,7 @@
 //! - [`testfile`]: policy test files, their runner and `bench`.
 //! - [`validate`]: policy validation findings.
 
+pub mod bundle;
 pub mod commands;
 pub mod ec2;
 pub mod engine;

@@ -41,6 +41,16 @@ impl CompiledPolicy {
         }
     }
 
+    /// The same statements under another role (a managed policy used as a
+    /// permissions boundary).
+    pub fn retag(policy: &CompiledPolicy, kind: PolicyKind) -> Self {
+        Self {
+            id: policy.id.clone(),
+            kind,
+            statements: policy.statements.clone(),
+        }
+    }
+
     /// Parses (object, JSON string or URL-encoded string) and compiles.
     pub fn from_json(
         id: impl Into<Arc<str>>,
@@ -84,7 +94,7 @@ pub enum PrincipalMatch {
     Direct,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct ActionMatcher {
     negated: bool,
     patterns: Box<[Box<str>]>,
@@ -100,7 +110,7 @@ impl ActionMatcher {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct ResourceMatcher {
     negated: bool,
     any: bool,
@@ -108,7 +118,7 @@ struct ResourceMatcher {
 }
 
 /// A compiled statement.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Statement {
     sid: Option<Box<str>>,
     effect: Effect,

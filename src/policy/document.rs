@@ -34,6 +34,9 @@ pub enum PolicyKind {
     Scp,
     /// An AWS Organizations resource control policy.
     Rcp,
+    /// A role trust policy (`AssumeRolePolicyDocument`): names principals,
+    /// has no `Resource`.
+    Trust,
 }
 
 impl PolicyKind {
@@ -46,6 +49,7 @@ impl PolicyKind {
             PolicyKind::Resource => "resource-based policy",
             PolicyKind::Scp => "service control policy",
             PolicyKind::Rcp => "resource control policy",
+            PolicyKind::Trust => "role trust policy",
         }
     }
 
@@ -58,12 +62,13 @@ impl PolicyKind {
             PolicyKind::Resource => "resource",
             PolicyKind::Scp => "scp",
             PolicyKind::Rcp => "rcp",
+            PolicyKind::Trust => "trust",
         }
     }
 
     /// Resource-based policies and RCPs name principals; the others must not.
     pub fn has_principal(self) -> bool {
-        matches!(self, PolicyKind::Resource)
+        matches!(self, PolicyKind::Resource | PolicyKind::Trust)
     }
 }
 

@@ -186,7 +186,7 @@ fn parse_statement(
         ));
     }
     match (&principal, kind) {
-        (None, PolicyKind::Resource) => {
+        (None, PolicyKind::Resource | PolicyKind::Trust) => {
             return Err(ParseError::new(path, K::Missing("Principal")));
         }
         (Some(p), k) if !k.has_principal() && k != PolicyKind::Rcp => {
@@ -233,6 +233,7 @@ fn parse_statement(
             negated: true,
             patterns: parse_resources(r, &format!("{path}.NotResource"))?,
         }),
+        (None, None) if kind == PolicyKind::Trust => None,
         (None, None) => return Err(ParseError::new(path, K::Missing("Resource"))),
     };
 

@@ -40,7 +40,7 @@ struct RawFile {
     source: Option<String>,
     principal: RawPrincipal,
     #[serde(default)]
-    policies: RawPolicies,
+    policies: Option<RawPolicies>,
     #[serde(default)]
     resource_account: Option<String>,
     #[serde(default)]
@@ -104,6 +104,12 @@ pub struct CompiledFile {
     pub description: Option<String>,
     pub source: Option<String>,
     pub principal: Principal,
+    /// The ARN as written (for resolving it in a bundle).
+    pub principal_arn: String,
+    pub principal_tags: BTreeMap<String, String>,
+    /// Whether the file carries its own `policies` (bundle tests may omit
+    /// them to test the bundle's policies).
+    pub has_policies: bool,
     pub resource_account: Option<String>,
     pub identity: PolicySet,
     pub boundary: Option<PolicySet>,
@@ -168,6 +174,8 @@ pub fn parse_test_file(path: &Path, text: &str) -> Result<CompiledFile, TestFile
     })?;
     de.end().map_err(|e| err("$".to_owned(), e.to_string()))?;
 
+    let principal_arn = raw.principal.arn.clone();
+    let principal_tags = raw.principal.tags.clone();
     let principal = Principal::parse(&raw.principal.arn)
         .map_err(|e| err("$.principal.arn".to_owned(), e.to_string()))?;
     let principal = match raw.principal.role_arn {
@@ -187,7 +195,8 @@ pub fn parse_test_file(path: &Path, text: &str) -> Result<CompiledFile, TestFile
         return Err(err("$".to_owned(), "missing field `tests`".to_owned()));
     }
 
-    let compiled = compile_policies(&raw.policies);
+    let has_policies = raw.policies.is_some();
+    let compiled = compile_policies(&raw.policies.unwrap_or_default());
     let (identity, boundary, session, resource, scps, rcps, refusal) = match compiled {
         Ok(c) => (c.0, c.1, c.2, c.3, c.4, c.5, None),
         Err((at, e)) => {
@@ -237,6 +246,9 @@ pub fn parse_test_file(path: &Path, text: &str) -> Result<CompiledFile, TestFile
         description: raw.description,
         source: raw.source,
         principal,
+        principal_arn,
+        principal_tags,
+        has_policies,
         resource_account: raw.resource_account,
         identity,
         boundary,

@@ -1,0 +1,710 @@
+//! The compiled, immutable view of a bundle that every front-end decides
+//! against: principals with their indexed identity policies, boundaries and
+//! tags; SCP and RCP levels per account; resource policies by ARN.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::bundle::aws::{
+    AttachedPolicy, AuthorizationDetails, InlinePolicy, Manifest, Organization,
+    ResourcePolicyEntry, Tag,
+};
+use crate::bundle::err::BundleError;
+use crate::bundle::files::BundleFiles;
+use crate::engine::{
+    Applicable, CompiledPolicy, Context, EngineError, Outcome, PolicySet, Principal, PrincipalKind,
+    Request, decide,
+};
+use crate::policy::PolicyKind;
+
+/// One IAM user or role, compiled.
+#[derive(Debug)]
+struct Entity {
+    arn: String,
+    identity: PolicySet,
+    boundary: Option<PolicySet>,
+    tags: Vec<(String, String)>,
+    /// Prebuilt caller for users (role sessions are built per request).
+    principal: Option<Principal>,
+    /// Kept for role assumption.
+    #[allow(dead_code)]
+    trust: Option<Arc<CompiledPolicy>>,
+}
+
+/// SCP and RCP levels that apply to one account.
+#[derive(Debug, Default)]
+struct AccountOrg {
+    scps: Option<Vec<PolicySet>>,
+    rcps: Option<Vec<PolicySet>>,
+}
+
+/// Counts shown in `/v1/status` and metrics.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Stats {
+    pub accounts: usize,
+    pub principals: usize,
+    pub policies: usize,
+    pub statements: usize,
+    pub resource_policies: usize,
+}
+
+/// A compiled bundle.
+#[derive(Debug)]
+pub struct Snapshot {
+    revision: Arc<str>,
+    source: String,
+    loaded_at: SystemTime,
+    compile_duration: Duration,
+    users: FxHashMap<String, Arc<Entity>>,
+    by_name: FxHashMap<(String, String), Arc<Entity>>,
+    accounts: FxHashMap<String, AccountOrg>,
+    known_accounts: Vec<String>,
+    resource_policies: FxHashMap<String, PolicySet>,
+    stats: Stats,
+}
+
+/// One authorization question to a snapshot.
+#[derive(Debug, Clone, Default)]
+pub struct AuthzRequest {
+    pub principal_arn: String,
+    pub action: String,
+    pub resource: String,
+    pub context: Context,
+    /// Session tags (override the role's tags of the same key).
+    pub session_tags: Vec<(String, String)>,
+    /// A session policy passed when the session was created.
+    pub session_policy: Option<Value>,
+    pub resource_account: Option<String>,
+}
+
+/// A deciding statement, owned so that it can outlive the snapshot borrow.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct MatchedInfo {
+    pub policy: String,
+    pub policy_type: &'static str,
+    pub statement: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+}
+
+/// The answer to an [`AuthzRequest`].
+#[derive(Debug, Clone, Serialize)]
+pub struct AuthzAnswer {
+    pub decision: Outcome,
+    pub reason: String,
+    pub matched: Vec<MatchedInfo>,
+    pub missing_context_keys: Vec<String>,
+    pub revision: Arc<str>,
+}
+
+impl Serialize for Outcome {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// Why a request could not be decided (a caller error, not a deny).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum AuthzError {
+    #[error("invalid session policy: {0}")]
+    SessionPolicy(EngineError),
+}
+
+struct Builder<'a> {
+    files: &'a BundleFiles,
+    managed: HashMap<String, Arc<CompiledPolicy>>,
+    policies: usize,
+    statements: usize,
+}
+
+impl Snapshot {
+    /// Compiles a bundle. Any problem refuses the whole bundle.
+    pub fn compile(files: &BundleFiles, source: &str) -> Result<Self, BundleError> {
+        let started = Instant::now();
+        let mut b = Builder {
+            files,
+            managed: HashMap::new(),
+            policies: 0,
+            statements: 0,
+        };
+        let mut users = FxHashMap::default();
+        let mut by_name = FxHashMap::default();
+        let mut known_accounts = Vec::new();
+
+        let iam_files: Vec<(&str, &str)> = files.under("iam", ".json").collect();
+        let mut details = Vec::new();
+        for (file, text) in &iam_files {
+            let d: AuthorizationDetails = parse_json(file, text)?;
+            let account = file
+                .strip_prefix("iam/")
+                .and_then(|f| f.strip_suffix(".json"))
+                .unwrap_or_default()
+                .to_owned();
+            known_accounts.push(account);
+            details.push((*file, d));
+        }
+        // Managed policies first: users, groups and roles refer to them.
+        for (file, d) in &details {
+            for (i, p) in d.policies.iter().enumerate() {
+                let path = format!("$.Policies[{i}]");
+                let version = p
+                    .policy_version_list
+                    .iter()
+                    .enumerate()
+                    .find(|(_, v)| {
+                        v.is_default_version
+                            || (p.default_version_id.is_some()
+                                && v.version_id == p.default_version_id)
+                    })
+                    .ok_or_else(|| {
+                        BundleError::invalid(*file, &path, "no default policy version")
+                    })?;
+                let at = format!("{path}.PolicyVersionList[{}].Document", version.0);
+                let compiled =
+                    b.compile(file, &at, &p.arn, PolicyKind::Identity, &version.1.document)?;
+                b.managed.insert(p.arn.clone(), compiled);
+            }
+        }
+        for (file, d) in &details {
+            let groups: HashMap<&str, (usize, &crate::bundle::aws::GroupDetail)> = d
+                .group_detail_list
+                .iter()
+                .enumerate()
+                .map(|(i, g)| (g.group_name.as_str(), (i, g)))
+                .collect();
+            for (i, u) in d.user_detail_list.iter().enumerate() {
+                let path = format!("$.UserDetailList[{i}]");
+                let mut set =
+                    b.inline(file, &path, "UserPolicyList", &u.arn, &u.user_policy_list)?;
+                set.extend(b.attached(file, &path, &u.attached_managed_policies)?);
+                for (gi, g) in u.group_list.iter().enumerate() {
+                    let (idx, group) = groups.get(g.as_str()).ok_or_else(|| {
+                        BundleError::invalid(
+                            *file,
+                            format!("{path}.GroupList[{gi}]"),
+                            format!("unknown group `{g}`"),
+                        )
+                    })?;
+                    let gpath = format!("$.GroupDetailList[{idx}]");
+                    let gid = group
+                        .arn
+                        .clone()
+                        .unwrap_or_else(|| group.group_name.clone());
+                    set.extend(b.inline(
+                        file,
+                        &gpath,
+                        "GroupPolicyList",
+                        &gid,
+                        &group.group_policy_list,
+                    )?);
+                    set.extend(b.attached(file, &gpath, &group.attached_managed_policies)?);
+                }
+                let boundary = b.boundary(file, &path, u.permissions_boundary.as_ref())?;
+                let tags = tags(&u.tags);
+                let principal = Principal::parse(&u.arn)
+                    .map_err(|e| BundleError::invalid(*file, format!("{path}.Arn"), e.to_string()))?
+                    .with_tags(tags.iter().map(|(k, v)| (k.as_str(), v.clone())));
+                let entity = Arc::new(Entity {
+                    arn: u.arn.clone(),
+                    identity: PolicySet::new(set),
+                    boundary,
+                    tags,
+                    principal: Some(principal.clone()),
+                    trust: None,
+                });
+                users.insert(u.arn.clone(), entity.clone());
+                by_name.insert(
+                    (
+                        principal.account().to_owned(),
+                        format!("user/{}", u.user_name),
+                    ),
+                    entity,
+                );
+            }
+            for (i, r) in d.role_detail_list.iter().enumerate() {
+                let path = format!("$.RoleDetailList[{i}]");
+                let mut set =
+                    b.inline(file, &path, "RolePolicyList", &r.arn, &r.role_policy_list)?;
+                set.extend(b.attached(file, &path, &r.attached_managed_policies)?);
+                let boundary = b.boundary(file, &path, r.permissions_boundary.as_ref())?;
+                let trust = match &r.assume_role_policy_document {
+                    Some(doc) => Some(b.compile(
+                        file,
+                        &format!("{path}.AssumeRolePolicyDocument"),
+                        &format!("{}#trust", r.arn),
+                        PolicyKind::Trust,
+                        doc,
+                    )?),
+                    None => None,
+                };
+                let account = crate::policy::arn::Arn::parse(&r.arn)
+                    .map(|a| a.account.to_owned())
+                    .ok_or_else(|| {
+                        BundleError::invalid(*file, format!("{path}.Arn"), "not an ARN")
+                    })?;
+                let entity = Arc::new(Entity {
+                    arn: r.arn.clone(),
+                    identity: PolicySet::new(set),
+                    boundary,
+                    tags: tags(&r.tags),
+                    principal: None,
+                    trust,
+                });
+                by_name.insert(
+                    (
+                        account,
+                        format!("role/{}", r.role_name.to_ascii_lowercase()),
+                    ),
+                    entity,
+                );
+            }
+        }
+
+        let accounts = b.organization()?;
+        for acct in accounts.keys() {
+            if !known_accounts.contains(acct) {
+                known_accounts.push(acct.clone());
+            }
+        }
+        let resource_policies = b.resource_policies()?;
+        let revision = revision(files)?;
+        let stats = Stats {
+            accounts: known_accounts.len(),
+            principals: by_name.len(),
+            policies: b.policies,
+            statements: b.statements,
+            resource_policies: resource_policies.len(),
+        };
+        Ok(Self {
+            revision: revision.into(),
+            source: source.to_owned(),
+            loaded_at: SystemTime::now(),
+            compile_duration: started.elapsed(),
+            users,
+            by_name,
+            accounts,
+            known_accounts,
+            resource_policies,
+            stats,
+        })
+    }
+
+    /// The bundle revision (manifest `revision`, else a content hash).
+    pub fn revision(&self) -> &Arc<str> {
+        &self.revision
+    }
+
+    /// Where the bundle came from.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// When it was compiled.
+    pub fn loaded_at(&self) -> SystemTime {
+        self.loaded_at
+    }
+
+    /// How long compilation took.
+    pub fn compile_duration(&self) -> Duration {
+        self.compile_duration
+    }
+
+    /// Counts of what the snapshot holds.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Decides a request. An unknown principal is an implicit deny with
+    /// that reason, not an error.
+    pub fn authorize(&self, req: &AuthzRequest) -> Result<AuthzAnswer, AuthzError> {
+        let deny = |reason: String| AuthzAnswer {
+            decision: Outcome::ImplicitDeny,
+            reason,
+            matched: Vec::new(),
+            missing_context_keys: Vec::new(),
+            revision: self.revision.clone(),
+        };
+        let parsed = match Principal::parse(&req.principal_arn) {
+            Ok(p) => p,
+            Err(e) => return Ok(deny(e.to_string())),
+        };
+        let entity = match parsed.kind() {
+            PrincipalKind::User => self.users.get(&req.principal_arn).or_else(|| {
+                let name = req.principal_arn.rsplit('/').next().unwrap_or_default();
+                self.by_name
+                    .get(&(parsed.account().to_owned(), format!("user/{name}")))
+            }),
+            PrincipalKind::AssumedRole => {
+                let role = req
+                    .principal_arn
+                    .split('/')
+                    .nth(1)
+                    .unwrap_or_default()
+                    .to_ascii_lowercase();
+                self.by_name
+                    .get(&(parsed.account().to_owned(), format!("role/{role}")))
+            }
+            _ => None,
+        };
+        let known = match parsed.kind() {
+            PrincipalKind::Anonymous => true,
+            PrincipalKind::Root => self.known_accounts.iter().any(|a| a == parsed.account()),
+            _ => entity.is_some(),
+        };
+        if !known {
+            return Ok(deny(format!(
+                "unknown principal `{}`: not in the bundle",
+                req.principal_arn
+            )));
+        }
+        // Build the caller: users are prebuilt unless session tags apply.
+        let owned;
+        let principal: &Principal = match (entity, parsed.kind()) {
+            (Some(e), PrincipalKind::User) if req.session_tags.is_empty() => match &e.principal {
+                Some(p) => p,
+                None => {
+                    owned = parsed;
+                    &owned
+                }
+            },
+            (Some(e), kind) => {
+                let mut tags: BTreeMap<String, String> = e.tags.iter().cloned().collect();
+                for (k, v) in &req.session_tags {
+                    tags.insert(k.to_ascii_lowercase(), v.clone());
+                }
+                let p = parsed.with_tags(tags);
+                owned = if kind == PrincipalKind::AssumedRole {
+                    p.with_role_arn(e.arn.clone())
+                } else {
+                    p
+                };
+                &owned
+            }
+            (None, _) => {
+                owned = parsed;
+                &owned
+            }
+        };
+        let session = match &req.session_policy {
+            Some(doc) => {
+                let p = CompiledPolicy::from_json("session", PolicyKind::Session, doc)
+                    .map_err(AuthzError::SessionPolicy)?;
+                Some(PolicySet::new(vec![Arc::new(p)]))
+            }
+            None => None,
+        };
+        let request = Request::new(principal, &req.action, &req.resource, &req.context);
+        let request = match &req.resource_account {
+            Some(a) => request.with_resource_account(a),
+            None => request,
+        };
+        let resource_account = request.resource_account();
+        let applicable = Applicable {
+            identity: entity.map(|e| &e.identity),
+            boundary: entity.and_then(|e| e.boundary.as_ref()),
+            session: session.as_ref(),
+            resource: self.resource_policies.get(&req.resource),
+            scps: self
+                .accounts
+                .get(principal.account())
+                .and_then(|a| a.scps.as_deref()),
+            rcps: resource_account
+                .and_then(|acct| self.accounts.get(acct))
+                .and_then(|a| a.rcps.as_deref()),
+        };
+        let d = decide(&applicable, &request);
+        Ok(AuthzAnswer {
+            decision: d.outcome,
+            reason: d.reason.describe(),
+            matched: d
+                .matched
+                .iter()
+                .map(|m| MatchedInfo {
+                    policy: m.policy_id().to_owned(),
+                    policy_type: m.kind().short_name(),
+                    statement: m.index,
+                    sid: m.sid().map(str::to_owned),
+                })
+                .collect(),
+            missing_context_keys: d.missing_keys.iter().map(|k| (*k).to_owned()).collect(),
+            revision: self.revision.clone(),
+        })
+    }
+
+    /// A JSON summary for `/v1/status`.
+    pub fn summary(&self) -> Value {
+        json!({
+            "revision": &*self.revision,
+            "source": self.source,
+            "compile_ms": self.compile_duration.as_secs_f64() * 1000.0,
+            "counts": self.stats,
+        })
+    }
+}
+
+impl Builder<'_> {
+    fn compile(
+        &mut self,
+        file: &str,
+        path: &str,
+        id: &str,
+        kind: PolicyKind,
+        doc: &Value,
+    ) -> Result<Arc<CompiledPolicy>, BundleError> {
+        let p = CompiledPolicy::from_json(id, kind, doc).map_err(|e| match e {
+            EngineError::Policy { source, .. } => BundleError::invalid(
+                file,
+                format!(
+                    "{path}{}",
+                    source.path.strip_prefix('$').unwrap_or(&source.path)
+                ),
+                source.kind.to_string(),
+            ),
+            other => BundleError::invalid(file, path, other.to_string()),
+        })?;
+        self.policies += 1;
+        self.statements += p.statements().len();
+        Ok(Arc::new(p))
+    }
+
+    fn inline(
+        &mut self,
+        file: &str,
+        path: &str,
+        list: &str,
+        owner: &str,
+        policies: &[InlinePolicy],
+    ) -> Result<Vec<Arc<CompiledPolicy>>, BundleError> {
+        policies
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                self.compile(
+                    file,
+                    &format!("{path}.{list}[{i}].PolicyDocument"),
+                    &format!("{owner}#{}", p.policy_name),
+                    PolicyKind::Identity,
+                    &p.policy_document,
+                )
+            })
+            .collect()
+    }
+
+    fn attached(
+        &self,
+        file: &str,
+        path: &str,
+        attached: &[AttachedPolicy],
+    ) -> Result<Vec<Arc<CompiledPolicy>>, BundleError> {
+        attached
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                self.managed.get(&a.policy_arn).cloned().ok_or_else(|| {
+                    BundleError::invalid(
+                        file,
+                        format!("{path}.AttachedManagedPolicies[{i}]"),
+                        format!(
+                            "attached policy `{}` is not in any `Policies` list of the bundle",
+                            a.policy_arn
+                        ),
+                    )
+                })
+            })
+            .collect()
+    }
+
+    fn boundary(
+        &self,
+        file: &str,
+        path: &str,
+        b: Option<&crate::bundle::aws::Boundary>,
+    ) -> Result<Option<PolicySet>, BundleError> {
+        let Some(b) = b else { return Ok(None) };
+        let p = self
+            .managed
+            .get(&b.permissions_boundary_arn)
+            .ok_or_else(|| {
+                BundleError::invalid(
+                    file,
+                    format!("{path}.PermissionsBoundary"),
+                    format!(
+                        "boundary policy `{}` is not in the bundle",
+                        b.permissions_boundary_arn
+                    ),
+                )
+            })?;
+        // The same managed document, evaluated in the boundary role.
+        let boundary = Arc::new(CompiledPolicy::retag(p, PolicyKind::Boundary));
+        Ok(Some(PolicySet::new(vec![boundary])))
+    }
+
+    fn organization(&mut self) -> Result<FxHashMap<String, AccountOrg>, BundleError> {
+        const FILE: &str = "organization.json";
+        let Some(text) = self.files.get(FILE) else {
+            return Ok(FxHashMap::default());
+        };
+        let org: Organization = parse_json(FILE, text)?;
+        let parents: HashMap<&str, &str> = org
+            .organizational_units
+            .iter()
+            .map(|o| (o.id.as_str(), o.parent_id.as_str()))
+            .collect();
+        let roots: Vec<&str> = org.roots.iter().map(|r| r.id.as_str()).collect();
+        let mut scps: HashMap<&str, Vec<Arc<CompiledPolicy>>> = HashMap::new();
+        let mut rcps: HashMap<&str, Vec<Arc<CompiledPolicy>>> = HashMap::new();
+        let mut any_rcp = false;
+        for (i, p) in org.policies.iter().enumerate() {
+            let kind = match p.policy_type.as_str() {
+                "SERVICE_CONTROL_POLICY" => PolicyKind::Scp,
+                "RESOURCE_CONTROL_POLICY" => PolicyKind::Rcp,
+                _ => continue,
+            };
+            let compiled = self.compile(
+                FILE,
+                &format!("$.Policies[{i}].Content"),
+                &p.id,
+                kind,
+                &p.content,
+            )?;
+            let map = if kind == PolicyKind::Scp {
+                &mut scps
+            } else {
+                any_rcp = true;
+                &mut rcps
+            };
+            for t in &p.targets {
+                map.entry(t.as_str()).or_default().push(compiled.clone());
+            }
+        }
+        // RCPFullAWSAccess is attached to every level and cannot be detached.
+        let full_access = if any_rcp {
+            let doc = json!({"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Principal": "*", "Action": "*", "Resource": "*"}]});
+            Some(self.compile(FILE, "$", "RCPFullAWSAccess", PolicyKind::Rcp, &doc)?)
+        } else {
+            None
+        };
+        let mut out = FxHashMap::default();
+        for (i, a) in org.accounts.iter().enumerate() {
+            let mut path = vec![a.id.as_str()];
+            let mut cur = a.parent_id.as_str();
+            let mut guard = 0;
+            while !roots.contains(&cur) {
+                path.push(cur);
+                cur = parents.get(cur).copied().ok_or_else(|| {
+                    BundleError::invalid(
+                        FILE,
+                        format!("$.Accounts[{i}].ParentId"),
+                        format!("`{cur}` is neither a root nor an organizational unit"),
+                    )
+                })?;
+                guard += 1;
+                if guard > 64 {
+                    return Err(BundleError::invalid(
+                        FILE,
+                        format!("$.Accounts[{i}]"),
+                        "organizational units form a cycle",
+                    ));
+                }
+            }
+            path.push(cur);
+            path.reverse();
+            if org.management_account_id.as_deref() == Some(a.id.as_str()) {
+                out.insert(a.id.clone(), AccountOrg::default());
+                continue;
+            }
+            let levels = |map: &HashMap<&str, Vec<Arc<CompiledPolicy>>>,
+                          extra: Option<&Arc<CompiledPolicy>>| {
+                path.iter()
+                    .map(|t| {
+                        let mut ps = map.get(t).cloned().unwrap_or_default();
+                        if let Some(e) = extra {
+                            ps.push(e.clone());
+                        }
+                        PolicySet::new(ps)
+                    })
+                    .collect::<Vec<_>>()
+            };
+            out.insert(
+                a.id.clone(),
+                AccountOrg {
+                    scps: Some(levels(&scps, None)),
+                    rcps: full_access.as_ref().map(|fa| levels(&rcps, Some(fa))),
+                },
+            );
+        }
+        Ok(out)
+    }
+
+    fn resource_policies(&mut self) -> Result<FxHashMap<String, PolicySet>, BundleError> {
+        const FILE: &str = "resource-policies.json";
+        let Some(text) = self.files.get(FILE) else {
+            return Ok(FxHashMap::default());
+        };
+        let entries: Vec<ResourcePolicyEntry> = parse_json(FILE, text)?;
+        let mut out = FxHashMap::default();
+        for (i, e) in entries.iter().enumerate() {
+            let p = self.compile(
+                FILE,
+                &format!("$[{i}].Policy"),
+                &e.resource_arn,
+                PolicyKind::Resource,
+                &e.policy,
+            )?;
+            out.insert(e.resource_arn.clone(), PolicySet::new(vec![p]));
+        }
+        Ok(out)
+    }
+}
+
+fn tags(tags: &[Tag]) -> Vec<(String, String)> {
+    tags.iter()
+        .map(|t| (t.key.to_ascii_lowercase(), t.value.clone()))
+        .collect()
+}
+
+/// Parses a bundle file, naming the JSON path of any problem.
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
+    file: &str,
+    text: &str,
+) -> Result<T, BundleError> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let at = e.path().to_string();
+        let at = if at == "." {
+            "$".to_owned()
+        } else {
+            format!("$.{at}")
+        };
+        BundleError::invalid(file, at, e.inner().to_string())
+    })
+}
+
+fn revision(files: &BundleFiles) -> Result<String, BundleError> {
+    if let Some(text) = files.get("manifest.json") {
+        let m: Manifest = parse_json("manifest.json", text)?;
+        if let Some(r) = m.revision {
+            return Ok(r);
+        }
+    }
+    let mut h = Sha256::new();
+    for (k, v) in files.iter() {
+        h.update(k.as_bytes());
+        h.update([0]);
+        h.update(v.as_bytes());
+        h.update([0]);
+    }
+    let digest = h.finalize();
+    Ok(digest
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>())
+}
