@@ -164,7 +164,7 @@ fn walk(
             walk(root, &path, out, total)?;
             continue;
         }
-        if !path.extension().is_some_and(|e| e == "json") {
+        if path.extension().is_none_or(|e| e != "json") {
             continue;
         }
         let size = entry
