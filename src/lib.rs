@@ -12,5 +12,7 @@ pub mod commands;
 pub mod ec2;
 pub mod engine;
 pub mod policy;
+pub mod server;
+pub mod telemetry;
 pub mod testfile;
 pub mod validate;

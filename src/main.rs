@@ -21,6 +21,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Serve decisions: gRPC, HTTP/JSON, Envoy ext_authz, and an admin listener.
+    Serve(Box<ServeArgs>),
     /// Run policy test files (files and folders; folders are walked for *.json).
     Test {
         /// Test files or folders.
@@ -79,6 +81,107 @@ enum Command {
     },
 }
 
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// Bundle directory or .tar.gz (default: the built-in demo bundle).
+    #[arg(long, env = "IAMGATE_BUNDLE")]
+    bundle: Option<PathBuf>,
+    /// Listen address of the gRPC API and Envoy ext_authz.
+    #[arg(long, env = "IAMGATE_GRPC_LISTEN", default_value = "127.0.0.1:9191")]
+    grpc_listen: std::net::SocketAddr,
+    /// Listen address of the HTTP/JSON API.
+    #[arg(long, env = "IAMGATE_HTTP_LISTEN", default_value = "127.0.0.1:8181")]
+    http_listen: std::net::SocketAddr,
+    /// Listen address of the admin API (health, status, reload, metrics).
+    #[arg(long, env = "IAMGATE_ADMIN_LISTEN", default_value = "127.0.0.1:8182")]
+    admin_listen: std::net::SocketAddr,
+    /// Start even if the bundle is missing or invalid; ready once a valid one appears.
+    #[arg(long, env = "IAMGATE_WAIT_FOR_BUNDLE")]
+    wait_for_bundle: bool,
+    /// Do not watch the bundle path for changes (reload on SIGHUP or POST /v1/reload only).
+    #[arg(long, env = "IAMGATE_NO_WATCH")]
+    no_watch: bool,
+    /// Decision log: `-` for stdout, or a file path (off by default).
+    #[arg(long, env = "IAMGATE_DECISION_LOG")]
+    decision_log: Option<String>,
+    /// Decision-log queue size; records beyond it are dropped and counted.
+    #[arg(long, env = "IAMGATE_DECISION_LOG_QUEUE", default_value_t = 10_000)]
+    decision_log_queue: usize,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "IAMGATE_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    max_body_bytes: usize,
+    /// Most items in one batch request.
+    #[arg(long, env = "IAMGATE_MAX_BATCH", default_value_t = 100)]
+    max_batch: usize,
+    /// Deepest JSON nesting accepted.
+    #[arg(long, env = "IAMGATE_MAX_DEPTH", default_value_t = 32)]
+    max_depth: usize,
+    /// Most request headers accepted.
+    #[arg(long, env = "IAMGATE_MAX_HEADERS", default_value_t = 100)]
+    max_headers: usize,
+    /// Time allowed to receive a request, in milliseconds.
+    #[arg(long, env = "IAMGATE_REQUEST_TIMEOUT_MS", default_value_t = 10_000)]
+    request_timeout_ms: u64,
+    /// Trusted header that carries the caller's principal ARN (ext_authz).
+    #[arg(
+        long,
+        env = "IAMGATE_PRINCIPAL_HEADER",
+        default_value = "x-iamgate-principal"
+    )]
+    principal_header: String,
+    /// Write logs as JSON lines.
+    #[arg(long, env = "IAMGATE_LOG_JSON")]
+    log_json: bool,
+}
+
+impl ServeArgs {
+    fn into_config(self) -> iamgate::server::config::ServeConfig {
+        use iamgate::server::config::{Limits, ServeConfig};
+        ServeConfig {
+            bundle: self.bundle,
+            grpc_listen: self.grpc_listen,
+            http_listen: self.http_listen,
+            admin_listen: self.admin_listen,
+            wait_for_bundle: self.wait_for_bundle,
+            watch: !self.no_watch,
+            limits: Limits {
+                max_body_bytes: self.max_body_bytes,
+                max_batch: self.max_batch,
+                max_depth: self.max_depth,
+                max_headers: self.max_headers,
+                request_timeout: Duration::from_millis(self.request_timeout_ms),
+            },
+            decision_log: self.decision_log,
+            decision_log_queue: self.decision_log_queue,
+            principal_header: self.principal_header.to_ascii_lowercase(),
+            log_json: self.log_json,
+        }
+    }
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    let config = args.into_config();
+    let _telemetry = iamgate::telemetry::tracing_setup::init(config.log_json);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("iamgate: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(iamgate::server::run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let e = anyhow::Error::new(e);
+            eprintln!("iamgate: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum Kind {
     Identity,
@@ -104,9 +207,14 @@ impl From<Kind> for PolicyKind {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let cli = match cli.command {
+        Command::Serve(args) => return serve(*args),
+        other => Cli { command: other },
+    };
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let result = match &cli.command {
+        Command::Serve(_) => Ok(2),
         Command::Test { paths, verbose } => commands::test::run(paths, *verbose, &mut out),
         Command::Eval {
             policies,

@@ -37,7 +37,7 @@ pub fn run(
                         severity: Severity::Error,
                         code: "MALFORMED_JSON",
                         path: "$".to_owned(),
-                        message: e.to_string(),
+                        message: format!("not valid JSON: {e}"),
                     },
                 ));
                 continue;

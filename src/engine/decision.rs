@@ -73,7 +73,14 @@ impl Reason {
             Reason::IdentityAllows => "allowed by an identity-based policy".to_owned(),
             Reason::ResourcePolicyAllows => "allowed by a resource-based policy".to_owned(),
             Reason::RootUser => "the account root user has full access".to_owned(),
-            Reason::ExplicitDeny(kind) => format!("with an explicit deny in a {}", kind.as_str()),
+            Reason::ExplicitDeny(kind) => {
+                let article = if kind.as_str().starts_with(['a', 'e', 'i', 'o', 'u']) {
+                    "an"
+                } else {
+                    "a"
+                };
+                format!("with an explicit deny in {article} {}", kind.as_str())
+            }
             Reason::NoScpAllow { level } => {
                 format!("no service control policy allows the action (level {level})")
             }

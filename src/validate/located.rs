@@ -32,8 +32,6 @@ pub(crate) struct Cond {
 /// One statement with its elements located.
 #[derive(Debug)]
 pub(crate) struct Stmt<'a> {
-    /// `$.Statement` or `$.Statement[i]`.
-    pub path: String,
     pub doc: &'a StatementDoc,
     /// Path of `Action` / `NotAction`.
     pub action_path: String,
@@ -75,7 +73,7 @@ pub(crate) fn statements<'a>(value: &Value, doc: &'a Document) -> Vec<Stmt<'a>> 
         .collect()
 }
 
-fn locate(doc: &StatementDoc, path: String, raw: Option<&Value>) -> Stmt<'_> {
+fn locate<'a>(doc: &'a StatementDoc, path: String, raw: Option<&Value>) -> Stmt<'a> {
     let get = |name: &str| raw.and_then(|r| r.get(name));
     let action_name = if doc.action.negated {
         "NotAction"
@@ -104,7 +102,6 @@ fn locate(doc: &StatementDoc, path: String, raw: Option<&Value>) -> Stmt<'_> {
         _ => Vec::new(),
     };
     Stmt {
-        path,
         doc,
         action_path,
         actions,
@@ -204,12 +201,14 @@ mod tests {
                           "StringEquals": {"ec2:InstanceType": ["t3.micro", "t3.small"]}}}});
         located(&v, |s| {
             assert_eq!(s.len(), 1);
-            assert_eq!(s[0].path, "$.Statement");
             assert_eq!(s[0].actions[0].path, "$.Statement.Action");
             assert_eq!(s[0].resources[1].path, "$.Statement.Resource[1]");
             assert_eq!(s[0].conditions.len(), 2);
             let bool_cond = &s[0].conditions[0];
-            assert_eq!(bool_cond.path, "$.Statement.Condition.Bool.aws:SecureTransport");
+            assert_eq!(
+                bool_cond.path,
+                "$.Statement.Condition.Bool.aws:SecureTransport"
+            );
             assert_eq!(bool_cond.values[0].text, "true");
             assert_eq!(bool_cond.values[0].path, bool_cond.path);
             assert_eq!(
@@ -225,7 +224,7 @@ mod tests {
             {"Effect": "Allow", "Action": "ec2:*", "Resource": "*"},
             {"Effect": "Deny", "NotAction": ["iam:*", "sts:*"], "NotResource": "*"}]});
         located(&v, |s| {
-            assert_eq!(s[1].path, "$.Statement[1]");
+            assert_eq!(s[0].action_path, "$.Statement[0].Action");
             assert!(s[1].not_action() && s[1].not_resource());
             assert_eq!(s[1].action_path, "$.Statement[1].NotAction");
             assert_eq!(s[1].actions[1].path, "$.Statement[1].NotAction[1]");

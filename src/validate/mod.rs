@@ -82,7 +82,7 @@ pub fn validate_document(value: &Value, kind: PolicyKind) -> Vec<Finding> {
     let variables = doc.version.has_variables();
     let mut out = Vec::new();
     for stmt in located::statements(value, &doc) {
-        catalog_checks::check(&stmt, &mut out);
+        catalog_checks::check(&stmt, variables, &mut out);
         conditions::check(&stmt, variables, &mut out);
         security::check(&stmt, kind, &mut out);
         suggestions::check(&stmt, &mut out);
