@@ -1,0 +1,214 @@
+//! iamgate's API over HTTP/JSON: `POST /v1/authorize` and
+//! `POST /v1/authorize/batch`. A thin adapter: parse and bound the input,
+//! call the shared decision path, shape the answer.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::bundle::AuthzRequest;
+use crate::engine::Context;
+use crate::server::errors::{ServeError, check_depth};
+use crate::server::http_util::{Body, error, json as json_response, read_body};
+use crate::server::state::{AppState, Decided};
+use crate::telemetry::Frontend;
+use crate::testfile::format::context_value;
+
+/// The caller, as JSON requests name it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrincipalJson {
+    pub arn: String,
+    /// Session tags.
+    #[serde(default)]
+    pub tags: BTreeMap<String, String>,
+    /// A session policy document.
+    #[serde(default)]
+    pub session_policy: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuthorizeJson {
+    principal: PrincipalJson,
+    action: String,
+    resource: String,
+    #[serde(default)]
+    context: BTreeMap<String, Value>,
+    #[serde(default)]
+    resource_account: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ItemJson {
+    action: String,
+    resource: String,
+    #[serde(default)]
+    context: BTreeMap<String, Value>,
+    #[serde(default)]
+    resource_account: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchJson {
+    principal: PrincipalJson,
+    items: Vec<ItemJson>,
+}
+
+/// Routes one request of the API listener.
+pub async fn handle(state: AppState, req: Request<Incoming>, _peer: SocketAddr) -> Response<Body> {
+    let frontend = Frontend::Http;
+    let result = route(&state, req).await;
+    match result {
+        Ok(r) => r,
+        Err(e) => {
+            if !matches!(e, ServeError::NotReady) {
+                state.metrics.request_error(frontend, e.reason());
+            }
+            error(&e)
+        }
+    }
+}
+
+async fn route(state: &AppState, req: Request<Incoming>) -> Result<Response<Body>, ServeError> {
+    let path = req.uri().path().to_owned();
+    let batch = match path.as_str() {
+        "/v1/authorize" => false,
+        "/v1/authorize/batch" => true,
+        _ => return Err(ServeError::NotFound),
+    };
+    if req.method() != Method::POST {
+        return Err(ServeError::MethodNotAllowed);
+    }
+    let is_json = req
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| v.starts_with("application/json"));
+    if !is_json {
+        return Err(ServeError::UnsupportedMediaType);
+    }
+    let trace_id = req
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .and_then(trace_id_of)
+        .map(str::to_owned);
+    let limits = state.config.limits;
+    let body = tokio::time::timeout(
+        limits.request_timeout,
+        read_body(req, limits.max_body_bytes),
+    )
+    .await
+    .map_err(|_| ServeError::Timeout)??;
+    check_depth(&body, limits.max_depth)?;
+    if batch {
+        let parsed: BatchJson = parse(&body)?;
+        if parsed.items.len() > limits.max_batch {
+            return Err(ServeError::BatchTooLarge {
+                got: parsed.items.len(),
+                limit: limits.max_batch,
+            });
+        }
+        // One snapshot for the whole batch: no answer mixes revisions.
+        let snapshot = state.snapshot()?;
+        let mut results = Vec::with_capacity(parsed.items.len());
+        for (i, item) in parsed.items.into_iter().enumerate() {
+            let req = authz_request(
+                &parsed.principal,
+                item.action,
+                item.resource,
+                &item.context,
+                item.resource_account,
+            )
+            .map_err(|e| ServeError::BadRequest(format!("items[{i}]: {e}")))?;
+            let d = state.decide_on(&snapshot, Frontend::Http, &req, trace_id.as_deref())?;
+            results.push(answer_json(&d));
+        }
+        state.metrics.batch_items(results.len());
+        let body = json!({"revision": &**snapshot.revision(), "results": results});
+        Ok(json_response(StatusCode::OK, body.to_string().into_bytes()))
+    } else {
+        let parsed: AuthorizeJson = parse(&body)?;
+        let req = authz_request(
+            &parsed.principal,
+            parsed.action,
+            parsed.resource,
+            &parsed.context,
+            parsed.resource_account,
+        )
+        .map_err(ServeError::BadRequest)?;
+        let d = state.decide(Frontend::Http, &req, trace_id.as_deref())?;
+        Ok(json_response(
+            StatusCode::OK,
+            answer_json(&d).to_string().into_bytes(),
+        ))
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ServeError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let v = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let at = e.path().to_string();
+        ServeError::BadRequest(format!("at `$.{at}`: {}", e.inner()))
+    })?;
+    de.end()
+        .map_err(|e| ServeError::BadRequest(e.to_string()))?;
+    Ok(v)
+}
+
+/// Builds the snapshot request from JSON parts.
+pub fn authz_request(
+    principal: &PrincipalJson,
+    action: String,
+    resource: String,
+    context: &BTreeMap<String, Value>,
+    resource_account: Option<String>,
+) -> Result<AuthzRequest, String> {
+    let mut ctx = Context::new();
+    for (k, v) in context {
+        let value = context_value(v).ok_or_else(|| {
+            format!("context key `{k}`: a value is a string, number, boolean or an array of those")
+        })?;
+        ctx.insert(k, value);
+    }
+    Ok(AuthzRequest {
+        principal_arn: principal.arn.clone(),
+        action,
+        resource,
+        context: ctx,
+        session_tags: principal
+            .tags
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        session_policy: principal.session_policy.clone(),
+        resource_account,
+    })
+}
+
+/// The JSON shape of one answer.
+pub fn answer_json(d: &Decided) -> Value {
+    json!({
+        "decision": d.answer.decision.as_str(),
+        "reason": d.answer.reason,
+        "matched": d.answer.matched,
+        "missing_context_keys": d.answer.missing_context_keys,
+        "revision": &*d.answer.revision,
+        "decision_id": d.decision_id,
+    })
+}
+
+/// The trace id of a W3C `traceparent` header (`00-TRACEID-SPANID-FLAGS`).
+pub fn trace_id_of(traceparent: &str) -> Option<&str> {
+    let mut parts = traceparent.split('-');
+    let _version = parts.next()?;
+    let id = parts.next()?;
+    (id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())).then_some(id)
+}

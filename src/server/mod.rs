@@ -1,0 +1,189 @@
+//! `iamgate serve`: the decision server. Thin adapters over one shared
+//! decision path ([`state::AppState`]): iamgate's gRPC API, the same API as
+//! HTTP/JSON, Envoy ext_authz, and the admin listener. This module wires
+//! listeners, reloads, signals and graceful shutdown; it holds no policy
+//! semantics.
+
+pub mod admin;
+pub mod config;
+pub mod errors;
+pub mod http_api;
+pub mod http_util;
+pub mod reload;
+pub mod state;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::bundle::SnapshotStore;
+use crate::server::config::ServeConfig;
+use crate::server::reload::BundleSource;
+use crate::server::state::AppState;
+use crate::telemetry::decision_log::LogSink;
+use crate::telemetry::{DecisionLog, Metrics};
+
+/// Why the server could not start or stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot load the bundle: {0}")]
+    Bundle(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    #[error("decision log: {0}")]
+    DecisionLog(std::io::Error),
+    #[error("watching the bundle: {0}")]
+    Watch(#[from] notify::Error),
+    #[error("signals: {0}")]
+    Signal(std::io::Error),
+}
+
+/// The bound addresses, reported once listening (tests bind port 0).
+#[derive(Debug, Clone, Copy)]
+pub struct BoundAddrs {
+    pub grpc: std::net::SocketAddr,
+    pub http: std::net::SocketAddr,
+    pub admin: std::net::SocketAddr,
+}
+
+async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, ServerError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Listen { addr, source })
+}
+
+/// Runs the server until SIGTERM or SIGINT, then drains and returns.
+pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
+    let config = Arc::new(config);
+    let metrics = Metrics::new()?;
+    let store = Arc::new(SnapshotStore::new());
+    let source = match &config.bundle {
+        Some(p) => BundleSource::Path(p.clone()),
+        None => BundleSource::Demo,
+    };
+
+    // The first load happens before any listener opens.
+    let first = {
+        let src = source.clone();
+        tokio::task::spawn_blocking(move || src.load())
+            .await
+            .map_err(|e| ServerError::Bundle(e.to_string()))?
+    };
+    if let Err(e) = reload::apply(&store, &metrics, first) {
+        if !config.wait_for_bundle {
+            return Err(ServerError::Bundle(e));
+        }
+        tracing::warn!("not ready: waiting for a valid bundle");
+    }
+
+    let reload = reload::spawn(
+        source.clone(),
+        store.clone(),
+        metrics.clone(),
+        Duration::from_millis(300),
+    );
+    let _watcher = match (&source, config.watch) {
+        (BundleSource::Path(p), true) => Some(reload::watch(p, reload.clone())?),
+        _ => None,
+    };
+    if config.wait_for_bundle && store.load().is_none() {
+        // Also poll, in case the bundle path does not exist yet.
+        let (handle, store) = (reload.clone(), store.clone());
+        tokio::spawn(async move {
+            while store.load().is_none() {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                handle.trigger();
+            }
+        });
+    }
+
+    let decision_log = match config.decision_log.as_deref() {
+        None => DecisionLog::disabled(),
+        Some(sink) => {
+            let sink = if sink == "-" {
+                LogSink::Stdout
+            } else {
+                LogSink::File(sink.into())
+            };
+            DecisionLog::start(sink, config.decision_log_queue, metrics.clone())
+                .map_err(ServerError::DecisionLog)?
+        }
+    };
+
+    let state = AppState::new(store, metrics, config.clone(), decision_log, reload.clone());
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+
+    let http = bind(config.http_listen).await?;
+    let admin = bind(config.admin_listen).await?;
+    let addrs = BoundAddrs {
+        grpc: config.grpc_listen,
+        http: http.local_addr().unwrap_or(config.http_listen),
+        admin: admin.local_addr().unwrap_or(config.admin_listen),
+    };
+    let drain = Duration::from_secs(10);
+    let max_headers = config.limits.max_headers;
+    let mut tasks = Vec::new();
+    {
+        let state = state.clone();
+        tasks.push(tokio::spawn(http_util::serve(
+            http,
+            move |req, peer| http_api::handle(state.clone(), req, peer),
+            shutdown_rx.clone(),
+            max_headers,
+            drain,
+        )));
+    }
+    {
+        let state = state.clone();
+        tasks.push(tokio::spawn(http_util::serve(
+            admin,
+            move |req, peer| admin::handle(state.clone(), req, peer),
+            shutdown_rx.clone(),
+            max_headers,
+            drain,
+        )));
+    }
+    tracing::info!(
+        http = %addrs.http,
+        admin = %addrs.admin,
+        "iamgate serving"
+    );
+    // A machine-readable line for scripts and tests that bind port 0.
+    println!(
+        "{}",
+        serde_json::json!({"listening": {"http": addrs.http.to_string(), "admin": addrs.admin.to_string()}})
+    );
+
+    wait_for_signals(&reload).await?;
+    tracing::info!("shutting down: draining connections");
+    let _ = shutdown_tx.send(true);
+    for t in tasks {
+        let _ = t.await;
+    }
+    Ok(())
+}
+
+async fn wait_for_signals(reload: &reload::ReloadHandle) -> Result<(), ServerError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).map_err(ServerError::Signal)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(ServerError::Signal)?;
+    let mut hup = signal(SignalKind::hangup()).map_err(ServerError::Signal)?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => return Ok(()),
+            _ = int.recv() => return Ok(()),
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP: reloading");
+                reload.trigger();
+            }
+        }
+    }
+}

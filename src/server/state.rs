@@ -1,0 +1,183 @@
+//! State shared by every front-end, and the one decision path they all use:
+//! load the active snapshot (never blocking), decide, then record metrics, a
+//! span and a decision-log line.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Instant, SystemTime};
+
+use crate::bundle::{AuthzAnswer, AuthzRequest, Snapshot, SnapshotStore};
+use crate::server::config::ServeConfig;
+use crate::server::errors::ServeError;
+use crate::server::reload::ReloadHandle;
+use crate::telemetry::{DecisionLog, DecisionRecord, Frontend, Metrics};
+
+/// A decision with its id, as front-ends answer it.
+#[derive(Debug, Clone)]
+pub struct Decided {
+    pub answer: AuthzAnswer,
+    pub decision_id: String,
+}
+
+/// Shared by all listeners.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub store: Arc<SnapshotStore>,
+    pub metrics: Metrics,
+    pub config: Arc<ServeConfig>,
+    pub decision_log: DecisionLog,
+    pub reload: ReloadHandle,
+    pub started: SystemTime,
+    ids: Arc<DecisionIds>,
+}
+
+/// Decision ids: a random per-process prefix and a counter, so minting one
+/// costs an atomic increment rather than a random draw.
+#[derive(Debug)]
+struct DecisionIds {
+    prefix: String,
+    next: AtomicU64,
+}
+
+impl AppState {
+    /// Builds the shared state.
+    pub fn new(
+        store: Arc<SnapshotStore>,
+        metrics: Metrics,
+        config: Arc<ServeConfig>,
+        decision_log: DecisionLog,
+        reload: ReloadHandle,
+    ) -> Self {
+        let prefix = uuid::Uuid::new_v4().simple().to_string();
+        Self {
+            store,
+            metrics,
+            config,
+            decision_log,
+            reload,
+            started: SystemTime::now(),
+            ids: Arc::new(DecisionIds {
+                prefix: prefix.get(..16).unwrap_or(&prefix).to_owned(),
+                next: AtomicU64::new(1),
+            }),
+        }
+    }
+
+    /// A fresh decision id.
+    pub fn decision_id(&self) -> String {
+        let n = self.ids.next.fetch_add(1, Ordering::Relaxed);
+        format!("{}-{n:012x}", self.ids.prefix)
+    }
+
+    /// The active snapshot, or `NotReady`.
+    pub fn snapshot(&self) -> Result<Arc<Snapshot>, ServeError> {
+        self.store.load().ok_or(ServeError::NotReady)
+    }
+
+    /// Decides one request on `snapshot` and records it.
+    pub fn decide_on(
+        &self,
+        snapshot: &Snapshot,
+        frontend: Frontend,
+        req: &AuthzRequest,
+        trace_id: Option<&str>,
+    ) -> Result<Decided, ServeError> {
+        let started = Instant::now();
+        let span = tracing::info_span!(
+            "iamgate.decision",
+            frontend = frontend.as_str(),
+            action = %req.action,
+            decision = tracing::field::Empty,
+            decision_id = tracing::field::Empty,
+        );
+        let _enter = span.enter();
+        let answer = match snapshot.authorize(req) {
+            Ok(a) => a,
+            Err(e) => {
+                let err = ServeError::BadRequest(e.to_string());
+                self.metrics.request_error(frontend, err.reason());
+                return Err(err);
+            }
+        };
+        let decision_id = self.decision_id();
+        span.record("decision", answer.decision.as_str());
+        span.record("decision_id", decision_id.as_str());
+        self.metrics
+            .decision(frontend, answer.decision, started.elapsed());
+        if self.decision_log.enabled() {
+            self.decision_log.record(DecisionRecord {
+                decision_id: decision_id.clone(),
+                time: rfc3339_now(),
+                revision: answer.revision.to_string(),
+                frontend: frontend.as_str(),
+                principal: req.principal_arn.clone(),
+                action: req.action.clone(),
+                resource: req.resource.clone(),
+                decision: answer.decision.as_str(),
+                reason: answer.reason.clone(),
+                matched: answer.matched.clone(),
+                trace_id: trace_id.map(str::to_owned),
+            });
+        }
+        Ok(Decided {
+            answer,
+            decision_id,
+        })
+    }
+
+    /// Loads the snapshot and decides one request.
+    pub fn decide(
+        &self,
+        frontend: Frontend,
+        req: &AuthzRequest,
+        trace_id: Option<&str>,
+    ) -> Result<Decided, ServeError> {
+        let snapshot = self.snapshot().inspect_err(|e| {
+            self.metrics.request_error(frontend, e.reason());
+        })?;
+        self.decide_on(&snapshot, frontend, req, trace_id)
+    }
+}
+
+/// The current time as RFC 3339 UTC with milliseconds.
+pub fn rfc3339_now() -> String {
+    let d = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, day) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60,
+        d.subsec_millis()
+    )
+}
+
+/// Gregorian date of a day count since 1970-01-01.
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(18_262), (2020, 1, 1));
+        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
+    }
+}

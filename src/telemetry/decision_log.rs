@@ -1,0 +1,106 @@
+//! The decision log: one JSON line per decision, written by a background
+//! thread from a bounded queue. A full queue drops the record and counts it;
+//! logging never delays or changes a decision. Records carry no secrets:
+//! no credentials, no `authorization` header, no context values.
+
+use std::io::Write;
+use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
+
+use serde::Serialize;
+
+use crate::bundle::MatchedInfo;
+use crate::telemetry::metrics::Metrics;
+
+/// One decision, as logged.
+#[derive(Debug, Clone, Serialize)]
+pub struct DecisionRecord {
+    pub decision_id: String,
+    /// RFC 3339 UTC.
+    pub time: String,
+    pub revision: String,
+    pub frontend: &'static str,
+    pub principal: String,
+    pub action: String,
+    pub resource: String,
+    pub decision: &'static str,
+    pub reason: String,
+    pub matched: Vec<MatchedInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
+}
+
+/// Where the log goes.
+#[derive(Debug, Clone)]
+pub enum LogSink {
+    Stdout,
+    File(std::path::PathBuf),
+}
+
+/// A handle to the decision log (cheap to clone); disabled by default.
+#[derive(Debug, Clone, Default)]
+pub struct DecisionLog {
+    tx: Option<SyncSender<DecisionRecord>>,
+    metrics: Option<Metrics>,
+}
+
+impl DecisionLog {
+    /// A log that writes nothing.
+    pub fn disabled() -> Self {
+        Self::default()
+    }
+
+    /// Starts the writer thread with a queue of `capacity` records.
+    pub fn start(sink: LogSink, capacity: usize, metrics: Metrics) -> std::io::Result<Self> {
+        let mut out: Box<dyn Write + Send> = match &sink {
+            LogSink::Stdout => Box::new(std::io::stdout()),
+            LogSink::File(p) => Box::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)?,
+            ),
+        };
+        let (tx, rx) = sync_channel::<DecisionRecord>(capacity.max(1));
+        std::thread::Builder::new()
+            .name("iamgate-decision-log".to_owned())
+            .spawn(move || {
+                let mut w = std::io::BufWriter::new(&mut out);
+                while let Ok(rec) = rx.recv() {
+                    if serde_json::to_writer(&mut w, &rec).is_ok() {
+                        let _ = w.write_all(b"\n");
+                    }
+                    // Flush when the queue is momentarily empty.
+                    if let Ok(next) = rx.try_recv() {
+                        if serde_json::to_writer(&mut w, &next).is_ok() {
+                            let _ = w.write_all(b"\n");
+                        }
+                    } else {
+                        let _ = w.flush();
+                    }
+                }
+                let _ = w.flush();
+            })?;
+        Ok(Self {
+            tx: Some(tx),
+            metrics: Some(metrics),
+        })
+    }
+
+    /// Whether records are being written.
+    pub fn enabled(&self) -> bool {
+        self.tx.is_some()
+    }
+
+    /// Queues a record; drops (and counts) it when the queue is full.
+    pub fn record(&self, rec: DecisionRecord) {
+        let Some(tx) = &self.tx else { return };
+        match tx.try_send(rec) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                if let Some(m) = &self.metrics {
+                    m.log_dropped();
+                }
+            }
+        }
+    }
+}

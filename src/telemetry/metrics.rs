@@ -1,0 +1,266 @@
+//! Every Prometheus metric iamgate exports, declared in one place with its
+//! help text. Labels are bounded: front-end, decision, error reason, reload
+//! result, and the active revision (one series at a time). Principal and
+//! resource ARNs are never labels.
+//!
+//! Hot-path children (per front-end and decision) are resolved once at
+//! start so that recording a decision takes no lock and no hashing.
+
+use std::time::Duration;
+
+use prometheus::{
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+use crate::engine::Outcome;
+
+/// The front-ends that decide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Frontend {
+    Grpc,
+    Http,
+    ExtAuthz,
+    ExtAuthzNetwork,
+    Webhook,
+}
+
+impl Frontend {
+    const ALL: [Frontend; 5] = [
+        Frontend::Grpc,
+        Frontend::Http,
+        Frontend::ExtAuthz,
+        Frontend::ExtAuthzNetwork,
+        Frontend::Webhook,
+    ];
+
+    /// The `frontend` label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Frontend::Grpc => "grpc",
+            Frontend::Http => "http",
+            Frontend::ExtAuthz => "ext_authz",
+            Frontend::ExtAuthzNetwork => "ext_authz_network",
+            Frontend::Webhook => "webhook",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+const OUTCOMES: [Outcome; 3] = [
+    Outcome::Allowed,
+    Outcome::ExplicitDeny,
+    Outcome::ImplicitDeny,
+];
+
+fn outcome_index(o: Outcome) -> usize {
+    match o {
+        Outcome::Allowed => 0,
+        Outcome::ExplicitDeny => 1,
+        Outcome::ImplicitDeny => 2,
+    }
+}
+
+/// The registry and every metric.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    decisions: Vec<[IntCounter; 3]>,
+    latency: Vec<Histogram>,
+    request_errors: IntCounterVec,
+    snapshot_info: IntGaugeVec,
+    reloads: IntCounterVec,
+    last_reload: Gauge,
+    compile_seconds: Gauge,
+    statements: IntGauge,
+    policies: IntGauge,
+    principals: IntGauge,
+    log_drops: IntCounter,
+    batch_items: IntCounter,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let decisions_vec = IntCounterVec::new(
+            Opts::new(
+                "iamgate_decisions_total",
+                "Authorization decisions, by front-end and decision.",
+            ),
+            &["frontend", "decision"],
+        )?;
+        let latency_vec = HistogramVec::new(
+            HistogramOpts::new(
+                "iamgate_decision_duration_seconds",
+                "Time to decide one request, from the front-end's view (mapping included).",
+            )
+            .buckets(vec![
+                1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 5e-3, 1e-2,
+            ]),
+            &["frontend"],
+        )?;
+        let request_errors = IntCounterVec::new(
+            Opts::new(
+                "iamgate_request_errors_total",
+                "Requests that could not be decided, by front-end and reason.",
+            ),
+            &["frontend", "reason"],
+        )?;
+        let snapshot_info = IntGaugeVec::new(
+            Opts::new(
+                "iamgate_snapshot_info",
+                "The active snapshot (value 1), labelled with its revision.",
+            ),
+            &["revision"],
+        )?;
+        let reloads = IntCounterVec::new(
+            Opts::new(
+                "iamgate_reloads_total",
+                "Bundle reload attempts, by result.",
+            ),
+            &["result"],
+        )?;
+        let last_reload = Gauge::new(
+            "iamgate_last_successful_reload_timestamp_seconds",
+            "Unix time of the last successful bundle load.",
+        )?;
+        let compile_seconds = Gauge::new(
+            "iamgate_snapshot_compile_duration_seconds",
+            "Time the active snapshot took to compile.",
+        )?;
+        let statements = IntGauge::new(
+            "iamgate_snapshot_statements",
+            "Policy statements in the active snapshot.",
+        )?;
+        let policies = IntGauge::new(
+            "iamgate_snapshot_policies",
+            "Policies in the active snapshot.",
+        )?;
+        let principals = IntGauge::new(
+            "iamgate_snapshot_principals",
+            "Users and roles in the active snapshot.",
+        )?;
+        let log_drops = IntCounter::new(
+            "iamgate_decision_log_dropped_total",
+            "Decision-log records dropped because the log queue was full.",
+        )?;
+        let batch_items = IntCounter::new(
+            "iamgate_batch_items_total",
+            "Items decided inside batch requests.",
+        )?;
+        registry.register(Box::new(decisions_vec.clone()))?;
+        registry.register(Box::new(latency_vec.clone()))?;
+        registry.register(Box::new(request_errors.clone()))?;
+        registry.register(Box::new(snapshot_info.clone()))?;
+        registry.register(Box::new(reloads.clone()))?;
+        registry.register(Box::new(last_reload.clone()))?;
+        registry.register(Box::new(compile_seconds.clone()))?;
+        registry.register(Box::new(statements.clone()))?;
+        registry.register(Box::new(policies.clone()))?;
+        registry.register(Box::new(principals.clone()))?;
+        registry.register(Box::new(log_drops.clone()))?;
+        registry.register(Box::new(batch_items.clone()))?;
+
+        let mut decisions = Vec::new();
+        let mut latency = Vec::new();
+        for f in Frontend::ALL {
+            let [a, b, c] =
+                OUTCOMES.map(|o| decisions_vec.with_label_values(&[f.as_str(), o.as_str()]));
+            decisions.push([a, b, c]);
+            latency.push(latency_vec.with_label_values(&[f.as_str()]));
+        }
+        for result in ["success", "failure"] {
+            reloads.with_label_values(&[result]);
+        }
+        Ok(Self {
+            registry,
+            decisions,
+            latency,
+            request_errors,
+            snapshot_info,
+            reloads,
+            last_reload,
+            compile_seconds,
+            statements,
+            policies,
+            principals,
+            log_drops,
+            batch_items,
+        })
+    }
+
+    /// Records one decision.
+    #[inline]
+    pub fn decision(&self, frontend: Frontend, outcome: Outcome, elapsed: Duration) {
+        if let Some(row) = self.decisions.get(frontend.index())
+            && let Some(c) = row.get(outcome_index(outcome))
+        {
+            c.inc();
+        }
+        if let Some(h) = self.latency.get(frontend.index()) {
+            h.observe(elapsed.as_secs_f64());
+        }
+    }
+
+    /// Records a request that could not be decided.
+    pub fn request_error(&self, frontend: Frontend, reason: &'static str) {
+        self.request_errors
+            .with_label_values(&[frontend.as_str(), reason])
+            .inc();
+    }
+
+    /// Records a reload attempt and, on success, the new snapshot's figures.
+    pub fn reload(&self, ok: bool) {
+        self.reloads
+            .with_label_values(&[if ok { "success" } else { "failure" }])
+            .inc();
+    }
+
+    /// Publishes the active snapshot's figures.
+    pub fn snapshot(
+        &self,
+        revision: &str,
+        compile: Duration,
+        stats: crate::bundle::snapshot::Stats,
+        loaded_unix: f64,
+    ) {
+        self.snapshot_info.reset();
+        self.snapshot_info.with_label_values(&[revision]).set(1);
+        self.compile_seconds.set(compile.as_secs_f64());
+        self.statements
+            .set(i64::try_from(stats.statements).unwrap_or(i64::MAX));
+        self.policies
+            .set(i64::try_from(stats.policies).unwrap_or(i64::MAX));
+        self.principals
+            .set(i64::try_from(stats.principals).unwrap_or(i64::MAX));
+        self.last_reload.set(loaded_unix);
+    }
+
+    /// Counts a dropped decision-log record.
+    pub fn log_dropped(&self) {
+        self.log_drops.inc();
+    }
+
+    /// Counts items decided inside a batch.
+    pub fn batch_items(&self, n: usize) {
+        self.batch_items
+            .inc_by(u64::try_from(n).unwrap_or(u64::MAX));
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> Result<Vec<u8>, prometheus::Error> {
+        let mut buf = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut buf)?;
+        Ok(buf)
+    }
+}
