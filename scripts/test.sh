@@ -11,6 +11,7 @@ log() { printf '\n==> %s\n' "$*"; }
 need_apt=()
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
 if ((${#need_apt[@]})); then
   log "installing ${need_apt[*]} (apt)"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -40,5 +41,9 @@ node tests/oracle/check-file.mjs tests/corpus tests/conformance
 
 log "iamgate test tests/corpus tests/conformance"
 cargo run --quiet -- test tests/corpus tests/conformance
+
+log "end-to-end tests (real binary, real clients)"
+cargo build --quiet
+./scripts/e2e.sh
 
 log "all tests passed"
