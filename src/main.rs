@@ -129,9 +129,23 @@ struct ServeArgs {
         default_value = "x-iamgate-principal"
     )]
     principal_header: String,
+    /// ext_authz: map a peer certificate URI SAN to a principal, PREFIX=TEMPLATE
+    /// (`{rest}` = the SAN after PREFIX); repeatable, first match wins, tried
+    /// before the principal header.
+    #[arg(long, env = "IAMGATE_URI_SAN_PRINCIPALS", value_delimiter = ',')]
+    uri_san_principal: Vec<iamgate::server::config::UriSanMapping>,
     /// Write logs as JSON lines.
     #[arg(long, env = "IAMGATE_LOG_JSON")]
     log_json: bool,
+    /// PEM certificate chain for TLS on the gRPC and HTTP listeners (re-read on change).
+    #[arg(long, env = "IAMGATE_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "IAMGATE_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// PEM CA bundle: require client certificates signed by it (mTLS).
+    #[arg(long, env = "IAMGATE_TLS_CLIENT_CA", requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -154,14 +168,22 @@ impl ServeArgs {
             decision_log: self.decision_log,
             decision_log_queue: self.decision_log_queue,
             principal_header: self.principal_header.to_ascii_lowercase(),
+            uri_san_principals: self.uri_san_principal,
             log_json: self.log_json,
+            tls: match (self.tls_cert, self.tls_key) {
+                (Some(cert), Some(key)) => Some(iamgate::server::tls::TlsFiles {
+                    cert,
+                    key,
+                    client_ca: self.tls_client_ca,
+                }),
+                _ => None,
+            },
         }
     }
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
     let config = args.into_config();
-    let _telemetry = iamgate::telemetry::tracing_setup::init(config.log_json);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -172,6 +194,15 @@ fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // Declared after the runtime so that it drops (flushing spans) first.
+    let _telemetry =
+        match iamgate::telemetry::tracing_setup::init(config.log_json, runtime.handle()) {
+            Ok(guard) => guard,
+            Err(e) => {
+                eprintln!("iamgate: {e}");
+                return ExitCode::from(1);
+            }
+        };
     match runtime.block_on(iamgate::server::run(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -94,11 +94,11 @@ async fn route(state: &AppState, req: Request<Incoming>) -> Result<Response<Body
     if !is_json {
         return Err(ServeError::UnsupportedMediaType);
     }
-    let trace_id = req
+    // The caller's W3C trace context, passed as is to the decision path.
+    let traceparent = req
         .headers()
         .get("traceparent")
         .and_then(|v| v.to_str().ok())
-        .and_then(trace_id_of)
         .map(str::to_owned);
     let limits = state.config.limits;
     let body = tokio::time::timeout(
@@ -128,7 +128,7 @@ async fn route(state: &AppState, req: Request<Incoming>) -> Result<Response<Body
                 item.resource_account,
             )
             .map_err(|e| ServeError::BadRequest(format!("items[{i}]: {e}")))?;
-            let d = state.decide_on(&snapshot, Frontend::Http, &req, trace_id.as_deref())?;
+            let d = state.decide_on(&snapshot, Frontend::Http, &req, traceparent.as_deref())?;
             results.push(answer_json(&d));
         }
         state.metrics.batch_items(results.len());
@@ -144,7 +144,7 @@ async fn route(state: &AppState, req: Request<Incoming>) -> Result<Response<Body
             parsed.resource_account,
         )
         .map_err(ServeError::BadRequest)?;
-        let d = state.decide(Frontend::Http, &req, trace_id.as_deref())?;
+        let d = state.decide(Frontend::Http, &req, traceparent.as_deref())?;
         Ok(json_response(
             StatusCode::OK,
             answer_json(&d).to_string().into_bytes(),

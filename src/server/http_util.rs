@@ -17,6 +17,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::server::errors::ServeError;
+use crate::server::tls::ReloadingAcceptor;
+
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Response body type of every HTTP listener.
 pub type Body = Full<Bytes>;
@@ -74,14 +77,16 @@ pub fn error(e: &ServeError) -> Response<Body> {
     json(e.http_status(), e.http_body())
 }
 
-/// Serves HTTP/1.1 and h2c on `listener` until `shutdown` flips, then
-/// drains in-flight connections (bounded by `drain`).
+/// Serves HTTP/1.1 and HTTP/2 (h2c, or negotiated over TLS when `tls` is
+/// set) on `listener` until `shutdown` flips, then drains in-flight
+/// connections (bounded by `drain`).
 pub async fn serve<F, Fut>(
     listener: TcpListener,
     handler: F,
     mut shutdown: watch::Receiver<bool>,
     max_headers: usize,
     drain: Duration,
+    tls: Option<ReloadingAcceptor>,
 ) where
     F: Fn(Request<Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Response<Body>> + Send + 'static,
@@ -102,11 +107,28 @@ pub async fn serve<F, Fut>(
                     let handler = handler.clone();
                     async move { Ok::<_, Infallible>(handler(req, peer).await) }
                 });
-                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                let conn = graceful.watch(conn.into_owned());
-                tokio::spawn(async move {
-                    let _ = conn.await;
-                });
+                let watcher = graceful.watcher();
+                let builder = builder.clone();
+                match tls.clone() {
+                    None => {
+                        tokio::spawn(async move {
+                            let conn = builder
+                                .serve_connection_with_upgrades(TokioIo::new(stream), service);
+                            let _ = watcher.watch(conn.into_owned()).await;
+                        });
+                    }
+                    Some(acceptor) => {
+                        tokio::spawn(async move {
+                            // A slow or silent client cannot hold a task forever.
+                            let handshake =
+                                tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+                            let Ok(Ok(tls_stream)) = handshake.await else { return };
+                            let conn = builder
+                                .serve_connection_with_upgrades(TokioIo::new(tls_stream), service);
+                            let _ = watcher.watch(conn.into_owned()).await;
+                        });
+                    }
+                }
             }
             _ = shutdown.changed() => break,
         }

@@ -7,10 +7,14 @@
 pub mod admin;
 pub mod config;
 pub mod errors;
+pub mod ext_authz;
+pub mod grpc;
+pub mod grpc_api;
 pub mod http_api;
 pub mod http_util;
 pub mod reload;
 pub mod state;
+pub mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,8 +46,12 @@ pub enum ServerError {
     DecisionLog(std::io::Error),
     #[error("watching the bundle: {0}")]
     Watch(#[from] notify::Error),
+    #[error("TLS: {0}")]
+    Tls(#[from] tls::TlsError),
     #[error("signals: {0}")]
     Signal(std::io::Error),
+    #[error("gRPC server: {0}")]
+    Grpc(#[from] grpc::GrpcError),
 }
 
 /// The bound addresses, reported once listening (tests bind port 0).
@@ -121,16 +129,48 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
     let state = AppState::new(store, metrics, config.clone(), decision_log, reload.clone());
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
+    let grpc_server = grpc::GrpcServer::new(state.clone())?;
+    let grpc = bind(config.grpc_listen).await?;
     let http = bind(config.http_listen).await?;
     let admin = bind(config.admin_listen).await?;
     let addrs = BoundAddrs {
-        grpc: config.grpc_listen,
+        grpc: grpc.local_addr().unwrap_or(config.grpc_listen),
         http: http.local_addr().unwrap_or(config.http_listen),
         admin: admin.local_addr().unwrap_or(config.admin_listen),
     };
     let drain = Duration::from_secs(10);
+    // TLS on the API listeners (HTTP/JSON and gRPC); admin stays plain on
+    // loopback for probes and scrapers.
+    let api_tls = match &config.tls {
+        Some(files) => Some(
+            tls::ReloadingAcceptor::start(
+                files.clone(),
+                &[b"h2", b"http/1.1"],
+                Duration::from_secs(2),
+            )
+            .map_err(ServerError::Tls)?,
+        ),
+        None => None,
+    };
     let max_headers = config.limits.max_headers;
     let mut tasks = Vec::new();
+    {
+        let shutdown = shutdown_rx.clone();
+        let tls = api_tls.clone();
+        tasks.push(tokio::spawn(async move {
+            let served = match tls {
+                Some(acceptor) => {
+                    grpc_server
+                        .serve_incoming(tls::incoming(grpc, acceptor), shutdown, drain)
+                        .await
+                }
+                None => grpc_server.serve(grpc, shutdown, drain).await,
+            };
+            if let Err(e) = served {
+                tracing::error!(error = %e, "gRPC listener failed");
+            }
+        }));
+    }
     {
         let state = state.clone();
         tasks.push(tokio::spawn(http_util::serve(
@@ -139,6 +179,7 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
             shutdown_rx.clone(),
             max_headers,
             drain,
+            api_tls.clone(),
         )));
     }
     {
@@ -149,9 +190,11 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
             shutdown_rx.clone(),
             max_headers,
             drain,
+            None,
         )));
     }
     tracing::info!(
+        grpc = %addrs.grpc,
         http = %addrs.http,
         admin = %addrs.admin,
         "iamgate serving"
@@ -159,7 +202,11 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
     // A machine-readable line for scripts and tests that bind port 0.
     println!(
         "{}",
-        serde_json::json!({"listening": {"http": addrs.http.to_string(), "admin": addrs.admin.to_string()}})
+        serde_json::json!({"listening": {
+            "grpc": addrs.grpc.to_string(),
+            "http": addrs.http.to_string(),
+            "admin": addrs.admin.to_string(),
+        }})
     );
 
     wait_for_signals(&reload).await?;

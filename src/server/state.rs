@@ -10,6 +10,7 @@ use crate::bundle::{AuthzAnswer, AuthzRequest, Snapshot, SnapshotStore};
 use crate::server::config::ServeConfig;
 use crate::server::errors::ServeError;
 use crate::server::reload::ReloadHandle;
+use crate::telemetry::tracing_setup;
 use crate::telemetry::{DecisionLog, DecisionRecord, Frontend, Metrics};
 
 /// A decision with its id, as front-ends answer it.
@@ -74,13 +75,22 @@ impl AppState {
         self.store.load().ok_or(ServeError::NotReady)
     }
 
-    /// Decides one request on `snapshot` and records it.
+    /// Decides one request on `snapshot` and records it: metrics, an
+    /// `iamgate.decision` span, and a decision-log line when enabled.
+    ///
+    /// `traceparent` is the caller's W3C trace-context header value, passed
+    /// as received (`00-<trace id>-<parent span id>-<flags>`), whatever
+    /// carried it: an HTTP header, gRPC metadata, or a header inside an
+    /// ext_authz `CheckRequest`. With it, the decision span is a child of
+    /// the caller's span (exported over OTLP when configured) and the log
+    /// line carries its trace id; `None` or a malformed value starts a new
+    /// trace. It never changes the decision.
     pub fn decide_on(
         &self,
         snapshot: &Snapshot,
         frontend: Frontend,
         req: &AuthzRequest,
-        trace_id: Option<&str>,
+        traceparent: Option<&str>,
     ) -> Result<Decided, ServeError> {
         let started = Instant::now();
         let span = tracing::info_span!(
@@ -90,6 +100,7 @@ impl AppState {
             decision = tracing::field::Empty,
             decision_id = tracing::field::Empty,
         );
+        let caller = tracing_setup::join_caller_trace(&span, traceparent);
         let _enter = span.enter();
         let answer = match snapshot.authorize(req) {
             Ok(a) => a,
@@ -116,7 +127,7 @@ impl AppState {
                 decision: answer.decision.as_str(),
                 reason: answer.reason.clone(),
                 matched: answer.matched.clone(),
-                trace_id: trace_id.map(str::to_owned),
+                trace_id: tracing_setup::trace_id_of(&span, caller.as_ref()),
             });
         }
         Ok(Decided {
@@ -125,17 +136,18 @@ impl AppState {
         })
     }
 
-    /// Loads the snapshot and decides one request.
+    /// Loads the snapshot and decides one request; `traceparent` as in
+    /// [`AppState::decide_on`].
     pub fn decide(
         &self,
         frontend: Frontend,
         req: &AuthzRequest,
-        trace_id: Option<&str>,
+        traceparent: Option<&str>,
     ) -> Result<Decided, ServeError> {
         let snapshot = self.snapshot().inspect_err(|e| {
             self.metrics.request_error(frontend, e.reason());
         })?;
-        self.decide_on(&snapshot, frontend, req, trace_id)
+        self.decide_on(&snapshot, frontend, req, traceparent)
     }
 }
 

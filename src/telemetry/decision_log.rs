@@ -29,6 +29,15 @@ pub struct DecisionRecord {
     pub trace_id: Option<String>,
 }
 
+/// Writes one record as a JSON line (a record that cannot be serialised is
+/// skipped whole, never written in part).
+fn write_line(w: &mut impl Write, rec: &DecisionRecord) {
+    if let Ok(mut line) = serde_json::to_vec(rec) {
+        line.push(b'\n');
+        let _ = w.write_all(&line);
+    }
+}
+
 /// Where the log goes.
 #[derive(Debug, Clone)]
 pub enum LogSink {
@@ -65,18 +74,15 @@ impl DecisionLog {
             .name("iamgate-decision-log".to_owned())
             .spawn(move || {
                 let mut w = std::io::BufWriter::new(&mut out);
-                while let Ok(rec) = rx.recv() {
-                    if serde_json::to_writer(&mut w, &rec).is_ok() {
-                        let _ = w.write_all(b"\n");
+                while let Ok(first) = rx.recv() {
+                    // Write what is queued, then flush once the queue is
+                    // momentarily empty: no record waits in the buffer.
+                    let mut next = Some(first);
+                    while let Some(rec) = next {
+                        write_line(&mut w, &rec);
+                        next = rx.try_recv().ok();
                     }
-                    // Flush when the queue is momentarily empty.
-                    if let Ok(next) = rx.try_recv() {
-                        if serde_json::to_writer(&mut w, &next).is_ok() {
-                            let _ = w.write_all(b"\n");
-                        }
-                    } else {
-                        let _ = w.flush();
-                    }
+                    let _ = w.flush();
                 }
                 let _ = w.flush();
             })?;

@@ -1,0 +1,83 @@
+//! Envoy ext_authz v3 for the HTTP filter
+//! (`envoy.service.auth.v3.Authorization/Check`), opa-envoy-plugin style:
+//! [`mapping`] turns the `CheckRequest` into one IAM request, the shared
+//! decision path ([`AppState::decide`]) decides it, and [`response`] shapes
+//! the `CheckResponse`. The gRPC listener itself lives in `server::grpc`.
+
+pub mod mapping;
+pub mod response;
+
+use std::time::SystemTime;
+
+use envoy_types::pb::envoy::service::auth::v3::authorization_server::{
+    Authorization, AuthorizationServer,
+};
+use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse};
+
+use crate::server::state::AppState;
+use crate::telemetry::Frontend;
+
+/// Headroom over the body limit for the rest of a `CheckRequest`.
+const CHECK_OVERHEAD_BYTES: usize = 256 * 1024;
+
+/// The ext_authz service.
+#[derive(Debug, Clone)]
+pub struct ExtAuthz {
+    state: AppState,
+}
+
+impl ExtAuthz {
+    /// A service over the shared state.
+    pub fn new(state: AppState) -> Self {
+        Self { state }
+    }
+
+    /// Maps, decides and answers one `CheckRequest`.
+    pub fn check_request(&self, req: &CheckRequest, now: SystemTime) -> CheckResponse {
+        let frontend = Frontend::ExtAuthz;
+        let config = &self.state.config;
+        let principals = mapping::PrincipalSource {
+            header: &config.principal_header,
+            uri_sans: &config.uri_san_principals,
+        };
+        let mapped = match mapping::map_request(req, principals, now) {
+            Ok(m) => m,
+            Err(e) => {
+                if e.is_config() {
+                    tracing::warn!(error = %e, "ext_authz: misconfigured route");
+                }
+                let err = e.into_serve_error();
+                self.state.metrics.request_error(frontend, err.reason());
+                return response::refused(&err);
+            }
+        };
+        let traceparent = mapping::traceparent(req);
+        match self.state.decide(frontend, &mapped, traceparent.as_deref()) {
+            Ok(d) => response::decided(&d, &mapped.principal_arn),
+            // `decide` has counted the error.
+            Err(e) => response::refused(&e),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Authorization for ExtAuthz {
+    async fn check(
+        &self,
+        request: tonic::Request<CheckRequest>,
+    ) -> Result<tonic::Response<CheckResponse>, tonic::Status> {
+        Ok(tonic::Response::new(
+            self.check_request(request.get_ref(), SystemTime::now()),
+        ))
+    }
+}
+
+/// The tonic service to add to the gRPC router.
+pub fn service(state: AppState) -> AuthorizationServer<ExtAuthz> {
+    let limit = state
+        .config
+        .limits
+        .max_body_bytes
+        .saturating_add(CHECK_OVERHEAD_BYTES);
+    AuthorizationServer::new(ExtAuthz::new(state)).max_decoding_message_size(limit)
+}

@@ -1,0 +1,228 @@
+//! The gRPC listener: the one place that assembles the tonic server (every
+//! gRPC service on the port, limits, keepalive, graceful shutdown). It owns
+//! the gRPC health protocol (`grpc.health.v1.Health`: NOT_SERVING until a
+//! policy snapshot is active, then SERVING, and NOT_SERVING again while
+//! draining) and server reflection (`grpc.reflection.v1` and `v1alpha`).
+//! Services themselves live in their own modules ([`super::grpc_api`], ...).
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tonic::body::Body;
+use tonic::codegen::Service;
+use tonic::codegen::tokio_stream::Stream;
+use tonic::server::NamedService;
+use tonic::service::{Routes, RoutesBuilder};
+use tonic::transport::server::{Connected, TcpIncoming};
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+use crate::server::grpc_api::{self, AuthorizerService};
+use crate::server::state::AppState;
+
+/// HTTP/2 PING interval on idle connections, and how long to wait for the
+/// answer before closing the connection.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+/// TCP keepalive on accepted sockets.
+const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
+/// Concurrent streams allowed on one HTTP/2 connection.
+const MAX_CONCURRENT_STREAMS: u32 = 1024;
+/// How often the health task looks for the first snapshot.
+const READY_POLL: Duration = Duration::from_millis(100);
+
+/// Why the gRPC server could not be built or stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum GrpcError {
+    #[error("building server reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("serving: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// The services of the gRPC port, with the names whose health follows
+/// readiness.
+#[derive(Default)]
+struct Services {
+    routes: RoutesBuilder,
+    names: Vec<&'static str>,
+}
+
+impl Services {
+    /// Adds a service whose health status is SERVING once a snapshot is
+    /// active.
+    fn add<S>(&mut self, svc: S) -> &mut Self
+    where
+        S: Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
+            + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        self.names.push(S::NAME);
+        self.routes.add_service(svc);
+        self
+    }
+}
+
+/// Encoded file descriptor sets served by reflection: one per API on the
+/// port (both reflection versions list both). Add the descriptor set of
+/// every new service here.
+fn descriptor_sets() -> Vec<&'static [u8]> {
+    vec![
+        grpc_api::pb::FILE_DESCRIPTOR_SET,
+        tonic_health::pb::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+        tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+    ]
+}
+
+/// A reflection builder over every descriptor set of the port.
+fn reflection() -> tonic_reflection::server::Builder<'static> {
+    descriptor_sets().into_iter().fold(
+        tonic_reflection::server::Builder::configure().include_reflection_service(false),
+        |b, fds| b.register_encoded_file_descriptor_set(fds),
+    )
+}
+
+/// A gRPC server ready to serve: its routes and its health reporter.
+pub struct GrpcServer {
+    routes: Routes,
+    health: HealthReporter,
+    /// Services whose health follows readiness (plus `""`, the server).
+    names: Vec<&'static str>,
+    state: AppState,
+}
+
+impl std::fmt::Debug for GrpcServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GrpcServer")
+            .field("services", &self.names)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GrpcServer {
+    /// Builds every service of the gRPC port.
+    pub fn new(state: AppState) -> Result<Self, GrpcError> {
+        let mut services = Services::default();
+        services.add(AuthorizerService::server(state.clone()));
+        services.add(crate::server::ext_authz::service(state.clone()));
+        // ── More gRPC services on this port: one `services.add(...)` line
+        // each (their health then follows readiness too), and their
+        // descriptor set in `descriptor_sets()` for reflection.
+
+        let Services { mut routes, names } = services;
+        let (health, health_service) = tonic_health::server::health_reporter();
+        routes.add_service(health_service);
+        routes.add_service(reflection().build_v1()?);
+        routes.add_service(reflection().build_v1alpha()?);
+        Ok(Self {
+            routes: routes.routes(),
+            health,
+            names,
+            state,
+        })
+    }
+
+    /// Serves plain-text gRPC (h2c) on `listener` until `shutdown` flips,
+    /// then drains in-flight calls (bounded by `drain`).
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: watch::Receiver<bool>,
+        drain: Duration,
+    ) -> Result<(), GrpcError> {
+        let incoming = TcpIncoming::from(listener)
+            .with_nodelay(Some(true))
+            .with_keepalive(Some(TCP_KEEPALIVE));
+        self.serve_incoming(incoming, shutdown, drain).await
+    }
+
+    /// Like [`GrpcServer::serve`], on any stream of accepted connections
+    /// (e.g. TLS streams, which then need ALPN `h2`).
+    pub async fn serve_incoming<I, IO, IE>(
+        self,
+        incoming: I,
+        shutdown: watch::Receiver<bool>,
+        drain: Duration,
+    ) -> Result<(), GrpcError>
+    where
+        I: Stream<Item = Result<IO, IE>>,
+        IO: AsyncRead + AsyncWrite + Connected + Unpin + Send + 'static,
+        IE: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let Self {
+            routes,
+            health,
+            names,
+            state,
+        } = self;
+        let limits = state.config.limits;
+        set_all(&health, &names, ServingStatus::NotServing).await;
+        tokio::spawn(track_health(health, names, state, shutdown.clone()));
+
+        let header_list =
+            u32::try_from(limits.max_headers.saturating_mul(8192)).unwrap_or(u32::MAX);
+        let server = tonic::transport::Server::builder()
+            .timeout(limits.request_timeout)
+            .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+            .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+            .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+            .http2_max_header_list_size(header_list)
+            .add_routes(routes)
+            .serve_with_incoming_shutdown(incoming, stopped(shutdown.clone()));
+        tokio::pin!(server);
+        tokio::select! {
+            result = &mut server => Ok(result?),
+            // Bound the drain: connections still open `drain` after the
+            // signal are dropped.
+            () = async { stopped(shutdown.clone()).await; tokio::time::sleep(drain).await } => {
+                tracing::warn!("gRPC: drain deadline passed; closing remaining connections");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Resolves once `shutdown` is true (or its sender is gone).
+async fn stopped(mut shutdown: watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+/// Sets the status of the server (`""`) and every tracked service.
+async fn set_all(health: &HealthReporter, names: &[&'static str], status: ServingStatus) {
+    health.set_service_status("", status).await;
+    for name in names {
+        health.set_service_status(name, status).await;
+    }
+}
+
+/// SERVING once a snapshot is active (it may appear later, with
+/// `--wait-for-bundle`); NOT_SERVING again once shutdown starts, so that
+/// health-checking clients move away while calls drain.
+async fn track_health(
+    health: HealthReporter,
+    names: Vec<&'static str>,
+    state: AppState,
+    shutdown: watch::Receiver<bool>,
+) {
+    let ready = async {
+        while state.store.load().is_none() {
+            tokio::time::sleep(READY_POLL).await;
+        }
+    };
+    tokio::select! {
+        () = ready => {
+            set_all(&health, &names, ServingStatus::Serving).await;
+            stopped(shutdown).await;
+        }
+        () = stopped(shutdown.clone()) => {}
+    }
+    set_all(&health, &names, ServingStatus::NotServing).await;
+}
