@@ -60,8 +60,6 @@
 //!   `ForAllValues:`/`ForAnyValue:` (iamgate: any value matches; oracle:
 //!   never matches): multivalued keys always get a set operator and
 //!   single-valued keys a single value.
-//! - U2 `aws:PrincipalType` of an anonymous caller (iamgate: absent;
-//!   oracle: `Anonymous`): detected and excluded.
 //!
 //! The generator also never names a role by an ARN without the role's path
 //! (IAM refuses such a principal; the oracle matches roles by name).

@@ -335,8 +335,13 @@ impl Snapshot {
             Err(e) => return Ok(deny(e.to_string())),
         };
         let entity = match parsed.kind() {
+            // An ARN without the user's path (`user/NAME`) still names the
+            // user (names are unique in an account); a wrong path does not.
             PrincipalKind::User => self.users.get(&req.principal_arn).or_else(|| {
-                let name = req.principal_arn.rsplit('/').next().unwrap_or_default();
+                let resource = req.principal_arn.splitn(6, ':').nth(5).unwrap_or_default();
+                let name = resource
+                    .strip_prefix("user/")
+                    .filter(|n| !n.contains('/'))?;
                 self.by_name
                     .get(&(parsed.account().to_owned(), format!("user/{name}")))
             }),
@@ -378,7 +383,11 @@ impl Snapshot {
                 for (k, v) in &req.session_tags {
                     tags.insert(k.to_ascii_lowercase(), v.clone());
                 }
-                let p = parsed.with_tags(tags);
+                let p = match (&e.principal, kind) {
+                    (Some(user), PrincipalKind::User) => user.clone(),
+                    _ => parsed,
+                }
+                .with_tags(tags);
                 owned = if kind == PrincipalKind::AssumedRole {
                     p.with_role_arn(e.arn.clone())
                 } else {

@@ -11,6 +11,8 @@ pub enum ServeError {
     NotReady,
     #[error("invalid request: {0}")]
     BadRequest(String),
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(String),
     #[error("request body larger than {0} bytes")]
     TooLarge(usize),
     #[error("request nesting deeper than {0} levels")]
@@ -37,6 +39,7 @@ impl ServeError {
             ServeError::BadRequest(_) | ServeError::TooDeep(_) => StatusCode::BAD_REQUEST,
             ServeError::BatchTooLarge { .. } => StatusCode::BAD_REQUEST,
             ServeError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ServeError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             ServeError::NotFound => StatusCode::NOT_FOUND,
             ServeError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ServeError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -55,6 +58,7 @@ impl ServeError {
             | ServeError::BatchTooLarge { .. }
             | ServeError::UnsupportedMediaType => tonic::Status::invalid_argument(msg),
             ServeError::TooLarge(_) => tonic::Status::resource_exhausted(msg),
+            ServeError::Unauthenticated(_) => tonic::Status::unauthenticated(msg),
             ServeError::NotFound => tonic::Status::not_found(msg),
             ServeError::MethodNotAllowed => tonic::Status::unimplemented(msg),
             ServeError::Timeout => tonic::Status::deadline_exceeded(msg),
@@ -67,6 +71,7 @@ impl ServeError {
         match self {
             ServeError::NotReady => "not_ready",
             ServeError::BadRequest(_) => "bad_request",
+            ServeError::Unauthenticated(_) => "unauthenticated",
             ServeError::TooLarge(_) => "too_large",
             ServeError::TooDeep(_) => "too_deep",
             ServeError::BatchTooLarge { .. } => "batch_too_large",

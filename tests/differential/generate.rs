@@ -161,7 +161,7 @@ const KEYS: &[KeyDef] = &[
         key: "aws:PrincipalType",
         ty: Ty::Str,
         derived: true,
-        request: &["User", "AssumedRole", "Account"],
+        request: &["User", "AssumedRole", "Account", "Anonymous"],
         policy: &["user", "*Role"],
     },
     KeyDef {
@@ -593,7 +593,13 @@ impl Gen<'_> {
         let mut cond = Map::new();
         let blocks = self.rng.weighted(&[75, 25]) + 1;
         for _ in 0..blocks {
-            let def = &KEYS[self.rng.below(KEYS.len())];
+            // Anonymous callers: test the principal keys more often.
+            let def = if self.sc.caller == Caller::Anonymous && self.rng.chance(0.5) {
+                let derived: Vec<&KeyDef> = KEYS.iter().filter(|k| k.derived).collect();
+                *self.rng.pick(&derived)
+            } else {
+                &KEYS[self.rng.below(KEYS.len())]
+            };
             if kind == Kind::Rcp && def.key == "aws:PrincipalArn" {
                 continue;
             }
@@ -884,7 +890,7 @@ fn list_or_one(mut v: Vec<String>, rng: &mut Rng) -> Value {
 
 /// Generates one policy test file with `tests` requests.
 pub fn test_file(rng: &mut Rng, tests: usize) -> Value {
-    let caller = match rng.weighted(&[40, 40, 12, 8]) {
+    let caller = match rng.weighted(&[38, 38, 12, 12]) {
         0 => Caller::User,
         1 => Caller::Session,
         2 => Caller::Root,

@@ -343,7 +343,7 @@ def test_ambiguous_requests_are_refused_with_400(stack, path, why):
 def test_no_principal_is_refused(stack):
     status, _, body = stack.envoy.call("POST", *start("/instances/i-0abc/Start", "blue",
                                                       principal=None))
-    assert status == 400, body
+    assert status == 401, body
     assert "no principal" in json.loads(body)["error"]["message"]
     assert stack.backend.requests() == []
 

@@ -105,6 +105,8 @@ impl MappingError {
     pub fn into_serve_error(self) -> ServeError {
         if self.is_config() {
             ServeError::Internal(self.to_string())
+        } else if matches!(self, MappingError::NoPrincipal { .. }) {
+            ServeError::Unauthenticated(self.to_string())
         } else {
             ServeError::BadRequest(self.to_string())
         }
