@@ -13,7 +13,7 @@ use iamgate::policy::PolicyKind;
 
 /// iamgate: decides exactly as AWS IAM would, fast enough for every request.
 #[derive(Debug, Parser)]
-#[command(name = "iamgate", version, about)]
+#[command(name = "iamgate", version, about, args_override_self = true)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -83,6 +83,10 @@ enum Command {
 
 #[derive(Debug, clap::Args)]
 struct ServeArgs {
+    /// JSON file of flags (`{"bundle": "...", "http_listen": "..."}`); flags
+    /// and IAMGATE_* variables override it. Also IAMGATE_CONFIG.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Bundle directory or .tar.gz (default: the built-in demo bundle).
     #[arg(long, env = "IAMGATE_BUNDLE")]
     bundle: Option<PathBuf>,
@@ -236,8 +240,45 @@ impl From<Kind> for PolicyKind {
     }
 }
 
+/// Expands `serve --config FILE` (or `IAMGATE_CONFIG`) into flags placed
+/// before the command line's own, which therefore win.
+fn expand_config(args: Vec<String>) -> Result<Vec<String>, String> {
+    if args.get(1).map(String::as_str) != Some("serve") {
+        return Ok(args);
+    }
+    let mut rest = Vec::new();
+    let mut config = std::env::var("IAMGATE_CONFIG").ok();
+    let mut it = args.iter().skip(2);
+    while let Some(a) = it.next() {
+        if a == "--config" {
+            config = it.next().cloned();
+        } else if let Some(v) = a.strip_prefix("--config=") {
+            config = Some(v.to_owned());
+        } else {
+            rest.push(a.clone());
+        }
+    }
+    let Some(path) = config else { return Ok(args) };
+    let from_file = iamgate::server::config::file_args(std::path::Path::new(&path))
+        .map_err(|e| e.to_string())?;
+    let mut out = vec![
+        args.first().cloned().unwrap_or_default(),
+        "serve".to_owned(),
+    ];
+    out.extend(from_file);
+    out.extend(rest);
+    Ok(out)
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let args = match expand_config(std::env::args().collect()) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("iamgate: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let cli = Cli::parse_from(args);
     let cli = match cli.command {
         Command::Serve(args) => return serve(*args),
         other => Cli { command: other },

@@ -95,3 +95,70 @@ impl std::str::FromStr for UriSanMapping {
         })
     }
 }
+
+/// Why a configuration file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigFileError {
+    #[error("cannot read config file `{path}`: {message}")]
+    Read { path: String, message: String },
+    #[error("config file `{path}`: {message}")]
+    Invalid { path: String, message: String },
+}
+
+/// Turns a JSON configuration file into `serve` flags, so that one parser
+/// validates both. Keys are flag names (`http_listen` or `http-listen`);
+/// `true` sets a switch, `false` and `null` leave it out, arrays repeat a
+/// flag. Keys whose `IAMGATE_*` environment variable is set are skipped:
+/// flags override the environment, which overrides the file.
+pub fn file_args(path: &std::path::Path) -> Result<Vec<String>, ConfigFileError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigFileError::Read {
+        path: shown.clone(),
+        message: e.to_string(),
+    })?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| ConfigFileError::Invalid {
+            path: shown.clone(),
+            message: e.to_string(),
+        })?;
+    let obj = value.as_object().ok_or_else(|| ConfigFileError::Invalid {
+        path: shown.clone(),
+        message: "expected a JSON object of flag names".to_owned(),
+    })?;
+    let mut args = Vec::new();
+    for (key, v) in obj {
+        let flag = key.replace('_', "-");
+        let env = format!("IAMGATE_{}", key.replace('-', "_").to_ascii_uppercase());
+        if std::env::var_os(&env).is_some() {
+            continue;
+        }
+        let scalar = |v: &serde_json::Value| -> Result<Option<String>, ConfigFileError> {
+            match v {
+                serde_json::Value::String(s) => Ok(Some(s.clone())),
+                serde_json::Value::Number(n) => Ok(Some(n.to_string())),
+                serde_json::Value::Null => Ok(None),
+                _ => Err(ConfigFileError::Invalid {
+                    path: shown.clone(),
+                    message: format!("`{key}`: expected a string, number, boolean or array"),
+                }),
+            }
+        };
+        match v {
+            serde_json::Value::Bool(true) => args.push(format!("--{flag}")),
+            serde_json::Value::Bool(false) | serde_json::Value::Null => {}
+            serde_json::Value::Array(items) => {
+                for item in items {
+                    if let Some(s) = scalar(item)? {
+                        args.push(format!("--{flag}={s}"));
+                    }
+                }
+            }
+            other => {
+                if let Some(s) = scalar(other)? {
+                    args.push(format!("--{flag}={s}"));
+                }
+            }
+        }
+    }
+    Ok(args)
+}

@@ -103,3 +103,25 @@ def test_sigterm_exits_cleanly(tmp_path):
     from conftest import start_server
     server = start_server(tmp_path)
     assert server.stop() == 0
+
+
+def test_config_file_with_flag_override(tmp_path):
+    import json
+    from conftest import start_server
+    cfg = tmp_path / "iamgate.json"
+    cfg.write_text(json.dumps({"max_batch": 2, "no_watch": True}))
+    server = start_server(tmp_path, "--config", str(cfg))
+    try:
+        items = [{"action": "ec2:DescribeInstances", "resource": "*"}] * 3
+        r = requests.post(server.http + "/v1/authorize/batch",
+                          json={"principal": {"arn": BOB}, "items": items}, timeout=10)
+        assert r.status_code == 400 and "limit of 2" in r.text
+    finally:
+        server.stop()
+    server = start_server(tmp_path, "--config", str(cfg), "--max-batch", "3")
+    try:
+        r = requests.post(server.http + "/v1/authorize/batch",
+                          json={"principal": {"arn": BOB}, "items": items}, timeout=10)
+        assert r.status_code == 200
+    finally:
+        server.stop()
