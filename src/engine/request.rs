@@ -168,8 +168,9 @@ impl Principal {
     }
 
     fn derived(&self, key: &str) -> Option<ValueRef<'_>> {
+        // aws:PrincipalType is present in every request, anonymous ones too.
         if self.kind == PrincipalKind::Anonymous {
-            return None;
+            return (key == "aws:principaltype").then_some(ValueRef::One("Anonymous"));
         }
         let v = match key {
             "aws:principalarn" => self.principal_arn(),

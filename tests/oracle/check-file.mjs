@@ -33,8 +33,13 @@ const D5 = 'D5: single IP addresses compared as text';
 const D6 = 'D6: IPv4 /0 prefix matches only the address itself';
 const D7 = 'D7: ${*} ${?} ${$} not replaced under operators without wildcards';
 const D8 = 'D8: the account root user gets no implicit access in its own account';
-const D9 = 'D9: NotPrincipal excludes a caller when only its account or role is listed';
-const D10 = 'D10: a session policy limits a grant made directly to the session ARN';
+const D9 = 'D9: NotIpAddress with a single address of the other IP family is false';
+const D10 = 'D10: NotPrincipal excludes a caller when only its account or role is listed';
+const D11 = 'D11: a session policy limits a grant made directly to the session ARN';
+const D12 = 'D12: ForAnyValue:...IfExists on a missing key is false';
+const D13 = 'D13: Null counts a key with an empty list of values as present';
+const D14 = 'D14: a variable outside the last ARN component breaks the component split';
+const D3N = 'D3: an unresolved variable in NotResource drops the statement';
 const KNOWN_DEFECTS = {
   'eval-root-user-cross-account.json': {
     'send a message (queue policy allows the account)': D8
@@ -49,15 +54,35 @@ const KNOWN_DEFECTS = {
     'describe instances': D8
   },
   'eval-notprincipal-deny-other-session.json': {
-    'delete the queue': D9,
-    'purge the queue': D9
+    'delete the queue': D10,
+    'purge the queue': D10
   },
   'eval-notprincipal-deny-other-user.json': {
-    'delete the queue': D9,
-    'purge the queue': D9
+    'delete the queue': D10,
+    'purge the queue': D10
   },
   'eval-rp-session-arn-not-limited.json': {
-    'delete a message (boundary and session policy silent; session ARN named)': D10
+    'delete a message (boundary and session policy silent; session ARN named)': D11
+  },
+  'diff-arn-variable-in-account-field.json': {
+    "ArnLike: a topic of the caller's account matches": D14,
+    "ArnNotEquals: a topic of the caller's account is excluded": D14
+  },
+  'diff-forany-ifexists-missing-key.json': {
+    'ForAnyValue:StringEqualsIfExists with aws:TagKeys missing matches': D12,
+    'ForAnyValue:StringNotEqualsIfExists with aws:TagKeys missing matches': D12
+  },
+  'diff-not-ip-address-other-family.json': {
+    'an IPv4 request is not the IPv6 address: the Deny applies': D9,
+    'an IPv6 request is not the IPv4 address: the Deny applies': D9
+  },
+  'diff-notresource-unresolved-variable.json': {
+    'Allow with NotResource and an unresolved ${aws:username} (role session) applies': D3N,
+    'Deny with NotResource and an unresolved principal tag applies': D3N
+  },
+  'diff-null-empty-multivalued.json': {
+    'Null false guard: an empty aws:TagKeys is null, so ForAllValues does not allow': D13,
+    'Null true matches an empty aws:TagKeys': D13
   },
   'var-version-2008.json': {
     '2008-10-17: ${aws:username} in Resource is literal text, not the user name': D1,

@@ -1,0 +1,881 @@
+//! The EC2 inventory: resources with their owner, region, tags and the
+//! attributes that condition keys, permission attributes (launch and
+//! create-volume permissions) and security-group evaluation need.
+//!
+//! Read from the AWS CLI's own output (`describe-instances`,
+//! `describe-images`, `describe-image-attribute --attribute
+//! launchPermission`, `describe-snapshots`, `describe-snapshot-attribute
+//! --attribute createVolumePermission`, `describe-volumes`,
+//! `describe-security-groups`, `describe-network-interfaces`,
+//! `describe-subnets`, and managed prefix lists), recognised by their
+//! top-level key, not their file name. An [`Inventory`] is immutable and
+//! cheap to clone (persistent maps), so runtime updates build a new one
+//! and swap it in without blocking readers. Pure: no I/O here.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The kinds of resources the inventory tracks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ResourceKind {
+    Instance,
+    Image,
+    Snapshot,
+    Volume,
+    SecurityGroup,
+    NetworkInterface,
+    Subnet,
+    PrefixList,
+}
+
+impl ResourceKind {
+    /// The ARN resource-type segment (`instance`, `image`, ...).
+    pub fn arn_type(self) -> &'static str {
+        match self {
+            ResourceKind::Instance => "instance",
+            ResourceKind::Image => "image",
+            ResourceKind::Snapshot => "snapshot",
+            ResourceKind::Volume => "volume",
+            ResourceKind::SecurityGroup => "security-group",
+            ResourceKind::NetworkInterface => "network-interface",
+            ResourceKind::Subnet => "subnet",
+            ResourceKind::PrefixList => "prefix-list",
+        }
+    }
+
+    /// The kind an EC2 id belongs to, from its prefix (`i-`, `ami-`, ...).
+    pub fn of_id(id: &str) -> Option<Self> {
+        let prefix = id.split_once('-')?.0;
+        Some(match prefix {
+            "i" => ResourceKind::Instance,
+            "ami" => ResourceKind::Image,
+            "snap" => ResourceKind::Snapshot,
+            "vol" => ResourceKind::Volume,
+            "sg" => ResourceKind::SecurityGroup,
+            "eni" => ResourceKind::NetworkInterface,
+            "subnet" => ResourceKind::Subnet,
+            "pl" => ResourceKind::PrefixList,
+            _ => return None,
+        })
+    }
+}
+
+/// Who may launch an AMI or create a volume from a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Grant {
+    /// `{"UserId": "111122223333"}`
+    Account(String),
+    /// `{"Group": "all"}`: every account.
+    All,
+    /// `{"OrganizationArn": ...}`
+    Organization(String),
+    /// `{"OrganizationalUnitArn": ...}`
+    OrganizationalUnit(String),
+}
+
+/// An IP protocol of a security-group rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// `-1`: every protocol and port.
+    All,
+    Tcp,
+    Udp,
+    Icmp,
+    Icmpv6,
+    /// Any other protocol number (ports do not apply).
+    Number(u8),
+}
+
+impl Protocol {
+    /// Parses `IpProtocol` as EC2 prints it (`tcp`, `6`, `-1`, ...).
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s.to_ascii_lowercase().as_str() {
+            "-1" | "all" => Protocol::All,
+            "tcp" | "6" => Protocol::Tcp,
+            "udp" | "17" => Protocol::Udp,
+            "icmp" | "1" => Protocol::Icmp,
+            "icmpv6" | "58" => Protocol::Icmpv6,
+            other => Protocol::Number(other.parse().ok()?),
+        })
+    }
+}
+
+/// One security-group rule (an `IpPermissions` entry).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rule {
+    pub protocol: Protocol,
+    /// For TCP/UDP the port range; for ICMP the type (`from`) and code
+    /// (`to`), `-1` meaning any. `None` for all-protocol rules.
+    pub from_port: Option<i32>,
+    pub to_port: Option<i32>,
+    pub cidrs: Vec<IpNet>,
+    /// Referenced security groups (peers that carry them match).
+    pub groups: Vec<String>,
+    pub prefix_lists: Vec<String>,
+}
+
+/// Attributes by resource kind.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Attributes {
+    pub instance_type: Option<String>,
+    pub image_id: Option<String>,
+    pub subnet_id: Option<String>,
+    pub vpc_id: Option<String>,
+    pub key_name: Option<String>,
+    pub availability_zone: Option<String>,
+    pub tenancy: Option<String>,
+    pub root_device_type: Option<String>,
+    pub ebs_optimized: Option<bool>,
+    pub instance_profile: Option<String>,
+    /// Volumes and snapshots: size in GiB.
+    pub volume_size: Option<i64>,
+    pub volume_type: Option<String>,
+    pub iops: Option<i64>,
+    pub encrypted: Option<bool>,
+    pub snapshot_id: Option<String>,
+    pub volume_id: Option<String>,
+    /// Images: launchable by every account.
+    pub public: Option<bool>,
+    pub owner_alias: Option<String>,
+    /// Launch permissions (images) or create-volume permissions (snapshots).
+    pub grants: Vec<Grant>,
+    /// Security groups of an instance or network interface.
+    pub groups: Vec<String>,
+    /// Network interfaces of an instance.
+    pub interfaces: Vec<String>,
+    /// Instance a network interface or volume is attached to.
+    pub attached_to: Option<String>,
+    /// Addresses of an instance or network interface.
+    pub addresses: Vec<IpAddr>,
+    pub group_name: Option<String>,
+    pub ingress: Vec<Rule>,
+    pub egress: Vec<Rule>,
+    /// Subnet or prefix-list CIDRs.
+    pub cidrs: Vec<IpNet>,
+}
+
+/// One resource.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resource {
+    pub id: String,
+    pub kind: ResourceKind,
+    /// Owner account.
+    pub account: String,
+    pub region: String,
+    #[serde(default)]
+    pub tags: Vec<(String, String)>,
+    #[serde(default)]
+    pub attributes: Attributes,
+}
+
+impl Resource {
+    /// The resource's ARN (images and snapshots carry no account, as in
+    /// EC2's ARN formats).
+    pub fn arn(&self, partition: &str) -> String {
+        let account = match self.kind {
+            ResourceKind::Image | ResourceKind::Snapshot => "",
+            _ => self.account.as_str(),
+        };
+        format!(
+            "arn:{partition}:ec2:{}:{account}:{}/{}",
+            self.region,
+            self.kind.arn_type(),
+            self.id
+        )
+    }
+
+    /// A tag's value; keys compare case-sensitively as EC2 stores them.
+    pub fn tag(&self, key: &str) -> Option<&str> {
+        self.tags
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Counts by kind, for `/v1/status`.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct InventoryCounts {
+    pub instances: usize,
+    pub images: usize,
+    pub snapshots: usize,
+    pub volumes: usize,
+    pub security_groups: usize,
+    pub network_interfaces: usize,
+    pub subnets: usize,
+    pub prefix_lists: usize,
+}
+
+/// An immutable inventory; clones share structure.
+#[derive(Debug, Clone, Default)]
+pub struct Inventory {
+    by_id: imbl::HashMap<String, Arc<Resource>>,
+    /// Address → the network interface (or instance) holding it.
+    by_address: imbl::HashMap<IpAddr, String>,
+}
+
+/// A problem in an inventory file, with its JSON path.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("at `{path}`: {message}")]
+pub struct InventoryError {
+    pub path: String,
+    pub message: String,
+}
+
+impl Inventory {
+    /// An empty inventory.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A resource by id.
+    pub fn get(&self, id: &str) -> Option<&Arc<Resource>> {
+        self.by_id.get(id)
+    }
+
+    /// The network interface or instance that holds an address.
+    pub fn holder_of(&self, addr: &IpAddr) -> Option<&Arc<Resource>> {
+        self.by_address.get(addr).and_then(|id| self.by_id.get(id))
+    }
+
+    /// Every resource.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Resource>> {
+        self.by_id.values()
+    }
+
+    /// Counts by kind.
+    pub fn counts(&self) -> InventoryCounts {
+        let mut c = InventoryCounts::default();
+        for r in self.by_id.values() {
+            match r.kind {
+                ResourceKind::Instance => c.instances += 1,
+                ResourceKind::Image => c.images += 1,
+                ResourceKind::Snapshot => c.snapshots += 1,
+                ResourceKind::Volume => c.volumes += 1,
+                ResourceKind::SecurityGroup => c.security_groups += 1,
+                ResourceKind::NetworkInterface => c.network_interfaces += 1,
+                ResourceKind::Subnet => c.subnets += 1,
+                ResourceKind::PrefixList => c.prefix_lists += 1,
+            }
+        }
+        c
+    }
+
+    /// Inserts or replaces a resource (by id). Addresses it held before are
+    /// released; attributes not given keep nothing from the old record.
+    pub fn upsert(&mut self, resource: Resource) {
+        self.delete(&resource.id);
+        // Instances index their addresses only when no interface of theirs
+        // is known, so the interface (with its own groups) wins.
+        for a in &resource.attributes.addresses {
+            self.by_address.insert(*a, resource.id.clone());
+        }
+        self.by_id.insert(resource.id.clone(), Arc::new(resource));
+    }
+
+    /// Removes a resource; returns whether it existed.
+    pub fn delete(&mut self, id: &str) -> bool {
+        match self.by_id.remove(id) {
+            Some(old) => {
+                for a in &old.attributes.addresses {
+                    if self.by_address.get(a).is_some_and(|h| h == id) {
+                        self.by_address.remove(a);
+                    }
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Replaces an image's launch permissions or a snapshot's create-volume
+    /// permissions (`ModifyImageAttribute` / `ModifySnapshotAttribute`).
+    pub fn set_grants(&mut self, id: &str, add: &[Grant], remove: &[Grant]) -> bool {
+        let Some(r) = self.by_id.get(id) else {
+            return false;
+        };
+        let mut r = Resource::clone(r);
+        r.attributes.grants.retain(|g| !remove.contains(g));
+        for g in add {
+            if !r.attributes.grants.contains(g) {
+                r.attributes.grants.push(g.clone());
+            }
+        }
+        self.by_id.insert(id.to_owned(), Arc::new(r));
+        true
+    }
+
+    /// Reads one AWS CLI output document into the inventory. `account` and
+    /// `region` come from the file's place in the bundle
+    /// (`ec2/<account>/<region>/`); owners given in the document win.
+    pub fn load_cli_output(
+        &mut self,
+        doc: &Value,
+        account: &str,
+        region: &str,
+    ) -> Result<usize, InventoryError> {
+        let obj = doc
+            .as_object()
+            .ok_or_else(|| err("$", "expected a JSON object"))?;
+        let mut n = 0;
+        for (key, v) in obj {
+            let path = format!("$.{key}");
+            match key.as_str() {
+                "Reservations" => {
+                    for (ri, res) in array(v, &path)?.iter().enumerate() {
+                        let owner = str_of(res, "OwnerId").unwrap_or(account);
+                        let ipath = format!("{path}[{ri}].Instances");
+                        let Some(instances) = res.get("Instances") else {
+                            continue;
+                        };
+                        for (ii, inst) in array(instances, &ipath)?.iter().enumerate() {
+                            self.load_instance(inst, owner, region, &format!("{ipath}[{ii}]"))?;
+                            n += 1;
+                        }
+                    }
+                }
+                "Images" => {
+                    for (i, img) in array(v, &path)?.iter().enumerate() {
+                        let at = format!("{path}[{i}]");
+                        let id = req_str(img, "ImageId", &at)?;
+                        let mut attrs = Attributes {
+                            public: img.get("Public").and_then(Value::as_bool),
+                            root_device_type: opt_string(img, "RootDeviceType"),
+                            owner_alias: opt_string(img, "ImageOwnerAlias"),
+                            ..Attributes::default()
+                        };
+                        // Keep grants already loaded from describe-image-attribute.
+                        if let Some(old) = self.by_id.get(id) {
+                            attrs.grants = old.attributes.grants.clone();
+                        }
+                        self.upsert(Resource {
+                            id: id.to_owned(),
+                            kind: ResourceKind::Image,
+                            account: str_of(img, "OwnerId").unwrap_or(account).to_owned(),
+                            region: region.to_owned(),
+                            tags: tags(img),
+                            attributes: attrs,
+                        });
+                        n += 1;
+                    }
+                }
+                "LaunchPermissions" | "CreateVolumePermissions" => {
+                    let (id_key, kind) = if key == "LaunchPermissions" {
+                        ("ImageId", ResourceKind::Image)
+                    } else {
+                        ("SnapshotId", ResourceKind::Snapshot)
+                    };
+                    let id = req_str(doc, id_key, "$")?;
+                    let grants = array(v, &path)?
+                        .iter()
+                        .enumerate()
+                        .map(|(i, g)| grant(g, &format!("{path}[{i}]")))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    match self.by_id.get(id) {
+                        Some(old) => {
+                            let mut r = Resource::clone(old);
+                            r.attributes.grants = grants;
+                            self.by_id.insert(id.to_owned(), Arc::new(r));
+                        }
+                        None => self.upsert(Resource {
+                            id: id.to_owned(),
+                            kind,
+                            account: account.to_owned(),
+                            region: region.to_owned(),
+                            tags: Vec::new(),
+                            attributes: Attributes {
+                                grants,
+                                ..Attributes::default()
+                            },
+                        }),
+                    }
+                    n += 1;
+                }
+                "ImageId" | "SnapshotId" => {}
+                "Snapshots" => {
+                    for (i, s) in array(v, &path)?.iter().enumerate() {
+                        let at = format!("{path}[{i}]");
+                        let id = req_str(s, "SnapshotId", &at)?;
+                        let mut attrs = Attributes {
+                            volume_size: s.get("VolumeSize").and_then(Value::as_i64),
+                            encrypted: s.get("Encrypted").and_then(Value::as_bool),
+                            volume_id: opt_string(s, "VolumeId"),
+                            ..Attributes::default()
+                        };
+                        if let Some(old) = self.by_id.get(id) {
+                            attrs.grants = old.attributes.grants.clone();
+                        }
+                        self.upsert(Resource {
+                            id: id.to_owned(),
+                            kind: ResourceKind::Snapshot,
+                            account: str_of(s, "OwnerId").unwrap_or(account).to_owned(),
+                            region: region.to_owned(),
+                            tags: tags(s),
+                            attributes: attrs,
+                        });
+                        n += 1;
+                    }
+                }
+                "Volumes" => {
+                    for (i, vol) in array(v, &path)?.iter().enumerate() {
+                        let at = format!("{path}[{i}]");
+                        let id = req_str(vol, "VolumeId", &at)?;
+                        let attached = vol
+                            .get("Attachments")
+                            .and_then(Value::as_array)
+                            .and_then(|a| a.first())
+                            .and_then(|a| str_of(a, "InstanceId"))
+                            .map(str::to_owned);
+                        self.upsert(Resource {
+                            id: id.to_owned(),
+                            kind: ResourceKind::Volume,
+                            account: account.to_owned(),
+                            region: region.to_owned(),
+                            tags: tags(vol),
+                            attributes: Attributes {
+                                volume_size: vol.get("Size").and_then(Value::as_i64),
+                                volume_type: opt_string(vol, "VolumeType"),
+                                iops: vol.get("Iops").and_then(Value::as_i64),
+                                encrypted: vol.get("Encrypted").and_then(Value::as_bool),
+                                snapshot_id: opt_string(vol, "SnapshotId")
+                                    .filter(|s| !s.is_empty()),
+                                availability_zone: opt_string(vol, "AvailabilityZone"),
+                                attached_to: attached,
+                                ..Attributes::default()
+                            },
+                        });
+                        n += 1;
+                    }
+                }
+                "SecurityGroups" => {
+                    for (i, sg) in array(v, &path)?.iter().enumerate() {
+                        let at = format!("{path}[{i}]");
+                        let id = req_str(sg, "GroupId", &at)?;
+                        let rules = |k: &str| -> Result<Vec<Rule>, InventoryError> {
+                            match sg.get(k) {
+                                None => Ok(Vec::new()),
+                                Some(v) => array(v, &format!("{at}.{k}"))?
+                                    .iter()
+                                    .enumerate()
+                                    .map(|(ri, r)| rule(r, &format!("{at}.{k}[{ri}]")))
+                                    .collect(),
+                            }
+                        };
+                        self.upsert(Resource {
+                            id: id.to_owned(),
+                            kind: ResourceKind::SecurityGroup,
+                            account: str_of(sg, "OwnerId").unwrap_or(account).to_owned(),
+                            region: region.to_owned(),
+                            tags: tags(sg),
+                            attributes: Attributes {
+                                vpc_id: opt_string(sg, "VpcId"),
+                                group_name: opt_string(sg, "GroupName"),
+                                ingress: rules("IpPermissions")?,
+                                egress: rules("IpPermissionsEgress")?,
+                                ..Attributes::default()
+                            },
+                        });
+                        n += 1;
+                    }
+                }
+                "NetworkInterfaces" => {
+                    for (i, eni) in array(v, &path)?.iter().enumerate() {
+                        let at = format!("{path}[{i}]");
+                        self.load_interface(eni, account, region, &at, None)?;
+                        n += 1;
+                    }
+                }
+                "Subnets" => {
+                    for (i, s) in array(v, &path)?.iter().enumerate() {
+                        let at = format!("{path}[{i}]");
+                        let id = req_str(s, "SubnetId", &at)?;
+                        let cidrs = ["CidrBlock"]
+                            .iter()
+                            .filter_map(|k| str_of(s, k))
+                            .filter_map(|c| c.parse().ok())
+                            .collect();
+                        self.upsert(Resource {
+                            id: id.to_owned(),
+                            kind: ResourceKind::Subnet,
+                            account: str_of(s, "OwnerId").unwrap_or(account).to_owned(),
+                            region: region.to_owned(),
+                            tags: tags(s),
+                            attributes: Attributes {
+                                vpc_id: opt_string(s, "VpcId"),
+                                availability_zone: opt_string(s, "AvailabilityZone"),
+                                cidrs,
+                                ..Attributes::default()
+                            },
+                        });
+                        n += 1;
+                    }
+                }
+                "PrefixLists" => {
+                    for (i, pl) in array(v, &path)?.iter().enumerate() {
+                        let at = format!("{path}[{i}]");
+                        let id = req_str(pl, "PrefixListId", &at)?;
+                        let mut cidrs = Vec::new();
+                        if let Some(entries) = pl.get("Entries") {
+                            for (ei, e) in
+                                array(entries, &format!("{at}.Entries"))?.iter().enumerate()
+                            {
+                                let c = req_str(e, "Cidr", &format!("{at}.Entries[{ei}]"))?;
+                                cidrs.push(parse_net(c, &format!("{at}.Entries[{ei}].Cidr"))?);
+                            }
+                        }
+                        self.upsert(Resource {
+                            id: id.to_owned(),
+                            kind: ResourceKind::PrefixList,
+                            account: str_of(pl, "OwnerId").unwrap_or(account).to_owned(),
+                            region: region.to_owned(),
+                            tags: tags(pl),
+                            attributes: Attributes {
+                                cidrs,
+                                ..Attributes::default()
+                            },
+                        });
+                        n += 1;
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(n)
+    }
+
+    fn load_instance(
+        &mut self,
+        inst: &Value,
+        account: &str,
+        region: &str,
+        at: &str,
+    ) -> Result<(), InventoryError> {
+        let id = req_str(inst, "InstanceId", at)?;
+        let groups = group_ids(inst.get("SecurityGroups"));
+        let mut interfaces = Vec::new();
+        if let Some(enis) = inst.get("NetworkInterfaces") {
+            for (i, eni) in array(enis, &format!("{at}.NetworkInterfaces"))?
+                .iter()
+                .enumerate()
+            {
+                let eni_at = format!("{at}.NetworkInterfaces[{i}]");
+                let eni_id = self.load_interface(eni, account, region, &eni_at, Some(id))?;
+                interfaces.push(eni_id);
+            }
+        }
+        // Without interface records the instance itself holds its addresses.
+        let addresses = if interfaces.is_empty() {
+            ["PrivateIpAddress", "PublicIpAddress"]
+                .iter()
+                .filter_map(|k| str_of(inst, k))
+                .filter_map(|a| a.parse().ok())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let placement = inst.get("Placement");
+        self.upsert(Resource {
+            id: id.to_owned(),
+            kind: ResourceKind::Instance,
+            account: account.to_owned(),
+            region: region.to_owned(),
+            tags: tags(inst),
+            attributes: Attributes {
+                instance_type: opt_string(inst, "InstanceType"),
+                image_id: opt_string(inst, "ImageId"),
+                subnet_id: opt_string(inst, "SubnetId"),
+                vpc_id: opt_string(inst, "VpcId"),
+                key_name: opt_string(inst, "KeyName"),
+                availability_zone: placement.and_then(|p| opt_string(p, "AvailabilityZone")),
+                tenancy: placement.and_then(|p| opt_string(p, "Tenancy")),
+                root_device_type: opt_string(inst, "RootDeviceType"),
+                ebs_optimized: inst.get("EbsOptimized").and_then(Value::as_bool),
+                instance_profile: inst
+                    .get("IamInstanceProfile")
+                    .and_then(|p| opt_string(p, "Arn")),
+                groups,
+                interfaces,
+                addresses,
+                ..Attributes::default()
+            },
+        });
+        Ok(())
+    }
+
+    fn load_interface(
+        &mut self,
+        eni: &Value,
+        account: &str,
+        region: &str,
+        at: &str,
+        instance: Option<&str>,
+    ) -> Result<String, InventoryError> {
+        let id = req_str(eni, "NetworkInterfaceId", at)?.to_owned();
+        let mut addresses: Vec<IpAddr> = Vec::new();
+        if let Some(list) = eni.get("PrivateIpAddresses").and_then(Value::as_array) {
+            for p in list {
+                if let Some(a) = str_of(p, "PrivateIpAddress").and_then(|a| a.parse().ok()) {
+                    addresses.push(a);
+                }
+                if let Some(a) = p
+                    .get("Association")
+                    .and_then(|x| str_of(x, "PublicIp"))
+                    .and_then(|a| a.parse().ok())
+                {
+                    addresses.push(a);
+                }
+            }
+        }
+        for k in ["PrivateIpAddress"] {
+            if let Some(a) = str_of(eni, k).and_then(|a| a.parse().ok()) {
+                if !addresses.contains(&a) {
+                    addresses.push(a);
+                }
+            }
+        }
+        if let Some(a) = eni
+            .get("Association")
+            .and_then(|x| str_of(x, "PublicIp"))
+            .and_then(|a| a.parse().ok())
+        {
+            if !addresses.contains(&a) {
+                addresses.push(a);
+            }
+        }
+        if let Some(list) = eni.get("Ipv6Addresses").and_then(Value::as_array) {
+            for p in list {
+                if let Some(a) = str_of(p, "Ipv6Address").and_then(|a| a.parse().ok()) {
+                    addresses.push(a);
+                }
+            }
+        }
+        let attached = instance.map(str::to_owned).or_else(|| {
+            eni.get("Attachment")
+                .and_then(|a| str_of(a, "InstanceId"))
+                .map(str::to_owned)
+        });
+        let tag_list = if eni.get("TagSet").is_some() {
+            tags_at(eni, "TagSet")
+        } else {
+            tags(eni)
+        };
+        self.upsert(Resource {
+            id: id.clone(),
+            kind: ResourceKind::NetworkInterface,
+            account: str_of(eni, "OwnerId").unwrap_or(account).to_owned(),
+            region: region.to_owned(),
+            tags: tag_list,
+            attributes: Attributes {
+                subnet_id: opt_string(eni, "SubnetId"),
+                vpc_id: opt_string(eni, "VpcId"),
+                groups: group_ids(eni.get("Groups")),
+                attached_to: attached,
+                addresses,
+                ..Attributes::default()
+            },
+        });
+        Ok(id)
+    }
+}
+
+fn err(path: impl Into<String>, message: impl Into<String>) -> InventoryError {
+    InventoryError {
+        path: path.into(),
+        message: message.into(),
+    }
+}
+
+fn array<'v>(v: &'v Value, path: &str) -> Result<&'v Vec<Value>, InventoryError> {
+    v.as_array().ok_or_else(|| err(path, "expected an array"))
+}
+
+fn str_of<'v>(v: &'v Value, key: &str) -> Option<&'v str> {
+    v.get(key).and_then(Value::as_str)
+}
+
+fn opt_string(v: &Value, key: &str) -> Option<String> {
+    str_of(v, key).map(str::to_owned)
+}
+
+fn req_str<'v>(v: &'v Value, key: &str, at: &str) -> Result<&'v str, InventoryError> {
+    str_of(v, key).ok_or_else(|| err(format!("{at}.{key}"), "missing or not a string"))
+}
+
+fn tags(v: &Value) -> Vec<(String, String)> {
+    tags_at(v, "Tags")
+}
+
+fn tags_at(v: &Value, key: &str) -> Vec<(String, String)> {
+    v.get(key)
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter_map(|t| {
+                    Some((str_of(t, "Key")?.to_owned(), str_of(t, "Value")?.to_owned()))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn group_ids(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .filter_map(|g| str_of(g, "GroupId").map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn parse_net(s: &str, at: &str) -> Result<IpNet, InventoryError> {
+    s.parse::<IpNet>()
+        .map_err(|_| err(at, format!("`{s}` is not a CIDR block")))
+}
+
+fn grant(g: &Value, at: &str) -> Result<Grant, InventoryError> {
+    if let Some(id) = str_of(g, "UserId") {
+        Ok(Grant::Account(id.to_owned()))
+    } else if str_of(g, "Group") == Some("all") {
+        Ok(Grant::All)
+    } else if let Some(a) = str_of(g, "OrganizationArn") {
+        Ok(Grant::Organization(a.to_owned()))
+    } else if let Some(a) = str_of(g, "OrganizationalUnitArn") {
+        Ok(Grant::OrganizationalUnit(a.to_owned()))
+    } else {
+        Err(err(
+            at,
+            "expected UserId, Group `all`, OrganizationArn or OrganizationalUnitArn",
+        ))
+    }
+}
+
+fn rule(r: &Value, at: &str) -> Result<Rule, InventoryError> {
+    let proto = match r.get("IpProtocol") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        _ => return Err(err(format!("{at}.IpProtocol"), "missing")),
+    };
+    let protocol = Protocol::parse(&proto).ok_or_else(|| {
+        err(
+            format!("{at}.IpProtocol"),
+            format!("unknown protocol `{proto}`"),
+        )
+    })?;
+    let port = |k: &str| {
+        r.get(k)
+            .and_then(Value::as_i64)
+            .and_then(|p| i32::try_from(p).ok())
+    };
+    let mut cidrs = Vec::new();
+    for (list, key) in [("IpRanges", "CidrIp"), ("Ipv6Ranges", "CidrIpv6")] {
+        if let Some(items) = r.get(list).and_then(Value::as_array) {
+            for (i, item) in items.iter().enumerate() {
+                let c = req_str(item, key, &format!("{at}.{list}[{i}]"))?;
+                cidrs.push(parse_net(c, &format!("{at}.{list}[{i}].{key}"))?);
+            }
+        }
+    }
+    let prefix_lists = r
+        .get("PrefixListIds")
+        .and_then(Value::as_array)
+        .map(|l| {
+            l.iter()
+                .filter_map(|p| str_of(p, "PrefixListId").map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Rule {
+        protocol,
+        from_port: port("FromPort"),
+        to_port: port("ToPort"),
+        cidrs,
+        groups: group_ids(r.get("UserIdGroupPairs")),
+        prefix_lists,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn reads_cli_output() {
+        let mut inv = Inventory::new();
+        let instances = json!({"Reservations": [{"OwnerId": "111122223333", "Instances": [{
+            "InstanceId": "i-0abc", "InstanceType": "t3.micro", "ImageId": "ami-1",
+            "Placement": {"AvailabilityZone": "us-east-1a", "Tenancy": "default"},
+            "SubnetId": "subnet-1", "VpcId": "vpc-1",
+            "Tags": [{"Key": "team", "Value": "blue"}],
+            "SecurityGroups": [{"GroupId": "sg-1", "GroupName": "web"}],
+            "NetworkInterfaces": [{"NetworkInterfaceId": "eni-1", "PrivateIpAddress": "10.0.0.5",
+                "PrivateIpAddresses": [{"PrivateIpAddress": "10.0.0.5"}],
+                "Groups": [{"GroupId": "sg-1"}]}]
+        }]}]});
+        assert_eq!(
+            inv.load_cli_output(&instances, "111122223333", "us-east-1"),
+            Ok(1)
+        );
+        let i = inv
+            .get("i-0abc")
+            .map(|r| r.attributes.instance_type.clone());
+        assert_eq!(i, Some(Some("t3.micro".to_owned())));
+        let holder = inv.holder_of(&"10.0.0.5".parse().unwrap_or(IpAddr::from([0, 0, 0, 0])));
+        assert_eq!(holder.map(|r| r.id.as_str()), Some("eni-1"));
+
+        let perms = json!({"ImageId": "ami-1", "LaunchPermissions": [{"UserId": "444455556666"}, {"Group": "all"}]});
+        assert_eq!(
+            inv.load_cli_output(&perms, "111122223333", "us-east-1"),
+            Ok(1)
+        );
+        let images =
+            json!({"Images": [{"ImageId": "ami-1", "OwnerId": "111122223333", "Public": false}]});
+        assert_eq!(
+            inv.load_cli_output(&images, "111122223333", "us-east-1"),
+            Ok(1)
+        );
+        let grants = inv.get("ami-1").map(|r| r.attributes.grants.len());
+        assert_eq!(grants, Some(2));
+        let arn = inv.get("ami-1").map(|r| r.arn("aws"));
+        assert_eq!(arn.as_deref(), Some("arn:aws:ec2:us-east-1::image/ami-1"));
+
+        let sgs = json!({"SecurityGroups": [{"GroupId": "sg-1", "GroupName": "web", "OwnerId": "111122223333",
+            "IpPermissions": [{"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443,
+                "IpRanges": [{"CidrIp": "0.0.0.0/0"}], "UserIdGroupPairs": [{"GroupId": "sg-2"}]}],
+            "IpPermissionsEgress": [{"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]}]});
+        assert_eq!(
+            inv.load_cli_output(&sgs, "111122223333", "us-east-1"),
+            Ok(1)
+        );
+        let rules = inv
+            .get("sg-1")
+            .map(|r| r.attributes.ingress.clone())
+            .unwrap_or_default();
+        assert_eq!(rules.len(), 1);
+        assert_eq!(rules.first().map(|r| r.protocol), Some(Protocol::Tcp));
+
+        let before = inv.clone();
+        assert!(inv.delete("i-0abc"));
+        assert!(before.get("i-0abc").is_some() && inv.get("i-0abc").is_none());
+    }
+
+    #[test]
+    fn bad_rules_name_their_path() {
+        let mut inv = Inventory::new();
+        let sgs = json!({"SecurityGroups": [{"GroupId": "sg-1", "IpPermissions": [
+            {"IpProtocol": "tcp", "IpRanges": [{"CidrIp": "10.0.0.0/33"}]}]}]});
+        let e = inv.load_cli_output(&sgs, "1", "r");
+        assert_eq!(
+            e.map_err(|e| e.path),
+            Err("$.SecurityGroups[0].IpPermissions[0].IpRanges[0].CidrIp".to_owned())
+        );
+    }
+}
