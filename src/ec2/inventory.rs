@@ -634,20 +634,19 @@ impl Inventory {
             }
         }
         for k in ["PrivateIpAddress"] {
-            if let Some(a) = str_of(eni, k).and_then(|a| a.parse().ok()) {
-                if !addresses.contains(&a) {
-                    addresses.push(a);
-                }
+            if let Some(a) = str_of(eni, k).and_then(|a| a.parse().ok())
+                && !addresses.contains(&a)
+            {
+                addresses.push(a);
             }
         }
         if let Some(a) = eni
             .get("Association")
             .and_then(|x| str_of(x, "PublicIp"))
             .and_then(|a| a.parse().ok())
+            && !addresses.contains(&a)
         {
-            if !addresses.contains(&a) {
-                addresses.push(a);
-            }
+            addresses.push(a);
         }
         if let Some(list) = eni.get("Ipv6Addresses").and_then(Value::as_array) {
             for p in list {
