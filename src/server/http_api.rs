@@ -204,11 +204,3 @@ pub fn answer_json(d: &Decided) -> Value {
         "decision_id": d.decision_id,
     })
 }
-
-/// The trace id of a W3C `traceparent` header (`00-TRACEID-SPANID-FLAGS`).
-pub fn trace_id_of(traceparent: &str) -> Option<&str> {
-    let mut parts = traceparent.split('-');
-    let _version = parts.next()?;
-    let id = parts.next()?;
-    (id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())).then_some(id)
-}

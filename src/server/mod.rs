@@ -199,6 +199,7 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
         admin = %addrs.admin,
         "iamgate serving"
     );
+    let signals = Signals::register()?;
     // A machine-readable line for scripts and tests that bind port 0.
     println!(
         "{}",
@@ -209,7 +210,7 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
         }})
     );
 
-    wait_for_signals(&reload).await?;
+    signals.wait(&reload).await;
     tracing::info!("shutting down: draining connections");
     let _ = shutdown_tx.send(true);
     for t in tasks {
@@ -218,18 +219,34 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
     Ok(())
 }
 
-async fn wait_for_signals(reload: &reload::ReloadHandle) -> Result<(), ServerError> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).map_err(ServerError::Signal)?;
-    let mut int = signal(SignalKind::interrupt()).map_err(ServerError::Signal)?;
-    let mut hup = signal(SignalKind::hangup()).map_err(ServerError::Signal)?;
-    loop {
-        tokio::select! {
-            _ = term.recv() => return Ok(()),
-            _ = int.recv() => return Ok(()),
-            _ = hup.recv() => {
-                tracing::info!("SIGHUP: reloading");
-                reload.trigger();
+/// Signal handlers, registered before the server announces itself so that
+/// an early SIGTERM still drains and exits cleanly.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn register() -> Result<Self, ServerError> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            term: signal(SignalKind::terminate()).map_err(ServerError::Signal)?,
+            int: signal(SignalKind::interrupt()).map_err(ServerError::Signal)?,
+            hup: signal(SignalKind::hangup()).map_err(ServerError::Signal)?,
+        })
+    }
+
+    /// Returns on SIGTERM or SIGINT; SIGHUP triggers a reload.
+    async fn wait(mut self, reload: &reload::ReloadHandle) {
+        loop {
+            tokio::select! {
+                _ = self.term.recv() => return,
+                _ = self.int.recv() => return,
+                _ = self.hup.recv() => {
+                    tracing::info!("SIGHUP: reloading");
+                    reload.trigger();
+                }
             }
         }
     }

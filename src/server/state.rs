@@ -100,7 +100,7 @@ impl AppState {
             decision = tracing::field::Empty,
             decision_id = tracing::field::Empty,
         );
-        let caller = tracing_setup::join_caller_trace(&span, traceparent);
+        tracing_setup::join_caller_trace(&span, traceparent);
         let _enter = span.enter();
         let answer = match snapshot.authorize(req) {
             Ok(a) => a,
@@ -127,7 +127,7 @@ impl AppState {
                 decision: answer.decision.as_str(),
                 reason: answer.reason.clone(),
                 matched: answer.matched.clone(),
-                trace_id: tracing_setup::trace_id_of(&span, caller.as_ref()),
+                trace_id: tracing_setup::trace_id_of(&span, traceparent),
             });
         }
         Ok(Decided {

@@ -247,25 +247,26 @@ fn is_lower_hex(s: &str) -> bool {
 }
 
 /// Makes `span` (not yet entered) a child of the caller's span named by
-/// `traceparent`, when spans are exported; returns the parsed header. A
-/// missing or malformed header leaves `span` a root: never an error.
-pub fn join_caller_trace(span: &tracing::Span, traceparent: Option<&str>) -> Option<TraceParent> {
-    let parent = traceparent.and_then(TraceParent::parse);
-    if let Some(p) = &parent
-        && otel_enabled()
-    {
+/// `traceparent` (a W3C `traceparent` value). Does nothing — not even
+/// parsing — unless spans are exported; a missing or malformed value leaves
+/// `span` the root of a new trace: never an error.
+pub fn join_caller_trace(span: &tracing::Span, traceparent: Option<&str>) {
+    if !otel_enabled() {
+        return;
+    }
+    if let Some(p) = traceparent.and_then(TraceParent::parse) {
         let cx = opentelemetry::Context::new().with_remote_span_context(p.span_context());
         if let Err(e) = span.set_parent(cx) {
             tracing::debug!(error = %e, "cannot join the caller's trace");
         }
     }
-    parent
 }
 
-/// The trace id a decision belongs to, for the decision log: the caller's,
-/// or, when spans are exported, the one `span` started.
-pub fn trace_id_of(span: &tracing::Span, parent: Option<&TraceParent>) -> Option<String> {
-    if let Some(p) = parent {
+/// The trace id a decision belongs to, for the decision log: the caller's
+/// (from a valid `traceparent`), or else, when spans are exported, the new
+/// trace `span` started.
+pub fn trace_id_of(span: &tracing::Span, traceparent: Option<&str>) -> Option<String> {
+    if let Some(p) = traceparent.and_then(TraceParent::parse) {
         return Some(p.trace_id.to_string());
     }
     if !otel_enabled() {
@@ -353,12 +354,12 @@ mod tests {
     #[test]
     fn without_export_a_decision_keeps_the_callers_trace_id() {
         let span = tracing::info_span!("iamgate.decision");
-        let parent = join_caller_trace(&span, Some(TP));
+        join_caller_trace(&span, Some(TP));
         assert_eq!(
-            trace_id_of(&span, parent.as_ref()).as_deref(),
+            trace_id_of(&span, Some(TP)).as_deref(),
             Some("4bf92f3577b34da6a3ce929d0e0e4736")
         );
-        assert_eq!(join_caller_trace(&span, Some("garbage")), None);
+        assert_eq!(trace_id_of(&span, Some("garbage")), None);
         assert_eq!(trace_id_of(&span, None), None);
     }
 }
