@@ -8,7 +8,7 @@ Writes an iamgate bundle (AWS CLI shapes) to OUT_DIR:
 - iam/111111111111.json, iam/222222222222.json:
   `aws iam get-account-authorization-details` output. `--principals` users
   and roles (five roles per account, the rest users) split evenly over the
-  two accounts; users come each with a team tag, one team group, ten
+  two accounts; each user has a team tag, one team group, ten
   attached managed policies (one for its team, nine drawn from the
   account's pool), two inline policies, and (every other user) a
   permissions boundary. Roles have trust, inline and managed policies. The managed pool
@@ -260,7 +260,7 @@ def main():
     }
     scps = org["Policies"]
 
-    fixed = per_acct_users * len(ACCOUNTS) * inline_per_user + len(ACCOUNTS) * (roles_per_acct * 2 + len(groups)) + len(scps)
+    fixed = per_acct_users * len(ACCOUNTS) * inline_per_user + len(ACCOUNTS) * roles_per_acct * 2 + len(scps)
     pool_total = a.policies - fixed
     if pool_total < len(ACCOUNTS) * (len(TEAMS) + 20):
         raise SystemExit("too few policies for this many users")
@@ -301,9 +301,10 @@ def main():
             group_list.append({
                 "Path": "/teams/", "GroupName": f"team-{team}", "GroupId": f"AGPA{acct}{team.upper():>8}"[:21],
                 "Arn": f"arn:aws:iam::{acct}:group/teams/team-{team}",
-                "GroupPolicyList": [{"PolicyName": "TeamReadOnly",
-                                     "PolicyDocument": doc(g.s_read(acct, "GroupRead"),
-                                                           g.s_deny_specific(acct, "GroupDeny"))}],
+                # No inline group policies: iamgate counts (and compiles) a
+                # group's inline policies once per member, which would make
+                # its policy count differ from this generator's.
+                "GroupPolicyList": [],
                 "AttachedManagedPolicies": [{"PolicyName": p.split("/")[-1], "PolicyArn": p}
                                             for p in g.pick(pool, 2)],
             })
@@ -360,7 +361,7 @@ def main():
         counts["users"] += len(users)
         counts["roles"] += len(roles)
         counts["policies"] += (len(policies) + len(users) * inline_per_user
-                               + len(group_list) + 2 * len(roles))
+                               + 2 * len(roles))
 
     with open(os.path.join(a.out, "organization.json"), "w") as f:
         json.dump(org, f, indent=1)

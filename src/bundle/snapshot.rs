@@ -17,6 +17,7 @@ use crate::bundle::aws::{
 };
 use crate::bundle::err::BundleError;
 use crate::bundle::files::BundleFiles;
+use crate::ec2::inventory::Inventory;
 use crate::engine::{
     Applicable, CompiledPolicy, Context, EngineError, Outcome, PolicySet, Principal, PrincipalKind,
     Request, decide,
@@ -67,6 +68,11 @@ pub struct Snapshot {
     known_accounts: Vec<String>,
     resource_policies: FxHashMap<String, PolicySet>,
     stats: Stats,
+    /// The bundle's EC2 inventory (`ec2/<account>/<region>/*.json`).
+    inventory: Arc<Inventory>,
+    /// Hash of the bundle's `ec2/` files: reloads re-seed the live
+    /// inventory only when it changes.
+    inventory_hash: String,
 }
 
 /// One authorization question to a snapshot.
@@ -273,6 +279,7 @@ impl Snapshot {
             }
         }
         let resource_policies = b.resource_policies()?;
+        let (inventory, inventory_hash) = load_inventory(files)?;
         let revision = revision(files)?;
         let stats = Stats {
             accounts: known_accounts.len(),
@@ -292,7 +299,19 @@ impl Snapshot {
             known_accounts,
             resource_policies,
             stats,
+            inventory: Arc::new(inventory),
+            inventory_hash,
         })
+    }
+
+    /// The bundle's EC2 inventory (the live one is in the inventory store).
+    pub fn inventory(&self) -> &Arc<Inventory> {
+        &self.inventory
+    }
+
+    /// Hash of the bundle's `ec2/` files.
+    pub fn inventory_hash(&self) -> &str {
+        &self.inventory_hash
     }
 
     /// The bundle revision (manifest `revision`, else a content hash).
@@ -671,6 +690,37 @@ impl Builder<'_> {
         }
         Ok(out)
     }
+}
+
+/// Reads `ec2/<account>/<region>/*.json` (AWS CLI `describe-*` output).
+fn load_inventory(files: &BundleFiles) -> Result<(Inventory, String), BundleError> {
+    let mut inventory = Inventory::new();
+    let mut h = Sha256::new();
+    for (name, text) in files.under("ec2", ".json") {
+        h.update(name.as_bytes());
+        h.update([0]);
+        h.update(text.as_bytes());
+        h.update([0]);
+        let parts: Vec<&str> = name.split('/').collect();
+        let [_, account, region, _file] = parts.as_slice() else {
+            return Err(BundleError::invalid(
+                name,
+                "$",
+                "inventory files live at ec2/<account-id>/<region>/<name>.json",
+            ));
+        };
+        let doc: Value = parse_json(name, text)?;
+        inventory
+            .load_cli_output(&doc, account, region)
+            .map_err(|e| BundleError::invalid(name, e.path, e.message))?;
+    }
+    let hash = h
+        .finalize()
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok((inventory, hash))
 }
 
 fn tags(tags: &[Tag]) -> Vec<(String, String)> {

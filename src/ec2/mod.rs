@@ -10,6 +10,7 @@
 
 pub mod catalog;
 pub mod inventory;
+pub mod inventory_store;
 
 // Generated and committed; regenerate with
 // `cd scripts/catalog && npm install && node gen-ec2-catalog.mjs`.

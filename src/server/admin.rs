@@ -74,6 +74,7 @@ fn status(state: &AppState) -> Response<Body> {
         "compile_ms": snapshot.as_ref().map(|s| s.compile_duration().as_secs_f64() * 1000.0),
         "counts": snapshot.as_ref().map(|s| s.stats()),
         "last_reload": state.store.last_attempt(),
+        "inventory": state.inventory.status(),
         "uptime_seconds": now.duration_since(state.started).map(|d| d.as_secs_f64()).unwrap_or_default(),
     });
     json_response(StatusCode::OK, body.to_string().into_bytes())

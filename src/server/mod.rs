@@ -23,6 +23,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::bundle::SnapshotStore;
+use crate::ec2::inventory_store::InventoryStore;
 use crate::server::config::ServeConfig;
 use crate::server::reload::BundleSource;
 use crate::server::state::AppState;
@@ -85,7 +86,8 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
             .await
             .map_err(|e| ServerError::Bundle(e.to_string()))?
     };
-    if let Err(e) = reload::apply(&store, &metrics, first) {
+    let inventory = Arc::new(InventoryStore::new());
+    if let Err(e) = reload::apply(&store, &inventory, &metrics, first) {
         if !config.wait_for_bundle {
             return Err(ServerError::Bundle(e));
         }
@@ -95,6 +97,7 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
     let reload = reload::spawn(
         source.clone(),
         store.clone(),
+        inventory.clone(),
         metrics.clone(),
         Duration::from_millis(300),
     );
@@ -126,7 +129,14 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
         }
     };
 
-    let state = AppState::new(store, metrics, config.clone(), decision_log, reload.clone());
+    let state = AppState::new(
+        store,
+        inventory,
+        metrics,
+        config.clone(),
+        decision_log,
+        reload.clone(),
+    );
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
     let grpc_server = grpc::GrpcServer::new(state.clone())?;

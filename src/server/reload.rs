@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::bundle::{BundleError, Snapshot, SnapshotStore, demo, load_files, load_path};
+use crate::ec2::inventory_store::InventoryStore;
 use crate::telemetry::Metrics;
 
 /// Where bundles come from.
@@ -61,6 +62,7 @@ impl ReloadHandle {
 /// Publishes the outcome of a load to the store and the metrics.
 pub fn apply(
     store: &SnapshotStore,
+    inventory: &InventoryStore,
     metrics: &Metrics,
     result: Result<Snapshot, BundleError>,
 ) -> Result<String, String> {
@@ -80,6 +82,9 @@ pub fn apply(
             );
             metrics.reload(true);
             tracing::info!(revision = %revision, source = snapshot.source(), "snapshot active");
+            if inventory.seed(snapshot.inventory(), snapshot.inventory_hash()) {
+                tracing::info!(counts = ?inventory.counts(), "inventory seeded from the bundle");
+            }
             store.swap(snapshot);
             Ok(revision)
         }
@@ -96,6 +101,7 @@ pub fn apply(
 pub fn spawn(
     source: BundleSource,
     store: Arc<SnapshotStore>,
+    inventory: Arc<InventoryStore>,
     metrics: Metrics,
     debounce: Duration,
 ) -> ReloadHandle {
@@ -115,7 +121,7 @@ pub fn spawn(
                 Ok(r) => r,
                 Err(e) => Err(BundleError::io("reload task", e)),
             };
-            let outcome = apply(&store, &metrics, result);
+            let outcome = apply(&store, &inventory, &metrics, result);
             for w in waiters {
                 let _ = w.send(outcome.clone());
             }

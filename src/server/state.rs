@@ -24,6 +24,8 @@ pub struct Decided {
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub store: Arc<SnapshotStore>,
+    /// The live EC2 inventory.
+    pub inventory: Arc<crate::ec2::inventory_store::InventoryStore>,
     pub metrics: Metrics,
     pub config: Arc<ServeConfig>,
     pub decision_log: DecisionLog,
@@ -44,6 +46,7 @@ impl AppState {
     /// Builds the shared state.
     pub fn new(
         store: Arc<SnapshotStore>,
+        inventory: Arc<crate::ec2::inventory_store::InventoryStore>,
         metrics: Metrics,
         config: Arc<ServeConfig>,
         decision_log: DecisionLog,
@@ -52,6 +55,7 @@ impl AppState {
         let prefix = uuid::Uuid::new_v4().simple().to_string();
         Self {
             store,
+            inventory,
             metrics,
             config,
             decision_log,
