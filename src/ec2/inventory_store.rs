@@ -17,7 +17,7 @@ use crate::ec2::inventory::{Grant, Inventory, InventoryCounts, Resource};
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Change {
     /// Insert or replace a resource.
-    Upsert { resource: Resource },
+    Upsert { resource: Box<Resource> },
     /// Remove a resource by id.
     Delete { id: String },
     /// Change an image's launch permissions or a snapshot's create-volume
@@ -89,7 +89,7 @@ impl InventoryStore {
         for change in changes {
             match change {
                 Change::Upsert { resource } => {
-                    next.upsert(resource);
+                    next.upsert(*resource);
                     applied.upserted += 1;
                 }
                 Change::Delete { id } => {
