@@ -158,10 +158,10 @@ mod tests {
         let before = store.load();
         let applied = store.apply(vec![
             Change::Upsert {
-                resource: instance("i-1"),
+                resource: Box::new(instance("i-1")),
             },
             Change::Upsert {
-                resource: instance("i-2"),
+                resource: Box::new(instance("i-2")),
             },
             Change::Delete {
                 id: "i-1".to_owned(),
@@ -187,7 +187,7 @@ mod tests {
         let seed = Arc::new(seed);
         assert!(store.seed(&seed, "h1"));
         store.apply(vec![Change::Upsert {
-            resource: instance("i-2"),
+            resource: Box::new(instance("i-2")),
         }]);
         assert!(!store.seed(&seed, "h1"));
         assert!(store.load().get("i-2").is_some());
