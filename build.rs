@@ -6,7 +6,11 @@
 use std::path::PathBuf;
 
 /// The protos of iamgate's API, relative to the crate root.
-const PROTOS: &[&str] = &["proto/iamgate/v1/authorizer.proto"];
+const PROTOS: &[&str] = &[
+    "proto/iamgate/v1/authorizer.proto",
+    "proto/iamgate/v1/inventory.proto",
+    "proto/iamgate/v1/network.proto",
+];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");

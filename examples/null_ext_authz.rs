@@ -7,7 +7,18 @@
 //!
 //! ```text
 //! cargo run --release --example null_ext_authz -- [--grpc ADDR] [--http ADDR]
+//!     [--iamgate-transport] [--spin-us N] [--response-bytes N]
 //! ```
+//!
+//! `--iamgate-transport` applies the tonic server settings `iamgate serve`
+//! uses (request timeout, HTTP/2 keepalive, stream and header-list limits),
+//! to tell the cost of those settings from the cost of deciding.
+//! `--spin-us N` busy-waits N µs in every Check: a stand-in for a decision
+//! of that cost, to see how much per-request work the target allows.
+//! `--response-bytes N` pads the OK answer to N encoded bytes (iamgate's
+//! allow carries headers and dynamic metadata): h2 writes DATA payloads of
+//! 256 bytes or more (the gRPC frame prefix included) as a separate chained
+//! buffer and flushes after each, so response size changes syscall counts.
 //!
 //! Both default to `127.0.0.1:0`; the bound addresses are printed on stdout
 //! as one JSON line, like `iamgate serve` does:
@@ -15,8 +26,10 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use bytes::Bytes;
+use envoy_types::pb::envoy::config::core::v3::{HeaderValue, HeaderValueOption};
 use envoy_types::pb::envoy::service::auth::v3::authorization_server::{
     Authorization, AuthorizationServer,
 };
@@ -26,14 +39,59 @@ use envoy_types::pb::google::rpc;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
+use prost::Message as _;
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Answers every Check with OK and an empty `ok_response`.
-#[derive(Debug, Default, Clone, Copy)]
-struct NullAuthz;
+/// Answers every Check with OK and the same prebuilt `ok_response` (after
+/// spinning for `spin`, zero by default).
+#[derive(Debug, Default, Clone)]
+struct NullAuthz {
+    spin: Duration,
+    response: CheckResponse,
+}
+
+/// The OK answer: an empty `ok_response`, or one padded with a header so
+/// that the encoded message is `size` bytes (when that is reachable).
+fn ok_response(size: Option<usize>) -> CheckResponse {
+    let mut r = CheckResponse {
+        status: Some(rpc::Status {
+            code: 0,
+            message: String::new(),
+            details: Vec::new(),
+        }),
+        http_response: Some(HttpResponse::OkResponse(OkHttpResponse::default())),
+        dynamic_metadata: None,
+    };
+    let Some(size) = size else { return r };
+    let mut pad = 0;
+    loop {
+        let candidate = CheckResponse {
+            http_response: Some(HttpResponse::OkResponse(OkHttpResponse {
+                headers: vec![HeaderValueOption {
+                    header: Some(HeaderValue {
+                        key: "x-pad".to_owned(),
+                        value: "p".repeat(pad),
+                        raw_value: Vec::new(),
+                    }),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            })),
+            ..r.clone()
+        };
+        let len = candidate.encoded_len();
+        if len >= size || pad > size {
+            if len == size {
+                r = candidate;
+            }
+            return r;
+        }
+        pad += 1;
+    }
+}
 
 #[tonic::async_trait]
 impl Authorization for NullAuthz {
@@ -41,15 +99,13 @@ impl Authorization for NullAuthz {
         &self,
         _request: tonic::Request<CheckRequest>,
     ) -> Result<tonic::Response<CheckResponse>, tonic::Status> {
-        Ok(tonic::Response::new(CheckResponse {
-            status: Some(rpc::Status {
-                code: 0,
-                message: String::new(),
-                details: Vec::new(),
-            }),
-            http_response: Some(HttpResponse::OkResponse(OkHttpResponse::default())),
-            dynamic_metadata: None,
-        }))
+        if !self.spin.is_zero() {
+            let until = std::time::Instant::now() + self.spin;
+            while std::time::Instant::now() < until {
+                std::hint::spin_loop();
+            }
+        }
+        Ok(tonic::Response::new(self.response.clone()))
     }
 }
 
@@ -98,7 +154,14 @@ fn arg(args: &[String], name: &str) -> Result<SocketAddr, BoxError> {
 async fn main() -> Result<(), BoxError> {
     let args: Vec<String> = std::env::args().collect();
     if args.iter().any(|a| a == "-h" || a == "--help") {
-        println!("usage: null_ext_authz [--grpc ADDR] [--http ADDR]   (default 127.0.0.1:0 each)");
+        println!(
+            "usage: null_ext_authz [--grpc ADDR] [--http ADDR] [--iamgate-transport] [--spin-us N] \
+             [--response-bytes N]\n  \
+             ADDRs default to 127.0.0.1:0; --iamgate-transport applies the tonic server \
+             settings of `iamgate serve` (timeout, keepalive, stream and header limits); \
+             --spin-us busy-waits N µs in every Check (a stand-in for decision cost); \
+             --response-bytes pads the CheckResponse to N bytes (iamgate's answers are larger)"
+        );
         return Ok(());
     }
     let grpc = TcpListener::bind(arg(&args, "--grpc")?).await?;
@@ -111,9 +174,33 @@ async fn main() -> Result<(), BoxError> {
         }})
     );
     tokio::spawn(serve_http(http));
+    let spin = args
+        .iter()
+        .position(|a| a == "--spin-us")
+        .and_then(|i| args.get(i + 1))
+        .map_or(Ok(0), |v| v.parse::<u64>())?;
+    let spin = Duration::from_micros(spin);
+    let size = args
+        .iter()
+        .position(|a| a == "--response-bytes")
+        .and_then(|i| args.get(i + 1))
+        .map(|v| v.parse::<usize>())
+        .transpose()?;
+    let response = ok_response(size);
     let incoming = TcpIncoming::from(grpc).with_nodelay(Some(true));
-    tonic::transport::Server::builder()
-        .add_service(AuthorizationServer::new(NullAuthz))
+    let mut builder = tonic::transport::Server::builder();
+    if args.iter().any(|a| a == "--iamgate-transport") {
+        // The tonic settings `iamgate serve` uses (src/server/grpc.rs), to
+        // tell transport costs from decision costs.
+        builder = builder
+            .timeout(Duration::from_secs(10))
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .http2_keepalive_timeout(Some(Duration::from_secs(10)))
+            .max_concurrent_streams(1024)
+            .http2_max_header_list_size(100 * 8192);
+    }
+    builder
+        .add_service(AuthorizationServer::new(NullAuthz { spin, response }))
         .serve_with_incoming_shutdown(incoming, async {
             let _ = tokio::signal::ctrl_c().await;
         })

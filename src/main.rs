@@ -68,6 +68,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Decode an encoded authorization failure message (what
+    /// sts:DecodeAuthorizationMessage returns); exit 1 if it does not
+    /// authenticate under the key.
+    DecodeMessage {
+        /// File with the server's --message-key-file key.
+        #[arg(long)]
+        key_file: PathBuf,
+        /// The encoded message from an UnauthorizedOperation error.
+        message: String,
+    },
     /// Time every request of a policy test file against its compiled policies.
     Bench {
         /// Policy test file.
@@ -117,6 +127,9 @@ struct ServeArgs {
     /// Most items in one batch request.
     #[arg(long, env = "IAMGATE_MAX_BATCH", default_value_t = 100)]
     max_batch: usize,
+    /// Most changes in one inventory batch (POST /v1/inventory, Inventory.Apply).
+    #[arg(long, env = "IAMGATE_MAX_INVENTORY_BATCH", default_value_t = 1000)]
+    max_inventory_batch: usize,
     /// Deepest JSON nesting accepted.
     #[arg(long, env = "IAMGATE_MAX_DEPTH", default_value_t = 32)]
     max_depth: usize,
@@ -150,10 +163,25 @@ struct ServeArgs {
     /// PEM CA bundle: require client certificates signed by it (mTLS).
     #[arg(long, env = "IAMGATE_TLS_CLIENT_CA", requires = "tls_cert")]
     tls_client_ca: Option<PathBuf>,
+    /// ext_authz: service mapping of routes without `iamgate.mapping`
+    /// (`generic` templates or the EC2 Query API, `ec2-query`).
+    #[arg(long, env = "IAMGATE_DEFAULT_MAPPING", default_value = "generic")]
+    default_mapping: iamgate::server::config::ServiceMapping,
+    /// ext_authz (EC2): trusted proxy hops at the right of X-Forwarded-For
+    /// for aws:SourceIp (0: the peer address).
+    #[arg(long, env = "IAMGATE_XFF_TRUSTED_HOPS", default_value_t = 0)]
+    xff_trusted_hops: usize,
+    /// Key (32 bytes, hex or base64) of encoded authorization failure
+    /// messages; without it a random key is made at startup.
+    #[arg(long, env = "IAMGATE_MESSAGE_KEY_FILE")]
+    message_key_file: Option<PathBuf>,
 }
 
 impl ServeArgs {
-    fn into_config(self) -> iamgate::server::config::ServeConfig {
+    fn into_config(
+        self,
+        message_key: iamgate::ec2::message::MessageKey,
+    ) -> iamgate::server::config::ServeConfig {
         use iamgate::server::config::{Limits, ServeConfig};
         ServeConfig {
             bundle: self.bundle,
@@ -165,6 +193,7 @@ impl ServeArgs {
             limits: Limits {
                 max_body_bytes: self.max_body_bytes,
                 max_batch: self.max_batch,
+                max_inventory_batch: self.max_inventory_batch,
                 max_depth: self.max_depth,
                 max_headers: self.max_headers,
                 request_timeout: Duration::from_millis(self.request_timeout_ms),
@@ -182,12 +211,15 @@ impl ServeArgs {
                 }),
                 _ => None,
             },
+            default_mapping: self.default_mapping,
+            xff_trusted_hops: self.xff_trusted_hops,
+            message_key,
         }
     }
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
-    let config = args.into_config();
+    let log_json = args.log_json;
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -199,14 +231,23 @@ fn serve(args: ServeArgs) -> ExitCode {
         }
     };
     // Declared after the runtime so that it drops (flushing spans) first.
-    let _telemetry =
-        match iamgate::telemetry::tracing_setup::init(config.log_json, runtime.handle()) {
-            Ok(guard) => guard,
+    let _telemetry = match iamgate::telemetry::tracing_setup::init(log_json, runtime.handle()) {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("iamgate: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let message_key =
+        match iamgate::ec2::message::MessageKey::load_or_generate(args.message_key_file.as_deref())
+        {
+            Ok(k) => k,
             Err(e) => {
                 eprintln!("iamgate: {e}");
                 return ExitCode::from(1);
             }
         };
+    let config = args.into_config(message_key);
     match runtime.block_on(iamgate::server::run(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -316,6 +357,9 @@ fn main() -> ExitCode {
             time_ms,
             json,
         } => commands::bench::run(file, Duration::from_millis(*time_ms), *json, &mut out),
+        Command::DecodeMessage { key_file, message } => {
+            commands::decode_message::run(key_file, message, &mut std::io::stderr(), &mut out)
+        }
     };
     let _ = out.flush();
     match result {

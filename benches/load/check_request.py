@@ -71,10 +71,17 @@ def peer(ip, port):
     return f_msg(1, address)                              # Peer.address
 
 
-def check_request(b, team=None):
-    path = f"/v1/instances/{b['instance']}/Stop"
-    host = "ec2.internal.example.com"
-    headers = {
+HOST = "ec2.internal.example.com"
+
+
+def request_path(b):
+    return f"/v1/instances/{b['instance']}/Stop"
+
+
+def request_headers(b, team=None):
+    """The headers Envoy would pass (pseudo-headers included)."""
+    path, host = request_path(b), HOST
+    return {
         ":authority": host,
         ":method": "POST",
         ":path": path,
@@ -90,6 +97,11 @@ def check_request(b, team=None):
         "x-iamgate-principal": b["principal"],
         "x-resource-team": team or b["team"],
     }
+
+
+def check_request(b, team=None):
+    path, host = request_path(b), HOST
+    headers = request_headers(b, team)
     http = (f_bytes(1, "10335876931405286416")  # id
             + f_bytes(2, "POST")                # method
             + f_map(3, headers)                 # headers
@@ -180,6 +192,7 @@ def verify(target, path, n, expect):
         for _ in range(n):
             resp, c = call.with_call(msg, timeout=5)
             d = describe(resp)
+            d["response_bytes"] = len(resp)
             d["grpc_status"] = c.code().name
             ok = c.code() == grpc.StatusCode.OK
             if expect == "denied":
@@ -202,7 +215,8 @@ def main():
         other = next(t for t in ("blue", "green", "red") if t != b["team"])
         deny_path = sys.argv[3].removesuffix(".bin") + ".deny.bin"
         open(deny_path, "wb").write(frame(check_request(b, team=other)))
-        print(f"{sys.argv[3]}: {len(data)} bytes (CheckRequest {len(data) - 5} bytes + 5-byte gRPC frame)")
+        print(json.dumps({"file": sys.argv[3], "bytes": len(data) - 5,
+                          "headers": len(request_headers(b))}))
     elif len(sys.argv) >= 4 and sys.argv[1] == "verify":
         rest = [a for a in sys.argv[4:] if not a.startswith("--")]
         n = int(rest[0]) if rest else 200

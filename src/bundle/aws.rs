@@ -129,10 +129,18 @@ pub struct PolicyVersion {
     pub is_default_version: bool,
 }
 
-/// `organization.json`.
+/// `organization.json`. Unknown fields are refused here (a typo would
+/// silently drop an SCP).
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 pub struct Organization {
+    /// The organization id (`o-…`), as `aws organizations
+    /// describe-organization` prints it in `Organization.Id`. Optional for
+    /// older bundles; without it (or without `ManagementAccountId`) no
+    /// organization or OU ARN can be built, so organization- and OU-wide
+    /// EC2 launch / create-volume permissions cover no account.
+    #[serde(default)]
+    pub id: Option<String>,
     #[serde(default)]
     pub management_account_id: Option<String>,
     #[serde(default)]

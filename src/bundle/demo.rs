@@ -2,7 +2,11 @@
 //! `--bundle` serves it. An EC2-shaped organization with a production and a
 //! development account, users, groups, a role with a path, managed and
 //! inline policies (one URL-encoded, as the raw API returns them), a
-//! permissions boundary, SCPs, a resource policy, and its own tests.
+//! permissions boundary, SCPs, a resource policy, an EC2 inventory (team-tagged
+//! instances, volumes, subnets, security groups that reference each other,
+//! network interfaces, and images and snapshots of the development account
+//! shared with production by account, OU, organization, publicly, or not
+//! at all), and its own tests.
 
 use crate::bundle::files::BundleFiles;
 
@@ -23,6 +27,100 @@ pub fn files() -> BundleFiles {
             "resource-policies.json",
             include_str!("demo/resource-policies.json"),
         ),
+        (
+            "ec2/111111111111/us-east-1/describe-images.json",
+            include_str!("demo/ec2/111111111111/us-east-1/describe-images.json"),
+        ),
+        (
+            "ec2/111111111111/us-east-1/describe-instances.json",
+            include_str!("demo/ec2/111111111111/us-east-1/describe-instances.json"),
+        ),
+        (
+            "ec2/111111111111/us-east-1/describe-network-interfaces.json",
+            include_str!("demo/ec2/111111111111/us-east-1/describe-network-interfaces.json"),
+        ),
+        (
+            "ec2/111111111111/us-east-1/describe-security-groups.json",
+            include_str!("demo/ec2/111111111111/us-east-1/describe-security-groups.json"),
+        ),
+        (
+            "ec2/111111111111/us-east-1/describe-snapshots.json",
+            include_str!("demo/ec2/111111111111/us-east-1/describe-snapshots.json"),
+        ),
+        (
+            "ec2/111111111111/us-east-1/describe-subnets.json",
+            include_str!("demo/ec2/111111111111/us-east-1/describe-subnets.json"),
+        ),
+        (
+            "ec2/111111111111/us-east-1/describe-volumes.json",
+            include_str!("demo/ec2/111111111111/us-east-1/describe-volumes.json"),
+        ),
+        (
+            "ec2/222222222222/us-east-1/describe-image-attribute-launch-permission-org.json",
+            include_str!(
+                "demo/ec2/222222222222/us-east-1/describe-image-attribute-launch-permission-org.json"
+            ),
+        ),
+        (
+            "ec2/222222222222/us-east-1/describe-image-attribute-launch-permission-ou.json",
+            include_str!(
+                "demo/ec2/222222222222/us-east-1/describe-image-attribute-launch-permission-ou.json"
+            ),
+        ),
+        (
+            "ec2/222222222222/us-east-1/describe-image-attribute-launch-permission-private.json",
+            include_str!(
+                "demo/ec2/222222222222/us-east-1/describe-image-attribute-launch-permission-private.json"
+            ),
+        ),
+        (
+            "ec2/222222222222/us-east-1/describe-image-attribute-launch-permission-shared.json",
+            include_str!(
+                "demo/ec2/222222222222/us-east-1/describe-image-attribute-launch-permission-shared.json"
+            ),
+        ),
+        (
+            "ec2/222222222222/us-east-1/describe-images.json",
+            include_str!("demo/ec2/222222222222/us-east-1/describe-images.json"),
+        ),
+        (
+            "ec2/222222222222/us-east-1/describe-instances.json",
+            include_str!("demo/ec2/222222222222/us-east-1/describe-instances.json"),
+        ),
+        (
+            "ec2/222222222222/us-east-1/describe-security-groups.json",
+            include_str!("demo/ec2/222222222222/us-east-1/describe-security-groups.json"),
+        ),
+        (
+            "ec2/222222222222/us-east-1/describe-snapshot-attribute-create-volume-permission-private.json",
+            include_str!(
+                "demo/ec2/222222222222/us-east-1/describe-snapshot-attribute-create-volume-permission-private.json"
+            ),
+        ),
+        (
+            "ec2/222222222222/us-east-1/describe-snapshot-attribute-create-volume-permission-public.json",
+            include_str!(
+                "demo/ec2/222222222222/us-east-1/describe-snapshot-attribute-create-volume-permission-public.json"
+            ),
+        ),
+        (
+            "ec2/222222222222/us-east-1/describe-snapshot-attribute-create-volume-permission-shared.json",
+            include_str!(
+                "demo/ec2/222222222222/us-east-1/describe-snapshot-attribute-create-volume-permission-shared.json"
+            ),
+        ),
+        (
+            "ec2/222222222222/us-east-1/describe-snapshots.json",
+            include_str!("demo/ec2/222222222222/us-east-1/describe-snapshots.json"),
+        ),
+        (
+            "ec2/222222222222/us-east-1/describe-subnets.json",
+            include_str!("demo/ec2/222222222222/us-east-1/describe-subnets.json"),
+        ),
+        (
+            "ec2/222222222222/us-east-1/describe-volumes.json",
+            include_str!("demo/ec2/222222222222/us-east-1/describe-volumes.json"),
+        ),
         ("tests/bob.json", include_str!("demo/tests/bob.json")),
         ("tests/others.json", include_str!("demo/tests/others.json")),
         ("tests/dev.json", include_str!("demo/tests/dev.json")),
@@ -32,11 +130,173 @@ pub fn files() -> BundleFiles {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bundle::load_files;
+    use crate::bundle::{BundleError, Snapshot, load_files};
+    use crate::ec2::inventory::Grant;
+    use crate::ec2::mapping::{Ec2Call, MappingError, map_call};
+    use crate::ec2::permissions::OrgMembership;
+    use crate::ec2::query::QueryParams;
 
     #[test]
     fn demo_bundle_compiles_and_passes_its_tests() {
         let snap = load_files(&files(), "demo");
         assert!(snap.is_ok(), "{:?}", snap.err());
+    }
+
+    const PROD: &str = "111111111111";
+    const DEV: &str = "222222222222";
+
+    fn call(snap: &Snapshot, caller: &str, target: &str) -> Result<Ec2Call, MappingError> {
+        let params = QueryParams::parse(target, None)?;
+        map_call(&params, "us-east-1", caller, snap.inventory())
+    }
+
+    #[test]
+    fn demo_inventory_loads() -> Result<(), BundleError> {
+        let snap = load_files(&files(), "demo")?;
+        let c = snap.inventory().counts();
+        assert_eq!((c.instances, c.images, c.snapshots), (4, 6, 6));
+        assert_eq!((c.volumes, c.subnets, c.security_groups), (7, 3, 6));
+        assert_eq!(c.network_interfaces, 5);
+        let shared = snap.inventory().get("ami-0b222000000000001");
+        assert_eq!(
+            shared.map(|r| r.attributes.grants.clone()),
+            Some(vec![Grant::Account(PROD.into())])
+        );
+        let web = snap.inventory().get("sg-0a111000000000002");
+        assert_eq!(
+            web.map(|r| r
+                .attributes
+                .egress
+                .iter()
+                .flat_map(|e| e.groups.clone())
+                .collect::<Vec<_>>()),
+            Some(vec!["sg-0a111000000000003".to_owned()])
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn demo_org_membership() -> Result<(), BundleError> {
+        let snap = load_files(&files(), "demo")?;
+        let m = snap.org_membership(PROD).cloned();
+        assert_eq!(
+            m,
+            Some(OrgMembership {
+                organization_arn: "arn:aws:organizations::999999999999:organization/o-aa111bb222"
+                    .into(),
+                ou_arns: vec![
+                    "arn:aws:organizations::999999999999:ou/o-aa111bb222/ou-demo-prod0001".into()
+                ],
+            })
+        );
+        let mgmt = snap.org_membership("999999999999").map(|m| m.ou_arns.len());
+        assert_eq!(mgmt, Some(0));
+        assert!(snap.org_membership("123456789012").is_none());
+        Ok(())
+    }
+
+    #[test]
+    fn org_membership_follows_nested_ous_and_needs_an_id() -> Result<(), BundleError> {
+        let org = |id: &str| {
+            format!(
+                r#"{{{id}"ManagementAccountId": "999999999999", "Roots": [{{"Id": "r-1"}}],
+                "OrganizationalUnits": [{{"Id": "ou-1-outer", "ParentId": "r-1"}},
+                                        {{"Id": "ou-1-inner", "ParentId": "ou-1-outer"}}],
+                "Accounts": [{{"Id": "123456789012", "ParentId": "ou-1-inner"}}]}}"#
+            )
+        };
+        let with_id = BundleFiles::from_pairs([("organization.json", org(r#""Id": "o-xyz", "#))]);
+        let snap = load_files(&with_id, "test")?;
+        let ous = snap
+            .org_membership("123456789012")
+            .map(|m| m.ou_arns.clone());
+        assert_eq!(
+            ous,
+            Some(vec![
+                "arn:aws:organizations::999999999999:ou/o-xyz/ou-1-outer".to_owned(),
+                "arn:aws:organizations::999999999999:ou/o-xyz/ou-1-inner".to_owned(),
+            ])
+        );
+        let without = BundleFiles::from_pairs([("organization.json", org(""))]);
+        assert!(
+            load_files(&without, "test")?
+                .org_membership("123456789012")
+                .is_none()
+        );
+        Ok(())
+    }
+
+    /// Launch / create-volume permission of each demo image and snapshot for
+    /// the production account.
+    #[test]
+    fn demo_cross_account_permissions() -> Result<(), Box<dyn std::error::Error>> {
+        let snap = load_files(&files(), "demo")?;
+        let membership = snap.org_membership(PROD);
+        let cases = [
+            (
+                "/?Action=RunInstances&ImageId=ami-0b222000000000001&SubnetId=subnet-0a111000000000a01",
+                true,
+            ),
+            (
+                "/?Action=RunInstances&ImageId=ami-0b222000000000002&SubnetId=subnet-0a111000000000a01",
+                false,
+            ),
+            (
+                "/?Action=RunInstances&ImageId=ami-0b222000000000003&SubnetId=subnet-0a111000000000a01",
+                true,
+            ),
+            (
+                "/?Action=RunInstances&ImageId=ami-0b222000000000004&SubnetId=subnet-0a111000000000a01",
+                true,
+            ),
+            (
+                "/?Action=RunInstances&ImageId=ami-0c0ffee0000000001&SubnetId=subnet-0a111000000000a01",
+                true,
+            ),
+            (
+                "/?Action=RunInstances&ImageId=ami-0ffffffffffffffff&SubnetId=subnet-0a111000000000a01",
+                false,
+            ),
+            (
+                "/?Action=CreateVolume&AvailabilityZone=us-east-1a&SnapshotId=snap-0b222000000000001",
+                true,
+            ),
+            (
+                "/?Action=CreateVolume&AvailabilityZone=us-east-1a&SnapshotId=snap-0b222000000000002",
+                false,
+            ),
+            (
+                "/?Action=CreateVolume&AvailabilityZone=us-east-1a&SnapshotId=snap-0b222000000000003",
+                true,
+            ),
+        ];
+        for (target, allowed) in cases {
+            let c = call(&snap, PROD, target)?;
+            assert_eq!(c.permission_checks.len(), 1, "{target}");
+            let ok = c
+                .permission_checks
+                .iter()
+                .all(|p| p.permits(PROD, membership));
+            assert_eq!(ok, allowed, "{target}");
+        }
+        // The owner needs no permission check; the OU grant does not cover
+        // the development account.
+        let own = call(
+            &snap,
+            DEV,
+            "/?Action=RunInstances&ImageId=ami-0b222000000000002",
+        )?;
+        assert!(own.permission_checks.is_empty());
+        let ou = call(
+            &snap,
+            "333333333333",
+            "/?Action=RunInstances&ImageId=ami-0b222000000000003",
+        )?;
+        assert!(
+            !ou.permission_checks
+                .iter()
+                .all(|p| p.permits("333333333333", None))
+        );
+        Ok(())
     }
 }

@@ -18,6 +18,7 @@ use crate::bundle::aws::{
 use crate::bundle::err::BundleError;
 use crate::bundle::files::BundleFiles;
 use crate::ec2::inventory::Inventory;
+use crate::ec2::permissions::OrgMembership;
 use crate::engine::{
     Applicable, CompiledPolicy, Context, EngineError, Outcome, PolicySet, Principal, PrincipalKind,
     Request, decide,
@@ -65,6 +66,9 @@ pub struct Snapshot {
     users: FxHashMap<String, Arc<Entity>>,
     by_name: FxHashMap<(String, String), Arc<Entity>>,
     accounts: FxHashMap<String, AccountOrg>,
+    /// Organization and OU ARNs per member account (EC2 permission
+    /// attributes); empty without an organization id.
+    memberships: FxHashMap<String, OrgMembership>,
     known_accounts: Vec<String>,
     resource_policies: FxHashMap<String, PolicySet>,
     stats: Stats,
@@ -127,6 +131,7 @@ struct Builder<'a> {
     managed: HashMap<String, Arc<CompiledPolicy>>,
     policies: usize,
     statements: usize,
+    memberships: FxHashMap<String, OrgMembership>,
 }
 
 impl Snapshot {
@@ -138,6 +143,7 @@ impl Snapshot {
             managed: HashMap::new(),
             policies: 0,
             statements: 0,
+            memberships: FxHashMap::default(),
         };
         let mut users = FxHashMap::default();
         let mut by_name = FxHashMap::default();
@@ -296,12 +302,21 @@ impl Snapshot {
             users,
             by_name,
             accounts,
+            memberships: std::mem::take(&mut b.memberships),
             known_accounts,
             resource_policies,
             stats,
             inventory: Arc::new(inventory),
             inventory_hash,
         })
+    }
+
+    /// The organization and OU ARNs of `account`, for EC2 launch and
+    /// create-volume permissions. `None` when the account is not in the
+    /// bundle's organization, or the organization's `Id` or
+    /// `ManagementAccountId` is unknown.
+    pub fn org_membership(&self, account: &str) -> Option<&OrgMembership> {
+        self.memberships.get(account)
     }
 
     /// The bundle's EC2 inventory (the live one is in the inventory store).
@@ -644,6 +659,24 @@ impl Builder<'_> {
             }
             path.push(cur);
             path.reverse();
+            if let (Some(org_id), Some(mgmt)) = (&org.id, &org.management_account_id) {
+                // path = [root, OUs outermost first..., account]
+                let ous = path
+                    .get(1..path.len().saturating_sub(1))
+                    .unwrap_or_default();
+                self.memberships.insert(
+                    a.id.clone(),
+                    OrgMembership {
+                        organization_arn: format!(
+                            "arn:aws:organizations::{mgmt}:organization/{org_id}"
+                        ),
+                        ou_arns: ous
+                            .iter()
+                            .map(|ou| format!("arn:aws:organizations::{mgmt}:ou/{org_id}/{ou}"))
+                            .collect(),
+                    },
+                );
+            }
             if org.management_account_id.as_deref() == Some(a.id.as_str()) {
                 out.insert(a.id.clone(), AccountOrg::default());
                 continue;

@@ -10,7 +10,7 @@ use std::time::SystemTime;
 use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
 
-use crate::ec2::inventory::{Grant, Inventory, InventoryCounts, Resource};
+use crate::ec2::inventory::{Grant, Inventory, InventoryCounts, InventoryError, Resource};
 
 /// One change to the inventory.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -114,6 +114,25 @@ impl InventoryStore {
         applied
     }
 
+    /// Reads one AWS CLI `describe-*` output document into the live
+    /// inventory, as [`Inventory::load_cli_output`] reads bundle files, and
+    /// atomically: a document with an error changes nothing. Returns how
+    /// many resources (or permission lists) it read.
+    pub fn apply_cli(
+        &self,
+        doc: &serde_json::Value,
+        account: &str,
+        region: &str,
+    ) -> Result<usize, InventoryError> {
+        let mut meta = self.lock();
+        let mut next = Inventory::clone(&self.current.load());
+        let n = next.load_cli_output(doc, account, region)?;
+        self.current.store(Arc::new(next));
+        meta.updated_at = Some(SystemTime::now());
+        meta.batches += 1;
+        Ok(n)
+    }
+
     /// Counts and the time of the last change, for `/v1/status`.
     pub fn status(&self) -> serde_json::Value {
         let meta = self.lock();
@@ -177,6 +196,30 @@ mod tests {
         assert!(before.get("i-2").is_none());
         assert!(store.load().get("i-2").is_some());
         assert_eq!(store.counts().instances, 1);
+    }
+
+    #[test]
+    fn cli_documents_apply_whole_or_not_at_all() {
+        let store = InventoryStore::new();
+        let doc = serde_json::json!({"Volumes": [
+            {"VolumeId": "vol-1", "Size": 8, "VolumeType": "gp3",
+             "Tags": [{"Key": "team", "Value": "blue"}]}]});
+        assert_eq!(store.apply_cli(&doc, "111122223333", "us-east-1"), Ok(1));
+        let vol = store.load().get("vol-1").cloned();
+        assert_eq!(vol.as_ref().map(|v| v.tag("team")), Some(Some("blue")));
+        assert_eq!(
+            vol.and_then(|v| v.attributes.volume_size),
+            Some(8),
+            "attributes read from the CLI output"
+        );
+
+        let bad = serde_json::json!({"Volumes": [{"VolumeId": "vol-2"}],
+            "SecurityGroups": [{"GroupId": "sg-1", "IpPermissions": [
+                {"IpProtocol": "tcp", "IpRanges": [{"CidrIp": "10.0.0.0/33"}]}]}]});
+        let before = store.load();
+        assert!(store.apply_cli(&bad, "111122223333", "us-east-1").is_err());
+        assert!(Arc::ptr_eq(&before, &store.load()), "nothing applied");
+        assert!(store.load().get("vol-2").is_none());
     }
 
     #[test]

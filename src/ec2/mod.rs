@@ -11,6 +11,12 @@
 pub mod catalog;
 pub mod inventory;
 pub mod inventory_store;
+pub mod mapping;
+pub mod message;
+pub mod network;
+pub mod permissions;
+pub mod query;
+pub mod response;
 
 // Generated and committed; regenerate with
 // `cd scripts/catalog && npm install && node gen-ec2-catalog.mjs`.

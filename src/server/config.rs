@@ -29,6 +29,48 @@ pub struct ServeConfig {
     pub log_json: bool,
     /// TLS for the API listeners; `None` serves plaintext.
     pub tls: Option<crate::server::tls::TlsFiles>,
+    /// ext_authz: the service mapping of routes whose context extensions
+    /// do not choose one (`iamgate.mapping`).
+    pub default_mapping: ServiceMapping,
+    /// ext_authz (EC2): trusted proxy hops at the right of
+    /// `X-Forwarded-For`; 0 takes `aws:SourceIp` from the peer address.
+    pub xff_trusted_hops: usize,
+    /// Key of the encoded authorization failure messages in EC2 errors.
+    pub message_key: crate::ec2::message::MessageKey,
+}
+
+/// How an ext_authz route's requests become IAM requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ServiceMapping {
+    /// `iamgate.action` / `iamgate.resource` templates (`generic`).
+    #[default]
+    Generic,
+    /// The EC2 Query API (`ec2-query`).
+    Ec2Query,
+}
+
+impl ServiceMapping {
+    /// The name used in `iamgate.mapping` and `--default-mapping`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceMapping::Generic => "generic",
+            ServiceMapping::Ec2Query => "ec2-query",
+        }
+    }
+}
+
+impl std::str::FromStr for ServiceMapping {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "generic" => Ok(ServiceMapping::Generic),
+            "ec2-query" => Ok(ServiceMapping::Ec2Query),
+            other => Err(format!(
+                "unknown service mapping `{other}` (known: `generic`, `ec2-query`)"
+            )),
+        }
+    }
 }
 
 /// Request limits; anything beyond them gets a clear 4xx / INVALID_ARGUMENT.
@@ -36,6 +78,8 @@ pub struct ServeConfig {
 pub struct Limits {
     pub max_body_bytes: usize,
     pub max_batch: usize,
+    /// Most changes in one inventory batch.
+    pub max_inventory_batch: usize,
     pub max_depth: usize,
     pub max_headers: usize,
     pub request_timeout: Duration,
@@ -46,6 +90,7 @@ impl Default for Limits {
         Self {
             max_body_bytes: 1024 * 1024,
             max_batch: 100,
+            max_inventory_batch: 1000,
             max_depth: 32,
             max_headers: 100,
             request_timeout: Duration::from_secs(10),

@@ -113,6 +113,14 @@ impl GrpcServer {
         let mut services = Services::default();
         services.add(AuthorizerService::server(state.clone()));
         services.add(crate::server::ext_authz::service(state.clone()));
+        // Same `iamgate.v1` descriptor set as the Authorizer (one build).
+        services.add(crate::server::inventory_api::InventoryService::server(
+            state.clone(),
+        ));
+        // `iamgate.v1.Network` (security groups): also in that descriptor set.
+        services.add(crate::server::network_api::NetworkService::server(
+            state.clone(),
+        ));
         // ── More gRPC services on this port: one `services.add(...)` line
         // each (their health then follows readiness too), and their
         // descriptor set in `descriptor_sets()` for reflection.

@@ -12,6 +12,8 @@ pub mod grpc;
 pub mod grpc_api;
 pub mod http_api;
 pub mod http_util;
+pub mod inventory_api;
+pub mod network_api;
 pub mod reload;
 pub mod state;
 pub mod tls;

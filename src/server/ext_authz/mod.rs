@@ -3,8 +3,15 @@
 //! [`mapping`] turns the `CheckRequest` into one IAM request, the shared
 //! decision path ([`AppState::decide`]) decides it, and [`response`] shapes
 //! the `CheckResponse`. The gRPC listener itself lives in `server::grpc`.
+//! Routes whose `iamgate.mapping` (or `--default-mapping`) is `ec2-query`
+//! go to [`ec2`], which maps an EC2 Query API call and answers as EC2.
+//! A `CheckRequest` without an HTTP request comes from Envoy's network
+//! filter (one per TCP connection) and goes to [`network`] (security
+//! groups).
 
+pub mod ec2;
 pub mod mapping;
+pub mod network;
 pub mod response;
 
 use std::time::SystemTime;
@@ -14,6 +21,7 @@ use envoy_types::pb::envoy::service::auth::v3::authorization_server::{
 };
 use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse};
 
+use crate::server::config::ServiceMapping;
 use crate::server::state::AppState;
 use crate::telemetry::Frontend;
 
@@ -36,6 +44,16 @@ impl ExtAuthz {
     pub fn check_request(&self, req: &CheckRequest, now: SystemTime) -> CheckResponse {
         let frontend = Frontend::ExtAuthz;
         let config = &self.state.config;
+        match ec2::route_mapping(req, config.default_mapping) {
+            Ok(ServiceMapping::Ec2Query) => return ec2::check_request(&self.state, req, now),
+            Ok(ServiceMapping::Generic) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "ext_authz: misconfigured route");
+                let err = e.into_serve_error();
+                self.state.metrics.request_error(frontend, err.reason());
+                return response::refused(&err);
+            }
+        }
         let principals = mapping::PrincipalSource {
             header: &config.principal_header,
             uri_sans: &config.uri_san_principals,
@@ -66,6 +84,10 @@ impl Authorization for ExtAuthz {
         &self,
         request: tonic::Request<CheckRequest>,
     ) -> Result<tonic::Response<CheckResponse>, tonic::Status> {
+        if network::is_network_check(request.get_ref()) {
+            return network::check_request(&self.state, request.get_ref())
+                .map(tonic::Response::new);
+        }
         Ok(tonic::Response::new(
             self.check_request(request.get_ref(), SystemTime::now()),
         ))

@@ -1,0 +1,2747 @@
+//! How one EC2 Query API call maps onto IAM: the `ec2:` action, every
+//! resource it must be authorized against (with the resource's ARN, owner
+//! and condition keys), the permission-attribute checks cross-account AMIs
+//! and snapshots need, and the grant changes `ModifyImageAttribute` /
+//! `ModifySnapshotAttribute` make. Pure: parameters, region, caller account
+//! and inventory in; an [`Ec2Call`] out. Deciding is the caller's job (the
+//! ext_authz glue): every [`Authorization`] must be allowed, every
+//! [`PermissionCheck`] must pass, and only then are `grant_updates` applied.
+//!
+//! ```
+//! use iamgate::ec2::inventory::Inventory;
+//! use iamgate::ec2::mapping::map_call;
+//! use iamgate::ec2::query::QueryParams;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let params = QueryParams::parse(
+//!     "/?Action=TerminateInstances&InstanceId.1=i-0abc&DryRun=true",
+//!     None,
+//! )?;
+//! let call = map_call(&params, "us-east-1", "111111111111", &Inventory::new())?;
+//! assert_eq!(call.action, "TerminateInstances");
+//! assert!(call.dry_run);
+//! for a in &call.authorizations {
+//!     // Ask the snapshot: a.action ("ec2:TerminateInstances"), a.resource
+//!     // ("arn:aws:ec2:us-east-1:111111111111:instance/i-0abc"), a.context
+//!     // (merged with the request's global keys), a.resource_account.
+//!     assert_eq!(a.action, "ec2:TerminateInstances");
+//! }
+//! // Then: every call.permission_checks[i].permits(caller, membership),
+//! // and on allow (not DryRun) apply call.grant_updates to the inventory.
+//! # Ok(()) }
+//! ```
+//!
+//! # Resources
+//! Resource types, ARN formats and the condition keys each (action,
+//! resource type) pair supports come from [`super::catalog`]. The region is
+//! the caller's (passed in); an existing resource's account is its owner in
+//! the inventory, else the caller's; new resources (`instance/*`) are the
+//! caller's. Images and snapshots carry no account in their ARN: their
+//! owner goes into [`Authorization::resource_account`].
+//!
+//! Actions with dedicated mappings: `RunInstances`, `CreateVolume`,
+//! `CreateSnapshot`, `CreateTags`, `DeleteTags`, `DetachVolume`,
+//! `ModifyImageAttribute`, `ModifySnapshotAttribute`, and security-group
+//! actions given a `GroupName`. Every other action is mapped generically:
+//! for each of its EC2 resource types, the conventional parameters
+//! (`<Id>`, `<Id>.N` from the ARN template's id placeholder, plus a few
+//! aliases such as `GroupId`/`SecurityGroupId`, `KeyName`) name existing
+//! resources; a required type no parameter names, or an optional type a
+//! `TagSpecification` names, is a new resource (`type/*`); an action with
+//! no resource named at all and no required type is authorized against
+//! `*`. (The generic mapping cannot see resources that a backend derives
+//! from other parameters; those are authorized as `type/*`.)
+//!
+//! Tag-on-create: each `TagSpecification` also needs `ec2:CreateTags` on
+//! the new resource, with `ec2:CreateAction` set to the creating action, as
+//! EC2 does.
+//!
+//! # Context keys
+//! Only keys the catalog lists for the action or the (action, resource
+//! type) pair are set, plus `aws:RequestedRegion` (global). Values: the
+//! request's own parameters (`ec2:InstanceType`, `ec2:VolumeSize`, ...,
+//! `aws:RequestTag/K`, `aws:TagKeys`), identifiers (`ec2:InstanceID`,
+//! ...), and, for resources the inventory knows, their attributes and tags
+//! (`ec2:ResourceTag/K`, `aws:ResourceTag/K`, `ec2:Owner`, `ec2:Public`,
+//! `ec2:Vpc`, ...). A resource unknown to the inventory simply lacks them.
+//!
+//! # Known approximations
+//! - `RunInstances` authorizes the root volume as one `volume/*` without
+//!   size keys unless `BlockDeviceMapping.N.Ebs` entries are given (then one
+//!   `volume/*` per entry, with their keys): the inventory does not know an
+//!   AMI's block devices.
+//! - Launch templates are authorized by id only, and only with an explicit
+//!   `ImageId` (the template's contents are not in the inventory).
+//! - Without `SubnetId` or security groups, `RunInstances` uses the
+//!   inventory's `default` group of the subnet's VPC, else `subnet/*` /
+//!   `security-group/*`.
+
+use std::sync::Arc;
+
+use super::catalog::{self, ActionDef, ActionResource, ResourceTypeDef};
+use super::inventory::{Grant, Inventory, Resource, ResourceKind};
+use super::inventory_store::Change;
+use super::permissions::{self, OrgMembership};
+use super::query::{QueryError, QueryParams, TagSpecification};
+use crate::engine::{Context, ContextValue};
+
+/// One EC2 API call, mapped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ec2Call {
+    /// The API action in the catalog's casing (`"RunInstances"`).
+    pub action: String,
+    /// `DryRun=true`: answer `DryRunOperation` / `UnauthorizedOperation`
+    /// and never forward.
+    pub dry_run: bool,
+    /// Every authorization the call needs; all must be allowed.
+    pub authorizations: Vec<Authorization>,
+    /// Owner grants the call needs on top (cross-account AMIs, snapshots).
+    pub permission_checks: Vec<PermissionCheck>,
+    /// Inventory changes to apply when (and only when) the call is allowed
+    /// and forwarded.
+    pub grant_updates: Vec<Change>,
+}
+
+/// One IAM authorization question.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Authorization {
+    /// `"ec2:RunInstances"` (or `"ec2:CreateTags"` for tag-on-create).
+    pub action: String,
+    /// The resource ARN, or `"*"`.
+    pub resource: String,
+    /// The catalog resource type (`"instance"`), empty for `"*"`.
+    pub resource_type: String,
+    /// Action- and resource-level condition keys (not the request-wide
+    /// ones such as `aws:SourceIp`: the glue adds those).
+    pub context: Context,
+    /// The owner when the ARN carries no account (images, snapshots).
+    pub resource_account: Option<String>,
+}
+
+/// Which permission attribute a check reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PermissionKind {
+    /// An AMI's launch permission (`RunInstances`).
+    Launch,
+    /// A snapshot's create-volume permission (`CreateVolume`).
+    CreateVolume,
+}
+
+impl PermissionKind {
+    /// The attribute name as EC2 spells it.
+    pub fn attribute(self) -> &'static str {
+        match self {
+            PermissionKind::Launch => "launchPermission",
+            PermissionKind::CreateVolume => "createVolumePermission",
+        }
+    }
+}
+
+/// A cross-account use of an image or snapshot that the owner must allow.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PermissionCheck {
+    /// `ami-…` / `snap-…`.
+    pub resource_id: String,
+    pub kind: PermissionKind,
+    /// The owner, `None` when the inventory does not know the resource.
+    pub owner_account: Option<String>,
+    /// The resource as the inventory held it at mapping time.
+    pub resource: Option<Arc<Resource>>,
+}
+
+impl PermissionCheck {
+    /// Whether the owner's grants let `caller_account` use the resource. An
+    /// unknown resource never passes.
+    pub fn permits(&self, caller_account: &str, membership: Option<&OrgMembership>) -> bool {
+        self.resource
+            .as_deref()
+            .is_some_and(|r| permissions::permits(r, caller_account, membership))
+    }
+}
+
+/// Why a call could not be mapped: a client error, answered the way EC2
+/// would (see [`MappingError::code`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MappingError {
+    /// No `Action` parameter.
+    #[error("the request has no Action parameter")]
+    MissingAction,
+    /// `Action` is not an EC2 action.
+    #[error("the action {0} is not valid for this web service")]
+    InvalidAction(String),
+    /// A parameter the action requires is absent.
+    #[error("the request must contain the parameter {0}")]
+    MissingParameter(String),
+    /// A parameter's value is malformed or not allowed.
+    #[error("invalid value for parameter {name}: {reason}")]
+    InvalidParameterValue { name: String, reason: String },
+    /// Parameters that cannot be used together.
+    #[error("{0}")]
+    InvalidParameterCombination(String),
+    /// A name (security group name) the inventory cannot resolve to an id.
+    #[error("the {parameter} '{value}' does not exist")]
+    NotFound { parameter: String, value: String },
+    /// A form iamgate cannot authorize faithfully, refused rather than
+    /// guessed.
+    #[error("unsupported by iamgate: {0}")]
+    Unsupported(String),
+    /// The parameters themselves are malformed.
+    #[error(transparent)]
+    Query(#[from] QueryError),
+}
+
+impl MappingError {
+    /// The EC2 error code to answer with (HTTP 400).
+    pub fn code(&self) -> &'static str {
+        match self {
+            MappingError::MissingAction => "MissingAction",
+            MappingError::InvalidAction(_) => "InvalidAction",
+            MappingError::MissingParameter(_) => "MissingParameter",
+            MappingError::InvalidParameterValue { .. } => "InvalidParameterValue",
+            MappingError::InvalidParameterCombination(_) => "InvalidParameterCombination",
+            MappingError::NotFound { .. } => "InvalidGroup.NotFound",
+            MappingError::Unsupported(_) => "UnsupportedOperation",
+            MappingError::Query(_) => "MalformedQueryString",
+        }
+    }
+}
+
+/// The partition of a region (`aws`, `aws-cn`, `aws-us-gov`, ...).
+pub fn partition_for_region(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else if region.starts_with("us-iso-") {
+        "aws-iso"
+    } else if region.starts_with("us-isob-") {
+        "aws-iso-b"
+    } else if region.starts_with("eu-isoe-") {
+        "aws-iso-e"
+    } else if region.starts_with("us-isof-") {
+        "aws-iso-f"
+    } else {
+        "aws"
+    }
+}
+
+/// Maps one EC2 Query API call. `region` is the region the call is for (the
+/// host's or the route's), `caller_account` the calling principal's account.
+pub fn map_call(
+    params: &QueryParams,
+    region: &str,
+    caller_account: &str,
+    inventory: &Inventory,
+) -> Result<Ec2Call, MappingError> {
+    let name = params.get("Action").ok_or(MappingError::MissingAction)?;
+    let def = catalog::action(name)
+        .filter(|d| d.name == name)
+        .ok_or_else(|| MappingError::InvalidAction(name.to_owned()))?;
+    let dry_run = match params.get("DryRun") {
+        None => false,
+        Some(v) => parse_bool("DryRun", v)?,
+    };
+    let mut m = Mapper {
+        params,
+        def,
+        region,
+        partition: partition_for_region(region),
+        caller: caller_account,
+        inventory,
+        tag_specs: tag_specs(params, def)?,
+        call: Ec2Call {
+            action: def.name.to_owned(),
+            dry_run,
+            authorizations: Vec::new(),
+            permission_checks: Vec::new(),
+            grant_updates: Vec::new(),
+        },
+    };
+    match def.name {
+        "RunInstances" => m.run_instances()?,
+        "CreateVolume" => m.create_volume()?,
+        "CreateSnapshot" => m.create_snapshot()?,
+        "CreateTags" | "DeleteTags" => m.tags()?,
+        "DetachVolume" => m.detach_volume()?,
+        "ModifyImageAttribute" => m.modify_image_attribute()?,
+        "ModifySnapshotAttribute" => m.modify_snapshot_attribute()?,
+        _ => m.generic()?,
+    }
+    m.tag_on_create();
+    if m.call.authorizations.is_empty() {
+        m.wildcard();
+    }
+    Ok(m.call)
+}
+
+/// A resource to authorize against, before its context is built.
+struct Target<'r> {
+    resource_type: &'static str,
+    /// The id, or `None` for a new resource (`type/*`).
+    id: Option<String>,
+    /// The inventory's record, when known.
+    known: Option<&'r Arc<Resource>>,
+    /// Request-derived keys (filtered against the catalog later).
+    extra: Vec<(String, ContextValue)>,
+}
+
+struct Mapper<'a> {
+    params: &'a QueryParams,
+    def: &'static ActionDef,
+    region: &'a str,
+    partition: &'static str,
+    caller: &'a str,
+    inventory: &'a Inventory,
+    tag_specs: Vec<TagSpec>,
+    call: Ec2Call,
+}
+
+impl<'a> Mapper<'a> {
+    // ---- building blocks -------------------------------------------------
+
+    /// An existing resource named by parameter `param`.
+    fn existing(
+        &self,
+        resource_type: &'static str,
+        param: &str,
+        id: &str,
+    ) -> Result<Target<'a>, MappingError> {
+        check_id(resource_type, param, id)?;
+        Ok(Target {
+            resource_type,
+            id: Some(id.to_owned()),
+            known: self.inventory.get(id),
+            extra: Vec::new(),
+        })
+    }
+
+    /// A resource the call creates (`type/*`).
+    fn new_resource(resource_type: &'static str) -> Target<'a> {
+        Target {
+            resource_type,
+            id: None,
+            known: None,
+            extra: Vec::new(),
+        }
+    }
+
+    /// Adds the authorization of `self.def` against `t`.
+    fn authorize(&mut self, t: Target<'_>) {
+        let auth = self.build(self.def, t, true);
+        self.call.authorizations.push(auth);
+    }
+
+    /// Builds one authorization of `action` against `t`; `request_tags`
+    /// adds the tag specification's tags to a new resource.
+    fn build(
+        &self,
+        action: &'static ActionDef,
+        t: Target<'_>,
+        request_tags: bool,
+    ) -> Authorization {
+        let row = action.resource(t.resource_type);
+        let def = row
+            .map(|r| r.definition)
+            .or_else(|| catalog::resource_type(t.resource_type));
+        let account = t
+            .known
+            .map_or(self.caller, |r| r.account.as_str())
+            .to_owned();
+        let resource = match def {
+            Some(d) => d.arn(
+                self.partition,
+                self.region,
+                &account,
+                t.id.as_deref().unwrap_or("*"),
+            ),
+            None => "*".to_owned(),
+        };
+        let arn_has_account = def.is_some_and(|d| d.arn_template.contains("${Account}"));
+        let resource_account = if arn_has_account {
+            None
+        } else if let Some(r) = t.known {
+            Some(r.account.clone())
+        } else if t.id.is_none() {
+            Some(self.caller.to_owned())
+        } else {
+            None
+        };
+        let mut ctx = Keys::new(action, row);
+        ctx.action_keys(self.region);
+        if let Some(id) = &t.id {
+            for (k, v) in id_keys(t.resource_type, id) {
+                ctx.put(k, v);
+            }
+        }
+        if let Some(r) = t.known {
+            for (k, v) in self.resource_keys(r) {
+                ctx.put_value(&k, v);
+            }
+        }
+        if t.id.is_none()
+            && request_tags
+            && let Some((_, tags)) = self
+                .tag_specs
+                .iter()
+                .find(|(rt, _)| rt.eq_ignore_ascii_case(t.resource_type))
+        {
+            ctx.request_tags(tags.iter().map(|(k, v)| (k.as_str(), Some(v.as_str()))));
+        }
+        for (k, v) in t.extra {
+            ctx.put_value(&k, v);
+        }
+        Authorization {
+            action: format!("{}:{}", catalog::SERVICE_PREFIX, action.name),
+            resource,
+            resource_type: def.map_or("", |d| d.name).to_owned(),
+            context: ctx.ctx,
+            resource_account,
+        }
+    }
+
+    /// The authorization against `*` (no resource types, or none named).
+    fn wildcard(&mut self) {
+        let mut ctx = Keys::new(self.def, None);
+        ctx.action_keys(self.region);
+        self.call.authorizations.push(Authorization {
+            action: format!("{}:{}", catalog::SERVICE_PREFIX, self.def.name),
+            resource: "*".to_owned(),
+            resource_type: String::new(),
+            context: ctx.ctx,
+            resource_account: None,
+        });
+    }
+
+    /// `ec2:CreateTags` on each resource a `TagSpecification` tags at creation.
+    fn tag_on_create(&mut self) {
+        let Some(create_tags) = catalog::action("CreateTags") else {
+            return;
+        };
+        if self.def.name == "CreateTags" {
+            return;
+        }
+        let mut extra = Vec::new();
+        for (rt, tags) in &self.tag_specs {
+            let Some(def) = catalog::resource_type(rt) else {
+                continue;
+            };
+            let mut t = Self::new_resource(def.name);
+            t.extra = vec![(
+                "ec2:CreateAction".to_owned(),
+                ContextValue::One(self.def.name.to_owned()),
+            )];
+            let mut auth = self.build(create_tags, t, false);
+            let mut keys = Keys {
+                action: create_tags,
+                row: create_tags.resource(def.name),
+                ctx: auth.context,
+            };
+            keys.request_tags(tags.iter().map(|(k, v)| (k.as_str(), Some(v.as_str()))));
+            auth.context = keys.ctx;
+            extra.push(auth);
+        }
+        self.call.authorizations.extend(extra);
+    }
+
+    /// Keys an inventory record carries (filtered later).
+    fn resource_keys(&self, r: &Resource) -> Vec<(String, ContextValue)> {
+        let mut out: Vec<(String, ContextValue)> = Vec::new();
+        let mut one = |k: &str, v: String| out.push((k.to_owned(), ContextValue::One(v)));
+        for (k, v) in &r.tags {
+            one(&format!("ec2:ResourceTag/{k}"), v.clone());
+            one(&format!("aws:ResourceTag/{k}"), v.clone());
+        }
+        let a = &r.attributes;
+        let vpc = a
+            .vpc_id
+            .as_deref()
+            .map(|v| self.arn_of("vpc", &r.account, v));
+        match r.kind {
+            ResourceKind::Instance => {
+                opt(&mut one, "ec2:InstanceType", a.instance_type.clone());
+                opt(
+                    &mut one,
+                    "ec2:AvailabilityZone",
+                    a.availability_zone.clone(),
+                );
+                opt(&mut one, "ec2:Tenancy", a.tenancy.clone());
+                opt(&mut one, "ec2:RootDeviceType", a.root_device_type.clone());
+                opt(
+                    &mut one,
+                    "ec2:EbsOptimized",
+                    a.ebs_optimized.map(|b| b.to_string()),
+                );
+                opt(&mut one, "ec2:InstanceProfile", a.instance_profile.clone());
+                opt(&mut one, "ec2:Vpc", vpc);
+            }
+            ResourceKind::Image => {
+                one("ec2:Owner", owner_value(r));
+                opt(&mut one, "ec2:Public", a.public.map(|b| b.to_string()));
+                opt(&mut one, "ec2:RootDeviceType", a.root_device_type.clone());
+                if let Some(t) = image_type(&r.id) {
+                    one("ec2:ImageType", t.to_owned());
+                }
+            }
+            ResourceKind::Snapshot => {
+                one("ec2:Owner", owner_value(r));
+                opt(
+                    &mut one,
+                    "ec2:Encrypted",
+                    a.encrypted.map(|b| b.to_string()),
+                );
+                opt(
+                    &mut one,
+                    "ec2:VolumeSize",
+                    a.volume_size.map(|n| n.to_string()),
+                );
+                opt(
+                    &mut one,
+                    "ec2:ParentVolume",
+                    a.volume_id
+                        .as_deref()
+                        .map(|v| self.arn_of("volume", &r.account, v)),
+                );
+            }
+            ResourceKind::Volume => {
+                opt(
+                    &mut one,
+                    "ec2:VolumeSize",
+                    a.volume_size.map(|n| n.to_string()),
+                );
+                opt(&mut one, "ec2:VolumeType", a.volume_type.clone());
+                opt(&mut one, "ec2:VolumeIops", a.iops.map(|n| n.to_string()));
+                opt(
+                    &mut one,
+                    "ec2:Encrypted",
+                    a.encrypted.map(|b| b.to_string()),
+                );
+                opt(
+                    &mut one,
+                    "ec2:AvailabilityZone",
+                    a.availability_zone.clone(),
+                );
+                opt(
+                    &mut one,
+                    "ec2:ParentSnapshot",
+                    a.snapshot_id
+                        .as_deref()
+                        .map(|s| self.arn_of("snapshot", "", s)),
+                );
+            }
+            ResourceKind::SecurityGroup => opt(&mut one, "ec2:Vpc", vpc),
+            ResourceKind::NetworkInterface => {
+                opt(&mut one, "ec2:Vpc", vpc);
+                opt(
+                    &mut one,
+                    "ec2:Subnet",
+                    a.subnet_id
+                        .as_deref()
+                        .map(|s| self.arn_of("subnet", &r.account, s)),
+                );
+                let az = a
+                    .subnet_id
+                    .as_deref()
+                    .and_then(|s| self.inventory.get(s))
+                    .and_then(|s| s.attributes.availability_zone.clone());
+                opt(&mut one, "ec2:AvailabilityZone", az);
+            }
+            ResourceKind::Subnet => {
+                opt(&mut one, "ec2:Vpc", vpc);
+                opt(
+                    &mut one,
+                    "ec2:AvailabilityZone",
+                    a.availability_zone.clone(),
+                );
+            }
+            ResourceKind::PrefixList => {}
+        }
+        out
+    }
+
+    /// An ARN of `resource_type` in this call's region.
+    fn arn_of(&self, resource_type: &str, account: &str, id: &str) -> String {
+        match catalog::resource_type(resource_type) {
+            Some(d) => d.arn(self.partition, self.region, account, id),
+            None => format!(
+                "arn:{}:ec2:{}:{account}:{resource_type}/{id}",
+                self.partition, self.region
+            ),
+        }
+    }
+
+    /// The ARN of an existing resource, with its inventory owner.
+    fn arn_of_existing(&self, resource_type: &str, id: &str) -> String {
+        let account = self
+            .inventory
+            .get(id)
+            .map_or(self.caller, |r| r.account.as_str());
+        self.arn_of(resource_type, account, id)
+    }
+
+    /// A single parameter or its `.N` list, whichever is given.
+    fn ids(&self, name: &str) -> Result<Vec<String>, MappingError> {
+        let mut out: Vec<String> = self
+            .params
+            .list(name)?
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        if let Some(v) = self.params.get(name) {
+            if !out.is_empty() {
+                return Err(MappingError::InvalidParameterCombination(format!(
+                    "{name} and {name}.N cannot both be given"
+                )));
+            }
+            out.push(v.to_owned());
+        }
+        Ok(out)
+    }
+
+    /// Resolves a security group name in the caller's account and region.
+    fn group_by_name(&self, param: &str, name: &str) -> Result<String, MappingError> {
+        let mut found = self.inventory.iter().filter(|r| {
+            r.kind == ResourceKind::SecurityGroup
+                && r.account == self.caller
+                && r.region == self.region
+                && r.attributes.group_name.as_deref() == Some(name)
+        });
+        match (found.next(), found.next()) {
+            (Some(r), None) => Ok(r.id.clone()),
+            (Some(_), Some(_)) => Err(MappingError::InvalidParameterCombination(format!(
+                "the security group name '{name}' is used in several VPCs: use GroupId"
+            ))),
+            (None, _) => Err(MappingError::NotFound {
+                parameter: param.to_owned(),
+                value: name.to_owned(),
+            }),
+        }
+    }
+
+    // ---- generic ---------------------------------------------------------
+
+    fn generic(&mut self) -> Result<(), MappingError> {
+        for row in self.def.resource_types {
+            if row.definition.service() != catalog::SERVICE_PREFIX {
+                continue;
+            }
+            let mut ids: Vec<(String, String)> = Vec::new();
+            for param in candidate_params(row.definition) {
+                for id in self.ids(&param)? {
+                    ids.push((param.clone(), id));
+                }
+            }
+            if row.resource_type == "security-group"
+                && !ids.is_empty()
+                && self.params.contains("GroupName")
+            {
+                return Err(MappingError::InvalidParameterCombination(
+                    "GroupId and GroupName cannot both be given".into(),
+                ));
+            }
+            if row.resource_type == "security-group" && ids.is_empty() {
+                for param in ["GroupName"] {
+                    if let Some(name) = self.params.get(param) {
+                        ids.push(("GroupId".to_owned(), self.group_by_name(param, name)?));
+                    }
+                }
+            }
+            if ids.is_empty() {
+                let tagged = self
+                    .tag_specs
+                    .iter()
+                    .any(|(rt, _)| rt.eq_ignore_ascii_case(row.resource_type));
+                if row.required || tagged {
+                    self.authorize(Self::new_resource(row.resource_type));
+                }
+                continue;
+            }
+            let mut seen: Vec<String> = Vec::new();
+            for (param, id) in ids {
+                if seen.contains(&id) {
+                    continue;
+                }
+                let t = self.existing(row.resource_type, &param, &id)?;
+                seen.push(id);
+                self.authorize(t);
+            }
+        }
+        Ok(())
+    }
+
+    // ---- RunInstances ----------------------------------------------------
+
+    fn run_instances(&mut self) -> Result<(), MappingError> {
+        let p = self.params;
+        let lt_id = p.get("LaunchTemplate.LaunchTemplateId");
+        if p.contains("LaunchTemplate.LaunchTemplateName") {
+            return Err(MappingError::Unsupported(
+                "LaunchTemplate.LaunchTemplateName: name the launch template by LaunchTemplateId"
+                    .into(),
+            ));
+        }
+        let image_id = match (p.get("ImageId"), lt_id) {
+            (Some(i), _) => i,
+            (None, Some(_)) => {
+                return Err(MappingError::Unsupported(
+                    "a launch template without an explicit ImageId (the template's image is unknown)"
+                        .into(),
+                ));
+            }
+            (None, None) => return Err(MappingError::MissingParameter("ImageId".into())),
+        };
+        let lt_arn = match lt_id {
+            Some(id) => {
+                check_id("launch-template", "LaunchTemplate.LaunchTemplateId", id)?;
+                Some(self.arn_of_existing("launch-template", id))
+            }
+            None => None,
+        };
+        let with_lt = |t: &mut Target<'_>| {
+            if let Some(a) = &lt_arn {
+                t.extra
+                    .push(("ec2:LaunchTemplate".into(), ContextValue::One(a.clone())));
+            }
+        };
+
+        // Network interfaces given explicitly.
+        let mut enis_existing: Vec<String> = Vec::new();
+        let mut enis_new: Vec<Vec<(String, ContextValue)>> = Vec::new();
+        let mut subnet_ids: Vec<String> = Vec::new();
+        let mut group_ids: Vec<String> = Vec::new();
+        for i in p.indices("NetworkInterface")? {
+            let pre = format!("NetworkInterface.{i}");
+            if let Some(id) = p.get(&format!("{pre}.NetworkInterfaceId")) {
+                check_id(
+                    "network-interface",
+                    &format!("{pre}.NetworkInterfaceId"),
+                    id,
+                )?;
+                enis_existing.push(id.to_owned());
+                continue;
+            }
+            let mut extra = Vec::new();
+            if let Some(s) = p.get(&format!("{pre}.SubnetId")) {
+                check_id("subnet", &format!("{pre}.SubnetId"), s)?;
+                subnet_ids.push(s.to_owned());
+                extra.extend(self.subnet_context(s));
+            }
+            if let Some(v) = p.get(&format!("{pre}.AssociatePublicIpAddress")) {
+                let b = parse_bool(&format!("{pre}.AssociatePublicIpAddress"), v)?;
+                extra.push(("ec2:AssociatePublicIpAddress".into(), one(b.to_string())));
+            }
+            for g in p.list(&format!("{pre}.SecurityGroupId"))? {
+                group_ids.push(g.to_owned());
+            }
+            enis_new.push(extra);
+        }
+        if let Some(s) = p.get("SubnetId") {
+            if !enis_existing.is_empty() || !enis_new.is_empty() {
+                return Err(MappingError::InvalidParameterCombination(
+                    "SubnetId cannot be given with NetworkInterface.N".into(),
+                ));
+            }
+            check_id("subnet", "SubnetId", s)?;
+            subnet_ids.push(s.to_owned());
+        }
+        for g in p.list("SecurityGroupId")? {
+            group_ids.push(g.to_owned());
+        }
+        for name in p.list("SecurityGroup")? {
+            group_ids.push(self.group_by_name("SecurityGroup", name)?);
+        }
+
+        // The instance.
+        let image = self.inventory.get(image_id);
+        let mut inst = Self::new_resource("instance");
+        let it = p.get("InstanceType").unwrap_or("m1.small");
+        inst.extra.push(("ec2:InstanceType".into(), one(it)));
+        let az = p
+            .get("Placement.AvailabilityZone")
+            .map(str::to_owned)
+            .or_else(|| {
+                subnet_ids
+                    .first()
+                    .and_then(|s| self.inventory.get(s))
+                    .and_then(|s| s.attributes.availability_zone.clone())
+            });
+        if let Some(az) = &az {
+            inst.extra.push(("ec2:AvailabilityZone".into(), one(az)));
+        }
+        inst.extra.push((
+            "ec2:Tenancy".into(),
+            one(p.get("Placement.Tenancy").unwrap_or("default")),
+        ));
+        let ebs_opt = match p.get("EbsOptimized") {
+            Some(v) => parse_bool("EbsOptimized", v)?,
+            None => false,
+        };
+        inst.extra
+            .push(("ec2:EbsOptimized".into(), one(ebs_opt.to_string())));
+        let market = p
+            .get("InstanceMarketOptions.MarketType")
+            .unwrap_or("on-demand");
+        inst.extra
+            .push(("ec2:InstanceMarketType".into(), one(market)));
+        if let Some(arn) = p.get("IamInstanceProfile.Arn") {
+            inst.extra.push(("ec2:InstanceProfile".into(), one(arn)));
+        }
+        for (param, key) in [
+            ("MetadataOptions.HttpTokens", "ec2:MetadataHttpTokens"),
+            ("MetadataOptions.HttpEndpoint", "ec2:MetadataHttpEndpoint"),
+            (
+                "MetadataOptions.HttpPutResponseHopLimit",
+                "ec2:MetadataHttpPutResponseHopLimit",
+            ),
+            (
+                "MetadataOptions.InstanceMetadataTags",
+                "ec2:InstanceMetadataTags",
+            ),
+        ] {
+            if let Some(v) = p.get(param) {
+                inst.extra.push((key.into(), one(v)));
+            }
+        }
+        if let Some(g) = p.get("Placement.GroupName") {
+            let arn = self.arn_of("placement-group", self.caller, g);
+            inst.extra.push(("ec2:PlacementGroup".into(), one(arn)));
+        }
+        if let Some(rdt) = image.and_then(|i| i.attributes.root_device_type.clone()) {
+            inst.extra.push(("ec2:RootDeviceType".into(), one(rdt)));
+        }
+        with_lt(&mut inst);
+        self.authorize(inst);
+
+        // The image, and its launch permission.
+        let mut img = self.existing("image", "ImageId", image_id)?;
+        with_lt(&mut img);
+        self.authorize(img);
+        self.permission_check(image_id, PermissionKind::Launch);
+
+        // Subnets (explicit, or the default subnet unknown: subnet/*).
+        if subnet_ids.is_empty() && enis_existing.is_empty() {
+            let mut t = Self::new_resource("subnet");
+            with_lt(&mut t);
+            self.authorize(t);
+        }
+        let mut seen = Vec::new();
+        for s in &subnet_ids {
+            if seen.contains(s) {
+                continue;
+            }
+            seen.push(s.clone());
+            let mut t = self.existing("subnet", "SubnetId", s)?;
+            with_lt(&mut t);
+            self.authorize(t);
+        }
+
+        // Security groups (explicit, else the VPC's default group).
+        if group_ids.is_empty() && enis_existing.is_empty() {
+            match self.default_group(subnet_ids.first().map(String::as_str)) {
+                Some(id) => group_ids.push(id),
+                None => {
+                    let mut t = Self::new_resource("security-group");
+                    with_lt(&mut t);
+                    self.authorize(t);
+                }
+            }
+        }
+        let mut seen = Vec::new();
+        for g in &group_ids {
+            if seen.contains(g) {
+                continue;
+            }
+            seen.push(g.clone());
+            let mut t = self.existing("security-group", "SecurityGroupId", g)?;
+            with_lt(&mut t);
+            self.authorize(t);
+        }
+
+        // Network interfaces: existing ones, new ones (one if none given).
+        for id in &enis_existing {
+            let mut t = self.existing("network-interface", "NetworkInterfaceId", id)?;
+            with_lt(&mut t);
+            self.authorize(t);
+        }
+        if enis_existing.is_empty() && enis_new.is_empty() {
+            let extra = subnet_ids
+                .first()
+                .map(|s| self.subnet_context(s))
+                .unwrap_or_default();
+            enis_new.push(extra);
+        }
+        for extra in enis_new {
+            let mut t = Self::new_resource("network-interface");
+            t.extra = extra;
+            with_lt(&mut t);
+            self.authorize(t);
+        }
+
+        // Volumes: one per EBS block device, else the root volume.
+        let bdms = p.block_device_mappings()?;
+        let mut any_ebs = false;
+        for (i, b) in bdms.iter().enumerate() {
+            let Some(ebs) = &b.ebs else { continue };
+            any_ebs = true;
+            let pre = format!("BlockDeviceMapping.{}.Ebs", i + 1);
+            let mut t = Self::new_resource("volume");
+            t.extra = self.volume_context(
+                &pre,
+                ebs.volume_size.as_deref(),
+                ebs.volume_type.as_deref(),
+                ebs.encrypted.as_deref(),
+                ebs.iops.as_deref(),
+                ebs.throughput.as_deref(),
+                ebs.kms_key_id.as_deref(),
+                ebs.snapshot_id.as_deref(),
+            )?;
+            if let Some(az) = &az {
+                t.extra.push(("ec2:AvailabilityZone".into(), one(az)));
+            }
+            with_lt(&mut t);
+            self.authorize(t);
+        }
+        let instance_store =
+            image.and_then(|i| i.attributes.root_device_type.as_deref()) == Some("instance-store");
+        if !any_ebs && !instance_store {
+            let mut t = Self::new_resource("volume");
+            if let Some(az) = &az {
+                t.extra.push(("ec2:AvailabilityZone".into(), one(az)));
+            }
+            with_lt(&mut t);
+            self.authorize(t);
+        }
+
+        // Key pair, launch template, spot request.
+        if let Some(k) = p.get("KeyName") {
+            let mut t = self.existing("key-pair", "KeyName", k)?;
+            with_lt(&mut t);
+            self.authorize(t);
+        }
+        if let Some(id) = lt_id {
+            let mut t = self.existing("launch-template", "LaunchTemplate.LaunchTemplateId", id)?;
+            with_lt(&mut t);
+            self.authorize(t);
+        }
+        if market.eq_ignore_ascii_case("spot") {
+            self.authorize(Self::new_resource("spot-instances-request"));
+        }
+        Ok(())
+    }
+
+    /// `ec2:Subnet`, `ec2:Vpc`, `ec2:AvailabilityZone` of a new network
+    /// interface in subnet `s`.
+    fn subnet_context(&self, s: &str) -> Vec<(String, ContextValue)> {
+        let mut out = vec![(
+            "ec2:Subnet".to_owned(),
+            one(self.arn_of_existing("subnet", s)),
+        )];
+        if let Some(sub) = self.inventory.get(s) {
+            if let Some(v) = &sub.attributes.vpc_id {
+                out.push(("ec2:Vpc".into(), one(self.arn_of("vpc", &sub.account, v))));
+            }
+            if let Some(az) = &sub.attributes.availability_zone {
+                out.push(("ec2:AvailabilityZone".into(), one(az)));
+            }
+        }
+        out
+    }
+
+    /// The `default` security group of the subnet's VPC, from the inventory.
+    fn default_group(&self, subnet: Option<&str>) -> Option<String> {
+        let vpc = self.inventory.get(subnet?)?.attributes.vpc_id.clone()?;
+        self.inventory
+            .iter()
+            .find(|r| {
+                r.kind == ResourceKind::SecurityGroup
+                    && r.attributes.vpc_id.as_deref() == Some(vpc.as_str())
+                    && r.attributes.group_name.as_deref() == Some("default")
+            })
+            .map(|r| r.id.clone())
+    }
+
+    /// Adds a launch / create-volume permission check when the owner is
+    /// another account or unknown.
+    fn permission_check(&mut self, id: &str, kind: PermissionKind) {
+        let known = self.inventory.get(id);
+        if known.is_some_and(|r| r.account == self.caller) {
+            return;
+        }
+        self.call.permission_checks.push(PermissionCheck {
+            resource_id: id.to_owned(),
+            kind,
+            owner_account: known.map(|r| r.account.clone()),
+            resource: known.cloned(),
+        });
+    }
+
+    /// Keys of a new volume from request parameters (validated).
+    #[allow(clippy::too_many_arguments)]
+    fn volume_context(
+        &self,
+        pre: &str,
+        size: Option<&str>,
+        volume_type: Option<&str>,
+        encrypted: Option<&str>,
+        iops: Option<&str>,
+        throughput: Option<&str>,
+        kms: Option<&str>,
+        snapshot: Option<&str>,
+    ) -> Result<Vec<(String, ContextValue)>, MappingError> {
+        let snap = match snapshot {
+            Some(s) => {
+                check_id("snapshot", &format!("{pre}.SnapshotId"), s)?;
+                self.inventory.get(s)
+            }
+            None => None,
+        };
+        let mut out = Vec::new();
+        let size = match size {
+            Some(v) => Some(parse_number(&format!("{pre}.VolumeSize"), v)?.to_string()),
+            None => snap
+                .and_then(|s| s.attributes.volume_size)
+                .map(|n| n.to_string()),
+        };
+        if let Some(s) = size {
+            out.push(("ec2:VolumeSize".into(), one(s)));
+        }
+        out.push(("ec2:VolumeType".into(), one(volume_type.unwrap_or("gp2"))));
+        let enc = match encrypted {
+            Some(v) => parse_bool(&format!("{pre}.Encrypted"), v)?,
+            None => snap.and_then(|s| s.attributes.encrypted).unwrap_or(false),
+        };
+        out.push(("ec2:Encrypted".into(), one(enc.to_string())));
+        if let Some(v) = iops {
+            let n = parse_number(&format!("{pre}.Iops"), v)?;
+            out.push(("ec2:VolumeIops".into(), one(n.to_string())));
+        }
+        if let Some(v) = throughput {
+            let n = parse_number(&format!("{pre}.Throughput"), v)?;
+            out.push(("ec2:VolumeThroughput".into(), one(n.to_string())));
+        }
+        if let Some(k) = kms {
+            out.push(("ec2:KmsKeyId".into(), one(k)));
+        }
+        if let Some(s) = snapshot {
+            out.push((
+                "ec2:ParentSnapshot".into(),
+                one(self.arn_of("snapshot", "", s)),
+            ));
+        }
+        Ok(out)
+    }
+
+    // ---- volumes and snapshots ------------------------------------------
+
+    fn create_volume(&mut self) -> Result<(), MappingError> {
+        let p = self.params;
+        let snapshot = p.get("SnapshotId");
+        let mut vol = Self::new_resource("volume");
+        vol.extra = self.volume_context(
+            "",
+            p.get("Size"),
+            p.get("VolumeType"),
+            p.get("Encrypted"),
+            p.get("Iops"),
+            p.get("Throughput"),
+            p.get("KmsKeyId"),
+            snapshot,
+        )?;
+        // Parameter names are top-level here (`Size`, not `.VolumeSize`).
+        if let Some(az) = p.get("AvailabilityZone") {
+            vol.extra.push(("ec2:AvailabilityZone".into(), one(az)));
+        }
+        self.authorize(vol);
+        if let Some(s) = snapshot {
+            let t = self.existing("snapshot", "SnapshotId", s)?;
+            self.authorize(t);
+            self.permission_check(s, PermissionKind::CreateVolume);
+        }
+        Ok(())
+    }
+
+    fn create_snapshot(&mut self) -> Result<(), MappingError> {
+        let vol_id = self
+            .params
+            .get("VolumeId")
+            .ok_or_else(|| MappingError::MissingParameter("VolumeId".into()))?;
+        let vol = self.existing("volume", "VolumeId", vol_id)?;
+        let mut snap = Self::new_resource("snapshot");
+        snap.extra.push((
+            "ec2:ParentVolume".into(),
+            one(self.arn_of_existing("volume", vol_id)),
+        ));
+        if let Some(n) = vol.known.and_then(|v| v.attributes.volume_size) {
+            snap.extra
+                .push(("ec2:VolumeSize".into(), one(n.to_string())));
+        }
+        self.authorize(snap);
+        self.authorize(vol);
+        Ok(())
+    }
+
+    fn detach_volume(&mut self) -> Result<(), MappingError> {
+        let vol_id = self
+            .params
+            .get("VolumeId")
+            .ok_or_else(|| MappingError::MissingParameter("VolumeId".into()))?;
+        let vol = self.existing("volume", "VolumeId", vol_id)?;
+        let instance = match self.params.get("InstanceId") {
+            Some(i) => Some(i.to_owned()),
+            None => vol.known.and_then(|v| v.attributes.attached_to.clone()),
+        };
+        self.authorize(vol);
+        if let Some(i) = instance {
+            let t = self.existing("instance", "InstanceId", &i)?;
+            self.authorize(t);
+        }
+        Ok(())
+    }
+
+    // ---- tags --------------------------------------------------------------
+
+    fn tags(&mut self) -> Result<(), MappingError> {
+        let ids = self.params.list("ResourceId")?;
+        if ids.is_empty() {
+            return Err(MappingError::MissingParameter("ResourceId.1".into()));
+        }
+        let tags = self.params.tags("Tag")?;
+        let creating = self.def.name == "CreateTags";
+        if creating && tags.is_empty() {
+            return Err(MappingError::MissingParameter("Tag.1.Key".into()));
+        }
+        let mut seen_keys: Vec<&str> = Vec::new();
+        for (i, (k, _)) in tags.iter().enumerate() {
+            if seen_keys.contains(&k.as_str()) {
+                return Err(MappingError::InvalidParameterValue {
+                    name: format!("Tag.{}.Key", i + 1),
+                    reason: format!("duplicate tag key '{k}'"),
+                });
+            }
+            seen_keys.push(k);
+        }
+        let mut seen: Vec<&str> = Vec::new();
+        for (i, id) in ids.iter().enumerate() {
+            if seen.contains(id) {
+                continue;
+            }
+            seen.push(id);
+            let param = format!("ResourceId.{}", i + 1);
+            let rt =
+                resource_type_of_id(id).ok_or_else(|| MappingError::InvalidParameterValue {
+                    name: param.clone(),
+                    reason: format!("'{id}' is not the id of a taggable EC2 resource"),
+                })?;
+            let t = self.existing(rt, &param, id)?;
+            let row = self.def.resource(rt);
+            let mut auth = self.build(self.def, t, false);
+            let mut keys = Keys {
+                action: self.def,
+                row,
+                ctx: auth.context,
+            };
+            // CreateTags: each tag is requested with its value (missing = "").
+            // DeleteTags: keys are requested; values only when given.
+            keys.request_tags(tags.iter().map(|(k, v)| {
+                let v = match (creating, v) {
+                    (true, None) => Some(""),
+                    (_, v) => v.as_deref(),
+                };
+                (k.as_str(), v)
+            }));
+            auth.context = keys.ctx;
+            self.call.authorizations.push(auth);
+        }
+        Ok(())
+    }
+
+    // ---- permission attributes ------------------------------------------
+
+    fn modify_image_attribute(&mut self) -> Result<(), MappingError> {
+        let id = self
+            .params
+            .get("ImageId")
+            .ok_or_else(|| MappingError::MissingParameter("ImageId".into()))?;
+        let mut t = self.existing("image", "ImageId", id)?;
+        let (add, remove) = self.grants("LaunchPermission", "launchPermission", true)?;
+        if let Some(attr) =
+            self.attribute_name("launchPermission", !(add.is_empty() && remove.is_empty()))
+        {
+            t.extra.push(("ec2:Attribute".into(), one(attr)));
+        }
+        self.authorize(t);
+        self.push_grants(id, add, remove);
+        Ok(())
+    }
+
+    fn modify_snapshot_attribute(&mut self) -> Result<(), MappingError> {
+        let id = self
+            .params
+            .get("SnapshotId")
+            .ok_or_else(|| MappingError::MissingParameter("SnapshotId".into()))?;
+        let mut t = self.existing("snapshot", "SnapshotId", id)?;
+        let (add, remove) =
+            self.grants("CreateVolumePermission", "createVolumePermission", false)?;
+        if let Some(attr) = self.attribute_name(
+            "createVolumePermission",
+            !(add.is_empty() && remove.is_empty()),
+        ) {
+            t.extra.push(("ec2:Attribute".into(), one(attr)));
+        }
+        for (key, list) in [("Add", &add), ("Remove", &remove)] {
+            let users: Vec<String> = list
+                .iter()
+                .filter_map(|g| match g {
+                    Grant::Account(a) => Some(a.clone()),
+                    _ => None,
+                })
+                .collect();
+            let groups: Vec<String> = list
+                .iter()
+                .filter(|g| matches!(g, Grant::All))
+                .map(|_| "all".to_owned())
+                .collect();
+            if let Some(v) = many(users) {
+                t.extra.push((format!("ec2:{key}/userId"), v));
+            }
+            if let Some(v) = many(groups) {
+                t.extra.push((format!("ec2:{key}/group"), v));
+            }
+        }
+        self.authorize(t);
+        self.push_grants(id, add, remove);
+        Ok(())
+    }
+
+    /// The attribute being modified: `Attribute=…`, or `implied` when the
+    /// structured permission parameters are used.
+    fn attribute_name(&self, implied: &str, has_grants: bool) -> Option<String> {
+        match self.params.get("Attribute") {
+            Some(a) => Some(a.to_owned()),
+            None => has_grants.then(|| implied.to_owned()),
+        }
+    }
+
+    fn push_grants(&mut self, id: &str, add: Vec<Grant>, remove: Vec<Grant>) {
+        if add.is_empty() && remove.is_empty() {
+            return;
+        }
+        self.call.grant_updates.push(Change::Grants {
+            id: id.to_owned(),
+            add,
+            remove,
+        });
+    }
+
+    /// Reads permission changes: the structured form (`<structured>.Add.N.*`,
+    /// `.Remove.N.*`) or the older one (`OperationType` with `UserId.N`,
+    /// `UserGroup.N` / `GroupName.N`, and for images `OrganizationArn.N`,
+    /// `OrganizationalUnitArn.N`).
+    fn grants(
+        &self,
+        structured: &str,
+        attribute: &str,
+        image: bool,
+    ) -> Result<(Vec<Grant>, Vec<Grant>), MappingError> {
+        let p = self.params;
+        let group_param = if image { "UserGroup" } else { "GroupName" };
+        let mut old_params = vec!["UserId", group_param];
+        if image {
+            old_params.extend(["OrganizationArn", "OrganizationalUnitArn"]);
+        }
+        let old_form = old_params.iter().any(|n| p.has_prefix(n));
+        let new_form = p.has_prefix(structured);
+        if let Some(a) = p.get("Attribute")
+            && (old_form || new_form)
+            && !a.eq_ignore_ascii_case(attribute)
+        {
+            return Err(MappingError::InvalidParameterCombination(format!(
+                "Attribute={a} cannot change {attribute}"
+            )));
+        }
+        if old_form && new_form {
+            return Err(MappingError::InvalidParameterCombination(format!(
+                "{structured} cannot be combined with OperationType and {}",
+                old_params.join(".N / ")
+            )));
+        }
+        let mut add = Vec::new();
+        let mut remove = Vec::new();
+        if new_form {
+            for (op, out) in [("Add", &mut add), ("Remove", &mut remove)] {
+                let list = format!("{structured}.{op}");
+                for i in p.indices(&list)? {
+                    let pre = format!("{list}.{i}");
+                    let before = out.len();
+                    if let Some(u) = p.get(&format!("{pre}.UserId")) {
+                        out.push(account_grant(&format!("{pre}.UserId"), u)?);
+                    }
+                    if let Some(g) = p.get(&format!("{pre}.Group")) {
+                        out.push(group_grant(&format!("{pre}.Group"), g)?);
+                    }
+                    if image {
+                        if let Some(a) = p.get(&format!("{pre}.OrganizationArn")) {
+                            out.push(org_grant(&format!("{pre}.OrganizationArn"), a, false)?);
+                        }
+                        if let Some(a) = p.get(&format!("{pre}.OrganizationalUnitArn")) {
+                            out.push(org_grant(&format!("{pre}.OrganizationalUnitArn"), a, true)?);
+                        }
+                    }
+                    if out.len() == before {
+                        return Err(MappingError::InvalidParameterValue {
+                            name: pre,
+                            reason: "names no account, group or organization".into(),
+                        });
+                    }
+                }
+            }
+        } else if old_form {
+            let op = p
+                .get("OperationType")
+                .ok_or_else(|| MappingError::MissingParameter("OperationType".into()))?;
+            let out = if op.eq_ignore_ascii_case("add") {
+                &mut add
+            } else if op.eq_ignore_ascii_case("remove") {
+                &mut remove
+            } else {
+                return Err(MappingError::InvalidParameterValue {
+                    name: "OperationType".into(),
+                    reason: format!("'{op}' is neither add nor remove"),
+                });
+            };
+            for (i, u) in p.list("UserId")?.into_iter().enumerate() {
+                out.push(account_grant(&format!("UserId.{}", i + 1), u)?);
+            }
+            for (i, g) in p.list(group_param)?.into_iter().enumerate() {
+                out.push(group_grant(&format!("{group_param}.{}", i + 1), g)?);
+            }
+            if image {
+                for (i, a) in p.list("OrganizationArn")?.into_iter().enumerate() {
+                    out.push(org_grant(&format!("OrganizationArn.{}", i + 1), a, false)?);
+                }
+                for (i, a) in p.list("OrganizationalUnitArn")?.into_iter().enumerate() {
+                    out.push(org_grant(
+                        &format!("OrganizationalUnitArn.{}", i + 1),
+                        a,
+                        true,
+                    )?);
+                }
+            }
+        }
+        Ok((add, remove))
+    }
+}
+
+/// Condition keys of one authorization, filtered against the catalog.
+struct Keys {
+    action: &'static ActionDef,
+    row: Option<&'static ActionResource>,
+    ctx: Context,
+}
+
+impl Keys {
+    fn new(action: &'static ActionDef, row: Option<&'static ActionResource>) -> Self {
+        Self {
+            action,
+            row,
+            ctx: Context::new(),
+        }
+    }
+
+    /// Whether the catalog lists `key` for the action or its (action,
+    /// resource type) row.
+    fn allows(&self, key: &str) -> bool {
+        let listed = |keys: &[&str]| keys.iter().any(|p| key_matches(p, key));
+        listed(self.action.condition_keys) || self.row.is_some_and(|r| listed(r.condition_keys))
+    }
+
+    fn put(&mut self, key: &str, value: String) {
+        self.put_value(key, ContextValue::One(value));
+    }
+
+    fn put_value(&mut self, key: &str, value: ContextValue) {
+        if self.allows(key) {
+            self.ctx.insert(key, value);
+        }
+    }
+
+    /// `ec2:Region` (when listed) and the global `aws:RequestedRegion`.
+    fn action_keys(&mut self, region: &str) {
+        self.put("ec2:Region", region.to_owned());
+        self.ctx
+            .insert("aws:RequestedRegion", ContextValue::One(region.to_owned()));
+    }
+
+    /// `aws:RequestTag/K` (for tags with a value) and `aws:TagKeys`.
+    fn request_tags<'t>(&mut self, tags: impl Iterator<Item = (&'t str, Option<&'t str>)>) {
+        let mut keys = Vec::new();
+        for (k, v) in tags {
+            if let Some(v) = v {
+                self.put(&format!("aws:RequestTag/{k}"), v.to_owned());
+            }
+            keys.push(k.to_owned());
+        }
+        if !keys.is_empty() {
+            self.put_value("aws:TagKeys", ContextValue::Many(keys));
+        }
+    }
+}
+
+/// Catalog key pattern matching (`aws:RequestTag/${TagKey}` matches
+/// `aws:RequestTag/team`), case-insensitive.
+fn key_matches(pattern: &str, key: &str) -> bool {
+    if pattern.eq_ignore_ascii_case(key) {
+        return true;
+    }
+    match pattern.split_once("${") {
+        Some((prefix, rest)) if rest.ends_with('}') => {
+            key.len() > prefix.len()
+                && key
+                    .get(..prefix.len())
+                    .is_some_and(|h| h.eq_ignore_ascii_case(prefix))
+        }
+        _ => false,
+    }
+}
+
+/// Tags requested for one resource type: `(resource type, [(key, value)])`.
+type TagSpec = (String, Vec<(String, String)>);
+
+/// Validated tag specifications, one per resource type.
+fn tag_specs(params: &QueryParams, def: &ActionDef) -> Result<Vec<TagSpec>, MappingError> {
+    let specs: Vec<TagSpecification> = params.tag_specifications()?;
+    let mut out: Vec<TagSpec> = Vec::new();
+    for (i, s) in specs.into_iter().enumerate() {
+        let n = i + 1;
+        let rt = s.resource_type.ok_or_else(|| {
+            MappingError::MissingParameter(format!("TagSpecification.{n}.ResourceType"))
+        })?;
+        let taggable = def.resource(&rt).is_some_and(|r| {
+            r.condition_keys
+                .iter()
+                .any(|k| key_matches(k, "aws:RequestTag/x"))
+        });
+        if !taggable {
+            return Err(MappingError::InvalidParameterValue {
+                name: format!("TagSpecification.{n}.ResourceType"),
+                reason: format!("{} cannot tag a '{rt}' on creation", def.name),
+            });
+        }
+        if out.iter().any(|(t, _)| t.eq_ignore_ascii_case(&rt)) {
+            return Err(MappingError::InvalidParameterValue {
+                name: format!("TagSpecification.{n}.ResourceType"),
+                reason: format!("'{rt}' is given in more than one TagSpecification"),
+            });
+        }
+        let mut seen: Vec<&str> = Vec::new();
+        for (m, (k, _)) in s.tags.iter().enumerate() {
+            if seen.contains(&k.as_str()) {
+                return Err(MappingError::InvalidParameterValue {
+                    name: format!("TagSpecification.{n}.Tag.{}.Key", m + 1),
+                    reason: format!("duplicate tag key '{k}'"),
+                });
+            }
+            seen.push(k);
+        }
+        out.push((rt, s.tags));
+    }
+    Ok(out)
+}
+
+/// Parameters that conventionally name resources of a type: the ARN
+/// template's id placeholder (`InstanceId`) and known aliases.
+fn candidate_params(def: &ResourceTypeDef) -> Vec<String> {
+    let mut out = vec![def.id_placeholder().to_owned()];
+    let aliases: &[&str] = match def.name {
+        "security-group" => &["GroupId"],
+        "key-pair" => &["KeyName"],
+        "network-acl" => &["NetworkAclId"],
+        "dedicated-host" => &["HostId"],
+        "placement-group" => &["GroupName"],
+        _ => &[],
+    };
+    out.extend(aliases.iter().map(|a| (*a).to_owned()));
+    out.retain(|p| !p.is_empty());
+    out
+}
+
+/// The catalog resource type an id belongs to, by its prefix.
+pub fn resource_type_of_id(id: &str) -> Option<&'static str> {
+    let (prefix, rest) = id.split_once('-')?;
+    if rest.is_empty() {
+        return None;
+    }
+    Some(match prefix {
+        "i" => "instance",
+        "ami" | "aki" | "ari" => "image",
+        "snap" => "snapshot",
+        "vol" => "volume",
+        "sg" => "security-group",
+        "sgr" => "security-group-rule",
+        "eni" => "network-interface",
+        "subnet" => "subnet",
+        "vpc" => "vpc",
+        "eipalloc" => "elastic-ip",
+        "igw" => "internet-gateway",
+        "eigw" => "egress-only-internet-gateway",
+        "rtb" => "route-table",
+        "acl" => "network-acl",
+        "lt" => "launch-template",
+        "pl" => "prefix-list",
+        "nat" => "natgateway",
+        "dopt" => "dhcp-options",
+        "pcx" => "vpc-peering-connection",
+        "vpce" => "vpc-endpoint",
+        "tgw" => "transit-gateway",
+        "tgw-attach" => "transit-gateway-attachment",
+        "fl" => "vpc-flow-log",
+        "cgw" => "customer-gateway",
+        "vgw" => "vpn-gateway",
+        "vpn" => "vpn-connection",
+        "sir" => "spot-instances-request",
+        "h" => "dedicated-host",
+        "cr" => "capacity-reservation",
+        "fleet" => "fleet",
+        "pg" => "placement-group",
+        _ => return None,
+    })
+    .filter(|rt| catalog::resource_type(rt).is_some())
+}
+
+/// Checks an id's shape: no characters that could change the ARN's meaning,
+/// and the type's id prefix when the type has one.
+fn check_id(resource_type: &str, param: &str, id: &str) -> Result<(), MappingError> {
+    let bad = |reason: String| MappingError::InvalidParameterValue {
+        name: param.to_owned(),
+        reason,
+    };
+    if id.is_empty() {
+        return Err(bad("empty".into()));
+    }
+    if resource_type == "key-pair" || resource_type == "placement-group" {
+        // Names: any printable text, but never ARN wildcards or separators.
+        if id.len() > 255 || id.chars().any(|c| matches!(c, '*' | '?' | ':' | '/')) {
+            return Err(bad(format!("'{id}' is not a valid name")));
+        }
+        return Ok(());
+    }
+    if !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        return Err(bad(format!("'{id}' is not a valid id")));
+    }
+    if let Some(expected) = resource_type_of_id(id).map(|rt| rt == resource_type) {
+        if !expected {
+            return Err(bad(format!("'{id}' is not a {resource_type} id")));
+        }
+    } else if matches!(
+        resource_type,
+        "instance"
+            | "image"
+            | "snapshot"
+            | "volume"
+            | "security-group"
+            | "network-interface"
+            | "subnet"
+            | "vpc"
+    ) {
+        return Err(bad(format!("'{id}' is not a {resource_type} id")));
+    }
+    Ok(())
+}
+
+/// Keys derived from an id alone (known even for resources the inventory
+/// lacks).
+fn id_keys(resource_type: &str, id: &str) -> Vec<(&'static str, String)> {
+    let key = match resource_type {
+        "instance" => "ec2:InstanceID",
+        "image" => "ec2:ImageID",
+        "snapshot" => "ec2:SnapshotID",
+        "volume" => "ec2:VolumeID",
+        "security-group" => "ec2:SecurityGroupID",
+        "subnet" => "ec2:SubnetID",
+        "network-interface" => "ec2:NetworkInterfaceID",
+        "vpc" => "ec2:VpcID",
+        "key-pair" => "ec2:KeyPairName",
+        "elastic-ip" => "ec2:AllocationId",
+        "placement-group" => "ec2:PlacementGroupName",
+        _ => return Vec::new(),
+    };
+    let mut out = vec![(key, id.to_owned())];
+    if resource_type == "image"
+        && let Some(t) = image_type(id)
+    {
+        out.push(("ec2:ImageType", t.to_owned()));
+    }
+    out
+}
+
+/// `ec2:ImageType` from the id prefix.
+fn image_type(id: &str) -> Option<&'static str> {
+    match id.split_once('-')?.0 {
+        "ami" => Some("machine"),
+        "aki" => Some("kernel"),
+        "ari" => Some("ramdisk"),
+        _ => None,
+    }
+}
+
+/// `ec2:Owner`: `amazon` / `aws-marketplace` for those owners, else the
+/// account id.
+fn owner_value(r: &Resource) -> String {
+    match r.attributes.owner_alias.as_deref() {
+        Some(a @ ("amazon" | "aws-marketplace")) => a.to_owned(),
+        _ => r.account.clone(),
+    }
+}
+
+fn opt(one: &mut impl FnMut(&str, String), key: &str, v: Option<String>) {
+    if let Some(v) = v {
+        one(key, v);
+    }
+}
+
+fn one(v: impl Into<String>) -> ContextValue {
+    ContextValue::One(v.into())
+}
+
+/// One value as `One`, several as `Many`, none as `None`.
+fn many(mut v: Vec<String>) -> Option<ContextValue> {
+    match v.len() {
+        0 => None,
+        1 => v.pop().map(ContextValue::One),
+        _ => Some(ContextValue::Many(v)),
+    }
+}
+
+fn parse_bool(name: &str, v: &str) -> Result<bool, MappingError> {
+    if v.eq_ignore_ascii_case("true") {
+        Ok(true)
+    } else if v.eq_ignore_ascii_case("false") {
+        Ok(false)
+    } else {
+        Err(MappingError::InvalidParameterValue {
+            name: name.to_owned(),
+            reason: format!("'{v}' is not a boolean (true or false)"),
+        })
+    }
+}
+
+fn parse_number(name: &str, v: &str) -> Result<u64, MappingError> {
+    v.parse::<u64>()
+        .ok()
+        .filter(|_| !v.starts_with('+'))
+        .ok_or_else(|| MappingError::InvalidParameterValue {
+            name: name.to_owned(),
+            reason: format!("'{v}' is not a non-negative integer"),
+        })
+}
+
+fn account_grant(name: &str, v: &str) -> Result<Grant, MappingError> {
+    if v.len() == 12 && v.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(Grant::Account(v.to_owned()))
+    } else {
+        Err(MappingError::InvalidParameterValue {
+            name: name.to_owned(),
+            reason: format!("'{v}' is not a 12-digit account id"),
+        })
+    }
+}
+
+fn group_grant(name: &str, v: &str) -> Result<Grant, MappingError> {
+    if v == "all" {
+        Ok(Grant::All)
+    } else {
+        Err(MappingError::InvalidParameterValue {
+            name: name.to_owned(),
+            reason: format!("'{v}' is not a valid group: the only group is 'all'"),
+        })
+    }
+}
+
+fn org_grant(name: &str, v: &str, ou: bool) -> Result<Grant, MappingError> {
+    let shape = if ou { ":ou/o-" } else { ":organization/o-" };
+    let ok = v.starts_with("arn:")
+        && v.split(':').nth(2) == Some("organizations")
+        && v.contains(shape)
+        && !v.contains(['*', '?']);
+    if !ok {
+        return Err(MappingError::InvalidParameterValue {
+            name: name.to_owned(),
+            reason: format!(
+                "'{v}' is not an {} ARN",
+                if ou {
+                    "organizational unit"
+                } else {
+                    "organization"
+                }
+            ),
+        });
+    }
+    Ok(if ou {
+        Grant::OrganizationalUnit(v.to_owned())
+    } else {
+        Grant::Organization(v.to_owned())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::variables::ValueRef;
+    use serde_json::json;
+
+    const ME: &str = "111111111111";
+    const OTHER: &str = "222222222222";
+    const R: &str = "us-east-1";
+
+    type Res<T = ()> = Result<T, Box<dyn std::error::Error>>;
+
+    fn inventory() -> Res<Inventory> {
+        let mut inv = Inventory::new();
+        inv.load_cli_output(
+            &json!({"Reservations": [{"OwnerId": ME, "Instances": [{
+                "InstanceId": "i-0aaa", "InstanceType": "t3.micro", "ImageId": "ami-0mine",
+                "Placement": {"AvailabilityZone": "us-east-1a", "Tenancy": "default"},
+                "SubnetId": "subnet-0aaa", "VpcId": "vpc-0aaa", "RootDeviceType": "ebs",
+                "EbsOptimized": false,
+                "IamInstanceProfile": {"Arn": "arn:aws:iam::111111111111:instance-profile/web"},
+                "Tags": [{"Key": "team", "Value": "blue"}],
+                "SecurityGroups": [{"GroupId": "sg-0web"}]}]},
+                {"OwnerId": OTHER, "Instances": [{"InstanceId": "i-0bbb", "InstanceType": "m5.large",
+                "Tags": [{"Key": "team", "Value": "red"}]}]}]}),
+            ME,
+            R,
+        )?;
+        inv.load_cli_output(
+            &json!({"Images": [
+                {"ImageId": "ami-0mine", "OwnerId": ME, "Public": false, "RootDeviceType": "ebs"},
+                {"ImageId": "ami-0shared", "OwnerId": OTHER, "Public": false, "RootDeviceType": "ebs",
+                 "Tags": [{"Key": "os", "Value": "linux"}]},
+                {"ImageId": "ami-0amzn", "OwnerId": "137112412989", "Public": true,
+                 "ImageOwnerAlias": "amazon", "RootDeviceType": "ebs"},
+                {"ImageId": "ami-0store", "OwnerId": ME, "RootDeviceType": "instance-store"}]}),
+            ME,
+            R,
+        )?;
+        inv.load_cli_output(
+            &json!({"ImageId": "ami-0shared", "LaunchPermissions": [{"UserId": ME}]}),
+            OTHER,
+            R,
+        )?;
+        inv.load_cli_output(
+            &json!({"Snapshots": [
+                {"SnapshotId": "snap-0theirs", "OwnerId": OTHER, "VolumeSize": 20, "Encrypted": true,
+                 "VolumeId": "vol-0src"},
+                {"SnapshotId": "snap-0mine", "OwnerId": ME, "VolumeSize": 8, "Encrypted": false}]}),
+            ME,
+            R,
+        )?;
+        inv.load_cli_output(
+            &json!({"Volumes": [{"VolumeId": "vol-0aaa", "Size": 100, "VolumeType": "gp3", "Iops": 3000,
+                "Encrypted": false, "AvailabilityZone": "us-east-1a", "SnapshotId": "snap-0mine",
+                "Attachments": [{"InstanceId": "i-0aaa", "Device": "/dev/sdf"}],
+                "Tags": [{"Key": "team", "Value": "blue"}]}]}),
+            ME,
+            R,
+        )?;
+        inv.load_cli_output(
+            &json!({"Subnets": [{"SubnetId": "subnet-0aaa", "VpcId": "vpc-0aaa",
+                "AvailabilityZone": "us-east-1a", "CidrBlock": "10.0.1.0/24", "OwnerId": ME,
+                "Tags": [{"Key": "tier", "Value": "public"}]}]}),
+            ME,
+            R,
+        )?;
+        inv.load_cli_output(
+            &json!({"SecurityGroups": [
+                {"GroupId": "sg-0web", "GroupName": "web", "VpcId": "vpc-0aaa", "OwnerId": ME,
+                 "Tags": [{"Key": "team", "Value": "blue"}]},
+                {"GroupId": "sg-0def", "GroupName": "default", "VpcId": "vpc-0aaa", "OwnerId": ME}]}),
+            ME,
+            R,
+        )?;
+        inv.load_cli_output(
+            &json!({"NetworkInterfaces": [{"NetworkInterfaceId": "eni-0aaa", "SubnetId": "subnet-0aaa",
+                "VpcId": "vpc-0aaa", "OwnerId": ME, "PrivateIpAddress": "10.0.1.9",
+                "Groups": [{"GroupId": "sg-0web"}]}]}),
+            ME,
+            R,
+        )?;
+        Ok(inv)
+    }
+
+    fn map(target: &str) -> Res<Ec2Call> {
+        let inv = inventory()?;
+        Ok(map_call(&QueryParams::parse(target, None)?, R, ME, &inv)?)
+    }
+
+    fn map_err(target: &str) -> Res<MappingError> {
+        let inv = inventory()?;
+        match map_call(&QueryParams::parse(target, None)?, R, ME, &inv) {
+            Ok(c) => Err(format!("expected an error, got {c:?}").into()),
+            Err(e) => Ok(e),
+        }
+    }
+
+    /// The authorizations' `(action, resource)` pairs.
+    fn pairs(c: &Ec2Call) -> Vec<(&str, &str)> {
+        c.authorizations
+            .iter()
+            .map(|a| (a.action.as_str(), a.resource.as_str()))
+            .collect()
+    }
+
+    fn auth<'c>(c: &'c Ec2Call, resource: &str) -> Res<&'c Authorization> {
+        c.authorizations
+            .iter()
+            .find(|a| a.resource == resource && a.action == format!("ec2:{}", c.action))
+            .ok_or_else(|| format!("no authorization on {resource}: {:?}", pairs(c)).into())
+    }
+
+    fn val<'c>(a: &'c Authorization, key: &str) -> Option<&'c str> {
+        match a.context.get(&key.to_ascii_lowercase()) {
+            Some(ValueRef::One(v)) => Some(v),
+            _ => None,
+        }
+    }
+
+    fn vals(a: &Authorization, key: &str) -> Option<Vec<String>> {
+        match a.context.get(&key.to_ascii_lowercase()) {
+            Some(ValueRef::Many(v)) => Some(v.to_vec()),
+            Some(ValueRef::One(v)) => Some(vec![v.to_owned()]),
+            None => None,
+        }
+    }
+
+    // ---- action, version, dry run ----------------------------------------
+
+    #[test]
+    fn actions_are_checked_against_the_catalog() -> Res {
+        assert_eq!(
+            map_err("/?Action=LaunchRockets")?,
+            MappingError::InvalidAction("LaunchRockets".into())
+        );
+        assert_eq!(
+            map_err("/?Action=describeinstances")?,
+            MappingError::InvalidAction("describeinstances".into()),
+            "API action names are case-sensitive"
+        );
+        assert_eq!(
+            map_err("/?Version=2016-11-15")?,
+            MappingError::MissingAction
+        );
+        assert_eq!(map_err("/?Action=Nope")?.code(), "InvalidAction");
+        let c = map("/?Action=DescribeInstances&Version=2016-11-15")?;
+        assert_eq!(c.action, "DescribeInstances");
+        Ok(())
+    }
+
+    #[test]
+    fn dry_run() -> Res {
+        assert!(map("/?Action=DescribeInstances&DryRun=true")?.dry_run);
+        assert!(map("/?Action=DescribeInstances&DryRun=TRUE")?.dry_run);
+        assert!(!map("/?Action=DescribeInstances&DryRun=false")?.dry_run);
+        assert!(!map("/?Action=DescribeInstances")?.dry_run);
+        assert!(matches!(
+            map_err("/?Action=DescribeInstances&DryRun=yes")?,
+            MappingError::InvalidParameterValue { name, .. } if name == "DryRun"
+        ));
+        Ok(())
+    }
+
+    #[test]
+    fn wildcard_only_actions() -> Res {
+        let c = map("/?Action=DescribeInstances&InstanceId.1=i-0aaa")?;
+        assert_eq!(pairs(&c), [("ec2:DescribeInstances", "*")]);
+        let a = auth(&c, "*")?;
+        assert_eq!(val(a, "ec2:Region"), Some(R));
+        assert_eq!(val(a, "aws:RequestedRegion"), Some(R));
+        assert_eq!(a.resource_type, "");
+        assert_eq!(a.resource_account, None);
+        assert!(c.permission_checks.is_empty() && c.grant_updates.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn partitions() {
+        assert_eq!(partition_for_region("us-east-1"), "aws");
+        assert_eq!(partition_for_region("cn-north-1"), "aws-cn");
+        assert_eq!(partition_for_region("us-gov-west-1"), "aws-us-gov");
+    }
+
+    // ---- instances ----------------------------------------------------------
+
+    #[test]
+    fn instance_actions_authorize_each_instance() -> Res {
+        for action in [
+            "TerminateInstances",
+            "StartInstances",
+            "StopInstances",
+            "RebootInstances",
+        ] {
+            let c = map(&format!(
+                "/?Action={action}&InstanceId.1=i-0aaa&InstanceId.2=i-0bbb&InstanceId.3=i-0ccc"
+            ))?;
+            let ec2_action = format!("ec2:{action}");
+            assert_eq!(
+                pairs(&c),
+                [
+                    (
+                        ec2_action.as_str(),
+                        "arn:aws:ec2:us-east-1:111111111111:instance/i-0aaa"
+                    ),
+                    (
+                        ec2_action.as_str(),
+                        "arn:aws:ec2:us-east-1:222222222222:instance/i-0bbb"
+                    ),
+                    (
+                        ec2_action.as_str(),
+                        "arn:aws:ec2:us-east-1:111111111111:instance/i-0ccc"
+                    ),
+                ],
+                "{action}: owner from the inventory, else the caller"
+            );
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn existing_instance_keys() -> Res {
+        let c = map("/?Action=TerminateInstances&InstanceId.1=i-0aaa&InstanceId.2=i-0ccc")?;
+        let a = auth(&c, "arn:aws:ec2:us-east-1:111111111111:instance/i-0aaa")?;
+        assert_eq!(a.resource_type, "instance");
+        assert_eq!(a.resource_account, None, "the ARN names the account");
+        assert_eq!(val(a, "ec2:ResourceTag/team"), Some("blue"));
+        assert_eq!(val(a, "aws:ResourceTag/team"), Some("blue"));
+        assert_eq!(val(a, "ec2:InstanceType"), Some("t3.micro"));
+        assert_eq!(val(a, "ec2:AvailabilityZone"), Some("us-east-1a"));
+        assert_eq!(val(a, "ec2:Tenancy"), Some("default"));
+        assert_eq!(val(a, "ec2:RootDeviceType"), Some("ebs"));
+        assert_eq!(val(a, "ec2:EbsOptimized"), Some("false"));
+        assert_eq!(val(a, "ec2:InstanceID"), Some("i-0aaa"));
+        assert_eq!(
+            val(a, "ec2:InstanceProfile"),
+            Some("arn:aws:iam::111111111111:instance-profile/web")
+        );
+        assert_eq!(val(a, "ec2:Region"), Some(R));
+        // The catalog lists no ec2:Vpc for instances, nor request tags here.
+        assert_eq!(val(a, "ec2:Vpc"), None);
+        assert_eq!(val(a, "aws:TagKeys"), None);
+        // Unknown to the inventory: only what the request itself says.
+        let u = auth(&c, "arn:aws:ec2:us-east-1:111111111111:instance/i-0ccc")?;
+        assert_eq!(val(u, "ec2:InstanceID"), Some("i-0ccc"));
+        assert_eq!(val(u, "ec2:InstanceType"), None);
+        assert_eq!(val(u, "ec2:ResourceTag/team"), None);
+        Ok(())
+    }
+
+    #[test]
+    fn ids_are_validated() -> Res {
+        for bad in ["*", "i-0aaa/*", "i-0aa:a", "vol-0aaa", "foo", "i-0a%2A"] {
+            let e = map_err(&format!("/?Action=TerminateInstances&InstanceId.1={bad}"))?;
+            assert!(
+                matches!(e, MappingError::InvalidParameterValue { ref name, .. } if name == "InstanceId"),
+                "{bad}: {e:?}"
+            );
+        }
+        assert!(matches!(
+            map_err("/?Action=TerminateInstances&InstanceId.1=i-1&InstanceId.3=i-3")?,
+            MappingError::Query(QueryError::ListGap { .. })
+        ));
+        assert!(matches!(
+            map_err("/?Action=TerminateInstances&InstanceId=i-1&InstanceId.1=i-2")?,
+            MappingError::InvalidParameterCombination(_)
+        ));
+        Ok(())
+    }
+
+    // ---- RunInstances --------------------------------------------------------
+
+    const RUN: &str = "/?Action=RunInstances&ImageId=ami-0shared&InstanceType=t3.micro\
+        &MinCount=1&MaxCount=1&SubnetId=subnet-0aaa&SecurityGroupId.1=sg-0web&KeyName=blue-team\
+        &TagSpecification.1.ResourceType=instance&TagSpecification.1.Tag.1.Key=team\
+        &TagSpecification.1.Tag.1.Value=blue&TagSpecification.1.Tag.2.Key=Name\
+        &TagSpecification.1.Tag.2.Value=web-1\
+        &TagSpecification.2.ResourceType=volume&TagSpecification.2.Tag.1.Key=team\
+        &TagSpecification.2.Tag.1.Value=blue\
+        &BlockDeviceMapping.1.DeviceName=/dev/xvda&BlockDeviceMapping.1.Ebs.VolumeSize=30\
+        &BlockDeviceMapping.1.Ebs.VolumeType=gp3&BlockDeviceMapping.1.Ebs.Encrypted=true";
+
+    #[test]
+    fn run_instances_authorizes_every_resource() -> Res {
+        let c = map(RUN)?;
+        let run = "ec2:RunInstances";
+        assert_eq!(
+            pairs(&c),
+            [
+                (run, "arn:aws:ec2:us-east-1:111111111111:instance/*"),
+                (run, "arn:aws:ec2:us-east-1::image/ami-0shared"),
+                (run, "arn:aws:ec2:us-east-1:111111111111:subnet/subnet-0aaa"),
+                (
+                    run,
+                    "arn:aws:ec2:us-east-1:111111111111:security-group/sg-0web"
+                ),
+                (
+                    run,
+                    "arn:aws:ec2:us-east-1:111111111111:network-interface/*"
+                ),
+                (run, "arn:aws:ec2:us-east-1:111111111111:volume/*"),
+                (run, "arn:aws:ec2:us-east-1:111111111111:key-pair/blue-team"),
+                (
+                    "ec2:CreateTags",
+                    "arn:aws:ec2:us-east-1:111111111111:instance/*"
+                ),
+                (
+                    "ec2:CreateTags",
+                    "arn:aws:ec2:us-east-1:111111111111:volume/*"
+                ),
+            ]
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn run_instances_context() -> Res {
+        let c = map(RUN)?;
+        let i = auth(&c, "arn:aws:ec2:us-east-1:111111111111:instance/*")?;
+        assert_eq!(val(i, "ec2:InstanceType"), Some("t3.micro"));
+        assert_eq!(val(i, "aws:RequestTag/team"), Some("blue"));
+        assert_eq!(val(i, "aws:RequestTag/Name"), Some("web-1"));
+        assert_eq!(
+            vals(i, "aws:TagKeys"),
+            Some(vec!["team".to_owned(), "Name".to_owned()])
+        );
+        assert_eq!(
+            val(i, "ec2:AvailabilityZone"),
+            Some("us-east-1a"),
+            "from the subnet"
+        );
+        assert_eq!(val(i, "ec2:Tenancy"), Some("default"));
+        assert_eq!(val(i, "ec2:RootDeviceType"), Some("ebs"), "from the image");
+        assert_eq!(val(i, "ec2:InstanceMarketType"), Some("on-demand"));
+        assert_eq!(val(i, "ec2:Region"), Some(R));
+
+        let img = auth(&c, "arn:aws:ec2:us-east-1::image/ami-0shared")?;
+        assert_eq!(img.resource_account.as_deref(), Some(OTHER));
+        assert_eq!(val(img, "ec2:Owner"), Some(OTHER));
+        assert_eq!(val(img, "ec2:Public"), Some("false"));
+        assert_eq!(val(img, "ec2:ImageID"), Some("ami-0shared"));
+        assert_eq!(val(img, "ec2:ImageType"), Some("machine"));
+        assert_eq!(val(img, "ec2:ResourceTag/os"), Some("linux"));
+        assert_eq!(
+            val(img, "aws:RequestTag/team"),
+            None,
+            "tags go to instances only"
+        );
+
+        let sub = auth(&c, "arn:aws:ec2:us-east-1:111111111111:subnet/subnet-0aaa")?;
+        assert_eq!(
+            val(sub, "ec2:Vpc"),
+            Some("arn:aws:ec2:us-east-1:111111111111:vpc/vpc-0aaa")
+        );
+        assert_eq!(val(sub, "ec2:SubnetID"), Some("subnet-0aaa"));
+        assert_eq!(val(sub, "ec2:ResourceTag/tier"), Some("public"));
+
+        let sg = auth(
+            &c,
+            "arn:aws:ec2:us-east-1:111111111111:security-group/sg-0web",
+        )?;
+        assert_eq!(val(sg, "ec2:SecurityGroupID"), Some("sg-0web"));
+        assert_eq!(
+            val(sg, "ec2:Vpc"),
+            Some("arn:aws:ec2:us-east-1:111111111111:vpc/vpc-0aaa")
+        );
+
+        let eni = auth(&c, "arn:aws:ec2:us-east-1:111111111111:network-interface/*")?;
+        assert_eq!(
+            val(eni, "ec2:Subnet"),
+            Some("arn:aws:ec2:us-east-1:111111111111:subnet/subnet-0aaa")
+        );
+
+        let vol = auth(&c, "arn:aws:ec2:us-east-1:111111111111:volume/*")?;
+        assert_eq!(val(vol, "ec2:VolumeSize"), Some("30"));
+        assert_eq!(val(vol, "ec2:VolumeType"), Some("gp3"));
+        assert_eq!(val(vol, "ec2:Encrypted"), Some("true"));
+        assert_eq!(val(vol, "aws:RequestTag/team"), Some("blue"));
+
+        let key = auth(&c, "arn:aws:ec2:us-east-1:111111111111:key-pair/blue-team")?;
+        assert_eq!(val(key, "ec2:KeyPairName"), Some("blue-team"));
+
+        let tags: Vec<&Authorization> = c
+            .authorizations
+            .iter()
+            .filter(|a| a.action == "ec2:CreateTags")
+            .collect();
+        assert_eq!(tags.len(), 2);
+        for t in tags {
+            assert_eq!(val(t, "ec2:CreateAction"), Some("RunInstances"));
+            assert_eq!(val(t, "aws:RequestTag/team"), Some("blue"));
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn run_instances_permission_checks() -> Res {
+        let c = map(RUN)?;
+        assert_eq!(c.permission_checks.len(), 1);
+        let p = c.permission_checks.first().ok_or("no check")?;
+        assert_eq!(
+            (p.resource_id.as_str(), p.kind, p.owner_account.as_deref()),
+            ("ami-0shared", PermissionKind::Launch, Some(OTHER))
+        );
+        assert!(p.permits(ME, None), "shared with the caller by account");
+        assert!(!p.permits("333333333333", None));
+        // Own image: no check. Unknown image: a check that never passes.
+        assert!(
+            map("/?Action=RunInstances&ImageId=ami-0mine")?
+                .permission_checks
+                .is_empty()
+        );
+        let unknown = map("/?Action=RunInstances&ImageId=ami-0nowhere")?;
+        let p = unknown.permission_checks.first().ok_or("no check")?;
+        assert_eq!(p.owner_account, None);
+        assert!(!p.permits(ME, None));
+        let img = auth(&unknown, "arn:aws:ec2:us-east-1::image/ami-0nowhere")?;
+        assert_eq!(img.resource_account, None);
+        // Public Amazon image: launchable, ec2:Owner is `amazon`.
+        let amzn = map("/?Action=RunInstances&ImageId=ami-0amzn")?;
+        assert!(amzn.permission_checks.iter().all(|p| p.permits(ME, None)));
+        let img = auth(&amzn, "arn:aws:ec2:us-east-1::image/ami-0amzn")?;
+        assert_eq!(val(img, "ec2:Owner"), Some("amazon"));
+        assert_eq!(val(img, "ec2:Public"), Some("true"));
+        Ok(())
+    }
+
+    #[test]
+    fn run_instances_defaults() -> Res {
+        // No subnet, no groups: subnet/*, security-group/*, one new ENI, the
+        // root volume, and the default instance type.
+        let c = map("/?Action=RunInstances&ImageId=ami-0mine")?;
+        let run = "ec2:RunInstances";
+        assert_eq!(
+            pairs(&c),
+            [
+                (run, "arn:aws:ec2:us-east-1:111111111111:instance/*"),
+                (run, "arn:aws:ec2:us-east-1::image/ami-0mine"),
+                (run, "arn:aws:ec2:us-east-1:111111111111:subnet/*"),
+                (run, "arn:aws:ec2:us-east-1:111111111111:security-group/*"),
+                (
+                    run,
+                    "arn:aws:ec2:us-east-1:111111111111:network-interface/*"
+                ),
+                (run, "arn:aws:ec2:us-east-1:111111111111:volume/*"),
+            ]
+        );
+        let i = auth(&c, "arn:aws:ec2:us-east-1:111111111111:instance/*")?;
+        assert_eq!(val(i, "ec2:InstanceType"), Some("m1.small"));
+        assert_eq!(val(i, "aws:TagKeys"), None);
+        // A subnet without groups: the VPC's default group from the inventory.
+        let c = map("/?Action=RunInstances&ImageId=ami-0mine&SubnetId=subnet-0aaa")?;
+        assert!(
+            auth(
+                &c,
+                "arn:aws:ec2:us-east-1:111111111111:security-group/sg-0def"
+            )
+            .is_ok()
+        );
+        // Instance-store image without EBS mappings: no volume.
+        let c = map("/?Action=RunInstances&ImageId=ami-0store")?;
+        assert!(!c.authorizations.iter().any(|a| a.resource_type == "volume"));
+        Ok(())
+    }
+
+    #[test]
+    fn run_instances_interfaces_groups_and_templates() -> Res {
+        let c = map(
+            "/?Action=RunInstances&ImageId=ami-0mine&NetworkInterface.1.NetworkInterfaceId=eni-0aaa\
+             &NetworkInterface.1.DeviceIndex=0",
+        )?;
+        let eni = auth(
+            &c,
+            "arn:aws:ec2:us-east-1:111111111111:network-interface/eni-0aaa",
+        )?;
+        assert_eq!(val(eni, "ec2:NetworkInterfaceID"), Some("eni-0aaa"));
+        assert_eq!(
+            val(eni, "ec2:Subnet"),
+            Some("arn:aws:ec2:us-east-1:111111111111:subnet/subnet-0aaa")
+        );
+        assert_eq!(val(eni, "ec2:AvailabilityZone"), Some("us-east-1a"));
+        assert!(
+            !c.authorizations
+                .iter()
+                .any(|a| a.resource.ends_with("network-interface/*")),
+            "an existing interface is not a new one"
+        );
+
+        let c = map(
+            "/?Action=RunInstances&ImageId=ami-0mine&NetworkInterface.1.SubnetId=subnet-0aaa\
+             &NetworkInterface.1.AssociatePublicIpAddress=true\
+             &NetworkInterface.1.SecurityGroupId.1=sg-0web&SecurityGroup.1=default",
+        )?;
+        let eni = auth(&c, "arn:aws:ec2:us-east-1:111111111111:network-interface/*")?;
+        assert_eq!(val(eni, "ec2:AssociatePublicIpAddress"), Some("true"));
+        assert_eq!(
+            val(eni, "ec2:Vpc"),
+            Some("arn:aws:ec2:us-east-1:111111111111:vpc/vpc-0aaa")
+        );
+        assert!(
+            auth(
+                &c,
+                "arn:aws:ec2:us-east-1:111111111111:security-group/sg-0web"
+            )
+            .is_ok()
+        );
+        assert!(
+            auth(
+                &c,
+                "arn:aws:ec2:us-east-1:111111111111:security-group/sg-0def"
+            )
+            .is_ok()
+        );
+
+        assert!(matches!(
+            map_err("/?Action=RunInstances&ImageId=ami-0mine&SecurityGroup.1=nope")?,
+            MappingError::NotFound { .. }
+        ));
+        assert!(matches!(
+            map_err(
+                "/?Action=RunInstances&ImageId=ami-0mine&SubnetId=subnet-0aaa&NetworkInterface.1.SubnetId=subnet-0aaa"
+            )?,
+            MappingError::InvalidParameterCombination(_)
+        ));
+        assert_eq!(
+            map_err("/?Action=RunInstances&MinCount=1")?,
+            MappingError::MissingParameter("ImageId".into())
+        );
+        assert!(matches!(
+            map_err("/?Action=RunInstances&LaunchTemplate.LaunchTemplateId=lt-0abc")?,
+            MappingError::Unsupported(_)
+        ));
+        assert!(matches!(
+            map_err(
+                "/?Action=RunInstances&ImageId=ami-0mine&LaunchTemplate.LaunchTemplateName=web"
+            )?,
+            MappingError::Unsupported(_)
+        ));
+        let c =
+            map("/?Action=RunInstances&ImageId=ami-0mine&LaunchTemplate.LaunchTemplateId=lt-0abc")?;
+        let lt = auth(
+            &c,
+            "arn:aws:ec2:us-east-1:111111111111:launch-template/lt-0abc",
+        )?;
+        let lt_arn = "arn:aws:ec2:us-east-1:111111111111:launch-template/lt-0abc";
+        assert_eq!(val(lt, "ec2:LaunchTemplate"), Some(lt_arn));
+        let i = auth(&c, "arn:aws:ec2:us-east-1:111111111111:instance/*")?;
+        assert_eq!(val(i, "ec2:LaunchTemplate"), Some(lt_arn));
+        Ok(())
+    }
+
+    #[test]
+    fn run_instances_instance_keys_from_parameters() -> Res {
+        let c = map(
+            "/?Action=RunInstances&ImageId=ami-0mine&Placement.AvailabilityZone=us-east-1c\
+             &Placement.Tenancy=dedicated&EbsOptimized=true&MetadataOptions.HttpTokens=required\
+             &IamInstanceProfile.Arn=arn:aws:iam::111111111111:instance-profile/web\
+             &InstanceMarketOptions.MarketType=spot&Placement.GroupName=cluster1",
+        )?;
+        let i = auth(&c, "arn:aws:ec2:us-east-1:111111111111:instance/*")?;
+        assert_eq!(val(i, "ec2:AvailabilityZone"), Some("us-east-1c"));
+        assert_eq!(val(i, "ec2:Tenancy"), Some("dedicated"));
+        assert_eq!(val(i, "ec2:EbsOptimized"), Some("true"));
+        assert_eq!(val(i, "ec2:MetadataHttpTokens"), Some("required"));
+        assert_eq!(val(i, "ec2:InstanceMarketType"), Some("spot"));
+        assert_eq!(
+            val(i, "ec2:InstanceProfile"),
+            Some("arn:aws:iam::111111111111:instance-profile/web")
+        );
+        assert_eq!(
+            val(i, "ec2:PlacementGroup"),
+            Some("arn:aws:ec2:us-east-1:111111111111:placement-group/cluster1")
+        );
+        assert!(
+            auth(
+                &c,
+                "arn:aws:ec2:us-east-1:111111111111:spot-instances-request/*"
+            )
+            .is_ok()
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn tag_specifications_are_validated() -> Res {
+        let base = "/?Action=RunInstances&ImageId=ami-0mine";
+        assert!(matches!(
+            map_err(&format!(
+                "{base}&TagSpecification.1.ResourceType=vpc&TagSpecification.1.Tag.1.Key=a"
+            ))?,
+            MappingError::InvalidParameterValue { .. }
+        ));
+        assert!(matches!(
+            map_err(&format!("{base}&TagSpecification.1.Tag.1.Key=a"))?,
+            MappingError::MissingParameter(_)
+        ));
+        assert!(matches!(
+            map_err(&format!(
+                "{base}&TagSpecification.1.ResourceType=instance&TagSpecification.1.Tag.1.Key=a\
+                 &TagSpecification.1.Tag.2.Key=a"
+            ))?,
+            MappingError::InvalidParameterValue { .. }
+        ));
+        assert!(matches!(
+            map_err(&format!(
+                "{base}&TagSpecification.1.ResourceType=instance&TagSpecification.1.Tag.1.Key=a\
+                 &TagSpecification.2.ResourceType=instance&TagSpecification.2.Tag.1.Key=b"
+            ))?,
+            MappingError::InvalidParameterValue { .. }
+        ));
+        Ok(())
+    }
+
+    // ---- volumes and snapshots -----------------------------------------------
+
+    #[test]
+    fn create_volume_from_another_accounts_snapshot() -> Res {
+        let c = map(
+            "/?Action=CreateVolume&AvailabilityZone=us-east-1a&SnapshotId=snap-0theirs\
+             &TagSpecification.1.ResourceType=volume&TagSpecification.1.Tag.1.Key=team\
+             &TagSpecification.1.Tag.1.Value=blue",
+        )?;
+        assert_eq!(
+            pairs(&c),
+            [
+                (
+                    "ec2:CreateVolume",
+                    "arn:aws:ec2:us-east-1:111111111111:volume/*"
+                ),
+                (
+                    "ec2:CreateVolume",
+                    "arn:aws:ec2:us-east-1::snapshot/snap-0theirs"
+                ),
+                (
+                    "ec2:CreateTags",
+                    "arn:aws:ec2:us-east-1:111111111111:volume/*"
+                ),
+            ]
+        );
+        let v = auth(&c, "arn:aws:ec2:us-east-1:111111111111:volume/*")?;
+        assert_eq!(val(v, "ec2:VolumeSize"), Some("20"), "from the snapshot");
+        assert_eq!(val(v, "ec2:Encrypted"), Some("true"), "from the snapshot");
+        assert_eq!(val(v, "ec2:VolumeType"), Some("gp2"));
+        assert_eq!(val(v, "ec2:AvailabilityZone"), Some("us-east-1a"));
+        assert_eq!(
+            val(v, "ec2:ParentSnapshot"),
+            Some("arn:aws:ec2:us-east-1::snapshot/snap-0theirs")
+        );
+        assert_eq!(val(v, "aws:RequestTag/team"), Some("blue"));
+        let s = auth(&c, "arn:aws:ec2:us-east-1::snapshot/snap-0theirs")?;
+        assert_eq!(s.resource_account.as_deref(), Some(OTHER));
+        assert_eq!(val(s, "ec2:Owner"), Some(OTHER));
+        assert_eq!(val(s, "ec2:VolumeSize"), Some("20"));
+        assert_eq!(
+            val(s, "ec2:ParentVolume"),
+            Some("arn:aws:ec2:us-east-1:222222222222:volume/vol-0src")
+        );
+        assert_eq!(val(s, "aws:RequestTag/team"), None);
+        let p = c.permission_checks.first().ok_or("no check")?;
+        assert_eq!(p.kind, PermissionKind::CreateVolume);
+        assert!(!p.permits(ME, None), "not shared");
+        Ok(())
+    }
+
+    #[test]
+    fn create_volume_plain_and_own_snapshot() -> Res {
+        let c = map(
+            "/?Action=CreateVolume&AvailabilityZone=us-east-1a&Size=500&VolumeType=io2&Iops=1000&Encrypted=false",
+        )?;
+        assert_eq!(c.authorizations.len(), 1);
+        let v = auth(&c, "arn:aws:ec2:us-east-1:111111111111:volume/*")?;
+        assert_eq!(val(v, "ec2:VolumeSize"), Some("500"));
+        assert_eq!(val(v, "ec2:VolumeType"), Some("io2"));
+        assert_eq!(val(v, "ec2:VolumeIops"), Some("1000"));
+        assert_eq!(val(v, "ec2:Encrypted"), Some("false"));
+        assert!(matches!(
+            map_err("/?Action=CreateVolume&Size=big")?,
+            MappingError::InvalidParameterValue { .. }
+        ));
+        let own = map("/?Action=CreateVolume&SnapshotId=snap-0mine")?;
+        assert!(own.permission_checks.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn attach_detach_delete_volume() -> Res {
+        let c = map("/?Action=AttachVolume&VolumeId=vol-0aaa&InstanceId=i-0aaa&Device=/dev/sdf")?;
+        let mut got = pairs(&c);
+        got.sort_unstable();
+        assert_eq!(
+            got,
+            [
+                (
+                    "ec2:AttachVolume",
+                    "arn:aws:ec2:us-east-1:111111111111:instance/i-0aaa"
+                ),
+                (
+                    "ec2:AttachVolume",
+                    "arn:aws:ec2:us-east-1:111111111111:volume/vol-0aaa"
+                ),
+            ]
+        );
+        let v = auth(&c, "arn:aws:ec2:us-east-1:111111111111:volume/vol-0aaa")?;
+        assert_eq!(val(v, "ec2:VolumeSize"), Some("100"));
+        assert_eq!(val(v, "ec2:VolumeType"), Some("gp3"));
+        assert_eq!(val(v, "ec2:ResourceTag/team"), Some("blue"));
+        assert_eq!(
+            val(v, "ec2:ParentSnapshot"),
+            Some("arn:aws:ec2:us-east-1::snapshot/snap-0mine")
+        );
+        // DetachVolume without InstanceId: the instance it is attached to.
+        let c = map("/?Action=DetachVolume&VolumeId=vol-0aaa")?;
+        assert!(auth(&c, "arn:aws:ec2:us-east-1:111111111111:instance/i-0aaa").is_ok());
+        assert!(auth(&c, "arn:aws:ec2:us-east-1:111111111111:volume/vol-0aaa").is_ok());
+        let c = map("/?Action=DeleteVolume&VolumeId=vol-0aaa")?;
+        assert_eq!(
+            pairs(&c),
+            [(
+                "ec2:DeleteVolume",
+                "arn:aws:ec2:us-east-1:111111111111:volume/vol-0aaa"
+            )]
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn create_snapshot() -> Res {
+        let c = map(
+            "/?Action=CreateSnapshot&VolumeId=vol-0aaa&TagSpecification.1.ResourceType=snapshot\
+             &TagSpecification.1.Tag.1.Key=team&TagSpecification.1.Tag.1.Value=blue",
+        )?;
+        let s = auth(&c, "arn:aws:ec2:us-east-1::snapshot/*")?;
+        assert_eq!(s.resource_account.as_deref(), Some(ME));
+        assert_eq!(
+            val(s, "ec2:ParentVolume"),
+            Some("arn:aws:ec2:us-east-1:111111111111:volume/vol-0aaa")
+        );
+        assert_eq!(val(s, "ec2:VolumeSize"), Some("100"));
+        assert_eq!(val(s, "aws:RequestTag/team"), Some("blue"));
+        assert!(auth(&c, "arn:aws:ec2:us-east-1:111111111111:volume/vol-0aaa").is_ok());
+        assert!(c.authorizations.iter().any(|a| a.action == "ec2:CreateTags"
+            && val(a, "ec2:CreateAction") == Some("CreateSnapshot")));
+        assert_eq!(
+            map_err("/?Action=CreateSnapshot")?,
+            MappingError::MissingParameter("VolumeId".into())
+        );
+        Ok(())
+    }
+
+    // ---- tags ------------------------------------------------------------------
+
+    #[test]
+    fn create_tags_per_resource() -> Res {
+        let c = map(
+            "/?Action=CreateTags&ResourceId.1=i-0aaa&ResourceId.2=vol-0aaa&ResourceId.3=ami-0shared\
+             &Tag.1.Key=team&Tag.1.Value=red&Tag.2.Key=note",
+        )?;
+        assert_eq!(
+            pairs(&c),
+            [
+                (
+                    "ec2:CreateTags",
+                    "arn:aws:ec2:us-east-1:111111111111:instance/i-0aaa"
+                ),
+                (
+                    "ec2:CreateTags",
+                    "arn:aws:ec2:us-east-1:111111111111:volume/vol-0aaa"
+                ),
+                ("ec2:CreateTags", "arn:aws:ec2:us-east-1::image/ami-0shared"),
+            ]
+        );
+        let i = auth(&c, "arn:aws:ec2:us-east-1:111111111111:instance/i-0aaa")?;
+        assert_eq!(val(i, "aws:RequestTag/team"), Some("red"));
+        assert_eq!(val(i, "aws:RequestTag/note"), Some(""));
+        assert_eq!(
+            vals(i, "aws:TagKeys"),
+            Some(vec!["team".to_owned(), "note".to_owned()])
+        );
+        assert_eq!(val(i, "ec2:ResourceTag/team"), Some("blue"));
+        assert_eq!(val(i, "ec2:CreateAction"), None, "not a create");
+        assert!(matches!(
+            map_err("/?Action=CreateTags&ResourceId.1=foo-1&Tag.1.Key=a")?,
+            MappingError::InvalidParameterValue { .. }
+        ));
+        assert!(matches!(
+            map_err("/?Action=CreateTags&ResourceId.1=i-0aaa")?,
+            MappingError::MissingParameter(_)
+        ));
+        assert!(matches!(
+            map_err("/?Action=CreateTags&Tag.1.Key=a")?,
+            MappingError::MissingParameter(_)
+        ));
+        Ok(())
+    }
+
+    #[test]
+    fn delete_tags() -> Res {
+        let c = map(
+            "/?Action=DeleteTags&ResourceId.1=i-0aaa&Tag.1.Key=team&Tag.2.Key=env&Tag.2.Value=prod",
+        )?;
+        let i = auth(&c, "arn:aws:ec2:us-east-1:111111111111:instance/i-0aaa")?;
+        assert_eq!(
+            vals(i, "aws:TagKeys"),
+            Some(vec!["team".to_owned(), "env".to_owned()])
+        );
+        assert_eq!(val(i, "aws:RequestTag/team"), None, "no value given");
+        assert_eq!(val(i, "aws:RequestTag/env"), Some("prod"));
+        // DeleteTags without tags deletes every tag: still authorized.
+        let all = map("/?Action=DeleteTags&ResourceId.1=i-0aaa")?;
+        assert_eq!(all.authorizations.len(), 1);
+        Ok(())
+    }
+
+    // ---- permission attributes ------------------------------------------------
+
+    #[test]
+    fn modify_image_attribute_structured() -> Res {
+        let org = "arn:aws:organizations::999999999999:organization/o-aa111bb222";
+        let ou = "arn:aws:organizations::999999999999:ou/o-aa111bb222/ou-ab12-cdef3456";
+        let c = map(&format!(
+            "/?Action=ModifyImageAttribute&ImageId=ami-0mine\
+             &LaunchPermission.Add.1.UserId=333333333333&LaunchPermission.Add.2.Group=all\
+             &LaunchPermission.Add.3.OrganizationArn={org}\
+             &LaunchPermission.Add.4.OrganizationalUnitArn={ou}\
+             &LaunchPermission.Remove.1.UserId=444444444444"
+        ))?;
+        let a = auth(&c, "arn:aws:ec2:us-east-1::image/ami-0mine")?;
+        assert_eq!(a.resource_account.as_deref(), Some(ME));
+        assert_eq!(val(a, "ec2:Attribute"), Some("launchPermission"));
+        assert_eq!(
+            c.grant_updates,
+            [Change::Grants {
+                id: "ami-0mine".into(),
+                add: vec![
+                    Grant::Account("333333333333".into()),
+                    Grant::All,
+                    Grant::Organization(org.into()),
+                    Grant::OrganizationalUnit(ou.into()),
+                ],
+                remove: vec![Grant::Account("444444444444".into())],
+            }]
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn modify_image_attribute_older_form() -> Res {
+        let c = map(
+            "/?Action=ModifyImageAttribute&ImageId=ami-0mine&Attribute=launchPermission\
+             &OperationType=remove&UserId.1=333333333333&UserGroup.1=all",
+        )?;
+        assert_eq!(
+            c.grant_updates,
+            [Change::Grants {
+                id: "ami-0mine".into(),
+                add: Vec::new(),
+                remove: vec![Grant::Account("333333333333".into()), Grant::All],
+            }]
+        );
+        // Other attributes change no grants.
+        let d = map("/?Action=ModifyImageAttribute&ImageId=ami-0mine&Description.Value=hello")?;
+        assert!(d.grant_updates.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn modify_image_attribute_refusals() -> Res {
+        let base = "/?Action=ModifyImageAttribute&ImageId=ami-0mine";
+        for (q, code) in [
+            (
+                "&LaunchPermission.Add.1.Group=everyone",
+                "InvalidParameterValue",
+            ),
+            (
+                "&LaunchPermission.Add.1.UserId=12345",
+                "InvalidParameterValue",
+            ),
+            (
+                "&LaunchPermission.Add.1.OrganizationArn=arn:aws:organizations::1:organization/*",
+                "InvalidParameterValue",
+            ),
+            ("&LaunchPermission.Add.1.Foo=x", "InvalidParameterValue"),
+            (
+                "&LaunchPermission.Add.2.UserId=333333333333",
+                "MalformedQueryString",
+            ),
+            ("&UserId.1=333333333333", "MissingParameter"),
+            (
+                "&OperationType=grant&UserId.1=333333333333",
+                "InvalidParameterValue",
+            ),
+            (
+                "&Attribute=description&OperationType=add&UserId.1=333333333333",
+                "InvalidParameterCombination",
+            ),
+            (
+                "&OperationType=add&UserId.1=333333333333&LaunchPermission.Add.1.UserId=333333333333",
+                "InvalidParameterCombination",
+            ),
+        ] {
+            assert_eq!(map_err(&format!("{base}{q}"))?.code(), code, "{q}");
+        }
+        assert_eq!(
+            map_err("/?Action=ModifyImageAttribute&LaunchPermission.Add.1.Group=all")?,
+            MappingError::MissingParameter("ImageId".into())
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn modify_snapshot_attribute() -> Res {
+        let c = map("/?Action=ModifySnapshotAttribute&SnapshotId=snap-0mine\
+             &CreateVolumePermission.Add.1.UserId=333333333333\
+             &CreateVolumePermission.Add.2.UserId=444444444444\
+             &CreateVolumePermission.Remove.1.Group=all")?;
+        let a = auth(&c, "arn:aws:ec2:us-east-1::snapshot/snap-0mine")?;
+        assert_eq!(val(a, "ec2:Attribute"), Some("createVolumePermission"));
+        assert_eq!(
+            vals(a, "ec2:Add/userId"),
+            Some(vec!["333333333333".to_owned(), "444444444444".to_owned()])
+        );
+        assert_eq!(val(a, "ec2:Remove/group"), Some("all"));
+        assert_eq!(
+            c.grant_updates,
+            [Change::Grants {
+                id: "snap-0mine".into(),
+                add: vec![
+                    Grant::Account("333333333333".into()),
+                    Grant::Account("444444444444".into())
+                ],
+                remove: vec![Grant::All],
+            }]
+        );
+        let old = map(
+            "/?Action=ModifySnapshotAttribute&SnapshotId=snap-0mine&Attribute=createVolumePermission\
+             &OperationType=add&UserId.1=333333333333&GroupName.1=all",
+        )?;
+        assert_eq!(
+            old.grant_updates,
+            [Change::Grants {
+                id: "snap-0mine".into(),
+                add: vec![Grant::Account("333333333333".into()), Grant::All],
+                remove: Vec::new(),
+            }]
+        );
+        let a = auth(&old, "arn:aws:ec2:us-east-1::snapshot/snap-0mine")?;
+        assert_eq!(val(a, "ec2:Add/userId"), Some("333333333333"));
+        assert_eq!(val(a, "ec2:Add/group"), Some("all"));
+        // Snapshots have no organization grants.
+        assert_eq!(
+            map_err(
+                "/?Action=ModifySnapshotAttribute&SnapshotId=snap-0mine\
+                 &CreateVolumePermission.Add.1.OrganizationArn=arn:aws:organizations::1:organization/o-1"
+            )?
+            .code(),
+            "InvalidParameterValue"
+        );
+        Ok(())
+    }
+
+    // ---- security groups ---------------------------------------------------------
+
+    #[test]
+    fn security_group_actions() -> Res {
+        for action in [
+            "AuthorizeSecurityGroupIngress",
+            "RevokeSecurityGroupIngress",
+            "DeleteSecurityGroup",
+        ] {
+            for param in ["GroupId=sg-0web", "GroupName=web"] {
+                let c = map(&format!(
+                    "/?Action={action}&{param}&IpPermissions.1.IpProtocol=tcp"
+                ))?;
+                assert_eq!(
+                    pairs(&c),
+                    [(
+                        format!("ec2:{action}").as_str(),
+                        "arn:aws:ec2:us-east-1:111111111111:security-group/sg-0web"
+                    )],
+                    "{action} {param}"
+                );
+                let a = auth(
+                    &c,
+                    "arn:aws:ec2:us-east-1:111111111111:security-group/sg-0web",
+                )?;
+                assert_eq!(val(a, "ec2:ResourceTag/team"), Some("blue"));
+                assert_eq!(
+                    val(a, "ec2:Vpc"),
+                    Some("arn:aws:ec2:us-east-1:111111111111:vpc/vpc-0aaa")
+                );
+                assert_eq!(val(a, "ec2:SecurityGroupID"), Some("sg-0web"));
+            }
+        }
+        assert_eq!(
+            map_err("/?Action=DeleteSecurityGroup&GroupName=web&GroupId=sg-0web")?.code(),
+            "InvalidParameterCombination"
+        );
+        assert_eq!(
+            map_err("/?Action=DeleteSecurityGroup&GroupName=nope")?.code(),
+            "InvalidGroup.NotFound"
+        );
+        // Tagging the new rule at creation.
+        let c = map("/?Action=AuthorizeSecurityGroupIngress&GroupId=sg-0web\
+             &TagSpecification.1.ResourceType=security-group-rule\
+             &TagSpecification.1.Tag.1.Key=team&TagSpecification.1.Tag.1.Value=blue")?;
+        let rule = auth(
+            &c,
+            "arn:aws:ec2:us-east-1:111111111111:security-group-rule/*",
+        )?;
+        assert_eq!(val(rule, "aws:RequestTag/team"), Some("blue"));
+        Ok(())
+    }
+
+    // ---- generic ---------------------------------------------------------------
+
+    #[test]
+    fn generic_mapping() -> Res {
+        // Conventional `<Id>` parameter.
+        let c = map("/?Action=DeleteVpc&VpcId=vpc-0aaa")?;
+        let a = auth(&c, "arn:aws:ec2:us-east-1:111111111111:vpc/vpc-0aaa")?;
+        assert_eq!(val(a, "ec2:VpcID"), Some("vpc-0aaa"));
+        // A required type nobody names: type/*.
+        let c = map("/?Action=CreateVpc&CidrBlock=10.0.0.0/16")?;
+        assert!(auth(&c, "arn:aws:ec2:us-east-1:111111111111:vpc/*").is_ok());
+        // Key pair by name.
+        let c = map("/?Action=DeleteKeyPair&KeyName=blue-team")?;
+        assert!(auth(&c, "arn:aws:ec2:us-east-1:111111111111:key-pair/blue-team").is_ok());
+        assert!(matches!(
+            map_err("/?Action=DeleteKeyPair&KeyName=a*")?,
+            MappingError::InvalidParameterValue { .. }
+        ));
+        // Elastic IP by allocation id.
+        let c = map("/?Action=ReleaseAddress&AllocationId=eipalloc-0abc")?;
+        assert!(
+            auth(
+                &c,
+                "arn:aws:ec2:us-east-1:111111111111:elastic-ip/eipalloc-0abc"
+            )
+            .is_ok()
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn every_call_has_an_authorization() -> Res {
+        let inv = inventory()?;
+        for a in catalog::actions() {
+            let params = QueryParams::from_pairs([("Action", a.name)])?;
+            match map_call(&params, R, ME, &inv) {
+                Ok(c) => assert!(!c.authorizations.is_empty(), "{}", a.name),
+                Err(e) => assert!(
+                    matches!(
+                        e,
+                        MappingError::MissingParameter(_) | MappingError::Unsupported(_)
+                    ),
+                    "{}: {e:?}",
+                    a.name
+                ),
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,838 @@
+//! EC2 Query API parameters: decoding the request target's query string and
+//! an `application/x-www-form-urlencoded` body into one set of named
+//! parameters, and structured access to EC2's numbered lists
+//! (`InstanceId.1`, `TagSpecification.1.Tag.2.Key`, ...).
+//!
+//! This module owns *decoding* only; which parameters mean what is
+//! [`super::mapping`]'s job. Pure: no I/O.
+//!
+//! # Decoding rules (refusals are [`QueryError`]s, never guesses)
+//! - Envoy hands over the raw, undecoded `path` (with `?query`); its `query`
+//!   field is empty. The part after the first `?` is the query string; the
+//!   path itself is not a parameter source.
+//! - Pairs are separated by `&`; name and value by the first `=`. Empty
+//!   segments (`a=1&&b=2`, a trailing `&`) are skipped; a name without `=`
+//!   has the empty value.
+//! - Each name and value is decoded exactly once: `%XX` becomes the byte
+//!   `XX` and `+` a space (form encoding, which EC2 applies to the query
+//!   string too). `%2B` is a literal `+`; `%25` a literal `%` (never decoded
+//!   again).
+//! - Raw bytes must be ones RFC 3986 allows in a query (unreserved,
+//!   sub-delimiters, `:`, `@`, `/`, `?`) or `%`; anything else (space, `#`,
+//!   `"`, `<`, non-ASCII, ...) is refused as [`QueryError::RawCharacter`].
+//!   A raw `;` is refused too: some servers split pairs on it, so it must be
+//!   sent as `%3B`.
+//! - Decoded text must be UTF-8 and free of control characters (U+0000 to
+//!   U+001F, U+007F to U+009F), names must be non-empty.
+//! - A name may appear once in the query and body together. A repeat is
+//!   refused even with the same value, and names that differ only in ASCII
+//!   case count as repeats: EC2 treats duplicates as an error, and a
+//!   backend reading "the first" or "the last" must never see a different
+//!   value than the one authorized. Lookups are ASCII case-insensitive.
+//! - A name segment made only of digits (a list index) must be a canonical
+//!   positive number: `InstanceId.01` and `InstanceId.0` are refused, so
+//!   that two spellings can never name one entry.
+//! - A non-empty body must be `application/x-www-form-urlencoded`
+//!   (optionally `; charset=utf-8`); any other content type is refused. An
+//!   empty body is ignored whatever its content type.
+//!
+//! Lists are strict: [`QueryParams::indices`] wants `.1` to `.N` without
+//! gaps, so a backend can never read an entry the mapping did not see.
+//!
+//! ```
+//! use iamgate::ec2::query::{Body, QueryParams};
+//! # fn main() -> Result<(), iamgate::ec2::query::QueryError> {
+//! let q = QueryParams::parse(
+//!     "/?Action=TerminateInstances&InstanceId.1=i-1",
+//!     Some(Body {
+//!         content_type: Some("application/x-www-form-urlencoded; charset=utf-8"),
+//!         bytes: b"InstanceId.2=i-2&DryRun=true",
+//!     }),
+//! )?;
+//! assert_eq!(q.get("Action"), Some("TerminateInstances"));
+//! assert_eq!(q.list("InstanceId")?, vec!["i-1", "i-2"]);
+//! # Ok(()) }
+//! ```
+
+use std::fmt;
+
+/// A request body handed to [`QueryParams::parse`].
+#[derive(Debug, Clone, Copy)]
+pub struct Body<'a> {
+    /// The `content-type` header, if any.
+    pub content_type: Option<&'a str>,
+    /// The raw body bytes.
+    pub bytes: &'a [u8],
+}
+
+/// Where a parameter came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The request target's query string.
+    Query,
+    /// The form-encoded body.
+    Body,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Source::Query => "query string",
+            Source::Body => "body",
+        })
+    }
+}
+
+/// Why a request's parameters were refused. Every variant is a client error
+/// (EC2 would answer 400); the message says what was wrong and where.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueryError {
+    /// `%` not followed by two hex digits.
+    #[error("invalid percent-encoding at byte {offset} of the {part}")]
+    InvalidPercentEncoding { part: Source, offset: usize },
+    /// A raw byte that may not appear unencoded in a query.
+    #[error("character {byte:#04x} at byte {offset} of the {part} must be percent-encoded")]
+    RawCharacter {
+        part: Source,
+        offset: usize,
+        byte: u8,
+    },
+    /// Decoded bytes that are not UTF-8.
+    #[error("parameter `{name}` in the {part} is not valid UTF-8 once decoded")]
+    NotUtf8 { part: Source, name: String },
+    /// A decoded control character in a name or value.
+    #[error("parameter `{name}` in the {part} contains a control character")]
+    ControlCharacter { part: Source, name: String },
+    /// `=value` with nothing before the `=`.
+    #[error("empty parameter name in the {part}")]
+    EmptyName { part: Source },
+    /// The same name (ASCII case-insensitively) given twice.
+    #[error("parameter `{name}` is given more than once")]
+    DuplicateParameter { name: String },
+    /// A list index that is not a canonical positive number.
+    #[error("parameter `{name}`: list indexes start at 1 and have no leading zeros")]
+    BadIndex { name: String },
+    /// A numbered list with a hole (`InstanceId.1`, `InstanceId.3`).
+    #[error("list `{prefix}` skips index {missing}: entries are numbered from 1 without gaps")]
+    ListGap { prefix: String, missing: u32 },
+    /// A non-empty body of another content type.
+    #[error(
+        "unsupported body content type `{content_type}`: expected application/x-www-form-urlencoded"
+    )]
+    UnsupportedContentType { content_type: String },
+}
+
+/// The decoded parameters of one EC2 Query API request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueryParams {
+    /// Names as given, in request order (query first, then body).
+    pairs: Vec<(String, String)>,
+}
+
+/// Max list length accepted by [`QueryParams::indices`] (far above any EC2
+/// limit; keeps a hostile request from costing much).
+const MAX_INDEX: u32 = 10_000;
+
+impl QueryParams {
+    /// Decodes the raw request target (`/path?query`, undecoded) and an
+    /// optional body, merged. See the module docs for the rules.
+    pub fn parse(target: &str, body: Option<Body<'_>>) -> Result<Self, QueryError> {
+        let mut out = Self::default();
+        if let Some((_, query)) = target.split_once('?') {
+            out.add_encoded(query.as_bytes(), Source::Query)?;
+        }
+        if let Some(body) = body.filter(|b| !b.bytes.is_empty()) {
+            let ct = body.content_type.unwrap_or("");
+            if !is_form(ct) {
+                return Err(QueryError::UnsupportedContentType {
+                    content_type: ct.to_owned(),
+                });
+            }
+            out.add_encoded(body.bytes, Source::Body)?;
+        }
+        Ok(out)
+    }
+
+    /// Builds parameters from already decoded pairs (tests, other
+    /// front-ends), with the same name checks (duplicates, indexes,
+    /// control characters).
+    pub fn from_pairs<I, K, V>(pairs: I) -> Result<Self, QueryError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        let mut out = Self::default();
+        for (k, v) in pairs {
+            out.push(k.into(), v.into(), Source::Query)?;
+        }
+        Ok(out)
+    }
+
+    /// The value of a parameter (name compared ASCII case-insensitively).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Whether a parameter is present.
+    pub fn contains(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// Every parameter as `(name, value)`, in request order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// Number of parameters.
+    pub fn len(&self) -> usize {
+        self.pairs.len()
+    }
+
+    /// Whether there are no parameters.
+    pub fn is_empty(&self) -> bool {
+        self.pairs.is_empty()
+    }
+
+    /// Whether any parameter is named `prefix` followed by `.` (so `prefix`
+    /// has members, e.g. `LaunchPermission` for `LaunchPermission.Add.1.UserId`).
+    pub fn has_prefix(&self, prefix: &str) -> bool {
+        self.pairs
+            .iter()
+            .any(|(k, _)| strip_dot(k, prefix).is_some())
+    }
+
+    /// The indexes `1..=N` of the list `prefix`: every parameter named
+    /// `prefix.<n>` or `prefix.<n>.<more>`. Refuses a list with gaps.
+    pub fn indices(&self, prefix: &str) -> Result<Vec<u32>, QueryError> {
+        let mut seen: Vec<u32> = self
+            .pairs
+            .iter()
+            .filter_map(|(k, _)| {
+                let rest = strip_dot(k, prefix)?;
+                let digits = rest.split('.').next().unwrap_or("");
+                digits.parse::<u32>().ok()
+            })
+            .collect();
+        seen.sort_unstable();
+        seen.dedup();
+        for (want, got) in (1u32..).zip(seen.iter()) {
+            if *got != want || want > MAX_INDEX {
+                return Err(QueryError::ListGap {
+                    prefix: prefix.to_owned(),
+                    missing: want,
+                });
+            }
+        }
+        Ok(seen)
+    }
+
+    /// The values of the flat list `prefix.1 .. prefix.N` (`InstanceId.N`).
+    /// An entry that only has members (`prefix.1.X`) and no value of its
+    /// own counts as a gap.
+    pub fn list(&self, prefix: &str) -> Result<Vec<&str>, QueryError> {
+        let mut out = Vec::new();
+        for i in self.indices(prefix)? {
+            match self.get(&format!("{prefix}.{i}")) {
+                Some(v) => out.push(v),
+                None => {
+                    return Err(QueryError::ListGap {
+                        prefix: prefix.to_owned(),
+                        missing: i,
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The `Tag.N.Key` / `Tag.N.Value` list under `prefix` (`"Tag"` for
+    /// `CreateTags`, `"TagSpecification.1.Tag"`). A missing `Value` is
+    /// `None`; an entry without `Key` is refused as a gap.
+    pub fn tags(&self, prefix: &str) -> Result<Vec<(String, Option<String>)>, QueryError> {
+        let mut out = Vec::new();
+        for i in self.indices(prefix)? {
+            let key = self.get(&format!("{prefix}.{i}.Key"));
+            let value = self.get(&format!("{prefix}.{i}.Value"));
+            match key {
+                Some(k) => out.push((k.to_owned(), value.map(str::to_owned))),
+                None => {
+                    return Err(QueryError::ListGap {
+                        prefix: format!("{prefix}.{i}.Key"),
+                        missing: i,
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// `TagSpecification.N.ResourceType` with its `Tag.M.Key/Value` list.
+    pub fn tag_specifications(&self) -> Result<Vec<TagSpecification>, QueryError> {
+        let mut out = Vec::new();
+        for i in self.indices("TagSpecification")? {
+            let resource_type = self
+                .get(&format!("TagSpecification.{i}.ResourceType"))
+                .map(str::to_owned);
+            let tags = self
+                .tags(&format!("TagSpecification.{i}.Tag"))?
+                .into_iter()
+                .map(|(k, v)| (k, v.unwrap_or_default()))
+                .collect();
+            out.push(TagSpecification {
+                resource_type,
+                tags,
+            });
+        }
+        Ok(out)
+    }
+
+    /// `BlockDeviceMapping.N.*` (`RunInstances`, `RegisterImage`, ...).
+    pub fn block_device_mappings(&self) -> Result<Vec<BlockDeviceMapping>, QueryError> {
+        let mut out = Vec::new();
+        for i in self.indices("BlockDeviceMapping")? {
+            let p = format!("BlockDeviceMapping.{i}");
+            let get = |k: &str| self.get(&format!("{p}.{k}")).map(str::to_owned);
+            let ebs = self.has_prefix(&format!("{p}.Ebs")).then(|| EbsSpec {
+                volume_size: get("Ebs.VolumeSize"),
+                volume_type: get("Ebs.VolumeType"),
+                encrypted: get("Ebs.Encrypted"),
+                snapshot_id: get("Ebs.SnapshotId"),
+                iops: get("Ebs.Iops"),
+                throughput: get("Ebs.Throughput"),
+                kms_key_id: get("Ebs.KmsKeyId"),
+            });
+            out.push(BlockDeviceMapping {
+                device_name: get("DeviceName"),
+                virtual_name: get("VirtualName"),
+                no_device: self.contains(&format!("{p}.NoDevice")),
+                ebs,
+            });
+        }
+        Ok(out)
+    }
+
+    fn add_encoded(&mut self, raw: &[u8], source: Source) -> Result<(), QueryError> {
+        let mut offset = 0;
+        for segment in raw.split(|b| *b == b'&') {
+            let start = offset;
+            offset += segment.len() + 1;
+            if segment.is_empty() {
+                continue;
+            }
+            let (name, value, value_at) = match segment.iter().position(|b| *b == b'=') {
+                Some(eq) => (
+                    segment.get(..eq).unwrap_or_default(),
+                    segment.get(eq + 1..).unwrap_or_default(),
+                    start + eq + 1,
+                ),
+                None => (segment, &[][..], start + segment.len()),
+            };
+            let name_bytes = decode(name, source, start)?;
+            let value_bytes = decode(value, source, value_at)?;
+            let name = String::from_utf8(name_bytes).map_err(|e| QueryError::NotUtf8 {
+                part: source,
+                name: String::from_utf8_lossy(e.as_bytes()).into_owned(),
+            })?;
+            let value = String::from_utf8(value_bytes).map_err(|_| QueryError::NotUtf8 {
+                part: source,
+                name: name.clone(),
+            })?;
+            self.push(name, value, source)?;
+        }
+        Ok(())
+    }
+
+    fn push(&mut self, name: String, value: String, source: Source) -> Result<(), QueryError> {
+        if name.is_empty() {
+            return Err(QueryError::EmptyName { part: source });
+        }
+        if name.chars().any(is_control) || value.chars().any(is_control) {
+            return Err(QueryError::ControlCharacter {
+                part: source,
+                name: name.chars().filter(|c| !is_control(*c)).collect(),
+            });
+        }
+        if name.split('.').any(|seg| {
+            !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit()) && !canonical_index(seg)
+        }) {
+            return Err(QueryError::BadIndex { name });
+        }
+        if self
+            .pairs
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case(&name))
+        {
+            return Err(QueryError::DuplicateParameter { name });
+        }
+        self.pairs.push((name, value));
+        Ok(())
+    }
+}
+
+/// One `TagSpecification.N`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagSpecification {
+    /// `ResourceType` (`instance`, `volume`, ...), as given.
+    pub resource_type: Option<String>,
+    /// `Tag.M.Key` / `Tag.M.Value` (a missing value is empty, as in EC2).
+    pub tags: Vec<(String, String)>,
+}
+
+/// One `BlockDeviceMapping.N`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BlockDeviceMapping {
+    /// `DeviceName`.
+    pub device_name: Option<String>,
+    /// `VirtualName` (instance store).
+    pub virtual_name: Option<String>,
+    /// Whether `NoDevice` was given.
+    pub no_device: bool,
+    /// `Ebs.*`, when any `Ebs.` member was given.
+    pub ebs: Option<EbsSpec>,
+}
+
+/// `BlockDeviceMapping.N.Ebs.*`, as given (unparsed text).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EbsSpec {
+    pub volume_size: Option<String>,
+    pub volume_type: Option<String>,
+    pub encrypted: Option<String>,
+    pub snapshot_id: Option<String>,
+    pub iops: Option<String>,
+    pub throughput: Option<String>,
+    pub kms_key_id: Option<String>,
+}
+
+/// `name` minus `prefix` and a following `.`, compared case-insensitively.
+fn strip_dot<'a>(name: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = name.get(..prefix.len())?;
+    if !head.eq_ignore_ascii_case(prefix) {
+        return None;
+    }
+    name.get(prefix.len()..)?.strip_prefix('.')
+}
+
+fn canonical_index(seg: &str) -> bool {
+    !seg.starts_with('0') && seg.parse::<u32>().is_ok()
+}
+
+fn is_control(c: char) -> bool {
+    c.is_control()
+}
+
+/// Whether a raw byte may appear unencoded in a query (RFC 3986 `query`
+/// minus `;`, which some servers take as a pair separator; `&` is split on
+/// by the caller).
+fn raw_allowed(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'.'
+                | b'_'
+                | b'~'
+                | b'!'
+                | b'$'
+                | b'\''
+                | b'('
+                | b')'
+                | b'*'
+                | b'+'
+                | b','
+                | b'='
+                | b':'
+                | b'@'
+                | b'/'
+                | b'?'
+        )
+}
+
+/// Decodes `%XX` and `+` once. `at` is the offset of `raw` in the source.
+fn decode(raw: &[u8], source: Source, at: usize) -> Result<Vec<u8>, QueryError> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while let Some(&b) = raw.get(i) {
+        match b {
+            b'%' => {
+                let hex = |j: usize| raw.get(j).and_then(|h| (*h as char).to_digit(16));
+                match (hex(i + 1), hex(i + 2)) {
+                    (Some(hi), Some(lo)) => {
+                        out.push(u8::try_from(hi * 16 + lo).unwrap_or(0));
+                        i += 3;
+                    }
+                    _ => {
+                        return Err(QueryError::InvalidPercentEncoding {
+                            part: source,
+                            offset: at + i,
+                        });
+                    }
+                }
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b if raw_allowed(b) => {
+                out.push(b);
+                i += 1;
+            }
+            byte => {
+                return Err(QueryError::RawCharacter {
+                    part: source,
+                    offset: at + i,
+                    byte,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Whether a content type is `application/x-www-form-urlencoded`, with at
+/// most a `charset=utf-8` parameter.
+fn is_form(ct: &str) -> bool {
+    let mut parts = ct.split(';');
+    let media = parts.next().unwrap_or("").trim();
+    if !media.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        return false;
+    }
+    parts.all(|p| {
+        let p = p.trim();
+        match p.split_once('=') {
+            Some((k, v)) => {
+                k.trim().eq_ignore_ascii_case("charset")
+                    && v.trim().trim_matches('"').eq_ignore_ascii_case("utf-8")
+            }
+            None => p.is_empty(),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(target: &str) -> Result<QueryParams, QueryError> {
+        QueryParams::parse(target, None)
+    }
+
+    fn form(bytes: &[u8]) -> Option<Body<'_>> {
+        Some(Body {
+            content_type: Some("application/x-www-form-urlencoded; charset=utf-8"),
+            bytes,
+        })
+    }
+
+    #[test]
+    fn query_and_body_merge() -> Result<(), QueryError> {
+        let q = QueryParams::parse(
+            "/?Action=RunInstances&Version=2016-11-15",
+            form(b"ImageId=ami-1&InstanceType=t3.micro"),
+        )?;
+        assert_eq!(q.len(), 4);
+        assert_eq!(q.get("Action"), Some("RunInstances"));
+        assert_eq!(q.get("ImageId"), Some("ami-1"));
+        let names: Vec<&str> = q.iter().map(|(k, _)| k).collect();
+        assert_eq!(names, ["Action", "Version", "ImageId", "InstanceType"]);
+        Ok(())
+    }
+
+    #[test]
+    fn decodes_exactly_once() -> Result<(), QueryError> {
+        let q = parse("/?a=x+y&b=x%2By&c=%2541&d=caf%C3%A9&e=%3D%26&f=a=b")?;
+        assert_eq!(q.get("a"), Some("x y"));
+        assert_eq!(q.get("b"), Some("x+y"));
+        assert_eq!(q.get("c"), Some("%41"), "no second decoding");
+        assert_eq!(q.get("d"), Some("café"));
+        assert_eq!(q.get("e"), Some("=&"));
+        assert_eq!(q.get("f"), Some("a=b"), "the first = separates");
+        let q = parse("/?Tag%2E1%2EKey=team")?;
+        assert_eq!(q.get("Tag.1.Key"), Some("team"), "encoded names decode too");
+        Ok(())
+    }
+
+    #[test]
+    fn no_query_and_empty_segments() -> Result<(), QueryError> {
+        assert!(parse("/")?.is_empty());
+        assert!(parse("/?")?.is_empty());
+        let q = parse("/?&a=1&&b=2&&DryRun")?;
+        assert_eq!(q.len(), 3);
+        assert_eq!(q.get("DryRun"), Some(""), "a bare name has the empty value");
+        assert_eq!(q.get("a=1"), None);
+        Ok(())
+    }
+
+    #[test]
+    fn lookups_ignore_ascii_case() -> Result<(), QueryError> {
+        let q = parse("/?instanceid.1=i-1")?;
+        assert_eq!(q.get("InstanceId.1"), Some("i-1"));
+        assert_eq!(q.list("InstanceId")?, ["i-1"]);
+        assert!(q.has_prefix("INSTANCEID"));
+        Ok(())
+    }
+
+    #[test]
+    fn refuses_invalid_percent_encoding() {
+        for (t, at) in [
+            ("/?a=%4", 2),
+            ("/?a=%zz", 2),
+            ("/?a=1&b=%", 6),
+            ("/?%g1=1", 0),
+        ] {
+            assert_eq!(
+                parse(t),
+                Err(QueryError::InvalidPercentEncoding {
+                    part: Source::Query,
+                    offset: at
+                }),
+                "{t}"
+            );
+        }
+        let e = QueryParams::parse("/", form(b"a=%%41"));
+        assert!(matches!(
+            e,
+            Err(QueryError::InvalidPercentEncoding {
+                part: Source::Body,
+                offset: 2
+            })
+        ));
+    }
+
+    #[test]
+    fn refuses_raw_characters() {
+        for (t, byte) in [
+            ("/?a=x y", b' '),
+            ("/?a=x#y", b'#'),
+            ("/?a=\"x\"", b'"'),
+            ("/?a=<x>", b'<'),
+            ("/?a=[1]", b'['),
+            ("/?a=1;InstanceId.2=i-2", b';'),
+            ("/?a=x\ty", b'\t'),
+        ] {
+            assert!(
+                matches!(parse(t), Err(QueryError::RawCharacter { byte: b, .. }) if b == byte),
+                "{t}"
+            );
+        }
+        assert!(matches!(
+            parse("/?a=café"),
+            Err(QueryError::RawCharacter { byte: 0xc3, .. })
+        ));
+        // What RFC 3986 allows raw in a query is accepted.
+        assert!(parse("/?a=x:y@z/w?v!$'()*,~-._").is_ok());
+        assert!(parse("/?a=x%3By").is_ok(), "an encoded `;` is fine");
+    }
+
+    #[test]
+    fn refuses_non_utf8() {
+        assert!(matches!(
+            parse("/?a=%FF"),
+            Err(QueryError::NotUtf8 { name, .. }) if name == "a"
+        ));
+        assert!(matches!(parse("/?%C3=1"), Err(QueryError::NotUtf8 { .. })));
+    }
+
+    #[test]
+    fn refuses_control_characters() {
+        for t in ["/?a=%00", "/?a=x%0Ay", "/?a=%7F", "/?a=%C2%85", "/?a%0D=1"] {
+            assert!(
+                matches!(parse(t), Err(QueryError::ControlCharacter { .. })),
+                "{t}"
+            );
+        }
+    }
+
+    #[test]
+    fn refuses_empty_names() {
+        assert_eq!(
+            parse("/?=x"),
+            Err(QueryError::EmptyName {
+                part: Source::Query
+            })
+        );
+        assert!(matches!(
+            QueryParams::parse("/", form(b"a=1&=2")),
+            Err(QueryError::EmptyName { part: Source::Body })
+        ));
+    }
+
+    #[test]
+    fn refuses_duplicates() {
+        let dup = |t: &str, body: Option<Body<'_>>| {
+            matches!(
+                QueryParams::parse(t, body),
+                Err(QueryError::DuplicateParameter { .. })
+            )
+        };
+        assert!(dup("/?a=1&a=2", None), "different values");
+        assert!(dup("/?a=1&a=1", None), "same value");
+        assert!(
+            dup("/?ImageId=ami-1&imageid=ami-2", None),
+            "case-only difference"
+        );
+        assert!(dup("/?a=1", form(b"a=1")), "across query and body");
+        assert!(dup("/?a=1&%61=1", None), "encoded spelling");
+    }
+
+    #[test]
+    fn refuses_non_canonical_indexes() {
+        for t in [
+            "/?InstanceId.01=i-1",
+            "/?InstanceId.0=i-1",
+            "/?Tag.1.Key.007=x",
+        ] {
+            assert!(matches!(parse(t), Err(QueryError::BadIndex { .. })), "{t}");
+        }
+        assert!(
+            matches!(
+                parse("/?InstanceId.99999999999=i"),
+                Err(QueryError::BadIndex { .. })
+            ),
+            "beyond u32"
+        );
+    }
+
+    #[test]
+    fn lists_are_numbered_from_one_without_gaps() -> Result<(), QueryError> {
+        let q = parse("/?InstanceId.2=i-2&InstanceId.1=i-1&InstanceId.3=i-3")?;
+        assert_eq!(q.list("InstanceId")?, ["i-1", "i-2", "i-3"]);
+        assert_eq!(q.list("VolumeId")?, Vec::<&str>::new());
+        let gap = parse("/?InstanceId.1=i-1&InstanceId.3=i-3")?;
+        assert_eq!(
+            gap.list("InstanceId"),
+            Err(QueryError::ListGap {
+                prefix: "InstanceId".into(),
+                missing: 2
+            })
+        );
+        let no_one = parse("/?InstanceId.2=i-2")?;
+        assert!(no_one.list("InstanceId").is_err());
+        let members_only = parse("/?InstanceId.1.Foo=x")?;
+        assert!(members_only.list("InstanceId").is_err());
+        // `InstanceIdX.1` is not a member of `InstanceId`.
+        let other = parse("/?InstanceIdX.1=x")?;
+        assert_eq!(other.indices("InstanceId")?, Vec::<u32>::new());
+        Ok(())
+    }
+
+    #[test]
+    fn tag_specifications() -> Result<(), QueryError> {
+        let q = parse(
+            "/?TagSpecification.1.ResourceType=instance\
+             &TagSpecification.1.Tag.1.Key=team&TagSpecification.1.Tag.1.Value=blue\
+             &TagSpecification.1.Tag.2.Key=empty\
+             &TagSpecification.2.ResourceType=volume\
+             &TagSpecification.2.Tag.1.Key=cost&TagSpecification.2.Tag.1.Value=42",
+        )?;
+        let specs = q.tag_specifications()?;
+        assert_eq!(
+            specs,
+            [
+                TagSpecification {
+                    resource_type: Some("instance".into()),
+                    tags: vec![
+                        ("team".into(), "blue".into()),
+                        ("empty".into(), String::new())
+                    ],
+                },
+                TagSpecification {
+                    resource_type: Some("volume".into()),
+                    tags: vec![("cost".into(), "42".into())],
+                },
+            ]
+        );
+        let gap = parse(
+            "/?TagSpecification.1.Tag.2.Key=a&TagSpecification.1.Tag.1.Key=b&TagSpecification.1.Tag.3.Value=c",
+        )?;
+        assert!(gap.tag_specifications().is_err(), "Tag.3 has no Key");
+        let tags = parse("/?Tag.1.Key=a&Tag.2.Key=b&Tag.2.Value=")?.tags("Tag")?;
+        assert_eq!(
+            tags,
+            [("a".into(), None), ("b".into(), Some(String::new()))]
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn block_device_mappings() -> Result<(), QueryError> {
+        let q = parse(
+            "/?BlockDeviceMapping.1.DeviceName=/dev/xvda&BlockDeviceMapping.1.Ebs.VolumeSize=100\
+             &BlockDeviceMapping.1.Ebs.VolumeType=gp3&BlockDeviceMapping.1.Ebs.Encrypted=true\
+             &BlockDeviceMapping.2.DeviceName=/dev/sdb&BlockDeviceMapping.2.VirtualName=ephemeral0\
+             &BlockDeviceMapping.3.DeviceName=/dev/sdc&BlockDeviceMapping.3.NoDevice=",
+        )?;
+        let b = q.block_device_mappings()?;
+        assert_eq!(b.len(), 3);
+        let ebs = b.first().and_then(|m| m.ebs.clone()).unwrap_or_default();
+        assert_eq!(ebs.volume_size.as_deref(), Some("100"));
+        assert_eq!(ebs.volume_type.as_deref(), Some("gp3"));
+        assert_eq!(ebs.encrypted.as_deref(), Some("true"));
+        assert_eq!(b.get(1).map(|m| m.ebs.is_none()), Some(true));
+        assert_eq!(
+            b.get(1).and_then(|m| m.virtual_name.as_deref()),
+            Some("ephemeral0")
+        );
+        assert_eq!(b.get(2).map(|m| m.no_device), Some(true));
+        Ok(())
+    }
+
+    #[test]
+    fn body_content_types() {
+        let with = |ct: Option<&'static str>, bytes: &'static [u8]| {
+            QueryParams::parse(
+                "/?Action=DescribeInstances",
+                Some(Body {
+                    content_type: ct,
+                    bytes,
+                }),
+            )
+        };
+        assert!(with(Some("application/x-www-form-urlencoded"), b"a=1").is_ok());
+        assert!(
+            with(
+                Some("Application/X-WWW-Form-URLEncoded ; charset=\"UTF-8\""),
+                b"a=1"
+            )
+            .is_ok()
+        );
+        for ct in [
+            Some("application/json"),
+            Some("text/plain"),
+            Some("application/x-www-form-urlencoded; charset=latin1"),
+            Some("application/x-www-form-urlencoded; boundary=x"),
+            None,
+        ] {
+            assert!(
+                matches!(
+                    with(ct, b"a=1"),
+                    Err(QueryError::UnsupportedContentType { .. })
+                ),
+                "{ct:?}"
+            );
+        }
+        // An empty body is no body, whatever its type.
+        assert!(with(Some("application/json"), b"").is_ok());
+    }
+
+    #[test]
+    fn from_pairs_applies_the_same_checks() {
+        assert!(QueryParams::from_pairs([("a", "1"), ("A", "2")]).is_err());
+        assert!(QueryParams::from_pairs([("a", "x\n")]).is_err());
+        assert!(QueryParams::from_pairs([("a.01", "x")]).is_err());
+        assert!(QueryParams::from_pairs([("a", "1"), ("b", "x y")]).is_ok());
+    }
+
+    #[test]
+    fn errors_say_why() {
+        let e = parse("/?a=1&a=2").map_err(|e| e.to_string());
+        assert_eq!(e, Err("parameter `a` is given more than once".to_owned()));
+        let e = parse("/?a=%zz").map_err(|e| e.to_string());
+        assert_eq!(
+            e,
+            Err("invalid percent-encoding at byte 2 of the query string".to_owned())
+        );
+    }
+}

@@ -1,0 +1,314 @@
+//! EC2's answers: the Query API's XML error body and the messages EC2 puts
+//! in it (`UnauthorizedOperation` worded as AWS words it, `DryRunOperation`,
+//! `InvalidAction`, malformed requests), with the HTTP status EC2 uses.
+//!
+//! ```xml
+//! <?xml version="1.0" encoding="UTF-8"?>
+//! <Response><Errors><Error><Code>UnauthorizedOperation</Code><Message>You are
+//! not authorized to perform this operation. User: ... is not authorized to
+//! perform: ec2:RunInstances on resource: ... because no identity-based
+//! policy allows the ec2:RunInstances action. Encoded authorization failure
+//! message: ...</Message></Error></Errors><RequestID>...</RequestID></Response>
+//! ```
+
+use crate::bundle::AuthzAnswer;
+use crate::engine::Outcome;
+
+/// The content type of EC2's XML answers.
+pub const CONTENT_TYPE: &str = "text/xml;charset=UTF-8";
+
+/// `UnauthorizedOperation`: the caller may not do this.
+pub const UNAUTHORIZED: &str = "UnauthorizedOperation";
+/// `DryRunOperation`: the call would have succeeded.
+pub const DRY_RUN: &str = "DryRunOperation";
+/// The message of a `DryRunOperation`.
+pub const DRY_RUN_MESSAGE: &str = "Request would have succeeded, but DryRun flag is set.";
+/// `InvalidAction`: the action is not an EC2 action.
+pub const INVALID_ACTION: &str = "InvalidAction";
+
+/// One EC2 error answer: HTTP status, code and message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ec2Error {
+    pub status: u16,
+    pub code: String,
+    pub message: String,
+}
+
+impl Ec2Error {
+    /// An error with any code.
+    pub fn new(status: u16, code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+
+    /// HTTP 403 `UnauthorizedOperation` with `message`
+    /// (see [`unauthorized_message`]).
+    pub fn unauthorized(message: String) -> Self {
+        Self::new(403, UNAUTHORIZED, message)
+    }
+
+    /// HTTP 412 `DryRunOperation`.
+    pub fn dry_run() -> Self {
+        Self::new(412, DRY_RUN, DRY_RUN_MESSAGE)
+    }
+
+    /// HTTP 400 `InvalidAction` for an action EC2 does not have.
+    pub fn invalid_action(action: &str) -> Self {
+        Self::new(
+            400,
+            INVALID_ACTION,
+            format!("The action {action} is not valid for this web service."),
+        )
+    }
+
+    /// HTTP 400 with a client-error code (`MalformedQueryString`,
+    /// `InvalidParameterValue`, `MissingParameter`, ...).
+    pub fn bad_request(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::new(400, code, message)
+    }
+
+    /// The XML body, with `request_id` as the `RequestID`.
+    pub fn body(&self, request_id: &str) -> String {
+        error_xml(&self.code, &self.message, request_id)
+    }
+}
+
+/// EC2's XML error document.
+pub fn error_xml(code: &str, message: &str, request_id: &str) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>{}</Code><Message>{}</Message></Error></Errors><RequestID>{}</RequestID></Response>",
+        escape(code),
+        escape(message),
+        escape(request_id)
+    )
+}
+
+/// Escapes text for an XML element.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The clause that says why, as AWS words it: `because no identity-based
+/// policy allows the ec2:X action`, `with an explicit deny in a service
+/// control policy`, ... Built from the answer's decision, reason and
+/// deciding statements.
+pub fn because(answer: &AuthzAnswer, action: &str) -> String {
+    let reason = answer.reason.as_str();
+    match answer.decision {
+        Outcome::ExplicitDeny => {
+            if reason.starts_with("with an explicit deny in ") {
+                return reason.to_owned();
+            }
+            let kind = answer
+                .matched
+                .first()
+                .map(|m| kind_phrase(m.policy_type))
+                .unwrap_or("an identity-based policy");
+            format!("with an explicit deny in {kind}")
+        }
+        Outcome::ImplicitDeny | Outcome::Allowed => {
+            // `no X allows the action[ (level N)]` → `because no X allows
+            // the ec2:Y action`.
+            let what = reason
+                .strip_prefix("no ")
+                .and_then(|r| r.split_once(" allows the action"))
+                .map(|(kind, _)| kind)
+                .filter(|kind| {
+                    KINDS
+                        .iter()
+                        .any(|(_, phrase)| phrase.split_once(' ').map(|(_, k)| k) == Some(*kind))
+                })
+                .unwrap_or("identity-based policy");
+            format!("because no {what} allows the {action} action")
+        }
+    }
+}
+
+/// Short policy types → AWS's phrase with its article.
+const KINDS: &[(&str, &str)] = &[
+    ("identity", "an identity-based policy"),
+    ("boundary", "a permissions boundary"),
+    ("session", "a session policy"),
+    ("resource", "a resource-based policy"),
+    ("scp", "a service control policy"),
+    ("rcp", "a resource control policy"),
+];
+
+fn kind_phrase(short: &str) -> &'static str {
+    KINDS
+        .iter()
+        .find(|(s, _)| *s == short)
+        .map(|(_, p)| *p)
+        .unwrap_or("an identity-based policy")
+}
+
+/// The `UnauthorizedOperation` message: `You are not authorized to perform
+/// this operation. User: P is not authorized to perform: A on resource: R
+/// <because>. Encoded authorization failure message: M`. A `*` resource is
+/// left out, as AWS does for actions without resource types.
+pub fn unauthorized_message(
+    principal: &str,
+    action: &str,
+    resource: &str,
+    because: &str,
+    encoded: &str,
+) -> String {
+    let on = if resource == "*" || resource.is_empty() {
+        String::new()
+    } else {
+        format!(" on resource: {resource}")
+    };
+    format!(
+        "You are not authorized to perform this operation. User: {principal} is not authorized to perform: {action}{on} {because}. Encoded authorization failure message: {encoded}"
+    )
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use crate::bundle::MatchedInfo;
+    use crate::engine::Reason;
+    use crate::policy::PolicyKind;
+
+    fn answer(decision: Outcome, reason: Reason, matched: &[&'static str]) -> AuthzAnswer {
+        AuthzAnswer {
+            decision,
+            reason: reason.describe(),
+            matched: matched
+                .iter()
+                .map(|t| MatchedInfo {
+                    policy: "p".into(),
+                    policy_type: t,
+                    statement: 0,
+                    sid: None,
+                })
+                .collect(),
+            missing_context_keys: Vec::new(),
+            revision: "r".into(),
+        }
+    }
+
+    #[test]
+    fn reasons_are_worded_as_aws_words_them() {
+        let a = "ec2:RunInstances";
+        let cases = [
+            (
+                answer(Outcome::ImplicitDeny, Reason::NoIdentityAllow, &[]),
+                "because no identity-based policy allows the ec2:RunInstances action",
+            ),
+            (
+                answer(Outcome::ImplicitDeny, Reason::NoBoundaryAllow, &[]),
+                "because no permissions boundary allows the ec2:RunInstances action",
+            ),
+            (
+                answer(Outcome::ImplicitDeny, Reason::NoSessionAllow, &[]),
+                "because no session policy allows the ec2:RunInstances action",
+            ),
+            (
+                answer(Outcome::ImplicitDeny, Reason::NoScpAllow { level: 1 }, &[]),
+                "because no service control policy allows the ec2:RunInstances action",
+            ),
+            (
+                answer(Outcome::ImplicitDeny, Reason::NoRcpAllow { level: 0 }, &[]),
+                "because no resource control policy allows the ec2:RunInstances action",
+            ),
+            (
+                answer(Outcome::ImplicitDeny, Reason::NoResourceAllow, &[]),
+                "because no resource-based policy allows the ec2:RunInstances action",
+            ),
+            (
+                answer(
+                    Outcome::ExplicitDeny,
+                    Reason::ExplicitDeny(PolicyKind::Scp),
+                    &["scp"],
+                ),
+                "with an explicit deny in a service control policy",
+            ),
+            (
+                answer(
+                    Outcome::ExplicitDeny,
+                    Reason::ExplicitDeny(PolicyKind::Identity),
+                    &["identity"],
+                ),
+                "with an explicit deny in an identity-based policy",
+            ),
+            (
+                answer(
+                    Outcome::ExplicitDeny,
+                    Reason::ExplicitDeny(PolicyKind::Boundary),
+                    &["boundary"],
+                ),
+                "with an explicit deny in a permissions boundary",
+            ),
+            (
+                answer(
+                    Outcome::ExplicitDeny,
+                    Reason::ExplicitDeny(PolicyKind::Session),
+                    &["session"],
+                ),
+                "with an explicit deny in a session policy",
+            ),
+        ];
+        for (ans, want) in cases {
+            assert_eq!(because(&ans, a), want, "{}", ans.reason);
+        }
+        // Anything else (an unknown principal) reads as no identity allow.
+        let mut odd = answer(Outcome::ImplicitDeny, Reason::NoIdentityAllow, &[]);
+        odd.reason = "unknown principal `x`: not in the bundle".into();
+        assert_eq!(
+            because(&odd, a),
+            "because no identity-based policy allows the ec2:RunInstances action"
+        );
+        odd.decision = Outcome::ExplicitDeny;
+        assert_eq!(
+            because(&odd, a),
+            "with an explicit deny in an identity-based policy"
+        );
+    }
+
+    #[test]
+    fn messages_and_xml() {
+        let m = unauthorized_message(
+            "arn:aws:iam::1:user/bob",
+            "ec2:TerminateInstances",
+            "arn:aws:ec2:us-east-1:1:instance/i-1",
+            "because no identity-based policy allows the ec2:TerminateInstances action",
+            "ENC",
+        );
+        assert_eq!(
+            m,
+            "You are not authorized to perform this operation. User: arn:aws:iam::1:user/bob is not authorized to perform: ec2:TerminateInstances on resource: arn:aws:ec2:us-east-1:1:instance/i-1 because no identity-based policy allows the ec2:TerminateInstances action. Encoded authorization failure message: ENC"
+        );
+        let m = unauthorized_message("u", "ec2:DescribeInstances", "*", "because x", "E");
+        assert!(
+            m.contains("perform: ec2:DescribeInstances because x."),
+            "{m}"
+        );
+        let body = Ec2Error::unauthorized("a <b> & 'c'".into()).body("req-1");
+        assert_eq!(
+            body,
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>UnauthorizedOperation</Code><Message>a &lt;b&gt; &amp; &apos;c&apos;</Message></Error></Errors><RequestID>req-1</RequestID></Response>"
+        );
+        let d = Ec2Error::dry_run();
+        assert_eq!((d.status, d.code.as_str()), (412, "DryRunOperation"));
+        assert_eq!(
+            Ec2Error::invalid_action("Launch").message,
+            "The action Launch is not valid for this web service."
+        );
+    }
+}
