@@ -205,7 +205,13 @@ fn answer_json(state: &AppState, body: &[u8]) -> Result<Value, ServeError> {
     }
     .parse()
     .map_err(|e| ServeError::BadRequest(e.to_string()))?;
-    let v = evaluate(state, &q)?;
+    // The router counts every error but `NotReady` (which the IAM decision
+    // path counts itself).
+    let v = evaluate(state, &q).inspect_err(|e| {
+        if matches!(e, ServeError::NotReady) {
+            state.metrics.request_error(Frontend::Http, e.reason());
+        }
+    })?;
     Ok(verdict_json(&v))
 }
 

@@ -474,5 +474,9 @@ def test_not_ready_is_unavailable(tmp_path, pb):
             with pytest.raises(grpc.RpcError) as e:
                 grpc_check(pb, ch, q)
         assert e.value.code() == grpc.StatusCode.UNAVAILABLE
+        metrics = requests.get(server.admin + "/metrics", timeout=5).text
+        for frontend in ("http", "grpc"):
+            assert f'iamgate_request_errors_total{{frontend="{frontend}",reason="not_ready"}} 1' \
+                in metrics, metrics
     finally:
         server.stop()
