@@ -10,7 +10,8 @@ use iamgate::engine::{
     Applicable, CompiledPolicy, Context, Outcome, PolicySet, Principal, Request, decide,
 };
 use iamgate::policy::PolicyKind;
-use iamgate::policy::wildcard::matches_str;
+use iamgate::policy::arn::arn_like;
+use iamgate::policy::wildcard::{Pattern, matches_str, tokenize};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -142,5 +143,42 @@ proptest! {
         re.push('$');
         let oracle = regex::Regex::new(&re).unwrap().is_match(&text);
         prop_assert_eq!(matches_str(&pattern, &text), oracle);
+    }
+
+    #[test]
+    fn compiled_patterns_agree_with_the_matcher(
+        pattern in "[ab:*?]{0,8}",
+        text in "[ab:]{0,10}",
+    ) {
+        prop_assert_eq!(Pattern::compile(&pattern).matches(&text), matches_str(&pattern, &text));
+    }
+
+    #[test]
+    fn arn_like_matches_field_by_field_like_a_regex(
+        fields in prop::collection::vec("[ab*?]{0,3}", 6..7),
+        resource in "[ab:*?/]{0,6}",
+        value_fields in prop::collection::vec("[ab]{0,3}", 5..6),
+        value_resource in "[ab:/]{0,6}",
+    ) {
+        // Patterns and values with exactly six fields (the last may hold colons).
+        let mut pattern_fields = fields[..5].to_vec();
+        pattern_fields.push(resource);
+        let pattern = format!("arn:{}", pattern_fields[1..].join(":"));
+        let value = format!("arn:{}:{}", value_fields[1..].join(":"), value_resource);
+        let mut re = String::from("^");
+        let mut colons = 0;
+        for c in pattern.chars() {
+            match c {
+                ':' => { colons += 1; re.push(':'); }
+                '*' if colons < 5 => re.push_str("[^:]*"),
+                '?' if colons < 5 => re.push_str("[^:]"),
+                '*' => re.push_str(".*"),
+                '?' => re.push('.'),
+                c => re.push_str(&regex::escape(&c.to_string())),
+            }
+        }
+        re.push('$');
+        let oracle = pattern == "*" || regex::Regex::new(&re).unwrap().is_match(&value);
+        prop_assert_eq!(arn_like(&mut tokenize(&pattern), &value), oracle, "{} {} {}", pattern, value, re);
     }
 }

@@ -13,6 +13,7 @@ use crate::engine::request::{Principal, PrincipalKind, Request};
 use crate::policy::arn::Arn;
 use crate::policy::condition::Condition;
 use crate::policy::variables::{MissingKeys, Resolved, Template};
+use crate::policy::wildcard::Pattern;
 use crate::policy::{
     Document, Effect, PolicyKind, PrincipalEntry, PrincipalSpec, StatementDoc,
     parse_document_value, wildcard,
@@ -97,24 +98,31 @@ pub enum PrincipalMatch {
 #[derive(Debug, Clone)]
 struct ActionMatcher {
     negated: bool,
+    /// Lower-cased patterns as written (for the index).
     patterns: Box<[Box<str>]>,
+    compiled: Box<[Pattern]>,
 }
 
 impl ActionMatcher {
+    #[inline]
     fn matches(&self, action: &str) -> bool {
-        let hit = self
-            .patterns
-            .iter()
-            .any(|p| wildcard::matches_str(p, action));
+        let hit = self.compiled.iter().any(|p| p.matches(action));
         hit != self.negated
     }
+}
+
+/// A resource pattern: compiled once unless it holds a policy variable.
+#[derive(Debug, Clone)]
+enum ResourcePattern {
+    Plain(Pattern),
+    Template(Template),
 }
 
 #[derive(Debug, Clone)]
 struct ResourceMatcher {
     negated: bool,
     any: bool,
-    patterns: Box<[Template]>,
+    patterns: Box<[ResourcePattern]>,
 }
 
 /// A compiled statement.
@@ -130,14 +138,16 @@ pub struct Statement {
 
 impl Statement {
     fn compile(doc: &StatementDoc, vars: bool) -> Self {
+        let patterns: Box<[Box<str>]> = doc
+            .action
+            .patterns
+            .iter()
+            .map(|p| p.to_ascii_lowercase().into_boxed_str())
+            .collect();
         let actions = ActionMatcher {
             negated: doc.action.negated,
-            patterns: doc
-                .action
-                .patterns
-                .iter()
-                .map(|p| p.to_ascii_lowercase().into_boxed_str())
-                .collect(),
+            compiled: patterns.iter().map(|p| Pattern::compile(p)).collect(),
+            patterns,
         };
         let resources = doc.resource.as_ref().map(|r| ResourceMatcher {
             negated: r.negated,
@@ -145,7 +155,15 @@ impl Statement {
             patterns: r
                 .patterns
                 .iter()
-                .map(|p| Template::parse(p, vars, true))
+                .map(|p| {
+                    let t = Template::parse(p, vars, true);
+                    if t.has_vars() {
+                        ResourcePattern::Template(t)
+                    } else {
+                        // `${*}`-style escapes are already literal text here.
+                        ResourcePattern::Plain(plain_pattern(&t))
+                    }
+                })
                 .collect(),
         });
         let conditions = doc
@@ -212,14 +230,48 @@ fn resource_matches<'p>(
 ) -> bool {
     let resource = req.resource();
     let hit = r.any
-        || r.patterns.iter().any(|t| match t.as_literal() {
-            Some(lit) => lit == resource,
-            None => match t.resolve(req, missing) {
+        || r.patterns.iter().any(|p| match p {
+            ResourcePattern::Plain(p) => p.matches(resource),
+            ResourcePattern::Template(t) => match t.resolve(req, missing) {
                 Resolved::Tokens(toks) => wildcard::matches(&toks, resource),
                 Resolved::Unresolved => false,
             },
         });
     hit != r.negated
+}
+
+/// A variable-free template as a compiled pattern. Literal text that came
+/// from `${*}` or `${?}` must stay literal, so such templates keep the
+/// token form.
+fn plain_pattern(t: &Template) -> Pattern {
+    use crate::policy::variables::Piece;
+    let pieces = t.pieces();
+    let literal_wildcards = pieces
+        .iter()
+        .any(|p| matches!(p, Piece::Lit(s) if s.contains(['*', '?'])));
+    if !literal_wildcards {
+        let mut text = String::new();
+        for p in pieces {
+            match p {
+                Piece::Lit(s) => text.push_str(s),
+                Piece::Star => text.push('*'),
+                Piece::Quest => text.push('?'),
+                Piece::Var { .. } => {}
+            }
+        }
+        return Pattern::compile(&text);
+    }
+    Pattern::Glob(
+        pieces
+            .iter()
+            .filter_map(|p| match p {
+                Piece::Lit(s) => Some(wildcard::OwnedTok::Lit(s.clone())),
+                Piece::Star => Some(wildcard::OwnedTok::Star),
+                Piece::Quest => Some(wildcard::OwnedTok::Quest),
+                Piece::Var { .. } => None,
+            })
+            .collect(),
+    )
 }
 
 /// Matches one `AWS` principal entry against the caller.

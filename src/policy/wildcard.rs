@@ -85,7 +85,8 @@ pub fn matches(tokens: &[Tok<'_>], text: &str) -> bool {
             ti += 1;
             continue;
         }
-        // Mismatch: let the last star swallow one more character.
+        // Mismatch: let the last star swallow more. When a literal follows
+        // the star, jump straight to its next occurrence.
         match star {
             Some((after, spos, colon)) => {
                 let Some(c) = text.get(spos..).and_then(|s| s.chars().next()) else {
@@ -94,12 +95,93 @@ pub fn matches(tokens: &[Tok<'_>], text: &str) -> bool {
                 if !colon && c == ':' {
                     return false;
                 }
-                let next = spos + c.len_utf8();
+                let mut next = spos + c.len_utf8();
+                if let Some(Tok::Lit(lit)) = tokens.get(after) {
+                    let Some(found) = text.get(next..).and_then(|rest| rest.find(lit)) else {
+                        return false;
+                    };
+                    if !colon
+                        && text
+                            .get(next..next + found)
+                            .is_some_and(|s| s.contains(':'))
+                    {
+                        return false;
+                    }
+                    next += found;
+                }
                 star = Some((after, next, colon));
                 ti = after;
                 pos = next;
             }
             None => return false,
+        }
+    }
+}
+
+/// A pattern without variables, classified once so that the common shapes
+/// (`*`, exact text, `prefix*`) match without tokenising.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pattern {
+    /// `*`: everything.
+    Any,
+    /// No wildcard: equality.
+    Exact(Box<str>),
+    /// `prefix*` with no other wildcard.
+    Prefix(Box<str>),
+    /// Anything else; tokens kept owned.
+    Glob(Box<[OwnedTok]>),
+}
+
+/// An owned wildcard token (see [`Tok`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OwnedTok {
+    Lit(Box<str>),
+    Star,
+    Quest,
+}
+
+impl Pattern {
+    /// Classifies a plain pattern.
+    pub fn compile(pattern: &str) -> Self {
+        if pattern == "*" {
+            return Pattern::Any;
+        }
+        match pattern.find(['*', '?']) {
+            None => Pattern::Exact(pattern.into()),
+            Some(i) if i + 1 == pattern.len() && pattern.ends_with('*') => {
+                Pattern::Prefix(pattern.get(..i).unwrap_or_default().into())
+            }
+            Some(_) => Pattern::Glob(
+                tokenize(pattern)
+                    .iter()
+                    .map(|t| match t {
+                        Tok::Lit(s) => OwnedTok::Lit((*s).into()),
+                        Tok::Star { .. } => OwnedTok::Star,
+                        Tok::Quest { .. } => OwnedTok::Quest,
+                    })
+                    .collect(),
+            ),
+        }
+    }
+
+    /// Whether `text` matches, case-sensitively.
+    #[inline]
+    pub fn matches(&self, text: &str) -> bool {
+        match self {
+            Pattern::Any => true,
+            Pattern::Exact(e) => **e == *text,
+            Pattern::Prefix(p) => text.starts_with(&**p),
+            Pattern::Glob(toks) => {
+                let toks: Toks<'_> = toks
+                    .iter()
+                    .map(|t| match t {
+                        OwnedTok::Lit(s) => Tok::Lit(s),
+                        OwnedTok::Star => Tok::Star { colon: true },
+                        OwnedTok::Quest => Tok::Quest { colon: true },
+                    })
+                    .collect();
+                matches(&toks, text)
+            }
         }
     }
 }
@@ -134,6 +216,19 @@ mod tests {
         assert!(!matches_str("a*b*c", "a-b-b-"));
         assert!(matches_str("?é?", "aéb"));
         assert!(matches_str("ec2:describe*", "ec2:describeinstances"));
+        assert!(matches_str("*log*/*", "Production-logs/report.csv"));
+        assert!(!matches_str("*log*/*", "Production/app.log.gz"));
+        assert!(matches_str("a*bc", "abcbc"));
+        for (p, t) in [
+            ("*", "x"),
+            ("ab", "ab"),
+            ("ab*", "abc"),
+            ("a?c*", "abcd"),
+            ("*b", "ab"),
+        ] {
+            assert_eq!(Pattern::compile(p).matches(t), matches_str(p, t), "{p} {t}");
+        }
+        assert!(!Pattern::compile("ab*").matches("a"));
     }
 
     #[test]
