@@ -96,11 +96,12 @@ pub struct AuthzRequest {
 /// A deciding statement, owned so that it can outlive the snapshot borrow.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct MatchedInfo {
-    pub policy: String,
+    /// Shared with the compiled policy: cloning costs a reference count.
+    pub policy: Arc<str>,
     pub policy_type: &'static str,
     pub statement: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub sid: Option<String>,
+    pub sid: Option<Arc<str>>,
 }
 
 /// The answer to an [`AuthzRequest`].
@@ -469,10 +470,10 @@ impl Snapshot {
                 .matched
                 .iter()
                 .map(|m| MatchedInfo {
-                    policy: m.policy_id().to_owned(),
+                    policy: m.policy.id_arc().clone(),
                     policy_type: m.kind().short_name(),
                     statement: m.index,
-                    sid: m.sid().map(str::to_owned),
+                    sid: m.statement.sid_arc().cloned(),
                 })
                 .collect(),
             missing_context_keys: d.missing_keys.iter().map(|k| (*k).to_owned()).collect(),

@@ -293,9 +293,9 @@ impl AuthorizationMessage {
                     .matched
                     .iter()
                     .map(|m| MatchedStatement {
-                        statement_id: m.sid.clone(),
+                        statement_id: m.sid.as_deref().map(str::to_owned),
                         effect: effect.to_owned(),
-                        policy: m.policy.clone(),
+                        policy: m.policy.to_string(),
                         policy_type: m.policy_type.to_owned(),
                         statement_index: m.statement,
                     })

@@ -71,6 +71,11 @@ impl CompiledPolicy {
         &self.id
     }
 
+    /// The policy's id, shared.
+    pub fn id_arc(&self) -> &Arc<str> {
+        &self.id
+    }
+
     /// Where the policy is attached.
     pub fn kind(&self) -> PolicyKind {
         self.kind
@@ -128,7 +133,7 @@ struct ResourceMatcher {
 /// A compiled statement.
 #[derive(Debug, Clone)]
 pub struct Statement {
-    sid: Option<Box<str>>,
+    sid: Option<Arc<str>>,
     effect: Effect,
     principal: Option<PrincipalSpec>,
     actions: ActionMatcher,
@@ -184,6 +189,11 @@ impl Statement {
     /// The statement id, if any.
     pub fn sid(&self) -> Option<&str> {
         self.sid.as_deref()
+    }
+
+    /// The statement id, shared.
+    pub fn sid_arc(&self) -> Option<&Arc<str>> {
+        self.sid.as_ref()
     }
 
     /// `Allow` or `Deny`.

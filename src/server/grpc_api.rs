@@ -238,10 +238,10 @@ fn answer(d: &Decided) -> pb::AuthorizeResponse {
             .matched
             .iter()
             .map(|m| pb::MatchedStatement {
-                policy: m.policy.clone(),
+                policy: m.policy.to_string(),
                 policy_type: m.policy_type.to_owned(),
                 statement: u32::try_from(m.statement).unwrap_or(u32::MAX),
-                sid: m.sid.clone(),
+                sid: m.sid.as_deref().map(str::to_owned),
             })
             .collect(),
         missing_context_keys: a.missing_context_keys.clone(),

@@ -97,13 +97,19 @@ impl AppState {
         traceparent: Option<&str>,
     ) -> Result<Decided, ServeError> {
         let started = Instant::now();
-        let span = tracing::info_span!(
-            "iamgate.decision",
-            frontend = frontend.as_str(),
-            action = %req.action,
-            decision = tracing::field::Empty,
-            decision_id = tracing::field::Empty,
-        );
+        // The span exists for export; without an exporter it would only
+        // cost allocations on the hot path.
+        let span = if tracing_setup::otel_enabled() {
+            tracing::info_span!(
+                "iamgate.decision",
+                frontend = frontend.as_str(),
+                action = %req.action,
+                decision = tracing::field::Empty,
+                decision_id = tracing::field::Empty,
+            )
+        } else {
+            tracing::Span::none()
+        };
         tracing_setup::join_caller_trace(&span, traceparent);
         let _enter = span.enter();
         let answer = match snapshot.authorize(req) {
