@@ -5,7 +5,7 @@
         One JSON line for an h2load run: req/s and counts from its output,
         p50/p90/p99/max latency from its per-request --log-file, and the
         server CPU time per request from the server's CPU ticks (USER_HZ)
-        consumed during the run (warm-up included, so it is an upper bound).
+        consumed during the measured phase.
 
     report.py wrk WRK_JSON CPU_TICKS
         The same for a wrk run (benches/load/authorize.lua's output).
@@ -23,6 +23,7 @@ import sys
 
 TICK = os.sysconf("SC_CLK_TCK")
 THROUGHPUT_TARGET = 0.90
+SERVERS = ("null", "null-sized", "null-sized-novec", "iamgate")
 P99_TARGET = 1.20
 
 
@@ -131,15 +132,15 @@ def markdown(results_path, env_path):
         w("")
         w(f"Load generator: `{gen}`")
         w("")
-        w("| server | round | req/s | p50 | p90 | p99 | server CPU / req | failed / non-2xx |")
-        w("|---|---|---:|---:|---:|---:|---:|---:|")
+        w("| server | round | req/s | p50 | p90 | p99 | server CPU / req | failed / non-2xx | CPUs busy before |")
+        w("|---|---|---:|---:|---:|---:|---:|---:|---:|")
         for r in sel:
             w(f"| {r['server']} | {r['round']} | {fmt_rps(r['rps'])} | {fmt_us(r['p50_us'])} | "
               f"{fmt_us(r['p90_us'])} | {fmt_us(r['p99_us'])} | {r['cpu_us_per_req']} µs | "
-              f"{r['failed']} / {r['non_2xx']} |")
+              f"{r['failed']} / {r['non_2xx']} | {r.get('busy_before', '?')}% |")
         w("")
         med = {}
-        for server in ("null", "null-sized", "iamgate"):
+        for server in SERVERS:
             s = [r for r in sel if r["server"] == server]
             if s:
                 med[server] = {k: statistics.median(x[k] for x in s)
@@ -151,8 +152,9 @@ def markdown(results_path, env_path):
         w("| median of rounds | req/s | p50 | p99 | server CPU / req |")
         w("|---|---:|---:|---:|---:|")
         names = {"null": "null server", "iamgate": "iamgate",
-                 "null-sized": f"null-sized (diagnostic: OK padded to {env['response_bytes']} bytes)"}
-        for server in ("null", "null-sized", "iamgate"):
+                 "null-sized": f"null-sized (diagnostic: OK padded to {env['response_bytes']} bytes)",
+                 "null-sized-novec": "null-sized-novec (diagnostic: the same without vectored writes)"}
+        for server in SERVERS:
             if server in med:
                 m = med[server]
                 w(f"| {names[server]} | {fmt_rps(m['rps'])} | {fmt_us(m['p50_us'])} | "
@@ -176,6 +178,12 @@ def markdown(results_path, env_path):
                   f"{n['cpu_us_per_req']:.1f} µs, +{z['cpu_us_per_req'] - n['cpu_us_per_req']:.1f} µs "
                   f"for the larger answer, +{i['cpu_us_per_req'] - z['cpu_us_per_req']:.1f} µs for "
                   f"mapping, deciding and telemetry.")
+            if "null-sized-novec" in med:
+                v = med["null-sized-novec"]
+                w(f"- diagnostic: without vectored writes (h2 then copies DATA payloads below 1 KiB "
+                  f"into its write buffer instead of chaining those of 256 bytes or more), the "
+                  f"{env['response_bytes']}-byte answers cost {v['cpu_us_per_req']:.1f} µs per request "
+                  f"({v['rps'] / n['rps']:.1%} of the null server's throughput).")
             w(f"- **{'PASS' if ok else 'FAIL'}**")
         else:
             w(f"- throughput: iamgate / null = {tput:.1%}; p99: {p99:.2f}× "
@@ -184,8 +192,9 @@ def markdown(results_path, env_path):
         w("")
     w("The null server is `examples/null_ext_authz.rs` (tonic + envoy-types for gRPC, hyper for "
       "HTTP; it decodes the request and answers OK without deciding). \"Server CPU / req\" is "
-      "the server process's CPU time during the run (warm-up included) divided by the measured "
-      "requests. Latencies are per request under closed-loop load "
+      "the server process's CPU time during the measured phase divided by the requests it answered; "
+      "it is less sensitive than req/s to other load on the machine. \"CPUs busy before\" is the "
+      "whole machine's CPU use in the 3 s before the run (servers idle). Latencies are per request under closed-loop load "
       f"({env['inflight']} requests in flight), so they move with throughput.")
     text = "\n".join(out) + "\n"
     return text, verdict_ok

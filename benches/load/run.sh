@@ -13,9 +13,11 @@
 #    with grpcio that iamgate answers it OK/allowed (and denies a variant)
 #    and that the null server answers OK;
 # 5. waits (up to WAIT_QUIET s) for a quiet machine (1-minute load average
-#    below MAX_LOAD and under MAX_BUSY % CPU busy over 3 s), then runs
+#    below MAX_LOAD and under MAX_BUSY % CPU busy over 3 s; before each
+#    run, up to RUN_WAIT_QUIET s for the CPU test alone), then runs
 #    h2load against the null server, iamgate and (diagnostic, SIZED_BASELINE)
-#    the null server padding its answers to iamgate's answer size: ROUNDS
+#    the null server padding its answers to iamgate's answer size (and, with
+#    NOVEC_BASELINE=1, that server without vectored writes): ROUNDS
 #    rounds in alternating order, each server pinned to SERVER_CPU and the
 #    load generator to CLIENT_CPU; then the same with wrk for
 #    `POST /v1/authorize` (null HTTP server vs iamgate);
@@ -26,7 +28,8 @@
 # Exit status: 0 PASS, 3 FAIL (targets missed), anything else: error.
 # Knobs (environment): ROUNDS=3 CONNS=4 STREAMS=16 DURATION=10 WARMUP=2
 # WRK_CONNS=64 WRK_DURATION=8 SERVER_CPU=0 CLIENT_CPU=1 MAX_LOAD=1.0
-# MAX_BUSY=15 WAIT_QUIET=600 SIZED_BASELINE=1 SKIP_WRK=0 SKIP_BUILD=0 SEED=7
+# MAX_BUSY=15 WAIT_QUIET=600 RUN_WAIT_QUIET=60 SIZED_BASELINE=1 NOVEC_BASELINE=0
+# SKIP_WRK=0 SKIP_BUILD=0 SEED=7
 # KEEP=0 (1 keeps the work dir).
 set -euo pipefail
 
@@ -41,8 +44,10 @@ SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 MAX_LOAD=${MAX_LOAD:-1.0}
 WAIT_QUIET=${WAIT_QUIET:-600}
+RUN_WAIT_QUIET=${RUN_WAIT_QUIET:-60}
 SKIP_WRK=${SKIP_WRK:-0}
 SIZED_BASELINE=${SIZED_BASELINE:-1}
+NOVEC_BASELINE=${NOVEC_BASELINE:-0}
 SKIP_BUILD=${SKIP_BUILD:-0}
 KEEP=${KEEP:-0}
 SEED=${SEED:-7}
@@ -183,6 +188,18 @@ if [ "$SIZED_BASELINE" = 1 ]; then
     python3 -c "import json,sys; n=json.load(open(sys.argv[1]))['sample']['response_bytes']; sys.exit(n != int(sys.argv[2]))" \
         "$WORK/verify-sized.json" "$RESPONSE_BYTES" || die "null-sized answers are not $RESPONSE_BYTES bytes"
     GRPC_SERVERS="null null-sized iamgate"
+    if [ "$NOVEC_BASELINE" = 1 ]; then
+        log "starting null-sized-novec: null-sized over a stream without vectored writes"
+        "${SERVER_PIN[@]}" "$NULL" --response-bytes "$RESPONSE_BYTES" --no-vectored-writes \
+            > "$WORK/null-sized-novec.out" 2> "$WORK/null-sized-novec.err" &
+        PID[null-sized-novec]=$!
+        PIDS+=("${PID[null-sized-novec]}")
+        wait_listening null-sized-novec "$WORK/null-sized-novec.out" "${PID[null-sized-novec]}"
+        GRPC[null-sized-novec]=$(addr "$WORK/null-sized-novec.out" grpc)
+        "$PY" "$HERE/check_request.py" verify "${GRPC[null-sized-novec]}" "$WORK/check.bin" 20 >/dev/null \
+            || die "null-sized-novec does not answer OK"
+        GRPC_SERVERS="null null-sized null-sized-novec iamgate"
+    fi
 fi
 
 # ── wait for a quiet machine ───────────────────────────────────────────
@@ -203,21 +220,25 @@ busy_pct() {
             printf "%d\n", (busy + idle) ? 100 * busy / (busy + idle) : 0 }'
 }
 MAX_BUSY=${MAX_BUSY:-15}
-waited=0
-while :; do
-    la=$(cut -d' ' -f1 /proc/loadavg)
-    busy=$(busy_pct)
-    if awk -v a="$la" -v m="$MAX_LOAD" 'BEGIN { exit !(a < m) }' && [ "$busy" -lt "$MAX_BUSY" ]; then
-        break
-    fi
-    if [ "$waited" -ge "$WAIT_QUIET" ]; then
-        log "warning: machine still busy after ${waited}s (load average $la, CPUs $busy% busy); measuring anyway"
-        break
-    fi
-    [ $((waited % 60)) -eq 0 ] && log "waiting for a quiet machine: load average $la (< $MAX_LOAD wanted), CPUs $busy% busy (< $MAX_BUSY% wanted)"
-    sleep 7
-    waited=$((waited + 10))
-done
+wait_quiet() { # wait_quiet MAX_SECONDS [with-load]: sets $busy and $la
+    local limit=$1 with_load=${2:-} waited=0
+    while :; do
+        la=$(cut -d' ' -f1 /proc/loadavg)
+        busy=$(busy_pct)
+        if [ "$busy" -lt "$MAX_BUSY" ] && { [ -z "$with_load" ] \
+            || awk -v a="$la" -v m="$MAX_LOAD" 'BEGIN { exit !(a < m) }'; }; then
+            return 0
+        fi
+        if [ "$waited" -ge "$limit" ]; then
+            log "warning: machine still busy after ${waited}s (load average $la, CPUs $busy% busy); measuring anyway"
+            return 0
+        fi
+        [ $((waited % 60)) -eq 0 ] && log "waiting for a quiet machine: load average $la, CPUs $busy% busy (< $MAX_BUSY% wanted)"
+        sleep 2
+        waited=$((waited + 5))
+    done
+}
+wait_quiet "$WAIT_QUIET" with-load
 LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg) (CPUs ${busy}% busy)"
 
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
@@ -239,12 +260,17 @@ for round in $(seq 1 "$ROUNDS"); do
     # shellcheck disable=SC2086
     for server in $(order "$round" $GRPC_SERVERS); do
         out=$WORK/h2load-$server-$round
-        t0=$(cpu_ticks "${PID[$server]}")
+        wait_quiet "$RUN_WAIT_QUIET"
+        # Server CPU over the measured phase only (after the warm-up).
+        ( sleep "$WARMUP"; cpu_ticks "${PID[$server]}" > "$out.t0" ) &
+        sampler=$!
         "${CLIENT_PIN[@]}" h2load "${H2LOAD_ARGS[@]}" --log-file="$out.log" \
             "http://${GRPC[$server]}/envoy.service.auth.v3.Authorization/Check" > "$out.txt"
         t1=$(cpu_ticks "${PID[$server]}")
+        wait "$sampler"
+        t0=$(cat "$out.t0")
         python3 "$HERE/report.py" h2load "$out.txt" "$out.log" $((t1 - t0)) \
-            | python3 -c "import json,sys; r=json.load(sys.stdin); r.update(proto='grpc', server='$server', round=$round); print(json.dumps(r))" \
+            | python3 -c "import json,sys; r=json.load(sys.stdin); r.update(proto='grpc', server='$server', round=$round, busy_before=$busy); print(json.dumps(r))" \
             >> "$RESULTS"
         rm -f "$out.log"
         log "gRPC round $round $server: $(tail -1 "$RESULTS")"
@@ -267,12 +293,13 @@ if [ "$SKIP_WRK" != 1 ]; then
     for round in $(seq 1 "$ROUNDS"); do
         for server in $(order "$round" null iamgate); do
             out=$WORK/wrk-$server-$round
+            wait_quiet "$RUN_WAIT_QUIET"
             t0=$(cpu_ticks "${PID[$server]}")
             IAMGATE_WRK_OUT=$out.json "${CLIENT_PIN[@]}" wrk "${WRK_ARGS[@]}" \
                 "http://${HTTP[$server]}/v1/authorize" > "$out.txt"
             t1=$(cpu_ticks "${PID[$server]}")
             python3 "$HERE/report.py" wrk "$out.json" $((t1 - t0)) \
-                | python3 -c "import json,sys; r=json.load(sys.stdin); r.update(proto='http', server='$server', round=$round); print(json.dumps(r))" \
+                | python3 -c "import json,sys; r=json.load(sys.stdin); r.update(proto='http', server='$server', round=$round, busy_before=$busy); print(json.dumps(r))" \
                 >> "$RESULTS"
             log "HTTP round $round $server: $(tail -1 "$RESULTS")"
         done

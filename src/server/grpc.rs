@@ -146,9 +146,11 @@ impl GrpcServer {
         shutdown: watch::Receiver<bool>,
         drain: Duration,
     ) -> Result<(), GrpcError> {
+        use tokio_stream::StreamExt as _;
         let incoming = TcpIncoming::from(listener)
             .with_nodelay(Some(true))
-            .with_keepalive(Some(TCP_KEEPALIVE));
+            .with_keepalive(Some(TCP_KEEPALIVE))
+            .map(|r| r.map(crate::server::io::NoVectored));
         self.serve_incoming(incoming, shutdown, drain).await
     }
 

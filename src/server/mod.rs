@@ -13,6 +13,7 @@ pub mod grpc_api;
 pub mod http_api;
 pub mod http_util;
 pub mod inventory_api;
+pub mod io;
 pub mod network_api;
 pub mod reload;
 pub mod state;
@@ -172,9 +173,9 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
         tasks.push(tokio::spawn(async move {
             let served = match tls {
                 Some(acceptor) => {
-                    grpc_server
-                        .serve_incoming(tls::incoming(grpc, acceptor), shutdown, drain)
-                        .await
+                    use tokio_stream::StreamExt as _;
+                    let incoming = tls::incoming(grpc, acceptor).map(|r| r.map(io::NoVectored));
+                    grpc_server.serve_incoming(incoming, shutdown, drain).await
                 }
                 None => grpc_server.serve(grpc, shutdown, drain).await,
             };
