@@ -420,15 +420,38 @@ impl ActionIndex {
         }
     }
 
+    /// Completes every exact-action list with the wildcard and `NotAction`
+    /// statements that match that action, decided once here, so that a
+    /// request for a known action evaluates no action pattern at all (and an
+    /// implicit deny costs no more than an allow).
+    fn finish(&mut self, matches: impl Fn(Slot, &str) -> bool) {
+        let Self {
+            exact,
+            service,
+            any,
+        } = self;
+        for (action, list) in exact.iter_mut() {
+            let svc = action.split_once(':').map(|(s, _)| s).unwrap_or(action);
+            let wild = service.get(svc).map(Vec::as_slice).unwrap_or_default();
+            for slot in wild.iter().chain(any.iter()) {
+                if !list.contains(slot) && matches(*slot, action) {
+                    list.push(*slot);
+                }
+            }
+        }
+    }
+
     /// Calls `f(slot, action_known)` for each statement that may match.
     #[inline]
     pub(crate) fn candidates(&self, action: &str, mut f: impl FnMut(Slot, bool) -> bool) {
         if let Some(list) = self.exact.get(action) {
+            // Complete for this action (see `finish`).
             for s in list {
                 if !f(*s, true) {
                     return;
                 }
             }
+            return;
         }
         if !self.service.is_empty() {
             let service = action.split_once(':').map(|(s, _)| s).unwrap_or(action);
@@ -478,6 +501,15 @@ impl PolicySet {
                 set.statements += 1;
             }
         }
+        let policies = &set.policies;
+        let matches = |slot: Slot, action: &str| {
+            policies
+                .get(slot.policy as usize)
+                .and_then(|p| p.statements.get(slot.statement as usize))
+                .is_some_and(|s| s.actions.matches(action))
+        };
+        set.allow.finish(matches);
+        set.deny.finish(matches);
         set
     }
 
