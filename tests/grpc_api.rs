@@ -477,6 +477,7 @@ async fn oversized_messages_are_refused() {
         ))
         .await
         .unwrap_err();
+    // tonic reports the size limit in the trailers as OUT_OF_RANGE.
     assert_eq!(err.code(), Code::OutOfRange, "{err:?}");
     // The server keeps serving.
     let r = client

@@ -180,6 +180,9 @@ impl GrpcServer {
         let header_list =
             u32::try_from(limits.max_headers.saturating_mul(8192)).unwrap_or(u32::MAX);
         let server = tonic::transport::Server::builder()
+            .layer(tower::util::MapResponseLayer::new(
+                input_errors_are_invalid_argument,
+            ))
             .timeout(limits.request_timeout)
             .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
             .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
@@ -198,6 +201,25 @@ impl GrpcServer {
             }
         }
     }
+}
+
+/// tonic reports a request it cannot decode as INTERNAL; that is the
+/// caller's fault, so it is answered as INVALID_ARGUMENT (with tonic's
+/// message kept). Size-limit errors travel in trailers and stay
+/// OUT_OF_RANGE.
+fn input_errors_are_invalid_argument<B>(mut response: http::Response<B>) -> http::Response<B> {
+    let headers = response.headers_mut();
+    let status = headers.get("grpc-status").and_then(|v| v.to_str().ok());
+    let message = headers
+        .get("grpc-message")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let bad_input = status == Some("13") && message.contains("decode");
+    if bad_input {
+        headers.insert("grpc-status", http::HeaderValue::from_static("3"));
+    }
+    response
 }
 
 /// Resolves once `shutdown` is true (or its sender is gone).
