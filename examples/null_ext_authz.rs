@@ -21,7 +21,7 @@
 //! buffer and flushes after each, so response size changes syscall counts.
 //! `--no-vectored-writes` serves gRPC over a stream that reports no
 //! vectored writes, so h2 copies payloads below 1 KiB into its buffer
-//! instead (see [`NoVectored`]).
+//! instead (see `iamgate::server::io::NoVectored`).
 //!
 //! Both default to `127.0.0.1:0`; the bound addresses are printed on stdout
 //! as one JSON line, like `iamgate serve` does:
@@ -43,62 +43,12 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use prost::Message as _;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio_stream::StreamExt as _;
 use tonic::transport::server::TcpIncoming;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// A TCP stream that tells h2 it has no vectored writes. h2 then copies
-/// DATA payloads below 1 KiB into its write buffer (instead of chaining
-/// payloads of 256 bytes or more as a separate buffer, which ends the
-/// write), so a connection's answers go out in fewer, larger writes.
-#[derive(Debug)]
-struct NoVectored(TcpStream);
-
-impl tonic::transport::server::Connected for NoVectored {
-    type ConnectInfo = <TcpStream as tonic::transport::server::Connected>::ConnectInfo;
-
-    fn connect_info(&self) -> Self::ConnectInfo {
-        self.0.connect_info()
-    }
-}
-
-impl AsyncRead for NoVectored {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.0).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for NoVectored {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.0).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.0).poll_shutdown(cx)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        false
-    }
-}
 
 /// Answers every Check with OK and the same prebuilt `ok_response` (after
 /// spinning for `spin`, zero by default).
@@ -260,7 +210,7 @@ async fn main() -> Result<(), BoxError> {
         let _ = tokio::signal::ctrl_c().await;
     };
     if args.iter().any(|a| a == "--no-vectored-writes") {
-        let incoming = incoming.map(|s| s.map(NoVectored));
+        let incoming = incoming.map(|s| s.map(iamgate::server::io::NoVectored));
         router.serve_with_incoming_shutdown(incoming, stop).await?;
     } else {
         router.serve_with_incoming_shutdown(incoming, stop).await?;

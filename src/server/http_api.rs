@@ -14,8 +14,8 @@ use serde_json::{Value, json};
 
 use crate::bundle::AuthzRequest;
 use crate::engine::Context;
-use crate::server::errors::{ServeError, check_depth};
-use crate::server::http_util::{Body, error, json as json_response, read_body};
+use crate::server::errors::ServeError;
+use crate::server::http_util::{Body, error, json as json_response, read_json_body};
 use crate::server::state::{AppState, Decided};
 use crate::telemetry::Frontend;
 use crate::testfile::format::context_value;
@@ -94,14 +94,6 @@ async fn route(state: &AppState, req: Request<Incoming>) -> Result<Response<Body
     if req.method() != Method::POST {
         return Err(ServeError::MethodNotAllowed);
     }
-    let is_json = req
-        .headers()
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_none_or(|v| v.starts_with("application/json"));
-    if !is_json {
-        return Err(ServeError::UnsupportedMediaType);
-    }
     // The caller's W3C trace context, passed as is to the decision path.
     let traceparent = req
         .headers()
@@ -109,13 +101,7 @@ async fn route(state: &AppState, req: Request<Incoming>) -> Result<Response<Body
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let limits = state.config.limits;
-    let body = tokio::time::timeout(
-        limits.request_timeout,
-        read_body(req, limits.max_body_bytes),
-    )
-    .await
-    .map_err(|_| ServeError::Timeout)??;
-    check_depth(&body, limits.max_depth)?;
+    let body = read_json_body(req, limits).await?;
     if batch {
         let parsed: BatchJson = parse(&body)?;
         if parsed.items.len() > limits.max_batch {

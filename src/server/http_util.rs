@@ -50,6 +50,30 @@ pub async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Se
     }
 }
 
+/// Reads a JSON request body within the limits: content type, size, time
+/// to receive, and nesting depth.
+pub async fn read_json_body(
+    req: Request<Incoming>,
+    limits: crate::server::config::Limits,
+) -> Result<Bytes, ServeError> {
+    let is_json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| v.starts_with("application/json"));
+    if !is_json {
+        return Err(ServeError::UnsupportedMediaType);
+    }
+    let body = tokio::time::timeout(
+        limits.request_timeout,
+        read_body(req, limits.max_body_bytes),
+    )
+    .await
+    .map_err(|_| ServeError::Timeout)??;
+    crate::server::errors::check_depth(&body, limits.max_depth)?;
+    Ok(body)
+}
+
 /// A JSON response.
 pub fn json(status: StatusCode, body: Vec<u8>) -> Response<Body> {
     let mut r = Response::new(Full::new(Bytes::from(body)));

@@ -32,9 +32,9 @@ use crate::ec2::inventory::{
     Attributes, Grant, InventoryCounts, Protocol, Resource, ResourceKind, Rule,
 };
 use crate::ec2::inventory_store::{Applied, Change};
-use crate::server::errors::{ServeError, check_depth};
+use crate::server::errors::ServeError;
 use crate::server::grpc_api::pb;
-use crate::server::http_util::{Body, json as json_response, read_body};
+use crate::server::http_util::{Body, json as json_response};
 use crate::server::state::AppState;
 use crate::telemetry::Frontend;
 
@@ -622,23 +622,7 @@ fn expect_method(req: &Request<Incoming>, method: &Method) -> Result<(), ServeEr
 
 /// Reads a JSON body within the request limits.
 async fn read_json(state: &AppState, req: Request<Incoming>) -> Result<bytes::Bytes, ServeError> {
-    let is_json = req
-        .headers()
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_none_or(|v| v.starts_with("application/json"));
-    if !is_json {
-        return Err(ServeError::UnsupportedMediaType);
-    }
-    let limits = state.config.limits;
-    let body = tokio::time::timeout(
-        limits.request_timeout,
-        read_body(req, limits.max_body_bytes),
-    )
-    .await
-    .map_err(|_| ServeError::Timeout)??;
-    check_depth(&body, limits.max_depth)?;
-    Ok(body)
+    crate::server::http_util::read_json_body(req, state.config.limits).await
 }
 
 fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ServeError> {

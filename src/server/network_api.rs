@@ -17,9 +17,9 @@ use serde_json::{Value, json};
 use tonic::Status;
 
 use crate::ec2::network::{self, Direction, NetworkVerdict, Peer, QueryError, Target, Traffic};
-use crate::server::errors::{ServeError, check_depth};
+use crate::server::errors::ServeError;
 use crate::server::grpc_api::pb;
-use crate::server::http_util::{Body, json as json_response, read_body};
+use crate::server::http_util::{Body, json as json_response};
 use crate::server::state::AppState;
 use crate::telemetry::Frontend;
 
@@ -164,22 +164,7 @@ pub async fn handle_http(
     if req.method() != http::Method::POST {
         return Err(ServeError::MethodNotAllowed);
     }
-    let is_json = req
-        .headers()
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_none_or(|v| v.starts_with("application/json"));
-    if !is_json {
-        return Err(ServeError::UnsupportedMediaType);
-    }
-    let limits = state.config.limits;
-    let body = tokio::time::timeout(
-        limits.request_timeout,
-        read_body(req, limits.max_body_bytes),
-    )
-    .await
-    .map_err(|_| ServeError::Timeout)??;
-    check_depth(&body, limits.max_depth)?;
+    let body = crate::server::http_util::read_json_body(req, state.config.limits).await?;
     let verdict = answer_json(state, &body)?;
     Ok(json_response(
         StatusCode::OK,

@@ -35,7 +35,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use envoy_types::pb::envoy::config::core::v3::address::Address;
 use envoy_types::pb::envoy::config::core::v3::header_value_option::HeaderAppendAction;
@@ -481,21 +481,12 @@ fn request_keys(
             .or(peer_ip),
         None => peer_ip,
     };
-    if let Some(ip) = source_ip {
-        context.insert("aws:SourceIp", ContextValue::One(ip.to_string()));
-    }
-    let secure = http.scheme.eq_ignore_ascii_case("https");
-    context.insert("aws:SecureTransport", ContextValue::One(secure.to_string()));
-    let epoch = now
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0);
-    let current = prost_types::Timestamp {
-        seconds: epoch,
-        nanos: 0,
-    };
-    context.insert("aws:CurrentTime", ContextValue::One(current.to_string()));
-    context.insert("aws:EpochTime", ContextValue::One(epoch.to_string()));
+    crate::server::ext_authz::mapping::insert_request_keys(
+        &mut context,
+        source_ip,
+        &http.scheme,
+        now,
+    );
     context.insert("aws:RequestedRegion", ContextValue::One(region.to_owned()));
     context.insert("ec2:Region", ContextValue::One(region.to_owned()));
     Ok(context)
@@ -776,7 +767,7 @@ mod tests {
                 },
             )),
         };
-        let at = UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
         let get = |c: &Context, k: &str| match c.get(&k.to_ascii_lowercase()) {
             Some(crate::policy::variables::ValueRef::One(s)) => s.to_owned(),
             other => panic!("{k}: {other:?}"),

@@ -113,6 +113,31 @@ impl MappingError {
     }
 }
 
+/// Adds the keys every request carries: `aws:SourceIp`,
+/// `aws:SecureTransport`, `aws:CurrentTime` and `aws:EpochTime`.
+pub(crate) fn insert_request_keys(
+    context: &mut Context,
+    source_ip: Option<IpAddr>,
+    scheme: &str,
+    now: SystemTime,
+) {
+    if let Some(ip) = source_ip {
+        context.insert("aws:SourceIp", ContextValue::One(ip.to_string()));
+    }
+    let secure = scheme.eq_ignore_ascii_case("https");
+    context.insert("aws:SecureTransport", ContextValue::One(secure.to_string()));
+    let epoch = now
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0);
+    let current = prost_types::Timestamp {
+        seconds: epoch,
+        nanos: 0,
+    };
+    context.insert("aws:CurrentTime", ContextValue::One(current.to_string()));
+    context.insert("aws:EpochTime", ContextValue::One(epoch.to_string()));
+}
+
 /// Where principals come from.
 #[derive(Debug, Clone, Copy)]
 pub struct PrincipalSource<'c> {
@@ -191,21 +216,7 @@ pub fn map_request(
             Address::SocketAddress(sa) => sa.address.parse::<IpAddr>().ok(),
             _ => None,
         });
-    if let Some(ip) = source_ip {
-        context.insert("aws:SourceIp", ContextValue::One(ip.to_string()));
-    }
-    let secure = http.scheme.eq_ignore_ascii_case("https");
-    context.insert("aws:SecureTransport", ContextValue::One(secure.to_string()));
-    let epoch = now
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0);
-    let current = prost_types::Timestamp {
-        seconds: epoch,
-        nanos: 0,
-    };
-    context.insert("aws:CurrentTime", ContextValue::One(current.to_string()));
-    context.insert("aws:EpochTime", ContextValue::One(epoch.to_string()));
+    insert_request_keys(&mut context, source_ip, &http.scheme, now);
     for (name, t) in &extra {
         context.insert(name, ContextValue::One(t.render(&view)?));
     }

@@ -20,14 +20,13 @@
 //! carries `decision_id`, `decision` (`allowed` / `denied`), `target_id`,
 //! and for allowed connections `group_id` and `rule_index`.
 
-use std::collections::HashMap;
+use crate::server::ext_authz::response::metadata;
 use std::net::IpAddr;
 use std::time::Instant;
 
 use envoy_types::pb::envoy::config::core::v3::address::Address;
 use envoy_types::pb::envoy::service::auth::v3::attribute_context::Peer;
 use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse};
-use envoy_types::pb::google::protobuf::{Struct, Value, value::Kind};
 use envoy_types::pb::google::rpc;
 
 use crate::ec2::network::{self, NetworkVerdict, Traffic};
@@ -162,22 +161,6 @@ fn status(code: tonic::Code, message: String) -> rpc::Status {
     }
 }
 
-fn metadata(fields: &[(&str, &str)]) -> Struct {
-    Struct {
-        fields: fields
-            .iter()
-            .map(|(k, v)| {
-                (
-                    (*k).to_owned(),
-                    Value {
-                        kind: Some(Kind::StringValue((*v).to_owned())),
-                    },
-                )
-            })
-            .collect::<HashMap<_, _>>(),
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
@@ -278,7 +261,7 @@ mod tests {
         assert_eq!(r.status.as_ref().map(|s| s.code), Some(0));
         let md = r.dynamic_metadata.unwrap().fields;
         let s = |k: &str| match md.get(k).and_then(|v| v.kind.clone()) {
-            Some(Kind::StringValue(s)) => s,
+            Some(envoy_types::pb::google::protobuf::value::Kind::StringValue(s)) => s,
             other => panic!("{k}: {other:?}"),
         };
         assert_eq!(

@@ -138,7 +138,8 @@ fn header(key: &str, value: &str) -> HeaderValueOption {
     }
 }
 
-fn metadata(fields: &[(&str, &str)]) -> Struct {
+/// A `dynamic_metadata` struct of string fields.
+pub(crate) fn metadata(fields: &[(&str, &str)]) -> Struct {
     Struct {
         fields: fields
             .iter()
