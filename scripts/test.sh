@@ -12,6 +12,7 @@ need_apt=()
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
+command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)   # TLS end-to-end tests make their PKI
 # A real Prometheus server and promtool for the telemetry end-to-end tests.
 { command -v prometheus && command -v promtool; } >/dev/null 2>&1 || need_apt+=(prometheus)
 if ((${#need_apt[@]})); then

@@ -39,6 +39,13 @@ struct Entity {
     trust: Option<Arc<CompiledPolicy>>,
 }
 
+/// The users and roles of one account, by name.
+#[derive(Debug, Default)]
+struct Names {
+    users: FxHashMap<String, Arc<Entity>>,
+    roles: FxHashMap<String, Arc<Entity>>,
+}
+
 /// SCP and RCP levels that apply to one account.
 #[derive(Debug, Default)]
 struct AccountOrg {
@@ -64,7 +71,9 @@ pub struct Snapshot {
     loaded_at: SystemTime,
     compile_duration: Duration,
     users: FxHashMap<String, Arc<Entity>>,
-    by_name: FxHashMap<(String, String), Arc<Entity>>,
+    /// Account → users and roles by name (role names in lower case: IAM
+    /// names are unique in an account regardless of case).
+    by_name: FxHashMap<String, Names>,
     accounts: FxHashMap<String, AccountOrg>,
     /// Organization and OU ARNs per member account (EC2 permission
     /// attributes); empty without an organization id.
@@ -114,12 +123,6 @@ pub struct AuthzAnswer {
     pub revision: Arc<str>,
 }
 
-impl Serialize for Outcome {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-
 /// Why a request could not be decided (a caller error, not a deny).
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum AuthzError {
@@ -147,7 +150,7 @@ impl Snapshot {
             memberships: FxHashMap::default(),
         };
         let mut users = FxHashMap::default();
-        let mut by_name = FxHashMap::default();
+        let mut by_name: FxHashMap<String, Names> = FxHashMap::default();
         let mut known_accounts = Vec::new();
 
         let iam_files: Vec<(&str, &str)> = files.under("iam", ".json").collect();
@@ -232,13 +235,11 @@ impl Snapshot {
                     trust: None,
                 });
                 users.insert(u.arn.clone(), entity.clone());
-                by_name.insert(
-                    (
-                        principal.account().to_owned(),
-                        format!("user/{}", u.user_name),
-                    ),
-                    entity,
-                );
+                by_name
+                    .entry(principal.account().to_owned())
+                    .or_default()
+                    .users
+                    .insert(u.user_name.clone(), entity);
             }
             for (i, r) in d.role_detail_list.iter().enumerate() {
                 let path = format!("$.RoleDetailList[{i}]");
@@ -269,13 +270,11 @@ impl Snapshot {
                     principal: None,
                     trust,
                 });
-                by_name.insert(
-                    (
-                        account,
-                        format!("role/{}", r.role_name.to_ascii_lowercase()),
-                    ),
-                    entity,
-                );
+                by_name
+                    .entry(account)
+                    .or_default()
+                    .roles
+                    .insert(r.role_name.to_ascii_lowercase(), entity);
             }
         }
 
@@ -290,7 +289,10 @@ impl Snapshot {
         let revision = revision(files)?;
         let stats = Stats {
             accounts: known_accounts.len(),
-            principals: by_name.len(),
+            principals: by_name
+                .values()
+                .map(|n| n.users.len() + n.roles.len())
+                .sum(),
             policies: b.policies,
             statements: b.statements,
             resource_policies: resource_policies.len(),
@@ -377,18 +379,20 @@ impl Snapshot {
                 let name = resource
                     .strip_prefix("user/")
                     .filter(|n| !n.contains('/'))?;
-                self.by_name
-                    .get(&(parsed.account().to_owned(), format!("user/{name}")))
+                self.by_name.get(parsed.account())?.users.get(name)
             }),
             PrincipalKind::AssumedRole => {
-                let role = req
-                    .principal_arn
-                    .split('/')
-                    .nth(1)
-                    .unwrap_or_default()
-                    .to_ascii_lowercase();
+                let role = req.principal_arn.split('/').nth(1).unwrap_or_default();
+                // Lower-cased only when needed: no allocation on the usual path.
+                let role: std::borrow::Cow<'_, str> =
+                    if role.bytes().any(|b| b.is_ascii_uppercase()) {
+                        role.to_ascii_lowercase().into()
+                    } else {
+                        role.into()
+                    };
                 self.by_name
-                    .get(&(parsed.account().to_owned(), format!("role/{role}")))
+                    .get(parsed.account())
+                    .and_then(|n| n.roles.get(&*role))
             }
             _ => None,
         };

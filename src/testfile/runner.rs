@@ -1,7 +1,7 @@
 //! Running a compiled test file: each case through the engine, compared
 //! with its expected decision.
 
-use crate::engine::{Outcome, decide};
+use crate::engine::decide;
 use crate::testfile::format::CompiledFile;
 
 /// The result of one test.
@@ -75,9 +75,4 @@ pub fn run_file(file: &CompiledFile) -> FileReport {
         })
         .collect();
     FileReport { cases }
-}
-
-/// Whether an outcome string is one of the simulator's.
-pub fn is_outcome(s: &str) -> bool {
-    Outcome::parse(s).is_some()
 }
