@@ -105,6 +105,32 @@ def start_server(tmp_path, *args, env=None, wait_ready=True, timeout=30):
     return server
 
 
+_STUBS = {}
+
+
+def grpc_stubs(tmp_path_factory, proto):
+    """(NAME_pb2, NAME_pb2_grpc) for `proto/iamgate/v1/NAME.proto`, generated
+    once per session with grpcio-tools: an independent gRPC stack. All of
+    iamgate's protos are generated together into one `iamgate.v1` package."""
+    import importlib
+    import sys
+
+    if not _STUBS:
+        from grpc_tools import protoc
+        import grpc_tools
+
+        out = tmp_path_factory.mktemp("iamgate-stubs")
+        well_known = pathlib.Path(grpc_tools.__file__).parent / "_proto"
+        protos = sorted(str(p) for p in (ROOT / "proto" / "iamgate" / "v1").glob("*.proto"))
+        args = ["grpc_tools.protoc", f"-I{ROOT / 'proto'}", f"-I{well_known}",
+                f"--python_out={out}", f"--grpc_python_out={out}", *protos]
+        assert protoc.main(args) == 0, "protoc failed"
+        sys.path.insert(0, str(out))
+        _STUBS["dir"] = out
+    return (importlib.import_module(f"iamgate.v1.{proto}_pb2"),
+            importlib.import_module(f"iamgate.v1.{proto}_pb2_grpc"))
+
+
 @pytest.fixture
 def demo_server(tmp_path):
     """iamgate serving its built-in demo bundle."""

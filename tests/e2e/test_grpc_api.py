@@ -4,7 +4,6 @@ proto/iamgate/v1/authorizer.proto, the standard health and reflection
 clients (grpcio-health-checking, grpcio-reflection), and grpcurl driving
 the server through reflection alone, as the README shows."""
 
-import importlib
 import json
 import pathlib
 import subprocess
@@ -14,7 +13,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from conftest import ROOT
+from conftest import grpc_stubs
 
 BOB = "arn:aws:iam::111111111111:user/engineering/bob"
 BLUE = "arn:aws:ec2:us-east-1:111111111111:instance/i-0blue0000000000001"
@@ -24,28 +23,7 @@ TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 @pytest.fixture(scope="session")
 def pb(tmp_path_factory):
     """(authorizer_pb2, authorizer_pb2_grpc), generated from the repo's proto."""
-    from grpc_tools import protoc
-    import grpc_tools
-
-    out = tmp_path_factory.mktemp("stubs")
-    well_known = pathlib.Path(grpc_tools.__file__).parent / "_proto"
-    args = [
-        "grpc_tools.protoc",
-        f"-I{ROOT / 'proto'}",
-        f"-I{well_known}",
-        f"--python_out={out}",
-        f"--grpc_python_out={out}",
-        str(ROOT / "proto" / "iamgate" / "v1" / "authorizer.proto"),
-    ]
-    assert protoc.main(args) == 0, "protoc failed"
-    sys.path.insert(0, str(out))
-    try:
-        return (
-            importlib.import_module("iamgate.v1.authorizer_pb2"),
-            importlib.import_module("iamgate.v1.authorizer_pb2_grpc"),
-        )
-    finally:
-        sys.path.remove(str(out))
+    return grpc_stubs(tmp_path_factory, "authorizer")
 
 
 @pytest.fixture

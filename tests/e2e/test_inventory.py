@@ -5,16 +5,13 @@ stubs generated at test time from proto/iamgate/v1/inventory.proto),
 counts in the admin `/v1/status`, input that is refused whole with a clear
 message, and decisions that keep flowing while updates land."""
 
-import importlib
-import pathlib
-import sys
 import threading
 
 import grpc
 import pytest
 import requests
 
-from conftest import ROOT, start_server
+from conftest import grpc_stubs, start_server
 
 ACCOUNT = "111111111111"
 BOB = "arn:aws:iam::111111111111:user/engineering/bob"
@@ -199,33 +196,7 @@ def test_limits_methods_and_media_type(tmp_path):
 @pytest.fixture(scope="session")
 def inv_pb(tmp_path_factory):
     """(inventory_pb2, inventory_pb2_grpc), generated from the repo's proto."""
-    from grpc_tools import protoc
-    import grpc_tools
-
-    out = tmp_path_factory.mktemp("inventory_stubs")
-    well_known = pathlib.Path(grpc_tools.__file__).parent / "_proto"
-    args = [
-        "grpc_tools.protoc",
-        f"-I{ROOT / 'proto'}",
-        f"-I{well_known}",
-        f"--python_out={out}",
-        f"--grpc_python_out={out}",
-        str(ROOT / "proto" / "iamgate" / "v1" / "inventory.proto"),
-    ]
-    assert protoc.main(args) == 0, "protoc failed"
-    # `iamgate.v1` may already be imported (as a namespace package) from
-    # another test's stubs: make this directory part of it too.
-    sys.path.insert(0, str(out))
-    try:
-        v1 = sys.modules.get("iamgate.v1")
-        if v1 is not None and str(out / "iamgate" / "v1") not in list(v1.__path__):
-            v1.__path__.append(str(out / "iamgate" / "v1"))
-        return (
-            importlib.import_module("iamgate.v1.inventory_pb2"),
-            importlib.import_module("iamgate.v1.inventory_pb2_grpc"),
-        )
-    finally:
-        sys.path.remove(str(out))
+    return grpc_stubs(tmp_path_factory, "inventory")
 
 
 def test_grpc_apply_and_get(demo_server, inv_pb):

@@ -16,13 +16,11 @@ A's; clients bind their socket to the source address they play (the whole
 127.0.0.0/8 is loopback on Linux).
 """
 
-import importlib
 import json
 import pathlib
 import re
 import socket
 import socketserver
-import sys
 import threading
 import time
 
@@ -31,7 +29,7 @@ import pytest
 import requests
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from conftest import ROOT, start_server
+from conftest import grpc_stubs, start_server
 from envoy_util import Envoy, envoy_binary
 
 HERE = pathlib.Path(__file__).resolve().parent / "network"
@@ -323,23 +321,7 @@ CASES = [
 @pytest.fixture(scope="module")
 def pb(tmp_path_factory):
     """(network_pb2, network_pb2_grpc), generated from the repo's proto."""
-    from grpc_tools import protoc
-    import grpc_tools
-
-    out = tmp_path_factory.mktemp("network-stubs")
-    well_known = pathlib.Path(grpc_tools.__file__).parent / "_proto"
-    args = [
-        "grpc_tools.protoc", f"-I{ROOT / 'proto'}", f"-I{well_known}",
-        f"--python_out={out}", f"--grpc_python_out={out}",
-        str(ROOT / "proto" / "iamgate" / "v1" / "network.proto"),
-    ]
-    assert protoc.main(args) == 0, "protoc failed"
-    sys.path.insert(0, str(out))
-    try:
-        return (importlib.import_module("iamgate.v1.network_pb2"),
-                importlib.import_module("iamgate.v1.network_pb2_grpc"))
-    finally:
-        sys.path.remove(str(out))
+    return grpc_stubs(tmp_path_factory, "network")
 
 
 @pytest.fixture(scope="module")
