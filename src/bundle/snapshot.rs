@@ -35,7 +35,10 @@ struct Entity {
     /// Prebuilt caller for users (role sessions are built per request).
     principal: Option<Principal>,
     /// Kept for role assumption.
-    #[allow(dead_code)]
+    #[expect(
+        dead_code,
+        reason = "compiled and kept for role assumption, which no front-end serves yet"
+    )]
     trust: Option<Arc<CompiledPolicy>>,
 }
 

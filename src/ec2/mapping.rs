@@ -975,7 +975,10 @@ impl<'a> Mapper<'a> {
     }
 
     /// Keys of a new volume from request parameters (validated).
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one argument per EBS parameter, all validated here"
+    )]
     fn volume_context(
         &self,
         pre: &str,
