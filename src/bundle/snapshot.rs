@@ -2,6 +2,7 @@
 //! against: principals with their indexed identity policies, boundaries and
 //! tags; SCP and RCP levels per account; resource policies by ARN.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -20,8 +21,8 @@ use crate::bundle::files::BundleFiles;
 use crate::ec2::inventory::Inventory;
 use crate::ec2::permissions::OrgMembership;
 use crate::engine::{
-    Applicable, CompiledPolicy, Context, EngineError, Outcome, PolicySet, Principal, PrincipalKind,
-    Request, decide,
+    Applicable, CompiledPolicy, Context, EngineError, Outcome, PolicySet, Principal, PrincipalArn,
+    PrincipalKind, Request, decide,
 };
 use crate::policy::PolicyKind;
 
@@ -120,7 +121,8 @@ pub struct MatchedInfo {
 #[derive(Debug, Clone, Serialize)]
 pub struct AuthzAnswer {
     pub decision: Outcome,
-    pub reason: String,
+    /// Why, in the words AWS error messages use.
+    pub reason: Cow<'static, str>,
     pub matched: Vec<MatchedInfo>,
     pub missing_context_keys: Vec<String>,
     pub revision: Arc<str>,
@@ -363,16 +365,17 @@ impl Snapshot {
     /// Decides a request. An unknown principal is an implicit deny with
     /// that reason, not an error.
     pub fn authorize(&self, req: &AuthzRequest) -> Result<AuthzAnswer, AuthzError> {
-        let deny = |reason: String| AuthzAnswer {
+        let deny = |reason: Cow<'static, str>| AuthzAnswer {
             decision: Outcome::ImplicitDeny,
-            reason,
+            reason: reason.into(),
             matched: Vec::new(),
             missing_context_keys: Vec::new(),
             revision: self.revision.clone(),
         };
-        let parsed = match Principal::parse(&req.principal_arn) {
+        // Taken apart without copying: a known user is prebuilt.
+        let parsed = match PrincipalArn::parse(&req.principal_arn) {
             Ok(p) => p,
-            Err(e) => return Ok(deny(e.to_string())),
+            Err(e) => return Ok(deny(e.to_string().into())),
         };
         let entity = match parsed.kind() {
             // An ARN without the user's path (`user/NAME`) still names the
@@ -385,7 +388,7 @@ impl Snapshot {
                 self.by_name.get(parsed.account())?.users.get(name)
             }),
             PrincipalKind::AssumedRole => {
-                let role = req.principal_arn.split('/').nth(1).unwrap_or_default();
+                let role = parsed.role().unwrap_or_default();
                 // Lower-cased only when needed: no allocation on the usual path.
                 let role: std::borrow::Cow<'_, str> =
                     if role.bytes().any(|b| b.is_ascii_uppercase()) {
@@ -405,10 +408,13 @@ impl Snapshot {
             _ => entity.is_some(),
         };
         if !known {
-            return Ok(deny(format!(
-                "unknown principal `{}`: not in the bundle",
-                req.principal_arn
-            )));
+            return Ok(deny(
+                format!(
+                    "unknown principal `{}`: not in the bundle",
+                    req.principal_arn
+                )
+                .into(),
+            ));
         }
         // Build the caller: users are prebuilt unless session tags apply.
         let owned;
@@ -416,7 +422,7 @@ impl Snapshot {
             (Some(e), PrincipalKind::User) if req.session_tags.is_empty() => match &e.principal {
                 Some(p) => p,
                 None => {
-                    owned = parsed;
+                    owned = parsed.to_principal();
                     &owned
                 }
             },
@@ -427,7 +433,7 @@ impl Snapshot {
                 }
                 let p = match (&e.principal, kind) {
                     (Some(user), PrincipalKind::User) => user.clone(),
-                    _ => parsed,
+                    _ => parsed.to_principal(),
                 }
                 .with_tags(tags);
                 owned = if kind == PrincipalKind::AssumedRole {
@@ -438,7 +444,7 @@ impl Snapshot {
                 &owned
             }
             (None, _) => {
-                owned = parsed;
+                owned = parsed.to_principal();
                 &owned
             }
         };

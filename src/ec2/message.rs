@@ -318,7 +318,7 @@ impl AuthorizationMessage {
             },
             iamgate: IamgateFields {
                 decision: answer.decision.as_str().to_owned(),
-                reason: answer.reason.clone(),
+                reason: answer.reason.to_string(),
                 decision_id: decision_id.to_owned(),
                 revision: answer.revision.to_string(),
             },

@@ -107,7 +107,7 @@ pub fn escape(s: &str) -> String {
 /// control policy`, ... Built from the answer's decision, reason and
 /// deciding statements.
 pub fn because(answer: &AuthzAnswer, action: &str) -> String {
-    let reason = answer.reason.as_str();
+    let reason = &*answer.reason;
     match answer.decision {
         Outcome::ExplicitDeny => {
             if reason.starts_with("with an explicit deny in ") {

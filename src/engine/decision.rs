@@ -1,5 +1,7 @@
 //! The answer to a request and its explanation.
 
+use std::borrow::Cow;
+
 use smallvec::SmallVec;
 
 use crate::engine::compile::{CompiledPolicy, Statement};
@@ -73,31 +75,35 @@ pub enum Reason {
 }
 
 impl Reason {
-    /// The reason in the words AWS error messages use.
-    pub fn describe(&self) -> String {
-        match self {
-            Reason::IdentityAllows => "allowed by an identity-based policy".to_owned(),
-            Reason::ResourcePolicyAllows => "allowed by a resource-based policy".to_owned(),
-            Reason::RootUser => "the account root user has full access".to_owned(),
+    /// The reason in the words AWS error messages use (not copied for the
+    /// fixed ones).
+    pub fn describe(&self) -> Cow<'static, str> {
+        let fixed = match self {
+            Reason::IdentityAllows => "allowed by an identity-based policy",
+            Reason::ResourcePolicyAllows => "allowed by a resource-based policy",
+            Reason::RootUser => "the account root user has full access",
             Reason::ExplicitDeny(kind) => {
                 let article = if kind.as_str().starts_with(['a', 'e', 'i', 'o', 'u']) {
                     "an"
                 } else {
                     "a"
                 };
-                format!("with an explicit deny in {article} {}", kind.as_str())
+                return format!("with an explicit deny in {article} {}", kind.as_str()).into();
             }
             Reason::NoScpAllow { level } => {
-                format!("no service control policy allows the action (level {level})")
+                return format!("no service control policy allows the action (level {level})")
+                    .into();
             }
             Reason::NoRcpAllow { level } => {
-                format!("no resource control policy allows the action (level {level})")
+                return format!("no resource control policy allows the action (level {level})")
+                    .into();
             }
-            Reason::NoIdentityAllow => "no identity-based policy allows the action".to_owned(),
-            Reason::NoBoundaryAllow => "no permissions boundary allows the action".to_owned(),
-            Reason::NoSessionAllow => "no session policy allows the action".to_owned(),
-            Reason::NoResourceAllow => "no resource-based policy allows the action".to_owned(),
-        }
+            Reason::NoIdentityAllow => "no identity-based policy allows the action",
+            Reason::NoBoundaryAllow => "no permissions boundary allows the action",
+            Reason::NoSessionAllow => "no session policy allows the action",
+            Reason::NoResourceAllow => "no resource-based policy allows the action",
+        };
+        Cow::Borrowed(fixed)
     }
 }
 
@@ -142,6 +148,10 @@ impl std::fmt::Display for MatchedStatement<'_> {
     }
 }
 
+/// Matched statements kept without allocating: an allow through four SCP
+/// levels, identity policies, a boundary and a session policy needs seven.
+pub(crate) const MATCHED_INLINE: usize = 8;
+
 /// A decision with its explanation. Borrows from the compiled policies.
 #[derive(Debug, Clone)]
 pub struct Decision<'p> {
@@ -149,7 +159,7 @@ pub struct Decision<'p> {
     pub reason: Reason,
     /// For a deny, every matching deny statement; for an allow, the allow
     /// statements that were needed (one per policy role).
-    pub matched: SmallVec<[MatchedStatement<'p>; 2]>,
+    pub matched: SmallVec<[MatchedStatement<'p>; MATCHED_INLINE]>,
     /// Context keys the evaluated conditions needed but the request lacked.
     pub missing_keys: SmallVec<[&'p str; 4]>,
 }

@@ -16,7 +16,7 @@
 use smallvec::SmallVec;
 
 use crate::engine::compile::{PolicySet, PrincipalMatch};
-use crate::engine::decision::{Decision, MatchedStatement, Outcome, Reason};
+use crate::engine::decision::{Decision, MATCHED_INLINE, MatchedStatement, Outcome, Reason};
 use crate::engine::request::{PrincipalKind, Request};
 use crate::policy::variables::MissingKeys;
 
@@ -35,7 +35,7 @@ pub struct Applicable<'p> {
     pub rcps: Option<&'p [PolicySet]>,
 }
 
-type Matches<'p> = SmallVec<[MatchedStatement<'p>; 2]>;
+type Matches<'p> = SmallVec<[MatchedStatement<'p>; MATCHED_INLINE]>;
 
 struct Eval<'p, 'r> {
     req: &'r Request<'r>,

@@ -47,22 +47,35 @@ pub struct Principal {
     tags: Vec<(String, String)>,
 }
 
-impl Principal {
+/// A caller ARN taken apart without copying: what a lookup needs before
+/// deciding whether to build a [`Principal`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PrincipalArn<'a> {
+    arn: &'a str,
+    kind: PrincipalKind,
+    partition: &'a str,
+    account: &'a str,
+    /// User or federated-user name, or a role session's session name.
+    name: &'a str,
+    /// A role session's role name.
+    role: Option<&'a str>,
+}
+
+impl<'a> PrincipalArn<'a> {
     /// Reads a caller ARN: `arn:aws:iam::ACCOUNT:user/PATH/NAME`,
     /// `arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION`,
     /// `arn:aws:sts::ACCOUNT:federated-user/NAME`, `arn:aws:iam::ACCOUNT:root`,
     /// or `anonymous`.
-    pub fn parse(arn: &str) -> Result<Self, EngineError> {
+    pub fn parse(arn: &'a str) -> Result<Self, EngineError> {
         let bad = || EngineError::Principal(arn.to_owned());
         if arn == "anonymous" {
             return Ok(Self {
-                arn: arn.to_owned(),
+                arn,
                 kind: PrincipalKind::Anonymous,
-                account: String::new(),
-                name: String::new(),
-                role_arn: None,
-                account_root: String::new(),
-                tags: Vec::new(),
+                partition: "",
+                account: "",
+                name: "",
+                role: None,
             });
         }
         let parsed = Arn::parse(arn).ok_or_else(bad)?;
@@ -70,46 +83,85 @@ impl Principal {
         if account.is_empty() || !account.bytes().all(|b| b.is_ascii_digit()) {
             return Err(bad());
         }
-        let partition = parsed.partition;
-        let (kind, name, role_arn) = match (parsed.service, parsed.resource) {
-            ("iam", "root") => (PrincipalKind::Root, String::new(), None),
+        let (kind, name, role) = match (parsed.service, parsed.resource) {
+            ("iam", "root") => (PrincipalKind::Root, "", None),
             ("iam", r) if r.starts_with("user/") => {
                 let name = r.rsplit('/').next().unwrap_or_default();
-                (PrincipalKind::User, name.to_owned(), None)
+                if name.is_empty() {
+                    return Err(bad());
+                }
+                (PrincipalKind::User, name, None)
             }
             ("sts", r) if r.starts_with("assumed-role/") => {
                 let mut parts = r.splitn(3, '/');
                 let _ = parts.next();
                 let role = parts.next().filter(|s| !s.is_empty()).ok_or_else(bad)?;
                 let session = parts.next().filter(|s| !s.is_empty()).ok_or_else(bad)?;
-                let role_arn = format!("arn:{partition}:iam::{account}:role/{role}");
-                (
-                    PrincipalKind::AssumedRole,
-                    session.to_owned(),
-                    Some(role_arn),
-                )
+                (PrincipalKind::AssumedRole, session, Some(role))
             }
             ("sts", r) if r.starts_with("federated-user/") => {
                 let name = r.get("federated-user/".len()..).unwrap_or_default();
                 if name.is_empty() {
                     return Err(bad());
                 }
-                (PrincipalKind::FederatedUser, name.to_owned(), None)
+                (PrincipalKind::FederatedUser, name, None)
             }
             _ => return Err(bad()),
         };
-        if kind == PrincipalKind::User && name.is_empty() {
-            return Err(bad());
-        }
         Ok(Self {
-            arn: arn.to_owned(),
+            arn,
             kind,
-            account: account.to_owned(),
+            partition: parsed.partition,
+            account,
             name,
-            role_arn,
-            account_root: format!("arn:{partition}:iam::{account}:root"),
-            tags: Vec::new(),
+            role,
         })
+    }
+
+    /// The kind of caller.
+    pub fn kind(&self) -> PrincipalKind {
+        self.kind
+    }
+
+    /// The caller's account id (empty for anonymous callers).
+    pub fn account(&self) -> &'a str {
+        self.account
+    }
+
+    /// A role session's role name (without its path).
+    pub fn role(&self) -> Option<&'a str> {
+        self.role
+    }
+
+    /// The owned caller.
+    pub fn to_principal(&self) -> Principal {
+        let account = self.account;
+        let partition = self.partition;
+        let (account_root, role_arn) = if self.kind == PrincipalKind::Anonymous {
+            (String::new(), None)
+        } else {
+            (
+                format!("arn:{partition}:iam::{account}:root"),
+                self.role
+                    .map(|role| format!("arn:{partition}:iam::{account}:role/{role}")),
+            )
+        };
+        Principal {
+            arn: self.arn.to_owned(),
+            kind: self.kind,
+            account: account.to_owned(),
+            name: self.name.to_owned(),
+            role_arn,
+            account_root,
+            tags: Vec::new(),
+        }
+    }
+}
+
+impl Principal {
+    /// Reads a caller ARN (the forms [`PrincipalArn::parse`] takes).
+    pub fn parse(arn: &str) -> Result<Self, EngineError> {
+        PrincipalArn::parse(arn).map(|p| p.to_principal())
     }
 
     /// Sets the full role ARN (with its path) of a role session.
@@ -201,18 +253,38 @@ pub enum ContextValue {
 /// Request context keys, matched case-insensitively.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Context {
-    entries: Vec<(String, ContextValue)>,
+    /// Keys in lower case; the well-known ones are not copied.
+    entries: Vec<(Cow<'static, str>, ContextValue)>,
 }
+
+/// Room for the keys a front-end derives plus a few of the caller's.
+const CONTEXT_CAPACITY: usize = 8;
 
 impl Context {
     /// An empty context.
     pub fn new() -> Self {
-        Self::default()
+        Self {
+            entries: Vec::with_capacity(CONTEXT_CAPACITY),
+        }
     }
 
     /// Sets a key (replacing any value it had, whatever its case).
     pub fn insert(&mut self, key: &str, value: ContextValue) {
-        let key = key.to_ascii_lowercase();
+        self.set(Cow::Owned(key.to_ascii_lowercase()), value);
+    }
+
+    /// [`Context::insert`] for a fixed key name: not copied when it is
+    /// already in lower case.
+    pub fn insert_static(&mut self, key: &'static str, value: ContextValue) {
+        let key = if key.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(key.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(key)
+        };
+        self.set(key, value);
+    }
+
+    fn set(&mut self, key: Cow<'static, str>, value: ContextValue) {
         match self.entries.iter_mut().find(|(k, _)| *k == key) {
             Some(slot) => slot.1 = value,
             None => self.entries.push((key, value)),
@@ -238,7 +310,7 @@ impl Context {
 
     /// The keys and values, keys in lower case.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &ContextValue)> {
-        self.entries.iter().map(|(k, v)| (k.as_str(), v))
+        self.entries.iter().map(|(k, v)| (k.as_ref(), v))
     }
 }
 

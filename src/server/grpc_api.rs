@@ -233,7 +233,7 @@ fn answer(d: &Decided) -> pb::AuthorizeResponse {
     pb::AuthorizeResponse {
         decision: decision(a.decision) as i32,
         decision_string: a.decision.as_str().to_owned(),
-        reason: a.reason.clone(),
+        reason: a.reason.to_string(),
         matched: a
             .matched
             .iter()

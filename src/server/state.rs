@@ -34,6 +34,23 @@ pub struct AppState {
     ids: Arc<DecisionIds>,
 }
 
+/// `PREFIX-%012x`, without the formatting machinery (every decision makes
+/// one).
+fn id_text(prefix: &str, n: u64) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut id = String::with_capacity(prefix.len() + 17);
+    id.push_str(prefix);
+    id.push('-');
+    let digits = (16 - n.leading_zeros() / 4).max(12);
+    for i in (0..digits).rev() {
+        let nibble = (n >> (i * 4)) & 0xf;
+        id.push(char::from(
+            HEX.get(nibble as usize).copied().unwrap_or(b'0'),
+        ));
+    }
+    id
+}
+
 /// Decision ids: a random per-process prefix and a counter, so minting one
 /// costs an atomic increment rather than a random draw.
 #[derive(Debug)]
@@ -71,7 +88,7 @@ impl AppState {
     /// A fresh decision id.
     pub fn decision_id(&self) -> String {
         let n = self.ids.next.fetch_add(1, Ordering::Relaxed);
-        format!("{}-{n:012x}", self.ids.prefix)
+        id_text(&self.ids.prefix, n)
     }
 
     /// The active snapshot, or `NotReady`.
@@ -135,7 +152,7 @@ impl AppState {
                 action: req.action.clone(),
                 resource: req.resource.clone(),
                 decision: answer.decision.as_str(),
-                reason: answer.reason.clone(),
+                reason: answer.reason.to_string(),
                 matched: answer.matched.clone(),
                 trace_id: tracing_setup::trace_id_of(&span, traceparent),
             });
@@ -195,6 +212,13 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decision_ids_are_zero_padded_hex() {
+        for n in [0, 1, 0xabc, 0xffff_ffff_ffff, 0x1_0000_0000_0000, u64::MAX] {
+            assert_eq!(id_text("p", n), format!("p-{n:012x}"));
+        }
+    }
 
     #[test]
     fn civil_dates() {

@@ -70,7 +70,7 @@ pub fn run_file(file: &CompiledFile) -> FileReport {
                 got: d.outcome.as_str().to_owned(),
                 passed: d.outcome == case.expect,
                 decided_by: d.matched.iter().map(|m| m.to_string()).collect(),
-                reason: d.reason.describe(),
+                reason: d.reason.describe().into_owned(),
             }
         })
         .collect();

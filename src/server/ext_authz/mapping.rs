@@ -25,10 +25,11 @@
 //!    override) keys with templated single values.
 
 use std::borrow::Cow;
-use std::cell::OnceCell;
-use std::collections::HashMap;
+use std::cell::{OnceCell, RefCell};
 use std::net::IpAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use smallvec::SmallVec;
 
 use envoy_types::pb::envoy::config::core::v3::HeaderValue;
 use envoy_types::pb::envoy::config::core::v3::address::Address;
@@ -122,20 +123,47 @@ pub(crate) fn insert_request_keys(
     now: SystemTime,
 ) {
     if let Some(ip) = source_ip {
-        context.insert("aws:SourceIp", ContextValue::One(ip.to_string()));
+        context.insert_static("aws:sourceip", ContextValue::One(ip.to_string()));
     }
-    let secure = scheme.eq_ignore_ascii_case("https");
-    context.insert("aws:SecureTransport", ContextValue::One(secure.to_string()));
+    let secure = if scheme.eq_ignore_ascii_case("https") {
+        "true"
+    } else {
+        "false"
+    };
+    context.insert_static("aws:securetransport", ContextValue::One(secure.to_owned()));
     let epoch = now
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
         .unwrap_or(0);
-    let current = prost_types::Timestamp {
-        seconds: epoch,
-        nanos: 0,
+    let (current, epoch_text) = time_texts(epoch);
+    context.insert_static("aws:currenttime", ContextValue::One(current));
+    context.insert_static("aws:epochtime", ContextValue::One(epoch_text));
+}
+
+/// `aws:CurrentTime` and `aws:EpochTime` for a second since the epoch,
+/// formatted once per second per thread.
+fn time_texts(epoch: i64) -> (String, String) {
+    thread_local! {
+        static LAST: RefCell<(i64, String, String)> =
+            const { RefCell::new((i64::MIN, String::new(), String::new())) };
+    }
+    let format = |epoch: i64| {
+        let current = prost_types::Timestamp {
+            seconds: epoch,
+            nanos: 0,
+        };
+        (current.to_string(), epoch.to_string())
     };
-    context.insert("aws:CurrentTime", ContextValue::One(current.to_string()));
-    context.insert("aws:EpochTime", ContextValue::One(epoch.to_string()));
+    LAST.with(|last| match last.try_borrow_mut() {
+        Ok(mut last) => {
+            if last.0 != epoch {
+                let (current, text) = format(epoch);
+                *last = (epoch, current, text);
+            }
+            (last.1.clone(), last.2.clone())
+        }
+        Err(_) => format(epoch),
+    })
 }
 
 /// Where principals come from.
@@ -158,37 +186,50 @@ pub fn map_request(
         .as_ref()
         .ok_or(MappingError::NoHttpRequest)?;
     let ext = &attrs.context_extensions;
-    // Configuration first: a misconfigured route is reported as such
-    // whatever the request looks like.
-    let action_t = template(ext, ACTION_KEY)?;
-    let resource_t = template(ext, RESOURCE_KEY)?;
-    let mut extra = Vec::new();
+    // One pass over the extensions (no hashing); configuration errors come
+    // first, whatever the request looks like: the action's, the
+    // resource's, then unknown or empty names, then context templates.
+    let (mut action_src, mut resource_src) = (None, None);
+    let mut unknown: Option<MappingError> = None;
+    let mut extra_src: SmallVec<[(&String, &str, &String); 4]> = SmallVec::new();
     for (key, value) in ext {
-        if let Some(name) = key.strip_prefix(CONTEXT_PREFIX) {
-            if name.is_empty() {
-                return Err(MappingError::BadTemplate {
-                    key: key.clone(),
-                    message: "the context key name is empty".to_owned(),
-                });
+        match key.as_str() {
+            ACTION_KEY => action_src = Some(value),
+            RESOURCE_KEY => resource_src = Some(value),
+            MAPPING_KEY => {}
+            k => {
+                if let Some(name) = k.strip_prefix(CONTEXT_PREFIX) {
+                    if name.is_empty() && unknown.is_none() {
+                        unknown = Some(MappingError::BadTemplate {
+                            key: key.clone(),
+                            message: "the context key name is empty".to_owned(),
+                        });
+                    }
+                    extra_src.push((key, name, value));
+                } else if k.starts_with("iamgate.") && unknown.is_none() {
+                    // A misspelt extension would silently drop a context key.
+                    unknown = Some(MappingError::BadTemplate {
+                        key: key.clone(),
+                        message: format!(
+                            "unknown iamgate extension (known: `{ACTION_KEY}`, `{RESOURCE_KEY}`, `{CONTEXT_PREFIX}KEY`, `{MAPPING_KEY}`)"
+                        ),
+                    });
+                }
             }
-            let t = Template::parse(value).map_err(|message| MappingError::BadTemplate {
-                key: key.clone(),
-                message,
-            })?;
-            extra.push((name, t));
-        } else if key.starts_with("iamgate.")
-            && key != ACTION_KEY
-            && key != RESOURCE_KEY
-            && key != MAPPING_KEY
-        {
-            // A misspelt extension would silently drop a context key.
-            return Err(MappingError::BadTemplate {
-                key: key.clone(),
-                message: format!(
-                    "unknown iamgate extension (known: `{ACTION_KEY}`, `{RESOURCE_KEY}`, `{CONTEXT_PREFIX}KEY`, `{MAPPING_KEY}`)"
-                ),
-            });
         }
+    }
+    let action_t = template(action_src, ACTION_KEY)?;
+    let resource_t = template(resource_src, RESOURCE_KEY)?;
+    if let Some(e) = unknown {
+        return Err(e);
+    }
+    let mut extra: SmallVec<[(&str, Template<'_>); 4]> = SmallVec::new();
+    for (key, name, value) in extra_src {
+        let t = Template::parse(value).map_err(|message| MappingError::BadTemplate {
+            key: key.clone(),
+            message,
+        })?;
+        extra.push((name, t));
     }
     // Deterministic order (context_extensions is a map).
     extra.sort_by(|a, b| a.0.cmp(b.0));
@@ -240,12 +281,8 @@ pub fn traceparent(check: &CheckRequest) -> Option<String> {
     Some(value.into_owned())
 }
 
-fn template<'e>(
-    ext: &'e HashMap<String, String>,
-    key: &'static str,
-) -> Result<Template<'e>, MappingError> {
-    let src = ext
-        .get(key)
+fn template<'e>(src: Option<&'e String>, key: &'static str) -> Result<Template<'e>, MappingError> {
+    let src = src
         .filter(|s| !s.is_empty())
         .ok_or(MappingError::MissingTemplate(key))?;
     Template::parse(src).map_err(|message| MappingError::BadTemplate {
@@ -316,30 +353,47 @@ enum Part<'t> {
     Method,
     Host,
     Path(usize),
-    Header(String),
+    Header(Cow<'t, str>),
     Query(&'t str),
 }
 
 /// A parsed `iamgate.*` template.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Template<'t> {
-    parts: Vec<Part<'t>>,
+    parts: SmallVec<[Part<'t>; 4]>,
+}
+
+/// Room for a rendered action or ARN without growing.
+const RENDER_CAPACITY: usize = 96;
+
+/// Appends `s` to a literal run, borrowing while the run is one slice.
+fn push_lit<'t>(lit: &mut Option<Cow<'t, str>>, s: &'t str) {
+    if s.is_empty() {
+        return;
+    }
+    match lit {
+        None => *lit = Some(Cow::Borrowed(s)),
+        Some(l) => l.to_mut().push_str(s),
+    }
 }
 
 impl<'t> Template<'t> {
-    /// Parses a template; the error says what is wrong with it.
+    /// Parses a template; the error says what is wrong with it. Literal
+    /// runs borrow from `src` unless they contain `{{`/`}}` escapes.
     pub fn parse(src: &'t str) -> Result<Self, String> {
-        let mut parts = Vec::new();
-        let mut lit = String::new();
+        let mut parts = SmallVec::new();
+        let mut lit: Option<Cow<'t, str>> = None;
         let mut rest = src;
         while let Some(i) = rest.find(['{', '}']) {
             let (before, after) = rest.split_at(i);
-            lit.push_str(before);
+            push_lit(&mut lit, before);
             if let Some(tail) = after.strip_prefix("{{") {
-                lit.push('{');
+                push_lit(&mut lit, "{");
+                lit = lit.map(|l| Cow::Owned(l.into_owned()));
                 rest = tail;
             } else if let Some(tail) = after.strip_prefix("}}") {
-                lit.push('}');
+                push_lit(&mut lit, "}");
+                lit = lit.map(|l| Cow::Owned(l.into_owned()));
                 rest = tail;
             } else if after.starts_with('}') {
                 return Err(format!(
@@ -351,23 +405,23 @@ impl<'t> Template<'t> {
                     format!("unterminated `{{` at byte {}", src.len() - after.len())
                 })?;
                 let name = after.get(1..close).unwrap_or_default();
-                if !lit.is_empty() {
-                    parts.push(Part::Lit(Cow::Owned(std::mem::take(&mut lit))));
+                if let Some(l) = lit.take() {
+                    parts.push(Part::Lit(l));
                 }
                 parts.push(placeholder(name)?);
                 rest = after.get(close + 1..).unwrap_or_default();
             }
         }
-        lit.push_str(rest);
-        if !lit.is_empty() {
-            parts.push(Part::Lit(Cow::Owned(lit)));
+        push_lit(&mut lit, rest);
+        if let Some(l) = lit {
+            parts.push(Part::Lit(l));
         }
         Ok(Self { parts })
     }
 
     /// Renders the template for one request.
     pub fn render(&self, view: &HttpView<'_>) -> Result<String, MappingError> {
-        let mut out = String::new();
+        let mut out = String::with_capacity(RENDER_CAPACITY);
         for part in &self.parts {
             match part {
                 Part::Lit(s) => out.push_str(s),
@@ -378,7 +432,7 @@ impl<'t> Template<'t> {
                     let v = view
                         .header(name)?
                         .filter(|v| !v.is_empty())
-                        .ok_or_else(|| MappingError::MissingHeader(name.clone()))?;
+                        .ok_or_else(|| MappingError::MissingHeader(name.to_string()))?;
                     out.push_str(&v);
                 }
                 Part::Query(name) => out.push_str(view.query(name)?),
@@ -423,7 +477,12 @@ fn placeholder(name: &str) -> Result<Part<'_>, String> {
         if h.is_empty() || !h.bytes().all(token) {
             return Err(format!("`{{{name}}}`: not a header name"));
         }
-        return Ok(Part::Header(h.to_ascii_lowercase()));
+        let h = if h.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(h.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(h)
+        };
+        return Ok(Part::Header(h));
     }
     if let Some(q) = name.strip_prefix("query.") {
         if q.is_empty() {
@@ -441,7 +500,7 @@ pub struct HttpView<'r> {
     http: &'r HttpRequest,
     raw_path: &'r str,
     raw_query: Option<&'r str>,
-    segments: OnceCell<Result<Vec<String>, MappingError>>,
+    segments: OnceCell<Result<Segments<'r>, MappingError>>,
     query: OnceCell<Result<Vec<(String, String)>, MappingError>>,
 }
 
@@ -539,9 +598,12 @@ impl<'r> HttpView<'r> {
     }
 }
 
+/// Decoded path segments; most borrow from the request target.
+pub type Segments<'r> = SmallVec<[Cow<'r, str>; 8]>;
+
 /// Splits and decodes the path part of a request target. The whole path is
 /// checked, since an ambiguity anywhere shifts the segments after it.
-pub fn split_path(raw_path: &str, target: &str) -> Result<Vec<String>, MappingError> {
+pub fn split_path<'r>(raw_path: &'r str, target: &str) -> Result<Segments<'r>, MappingError> {
     let bad = |m: String| Err(MappingError::Path(m));
     let Some(rest) = raw_path.strip_prefix('/') else {
         return bad(format!(
@@ -552,7 +614,7 @@ pub fn split_path(raw_path: &str, target: &str) -> Result<Vec<String>, MappingEr
     if target.contains('#') {
         return bad("the request target contains `#`".to_owned());
     }
-    let mut out = Vec::new();
+    let mut out = SmallVec::new();
     for (i, raw) in rest.split('/').enumerate() {
         let decoded = percent_decode(raw, false)
             .map_err(|m| MappingError::Path(format!("segment {i}: {m}")))?;
@@ -583,15 +645,25 @@ pub fn split_query(raw: &str) -> Result<Vec<(String, String)>, MappingError> {
         let k = percent_decode(k, true).map_err(MappingError::Query)?;
         let v = percent_decode(v, true)
             .map_err(|m| MappingError::Query(format!("parameter `{k}`: {m}")))?;
-        out.push((k, v));
+        out.push((k.into_owned(), v.into_owned()));
     }
     Ok(out)
 }
 
 /// Strict percent-decoding: every `%` starts two hex digits, the result is
-/// UTF-8 without control characters.
-fn percent_decode(raw: &str, plus_is_space: bool) -> Result<String, String> {
+/// UTF-8 without control characters. Borrows when there is nothing to
+/// decode.
+fn percent_decode(raw: &str, plus_is_space: bool) -> Result<Cow<'_, str>, String> {
     let bytes = raw.as_bytes();
+    if !bytes
+        .iter()
+        .any(|&b| b == b'%' || (plus_is_space && b == b'+'))
+    {
+        if raw.chars().any(char::is_control) {
+            return Err("decodes to a control character".to_owned());
+        }
+        return Ok(Cow::Borrowed(raw));
+    }
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while let Some(&b) = bytes.get(i) {
@@ -620,7 +692,7 @@ fn percent_decode(raw: &str, plus_is_space: bool) -> Result<String, String> {
     if s.chars().any(char::is_control) {
         return Err("decodes to a control character".to_owned());
     }
-    Ok(s)
+    Ok(Cow::Owned(s))
 }
 
 fn clip(s: &str) -> &str {
@@ -763,7 +835,10 @@ mod tests {
     #[test]
     fn template_syntax() {
         let t = Template::parse("a{{b}}c{method}").unwrap();
-        assert_eq!(t.parts, vec![Part::Lit("a{b}c".into()), Part::Method]);
+        assert_eq!(
+            t.parts.to_vec(),
+            vec![Part::Lit("a{b}c".into()), Part::Method]
+        );
         for bad in [
             "{",
             "}",
@@ -778,8 +853,8 @@ mod tests {
             assert!(Template::parse(bad).is_err(), "{bad}");
         }
         assert_eq!(
-            Template::parse("{header.X-Team}").unwrap().parts,
-            vec![Part::Header("x-team".to_owned())]
+            Template::parse("{header.X-Team}").unwrap().parts.to_vec(),
+            vec![Part::Header("x-team".into())]
         );
     }
 
@@ -830,14 +905,17 @@ mod tests {
 
     #[test]
     fn path_splitting() {
-        assert_eq!(split_path("/", "/").unwrap(), vec![""]);
+        assert_eq!(split_path("/", "/").unwrap().to_vec(), vec![""]);
         assert_eq!(
-            split_path("/a//b/", "/a//b/").unwrap(),
+            split_path("/a//b/", "/a//b/").unwrap().to_vec(),
             vec!["a", "", "b", ""]
         );
-        assert_eq!(split_path("/a%20b/%25", "").unwrap(), vec!["a b", "%"]);
+        assert_eq!(
+            split_path("/a%20b/%25", "").unwrap().to_vec(),
+            vec!["a b", "%"]
+        );
         // `+` is literal in paths.
-        assert_eq!(split_path("/a+b", "").unwrap(), vec!["a+b"]);
+        assert_eq!(split_path("/a+b", "").unwrap().to_vec(), vec!["a+b"]);
     }
 
     #[test]

@@ -165,7 +165,7 @@ mod tests {
         Decided {
             answer: AuthzAnswer {
                 decision: outcome,
-                reason: "because".to_owned(),
+                reason: "because".into(),
                 matched: Vec::new(),
                 missing_context_keys: Vec::new(),
                 revision: "rev-7".into(),
