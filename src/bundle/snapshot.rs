@@ -367,7 +367,7 @@ impl Snapshot {
     pub fn authorize(&self, req: &AuthzRequest) -> Result<AuthzAnswer, AuthzError> {
         let deny = |reason: Cow<'static, str>| AuthzAnswer {
             decision: Outcome::ImplicitDeny,
-            reason: reason.into(),
+            reason,
             matched: Vec::new(),
             missing_context_keys: Vec::new(),
             revision: self.revision.clone(),
