@@ -203,19 +203,30 @@ impl GrpcServer {
     }
 }
 
-/// tonic reports a request it cannot decode as INTERNAL; that is the
-/// caller's fault, so it is answered as INVALID_ARGUMENT (with tonic's
-/// message kept). Size-limit errors travel in trailers and stay
-/// OUT_OF_RANGE.
+/// tonic answers a request it cannot decode with INTERNAL, and one over
+/// the size limit with OUT_OF_RANGE; both are the caller's fault, so they
+/// are answered as INVALID_ARGUMENT (with tonic's message kept). Both come
+/// as trailers-only responses, so the status is in the headers.
+/// (Only error responses are inspected; an OK answer is left untouched.)
 fn input_errors_are_invalid_argument<B>(mut response: http::Response<B>) -> http::Response<B> {
     let headers = response.headers_mut();
     let status = headers.get("grpc-status").and_then(|v| v.to_str().ok());
-    let message = headers
-        .get("grpc-message")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    let bad_input = status == Some("13") && message.contains("decode");
+    let bad_input = match status {
+        Some("13") | Some("11") => {
+            // `grpc-message` is percent-encoded.
+            let raw = headers
+                .get("grpc-message")
+                .map(http::HeaderValue::as_bytes)
+                .unwrap_or_default();
+            let message = percent_encoding::percent_decode(raw)
+                .decode_utf8_lossy()
+                .to_ascii_lowercase();
+            let undecodable = status == Some("13") && message.contains("decode");
+            let oversized = status == Some("11") && message.contains("message length too large");
+            undecodable || oversized
+        }
+        _ => false,
+    };
     if bad_input {
         headers.insert("grpc-status", http::HeaderValue::from_static("3"));
     }

@@ -159,6 +159,20 @@ def test_session_policy(pb, channel):
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
+def test_oversized_message_is_invalid_argument(pb, channel):
+    """A message over --max-body-bytes (default 1 MiB) is the caller's fault."""
+    pb2, pb2_grpc = pb
+    stub = pb2_grpc.AuthorizerStub(channel)
+    with pytest.raises(grpc.RpcError) as err:
+        stub.Authorize(request(pb2, "ec2:DescribeInstances", "x" * (2 << 20),
+                               {"aws:RequestedRegion": "us-east-1"}), timeout=10)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "too large" in err.value.details()
+    r = stub.Authorize(request(pb2, "ec2:DescribeInstances", "*", {"aws:RequestedRegion": "us-east-1"}),
+                       timeout=10)
+    assert r.decision == pb2.ALLOWED
+
+
 def test_malformed_protobuf_is_refused_and_server_keeps_serving(pb, channel):
     pb2, pb2_grpc = pb
     raw = channel.unary_unary("/iamgate.v1.Authorizer/Authorize",
