@@ -337,12 +337,16 @@ impl<'a> Request<'a> {
         } else {
             Cow::Borrowed(action)
         };
+        // Read once: the evaluation and the caller both need it.
+        let resource_account = Arn::parse(resource)
+            .map(|a| a.account)
+            .filter(|a| !a.is_empty());
         Self {
             principal,
             action,
             resource,
             context,
-            resource_account: None,
+            resource_account,
         }
     }
 
@@ -374,11 +378,7 @@ impl<'a> Request<'a> {
 
     /// The account that owns the resource: the one given, else the ARN's.
     pub fn resource_account(&self) -> Option<&'a str> {
-        self.resource_account.or_else(|| {
-            Arn::parse(self.resource)
-                .map(|a| a.account)
-                .filter(|a| !a.is_empty())
-        })
+        self.resource_account
     }
 }
 

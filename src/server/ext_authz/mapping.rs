@@ -123,7 +123,7 @@ pub(crate) fn insert_request_keys(
     now: SystemTime,
 ) {
     if let Some(ip) = source_ip {
-        context.insert_static("aws:sourceip", ContextValue::One(ip.to_string()));
+        context.insert_static("aws:sourceip", ContextValue::One(ip_text(ip)));
     }
     let secure = if scheme.eq_ignore_ascii_case("https") {
         "true"
@@ -138,6 +138,28 @@ pub(crate) fn insert_request_keys(
     let (current, epoch_text) = time_texts(epoch);
     context.insert_static("aws:currenttime", ContextValue::One(current));
     context.insert_static("aws:epochtime", ContextValue::One(epoch_text));
+}
+
+/// An address as `Display` writes it; IPv4 (the usual case) without the
+/// formatting machinery.
+fn ip_text(ip: IpAddr) -> String {
+    let IpAddr::V4(v4) = ip else {
+        return ip.to_string();
+    };
+    let mut s = String::with_capacity(15);
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            s.push('.');
+        }
+        if octet >= 100 {
+            s.push(char::from(b'0' + octet / 100));
+        }
+        if octet >= 10 {
+            s.push(char::from(b'0' + octet / 10 % 10));
+        }
+        s.push(char::from(b'0' + octet % 10));
+    }
+    s
 }
 
 /// `aws:CurrentTime` and `aws:EpochTime` for a second since the epoch,
@@ -384,7 +406,7 @@ impl<'t> Template<'t> {
         let mut parts = SmallVec::new();
         let mut lit: Option<Cow<'t, str>> = None;
         let mut rest = src;
-        while let Some(i) = rest.find(['{', '}']) {
+        while let Some(i) = rest.bytes().position(|b| b == b'{' || b == b'}') {
             let (before, after) = rest.split_at(i);
             push_lit(&mut lit, before);
             if let Some(tail) = after.strip_prefix("{{") {
@@ -830,6 +852,23 @@ mod tests {
         // No principal on a misconfigured route: still the route's fault.
         let c = check("/a", &[], &[("iamgate.action", "ec2:X")]);
         assert!(map(&c).unwrap_err().is_config());
+    }
+
+    #[test]
+    fn ip_text_matches_display() {
+        for ip in [
+            "0.0.0.0",
+            "10.20.30.40",
+            "192.168.100.9",
+            "255.255.255.255",
+            "1.2.3.4",
+            "::1",
+            "2001:db8::7",
+            "::ffff:10.0.0.1",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(ip_text(ip), ip.to_string());
+        }
     }
 
     #[test]

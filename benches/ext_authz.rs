@@ -1,0 +1,210 @@
+//! iamgate's own work per ext_authz `Check`, without the transport: what the
+//! load benchmark (`benches/load/run.sh`) attributes to iamgate beyond a
+//! null server, split into its steps so that each can be worked on.
+//!
+//! ```text
+//! cargo bench --bench ext_authz
+//! IAMGATE_BENCH_BUNDLE=DIR cargo bench --bench ext_authz   # e.g. the load bundle
+//! ```
+//!
+//! Steps, on one CheckRequest shaped like the one Envoy sends (route
+//! templates, 14 headers, source address): `decode` (prost, as any server
+//! does: the baseline), `map` (templates, path, principal, context keys),
+//! `authorize` (the snapshot's decision), `answer` (the ok_response with
+//! headers and dynamic metadata, encoded) and `all` (map + authorize +
+//! answer). Without `IAMGATE_BENCH_BUNDLE` the built-in demo bundle is used,
+//! with the demo's `bob` stopping a blue instance; with it, the request of
+//! `benches/load/gen_bundle.py` (user-0042 of account 111111111111, team
+//! red).
+
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::time::SystemTime;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use envoy_types::pb::envoy::config::core::v3::address::Address as AddressKind;
+use envoy_types::pb::envoy::config::core::v3::{Address, SocketAddress};
+use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Peer, Request};
+use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest};
+use iamgate::bundle::{self, Snapshot};
+use iamgate::engine::Outcome;
+use iamgate::server::ext_authz::{mapping, response};
+use iamgate::server::state::Decided;
+use prost::Message as _;
+
+/// Who asks, for which instance, and the instance's team tag.
+struct Case {
+    principal: &'static str,
+    account: &'static str,
+    instance: &'static str,
+    team: &'static str,
+    source_ip: &'static str,
+}
+
+const DEMO: Case = Case {
+    principal: "arn:aws:iam::111111111111:user/engineering/bob",
+    account: "111111111111",
+    instance: "i-0abc",
+    team: "blue",
+    source_ip: "10.0.0.7",
+};
+
+const LOAD: Case = Case {
+    principal: "arn:aws:iam::111111111111:user/eng/red/user-0042",
+    account: "111111111111",
+    instance: "i-0a1b2c3d4e5f60718",
+    team: "red",
+    source_ip: "10.20.30.40",
+};
+
+fn check_request(case: &Case) -> CheckRequest {
+    let mut headers: HashMap<String, String> = [
+        (":authority", "ec2.internal"),
+        (":method", "POST"),
+        (":scheme", "http"),
+        ("accept", "*/*"),
+        ("content-length", "0"),
+        ("user-agent", "aws-cli/2.15.0"),
+        ("x-forwarded-proto", "http"),
+        ("x-request-id", "5c6f1b1e-7a0e-4d1e-9d63-0f6c2b1d9e11"),
+        ("x-envoy-expected-rq-timeout-ms", "15000"),
+        ("x-amz-date", "20261128T010203Z"),
+        ("x-iamgate-principal", case.principal),
+        ("x-instance-team", case.team),
+        (
+            "x-amzn-trace-id",
+            "Root=1-5759e988-bd862e3fe1be46a994272793",
+        ),
+        ("accept-encoding", "gzip"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    headers.insert(
+        ":path".to_owned(),
+        format!("/instances/{}/Stop", case.instance),
+    );
+    let context_extensions: HashMap<String, String> = [
+        ("iamgate.action", "ec2:{path.2}Instances".to_owned()),
+        (
+            "iamgate.resource",
+            format!("arn:aws:ec2:us-east-1:{}:instance/{{path.1}}", case.account),
+        ),
+        (
+            "iamgate.context.aws:RequestedRegion",
+            "us-east-1".to_owned(),
+        ),
+        (
+            "iamgate.context.ec2:ResourceTag/team",
+            "{header.x-instance-team}".to_owned(),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let address = |ip: &str, port: u32| Address {
+        address: Some(AddressKind::SocketAddress(SocketAddress {
+            address: ip.to_owned(),
+            port_specifier: Some(
+                envoy_types::pb::envoy::config::core::v3::socket_address::PortSpecifier::PortValue(
+                    port,
+                ),
+            ),
+            ..Default::default()
+        })),
+    };
+    CheckRequest {
+        attributes: Some(AttributeContext {
+            source: Some(Peer {
+                address: Some(address(case.source_ip, 51234)),
+                ..Default::default()
+            }),
+            destination: Some(Peer {
+                address: Some(address("10.0.0.1", 8080)),
+                ..Default::default()
+            }),
+            request: Some(Request {
+                http: Some(HttpRequest {
+                    id: "1234567890".to_owned(),
+                    method: "POST".to_owned(),
+                    path: format!("/instances/{}/Stop", case.instance),
+                    host: "ec2.internal".to_owned(),
+                    scheme: "http".to_owned(),
+                    protocol: "HTTP/1.1".to_owned(),
+                    headers,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            context_extensions,
+            ..Default::default()
+        }),
+    }
+}
+
+fn setup() -> Result<(Snapshot, &'static Case), String> {
+    match std::env::var_os("IAMGATE_BENCH_BUNDLE") {
+        Some(dir) => bundle::load_path(std::path::Path::new(&dir))
+            .map(|s| (s, &LOAD))
+            .map_err(|e| format!("IAMGATE_BENCH_BUNDLE: {e}")),
+        None => bundle::load_files(&bundle::demo::files(), "demo")
+            .map(|s| (s, &DEMO))
+            .map_err(|e| format!("demo bundle: {e}")),
+    }
+}
+
+#[expect(
+    clippy::expect_used,
+    reason = "a benchmark that cannot set up must stop"
+)]
+fn ext_authz(c: &mut Criterion) {
+    let (snapshot, case) = setup().expect("bench setup");
+    let check = check_request(case);
+    let bytes = check.encode_to_vec();
+    let principals = mapping::PrincipalSource {
+        header: "x-iamgate-principal",
+        uri_sans: &[],
+    };
+    let now = SystemTime::now();
+    let mapped = mapping::map_request(&check, principals, now).expect("the request maps");
+    let answer = snapshot.authorize(&mapped).expect("the request is decided");
+    assert_eq!(
+        answer.decision,
+        Outcome::Allowed,
+        "the bench request must be allowed: {}",
+        answer.reason
+    );
+    let decided = Decided {
+        answer,
+        decision_id: "0123456789abcdef-000000000001".to_owned(),
+    };
+
+    let mut g = c.benchmark_group("ext_authz");
+    g.bench_function("decode", |b| {
+        b.iter(|| CheckRequest::decode(black_box(bytes.as_slice())))
+    });
+    g.bench_function("map", |b| {
+        b.iter(|| mapping::map_request(black_box(&check), principals, now))
+    });
+    g.bench_function("authorize", |b| {
+        b.iter(|| snapshot.authorize(black_box(&mapped)))
+    });
+    g.bench_function("answer", |b| {
+        b.iter(|| response::decided(black_box(&decided), &mapped.principal_arn).encode_to_vec())
+    });
+    g.bench_function("all", |b| {
+        b.iter(|| {
+            let m = mapping::map_request(black_box(&check), principals, now).ok()?;
+            let answer = snapshot.authorize(&m).ok()?;
+            let d = Decided {
+                answer,
+                decision_id: "0123456789abcdef-000000000001".to_owned(),
+            };
+            Some(response::decided(&d, &m.principal_arn).encode_to_vec())
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, ext_authz);
+criterion_main!(benches);
