@@ -411,11 +411,9 @@ impl<'t> Template<'t> {
             push_lit(&mut lit, before);
             if let Some(tail) = after.strip_prefix("{{") {
                 push_lit(&mut lit, "{");
-                lit = lit.map(|l| Cow::Owned(l.into_owned()));
                 rest = tail;
             } else if let Some(tail) = after.strip_prefix("}}") {
                 push_lit(&mut lit, "}");
-                lit = lit.map(|l| Cow::Owned(l.into_owned()));
                 rest = tail;
             } else if after.starts_with('}') {
                 return Err(format!(
