@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 use serde_json::Value;
+use smallvec::SmallVec;
 
 use crate::engine::err::EngineError;
 use crate::engine::request::{Principal, PrincipalKind, Request};
@@ -100,7 +101,7 @@ pub enum PrincipalMatch {
     Direct,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 struct ActionMatcher {
     negated: bool,
     /// Lower-cased patterns as written (for the index).
@@ -117,13 +118,13 @@ impl ActionMatcher {
 }
 
 /// A resource pattern: compiled once unless it holds a policy variable.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 enum ResourcePattern {
     Plain(Pattern),
     Template(Template),
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 struct ResourceMatcher {
     negated: bool,
     any: bool,
@@ -199,6 +200,34 @@ impl Statement {
     /// `Allow` or `Deny`.
     pub fn effect(&self) -> Effect {
         self.effect
+    }
+
+    /// Whether `other` is the same rule (all but the Sid equal once
+    /// compiled), so that it applies to exactly the same requests.
+    fn same_rule(&self, other: &Statement) -> bool {
+        self.effect == other.effect
+            && self.actions == other.actions
+            && self.resources == other.resources
+            && self.principal == other.principal
+            && self.conditions == other.conditions
+    }
+
+    /// A hash of the parts of the rule that are cheap to hash; equal rules
+    /// have equal keys (see [`Statement::same_rule`]).
+    fn rule_key(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = rustc_hash::FxHasher::default();
+        self.effect.hash(&mut h);
+        self.actions.negated.hash(&mut h);
+        self.actions.patterns.hash(&mut h);
+        if let Some(r) = &self.resources {
+            (r.negated, r.any, r.patterns.len()).hash(&mut h);
+        }
+        self.principal.is_some().hash(&mut h);
+        for c in self.conditions.iter() {
+            c.key().hash(&mut h);
+        }
+        h.finish()
     }
 
     /// Whether the statement applies to the request. `action_known` skips
@@ -367,32 +396,53 @@ fn principal_matches(
 }
 
 /// A statement's place in a [`PolicySet`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct Slot {
     pub policy: u32,
     pub statement: u32,
+}
+
+/// Whether a statement repeats another of its set. The same guardrail is
+/// often copied into several policies; it is evaluated once per request and
+/// every copy is still reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Twin {
+    /// No other statement of the set is the same rule.
+    Unique,
+    /// The first of several copies: its result decides theirs.
+    First,
+    /// A copy of the statement at this slot, which comes before it in every
+    /// candidate list.
+    Of(Slot),
+}
+
+/// One entry of a candidate list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Cand {
+    pub slot: Slot,
+    pub twin: Twin,
 }
 
 /// Statements of one effect, indexed by the actions they can match.
 #[derive(Debug, Default)]
 pub(crate) struct ActionIndex {
     /// Lower-cased exact action → statements naming it without wildcards.
-    exact: FxHashMap<Box<str>, Vec<Slot>>,
+    exact: FxHashMap<Box<str>, Vec<Cand>>,
     /// Service prefix → statements with a wildcard action in that service.
-    service: FxHashMap<Box<str>, Vec<Slot>>,
+    service: FxHashMap<Box<str>, Vec<Cand>>,
     /// Statements whose service part has a wildcard, or with `NotAction`.
-    any: Vec<Slot>,
+    any: Vec<Cand>,
 }
 
 impl ActionIndex {
-    fn add(&mut self, slot: Slot, actions: &ActionMatcher) {
+    fn add(&mut self, cand: Cand, actions: &ActionMatcher) {
         if actions.negated
             || actions.patterns.iter().any(|p| {
                 p.split_once(':')
                     .is_none_or(|(s, _)| s.contains(['*', '?']))
             })
         {
-            self.any.push(slot);
+            self.any.push(cand);
             return;
         }
         // Per service: one wildcard entry, or one exact entry per action.
@@ -406,7 +456,7 @@ impl ActionIndex {
             }
         }
         for s in &wild_services {
-            self.service.entry((*s).into()).or_default().push(slot);
+            self.service.entry((*s).into()).or_default().push(cand);
         }
         for p in actions.patterns.iter() {
             let service = p.split_once(':').map(|(s, _)| s).unwrap_or_default();
@@ -414,8 +464,8 @@ impl ActionIndex {
                 continue;
             }
             let list = self.exact.entry(p.clone()).or_default();
-            if !list.contains(&slot) {
-                list.push(slot);
+            if !list.contains(&cand) {
+                list.push(cand);
             }
         }
     }
@@ -433,21 +483,22 @@ impl ActionIndex {
         for (action, list) in exact.iter_mut() {
             let svc = action.split_once(':').map(|(s, _)| s).unwrap_or(action);
             let wild = service.get(svc).map(Vec::as_slice).unwrap_or_default();
-            for slot in wild.iter().chain(any.iter()) {
-                if !list.contains(slot) && matches(*slot, action) {
-                    list.push(*slot);
+            for cand in wild.iter().chain(any.iter()) {
+                if !list.contains(cand) && matches(cand.slot, action) {
+                    list.push(*cand);
                 }
             }
         }
     }
 
-    /// Calls `f(slot, action_known)` for each statement that may match.
+    /// Calls `f(candidate, action_known)` for each statement that may
+    /// match, until `f` returns false.
     #[inline]
-    pub(crate) fn candidates(&self, action: &str, mut f: impl FnMut(Slot, bool) -> bool) {
+    pub(crate) fn candidates(&self, action: &str, mut f: impl FnMut(Cand, bool) -> bool) {
         if let Some(list) = self.exact.get(action) {
             // Complete for this action (see `finish`).
-            for s in list {
-                if !f(*s, true) {
+            for c in list {
+                if !f(*c, true) {
                     return;
                 }
             }
@@ -456,15 +507,15 @@ impl ActionIndex {
         if !self.service.is_empty() {
             let service = action.split_once(':').map(|(s, _)| s).unwrap_or(action);
             if let Some(list) = self.service.get(service) {
-                for s in list {
-                    if !f(*s, false) {
+                for c in list {
+                    if !f(*c, false) {
                         return;
                     }
                 }
             }
         }
-        for s in &self.any {
-            if !f(*s, false) {
+        for c in &self.any {
+            if !f(*c, false) {
                 return;
             }
         }
@@ -488,15 +539,18 @@ impl PolicySet {
             policies,
             ..Self::default()
         };
+        let twins = twins(&set.policies);
         for (pi, p) in set.policies.iter().enumerate() {
             for (si, s) in p.statements.iter().enumerate() {
                 let slot = Slot {
                     policy: u32::try_from(pi).unwrap_or(u32::MAX),
                     statement: u32::try_from(si).unwrap_or(u32::MAX),
                 };
+                let twin = twins.get(&slot).copied().unwrap_or(Twin::Unique);
+                let cand = Cand { slot, twin };
                 match s.effect {
-                    Effect::Allow => set.allow.add(slot, &s.actions),
-                    Effect::Deny => set.deny.add(slot, &s.actions),
+                    Effect::Allow => set.allow.add(cand, &s.actions),
+                    Effect::Deny => set.deny.add(cand, &s.actions),
                 }
                 set.statements += 1;
             }
@@ -533,4 +587,39 @@ impl PolicySet {
         let s = p.statements.get(slot.statement as usize)?;
         Some((p, s))
     }
+}
+
+/// The statements of `policies` that repeat another one (same rule, any
+/// Sid): the first copy in slot order is `First`, the others point to it.
+/// Copies have the same actions, so they sit in the same candidate lists,
+/// in slot order.
+fn twins(policies: &[Arc<CompiledPolicy>]) -> FxHashMap<Slot, Twin> {
+    let mut by_key: FxHashMap<u64, SmallVec<[Slot; 2]>> = FxHashMap::default();
+    let mut out = FxHashMap::default();
+    let statement = |slot: Slot| {
+        policies
+            .get(slot.policy as usize)
+            .and_then(|p| p.statements.get(slot.statement as usize))
+    };
+    for (pi, p) in policies.iter().enumerate() {
+        for (si, s) in p.statements.iter().enumerate() {
+            let slot = Slot {
+                policy: u32::try_from(pi).unwrap_or(u32::MAX),
+                statement: u32::try_from(si).unwrap_or(u32::MAX),
+            };
+            let firsts = by_key.entry(s.rule_key()).or_default();
+            let first = firsts
+                .iter()
+                .copied()
+                .find(|f| statement(*f).is_some_and(|f| f.same_rule(s)));
+            match first {
+                Some(f) => {
+                    out.insert(f, Twin::First);
+                    out.insert(slot, Twin::Of(f));
+                }
+                None => firsts.push(slot),
+            }
+        }
+    }
+    out
 }

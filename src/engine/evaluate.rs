@@ -15,7 +15,7 @@
 
 use smallvec::SmallVec;
 
-use crate::engine::compile::{PolicySet, PrincipalMatch};
+use crate::engine::compile::{PolicySet, PrincipalMatch, Slot, Twin};
 use crate::engine::decision::{Decision, MATCHED_INLINE, MatchedStatement, Outcome, Reason};
 use crate::engine::request::{PrincipalKind, Request};
 use crate::policy::variables::MissingKeys;
@@ -37,6 +37,21 @@ pub struct Applicable<'p> {
 
 type Matches<'p> = SmallVec<[MatchedStatement<'p>; MATCHED_INLINE]>;
 
+/// Results of the statements that have copies in the set (see [`Twin`]),
+/// so that each copy is evaluated once.
+#[derive(Default)]
+struct TwinResults(SmallVec<[(Slot, bool); 4]>);
+
+impl TwinResults {
+    fn get(&self, slot: Slot) -> Option<bool> {
+        self.0.iter().find(|(s, _)| *s == slot).map(|(_, r)| *r)
+    }
+
+    fn put(&mut self, slot: Slot, applied: bool) {
+        self.0.push((slot, applied));
+    }
+}
+
 struct Eval<'p, 'r> {
     req: &'r Request<'r>,
     has_boundary: bool,
@@ -47,15 +62,27 @@ impl<'p> Eval<'p, '_> {
     /// Collects every matching deny statement of `set`.
     fn denies(&mut self, set: &'p PolicySet, out: &mut Matches<'p>) {
         let action = self.req.action();
-        set.deny.candidates(action, |slot, known| {
-            if let Some((policy, stmt)) = set.get(slot)
-                && stmt
-                    .applies(self.req, known, self.has_boundary, &mut self.missing)
-                    .is_some()
-            {
+        let mut twins = TwinResults::default();
+        set.deny.candidates(action, |cand, known| {
+            let Some((policy, stmt)) = set.get(cand.slot) else {
+                return true;
+            };
+            let applies = match cand.twin {
+                Twin::Of(first) if let Some(r) = twins.get(first) => r,
+                twin => {
+                    let r = stmt
+                        .applies(self.req, known, self.has_boundary, &mut self.missing)
+                        .is_some();
+                    if twin == Twin::First {
+                        twins.put(cand.slot, r);
+                    }
+                    r
+                }
+            };
+            if applies {
                 out.push(MatchedStatement {
                     policy,
-                    index: slot.statement as usize,
+                    index: cand.slot.statement as usize,
                     statement: stmt,
                 });
             }
@@ -64,20 +91,31 @@ impl<'p> Eval<'p, '_> {
     }
 
     /// The strongest matching allow of `set` (the first one found at that
-    /// strength).
+    /// strength). A copy of a statement already evaluated cannot do better
+    /// than its first, so it is skipped.
     fn allow(&mut self, set: &'p PolicySet) -> Option<(MatchedStatement<'p>, PrincipalMatch)> {
         let action = self.req.action();
         let mut best: Option<(MatchedStatement<'p>, PrincipalMatch)> = None;
-        set.allow.candidates(action, |slot, known| {
-            if let Some((policy, stmt)) = set.get(slot)
-                && let Some(how) =
-                    stmt.applies(self.req, known, self.has_boundary, &mut self.missing)
+        let mut twins = TwinResults::default();
+        set.allow.candidates(action, |cand, known| {
+            if let Twin::Of(first) = cand.twin
+                && twins.get(first).is_some()
             {
+                return true;
+            }
+            let Some((policy, stmt)) = set.get(cand.slot) else {
+                return true;
+            };
+            let how = stmt.applies(self.req, known, self.has_boundary, &mut self.missing);
+            if cand.twin == Twin::First {
+                twins.put(cand.slot, how.is_some());
+            }
+            if let Some(how) = how {
                 if best.as_ref().is_none_or(|(_, b)| how > *b) {
                     best = Some((
                         MatchedStatement {
                             policy,
-                            index: slot.statement as usize,
+                            index: cand.slot.statement as usize,
                             statement: stmt,
                         },
                         how,
@@ -258,5 +296,105 @@ fn finish<'p>(
         reason,
         matched,
         missing_keys: ev.missing.keys().iter().copied().collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::engine::compile::CompiledPolicy;
+    use crate::engine::err::EngineError;
+    use crate::engine::request::{Context, Principal};
+    use crate::policy::PolicyKind;
+
+    fn policy(id: &str, doc: serde_json::Value) -> Result<Arc<CompiledPolicy>, EngineError> {
+        Ok(Arc::new(CompiledPolicy::from_json(
+            id,
+            PolicyKind::Identity,
+            &doc,
+        )?))
+    }
+
+    fn guardrail(sid: &str, cidr: &str) -> serde_json::Value {
+        json!({"Sid": sid, "Effect": "Deny", "Action": "ec2:*", "Resource": "*",
+               "Condition": {"NotIpAddress": {"aws:SourceIp": cidr}}})
+    }
+
+    /// Copies of a statement (same rule, other Sids) are evaluated once and
+    /// all reported, in policy order; a near copy is not a copy.
+    #[test]
+    fn statement_copies_are_all_reported() -> Result<(), EngineError> {
+        let allow = json!({"Effect": "Allow", "Action": "ec2:StopInstances", "Resource": "*"});
+        let set = PolicySet::new(vec![
+            policy(
+                "a",
+                json!({"Version": "2012-10-17",
+                "Statement": [allow.clone(), guardrail("A", "10.0.0.0/8")]}),
+            )?,
+            policy(
+                "b",
+                json!({"Version": "2012-10-17",
+                "Statement": [guardrail("B", "10.0.0.0/8"), allow]}),
+            )?,
+            policy(
+                "c",
+                json!({"Version": "2012-10-17",
+                "Statement": [guardrail("C", "10.0.0.0/16")]}),
+            )?,
+            policy(
+                "d",
+                json!({"Version": "2012-10-17",
+                "Statement": [guardrail("D", "10.0.0.0/8")]}),
+            )?,
+        ]);
+        let caller = Principal::parse("arn:aws:iam::111122223333:user/alice")?;
+        let applicable = Applicable {
+            identity: Some(&set),
+            ..Applicable::default()
+        };
+        let decide_from = |ip: &str| {
+            let ctx = Context::new().with("aws:SourceIp", ip);
+            let req = Request::new(&caller, "ec2:StopInstances", "*", &ctx);
+            let d = decide(&applicable, &req);
+            let matched: Vec<(String, Option<String>)> = d
+                .matched
+                .iter()
+                .map(|m| (m.policy_id().to_owned(), m.sid().map(str::to_owned)))
+                .collect();
+            (d.outcome, matched)
+        };
+        let named = |ids: &[(&str, Option<&str>)]| -> Vec<(String, Option<String>)> {
+            ids.iter()
+                .map(|(p, s)| ((*p).to_owned(), s.map(str::to_owned)))
+                .collect()
+        };
+        // Outside every range: the three copies and the near copy deny.
+        assert_eq!(
+            decide_from("192.0.2.1"),
+            (
+                Outcome::ExplicitDeny,
+                named(&[
+                    ("a", Some("A")),
+                    ("b", Some("B")),
+                    ("c", Some("C")),
+                    ("d", Some("D"))
+                ])
+            )
+        );
+        // Inside 10/8 but outside 10.0/16: only the near copy denies.
+        assert_eq!(
+            decide_from("10.1.2.3"),
+            (Outcome::ExplicitDeny, named(&[("c", Some("C"))]))
+        );
+        // Inside both: the first of the two identical allows decides.
+        assert_eq!(
+            decide_from("10.0.2.3"),
+            (Outcome::Allowed, named(&[("a", None)]))
+        );
+        Ok(())
     }
 }

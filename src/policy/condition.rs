@@ -183,7 +183,7 @@ impl Operator {
 }
 
 /// Policy values, typed once at compile time.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 enum Operands {
     /// `StringEquals` family, `BinaryEquals`: exact text.
     Exact(Box<[Template]>),
@@ -205,8 +205,9 @@ enum Operands {
     Null(Box<[Option<bool>]>),
 }
 
-/// One compiled `operator: {key: values}` entry.
-#[derive(Debug, Clone)]
+/// One compiled `operator: {key: values}` entry. Equal conditions
+/// evaluate alike.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Condition {
     op: Operator,
     key: Box<str>,
