@@ -10,9 +10,11 @@
 //! Steps, on one CheckRequest shaped like the one Envoy sends (route
 //! templates, 14 headers, source address): `decode` (prost, as any server
 //! does: the baseline), `map` (templates, path, principal, context keys),
-//! `authorize` (the snapshot's decision), `answer` (the ok_response with
-//! headers and dynamic metadata, encoded) and `all` (map + authorize +
-//! answer). Without `IAMGATE_BENCH_BUNDLE` the built-in demo bundle is used,
+//! `authorize` (the snapshot's decision), `answer` (the allow: ok_response
+//! with headers and dynamic metadata, written to the wire as the server
+//! does), `answer_message` (the same allow built as a prost `CheckResponse`
+//! and encoded: how every other answer is made, and how the allow was) and
+//! `all` (map + authorize + answer). Without `IAMGATE_BENCH_BUNDLE` the built-in demo bundle is used,
 //! with the demo's `bob` stopping a blue instance; with it, the request of
 //! `benches/load/gen_bundle.py` (user-0042 of account 111111111111, team
 //! red).
@@ -28,6 +30,7 @@ use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, 
 use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest};
 use iamgate::bundle::{self, Snapshot};
 use iamgate::engine::Outcome;
+use iamgate::server::ext_authz::service::{AllowAnswer, CheckAnswer};
 use iamgate::server::ext_authz::{mapping, response};
 use iamgate::server::state::Decided;
 use prost::Message as _;
@@ -189,18 +192,25 @@ fn ext_authz(c: &mut Criterion) {
     g.bench_function("authorize", |b| {
         b.iter(|| snapshot.authorize(black_box(&mapped)))
     });
-    g.bench_function("answer", |b| {
+    let allow = CheckAnswer::Allowed(AllowAnswer {
+        decision_id: decided.decision_id.clone(),
+        principal: mapped.principal_arn.clone(),
+        revision: decided.answer.revision.clone(),
+    });
+    g.bench_function("answer", |b| b.iter(|| black_box(&allow).encode_to_vec()));
+    g.bench_function("answer_message", |b| {
         b.iter(|| response::decided(black_box(&decided), &mapped.principal_arn).encode_to_vec())
     });
     g.bench_function("all", |b| {
         b.iter(|| {
             let m = mapping::map_request(black_box(&check), principals, now).ok()?;
             let answer = snapshot.authorize(&m).ok()?;
-            let d = Decided {
-                answer,
+            let allow = CheckAnswer::Allowed(AllowAnswer {
                 decision_id: "0123456789abcdef-000000000001".to_owned(),
-            };
-            Some(response::decided(&d, &m.principal_arn).encode_to_vec())
+                principal: m.principal_arn,
+                revision: answer.revision,
+            });
+            Some(allow.encode_to_vec())
         })
     });
     g.finish();

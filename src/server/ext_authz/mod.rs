@@ -2,7 +2,9 @@
 //! (`envoy.service.auth.v3.Authorization/Check`), opa-envoy-plugin style:
 //! [`mapping`] turns the `CheckRequest` into one IAM request, the shared
 //! decision path ([`AppState::decide`]) decides it, and [`response`] shapes
-//! the `CheckResponse`. The gRPC listener itself lives in `server::grpc`.
+//! the `CheckResponse`; [`service`] is the gRPC service (an allow is
+//! written to the wire without building the message). The gRPC listener
+//! itself lives in `server::grpc`.
 //! Routes whose `iamgate.mapping` (or `--default-mapping`) is `ec2-query`
 //! go to [`ec2`], which maps an EC2 Query API call and answers as EC2.
 //! A `CheckRequest` without an HTTP request comes from Envoy's network
@@ -13,17 +15,17 @@ pub mod ec2;
 pub mod mapping;
 pub mod network;
 pub mod response;
+pub mod service;
 
 use std::time::SystemTime;
 
-use envoy_types::pb::envoy::service::auth::v3::authorization_server::{
-    Authorization, AuthorizationServer,
-};
-use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse};
+use envoy_types::pb::envoy::service::auth::v3::CheckRequest;
 
+use crate::engine::Outcome;
 use crate::server::config::ServiceMapping;
 use crate::server::state::AppState;
 use crate::telemetry::Frontend;
+use service::{AllowAnswer, AuthorizationService, CheckAnswer};
 
 /// Headroom over the body limit for the rest of a `CheckRequest`.
 const CHECK_OVERHEAD_BYTES: usize = 256 * 1024;
@@ -40,18 +42,28 @@ impl ExtAuthz {
         Self { state }
     }
 
-    /// Maps, decides and answers one `CheckRequest`.
-    pub fn check_request(&self, req: &CheckRequest, now: SystemTime) -> CheckResponse {
+    /// Answers one `CheckRequest` from Envoy's HTTP or network filter.
+    pub fn check(&self, request: &CheckRequest) -> Result<CheckAnswer, tonic::Status> {
+        if network::is_network_check(request) {
+            return network::check_request(&self.state, request).map(CheckAnswer::from);
+        }
+        Ok(self.check_request(request, SystemTime::now()))
+    }
+
+    /// Maps, decides and answers one `CheckRequest` of the HTTP filter.
+    pub fn check_request(&self, req: &CheckRequest, now: SystemTime) -> CheckAnswer {
         let frontend = Frontend::ExtAuthz;
         let config = &self.state.config;
         match ec2::route_mapping(req, config.default_mapping) {
-            Ok(ServiceMapping::Ec2Query) => return ec2::check_request(&self.state, req, now),
+            Ok(ServiceMapping::Ec2Query) => {
+                return ec2::check_request(&self.state, req, now).into();
+            }
             Ok(ServiceMapping::Generic) => {}
             Err(e) => {
                 tracing::warn!(error = %e, "ext_authz: misconfigured route");
                 let err = e.into_serve_error();
                 self.state.metrics.request_error(frontend, err.reason());
-                return response::refused(&err);
+                return response::refused(&err).into();
             }
         }
         let principals = mapping::PrincipalSource {
@@ -66,40 +78,29 @@ impl ExtAuthz {
                 }
                 let err = e.into_serve_error();
                 self.state.metrics.request_error(frontend, err.reason());
-                return response::refused(&err);
+                return response::refused(&err).into();
             }
         };
         let traceparent = mapping::traceparent(req);
         match self.state.decide(frontend, &mapped, traceparent.as_deref()) {
-            Ok(d) => response::decided(&d, &mapped.principal_arn),
+            Ok(d) if d.answer.decision == Outcome::Allowed => CheckAnswer::Allowed(AllowAnswer {
+                decision_id: d.decision_id,
+                principal: mapped.principal_arn,
+                revision: d.answer.revision,
+            }),
+            Ok(d) => response::decided(&d, &mapped.principal_arn).into(),
             // `decide` has counted the error.
-            Err(e) => response::refused(&e),
+            Err(e) => response::refused(&e).into(),
         }
-    }
-}
-
-#[tonic::async_trait]
-impl Authorization for ExtAuthz {
-    async fn check(
-        &self,
-        request: tonic::Request<CheckRequest>,
-    ) -> Result<tonic::Response<CheckResponse>, tonic::Status> {
-        if network::is_network_check(request.get_ref()) {
-            return network::check_request(&self.state, request.get_ref())
-                .map(tonic::Response::new);
-        }
-        Ok(tonic::Response::new(
-            self.check_request(request.get_ref(), SystemTime::now()),
-        ))
     }
 }
 
 /// The tonic service to add to the gRPC router.
-pub fn service(state: AppState) -> AuthorizationServer<ExtAuthz> {
+pub fn service(state: AppState) -> AuthorizationService {
     let limit = state
         .config
         .limits
         .max_body_bytes
         .saturating_add(CHECK_OVERHEAD_BYTES);
-    AuthorizationServer::new(ExtAuthz::new(state)).max_decoding_message_size(limit)
+    AuthorizationService::new(ExtAuthz::new(state), limit)
 }

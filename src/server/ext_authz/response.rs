@@ -15,6 +15,10 @@
 //!
 //! `dynamic_metadata` (namespace `envoy.filters.http.ext_authz`) carries
 //! `decision_id`, `decision` and `revision`, or `error` for refusals.
+//!
+//! The generic mapping's allow, the answer on every request path, is
+//! written straight to the wire by [`super::service`]; [`decided`] is the
+//! message it must decode to (tested there) and what the EC2 path sends.
 
 use std::collections::HashMap;
 

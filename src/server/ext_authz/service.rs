@@ -1,0 +1,329 @@
+//! The `envoy.service.auth.v3.Authorization` gRPC service: routing, the
+//! codec, and the wire encoding of an allowed Check.
+//!
+//! It stands in for envoy-types' generated `AuthorizationServer` for one
+//! reason: an allowed Check, the answer on every request path, is written
+//! straight to the wire ([`AllowAnswer`]) instead of being built as a
+//! `CheckResponse` of owned strings and a hashed metadata map, then encoded
+//! and dropped. Requests are decoded into the envoy-types `CheckRequest` as
+//! before (decode errors and size limits behave as in the generated
+//! server), and every other answer is a `CheckResponse`. The allow's bytes
+//! decode to exactly the message [`super::response::decided`] builds (unit
+//! test below). Mapping and deciding are [`super::ExtAuthz`]'s, not this
+//! module's.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use envoy_types::pb::envoy::config::core::v3::header_value_option::HeaderAppendAction;
+use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse};
+use prost::Message;
+use prost::bytes::BufMut;
+use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, key_len};
+use tonic::body::Body;
+use tonic::codec::{Codec, EncodeBuf, Encoder};
+use tonic::codegen::{Body as HttpBody, BoxFuture, StdError};
+use tonic::server::{Grpc, NamedService, UnaryService};
+use tonic_prost::ProstDecoder;
+
+use super::ExtAuthz;
+use super::response::{DECISION_ID_HEADER, PRINCIPAL_HEADER};
+
+/// The one method of the service.
+const CHECK_PATH: &str = "/envoy.service.auth.v3.Authorization/Check";
+
+/// What a Check answers.
+#[derive(Debug)]
+pub enum CheckAnswer {
+    /// Any answer, as the envoy-types message.
+    Message(Box<CheckResponse>),
+    /// An allow, encoded without building the message.
+    Allowed(AllowAnswer),
+}
+
+impl From<CheckResponse> for CheckAnswer {
+    fn from(m: CheckResponse) -> Self {
+        CheckAnswer::Message(Box::new(m))
+    }
+}
+
+impl CheckAnswer {
+    /// The protobuf encoding (what goes in the gRPC frame).
+    pub fn encode_to_vec(&self) -> Vec<u8> {
+        match self {
+            CheckAnswer::Message(m) => m.encode_to_vec(),
+            CheckAnswer::Allowed(a) => {
+                let mut out = Vec::with_capacity(a.encoded_len());
+                a.encode(&mut out);
+                out
+            }
+        }
+    }
+}
+
+/// An allowed Check: status OK, an `ok_response` that overwrites
+/// `x-iamgate-decision-id` and `x-iamgate-principal` upstream, and
+/// `dynamic_metadata` with `decision_id`, `decision` and `revision`.
+#[derive(Debug, Clone)]
+pub struct AllowAnswer {
+    pub decision_id: String,
+    pub principal: String,
+    pub revision: Arc<str>,
+}
+
+// Field numbers, from envoy/service/auth/v3/external_auth.proto,
+// envoy/config/core/v3/base.proto and google/protobuf/struct.proto.
+const CHECK_STATUS: u32 = 1;
+const CHECK_OK_RESPONSE: u32 = 3;
+const CHECK_DYNAMIC_METADATA: u32 = 4;
+const OK_HEADERS: u32 = 2;
+const OPTION_HEADER: u32 = 1;
+const OPTION_APPEND_ACTION: u32 = 3;
+const HEADER_KEY: u32 = 1;
+const HEADER_VALUE: u32 = 2;
+const STRUCT_FIELDS: u32 = 1;
+const ENTRY_KEY: u32 = 1;
+const ENTRY_VALUE: u32 = 2;
+const VALUE_STRING: u32 = 3;
+const OVERWRITE: u64 = HeaderAppendAction::OverwriteIfExistsOrAdd as u64;
+
+impl AllowAnswer {
+    fn metadata(&self) -> [(&str, &str); 3] {
+        [
+            ("decision_id", &self.decision_id),
+            ("decision", "allowed"),
+            ("revision", &self.revision),
+        ]
+    }
+
+    fn ok_len(&self) -> usize {
+        delimited_len(
+            OK_HEADERS,
+            option_len(DECISION_ID_HEADER, &self.decision_id),
+        ) + delimited_len(OK_HEADERS, option_len(PRINCIPAL_HEADER, &self.principal))
+    }
+
+    fn metadata_len(&self) -> usize {
+        self.metadata()
+            .iter()
+            .map(|(k, v)| delimited_len(STRUCT_FIELDS, entry_len(k, v)))
+            .sum()
+    }
+
+    /// The encoded length.
+    pub fn encoded_len(&self) -> usize {
+        delimited_len(CHECK_STATUS, 0)
+            + delimited_len(CHECK_OK_RESPONSE, self.ok_len())
+            + delimited_len(CHECK_DYNAMIC_METADATA, self.metadata_len())
+    }
+
+    fn encode(&self, buf: &mut impl BufMut) {
+        // `google.rpc.Status` with code OK: an empty message.
+        head(CHECK_STATUS, 0, buf);
+        head(CHECK_OK_RESPONSE, self.ok_len(), buf);
+        put_option(DECISION_ID_HEADER, &self.decision_id, buf);
+        put_option(PRINCIPAL_HEADER, &self.principal, buf);
+        head(CHECK_DYNAMIC_METADATA, self.metadata_len(), buf);
+        for (k, v) in self.metadata() {
+            head(STRUCT_FIELDS, entry_len(k, v), buf);
+            put_str(ENTRY_KEY, k, buf);
+            head(ENTRY_VALUE, delimited_len(VALUE_STRING, v.len()), buf);
+            put_str(VALUE_STRING, v, buf);
+        }
+    }
+}
+
+/// Length of a length-delimited field whose payload is `len` bytes.
+fn delimited_len(tag: u32, len: usize) -> usize {
+    key_len(tag) + encoded_len_varint(len as u64) + len
+}
+
+fn head(tag: u32, len: usize, buf: &mut impl BufMut) {
+    encode_key(tag, WireType::LengthDelimited, buf);
+    encode_varint(len as u64, buf);
+}
+
+fn put_str(tag: u32, s: &str, buf: &mut impl BufMut) {
+    head(tag, s.len(), buf);
+    buf.put_slice(s.as_bytes());
+}
+
+/// A `HeaderValue`'s payload.
+fn header_len(key: &str, value: &str) -> usize {
+    delimited_len(HEADER_KEY, key.len()) + delimited_len(HEADER_VALUE, value.len())
+}
+
+/// A `HeaderValueOption`'s payload: the header and `append_action`.
+fn option_len(key: &str, value: &str) -> usize {
+    delimited_len(OPTION_HEADER, header_len(key, value))
+        + key_len(OPTION_APPEND_ACTION)
+        + encoded_len_varint(OVERWRITE)
+}
+
+fn put_option(key: &str, value: &str, buf: &mut impl BufMut) {
+    head(OK_HEADERS, option_len(key, value), buf);
+    head(OPTION_HEADER, header_len(key, value), buf);
+    put_str(HEADER_KEY, key, buf);
+    put_str(HEADER_VALUE, value, buf);
+    encode_key(OPTION_APPEND_ACTION, WireType::Varint, buf);
+    encode_varint(OVERWRITE, buf);
+}
+
+/// A `Struct.fields` map entry's payload: the key and a string `Value`.
+fn entry_len(key: &str, value: &str) -> usize {
+    delimited_len(ENTRY_KEY, key.len())
+        + delimited_len(ENTRY_VALUE, delimited_len(VALUE_STRING, value.len()))
+}
+
+/// Encodes [`CheckAnswer`]s.
+#[derive(Debug, Default)]
+pub struct AnswerEncoder;
+
+impl Encoder for AnswerEncoder {
+    type Item = CheckAnswer;
+    type Error = tonic::Status;
+
+    fn encode(&mut self, item: CheckAnswer, buf: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        match &item {
+            CheckAnswer::Message(m) => m
+                .encode(buf)
+                .map_err(|e| tonic::Status::internal(format!("encoding the CheckResponse: {e}"))),
+            CheckAnswer::Allowed(a) => {
+                buf.reserve(a.encoded_len());
+                a.encode(buf);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// `CheckRequest` in (decoded by prost), [`CheckAnswer`] out.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CheckCodec;
+
+impl Codec for CheckCodec {
+    type Encode = CheckAnswer;
+    type Decode = CheckRequest;
+    type Encoder = AnswerEncoder;
+    type Decoder = ProstDecoder<CheckRequest>;
+
+    fn encoder(&mut self) -> AnswerEncoder {
+        AnswerEncoder
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        ProstDecoder::default()
+    }
+}
+
+/// The tower service for the gRPC router.
+#[derive(Debug, Clone)]
+pub struct AuthorizationService {
+    inner: Arc<ExtAuthz>,
+    max_decoding_message_size: usize,
+}
+
+impl AuthorizationService {
+    /// `inner` answers Checks of at most `max_decoding_message_size` bytes.
+    pub fn new(inner: ExtAuthz, max_decoding_message_size: usize) -> Self {
+        Self {
+            inner: Arc::new(inner),
+            max_decoding_message_size,
+        }
+    }
+}
+
+impl NamedService for AuthorizationService {
+    const NAME: &'static str = "envoy.service.auth.v3.Authorization";
+}
+
+struct CheckMethod(Arc<ExtAuthz>);
+
+impl UnaryService<CheckRequest> for CheckMethod {
+    type Response = CheckAnswer;
+    type Future = std::future::Ready<Result<tonic::Response<CheckAnswer>, tonic::Status>>;
+
+    fn call(&mut self, request: tonic::Request<CheckRequest>) -> Self::Future {
+        // Deciding never waits, so the answer is ready at once.
+        std::future::ready(self.0.check(request.get_ref()).map(tonic::Response::new))
+    }
+}
+
+impl<B> tower::Service<http::Request<B>> for AuthorizationService
+where
+    B: HttpBody + Send + 'static,
+    B::Error: Into<StdError> + Send + 'static,
+{
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<Self::Response, Infallible>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        if req.uri().path() != CHECK_PATH {
+            return Box::pin(async { Ok(tonic::Status::unimplemented("").into_http()) });
+        }
+        let method = CheckMethod(Arc::clone(&self.inner));
+        let max = self.max_decoding_message_size;
+        Box::pin(async move {
+            let mut grpc = Grpc::new(CheckCodec).apply_max_message_size_config(Some(max), None);
+            Ok(grpc.unary(method, req).await)
+        })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use crate::bundle::AuthzAnswer;
+    use crate::engine::Outcome;
+    use crate::server::ext_authz::response;
+    use crate::server::state::Decided;
+
+    /// The hand-written allow decodes to the message `response::decided`
+    /// builds, for short and long (multi-byte length) values.
+    #[test]
+    fn allow_bytes_decode_to_the_reference_message() {
+        for (id, principal, revision) in [
+            ("abc-000000000001", "arn:aws:iam::1:user/bob", "rev-7"),
+            ("", "", ""),
+            (
+                &*"d".repeat(300),
+                &*format!("arn:aws:iam::111122223333:user/{}", "p".repeat(20_000)),
+                &*"r".repeat(130),
+            ),
+        ] {
+            let allow = AllowAnswer {
+                decision_id: id.to_owned(),
+                principal: principal.to_owned(),
+                revision: revision.into(),
+            };
+            let reference = response::decided(
+                &Decided {
+                    answer: AuthzAnswer {
+                        decision: Outcome::Allowed,
+                        reason: "allowed".into(),
+                        matched: Vec::new(),
+                        missing_context_keys: Vec::new(),
+                        revision: revision.into(),
+                    },
+                    decision_id: id.to_owned(),
+                },
+                principal,
+            );
+            let bytes = CheckAnswer::Allowed(allow.clone()).encode_to_vec();
+            assert_eq!(bytes.len(), allow.encoded_len());
+            assert_eq!(CheckResponse::decode(bytes.as_slice()).unwrap(), reference);
+            let message = CheckAnswer::from(reference.clone()).encode_to_vec();
+            assert_eq!(
+                CheckResponse::decode(message.as_slice()).unwrap(),
+                reference
+            );
+        }
+    }
+}
