@@ -335,6 +335,9 @@ fn conditions(context: &Context) -> Items<Condition> {
             values: Items {
                 items: match value {
                     ContextValue::One(v) => vec![ConditionValue { value: v.clone() }],
+                    ContextValue::Shared(v) => vec![ConditionValue {
+                        value: v.to_string(),
+                    }],
                     ContextValue::Many(vs) => vs
                         .iter()
                         .map(|v| ConditionValue { value: v.clone() })

@@ -2,6 +2,7 @@
 //! the context keys, plus the keys IAM derives from the caller.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use crate::engine::err::EngineError;
 use crate::policy::arn::Arn;
@@ -244,11 +245,37 @@ impl Principal {
 
 /// A context value: one string, or several for a multivalued key. Numbers
 /// and booleans are carried as their text, as IAM does.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum ContextValue {
     One(String),
     Many(Vec<String>),
+    /// One string shared between requests (the clock's texts, constants):
+    /// a reference count instead of a copy. Equal to `One` of the same text.
+    Shared(Arc<str>),
 }
+
+impl ContextValue {
+    /// The value as a [`ValueRef`].
+    pub fn value(&self) -> ValueRef<'_> {
+        match self {
+            ContextValue::One(s) => ValueRef::One(s),
+            ContextValue::Shared(s) => ValueRef::One(s),
+            ContextValue::Many(v) => ValueRef::Many(v),
+        }
+    }
+}
+
+impl PartialEq for ContextValue {
+    fn eq(&self, other: &Self) -> bool {
+        match (self.value(), other.value()) {
+            (ValueRef::One(a), ValueRef::One(b)) => a == b,
+            (ValueRef::Many(a), ValueRef::Many(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for ContextValue {}
 
 /// Request context keys, matched case-insensitively.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -302,10 +329,7 @@ impl Context {
         self.entries
             .iter()
             .find(|(k, _)| k == key_lower)
-            .map(|(_, v)| match v {
-                ContextValue::One(s) => ValueRef::One(s),
-                ContextValue::Many(v) => ValueRef::Many(v),
-            })
+            .map(|(_, v)| v.value())
     }
 
     /// The keys and values, keys in lower case.

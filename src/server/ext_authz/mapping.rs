@@ -27,6 +27,7 @@
 use std::borrow::Cow;
 use std::cell::{OnceCell, RefCell};
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use smallvec::SmallVec;
@@ -125,19 +126,14 @@ pub(crate) fn insert_request_keys(
     if let Some(ip) = source_ip {
         context.insert_static("aws:sourceip", ContextValue::One(ip_text(ip)));
     }
-    let secure = if scheme.eq_ignore_ascii_case("https") {
-        "true"
-    } else {
-        "false"
-    };
-    context.insert_static("aws:securetransport", ContextValue::One(secure.to_owned()));
     let epoch = now
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
         .unwrap_or(0);
-    let (current, epoch_text) = time_texts(epoch);
-    context.insert_static("aws:currenttime", ContextValue::One(current));
-    context.insert_static("aws:epochtime", ContextValue::One(epoch_text));
+    let [secure, current, epoch] = texts(scheme.eq_ignore_ascii_case("https"), epoch);
+    context.insert_static("aws:securetransport", ContextValue::Shared(secure));
+    context.insert_static("aws:currenttime", ContextValue::Shared(current));
+    context.insert_static("aws:epochtime", ContextValue::Shared(epoch));
 }
 
 /// An address as `Display` writes it; IPv4 (the usual case) without the
@@ -162,29 +158,59 @@ fn ip_text(ip: IpAddr) -> String {
     s
 }
 
-/// `aws:CurrentTime` and `aws:EpochTime` for a second since the epoch,
-/// formatted once per second per thread.
-fn time_texts(epoch: i64) -> (String, String) {
-    thread_local! {
-        static LAST: RefCell<(i64, String, String)> =
-            const { RefCell::new((i64::MIN, String::new(), String::new())) };
+/// Context values shared by the requests of one thread.
+struct Texts {
+    /// The second `current` and `epoch` are for.
+    second: i64,
+    current: Arc<str>,
+    epoch: Arc<str>,
+    yes: Arc<str>,
+    no: Arc<str>,
+}
+
+impl Texts {
+    fn new(second: i64) -> Self {
+        let (current, epoch) = Self::clock(second);
+        Self {
+            second,
+            current,
+            epoch,
+            yes: "true".into(),
+            no: "false".into(),
+        }
     }
-    let format = |epoch: i64| {
+
+    /// `aws:CurrentTime` and `aws:EpochTime`.
+    fn clock(second: i64) -> (Arc<str>, Arc<str>) {
         let current = prost_types::Timestamp {
-            seconds: epoch,
+            seconds: second,
             nanos: 0,
         };
-        (current.to_string(), epoch.to_string())
-    };
-    LAST.with(|last| match last.try_borrow_mut() {
-        Ok(mut last) => {
-            if last.0 != epoch {
-                let (current, text) = format(epoch);
-                *last = (epoch, current, text);
-            }
-            (last.1.clone(), last.2.clone())
+        (current.to_string().into(), second.to_string().into())
+    }
+
+    fn get(&mut self, secure: bool, second: i64) -> [Arc<str>; 3] {
+        if self.second != second {
+            (self.current, self.epoch) = Self::clock(second);
+            self.second = second;
         }
-        Err(_) => format(epoch),
+        let secure = if secure { &self.yes } else { &self.no };
+        [secure.clone(), self.current.clone(), self.epoch.clone()]
+    }
+}
+
+/// `aws:SecureTransport`, `aws:CurrentTime` and `aws:EpochTime` for a
+/// second since the epoch: formatted once per second per thread, then
+/// shared.
+fn texts(secure: bool, second: i64) -> [Arc<str>; 3] {
+    thread_local! {
+        static LAST: RefCell<Option<Texts>> = const { RefCell::new(None) };
+    }
+    LAST.with(|last| match last.try_borrow_mut() {
+        Ok(mut last) => last
+            .get_or_insert_with(|| Texts::new(second))
+            .get(secure, second),
+        Err(_) => Texts::new(second).get(secure, second),
     })
 }
 
@@ -798,6 +824,7 @@ mod tests {
         let key = key.to_ascii_lowercase();
         match r.context.iter().find(|(k, _)| *k == key)?.1 {
             ContextValue::One(s) => Some(s.clone()),
+            ContextValue::Shared(s) => Some(s.to_string()),
             ContextValue::Many(v) => Some(v.join(",")),
         }
     }
