@@ -145,6 +145,32 @@ mod tests {
     const PROD: &str = "111111111111";
     const DEV: &str = "222222222222";
 
+    /// `outcome_only` leaves out the deciding statements and nothing else.
+    #[test]
+    fn outcome_only_answers_without_statements() -> Result<(), Box<dyn std::error::Error>> {
+        let snap = load_files(&files(), "demo")?;
+        let mut req = crate::bundle::AuthzRequest {
+            principal_arn: "arn:aws:iam::111111111111:user/engineering/bob".into(),
+            action: "ec2:DescribeInstances".into(),
+            resource: "*".into(),
+            context: crate::engine::Context::new().with("aws:RequestedRegion", "us-east-1"),
+            ..Default::default()
+        };
+        let full = snap.authorize(&req)?;
+        req.outcome_only = true;
+        let brief = snap.authorize(&req)?;
+        assert_eq!(full.decision, crate::engine::Outcome::Allowed);
+        assert!(!full.matched.is_empty());
+        assert!(brief.matched.is_empty());
+        assert_eq!(
+            (brief.decision, &brief.reason),
+            (full.decision, &full.reason)
+        );
+        let again = snap.authorize_with(&req, true)?;
+        assert_eq!(again.matched, full.matched);
+        Ok(())
+    }
+
     fn call(snap: &Snapshot, caller: &str, target: &str) -> Result<Ec2Call, MappingError> {
         let params = QueryParams::parse(target, None)?;
         map_call(&params, "us-east-1", caller, snap.inventory())

@@ -48,6 +48,7 @@ pub fn run_bundle_tests(files: &BundleFiles, snapshot: &Snapshot) -> Result<usiz
                     .collect(),
                 session_policy: None,
                 resource_account: file.resource_account.clone(),
+                outcome_only: false,
             };
             let got = snapshot
                 .authorize(&req)

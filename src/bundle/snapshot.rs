@@ -104,6 +104,10 @@ pub struct AuthzRequest {
     /// A session policy passed when the session was created.
     pub session_policy: Option<Value>,
     pub resource_account: Option<String>,
+    /// The caller needs the decision, not the deciding statements: the
+    /// answer's `matched` stays empty (an Envoy allow or deny carries no
+    /// statements). The decision log still gets them.
+    pub outcome_only: bool,
 }
 
 /// A deciding statement, owned so that it can outlive the snapshot borrow.
@@ -365,6 +369,16 @@ impl Snapshot {
     /// Decides a request. An unknown principal is an implicit deny with
     /// that reason, not an error.
     pub fn authorize(&self, req: &AuthzRequest) -> Result<AuthzAnswer, AuthzError> {
+        self.authorize_with(req, !req.outcome_only)
+    }
+
+    /// [`Snapshot::authorize`], with the deciding statements in the answer
+    /// only when `matched` is set (whatever `req.outcome_only` says).
+    pub fn authorize_with(
+        &self,
+        req: &AuthzRequest,
+        matched: bool,
+    ) -> Result<AuthzAnswer, AuthzError> {
         let deny = |reason: Cow<'static, str>| AuthzAnswer {
             decision: Outcome::ImplicitDeny,
             reason,
@@ -476,11 +490,8 @@ impl Snapshot {
                 .and_then(|a| a.rcps.as_deref()),
         };
         let d = decide(&applicable, &request);
-        Ok(AuthzAnswer {
-            decision: d.outcome,
-            reason: d.reason.describe(),
-            matched: d
-                .matched
+        let matched = if matched {
+            d.matched
                 .iter()
                 .map(|m| MatchedInfo {
                     policy: m.policy.id_arc().clone(),
@@ -488,7 +499,14 @@ impl Snapshot {
                     statement: m.index,
                     sid: m.statement.sid_arc().cloned(),
                 })
-                .collect(),
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Ok(AuthzAnswer {
+            decision: d.outcome,
+            reason: d.reason.describe(),
+            matched,
             missing_context_keys: d.missing_keys.iter().map(|k| (*k).to_owned()).collect(),
             revision: self.revision.clone(),
         })

@@ -194,6 +194,7 @@ fn authz_request(
             .collect(),
         session_policy,
         resource_account,
+        outcome_only: false,
     })
 }
 

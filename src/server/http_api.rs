@@ -184,6 +184,7 @@ pub fn authz_request(
             .collect(),
         session_policy: principal.session_policy.clone(),
         resource_account,
+        outcome_only: false,
     })
 }
 

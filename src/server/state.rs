@@ -129,7 +129,8 @@ impl AppState {
         };
         tracing_setup::join_caller_trace(&span, traceparent);
         let _enter = span.enter();
-        let answer = match snapshot.authorize(req) {
+        let logged = self.decision_log.enabled();
+        let answer = match snapshot.authorize_with(req, logged || !req.outcome_only) {
             Ok(a) => a,
             Err(e) => {
                 let err = ServeError::BadRequest(e.to_string());
@@ -142,7 +143,7 @@ impl AppState {
         span.record("decision_id", decision_id.as_str());
         self.metrics
             .decision(frontend, answer.decision, started.elapsed());
-        if self.decision_log.enabled() {
+        if logged {
             self.decision_log.record(DecisionRecord {
                 decision_id: decision_id.clone(),
                 time: rfc3339_now(),

@@ -241,6 +241,7 @@ fn decide_call(
             session_tags: Vec::new(),
             session_policy: None,
             resource_account: engine_resource_account(a, &call),
+            outcome_only: false,
         };
         let d = state
             .decide_on(&snapshot, Frontend::ExtAuthz, &req, traceparent.as_deref())

@@ -318,6 +318,7 @@ pub fn map_request(
         session_tags: Vec::new(),
         session_policy: None,
         resource_account: None,
+        outcome_only: true,
     })
 }
 
