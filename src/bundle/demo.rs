@@ -145,7 +145,7 @@ mod tests {
     const PROD: &str = "111111111111";
     const DEV: &str = "222222222222";
 
-    /// `outcome_only` leaves out the deciding statements and nothing else.
+    /// `outcome_only` leaves out the explanation and nothing else.
     #[test]
     fn outcome_only_answers_without_statements() -> Result<(), Box<dyn std::error::Error>> {
         let snap = load_files(&files(), "demo")?;
@@ -161,13 +161,16 @@ mod tests {
         let brief = snap.authorize(&req)?;
         assert_eq!(full.decision, crate::engine::Outcome::Allowed);
         assert!(!full.matched.is_empty());
-        assert!(brief.matched.is_empty());
+        assert!(brief.matched.is_empty() && brief.missing_context_keys.is_empty());
         assert_eq!(
             (brief.decision, &brief.reason),
             (full.decision, &full.reason)
         );
         let again = snap.authorize_with(&req, true)?;
-        assert_eq!(again.matched, full.matched);
+        assert_eq!(
+            (again.matched, again.missing_context_keys),
+            (full.matched, full.missing_context_keys)
+        );
         Ok(())
     }
 

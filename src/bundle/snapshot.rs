@@ -104,9 +104,9 @@ pub struct AuthzRequest {
     /// A session policy passed when the session was created.
     pub session_policy: Option<Value>,
     pub resource_account: Option<String>,
-    /// The caller needs the decision, not the deciding statements: the
-    /// answer's `matched` stays empty (an Envoy allow or deny carries no
-    /// statements). The decision log still gets them.
+    /// The caller needs the decision, not its explanation: the answer's
+    /// `matched` and `missing_context_keys` stay empty (an Envoy allow or
+    /// deny carries neither). The decision log still gets the statements.
     pub outcome_only: bool,
 }
 
@@ -372,12 +372,13 @@ impl Snapshot {
         self.authorize_with(req, !req.outcome_only)
     }
 
-    /// [`Snapshot::authorize`], with the deciding statements in the answer
-    /// only when `matched` is set (whatever `req.outcome_only` says).
+    /// [`Snapshot::authorize`], with the deciding statements and the missing
+    /// context keys in the answer only when `explain` is set (whatever
+    /// `req.outcome_only` says).
     pub fn authorize_with(
         &self,
         req: &AuthzRequest,
-        matched: bool,
+        explain: bool,
     ) -> Result<AuthzAnswer, AuthzError> {
         let deny = |reason: Cow<'static, str>| AuthzAnswer {
             decision: Outcome::ImplicitDeny,
@@ -490,24 +491,27 @@ impl Snapshot {
                 .and_then(|a| a.rcps.as_deref()),
         };
         let d = decide(&applicable, &request);
-        let matched = if matched {
-            d.matched
-                .iter()
-                .map(|m| MatchedInfo {
-                    policy: m.policy.id_arc().clone(),
-                    policy_type: m.kind().short_name(),
-                    statement: m.index,
-                    sid: m.statement.sid_arc().cloned(),
-                })
-                .collect()
+        let (matched, missing_context_keys) = if explain {
+            (
+                d.matched
+                    .iter()
+                    .map(|m| MatchedInfo {
+                        policy: m.policy.id_arc().clone(),
+                        policy_type: m.kind().short_name(),
+                        statement: m.index,
+                        sid: m.statement.sid_arc().cloned(),
+                    })
+                    .collect(),
+                d.missing_keys.iter().map(|k| (*k).to_owned()).collect(),
+            )
         } else {
-            Vec::new()
+            (Vec::new(), Vec::new())
         };
         Ok(AuthzAnswer {
             decision: d.outcome,
             reason: d.reason.describe(),
             matched,
-            missing_context_keys: d.missing_keys.iter().map(|k| (*k).to_owned()).collect(),
+            missing_context_keys,
             revision: self.revision.clone(),
         })
     }
