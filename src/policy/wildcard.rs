@@ -97,7 +97,7 @@ pub fn matches(tokens: &[Tok<'_>], text: &str) -> bool {
                 }
                 let mut next = spos + c.len_utf8();
                 if let Some(Tok::Lit(lit)) = tokens.get(after) {
-                    let Some(found) = text.get(next..).and_then(|rest| rest.find(lit)) else {
+                    let Some(found) = text.get(next..).and_then(|rest| find(rest, lit)) else {
                         return false;
                     };
                     if !colon
@@ -116,6 +116,28 @@ pub fn matches(tokens: &[Tok<'_>], text: &str) -> bool {
             None => return false,
         }
     }
+}
+
+/// The first occurrence of `needle` in `hay`, as `str::find` gives it. On
+/// the short texts policies match (ARNs, keys), scanning for the first byte
+/// beats the two-way searcher, whose setup runs on every call. A match
+/// starts on a character boundary: `needle` starts with one, and UTF-8
+/// never puts one inside a character.
+fn find(hay: &str, needle: &str) -> Option<usize> {
+    let (h, n) = (hay.as_bytes(), needle.as_bytes());
+    let Some(&first) = n.first() else {
+        return Some(0);
+    };
+    let last = h.len().checked_sub(n.len())?;
+    let mut from = 0;
+    while from <= last {
+        let at = from + h.get(from..=last)?.iter().position(|&b| b == first)?;
+        if h.get(at..at + n.len()) == Some(n) {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
 }
 
 /// A pattern without variables, classified once so that the common shapes
@@ -200,6 +222,42 @@ pub fn matches_str(pattern: &str, text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn find_agrees_with_str_find() {
+        let texts = [
+            "",
+            "a",
+            "arn:aws:ec2:us-east-1:111111111111:instance/i-0abc",
+            "aaab",
+            "abababc",
+            "héllo wörld ünïcode é",
+            "::::",
+        ];
+        let needles = [
+            "",
+            "a",
+            "b",
+            "ab",
+            "abc",
+            "aab",
+            ":",
+            "::",
+            "instance/",
+            "i-0abc",
+            "é",
+            "ö",
+            "wörld",
+            "zzz",
+            "c:",
+            "111111111111:",
+        ];
+        for t in texts {
+            for n in needles {
+                assert_eq!(find(t, n), t.find(n), "find({t:?}, {n:?})");
+            }
+        }
+    }
 
     #[test]
     fn literal_and_wildcards() {
