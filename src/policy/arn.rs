@@ -15,18 +15,33 @@ pub struct Arn<'a> {
 }
 
 impl<'a> Arn<'a> {
-    /// Splits an ARN; `None` when it has fewer than six fields.
+    /// Splits an ARN; `None` when it has fewer than six fields. One pass
+    /// over the bytes: every request parses its principal and resource.
     pub fn parse(s: &'a str) -> Option<Self> {
-        let mut parts = s.splitn(6, ':');
-        if parts.next()? != "arn" {
+        let mut colons = [0usize; 5];
+        let mut found = 0;
+        for (i, b) in s.bytes().enumerate() {
+            if b == b':'
+                && let Some(slot) = colons.get_mut(found)
+            {
+                *slot = i;
+                found += 1;
+                if found == colons.len() {
+                    break;
+                }
+            }
+        }
+        let [c0, c1, c2, c3, c4] = colons;
+        if found < 5 || s.get(..c0)? != "arn" {
             return None;
         }
+        // Colons are ASCII, so every cut is on a character boundary.
         Some(Self {
-            partition: parts.next()?,
-            service: parts.next()?,
-            region: parts.next()?,
-            account: parts.next()?,
-            resource: parts.next()?,
+            partition: s.get(c0 + 1..c1)?,
+            service: s.get(c1 + 1..c2)?,
+            region: s.get(c2 + 1..c3)?,
+            account: s.get(c3 + 1..c4)?,
+            resource: s.get(c4 + 1..)?,
         })
     }
 }
@@ -61,6 +76,36 @@ mod tests {
 
     fn like(p: &str, v: &str) -> bool {
         arn_like(&mut tokenize(p), v)
+    }
+
+    #[test]
+    fn parse_splits_six_fields() {
+        let a = Arn::parse("arn:aws:ec2:us-east-1:111122223333:instance/i-1:x");
+        assert_eq!(
+            a,
+            Some(Arn {
+                partition: "aws",
+                service: "ec2",
+                region: "us-east-1",
+                account: "111122223333",
+                resource: "instance/i-1:x",
+            })
+        );
+        let empty = Arn::parse("arn:::::");
+        assert_eq!(empty.map(|a| (a.partition, a.resource)), Some(("", "")));
+        for bad in [
+            "",
+            "arn",
+            "arn:aws:ec2:r:a",
+            "nar:aws:ec2:r:a:x",
+            "arnx:aws:ec2:r:a:x",
+        ] {
+            assert_eq!(Arn::parse(bad), None, "{bad}");
+        }
+        assert_eq!(
+            Arn::parse("arn:aws:s3:::bücket/ö").map(|a| a.resource),
+            Some("bücket/ö")
+        );
     }
 
     #[test]
