@@ -91,6 +91,12 @@ impl AppState {
         id_text(&self.ids.prefix, n)
     }
 
+    /// Whether a caller's `traceparent` is used at all (trace export or the
+    /// decision log is on), so that front-ends skip looking for it when not.
+    pub fn uses_traceparent(&self) -> bool {
+        tracing_setup::otel_enabled() || self.decision_log.enabled()
+    }
+
     /// The active snapshot, or `NotReady`.
     pub fn snapshot(&self) -> Result<Arc<Snapshot>, ServeError> {
         self.store.load().ok_or(ServeError::NotReady)

@@ -81,7 +81,11 @@ impl ExtAuthz {
                 return response::refused(&err).into();
             }
         };
-        let traceparent = mapping::traceparent(req);
+        let traceparent = if self.state.uses_traceparent() {
+            mapping::traceparent(req)
+        } else {
+            None
+        };
         match self.state.decide(frontend, &mapped, traceparent.as_deref()) {
             Ok(d) if d.answer.decision == Outcome::Allowed => CheckAnswer::Allowed(AllowAnswer {
                 decision_id: d.decision_id,
