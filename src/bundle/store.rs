@@ -1,6 +1,7 @@
 //! The snapshot store: one `ArcSwap` that every front-end reads without
-//! blocking. A decision in flight keeps the `Arc` it loaded, so a swap
-//! never mixes two snapshots in one answer. Only [`SnapshotStore::swap`]
+//! blocking. A decision in flight keeps the snapshot it loaded (an `Arc`,
+//! or a guard for a decision made at once), so a swap never mixes two
+//! snapshots in one answer. Only [`SnapshotStore::swap`]
 //! replaces the snapshot, and only with one that compiled and passed its
 //! tests.
 
@@ -49,6 +50,15 @@ impl SnapshotStore {
     #[inline]
     pub fn load(&self) -> Option<Arc<Snapshot>> {
         self.current.load_full()
+    }
+
+    /// The active snapshot for a decision made at once (no `.await` while
+    /// it is held). Never blocks, and usually takes no reference count, so
+    /// readers on many cores do not contend on the snapshot's count. The
+    /// snapshot stays alive while the guard does, swap or not.
+    #[inline]
+    pub fn guard(&self) -> arc_swap::Guard<Option<Arc<Snapshot>>> {
+        self.current.load()
     }
 
     /// Activates a snapshot that compiled and passed its tests.

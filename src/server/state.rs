@@ -178,10 +178,14 @@ impl AppState {
         req: &AuthzRequest,
         traceparent: Option<&str>,
     ) -> Result<Decided, ServeError> {
-        let snapshot = self.snapshot().inspect_err(|e| {
+        // A guard, not an `Arc`: the decision is made before this returns.
+        let guard = self.store.guard();
+        let Some(snapshot) = guard.as_deref() else {
+            let e = ServeError::NotReady;
             self.metrics.request_error(frontend, e.reason());
-        })?;
-        self.decide_on(&snapshot, frontend, req, traceparent)
+            return Err(e);
+        };
+        self.decide_on(snapshot, frontend, req, traceparent)
     }
 }
 
