@@ -22,7 +22,7 @@ use crate::ec2::inventory::Inventory;
 use crate::ec2::permissions::OrgMembership;
 use crate::engine::{
     Applicable, CompiledPolicy, Context, EngineError, Outcome, PolicySet, Principal, PrincipalArn,
-    PrincipalKind, Request, decide,
+    PrincipalKind, Request, ascii_lowercase, decide,
 };
 use crate::policy::PolicyKind;
 
@@ -403,14 +403,7 @@ impl Snapshot {
                 self.by_name.get(parsed.account())?.users.get(name)
             }),
             PrincipalKind::AssumedRole => {
-                let role = parsed.role().unwrap_or_default();
-                // Lower-cased only when needed: no allocation on the usual path.
-                let role: std::borrow::Cow<'_, str> =
-                    if role.bytes().any(|b| b.is_ascii_uppercase()) {
-                        role.to_ascii_lowercase().into()
-                    } else {
-                        role.into()
-                    };
+                let role = ascii_lowercase(parsed.role().unwrap_or_default());
                 self.by_name
                     .get(parsed.account())
                     .and_then(|n| n.roles.get(&*role))

@@ -21,7 +21,8 @@ use chacha20poly1305::aead::{Aead, Generate, KeyInit, Payload};
 use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{Context, ContextValue};
+use crate::engine::Context;
+use crate::policy::variables::ValueRef;
 
 /// Version byte in front of every encoded message.
 const VERSION: u8 = 1;
@@ -333,12 +334,11 @@ fn conditions(context: &Context) -> Items<Condition> {
         .map(|(key, value)| Condition {
             key: canonical_key(key),
             values: Items {
-                items: match value {
-                    ContextValue::One(v) => vec![ConditionValue { value: v.clone() }],
-                    ContextValue::Shared(v) => vec![ConditionValue {
-                        value: v.to_string(),
+                items: match value.value() {
+                    ValueRef::One(v) => vec![ConditionValue {
+                        value: v.to_owned(),
                     }],
-                    ContextValue::Many(vs) => vs
+                    ValueRef::Many(vs) => vs
                         .iter()
                         .map(|v| ConditionValue { value: v.clone() })
                         .collect(),

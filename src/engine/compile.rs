@@ -540,27 +540,18 @@ impl PolicySet {
             ..Self::default()
         };
         let twins = twins(&set.policies);
-        for (pi, p) in set.policies.iter().enumerate() {
-            for (si, s) in p.statements.iter().enumerate() {
-                let slot = Slot {
-                    policy: u32::try_from(pi).unwrap_or(u32::MAX),
-                    statement: u32::try_from(si).unwrap_or(u32::MAX),
-                };
-                let twin = twins.get(&slot).copied().unwrap_or(Twin::Unique);
-                let cand = Cand { slot, twin };
-                match s.effect {
-                    Effect::Allow => set.allow.add(cand, &s.actions),
-                    Effect::Deny => set.deny.add(cand, &s.actions),
-                }
-                set.statements += 1;
+        for (slot, s) in slots(&set.policies) {
+            let twin = twins.get(&slot).copied().unwrap_or(Twin::Unique);
+            let cand = Cand { slot, twin };
+            match s.effect {
+                Effect::Allow => set.allow.add(cand, &s.actions),
+                Effect::Deny => set.deny.add(cand, &s.actions),
             }
+            set.statements += 1;
         }
         let policies = &set.policies;
         let matches = |slot: Slot, action: &str| {
-            policies
-                .get(slot.policy as usize)
-                .and_then(|p| p.statements.get(slot.statement as usize))
-                .is_some_and(|s| s.actions.matches(action))
+            statement_at(policies, slot).is_some_and(|s| s.actions.matches(action))
         };
         set.allow.finish(matches);
         set.deny.finish(matches);
@@ -596,30 +587,40 @@ impl PolicySet {
 fn twins(policies: &[Arc<CompiledPolicy>]) -> FxHashMap<Slot, Twin> {
     let mut by_key: FxHashMap<u64, SmallVec<[Slot; 2]>> = FxHashMap::default();
     let mut out = FxHashMap::default();
-    let statement = |slot: Slot| {
-        policies
-            .get(slot.policy as usize)
-            .and_then(|p| p.statements.get(slot.statement as usize))
-    };
-    for (pi, p) in policies.iter().enumerate() {
-        for (si, s) in p.statements.iter().enumerate() {
+    for (slot, s) in slots(policies) {
+        let firsts = by_key.entry(s.rule_key()).or_default();
+        let first = firsts
+            .iter()
+            .copied()
+            .find(|f| statement_at(policies, *f).is_some_and(|f| f.same_rule(s)));
+        match first {
+            Some(f) => {
+                out.insert(f, Twin::First);
+                out.insert(slot, Twin::Of(f));
+            }
+            None => firsts.push(slot),
+        }
+    }
+    out
+}
+
+/// Every statement of `policies` with its slot, in slot order.
+fn slots(policies: &[Arc<CompiledPolicy>]) -> impl Iterator<Item = (Slot, &Statement)> {
+    policies.iter().enumerate().flat_map(|(pi, p)| {
+        p.statements.iter().enumerate().map(move |(si, s)| {
             let slot = Slot {
                 policy: u32::try_from(pi).unwrap_or(u32::MAX),
                 statement: u32::try_from(si).unwrap_or(u32::MAX),
             };
-            let firsts = by_key.entry(s.rule_key()).or_default();
-            let first = firsts
-                .iter()
-                .copied()
-                .find(|f| statement(*f).is_some_and(|f| f.same_rule(s)));
-            match first {
-                Some(f) => {
-                    out.insert(f, Twin::First);
-                    out.insert(slot, Twin::Of(f));
-                }
-                None => firsts.push(slot),
-            }
-        }
-    }
-    out
+            (slot, s)
+        })
+    })
+}
+
+/// The statement at `slot`.
+fn statement_at(policies: &[Arc<CompiledPolicy>], slot: Slot) -> Option<&Statement> {
+    policies
+        .get(slot.policy as usize)?
+        .statements
+        .get(slot.statement as usize)
 }

@@ -17,4 +17,6 @@ pub use compile::{CompiledPolicy, PolicySet, Statement};
 pub use decision::{Decision, MatchedStatement, Outcome, Reason};
 pub use err::EngineError;
 pub use evaluate::{Applicable, decide};
-pub use request::{Context, ContextValue, Principal, PrincipalArn, PrincipalKind, Request};
+pub use request::{
+    Context, ContextValue, Principal, PrincipalArn, PrincipalKind, Request, ascii_lowercase,
+};

@@ -243,6 +243,16 @@ impl Principal {
     }
 }
 
+/// `s` in ASCII lower case, copied only when it has an upper-case letter
+/// (names that are already lower case cost nothing).
+pub fn ascii_lowercase(s: &str) -> Cow<'_, str> {
+    if s.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(s.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(s)
+    }
+}
+
 /// A context value: one string, or several for a multivalued key. Numbers
 /// and booleans are carried as their text, as IAM does.
 #[derive(Debug, Clone)]
@@ -303,12 +313,7 @@ impl Context {
     /// [`Context::insert`] for a fixed key name: not copied when it is
     /// already in lower case.
     pub fn insert_static(&mut self, key: &'static str, value: ContextValue) {
-        let key = if key.bytes().any(|b| b.is_ascii_uppercase()) {
-            Cow::Owned(key.to_ascii_lowercase())
-        } else {
-            Cow::Borrowed(key)
-        };
-        self.set(key, value);
+        self.set(ascii_lowercase(key), value);
     }
 
     fn set(&mut self, key: Cow<'static, str>, value: ContextValue) {
@@ -356,11 +361,7 @@ impl<'a> Request<'a> {
         resource: &'a str,
         context: &'a Context,
     ) -> Self {
-        let action = if action.bytes().any(|b| b.is_ascii_uppercase()) {
-            Cow::Owned(action.to_ascii_lowercase())
-        } else {
-            Cow::Borrowed(action)
-        };
+        let action = ascii_lowercase(action);
         // Read once: the evaluation and the caller both need it.
         let resource_account = Arn::parse(resource)
             .map(|a| a.account)

@@ -38,7 +38,7 @@ use envoy_types::pb::envoy::service::auth::v3::CheckRequest;
 use envoy_types::pb::envoy::service::auth::v3::attribute_context::HttpRequest;
 
 use crate::bundle::AuthzRequest;
-use crate::engine::{Context, ContextValue};
+use crate::engine::{Context, ContextValue, ascii_lowercase};
 use crate::server::config::UriSanMapping;
 use crate::server::errors::ServeError;
 
@@ -524,12 +524,7 @@ fn placeholder(name: &str) -> Result<Part<'_>, String> {
         if h.is_empty() || !h.bytes().all(token) {
             return Err(format!("`{{{name}}}`: not a header name"));
         }
-        let h = if h.bytes().any(|b| b.is_ascii_uppercase()) {
-            Cow::Owned(h.to_ascii_lowercase())
-        } else {
-            Cow::Borrowed(h)
-        };
-        return Ok(Part::Header(h));
+        return Ok(Part::Header(ascii_lowercase(h)));
     }
     if let Some(q) = name.strip_prefix("query.") {
         if q.is_empty() {
@@ -759,6 +754,8 @@ mod tests {
     use envoy_types::pb::envoy::service::auth::v3::AttributeContext;
     use envoy_types::pb::envoy::service::auth::v3::attribute_context::{Peer, Request};
 
+    use crate::policy::variables::ValueRef;
+
     const BOB: &str = "arn:aws:iam::111111111111:user/engineering/bob";
 
     fn check(path: &str, headers: &[(&str, &str)], ext: &[(&str, &str)]) -> CheckRequest {
@@ -823,10 +820,9 @@ mod tests {
 
     fn ctx(r: &AuthzRequest, key: &str) -> Option<String> {
         let key = key.to_ascii_lowercase();
-        match r.context.iter().find(|(k, _)| *k == key)?.1 {
-            ContextValue::One(s) => Some(s.clone()),
-            ContextValue::Shared(s) => Some(s.to_string()),
-            ContextValue::Many(v) => Some(v.join(",")),
+        match r.context.iter().find(|(k, _)| *k == key)?.1.value() {
+            ValueRef::One(s) => Some(s.to_owned()),
+            ValueRef::Many(v) => Some(v.join(",")),
         }
     }
 
