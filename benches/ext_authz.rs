@@ -8,13 +8,16 @@
 //! ```
 //!
 //! Steps, on one CheckRequest shaped like the one Envoy sends (route
-//! templates, 14 headers, source address): `decode` (prost, as any server
-//! does: the baseline), `map` (templates, path, principal, context keys),
+//! templates, 14 headers, source address): `decode_message` (prost into
+//! envoy-types' `CheckRequest`, as the generated server and the load
+//! benchmark's null server do: the baseline), `read` (the request read in
+//! place by `wire::CheckView`, as iamgate does), `map` (templates, path,
+//! principal, context keys),
 //! `authorize` (the snapshot's decision), `answer` (the allow: ok_response
 //! with headers and dynamic metadata, written to the wire as the server
 //! does), `answer_message` (the same allow built as a prost `CheckResponse`
 //! and encoded: how every other answer is made, and how the allow was) and
-//! `all` (map + authorize + answer). Without `IAMGATE_BENCH_BUNDLE` the built-in demo bundle is used,
+//! `all` (read + map + authorize + answer). Without `IAMGATE_BENCH_BUNDLE` the built-in demo bundle is used,
 //! with the demo's `bob` stopping a blue instance; with it, the request of
 //! `benches/load/gen_bundle.py` (user-0042 of account 111111111111, team
 //! red).
@@ -31,6 +34,7 @@ use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest};
 use iamgate::bundle::{self, Snapshot};
 use iamgate::engine::Outcome;
 use iamgate::server::ext_authz::service::{AllowAnswer, CheckAnswer};
+use iamgate::server::ext_authz::wire::CheckView;
 use iamgate::server::ext_authz::{mapping, response};
 use iamgate::server::state::Decided;
 use prost::Message as _;
@@ -169,7 +173,8 @@ fn ext_authz(c: &mut Criterion) {
         uri_sans: &[],
     };
     let now = SystemTime::now();
-    let mapped = mapping::map_request(&check, principals, now).expect("the request maps");
+    let view = CheckView::parse(&bytes).expect("the request reads");
+    let mapped = mapping::map_request(&view, principals, now).expect("the request maps");
     let answer = snapshot.authorize(&mapped).expect("the request is decided");
     assert_eq!(
         answer.decision,
@@ -183,11 +188,14 @@ fn ext_authz(c: &mut Criterion) {
     };
 
     let mut g = c.benchmark_group("ext_authz");
-    g.bench_function("decode", |b| {
+    g.bench_function("decode_message", |b| {
         b.iter(|| CheckRequest::decode(black_box(bytes.as_slice())))
     });
+    g.bench_function("read", |b| {
+        b.iter(|| CheckView::parse(black_box(bytes.as_slice())))
+    });
     g.bench_function("map", |b| {
-        b.iter(|| mapping::map_request(black_box(&check), principals, now))
+        b.iter(|| mapping::map_request(black_box(&view), principals, now))
     });
     g.bench_function("authorize", |b| {
         b.iter(|| snapshot.authorize(black_box(&mapped)))
@@ -203,7 +211,8 @@ fn ext_authz(c: &mut Criterion) {
     });
     g.bench_function("all", |b| {
         b.iter(|| {
-            let m = mapping::map_request(black_box(&check), principals, now).ok()?;
+            let view = CheckView::parse(black_box(bytes.as_slice())).ok()?;
+            let m = mapping::map_request(&view, principals, now).ok()?;
             let answer = snapshot.authorize(&m).ok()?;
             let allow = CheckAnswer::Allowed(AllowAnswer {
                 decision_id: "0123456789abcdef-000000000001".to_owned(),

@@ -72,14 +72,10 @@ const PARTIAL_BODY_HEADER: &str = "x-envoy-auth-partial-body";
 /// The service mapping a request's route selects: its `iamgate.mapping`
 /// extension, else `default`. An unknown name is a configuration error.
 pub fn route_mapping(
-    check: &CheckRequest,
+    extension: Option<&str>,
     default: ServiceMapping,
 ) -> Result<ServiceMapping, MappingError> {
-    let Some(name) = check
-        .attributes
-        .as_ref()
-        .and_then(|a| a.context_extensions.get(MAPPING_KEY))
-    else {
+    let Some(name) = extension else {
         return Ok(default);
     };
     name.parse().map_err(|message| MappingError::BadTemplate {
@@ -223,7 +219,7 @@ fn decide_call(
         &region,
         now,
     )?;
-    let traceparent = mapping::traceparent(check);
+    let traceparent = view.traceparent();
     let mut first: Option<Decided> = None;
     for a in &call.authorizations {
         let mut context = a.context.clone();
@@ -601,7 +597,6 @@ fn header(key: &str, value: &str) -> HeaderValueOption {
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
-    use envoy_types::pb::envoy::service::auth::v3::AttributeContext;
 
     fn http(path: &str, headers: &[(&str, &str)], body: &str) -> HttpRequest {
         HttpRequest {
@@ -668,29 +663,13 @@ mod tests {
 
     #[test]
     fn route_selection_and_extensions() {
-        let check = |ext: &[(&str, &str)]| CheckRequest {
-            attributes: Some(AttributeContext {
-                context_extensions: ext
-                    .iter()
-                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                    .collect(),
-                ..Default::default()
-            }),
-        };
         let g = ServiceMapping::Generic;
         let e = ServiceMapping::Ec2Query;
-        assert_eq!(route_mapping(&check(&[]), g), Ok(g));
-        assert_eq!(route_mapping(&check(&[]), e), Ok(e));
-        assert_eq!(
-            route_mapping(&check(&[(MAPPING_KEY, "ec2-query")]), g),
-            Ok(e)
-        );
-        assert_eq!(route_mapping(&check(&[(MAPPING_KEY, "generic")]), e), Ok(g));
-        assert!(
-            route_mapping(&check(&[(MAPPING_KEY, "s3")]), g)
-                .unwrap_err()
-                .is_config()
-        );
+        assert_eq!(route_mapping(None, g), Ok(g));
+        assert_eq!(route_mapping(None, e), Ok(e));
+        assert_eq!(route_mapping(Some("ec2-query"), g), Ok(e));
+        assert_eq!(route_mapping(Some("generic"), e), Ok(g));
+        assert!(route_mapping(Some("s3"), g).unwrap_err().is_config());
 
         let ext = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
             pairs

@@ -32,15 +32,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use smallvec::SmallVec;
 
-use envoy_types::pb::envoy::config::core::v3::HeaderValue;
-use envoy_types::pb::envoy::config::core::v3::address::Address;
-use envoy_types::pb::envoy::service::auth::v3::CheckRequest;
 use envoy_types::pb::envoy::service::auth::v3::attribute_context::HttpRequest;
 
 use crate::bundle::AuthzRequest;
 use crate::engine::{Context, ContextValue, ascii_lowercase};
 use crate::server::config::UriSanMapping;
 use crate::server::errors::ServeError;
+use crate::server::ext_authz::wire::{self, CheckView, HttpFields, RawHeader};
 
 /// Context extension holding the action template.
 pub const ACTION_KEY: &str = "iamgate.action";
@@ -223,25 +221,24 @@ pub struct PrincipalSource<'c> {
     pub uri_sans: &'c [UriSanMapping],
 }
 
-/// Maps a `CheckRequest` to the request iamgate decides.
+/// Maps a `CheckRequest` (read off the wire) to the request iamgate
+/// decides.
 pub fn map_request(
-    check: &CheckRequest,
+    check: &CheckView<'_>,
     principals: PrincipalSource<'_>,
     now: SystemTime,
 ) -> Result<AuthzRequest, MappingError> {
-    let attrs = check
-        .attributes
-        .as_ref()
-        .ok_or(MappingError::NoHttpRequest)?;
-    let ext = &attrs.context_extensions;
+    if !check.has_attributes {
+        return Err(MappingError::NoHttpRequest);
+    }
     // One pass over the extensions (no hashing); configuration errors come
     // first, whatever the request looks like: the action's, the
     // resource's, then unknown or empty names, then context templates.
     let (mut action_src, mut resource_src) = (None, None);
     let mut unknown: Option<MappingError> = None;
-    let mut extra_src: SmallVec<[(&String, &str, &String); 4]> = SmallVec::new();
-    for (key, value) in ext {
-        match key.as_str() {
+    let mut extra_src: SmallVec<[(&str, &str, &str); 4]> = SmallVec::new();
+    for &(key, value) in &check.extensions {
+        match key {
             ACTION_KEY => action_src = Some(value),
             RESOURCE_KEY => resource_src = Some(value),
             MAPPING_KEY => {}
@@ -249,7 +246,7 @@ pub fn map_request(
                 if let Some(name) = k.strip_prefix(CONTEXT_PREFIX) {
                     if name.is_empty() && unknown.is_none() {
                         unknown = Some(MappingError::BadTemplate {
-                            key: key.clone(),
+                            key: key.to_owned(),
                             message: "the context key name is empty".to_owned(),
                         });
                     }
@@ -257,7 +254,7 @@ pub fn map_request(
                 } else if k.starts_with("iamgate.") && unknown.is_none() {
                     // A misspelt extension would silently drop a context key.
                     unknown = Some(MappingError::BadTemplate {
-                        key: key.clone(),
+                        key: key.to_owned(),
                         message: format!(
                             "unknown iamgate extension (known: `{ACTION_KEY}`, `{RESOURCE_KEY}`, `{CONTEXT_PREFIX}KEY`, `{MAPPING_KEY}`)"
                         ),
@@ -274,7 +271,7 @@ pub fn map_request(
     let mut extra: SmallVec<[(&str, Template<'_>); 4]> = SmallVec::new();
     for (key, name, value) in extra_src {
         let t = Template::parse(value).map_err(|message| MappingError::BadTemplate {
-            key: key.clone(),
+            key: key.to_owned(),
             message,
         })?;
         extra.push((name, t));
@@ -282,30 +279,15 @@ pub fn map_request(
     // Deterministic order (context_extensions is a map).
     extra.sort_by(|a, b| a.0.cmp(b.0));
 
-    let http = attrs
-        .request
-        .as_ref()
-        .and_then(|r| r.http.as_ref())
-        .ok_or(MappingError::NoHttpRequest)?;
-    let view = HttpView::new(http);
-    let source = attrs.source.as_ref();
-    let principal_arn = principal(
-        source.map(|s| s.principal.as_str()).unwrap_or_default(),
-        &view,
-        principals,
-    )?;
+    let http = check.http.as_ref().ok_or(MappingError::NoHttpRequest)?;
+    let view = HttpView::from_wire(http);
+    let principal_arn = principal(check.source_principal, &view, principals)?;
     let action = action_t.render(&view)?;
     let resource = resource_t.render(&view)?;
 
     let mut context = Context::new();
-    let source_ip = source
-        .and_then(|s| s.address.as_ref())
-        .and_then(|a| a.address.as_ref())
-        .and_then(|a| match a {
-            Address::SocketAddress(sa) => sa.address.parse::<IpAddr>().ok(),
-            _ => None,
-        });
-    insert_request_keys(&mut context, source_ip, &http.scheme, now);
+    let source_ip = check.source_address.and_then(|a| a.parse::<IpAddr>().ok());
+    insert_request_keys(&mut context, source_ip, http.scheme, now);
     for (name, t) in &extra {
         context.insert(name, ContextValue::One(t.render(&view)?));
     }
@@ -324,13 +306,11 @@ pub fn map_request(
 
 /// The request's W3C `traceparent` header as received, if there is exactly
 /// one (the decision path parses it).
-pub fn traceparent(check: &CheckRequest) -> Option<String> {
-    let http = check.attributes.as_ref()?.request.as_ref()?.http.as_ref()?;
-    let value = HttpView::new(http).header("traceparent").ok()??;
-    Some(value.into_owned())
+pub fn traceparent(check: &CheckView<'_>) -> Option<String> {
+    HttpView::from_wire(check.http.as_ref()?).traceparent()
 }
 
-fn template<'e>(src: Option<&'e String>, key: &'static str) -> Result<Template<'e>, MappingError> {
+fn template<'e>(src: Option<&'e str>, key: &'static str) -> Result<Template<'e>, MappingError> {
     let src = src
         .filter(|s| !s.is_empty())
         .ok_or(MappingError::MissingTemplate(key))?;
@@ -472,8 +452,8 @@ impl<'t> Template<'t> {
         for part in &self.parts {
             match part {
                 Part::Lit(s) => out.push_str(s),
-                Part::Method => out.push_str(non_empty(&view.http.method, "method")?),
-                Part::Host => out.push_str(non_empty(&view.http.host, "host")?),
+                Part::Method => out.push_str(non_empty(view.method, "method")?),
+                Part::Host => out.push_str(non_empty(view.host, "host")?),
                 Part::Path(n) => out.push_str(view.segment(*n)?),
                 Part::Header(name) => {
                     let v = view
@@ -539,22 +519,55 @@ fn placeholder(name: &str) -> Result<Part<'_>, String> {
 /// and query, computed on first use.
 #[derive(Debug)]
 pub struct HttpView<'r> {
-    http: &'r HttpRequest,
+    method: &'r str,
+    host: &'r str,
+    /// The request target: path and query.
+    target: &'r str,
+    headers: Headers<'r>,
     raw_path: &'r str,
     raw_query: Option<&'r str>,
     segments: OnceCell<Result<Segments<'r>, MappingError>>,
     query: OnceCell<Result<Vec<(String, String)>, MappingError>>,
 }
 
+/// Where a view's headers are.
+#[derive(Debug, Clone, Copy)]
+enum Headers<'r> {
+    /// A decoded envoy-types request.
+    Message(&'r HttpRequest),
+    /// A request read off the wire (slices: `HttpFields` itself is
+    /// invariant in its lifetime).
+    Wire {
+        map: &'r [(&'r str, &'r str)],
+        raw: &'r [RawHeader<'r>],
+    },
+}
+
 impl<'r> HttpView<'r> {
-    /// Wraps Envoy's HTTP attributes.
+    /// Wraps Envoy's HTTP attributes, decoded.
     pub fn new(http: &'r HttpRequest) -> Self {
-        let (raw_path, raw_query) = match http.path.split_once('?') {
+        Self::with(&http.method, &http.host, &http.path, Headers::Message(http))
+    }
+
+    /// Wraps Envoy's HTTP attributes, read off the wire.
+    pub fn from_wire<'a: 'r>(http: &'r HttpFields<'a>) -> Self {
+        let headers = Headers::Wire {
+            map: &http.headers,
+            raw: &http.raw_headers,
+        };
+        Self::with(http.method, http.host, http.path, headers)
+    }
+
+    fn with(method: &'r str, host: &'r str, target: &'r str, headers: Headers<'r>) -> Self {
+        let (raw_path, raw_query) = match target.split_once('?') {
             Some((p, q)) => (p, Some(q)),
-            None => (http.path.as_str(), None),
+            None => (target, None),
         };
         Self {
-            http,
+            method,
+            host,
+            target,
+            headers,
             raw_path,
             raw_query,
             segments: OnceCell::new(),
@@ -562,53 +575,50 @@ impl<'r> HttpView<'r> {
         }
     }
 
+    /// Whether Envoy sent raw headers (`encode_raw_headers`), which tell
+    /// repeated headers apart.
     fn raw_headers(&self) -> bool {
-        self.http
-            .header_map
-            .as_ref()
-            .is_some_and(|m| !m.headers.is_empty())
+        match self.headers {
+            Headers::Message(http) => http
+                .header_map
+                .as_ref()
+                .is_some_and(|m| !m.headers.is_empty()),
+            Headers::Wire { raw, .. } => !raw.is_empty(),
+        }
     }
 
     /// A header's value (`name` in lower case); repeated raw headers are
     /// refused.
     pub fn header(&self, name: &str) -> Result<Option<Cow<'r, str>>, MappingError> {
-        if let Some(map) = self
-            .http
-            .header_map
-            .as_ref()
-            .filter(|m| !m.headers.is_empty())
-        {
-            let mut found: Option<&HeaderValue> = None;
-            for h in map
-                .headers
-                .iter()
-                .filter(|h| h.key.eq_ignore_ascii_case(name))
-            {
-                if found.is_some() {
-                    return Err(MappingError::DuplicateHeader(name.to_owned()));
-                }
-                found = Some(h);
+        match self.headers {
+            Headers::Message(http) => match http.header_map.as_ref() {
+                Some(map) if !map.headers.is_empty() => raw_header(
+                    map.headers
+                        .iter()
+                        .map(|h| (h.key.as_str(), h.value.as_str(), h.raw_value.as_slice())),
+                    name,
+                ),
+                _ => Ok(http.headers.get(name).map(|v| Cow::Borrowed(v.as_str()))),
+            },
+            Headers::Wire { map, raw: [] } => Ok(wire::header(map, name).map(Cow::Borrowed)),
+            Headers::Wire { raw, .. } => {
+                raw_header(raw.iter().map(|h| (h.key, h.value, h.raw_value)), name)
             }
-            return match found {
-                None => Ok(None),
-                Some(h) if !h.raw_value.is_empty() => std::str::from_utf8(&h.raw_value)
-                    .map(|s| Some(Cow::Borrowed(s)))
-                    .map_err(|_| MappingError::HeaderEncoding(name.to_owned())),
-                Some(h) => Ok(Some(Cow::Borrowed(h.value.as_str()))),
-            };
         }
-        Ok(self
-            .http
-            .headers
-            .get(name)
-            .map(|v| Cow::Borrowed(v.as_str())))
+    }
+
+    /// The request's W3C `traceparent` header as received, if there is
+    /// exactly one (the decision path parses it).
+    pub fn traceparent(&self) -> Option<String> {
+        let value = self.header("traceparent").ok()??;
+        Some(value.into_owned())
     }
 
     /// Path segment `n` (0-based), percent-decoded.
     pub fn segment(&self, n: usize) -> Result<&str, MappingError> {
         let segments = self
             .segments
-            .get_or_init(|| split_path(self.raw_path, self.http.path.as_str()))
+            .get_or_init(|| split_path(self.raw_path, self.target))
             .as_ref()
             .map_err(Clone::clone)?;
         let s = segments.get(n).ok_or(MappingError::NoSegment(n))?;
@@ -637,6 +647,28 @@ impl<'r> HttpView<'r> {
         found
             .filter(|v| !v.is_empty())
             .ok_or_else(|| MappingError::MissingQuery(name.to_owned()))
+    }
+}
+
+/// The value of raw header `name` (key, value, raw value; the raw value
+/// wins when set): a repeated header is refused.
+fn raw_header<'h>(
+    headers: impl Iterator<Item = (&'h str, &'h str, &'h [u8])>,
+    name: &str,
+) -> Result<Option<Cow<'h, str>>, MappingError> {
+    let mut found = None;
+    for (_, value, raw_value) in headers.filter(|(k, _, _)| k.eq_ignore_ascii_case(name)) {
+        if found.is_some() {
+            return Err(MappingError::DuplicateHeader(name.to_owned()));
+        }
+        found = Some((value, raw_value));
+    }
+    match found {
+        None => Ok(None),
+        Some((_, raw)) if !raw.is_empty() => std::str::from_utf8(raw)
+            .map(|s| Some(Cow::Borrowed(s)))
+            .map_err(|_| MappingError::HeaderEncoding(name.to_owned())),
+        Some((value, _)) => Ok(Some(Cow::Borrowed(value))),
     }
 }
 
@@ -750,9 +782,12 @@ fn clip(s: &str) -> &str {
 mod tests {
     use super::*;
     use envoy_types::pb::envoy::config::core::v3::Address as EnvoyAddress;
+    use envoy_types::pb::envoy::config::core::v3::HeaderValue;
+    use envoy_types::pb::envoy::config::core::v3::address::Address;
     use envoy_types::pb::envoy::config::core::v3::{HeaderMap, SocketAddress};
-    use envoy_types::pb::envoy::service::auth::v3::AttributeContext;
     use envoy_types::pb::envoy::service::auth::v3::attribute_context::{Peer, Request};
+    use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest};
+    use prost::Message as _;
 
     use crate::policy::variables::ValueRef;
 
@@ -810,8 +845,18 @@ mod tests {
         }
     }
 
+    /// Maps a request as the server does: encoded, then read off the wire.
+    fn map_message(
+        c: &CheckRequest,
+        source: PrincipalSource<'_>,
+        now: SystemTime,
+    ) -> Result<AuthzRequest, MappingError> {
+        let bytes = c.encode_to_vec();
+        map_request(&CheckView::parse(&bytes).unwrap(), source, now)
+    }
+
     fn map(c: &CheckRequest) -> Result<AuthzRequest, MappingError> {
-        map_request(
+        map_message(
             c,
             src(),
             UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000),
@@ -1092,7 +1137,7 @@ mod tests {
             }
         };
         peer(&mut c, "spiffe://example.org/ns/ops/sa/ops-automation");
-        let r = map_request(&c, source, SystemTime::now()).unwrap();
+        let r = map_message(&c, source, SystemTime::now()).unwrap();
         assert_eq!(
             r.principal_arn,
             "arn:aws:sts::111111111111:assumed-role/ops-automation/spiffe"
@@ -1100,7 +1145,7 @@ mod tests {
         // An unmapped SAN falls back to the header.
         peer(&mut c, "spiffe://other.org/x");
         assert_eq!(
-            map_request(&c, source, SystemTime::now())
+            map_message(&c, source, SystemTime::now())
                 .unwrap()
                 .principal_arn,
             BOB
@@ -1108,7 +1153,7 @@ mod tests {
         // A mapped prefix with an odd remainder is refused.
         peer(&mut c, "spiffe://example.org/ns/ops/sa/a:b");
         assert!(matches!(
-            map_request(&c, source, SystemTime::now()).unwrap_err(),
+            map_message(&c, source, SystemTime::now()).unwrap_err(),
             MappingError::AmbiguousPrincipal(_)
         ));
         // The header can be disabled.
@@ -1118,7 +1163,7 @@ mod tests {
             uri_sans: &sans,
         };
         assert!(matches!(
-            map_request(&c, off, SystemTime::now()).unwrap_err(),
+            map_message(&c, off, SystemTime::now()).unwrap_err(),
             MappingError::NoPrincipal { .. }
         ));
     }
@@ -1168,9 +1213,12 @@ mod tests {
     #[test]
     fn traceparent_header() {
         let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-        let c = check("/", &[("traceparent", tp)], &[]);
-        assert_eq!(traceparent(&c).as_deref(), Some(tp));
-        assert_eq!(traceparent(&check("/", &[], &[])), None);
+        let of = |c: CheckRequest| traceparent(&CheckView::parse(&c.encode_to_vec()).unwrap());
+        assert_eq!(
+            of(check("/", &[("traceparent", tp)], &[])).as_deref(),
+            Some(tp)
+        );
+        assert_eq!(of(check("/", &[], &[])), None);
     }
 
     #[test]

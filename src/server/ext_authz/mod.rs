@@ -16,6 +16,7 @@ pub mod mapping;
 pub mod network;
 pub mod response;
 pub mod service;
+pub mod wire;
 
 use std::time::SystemTime;
 
@@ -23,9 +24,13 @@ use envoy_types::pb::envoy::service::auth::v3::CheckRequest;
 
 use crate::engine::Outcome;
 use crate::server::config::ServiceMapping;
+use crate::server::errors::ServeError;
 use crate::server::state::AppState;
 use crate::telemetry::Frontend;
+use mapping::MAPPING_KEY;
+use prost::Message as _;
 use service::{AllowAnswer, AuthorizationService, CheckAnswer};
+use wire::{CheckView, WireError};
 
 /// Headroom over the body limit for the rest of a `CheckRequest`.
 const CHECK_OVERHEAD_BYTES: usize = 256 * 1024;
@@ -42,35 +47,55 @@ impl ExtAuthz {
         Self { state }
     }
 
-    /// Answers one `CheckRequest` from Envoy's HTTP or network filter.
-    pub fn check(&self, request: &CheckRequest) -> Result<CheckAnswer, tonic::Status> {
-        if network::is_network_check(request) {
-            return network::check_request(&self.state, request).map(CheckAnswer::from);
+    /// Answers one encoded `CheckRequest` from Envoy's HTTP or network
+    /// filter.
+    pub fn check(&self, bytes: &[u8]) -> Result<CheckAnswer, tonic::Status> {
+        match CheckView::parse(bytes) {
+            Ok(view) => self.check_view(&view, bytes),
+            Err(WireError::Unusual) => {
+                // Merged by prost, then read again.
+                let canonical = decode(bytes)?.encode_to_vec();
+                let view = CheckView::parse(&canonical).map_err(undecodable)?;
+                self.check_view(&view, &canonical)
+            }
+            Err(e) => Err(undecodable(e)),
         }
-        Ok(self.check_request(request, SystemTime::now()))
     }
 
-    /// Maps, decides and answers one `CheckRequest` of the HTTP filter.
-    pub fn check_request(&self, req: &CheckRequest, now: SystemTime) -> CheckAnswer {
+    fn check_view(&self, view: &CheckView<'_>, bytes: &[u8]) -> Result<CheckAnswer, tonic::Status> {
+        if view.http.is_none() {
+            return network::check_request(&self.state, &decode(bytes)?).map(CheckAnswer::from);
+        }
+        self.check_request(view, bytes, SystemTime::now())
+    }
+
+    /// Maps, decides and answers one `CheckRequest` of the HTTP filter:
+    /// `view` is `bytes` read off the wire.
+    pub fn check_request(
+        &self,
+        view: &CheckView<'_>,
+        bytes: &[u8],
+        now: SystemTime,
+    ) -> Result<CheckAnswer, tonic::Status> {
         let frontend = Frontend::ExtAuthz;
         let config = &self.state.config;
-        match ec2::route_mapping(req, config.default_mapping) {
+        match ec2::route_mapping(view.extension(MAPPING_KEY), config.default_mapping) {
             Ok(ServiceMapping::Ec2Query) => {
-                return ec2::check_request(&self.state, req, now).into();
+                return Ok(ec2::check_request(&self.state, &decode(bytes)?, now).into());
             }
             Ok(ServiceMapping::Generic) => {}
             Err(e) => {
                 tracing::warn!(error = %e, "ext_authz: misconfigured route");
                 let err = e.into_serve_error();
                 self.state.metrics.request_error(frontend, err.reason());
-                return response::refused(&err).into();
+                return Ok(response::refused(&err).into());
             }
         }
         let principals = mapping::PrincipalSource {
             header: &config.principal_header,
             uri_sans: &config.uri_san_principals,
         };
-        let mapped = match mapping::map_request(req, principals, now) {
+        let mapped = match mapping::map_request(view, principals, now) {
             Ok(m) => m,
             Err(e) => {
                 if e.is_config() {
@@ -78,25 +103,39 @@ impl ExtAuthz {
                 }
                 let err = e.into_serve_error();
                 self.state.metrics.request_error(frontend, err.reason());
-                return response::refused(&err).into();
+                return Ok(response::refused(&err).into());
             }
         };
         let traceparent = if self.state.uses_traceparent() {
-            mapping::traceparent(req)
+            mapping::traceparent(view)
         } else {
             None
         };
-        match self.state.decide(frontend, &mapped, traceparent.as_deref()) {
-            Ok(d) if d.answer.decision == Outcome::Allowed => CheckAnswer::Allowed(AllowAnswer {
-                decision_id: d.decision_id,
-                principal: mapped.principal_arn,
-                revision: d.answer.revision,
-            }),
-            Ok(d) => response::decided(&d, &mapped.principal_arn).into(),
-            // `decide` has counted the error.
-            Err(e) => response::refused(&e).into(),
-        }
+        Ok(
+            match self.state.decide(frontend, &mapped, traceparent.as_deref()) {
+                Ok(d) if d.answer.decision == Outcome::Allowed => {
+                    CheckAnswer::Allowed(AllowAnswer {
+                        decision_id: d.decision_id,
+                        principal: mapped.principal_arn,
+                        revision: d.answer.revision,
+                    })
+                }
+                Ok(d) => response::decided(&d, &mapped.principal_arn).into(),
+                // `decide` has counted the error.
+                Err(e) => response::refused(&e).into(),
+            },
+        )
     }
+}
+
+/// The whole message, for the paths that read more than the generic
+/// mapping: EC2, the network filter.
+fn decode(bytes: &[u8]) -> Result<CheckRequest, tonic::Status> {
+    CheckRequest::decode(bytes).map_err(undecodable)
+}
+
+fn undecodable(e: impl std::fmt::Display) -> tonic::Status {
+    ServeError::BadRequest(format!("the CheckRequest does not decode: {e}")).grpc_status()
 }
 
 /// The tonic service to add to the gRPC router.

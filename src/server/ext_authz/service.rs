@@ -5,27 +5,28 @@
 //! reason: an allowed Check, the answer on every request path, is written
 //! straight to the wire ([`AllowAnswer`]) instead of being built as a
 //! `CheckResponse` of owned strings and a hashed metadata map, then encoded
-//! and dropped. Requests are decoded into the envoy-types `CheckRequest` as
-//! before (decode errors and size limits behave as in the generated
-//! server), and every other answer is a `CheckResponse`. The allow's bytes
-//! decode to exactly the message [`super::response::decided`] builds (unit
-//! test below). Mapping and deciding are [`super::ExtAuthz`]'s, not this
-//! module's.
+//! and dropped; and a request reaches [`super::ExtAuthz::check`] as the
+//! frame's bytes, which [`super::wire`] reads in place (fields borrowed,
+//! nothing copied) rather than decoding a whole envoy-types
+//! `CheckRequest`. The frame size limit is tonic's, as in the generated
+//! server; every answer other than an allow is a `CheckResponse`. The
+//! allow's bytes decode to exactly the message [`super::response::decided`]
+//! builds (unit test below). Mapping and deciding are
+//! [`super::ExtAuthz`]'s, not this module's.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use envoy_types::pb::envoy::config::core::v3::header_value_option::HeaderAppendAction;
-use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse};
+use envoy_types::pb::envoy::service::auth::v3::CheckResponse;
 use prost::Message;
-use prost::bytes::BufMut;
+use prost::bytes::{Buf, BufMut, Bytes};
 use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, key_len};
 use tonic::body::Body;
-use tonic::codec::{Codec, EncodeBuf, Encoder};
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::codegen::{Body as HttpBody, BoxFuture, StdError};
 use tonic::server::{Grpc, NamedService, UnaryService};
-use tonic_prost::ProstDecoder;
 
 use super::ExtAuthz;
 use super::response::{DECISION_ID_HEADER, PRINCIPAL_HEADER};
@@ -198,22 +199,35 @@ impl Encoder for AnswerEncoder {
     }
 }
 
-/// `CheckRequest` in (decoded by prost), [`CheckAnswer`] out.
+/// Hands over a request frame's bytes as they are.
+#[derive(Debug, Default)]
+pub struct FrameDecoder;
+
+impl Decoder for FrameDecoder {
+    type Item = Bytes;
+    type Error = tonic::Status;
+
+    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, tonic::Status> {
+        Ok(Some(buf.copy_to_bytes(buf.remaining())))
+    }
+}
+
+/// A `CheckRequest`'s bytes in, [`CheckAnswer`] out.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct CheckCodec;
 
 impl Codec for CheckCodec {
     type Encode = CheckAnswer;
-    type Decode = CheckRequest;
+    type Decode = Bytes;
     type Encoder = AnswerEncoder;
-    type Decoder = ProstDecoder<CheckRequest>;
+    type Decoder = FrameDecoder;
 
     fn encoder(&mut self) -> AnswerEncoder {
         AnswerEncoder
     }
 
-    fn decoder(&mut self) -> Self::Decoder {
-        ProstDecoder::default()
+    fn decoder(&mut self) -> FrameDecoder {
+        FrameDecoder
     }
 }
 
@@ -240,11 +254,11 @@ impl NamedService for AuthorizationService {
 
 struct CheckMethod(Arc<ExtAuthz>);
 
-impl UnaryService<CheckRequest> for CheckMethod {
+impl UnaryService<Bytes> for CheckMethod {
     type Response = CheckAnswer;
     type Future = std::future::Ready<Result<tonic::Response<CheckAnswer>, tonic::Status>>;
 
-    fn call(&mut self, request: tonic::Request<CheckRequest>) -> Self::Future {
+    fn call(&mut self, request: tonic::Request<Bytes>) -> Self::Future {
         // Deciding never waits, so the answer is ready at once.
         std::future::ready(self.0.check(request.get_ref()).map(tonic::Response::new))
     }

@@ -1,0 +1,701 @@
+//! A borrowed reading of an Envoy ext_authz `CheckRequest` straight off the
+//! wire: the fields the generic HTTP mapping reads, as slices of the
+//! received bytes, without building the envoy-types message (a hash map of
+//! owned strings for the headers, another for the context extensions, and
+//! every field iamgate never reads). Owns only protobuf decoding; what the
+//! fields mean is `mapping`'s, and the EC2 and network paths decode the
+//! whole message with prost.
+//!
+//! It decodes as prost decodes the envoy-types `CheckRequest` (unit tests
+//! compare the two): a later scalar or map entry wins, a known field with
+//! the wrong wire type or a string that is not UTF-8 is an error. Two
+//! things differ by design:
+//! - Fields iamgate never reads (`destination`, `time`, metadata, TLS
+//!   session, body, ...) are skipped by their length, not decoded, so a
+//!   malformed value there is not an error.
+//! - A message field sent more than once (protobuf merges the copies), a
+//!   `oneof` set twice, or a group is [`WireError::Unusual`]: Envoy never
+//!   sends these, and the caller re-encodes the message with prost (which
+//!   merges) and reads that instead.
+//!
+//! Field numbers are from envoy/service/auth/v3/{external_auth,
+//! attribute_context}.proto and envoy/config/core/v3/{address,base}.proto.
+
+use smallvec::SmallVec;
+
+/// Why the bytes could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    /// Not a valid `CheckRequest`.
+    #[error("{0}")]
+    Malformed(&'static str),
+    /// Valid, but in a shape this reader leaves to prost (see the module
+    /// documentation).
+    #[error("a message field is repeated, a oneof is set twice, or a group is used")]
+    Unusual,
+}
+
+/// A header as Envoy's `HeaderMap` carries it (`encode_raw_headers`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RawHeader<'a> {
+    pub key: &'a str,
+    pub value: &'a str,
+    pub raw_value: &'a [u8],
+}
+
+/// Headers kept on the stack; more spill to the heap.
+type HeaderList<'a> = SmallVec<[(&'a str, &'a str); 20]>;
+
+/// `AttributeContext.Request.http`.
+#[derive(Debug, Clone, Default)]
+pub struct HttpFields<'a> {
+    pub method: &'a str,
+    /// The request target (path and query), as Envoy sends it.
+    pub path: &'a str,
+    pub host: &'a str,
+    pub scheme: &'a str,
+    /// The `headers` map, in wire order; a later entry for the same key
+    /// replaces an earlier one (see [`HttpFields::header`]).
+    pub headers: HeaderList<'a>,
+    /// `header_map.headers`, in order.
+    pub raw_headers: Vec<RawHeader<'a>>,
+}
+
+impl<'a> HttpFields<'a> {
+    /// The `headers` map's value for `key` (exact match): the last entry
+    /// wins, as when the map is decoded.
+    pub fn header(&self, key: &str) -> Option<&'a str> {
+        header(&self.headers, key)
+    }
+}
+
+/// The value for `key` (exact match) in a `headers` map read off the wire:
+/// the last entry wins, as when the map is decoded.
+pub fn header<'a>(headers: &[(&'a str, &'a str)], key: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .rev()
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| *v)
+}
+
+/// The parts of a `CheckRequest` the generic mapping reads.
+#[derive(Debug, Clone, Default)]
+pub struct CheckView<'a> {
+    /// Whether `attributes` is present.
+    pub has_attributes: bool,
+    /// `attributes.source.principal`.
+    pub source_principal: &'a str,
+    /// `attributes.source.address.socket_address.address`.
+    pub source_address: Option<&'a str>,
+    /// `attributes.request.http`; `None` for Envoy's network filter.
+    pub http: Option<HttpFields<'a>>,
+    /// `attributes.context_extensions`, one entry per key (the last sent).
+    pub extensions: SmallVec<[(&'a str, &'a str); 6]>,
+}
+
+impl<'a> CheckView<'a> {
+    /// Reads a `CheckRequest`'s encoding.
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, WireError> {
+        let mut view = CheckView::default();
+        let mut attributes = Once::default();
+        for field in Fields::new(bytes) {
+            if let (1, value) = field? {
+                attributes.take()?;
+                view.has_attributes = true;
+                view.attributes(value.bytes()?)?;
+            }
+        }
+        Ok(view)
+    }
+
+    /// The context extension `key`, if any.
+    pub fn extension(&self, key: &str) -> Option<&'a str> {
+        self.extensions
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| *v)
+    }
+
+    fn attributes(&mut self, bytes: &'a [u8]) -> Result<(), WireError> {
+        let (mut source, mut request) = (Once::default(), Once::default());
+        for field in Fields::new(bytes) {
+            match field? {
+                (1, value) => {
+                    source.take()?;
+                    self.peer(value.bytes()?)?;
+                }
+                (4, value) => {
+                    request.take()?;
+                    self.request(value.bytes()?)?;
+                }
+                (10, value) => {
+                    let (key, value) = entry(value.bytes()?)?;
+                    match self.extensions.iter_mut().find(|(k, _)| *k == key) {
+                        Some(e) => e.1 = value,
+                        None => self.extensions.push((key, value)),
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn peer(&mut self, bytes: &'a [u8]) -> Result<(), WireError> {
+        let mut address = Once::default();
+        for field in Fields::new(bytes) {
+            match field? {
+                (1, value) => {
+                    address.take()?;
+                    self.source_address = socket_address(value.bytes()?)?;
+                }
+                (4, value) => self.source_principal = value.string()?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn request(&mut self, bytes: &'a [u8]) -> Result<(), WireError> {
+        let mut http = Once::default();
+        for field in Fields::new(bytes) {
+            if let (2, value) = field? {
+                http.take()?;
+                self.http = Some(http_fields(value.bytes()?)?);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `Address`: its `socket_address.address`, or `None` for the other
+/// members of its `oneof` (pipe, internal address).
+fn socket_address(bytes: &[u8]) -> Result<Option<&str>, WireError> {
+    let mut member = Once::default();
+    let mut found = None;
+    for field in Fields::new(bytes) {
+        match field? {
+            (1, value) => {
+                member.take()?;
+                let mut address = "";
+                for f in Fields::new(value.bytes()?) {
+                    if let (2, v) = f? {
+                        address = v.string()?;
+                    }
+                }
+                found = Some(address);
+            }
+            (2 | 3, value) => {
+                member.take()?;
+                value.bytes()?;
+            }
+            _ => {}
+        }
+    }
+    Ok(found)
+}
+
+fn http_fields(bytes: &[u8]) -> Result<HttpFields<'_>, WireError> {
+    let mut http = HttpFields::default();
+    let mut header_map = Once::default();
+    for field in Fields::new(bytes) {
+        match field? {
+            (2, value) => http.method = value.string()?,
+            (3, value) => http.headers.push(entry(value.bytes()?)?),
+            (4, value) => http.path = value.string()?,
+            (5, value) => http.host = value.string()?,
+            (6, value) => http.scheme = value.string()?,
+            (13, value) => {
+                header_map.take()?;
+                for f in Fields::new(value.bytes()?) {
+                    if let (1, v) = f? {
+                        http.raw_headers.push(raw_header(v.bytes()?)?);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(http)
+}
+
+/// A `map<string, string>` entry; a missing key or value is empty.
+fn entry(bytes: &[u8]) -> Result<(&str, &str), WireError> {
+    let (mut key, mut value) = ("", "");
+    for field in Fields::new(bytes) {
+        match field? {
+            (1, v) => key = v.string()?,
+            (2, v) => value = v.string()?,
+            _ => {}
+        }
+    }
+    Ok((key, value))
+}
+
+fn raw_header(bytes: &[u8]) -> Result<RawHeader<'_>, WireError> {
+    let mut h = RawHeader::default();
+    for field in Fields::new(bytes) {
+        match field? {
+            (1, v) => h.key = v.string()?,
+            (2, v) => h.value = v.string()?,
+            (3, v) => h.raw_value = v.bytes()?,
+            _ => {}
+        }
+    }
+    Ok(h)
+}
+
+/// A singular message field: seen at most once here.
+#[derive(Default)]
+struct Once(bool);
+
+impl Once {
+    fn take(&mut self) -> Result<(), WireError> {
+        if std::mem::replace(&mut self.0, true) {
+            Err(WireError::Unusual)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// One field's value.
+#[derive(Debug, Clone, Copy)]
+enum Value<'a> {
+    Varint,
+    Fixed,
+    Delimited(&'a [u8]),
+}
+
+impl<'a> Value<'a> {
+    /// A length-delimited value (message, bytes); any other wire type for
+    /// a field read as one is an error, as in prost.
+    fn bytes(self) -> Result<&'a [u8], WireError> {
+        match self {
+            Value::Delimited(b) => Ok(b),
+            _ => Err(WireError::Malformed("invalid wire type for a known field")),
+        }
+    }
+
+    fn string(self) -> Result<&'a str, WireError> {
+        std::str::from_utf8(self.bytes()?)
+            .map_err(|_| WireError::Malformed("invalid string value: data is not UTF-8 encoded"))
+    }
+}
+
+/// The fields of one message, in wire order.
+struct Fields<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Fields<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Self { rest: bytes }
+    }
+
+    fn varint(&mut self) -> Result<u64, WireError> {
+        let mut value = 0u64;
+        for (i, &b) in self.rest.iter().enumerate().take(10) {
+            // The tenth byte holds the top bit of a u64 only.
+            if i == 9 && b > 1 {
+                break;
+            }
+            value |= u64::from(b & 0x7f) << (7 * i);
+            if b & 0x80 == 0 {
+                self.rest = self.rest.get(i + 1..).unwrap_or_default();
+                return Ok(value);
+            }
+        }
+        Err(WireError::Malformed("invalid varint"))
+    }
+
+    fn split(&mut self, len: usize) -> Result<&'a [u8], WireError> {
+        if len > self.rest.len() {
+            return Err(WireError::Malformed("buffer underflow"));
+        }
+        let (value, rest) = self.rest.split_at(len);
+        self.rest = rest;
+        Ok(value)
+    }
+
+    fn field(&mut self) -> Result<(u32, Value<'a>), WireError> {
+        let key = self.varint()?;
+        let number = u32::try_from(key >> 3)
+            .ok()
+            .filter(|n| (1..=0x1fff_ffff).contains(n))
+            .ok_or(WireError::Malformed("invalid field number"))?;
+        let value = match key & 7 {
+            0 => {
+                self.varint()?;
+                Value::Varint
+            }
+            1 => {
+                self.split(8)?;
+                Value::Fixed
+            }
+            2 => {
+                let len = usize::try_from(self.varint()?)
+                    .map_err(|_| WireError::Malformed("buffer underflow"))?;
+                Value::Delimited(self.split(len)?)
+            }
+            3 | 4 => return Err(WireError::Unusual),
+            5 => {
+                self.split(4)?;
+                Value::Fixed
+            }
+            _ => return Err(WireError::Malformed("invalid wire type")),
+        };
+        Ok((number, value))
+    }
+}
+
+impl<'a> Iterator for Fields<'a> {
+    type Item = Result<(u32, Value<'a>), WireError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        let field = self.field();
+        if field.is_err() {
+            // Stop after an error.
+            self.rest = &[];
+        }
+        Some(field)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use envoy_types::pb::envoy::config::core::v3::address::Address as AddressKind;
+    use envoy_types::pb::envoy::config::core::v3::{
+        Address, HeaderMap, HeaderValue, Pipe, SocketAddress,
+    };
+    use envoy_types::pb::envoy::service::auth::v3::attribute_context::{
+        HttpRequest, Peer, Request,
+    };
+    use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest};
+    use prost::Message as _;
+
+    fn socket(ip: &str, port: u32) -> Option<Address> {
+        Some(Address {
+            address: Some(AddressKind::SocketAddress(SocketAddress {
+                address: ip.to_owned(),
+                port_specifier: Some(
+                    envoy_types::pb::envoy::config::core::v3::socket_address::PortSpecifier::PortValue(port),
+                ),
+                ..Default::default()
+            })),
+        })
+    }
+
+    fn full() -> CheckRequest {
+        CheckRequest {
+            attributes: Some(AttributeContext {
+                source: Some(Peer {
+                    address: socket("10.1.2.3", 5555),
+                    principal: "spiffe://example.org/ns/a/sa/b".to_owned(),
+                    service: "front".to_owned(),
+                    ..Default::default()
+                }),
+                destination: Some(Peer {
+                    address: socket("10.0.0.10", 8443),
+                    ..Default::default()
+                }),
+                request: Some(Request {
+                    time: Some(envoy_types::pb::google::protobuf::Timestamp {
+                        seconds: 1_790_000_000,
+                        nanos: 5,
+                    }),
+                    http: Some(HttpRequest {
+                        id: "42".to_owned(),
+                        method: "POST".to_owned(),
+                        headers: [("x-a", "1"), (":path", "/v1/x?y=1"), ("x-é", "ü")]
+                            .into_iter()
+                            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                            .collect(),
+                        header_map: Some(HeaderMap {
+                            headers: vec![
+                                HeaderValue {
+                                    key: "x-a".to_owned(),
+                                    value: String::new(),
+                                    raw_value: b"1".to_vec(),
+                                },
+                                HeaderValue {
+                                    key: "x-b".to_owned(),
+                                    value: "v".to_owned(),
+                                    raw_value: Vec::new(),
+                                },
+                            ],
+                        }),
+                        path: "/v1/x?y=1".to_owned(),
+                        host: "api.example.com".to_owned(),
+                        scheme: "https".to_owned(),
+                        protocol: "HTTP/2".to_owned(),
+                        body: "b=1".to_owned(),
+                        size: 3,
+                        ..Default::default()
+                    }),
+                }),
+                context_extensions: [("iamgate.action", "svc:Get"), ("k", "")]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .collect(),
+                ..Default::default()
+            }),
+        }
+    }
+
+    /// What a mapping can read, owned, to compare the two decodings.
+    #[derive(Debug, PartialEq)]
+    struct Summary {
+        attributes: bool,
+        principal: String,
+        address: Option<String>,
+        /// method, path, host, scheme
+        http: Option<[String; 4]>,
+        /// The headers map, sorted by key.
+        headers: Vec<(String, String)>,
+        raw_headers: Vec<(String, String, Vec<u8>)>,
+        /// Sorted by key.
+        extensions: Vec<(String, String)>,
+    }
+
+    fn owned(pairs: impl Iterator<Item = (impl ToString, impl ToString)>) -> Vec<(String, String)> {
+        let mut v: Vec<_> = pairs.map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        v.sort();
+        v
+    }
+
+    /// The reference: what prost decoded.
+    fn of_message(c: &CheckRequest) -> Summary {
+        let a = c.attributes.as_ref();
+        let source = a.and_then(|a| a.source.as_ref());
+        let http = a
+            .and_then(|a| a.request.as_ref())
+            .and_then(|r| r.http.as_ref());
+        Summary {
+            attributes: a.is_some(),
+            principal: source.map(|s| s.principal.clone()).unwrap_or_default(),
+            address: source
+                .and_then(|s| s.address.as_ref())
+                .and_then(|a| a.address.as_ref())
+                .and_then(|a| match a {
+                    AddressKind::SocketAddress(s) => Some(s.address.clone()),
+                    _ => None,
+                }),
+            http: http.map(|h| [&h.method, &h.path, &h.host, &h.scheme].map(Clone::clone)),
+            headers: owned(http.into_iter().flat_map(|h| h.headers.iter())),
+            raw_headers: http
+                .and_then(|h| h.header_map.as_ref())
+                .map(|m| {
+                    m.headers
+                        .iter()
+                        .map(|h| (h.key.clone(), h.value.clone(), h.raw_value.clone()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            extensions: owned(a.into_iter().flat_map(|a| a.context_extensions.iter())),
+        }
+    }
+
+    fn of_view(v: &CheckView<'_>) -> Summary {
+        let http = v.http.as_ref();
+        // The map's semantics: one entry per key, the last sent.
+        let mut keys: Vec<&str> = http
+            .map(|h| h.headers.iter().map(|(k, _)| *k).collect())
+            .unwrap_or_default();
+        keys.sort();
+        keys.dedup();
+        Summary {
+            attributes: v.has_attributes,
+            principal: v.source_principal.to_owned(),
+            address: v.source_address.map(str::to_owned),
+            http: http.map(|h| [h.method, h.path, h.host, h.scheme].map(str::to_owned)),
+            headers: owned(keys.iter().filter_map(|k| Some((*k, http?.header(k)?)))),
+            raw_headers: http
+                .map(|h| {
+                    h.raw_headers
+                        .iter()
+                        .map(|r| (r.key.to_owned(), r.value.to_owned(), r.raw_value.to_vec()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            extensions: owned(v.extensions.iter().copied()),
+        }
+    }
+
+    fn same(bytes: &[u8]) {
+        let reference = CheckRequest::decode(bytes).expect("prost decodes it");
+        let view = CheckView::parse(bytes).expect("the view reads it");
+        assert_eq!(of_view(&view), of_message(&reference));
+    }
+
+    #[test]
+    fn reads_what_prost_decodes() {
+        same(&full().encode_to_vec());
+        same(&CheckRequest::default().encode_to_vec());
+        let empty = CheckRequest {
+            attributes: Some(AttributeContext::default()),
+        };
+        same(&empty.encode_to_vec());
+        let mut no_http = full();
+        no_http
+            .attributes
+            .as_mut()
+            .unwrap()
+            .request
+            .as_mut()
+            .unwrap()
+            .http = None;
+        same(&no_http.encode_to_vec());
+        let view = CheckView::parse(&[]).unwrap();
+        assert!(!view.has_attributes && view.http.is_none());
+    }
+
+    #[test]
+    fn later_scalars_and_map_entries_win() {
+        // http.method twice, a header key twice, an extension twice, an
+        // unknown field and a skipped field: all as prost decodes them.
+        let mut http = HttpRequest {
+            method: "GET".to_owned(),
+            ..Default::default()
+        }
+        .encode_to_vec();
+        http.extend(
+            HttpRequest {
+                method: "PUT".to_owned(),
+                headers: [("x-a".to_owned(), "2".to_owned())].into(),
+                ..Default::default()
+            }
+            .encode_to_vec(),
+        );
+        http.extend(
+            HttpRequest {
+                headers: [("x-a".to_owned(), "3".to_owned())].into(),
+                protocol: "HTTP/1.1".to_owned(),
+                ..Default::default()
+            }
+            .encode_to_vec(),
+        );
+        http.extend([0xf8, 0x07, 0x01]); // field 127, varint: unknown
+        let request = [&[0x12, http.len() as u8][..], &http].concat();
+        let mut attributes = AttributeContext {
+            context_extensions: [("a".to_owned(), "1".to_owned())].into(),
+            ..Default::default()
+        }
+        .encode_to_vec();
+        attributes.extend(
+            AttributeContext {
+                context_extensions: [("a".to_owned(), "2".to_owned())].into(),
+                ..Default::default()
+            }
+            .encode_to_vec(),
+        );
+        attributes.extend([0x22, request.len() as u8]);
+        attributes.extend(&request);
+        let check = [&[0x0a, attributes.len() as u8][..], &attributes].concat();
+        same(&check);
+        let view = CheckView::parse(&check).unwrap();
+        let http = view.http.unwrap();
+        assert_eq!((http.method, http.header("x-a")), ("PUT", Some("3")));
+        assert_eq!(view.extensions.as_slice(), &[("a", "2")]);
+    }
+
+    #[test]
+    fn merged_messages_are_left_to_prost() {
+        // `attributes` twice: protobuf merges the two.
+        let mut twice = full().encode_to_vec();
+        twice.extend(full().encode_to_vec());
+        assert_eq!(CheckView::parse(&twice).unwrap_err(), WireError::Unusual);
+        // The source address's oneof set twice.
+        let mut c = full();
+        let mut peer = c.attributes.as_ref().unwrap().source.clone().unwrap();
+        let mut bytes = peer.encode_to_vec();
+        peer.address = Some(Address {
+            address: Some(AddressKind::Pipe(Pipe {
+                path: "/p".to_owned(),
+                mode: 0,
+            })),
+        });
+        let pipe = peer.address.as_ref().unwrap().encode_to_vec();
+        bytes.extend([0x0a, pipe.len() as u8]);
+        bytes.extend(pipe);
+        let decoded = Peer::decode(bytes.as_slice()).unwrap();
+        c.attributes.as_mut().unwrap().source = Some(decoded);
+        // Re-encoded by prost, it reads as prost decoded it.
+        same(&c.encode_to_vec());
+        let mut raw = AttributeContext::default().encode_to_vec();
+        raw.extend([0x0a, bytes.len() as u8]);
+        raw.extend(&bytes);
+        let check = [&[0x0a, raw.len() as u8][..], &raw].concat();
+        assert_eq!(CheckView::parse(&check).unwrap_err(), WireError::Unusual);
+        // A group.
+        assert_eq!(
+            CheckView::parse(&[0x0b, 0x0c]).unwrap_err(),
+            WireError::Unusual
+        );
+    }
+
+    #[test]
+    fn malformed_input_is_refused_like_prost() {
+        let good = full().encode_to_vec();
+        let cases: Vec<Vec<u8>> = vec![
+            vec![0xff; 5],                            // varint never ends
+            vec![0x0a, 0x05, 0x01],                   // length past the end
+            vec![0x08, 0x01],                         // attributes as a varint
+            vec![0x00],                               // field 0
+            vec![0x0e],                               // wire type 6
+            good[..good.len() - 1].to_vec(),          // truncated
+            vec![0x0a, 0x04, 0x0a, 0x02, 0x22, 0x80], // bad nested length
+        ];
+        for bytes in cases {
+            assert!(CheckView::parse(&bytes).is_err(), "{bytes:?}");
+            assert!(CheckRequest::decode(bytes.as_slice()).is_err(), "{bytes:?}");
+        }
+        // A header value that is not UTF-8.
+        let mut c = full();
+        let http = c
+            .attributes
+            .as_mut()
+            .unwrap()
+            .request
+            .as_mut()
+            .unwrap()
+            .http
+            .as_mut()
+            .unwrap();
+        http.headers.clear();
+        http.headers.insert("x".to_owned(), "\u{7f}".to_owned());
+        let mut bytes = c.encode_to_vec();
+        let at = bytes.iter().rposition(|&b| b == 0x7f).unwrap();
+        bytes[at] = 0xff;
+        assert_eq!(
+            CheckView::parse(&bytes).unwrap_err(),
+            WireError::Malformed("invalid string value: data is not UTF-8 encoded")
+        );
+        assert!(CheckRequest::decode(bytes.as_slice()).is_err());
+    }
+
+    #[test]
+    fn varints_and_fixed_fields() {
+        // Ten-byte varints are the longest; fixed32/64 unknown fields are
+        // skipped by their size.
+        let mut bytes = vec![0x08 | 0x70]; // field 15, varint
+        bytes.extend([0xff; 9]);
+        bytes.push(0x01);
+        bytes.extend([0x79]); // field 15, fixed64
+        bytes.extend([0; 8]);
+        bytes.extend([0x7d]); // field 15, fixed32
+        bytes.extend([0; 4]);
+        same(&bytes);
+        let mut over = vec![0x78];
+        over.extend([0xff; 9]);
+        over.push(0x02);
+        assert!(CheckView::parse(&over).is_err());
+        assert!(CheckRequest::decode(over.as_slice()).is_err());
+    }
+}
