@@ -294,7 +294,19 @@ impl<'a> Fields<'a> {
         Self { rest: bytes }
     }
 
+    #[inline]
     fn varint(&mut self) -> Result<u64, WireError> {
+        // Keys and most lengths fit in one byte.
+        if let Some((&b, rest)) = self.rest.split_first()
+            && b < 0x80
+        {
+            self.rest = rest;
+            return Ok(u64::from(b));
+        }
+        self.long_varint()
+    }
+
+    fn long_varint(&mut self) -> Result<u64, WireError> {
         let mut value = 0u64;
         for (i, &b) in self.rest.iter().enumerate().take(10) {
             // The tenth byte holds the top bit of a u64 only.
@@ -319,6 +331,7 @@ impl<'a> Fields<'a> {
         Ok(value)
     }
 
+    #[inline]
     fn field(&mut self) -> Result<(u32, Value<'a>), WireError> {
         let key = self.varint()?;
         let number = u32::try_from(key >> 3)
@@ -353,6 +366,7 @@ impl<'a> Fields<'a> {
 impl<'a> Iterator for Fields<'a> {
     type Item = Result<(u32, Value<'a>), WireError>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         if self.rest.is_empty() {
             return None;
