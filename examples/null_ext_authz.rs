@@ -4,6 +4,10 @@
 //! deciding anything. It is the baseline `iamgate serve` is measured
 //! against, so it uses the same stacks and socket options (TCP_NODELAY,
 //! tokio multi-threaded runtime, hyper-util's auto HTTP/1.1+h2c builder).
+//! Its gRPC side is envoy-types' generated `AuthorizationServer`, which
+//! decodes every `CheckRequest` whole with prost, as a server built on the
+//! published types does; `iamgate serve` reads only what it maps, in place
+//! (`iamgate::server::ext_authz::wire`).
 //!
 //! ```text
 //! cargo run --release --example null_ext_authz -- [--grpc ADDR] [--http ADDR]
