@@ -712,4 +712,81 @@ mod tests {
         assert!(CheckView::parse(&over).is_err());
         assert!(CheckRequest::decode(over.as_slice()).is_err());
     }
+    /// One edit to an encoding: overwrite, insert or delete a byte, or cut
+    /// the rest (the position taken modulo the length).
+    #[derive(Debug, Clone)]
+    enum Edit {
+        Set(usize, u8),
+        Insert(usize, u8),
+        Delete(usize),
+        Truncate(usize),
+    }
+
+    fn apply(bytes: &mut Vec<u8>, edit: &Edit) {
+        let at = |i: usize, len: usize| if len == 0 { 0 } else { i % len };
+        match *edit {
+            Edit::Set(i, b) if !bytes.is_empty() => {
+                let i = at(i, bytes.len());
+                bytes[i] = b;
+            }
+            Edit::Insert(i, b) => {
+                let i = at(i, bytes.len() + 1);
+                bytes.insert(i, b);
+            }
+            Edit::Delete(i) if !bytes.is_empty() => {
+                let i = at(i, bytes.len());
+                bytes.remove(i);
+            }
+            Edit::Truncate(i) => {
+                let i = at(i, bytes.len() + 1);
+                bytes.truncate(i);
+            }
+            _ => {}
+        }
+    }
+
+    fn edit() -> impl proptest::strategy::Strategy<Value = Edit> {
+        use proptest::prelude::*;
+        prop_oneof![
+            4 => (any::<usize>(), any::<u8>()).prop_map(|(i, b)| Edit::Set(i, b)),
+            2 => (any::<usize>(), any::<u8>()).prop_map(|(i, b)| Edit::Insert(i, b)),
+            2 => any::<usize>().prop_map(Edit::Delete),
+            1 => any::<usize>().prop_map(Edit::Truncate),
+        ]
+    }
+
+    proptest::proptest! {
+        /// On damaged encodings the reader agrees with prost: what it
+        /// refuses as malformed, prost refuses; what both read, they read
+        /// alike; and what it leaves to prost reads alike once prost has
+        /// re-encoded it (the server's path). It may accept damage in the
+        /// fields it skips (see the module documentation).
+        #[test]
+        fn damaged_encodings_read_as_prost_decodes(
+            edits in proptest::collection::vec(edit(), 1..4)
+        ) {
+            let mut bytes = full().encode_to_vec();
+            for e in &edits {
+                apply(&mut bytes, e);
+            }
+            let reference = CheckRequest::decode(bytes.as_slice());
+            match (CheckView::parse(&bytes), &reference) {
+                (Ok(view), Ok(message)) => {
+                    proptest::prop_assert_eq!(of_view(&view), of_message(message));
+                }
+                (Err(WireError::Malformed(e)), Ok(_)) => {
+                    proptest::prop_assert!(false, "refused what prost decodes: {}", e);
+                }
+                (Err(WireError::Unusual), Ok(message)) => {
+                    let canonical = message.encode_to_vec();
+                    let view = CheckView::parse(&canonical);
+                    proptest::prop_assert!(view.is_ok(), "{:?}", view.err());
+                    if let Ok(view) = view {
+                        proptest::prop_assert_eq!(of_view(&view), of_message(message));
+                    }
+                }
+                (_, Err(_)) => {}
+            }
+        }
+    }
 }
