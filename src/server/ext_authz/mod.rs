@@ -1,6 +1,7 @@
 //! Envoy ext_authz v3 for the HTTP filter
 //! (`envoy.service.auth.v3.Authorization/Check`), opa-envoy-plugin style:
-//! [`mapping`] turns the `CheckRequest` into one IAM request, the shared
+//! [`wire`] reads the `CheckRequest` in place off the wire, [`mapping`]
+//! turns it into one IAM request, the shared
 //! decision path ([`AppState::decide`]) decides it, and [`response`] shapes
 //! the `CheckResponse`; [`service`] is the gRPC service (an allow is
 //! written to the wire without building the message). The gRPC listener
