@@ -34,7 +34,9 @@ fn assert_same(view: &CheckView<'_>, m: &CheckRequest) {
     for (k, v) in extensions.into_iter().flatten() {
         assert_eq!(view.extension(k), Some(v.as_str()));
     }
-    let http = a.and_then(|a| a.request.as_ref()).and_then(|r| r.http.as_ref());
+    let http = a
+        .and_then(|a| a.request.as_ref())
+        .and_then(|r| r.http.as_ref());
     assert_eq!(view.http.is_some(), http.is_some());
     let (Some(v), Some(h)) = (view.http.as_ref(), http) else {
         return;

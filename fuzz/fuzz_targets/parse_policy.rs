@@ -18,7 +18,12 @@ fuzz_target!(|data: &[u8]| {
             let set = PolicySet::new(vec![Arc::new(CompiledPolicy::compile("fuzz", kind, &doc))]);
             if let Ok(p) = Principal::parse("arn:aws:iam::111122223333:user/fuzz") {
                 let ctx = Context::new().with("aws:username", "fuzz");
-                let req = Request::new(&p, "ec2:RunInstances", "arn:aws:ec2:us-east-1:111122223333:instance/i-1", &ctx);
+                let req = Request::new(
+                    &p,
+                    "ec2:RunInstances",
+                    "arn:aws:ec2:us-east-1:111122223333:instance/i-1",
+                    &ctx,
+                );
                 let applicable = Applicable {
                     identity: Some(&set),
                     resource: Some(&set),
