@@ -69,8 +69,9 @@ impl<'a> HttpFields<'a> {
     }
 }
 
-/// The value for `key` (exact match) in a `headers` map read off the wire:
-/// the last entry wins, as when the map is decoded.
+/// The value for `key` (exact match) in a `map<string, string>` read off
+/// the wire (headers, context extensions): the last entry wins, as when the
+/// map is decoded.
 pub fn header<'a>(headers: &[(&'a str, &'a str)], key: &str) -> Option<&'a str> {
     headers
         .iter()
@@ -111,10 +112,7 @@ impl<'a> CheckView<'a> {
 
     /// The context extension `key`, if any.
     pub fn extension(&self, key: &str) -> Option<&'a str> {
-        self.extensions
-            .iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, v)| *v)
+        header(&self.extensions, key)
     }
 
     fn attributes(&mut self, bytes: &'a [u8]) -> Result<(), WireError> {
@@ -463,6 +461,17 @@ mod tests {
         }
     }
 
+    fn http_mut(c: &mut CheckRequest) -> &mut Option<HttpRequest> {
+        &mut c
+            .attributes
+            .as_mut()
+            .unwrap()
+            .request
+            .as_mut()
+            .unwrap()
+            .http
+    }
+
     /// What a mapping can read, owned, to compare the two decodings.
     #[derive(Debug, PartialEq)]
     struct Summary {
@@ -557,14 +566,7 @@ mod tests {
         };
         same(&empty.encode_to_vec());
         let mut no_http = full();
-        no_http
-            .attributes
-            .as_mut()
-            .unwrap()
-            .request
-            .as_mut()
-            .unwrap()
-            .http = None;
+        *http_mut(&mut no_http) = None;
         same(&no_http.encode_to_vec());
         let view = CheckView::parse(&[]).unwrap();
         assert!(!view.has_attributes && view.http.is_none());
@@ -672,16 +674,7 @@ mod tests {
         }
         // A header value that is not UTF-8.
         let mut c = full();
-        let http = c
-            .attributes
-            .as_mut()
-            .unwrap()
-            .request
-            .as_mut()
-            .unwrap()
-            .http
-            .as_mut()
-            .unwrap();
+        let http = http_mut(&mut c).as_mut().unwrap();
         http.headers.clear();
         http.headers.insert("x".to_owned(), "\u{7f}".to_owned());
         let mut bytes = c.encode_to_vec();
