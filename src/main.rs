@@ -106,13 +106,13 @@ struct ServeArgs {
     /// Listen address of the HTTP/JSON API.
     #[arg(long, env = "IAMGATE_HTTP_LISTEN", default_value = "127.0.0.1:8181")]
     http_listen: std::net::SocketAddr,
-    /// Listen address of the admin API (health, status, reload, metrics).
+    /// Listen address of the admin API (health, readiness, status, metrics).
     #[arg(long, env = "IAMGATE_ADMIN_LISTEN", default_value = "127.0.0.1:8182")]
     admin_listen: std::net::SocketAddr,
     /// Start even if the bundle is missing or invalid; ready once a valid one appears.
     #[arg(long, env = "IAMGATE_WAIT_FOR_BUNDLE")]
     wait_for_bundle: bool,
-    /// Do not watch the bundle path for changes (reload on SIGHUP or POST /v1/reload only).
+    /// Do not watch the bundle path for changes (reload on SIGHUP or the control API only).
     #[arg(long, env = "IAMGATE_NO_WATCH")]
     no_watch: bool,
     /// Decision log: `-` for stdout, or a file path (off by default).
@@ -175,6 +175,29 @@ struct ServeArgs {
     /// messages; without it a random key is made at startup.
     #[arg(long, env = "IAMGATE_MESSAGE_KEY_FILE")]
     message_key_file: Option<PathBuf>,
+    /// Listen address of the authenticated control API (inventory writes,
+    /// reload, message decoding; HTTP/JSON and gRPC). Off by default; needs
+    /// --control-token-file or --control-client-ca.
+    #[arg(long, env = "IAMGATE_CONTROL_LISTEN")]
+    control_listen: Option<std::net::SocketAddr>,
+    /// File holding the control API's bearer token (re-read on change and
+    /// on SIGHUP).
+    #[arg(long, env = "IAMGATE_CONTROL_TOKEN_FILE", requires = "control_listen")]
+    control_token_file: Option<PathBuf>,
+    /// PEM certificate chain for TLS on the control listener.
+    #[arg(long, env = "IAMGATE_CONTROL_TLS_CERT", requires_all = ["control_tls_key", "control_listen"])]
+    control_tls_cert: Option<PathBuf>,
+    /// PEM private key for --control-tls-cert.
+    #[arg(long, env = "IAMGATE_CONTROL_TLS_KEY", requires = "control_tls_cert")]
+    control_tls_key: Option<PathBuf>,
+    /// PEM CA bundle: the control listener requires client certificates
+    /// signed by it.
+    #[arg(long, env = "IAMGATE_CONTROL_CLIENT_CA", requires = "control_tls_cert")]
+    control_client_ca: Option<PathBuf>,
+    /// Directory keeping the inventory's runtime changes across restarts
+    /// (default: in memory, kept across reloads only).
+    #[arg(long, env = "IAMGATE_INVENTORY_STATE")]
+    inventory_state: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -214,6 +237,21 @@ impl ServeArgs {
             default_mapping: self.default_mapping,
             xff_trusted_hops: self.xff_trusted_hops,
             message_key,
+            control: self
+                .control_listen
+                .map(|listen| iamgate::server::control::ControlConfig {
+                    listen,
+                    token_file: self.control_token_file,
+                    tls: match (self.control_tls_cert, self.control_tls_key) {
+                        (Some(cert), Some(key)) => Some(iamgate::server::tls::TlsFiles {
+                            cert,
+                            key,
+                            client_ca: self.control_client_ca,
+                        }),
+                        _ => None,
+                    },
+                }),
+            inventory_state: self.inventory_state,
         }
     }
 }

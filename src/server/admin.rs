@@ -1,7 +1,11 @@
-//! The admin listener, on its own port: liveness, readiness, status,
-//! reload, Prometheus metrics, and decoding of encoded authorization
-//! failure messages. Readiness depends only on an active
-//! snapshot, never on log sinks or exporters.
+//! The admin listener, on its own port: liveness, readiness, status and
+//! Prometheus metrics, so that probes and scrapers can reach it
+//! in-cluster. It serves nothing privileged: no endpoint here changes what
+//! iamgate believes or reveals a request's context (reloads, inventory
+//! writes and message decoding are on the authenticated control listener,
+//! [`super::control`]); `/v1/status` reports versions and counts only.
+//! Readiness depends only on an active snapshot, never on log sinks or
+//! exporters.
 
 use std::net::SocketAddr;
 use std::time::SystemTime;
@@ -11,7 +15,7 @@ use hyper::body::Incoming;
 use serde_json::json;
 
 use crate::server::errors::ServeError;
-use crate::server::http_util::{Body, error, json as json_response, read_body, text};
+use crate::server::http_util::{Body, error, json as json_response, text};
 use crate::server::state::AppState;
 
 /// Routes one request of the admin listener.
@@ -29,65 +33,15 @@ pub async fn handle(state: AppState, req: Request<Incoming>, _peer: SocketAddr) 
             None => error(&ServeError::NotReady),
         },
         (Method::GET, "/v1/status") => status(&state),
-        (Method::POST, "/v1/reload") => match state.reload.reload().await {
-            Ok(revision) => json_response(
-                StatusCode::OK,
-                json!({"ok": true, "revision": revision})
-                    .to_string()
-                    .into_bytes(),
-            ),
-            Err(e) => json_response(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                json!({"ok": false, "error": e,
-                       "revision": state.store.load().map(|s| s.revision().to_string())})
-                .to_string()
-                .into_bytes(),
-            ),
-        },
-        (Method::POST, "/v1/decode-authorization-message") => {
-            match decode_message(&state, req).await {
-                Ok(r) => r,
-                Err(e) => error(&e),
-            }
-        }
         (Method::GET, "/metrics") => match state.metrics.render() {
             Ok(body) => text(StatusCode::OK, "text/plain; version=0.0.4", body),
             Err(e) => error(&ServeError::Internal(e.to_string())),
         },
-        (
-            _,
-            "/healthz"
-            | "/readyz"
-            | "/v1/status"
-            | "/v1/reload"
-            | "/metrics"
-            | "/v1/decode-authorization-message",
-        ) => error(&ServeError::MethodNotAllowed),
+        (_, "/healthz" | "/readyz" | "/v1/status" | "/metrics") => {
+            error(&ServeError::MethodNotAllowed)
+        }
         _ => error(&ServeError::NotFound),
     }
-}
-
-/// `POST /v1/decode-authorization-message` `{"message": "..."}`: the
-/// decoded document of an encoded authorization failure message (what
-/// `sts:DecodeAuthorizationMessage` returns). The admin listener belongs to
-/// the key holder; a message that does not authenticate is a 400.
-async fn decode_message(
-    state: &AppState,
-    req: Request<Incoming>,
-) -> Result<Response<Body>, ServeError> {
-    #[derive(serde::Deserialize)]
-    struct DecodeRequest {
-        message: String,
-    }
-    let body = read_body(req, state.config.limits.max_body_bytes).await?;
-    let parsed: DecodeRequest = serde_json::from_slice(&body)
-        .map_err(|e| ServeError::BadRequest(format!("expected {{\"message\": \"...\"}}: {e}")))?;
-    let doc = state
-        .config
-        .message_key
-        .decode(&parsed.message)
-        .map_err(|e| ServeError::BadRequest(e.to_string()))?;
-    Ok(json_response(StatusCode::OK, doc.to_string().into_bytes()))
 }
 
 fn unix(t: SystemTime) -> f64 {
@@ -96,7 +50,8 @@ fn unix(t: SystemTime) -> f64 {
         .unwrap_or_default()
 }
 
-fn status(state: &AppState) -> Response<Body> {
+/// `GET /v1/status`: revisions, versions, counts and reload outcome.
+pub(crate) fn status(state: &AppState) -> Response<Body> {
     let snapshot = state.store.load();
     let now = SystemTime::now();
     let body = json!({

@@ -37,6 +37,12 @@ pub struct ServeConfig {
     pub xff_trusted_hops: usize,
     /// Key of the encoded authorization failure messages in EC2 errors.
     pub message_key: crate::ec2::message::MessageKey,
+    /// The authenticated control listener (inventory writes, reload,
+    /// message decoding); `None`: those are not served at all.
+    pub control: Option<crate::server::control::ControlConfig>,
+    /// Directory keeping the inventory's runtime changes across restarts;
+    /// `None`: they are kept in memory (across reloads only).
+    pub inventory_state: Option<PathBuf>,
 }
 
 /// How an ext_authz route's requests become IAM requests.

@@ -113,10 +113,8 @@ impl GrpcServer {
         let mut services = Services::default();
         services.add(AuthorizerService::server(state.clone()));
         services.add(crate::server::ext_authz::service(state.clone()));
-        // Same `iamgate.v1` descriptor set as the Authorizer (one build).
-        services.add(crate::server::inventory_api::InventoryService::server(
-            state.clone(),
-        ));
+        // `iamgate.v1.Inventory` is not served here (UNIMPLEMENTED): it
+        // is on the authenticated control listener (`server::control`).
         // `iamgate.v1.Network` (security groups): also in that descriptor set.
         services.add(crate::server::network_api::NetworkService::server(
             state.clone(),

@@ -1,8 +1,8 @@
 //! iamgate's API over HTTP/JSON: `POST /v1/authorize` and
 //! `POST /v1/authorize/batch`. A thin adapter: parse and bound the input,
-//! call the shared decision path, shape the answer. `/v1/inventory*` is
-//! routed to [`super::inventory_api`], `/v1/network/check` to
-//! [`super::network_api`].
+//! call the shared decision path, shape the answer. `/v1/network/check` is
+//! routed to [`super::network_api`]. The inventory API is not served here
+//! (404): it is on the authenticated control listener ([`super::control`]).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -80,9 +80,6 @@ pub async fn handle(state: AppState, req: Request<Incoming>, _peer: SocketAddr) 
 
 async fn route(state: &AppState, req: Request<Incoming>) -> Result<Response<Body>, ServeError> {
     let path = req.uri().path().to_owned();
-    if crate::server::inventory_api::owns(&path) {
-        return crate::server::inventory_api::route_http(state, req).await;
-    }
     if path == crate::server::network_api::HTTP_PATH {
         return crate::server::network_api::handle_http(state, req).await;
     }

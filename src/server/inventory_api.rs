@@ -1,6 +1,7 @@
 //! The inventory API: runtime changes to the live EC2 inventory
-//! ([`InventoryStore`](crate::ec2::inventory_store::InventoryStore)) over HTTP/JSON and gRPC (`iamgate.v1.Inventory`,
-//! `proto/iamgate/v1/inventory.proto`).
+//! ([`InventoryStore`]) over HTTP/JSON and gRPC (`iamgate.v1.Inventory`,
+//! `proto/iamgate/v1/inventory.proto`), served only on the authenticated
+//! control listener ([`super::control`]).
 //!
 //! - `POST /v1/inventory`: a batch of changes (`upsert`, `delete`,
 //!   `grants`), applied atomically.
@@ -8,15 +9,24 @@
 //! - `POST /v1/inventory/cli?account=…&region=…`: one AWS CLI `describe-*`
 //!   output document, read as the bundle's `ec2/` files are.
 //!
+//! Who writes: the control plane, after its backend confirmed a change
+//! (an instance launched, a launch permission removed, ...). ext_authz never
+//! writes here, since it does not see the backend's answer. Changes are
+//! runtime overlay entries over the bundle's seed (see [`InventoryStore`]
+//! for what survives reloads and restarts); a write that cannot be
+//! persisted is refused (500) and changes nothing, and writes before the
+//! first bundle are 503.
+//!
 //! A thin adapter: bound the input, check every change of a batch before
-//! applying any (a refused batch changes nothing), apply, shape the answer.
-//! Writes never block decisions: the store swaps in a new copy-on-write
-//! inventory. The wire shape of a resource is defined here (JSON) and in the
-//! proto (gRPC); both are converted through [`ResourceJson`], so they are
-//! validated by the same code. The gRPC `Resource` is a typed message
-//! mirroring [`Resource`], not a JSON string, so that generated clients and
-//! reflection see the schema. Errors become statuses only through
-//! [`ServeError`]. No EC2 authorization semantics live here.
+//! applying any (a refused batch changes nothing), apply on a blocking
+//! thread, shape the answer. Writes never block decisions: the store swaps
+//! in a new copy-on-write inventory. The wire shape of a resource is
+//! defined here (JSON) and in the proto (gRPC); both are converted through
+//! [`ResourceJson`], so they are validated by the same code. The gRPC
+//! `Resource` is a typed message mirroring [`Resource`], not a JSON string,
+//! so that generated clients and reflection see the schema. Errors become
+//! statuses only through [`ServeError`]. No EC2 authorization semantics
+//! live here.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -31,7 +41,7 @@ use tonic::Status;
 use crate::ec2::inventory::{
     Attributes, Grant, InventoryCounts, Protocol, Resource, ResourceKind, Rule,
 };
-use crate::ec2::inventory_store::{Applied, Change};
+use crate::ec2::inventory_store::{Applied, Change, InventoryStore, InventoryStoreError};
 use crate::server::errors::ServeError;
 use crate::server::grpc_api::pb;
 use crate::server::http_util::{Body, json as json_response};
@@ -536,13 +546,44 @@ fn check_batch(state: &AppState, n: usize) -> Result<(), ServeError> {
     Ok(())
 }
 
+/// The status of a store refusal: no seed yet is 503 (as decisions are),
+/// a document that does not read is the caller's, a state directory that
+/// cannot be written is ours.
+fn store_error(e: InventoryStoreError) -> ServeError {
+    match e {
+        InventoryStoreError::NotSeeded => ServeError::NotReady,
+        InventoryStoreError::Invalid(e) => ServeError::BadRequest(e.to_string()),
+        InventoryStoreError::State { .. } => {
+            tracing::error!(error = %e, "inventory change refused: the state directory cannot be written");
+            ServeError::Internal(e.to_string())
+        }
+    }
+}
+
+/// Runs a store write on a blocking thread (it may write the state
+/// directory).
+async fn blocking<T: Send + 'static>(
+    state: &AppState,
+    write: impl FnOnce(&InventoryStore) -> Result<T, InventoryStoreError> + Send + 'static,
+) -> Result<T, ServeError> {
+    let inventory = state.inventory.clone();
+    tokio::task::spawn_blocking(move || write(&inventory))
+        .await
+        .map_err(|e| ServeError::Internal(format!("inventory write: {e}")))?
+        .map_err(store_error)
+}
+
 /// Applies checked changes; returns what they did and the counts after.
-fn apply(state: &AppState, frontend: Frontend, changes: Vec<Change>) -> (Applied, InventoryCounts) {
+async fn apply(
+    state: &AppState,
+    frontend: Frontend,
+    changes: Vec<Change>,
+) -> Result<(Applied, InventoryCounts), ServeError> {
     let n = changes.len();
     let applied = if changes.is_empty() {
         Applied::default()
     } else {
-        state.inventory.apply(changes)
+        blocking(state, move |inv| inv.apply(changes)).await?
     };
     tracing::info!(
         frontend = frontend.as_str(),
@@ -553,7 +594,7 @@ fn apply(state: &AppState, frontend: Frontend, changes: Vec<Change>) -> (Applied
         not_found = applied.not_found,
         "inventory batch applied"
     );
-    (applied, state.inventory.counts())
+    Ok((applied, state.inventory.counts()))
 }
 
 // ── HTTP ────────────────────────────────────────────────────────────────
@@ -582,7 +623,7 @@ pub async fn route_http(
                 .map(|(i, c)| c.into_change(&format!("$.changes[{i}]")))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(ServeError::BadRequest)?;
-            let (applied, counts) = apply(state, Frontend::Http, changes);
+            let (applied, counts) = apply(state, Frontend::Http, changes).await?;
             ok(json!({"applied": applied, "counts": counts}))
         }
         "/v1/inventory/cli" => {
@@ -590,10 +631,8 @@ pub async fn route_http(
             let (account, region) = cli_params(req.uri().query().unwrap_or(""))?;
             let body = read_json(state, req).await?;
             let doc: Value = parse(&body)?;
-            let loaded = state
-                .inventory
-                .apply_cli(&doc, &account, &region)
-                .map_err(|e| ServeError::BadRequest(e.to_string()))?;
+            let (acct, reg) = (account.clone(), region.clone());
+            let loaded = blocking(state, move |inv| inv.apply_cli(&doc, &acct, &reg)).await?;
             tracing::info!(%account, %region, loaded, "inventory CLI document applied");
             ok(json!({"loaded": loaded, "counts": state.inventory.counts()}))
         }
@@ -706,7 +745,9 @@ impl InventoryApi for InventoryService {
             .map(|(i, c)| change_from_proto(c, &format!("changes[{i}]")))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| self.refuse(ServeError::BadRequest(e)))?;
-        let (applied, counts) = apply(&self.state, Frontend::Grpc, changes);
+        let (applied, counts) = apply(&self.state, Frontend::Grpc, changes)
+            .await
+            .map_err(|e| self.refuse(e))?;
         Ok(tonic::Response::new(pb::ApplyInventoryResponse {
             applied: Some(pb::InventoryApplied {
                 upserted: count(applied.upserted),

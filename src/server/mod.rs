@@ -1,11 +1,14 @@
 //! `iamgate serve`: the decision server. Thin adapters over one shared
 //! decision path ([`state::AppState`]): iamgate's gRPC API, the same API as
-//! HTTP/JSON, Envoy ext_authz, and the admin listener. This module wires
+//! HTTP/JSON, Envoy ext_authz, the admin listener (probes, status,
+//! metrics), and the optional authenticated control listener (inventory
+//! writes, reload, message decoding; [`control`]). This module wires
 //! listeners, reloads, signals and graceful shutdown; it holds no policy
 //! semantics.
 
 pub mod admin;
 pub mod config;
+pub mod control;
 pub mod errors;
 pub mod ext_authz;
 pub mod grpc;
@@ -56,6 +59,10 @@ pub enum ServerError {
     Signal(std::io::Error),
     #[error("gRPC server: {0}")]
     Grpc(#[from] grpc::GrpcError),
+    #[error("control listener: {0}")]
+    Control(#[from] control::ControlError),
+    #[error("inventory: {0}")]
+    Inventory(#[from] crate::ec2::inventory_store::InventoryStoreError),
 }
 
 /// The bound addresses, reported once listening (tests bind port 0).
@@ -64,6 +71,8 @@ pub struct BoundAddrs {
     pub grpc: std::net::SocketAddr,
     pub http: std::net::SocketAddr,
     pub admin: std::net::SocketAddr,
+    /// The control listener, when configured.
+    pub control: Option<std::net::SocketAddr>,
 }
 
 async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, ServerError> {
@@ -82,15 +91,25 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
         None => BundleSource::Demo,
     };
 
+    // Runtime inventory changes of a previous run, replayed once the first
+    // bundle seeds the inventory.
+    let inventory = Arc::new(match &config.inventory_state {
+        Some(dir) => InventoryStore::open(dir)?,
+        None => InventoryStore::new(),
+    });
     // The first load happens before any listener opens.
     let first = {
-        let src = source.clone();
-        tokio::task::spawn_blocking(move || src.load())
+        let (src, store, inventory, metrics) = (
+            source.clone(),
+            store.clone(),
+            inventory.clone(),
+            metrics.clone(),
+        );
+        tokio::task::spawn_blocking(move || reload::apply(&store, &inventory, &metrics, src.load()))
             .await
             .map_err(|e| ServerError::Bundle(e.to_string()))?
     };
-    let inventory = Arc::new(InventoryStore::new());
-    if let Err(e) = reload::apply(&store, &inventory, &metrics, first) {
+    if let Err(e) = first {
         if !config.wait_for_bundle {
             return Err(ServerError::Bundle(e));
         }
@@ -143,14 +162,30 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
     let grpc_server = grpc::GrpcServer::new(state.clone())?;
+    // Credentials are checked before any listener opens.
+    let control = match &config.control {
+        Some(c) => Some((control::Control::new(state.clone(), c)?, c.listen)),
+        None => {
+            tracing::info!(
+                "no --control-listen: inventory writes, reloads over the API and message decoding are not served"
+            );
+            None
+        }
+    };
     let grpc = bind(config.grpc_listen).await?;
     let http = bind(config.http_listen).await?;
     let admin = bind(config.admin_listen).await?;
+    let control = match control {
+        Some((c, addr)) => Some((c, bind(addr).await?)),
+        None => None,
+    };
     let addrs = BoundAddrs {
         grpc: grpc.local_addr().unwrap_or(config.grpc_listen),
         http: http.local_addr().unwrap_or(config.http_listen),
         admin: admin.local_addr().unwrap_or(config.admin_listen),
+        control: control.as_ref().and_then(|(_, l)| l.local_addr().ok()),
     };
+    let token_file = control.as_ref().and_then(|(c, _)| c.token_file().cloned());
     let drain = Duration::from_secs(10);
     // TLS on the API listeners (HTTP/JSON and gRPC); admin stays plain on
     // loopback for probes and scrapers.
@@ -206,24 +241,33 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
             None,
         )));
     }
+    if let Some((control, listener)) = control {
+        tasks.push(tokio::spawn(control.serve(
+            listener,
+            shutdown_rx.clone(),
+            drain,
+        )));
+    }
     tracing::info!(
         grpc = %addrs.grpc,
         http = %addrs.http,
         admin = %addrs.admin,
+        control = ?addrs.control,
         "iamgate serving"
     );
     let signals = Signals::register()?;
     // A machine-readable line for scripts and tests that bind port 0.
-    println!(
-        "{}",
-        serde_json::json!({"listening": {
-            "grpc": addrs.grpc.to_string(),
-            "http": addrs.http.to_string(),
-            "admin": addrs.admin.to_string(),
-        }})
-    );
+    let mut listening = serde_json::json!({
+        "grpc": addrs.grpc.to_string(),
+        "http": addrs.http.to_string(),
+        "admin": addrs.admin.to_string(),
+    });
+    if let Some(c) = addrs.control {
+        listening["control"] = serde_json::Value::String(c.to_string());
+    }
+    println!("{}", serde_json::json!({ "listening": listening }));
 
-    signals.wait(&reload).await;
+    signals.wait(&reload, token_file.as_ref()).await;
     tracing::info!("shutting down: draining connections");
     let _ = shutdown_tx.send(true);
     for t in tasks {
@@ -250,8 +294,9 @@ impl Signals {
         })
     }
 
-    /// Returns on SIGTERM or SIGINT; SIGHUP triggers a reload.
-    async fn wait(mut self, reload: &reload::ReloadHandle) {
+    /// Returns on SIGTERM or SIGINT; SIGHUP triggers a reload (and re-reads
+    /// the control token file).
+    async fn wait(mut self, reload: &reload::ReloadHandle, token: Option<&control::TokenFile>) {
         loop {
             tokio::select! {
                 _ = self.term.recv() => return,
@@ -259,6 +304,10 @@ impl Signals {
                 _ = self.hup.recv() => {
                     tracing::info!("SIGHUP: reloading");
                     reload.trigger();
+                    if let Some(token) = token {
+                        let token = token.clone();
+                        let _ = tokio::task::spawn_blocking(move || token.reload()).await;
+                    }
                 }
             }
         }

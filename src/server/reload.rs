@@ -59,7 +59,9 @@ impl ReloadHandle {
     }
 }
 
-/// Publishes the outcome of a load to the store and the metrics.
+/// Publishes the outcome of a load to the store and the metrics, and
+/// seeds the inventory from it (replaying the runtime overlay; see
+/// [`InventoryStore`]). Blocking: seeding may write the inventory state.
 pub fn apply(
     store: &SnapshotStore,
     inventory: &InventoryStore,
@@ -82,8 +84,14 @@ pub fn apply(
             );
             metrics.reload(true);
             tracing::info!(revision = %revision, source = snapshot.source(), "snapshot active");
-            if inventory.seed(snapshot.inventory(), snapshot.inventory_hash()) {
-                tracing::info!(counts = ?inventory.counts(), "inventory seeded from the bundle");
+            let seeded = inventory.seed(snapshot.inventory(), snapshot.inventory_hash());
+            if seeded.replaced {
+                tracing::info!(
+                    counts = ?inventory.counts(),
+                    replayed = seeded.replayed,
+                    dropped = seeded.dropped,
+                    "inventory seeded from the bundle; runtime changes replayed over it"
+                );
             }
             store.swap(snapshot);
             Ok(revision)
@@ -117,11 +125,17 @@ pub fn spawn(
                 waiters.extend(more);
             }
             let src = source.clone();
-            let result = match tokio::task::spawn_blocking(move || src.load()).await {
-                Ok(r) => r,
-                Err(e) => Err(BundleError::io("reload task", e)),
-            };
-            let outcome = apply(&store, &inventory, &metrics, result);
+            let (st, inv, m) = (store.clone(), inventory.clone(), metrics.clone());
+            let outcome =
+                match tokio::task::spawn_blocking(move || apply(&st, &inv, &m, src.load())).await {
+                    Ok(outcome) => outcome,
+                    Err(e) => apply(
+                        &store,
+                        &inventory,
+                        &metrics,
+                        Err(BundleError::io("reload task", e)),
+                    ),
+                };
             for w in waiters {
                 let _ = w.send(outcome.clone());
             }

@@ -25,9 +25,11 @@
 //!    (the image or snapshot is invisible to the caller); malformed
 //!    requests are 400s with EC2's codes (`MalformedQueryString`,
 //!    `InvalidAction`, `MissingParameter`, ...). An allowed call goes on
-//!    with `x-iamgate-principal` and `x-iamgate-decision-id`, and the grant
-//!    changes of an allowed `ModifyImageAttribute` /
-//!    `ModifySnapshotAttribute` are applied to the live inventory.
+//!    with `x-iamgate-principal` and `x-iamgate-decision-id`. Nothing here
+//!    changes the inventory: iamgate does not see the backend's answer, so
+//!    the control plane reports the changes the backend confirmed (a
+//!    `ModifyImageAttribute` grant, ...) through the authenticated
+//!    inventory API ([`crate::server::control`]).
 //!
 //! Errors that are not the request's fault (no snapshot yet, a
 //! misconfigured route) are `error_response`s, so Envoy's failure mode
@@ -296,7 +298,6 @@ fn decide_call(
             decided: Some(Box::new(first)),
         });
     }
-    apply_grants(state, call);
     Ok((first, principal))
 }
 
@@ -314,23 +315,6 @@ fn engine_resource_account(a: &Authorization, call: &Ec2Call) -> Option<String> 
     } else {
         a.resource_account.clone()
     }
-}
-
-/// The grant changes of an allowed, forwarded call, applied to the live
-/// inventory as iamgate forwards the call (it does not see the backend's
-/// answer; a failed backend call leaves the grant recorded until the
-/// inventory is next updated).
-fn apply_grants(state: &AppState, call: Ec2Call) {
-    if call.grant_updates.is_empty() {
-        return;
-    }
-    let applied = state.inventory.apply(call.grant_updates);
-    tracing::info!(
-        action = %call.action,
-        grants_changed = applied.grants_changed,
-        not_found = applied.not_found,
-        "EC2 permission attributes updated"
-    );
 }
 
 /// A decision turned into a deny (for the metadata of a refused call whose
