@@ -29,6 +29,7 @@ import pytest
 import requests
 
 from conftest import BINARY, ROOT, start_server
+from control_util import control_post, start_with_control
 from envoy_util import Backend, Envoy, envoy_binary
 
 HERE = pathlib.Path(__file__).resolve().parent / "ec2"
@@ -82,7 +83,7 @@ class Ec2Stack:
     def __init__(self, tmp_path, envoy_bin):
         self.key_file = tmp_path / "message.key"
         self.key_file.write_text(secrets.token_hex(32) + "\n")
-        self.server = start_server(
+        self.server = start_with_control(
             tmp_path, "--bundle", str(demo_bundle(tmp_path)), "--no-watch",
             "--default-mapping", "ec2-query",
             "--message-key-file", str(self.key_file), "--xff-trusted-hops", "1")
@@ -387,6 +388,15 @@ def test_no_principal_is_auth_failure(fresh):
 
 # ---- Sharing an AMI at runtime ----------------------------------------------
 
+def report_grants(stack, resource_id, add=(), remove=()):
+    """What the control plane does once the backend confirmed a permission
+    change: report it through the authenticated inventory API."""
+    r = control_post(stack.server, "/v1/inventory", json={"changes": [
+        {"op": "grants", "id": resource_id, "add": list(add), "remove": list(remove)}]})
+    assert r.status_code == 200, r.text
+    assert r.json()["applied"]["grants_changed"] == 1
+
+
 def test_modify_image_attribute_shares_an_ami_then_run_instances_succeeds(fresh):
     share = {"Action": "ModifyImageAttribute", "ImageId": AMI_PRIVATE,
              "LaunchPermission.Add.1.UserId": PROD}
@@ -401,6 +411,10 @@ def test_modify_image_attribute_shares_an_ami_then_run_instances_succeeds(fresh)
     # The owner shares it with production; the backend sees the call.
     status, _, body = fresh.call(DAVE, share)
     assert status == 200, body
+    # iamgate does not see the backend's answer, so the share takes effect
+    # once the control plane reports the confirmed change.
+    assert fresh.call(BOB, run_instances(image=AMI_PRIVATE))[0] == 400
+    report_grants(fresh, AMI_PRIVATE, add=[{"account": PROD}])
     status, _, body = fresh.call(BOB, run_instances(image=AMI_PRIVATE))
     assert status == 200, body
     assert fresh.actions() == ["ModifyImageAttribute", "RunInstances"]
@@ -408,6 +422,7 @@ def test_modify_image_attribute_shares_an_ami_then_run_instances_succeeds(fresh)
     unshare = {"Action": "ModifyImageAttribute", "ImageId": AMI_PRIVATE,
                "LaunchPermission.Remove.1.UserId": PROD}
     assert fresh.call(DAVE, unshare)[0] == 200
+    report_grants(fresh, AMI_PRIVATE, remove=[{"account": PROD}])
     assert fresh.call(BOB, run_instances(image=AMI_PRIVATE))[0] == 400
 
 
@@ -420,6 +435,7 @@ def test_modify_snapshot_attribute_shares_a_snapshot(fresh):
              "UserId.1": PROD}
     status, _, body = fresh.call(DAVE, share)
     assert status == 200, body
+    report_grants(fresh, SNAP_PRIVATE, add=[{"account": PROD}])
     status, _, body = fresh.call(ALICE, create)
     assert status == 200, body
     assert fresh.actions() == ["ModifySnapshotAttribute", "CreateVolume"]
@@ -427,7 +443,7 @@ def test_modify_snapshot_attribute_shares_a_snapshot(fresh):
 
 # ---- Encoded authorization failure messages ---------------------------------
 
-def test_failure_message_decodes_with_the_cli_and_the_admin_endpoint(fresh):
+def test_failure_message_decodes_with_the_cli_and_the_control_endpoint(fresh):
     status, headers, body = fresh.call(
         BOB, {"Action": "TerminateInstances", "InstanceId.1": BLUE_DB},
         headers={"x-forwarded-for": "203.0.113.7"})
@@ -454,8 +470,7 @@ def test_failure_message_decodes_with_the_cli_and_the_admin_endpoint(fresh):
     assert conditions["aws:SecureTransport"] == ["false"]
     assert doc["iamgate"]["decisionId"] == headers["x-iamgate-decision-id"]
 
-    r = requests.post(fresh.server.admin + "/v1/decode-authorization-message",
-                      json={"message": encoded}, timeout=10)
+    r = control_post(fresh.server, "/v1/decode-authorization-message", json={"message": encoded})
     assert r.status_code == 200, r.text
     assert r.json() == doc
 
@@ -467,8 +482,8 @@ def test_failure_message_decodes_with_the_cli_and_the_admin_endpoint(fresh):
     assert out.returncode == 1 and out.stdout == ""
     assert "does not authenticate" in out.stderr
     tampered = encoded[:-2] + ("AA" if encoded[-2:] != "AA" else "BA")
-    r = requests.post(fresh.server.admin + "/v1/decode-authorization-message",
-                      json={"message": tampered}, timeout=10)
+    r = control_post(fresh.server, "/v1/decode-authorization-message",
+                     json={"message": tampered})
     assert r.status_code == 400, r.text
     assert r.json()["error"]["code"] == "bad_request"
 

@@ -86,17 +86,24 @@ def test_bad_input_is_a_clear_4xx(demo_server):
     assert r.status_code == 400 and r.json()["error"]["code"] == "batch_too_large"
 
 
-def test_admin_endpoints(demo_server):
-    assert requests.get(demo_server.admin + "/healthz", timeout=5).status_code == 200
-    ready = requests.get(demo_server.admin + "/readyz", timeout=5).json()
-    assert ready["revision"] == "demo-1"
-    status = requests.get(demo_server.admin + "/v1/status", timeout=5).json()
-    assert status["counts"]["principals"] == 5
-    assert status["last_reload"]["ok"] is True
-    r = requests.post(demo_server.admin + "/v1/reload", timeout=30)
-    assert r.status_code == 200 and r.json()["revision"] == "demo-1"
-    metrics = requests.get(demo_server.admin + "/metrics", timeout=5).text
-    assert 'iamgate_snapshot_info{revision="demo-1"} 1' in metrics
+def test_admin_endpoints(tmp_path):
+    from control_util import control_post, start_with_control
+    server = start_with_control(tmp_path)
+    try:
+        assert requests.get(server.admin + "/healthz", timeout=5).status_code == 200
+        ready = requests.get(server.admin + "/readyz", timeout=5).json()
+        assert ready["revision"] == "demo-1"
+        status = requests.get(server.admin + "/v1/status", timeout=5).json()
+        assert status["counts"]["principals"] == 5
+        assert status["last_reload"]["ok"] is True
+        # Reloads are on the authenticated control listener only.
+        assert requests.post(server.admin + "/v1/reload", timeout=30).status_code == 404
+        r = control_post(server, "/v1/reload")
+        assert r.status_code == 200 and r.json()["revision"] == "demo-1"
+        metrics = requests.get(server.admin + "/metrics", timeout=5).text
+        assert 'iamgate_snapshot_info{revision="demo-1"} 1' in metrics
+    finally:
+        server.stop()
 
 
 def test_sigterm_exits_cleanly(tmp_path):

@@ -1,9 +1,12 @@
-"""The inventory API of the real binary: batches of changes over HTTP/JSON
-(`POST /v1/inventory`, `GET /v1/inventory/{id}`, AWS CLI output through
-`POST /v1/inventory/cli`) and gRPC (`iamgate.v1.Inventory`, with grpcio
-stubs generated at test time from proto/iamgate/v1/inventory.proto),
-counts in the admin `/v1/status`, input that is refused whole with a clear
-message, and decisions that keep flowing while updates land."""
+"""The inventory API of the real binary, on the authenticated control
+listener: batches of changes over HTTP/JSON (`POST /v1/inventory`,
+`GET /v1/inventory/{id}`, AWS CLI output through `POST /v1/inventory/cli`)
+and gRPC (`iamgate.v1.Inventory`, with grpcio stubs generated at test time
+from proto/iamgate/v1/inventory.proto), counts and the inventory's version
+in the admin `/v1/status`, input that is refused whole with a clear
+message, and decisions that keep flowing while updates land. (The refusals
+of the other listeners and of unauthenticated callers are in
+test_attacks_control.py.)"""
 
 import threading
 
@@ -11,7 +14,8 @@ import grpc
 import pytest
 import requests
 
-from conftest import grpc_stubs, start_server
+from conftest import grpc_stubs
+from control_util import start_with_control
 
 ACCOUNT = "111111111111"
 BOB = "arn:aws:iam::111111111111:user/engineering/bob"
@@ -28,13 +32,21 @@ def instance(iid, **tags):
     }
 
 
+@pytest.fixture
+def demo_server(tmp_path):
+    """iamgate serving its built-in demo bundle, with a control listener."""
+    server = start_with_control(tmp_path)
+    yield server
+    server.stop()
+
+
 def post(server, changes, **kw):
-    return requests.post(server.http + "/v1/inventory", json={"changes": changes},
-                         timeout=10, **kw)
+    return requests.post(server.control + "/v1/inventory", json={"changes": changes},
+                         headers=server.auth, timeout=10, **kw)
 
 
 def get(server, rid):
-    return requests.get(f"{server.http}/v1/inventory/{rid}", timeout=10)
+    return requests.get(f"{server.control}/v1/inventory/{rid}", headers=server.auth, timeout=10)
 
 
 def inventory_status(server):
@@ -76,6 +88,10 @@ def test_upsert_get_delete_and_status_counts(demo_server):
     assert status["counts"]["security_groups"] == before["counts"]["security_groups"] + 1
     assert status["batches"] == before["batches"] + 1
     assert status["updated_at"] is not None
+    # The inventory's own version: the seed's hash and a sequence that grew.
+    assert status["seq"] == before["seq"] + 1
+    assert status["version"] == f"{status['seed_hash']}-{status['seq']}"
+    assert status["overlay"]["resources"] == 4 and status["overlay"]["persistent"] is False
 
     # Replace one, delete one, change grants, and touch an unknown id.
     r = post(demo_server, [
@@ -105,9 +121,9 @@ def test_aws_cli_output_is_accepted_as_is(demo_server):
         "SecurityGroups": [{"GroupId": "sg-0cli", "GroupName": "web"}],
         "NetworkInterfaces": [{"NetworkInterfaceId": "eni-0cli", "PrivateIpAddress": "10.1.0.9",
                                "Groups": [{"GroupId": "sg-0cli"}]}]}]}]}
-    r = requests.post(demo_server.http + "/v1/inventory/cli",
+    r = requests.post(demo_server.control + "/v1/inventory/cli",
                       params={"account": "333333333333", "region": "eu-west-1"},
-                      json=doc, timeout=10)
+                      json=doc, headers=demo_server.auth, timeout=10)
     assert r.status_code == 200, r.text
     assert r.json()["loaded"] == 1
     res = get(demo_server, "i-0cli000000000001").json()["resource"]
@@ -118,14 +134,15 @@ def test_aws_cli_output_is_accepted_as_is(demo_server):
     # A document with an error is refused whole, naming the JSON path.
     bad = {"SecurityGroups": [{"GroupId": "sg-0bad", "IpPermissions": [
         {"IpProtocol": "tcp", "IpRanges": [{"CidrIp": "10.0.0.0/33"}]}]}]}
-    r = requests.post(demo_server.http + "/v1/inventory/cli",
+    r = requests.post(demo_server.control + "/v1/inventory/cli",
                       params={"account": "333333333333", "region": "eu-west-1"},
-                      json=bad, timeout=10)
+                      json=bad, headers=demo_server.auth, timeout=10)
     assert r.status_code == 400
     assert "$.SecurityGroups[0].IpPermissions[0].IpRanges[0].CidrIp" in r.json()["error"]["message"]
     assert get(demo_server, "sg-0bad").status_code == 404
-    r = requests.post(demo_server.http + "/v1/inventory/cli", params={"account": "333333333333"},
-                      json=doc, timeout=10)
+    r = requests.post(demo_server.control + "/v1/inventory/cli",
+                      params={"account": "333333333333"},
+                      json=doc, headers=demo_server.auth, timeout=10)
     assert r.status_code == 400
     assert "`region` is required" in r.json()["error"]["message"]
 
@@ -169,7 +186,8 @@ def test_bad_input_is_refused_whole_with_a_clear_message(demo_server, change, fr
 
 
 def test_limits_methods_and_media_type(tmp_path):
-    server = start_server(tmp_path, "--max-inventory-batch", "5")
+    server = start_with_control(tmp_path, "--max-inventory-batch", "5")
+    auth = server.auth
     try:
         changes = [{"op": "delete", "id": f"i-0{n:016x}"} for n in range(6)]
         r = post(server, changes)
@@ -177,15 +195,18 @@ def test_limits_methods_and_media_type(tmp_path):
         assert r.json()["error"] == {"code": "batch_too_large",
                                      "message": "batch of 6 items exceeds the limit of 5"}
         assert post(server, changes[:5]).status_code == 200
-        r = requests.post(server.http + "/v1/inventory", data="{", timeout=10,
-                          headers={"content-type": "application/json"})
+        r = requests.post(server.control + "/v1/inventory", data="{", timeout=10,
+                          headers={"content-type": "application/json", **auth})
         assert r.status_code == 400
-        r = requests.post(server.http + "/v1/inventory", data="x=1", timeout=10,
-                          headers={"content-type": "application/x-www-form-urlencoded"})
+        r = requests.post(server.control + "/v1/inventory", data="x=1", timeout=10,
+                          headers={"content-type": "application/x-www-form-urlencoded", **auth})
         assert r.status_code == 415
-        assert requests.get(server.http + "/v1/inventory", timeout=10).status_code == 405
-        assert requests.delete(server.http + "/v1/inventory/i-0abc", timeout=10).status_code == 405
-        r = requests.post(server.http + "/v1/inventory", json={"changes": [], "extra": 1}, timeout=10)
+        assert requests.get(server.control + "/v1/inventory", headers=auth,
+                            timeout=10).status_code == 405
+        assert requests.delete(server.control + "/v1/inventory/i-0abc", headers=auth,
+                               timeout=10).status_code == 405
+        r = requests.post(server.control + "/v1/inventory", json={"changes": [], "extra": 1},
+                          headers=auth, timeout=10)
         assert r.status_code == 400 and "unknown field `extra`" in r.text
     finally:
         server.stop()
@@ -201,7 +222,8 @@ def inv_pb(tmp_path_factory):
 
 def test_grpc_apply_and_get(demo_server, inv_pb):
     pb2, pb2_grpc = inv_pb
-    with grpc.insecure_channel(demo_server.grpc) as ch:
+    md = demo_server.grpc_auth
+    with grpc.insecure_channel(demo_server.addrs["control"]) as ch:
         stub = pb2_grpc.InventoryStub(ch)
         volume = pb2.InventoryResource(
             id="vol-0grpc000000001", account=ACCOUNT, region="us-east-1",
@@ -218,21 +240,21 @@ def test_grpc_apply_and_get(demo_server, inv_pb):
                 id="snap-0grpc00000001",
                 add=[pb2.InventoryGrant(organization="arn:aws:organizations::222222222222:organization/o-abc")])),
             pb2.InventoryChange(delete=pb2.InventoryDelete(id="vol-0nosuch0000000")),
-        ]), timeout=10)
+        ]), timeout=10, metadata=md)
         assert (resp.applied.upserted, resp.applied.grants_changed, resp.applied.not_found) == (2, 1, 1)
         assert resp.counts.volumes >= 1 and resp.counts.snapshots >= 1
 
-        got = stub.Get(pb2.GetInventoryResourceRequest(id="vol-0grpc000000001"), timeout=10).resource
+        got = stub.Get(pb2.GetInventoryResourceRequest(id="vol-0grpc000000001"), timeout=10, metadata=md).resource
         assert got.kind == "volume" and got.tags["volume_user"] == "bob"
         assert got.attributes.volume_size == 20 and got.attributes.encrypted
-        snap = stub.Get(pb2.GetInventoryResourceRequest(id="snap-0grpc00000001"), timeout=10).resource
+        snap = stub.Get(pb2.GetInventoryResourceRequest(id="snap-0grpc00000001"), timeout=10, metadata=md).resource
         assert [g.WhichOneof("grantee") for g in snap.attributes.grants] == ["account", "organization"]
         # The same resource, seen over HTTP.
         http = get(demo_server, "vol-0grpc000000001").json()["resource"]
         assert http["attributes"]["volume_type"] == "gp3"
 
         with pytest.raises(grpc.RpcError) as e:
-            stub.Get(pb2.GetInventoryResourceRequest(id="vol-0nosuch0000000"), timeout=10)
+            stub.Get(pb2.GetInventoryResourceRequest(id="vol-0nosuch0000000"), timeout=10, metadata=md)
         assert e.value.code() == grpc.StatusCode.NOT_FOUND
 
         bad = pb2.InventoryResource(
@@ -241,30 +263,31 @@ def test_grpc_apply_and_get(demo_server, inv_pb):
                 ingress=[pb2.InventoryRule(protocol="tcp", cidrs=["300.0.0.0/8"])]))
         with pytest.raises(grpc.RpcError) as e:
             stub.Apply(pb2.ApplyInventoryRequest(changes=[
-                pb2.InventoryChange(upsert=volume), pb2.InventoryChange(upsert=bad)]), timeout=10)
+                pb2.InventoryChange(upsert=volume), pb2.InventoryChange(upsert=bad)]), timeout=10, metadata=md)
         assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "changes[1].upsert.attributes.ingress[0].cidrs[0]" in e.value.details()
         with pytest.raises(grpc.RpcError) as e:
-            stub.Apply(pb2.ApplyInventoryRequest(changes=[pb2.InventoryChange()]), timeout=10)
+            stub.Apply(pb2.ApplyInventoryRequest(changes=[pb2.InventoryChange()]), timeout=10, metadata=md)
         assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "no op set" in e.value.details()
         with pytest.raises(grpc.RpcError) as e:
             stub.Apply(pb2.ApplyInventoryRequest(changes=[
                 pb2.InventoryChange(upsert=pb2.InventoryResource(
-                    id="i-0abc", kind="vm", account=ACCOUNT, region="us-east-1"))]), timeout=10)
+                    id="i-0abc", kind="vm", account=ACCOUNT, region="us-east-1"))]), timeout=10, metadata=md)
         assert "unknown kind `vm`" in e.value.details()
     assert get(demo_server, "sg-0grpcbad").status_code == 404
 
 
 def test_grpc_batch_limit(tmp_path, inv_pb):
     pb2, pb2_grpc = inv_pb
-    server = start_server(tmp_path, "--max-inventory-batch", "2")
+    server = start_with_control(tmp_path, "--max-inventory-batch", "2")
+    md = server.grpc_auth
     try:
-        with grpc.insecure_channel(server.grpc) as ch:
+        with grpc.insecure_channel(server.addrs["control"]) as ch:
             stub = pb2_grpc.InventoryStub(ch)
             changes = [pb2.InventoryChange(delete=pb2.InventoryDelete(id=f"i-0{n}")) for n in range(3)]
             with pytest.raises(grpc.RpcError) as e:
-                stub.Apply(pb2.ApplyInventoryRequest(changes=changes), timeout=10)
+                stub.Apply(pb2.ApplyInventoryRequest(changes=changes), timeout=10, metadata=md)
             assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
             assert "exceeds the limit of 2" in e.value.details()
     finally:
@@ -300,19 +323,21 @@ def test_decisions_keep_flowing_during_a_burst_of_updates(demo_server, inv_pb):
                            for n in range(100)]
                 changes += [{"op": "delete", "id": f"i-0b{worker}{batch:03d}{n:04d}"}
                             for n in range(0, 100, 2)]
-                r = s.post(demo_server.http + "/v1/inventory", json={"changes": changes}, timeout=30)
+                r = s.post(demo_server.control + "/v1/inventory", json={"changes": changes},
+                           headers=demo_server.auth, timeout=30)
                 if r.status_code != 200:
                     errors.append(("update", r.status_code, r.text))
                 applied[0] += 1
 
     def update_grpc():
-        with grpc.insecure_channel(demo_server.grpc) as ch:
+        with grpc.insecure_channel(demo_server.addrs["control"]) as ch:
             stub = pb2_grpc.InventoryStub(ch)
             for batch in range(15):
                 changes = [pb2.InventoryChange(upsert=pb2.InventoryResource(
                     id=f"vol-0g{batch:03d}{n:04d}", account=ACCOUNT, region="us-east-1"))
                     for n in range(100)]
-                stub.Apply(pb2.ApplyInventoryRequest(changes=changes), timeout=30)
+                stub.Apply(pb2.ApplyInventoryRequest(changes=changes), timeout=30,
+                           metadata=demo_server.grpc_auth)
                 applied[0] += 1
 
     before = inventory_status(demo_server)

@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import requests
 
 from conftest import start_server
+from control_util import start_with_control
 
 ACCOUNT = "111111111111"
 USER = f"arn:aws:iam::{ACCOUNT}:user/storm"
@@ -66,7 +67,7 @@ def test_reload_storm(tmp_path):
     write_atomically(bundle, bundle_bytes("good-0", ACTIONS[0]))
     # Reloads are driven explicitly, every few milliseconds (the watcher's
     # debounce would coalesce them); test_bundle_watch covers the watcher.
-    server = start_server(tmp_path, "--bundle", str(bundle), "--no-watch")
+    server = start_with_control(tmp_path, "--bundle", str(bundle), "--no-watch")
     valid = {"good-0"}
     stop = threading.Event()
     swaps = {"valid": 0, "invalid": 0, "refused": 0}
@@ -78,7 +79,7 @@ def test_reload_storm(tmp_path):
             n += 1
             if n % 3 == 0:
                 write_atomically(bundle, bundle_bytes(f"bad-{n}", ACTIONS[0], valid=False))
-                r = session.post(server.admin + "/v1/reload", timeout=30)
+                r = session.post(server.control + "/v1/reload", headers=server.auth, timeout=30)
                 assert r.status_code == 422, r.text
                 swaps["invalid"] += 1
                 swaps["refused"] += 1
@@ -86,7 +87,7 @@ def test_reload_storm(tmp_path):
                 rev = f"good-{n}"
                 valid.add(rev)
                 write_atomically(bundle, bundle_bytes(rev, ACTIONS[n % 2]))
-                r = session.post(server.admin + "/v1/reload", timeout=30)
+                r = session.post(server.control + "/v1/reload", headers=server.auth, timeout=30)
                 assert r.status_code == 200, r.text
                 swaps["valid"] += 1
             time.sleep(0.003)
