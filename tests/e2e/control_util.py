@@ -20,11 +20,12 @@ def write_token(tmp_path, token=None):
     return path, token
 
 
-def start_with_control(tmp_path, *args, **kw):
+def start_with_control(tmp_path, *args, token=None, **kw):
     """`start_server` with a control listener on an ephemeral port and a
-    fresh token. The server gets `control` (its base URL), `token`,
-    `token_file`, and `auth` (the headers that authenticate)."""
-    token_file, token = write_token(tmp_path)
+    token (fresh unless given). The server gets `control` (its base URL),
+    `token`, `token_file`, `auth` (the headers that authenticate) and
+    `grpc_auth` (the same as gRPC metadata)."""
+    token_file, token = write_token(tmp_path, token)
     server = start_server(tmp_path, "--control-listen", "127.0.0.1:0",
                           "--control-token-file", str(token_file), *args, **kw)
     server.control = "http://" + server.addrs["control"]
