@@ -23,8 +23,11 @@
 //! With a state directory ([`InventoryStore::open`]) the overlay is written
 //! to disk (temporary file, fsync, rename, fsync of the directory) before
 //! a change becomes visible, so it survives restarts; a change that cannot
-//! be written is refused and changes nothing. Without one it lives in
-//! memory and survives reloads only.
+//! be written is refused and changes nothing. Each write rewrites the whole
+//! overlay, whose size is that of the resources changed since the bundle
+//! last described them (regenerating the `ec2/` files shrinks it). Without
+//! a state directory the overlay lives in memory and survives reloads
+//! only.
 //!
 //! The inventory's own version is a sequence number, raised by every
 //! change of the live inventory (a batch, or a seed that changed it) and
@@ -121,7 +124,7 @@ struct Entry {
     /// first changed at runtime; `None`: the seed did not hold it.
     base: Option<String>,
     /// The resource after the runtime changes; `None`: deleted.
-    resource: Option<Resource>,
+    resource: Option<Arc<Resource>>,
 }
 
 /// The overlay file.
@@ -191,7 +194,7 @@ fn replay(seed: &Inventory, overlay: &mut BTreeMap<String, Entry>) -> (Inventory
     overlay.retain(|id, entry| fingerprint(seed.get(id)) == entry.base);
     for (id, entry) in overlay.iter() {
         match &entry.resource {
-            Some(r) => live.upsert(r.clone()),
+            Some(r) => live.upsert(Resource::clone(r)),
             None => {
                 live.delete(id);
             }
@@ -365,7 +368,8 @@ impl InventoryStore {
     }
 
     /// Records the `touched` resources of `next` in the overlay, writes it,
-    /// and publishes `next`. Nothing changes if the write fails.
+    /// and publishes `next`. Nothing changes if the write fails. Costs what
+    /// the batch touched, plus writing the overlay when it is persisted.
     fn commit(
         &self,
         inner: &mut Inner,
@@ -373,28 +377,38 @@ impl InventoryStore {
         touched: Vec<String>,
     ) -> Result<(), InventoryStoreError> {
         let seed = inner.seed.clone().ok_or(InventoryStoreError::NotSeeded)?;
-        let mut overlay = inner.overlay.clone();
+        // Previous entries, to put back if the write fails.
+        let mut undo: Vec<(String, Option<Entry>)> = Vec::with_capacity(touched.len());
         for id in touched {
             let now = next.get(&id);
             let seeded = seed.get(&id);
-            if now.map(|r| &**r) == seeded.map(|r| &**r) {
-                overlay.remove(&id);
-                continue;
-            }
-            let base = match overlay.get(&id) {
-                Some(e) => e.base.clone(),
-                None => fingerprint(seeded),
+            let previous = if now.map(|r| &**r) == seeded.map(|r| &**r) {
+                inner.overlay.remove(&id)
+            } else {
+                let base = match inner.overlay.get(&id) {
+                    Some(e) => e.base.clone(),
+                    None => fingerprint(seeded),
+                };
+                let entry = Entry {
+                    base,
+                    resource: now.cloned(),
+                };
+                inner.overlay.insert(id.clone(), entry)
             };
-            let resource = now.map(|r| Resource::clone(r));
-            overlay.insert(id, Entry { base, resource });
+            undo.push((id, previous));
         }
         let seq = inner.seq + 1;
-        if let Err(e) = persist(inner, seq, inner.seed_hash.as_deref(), &overlay) {
+        if let Err(e) = persist(inner, seq, inner.seed_hash.as_deref(), &inner.overlay) {
+            for (id, previous) in undo.into_iter().rev() {
+                match previous {
+                    Some(entry) => inner.overlay.insert(id, entry),
+                    None => inner.overlay.remove(&id),
+                };
+            }
             inner.state_error = Some(e.to_string());
             return Err(e);
         }
         inner.state_error = None;
-        inner.overlay = overlay;
         inner.seq = seq;
         inner.updated_at = Some(SystemTime::now());
         self.current.store(Arc::new(next));
@@ -748,6 +762,7 @@ mod tests {
         let r = store.apply(vec![upsert(instance("i-2", "blue"))]);
         assert!(matches!(r, Err(InventoryStoreError::State { .. })), "{r:?}");
         assert!(Arc::ptr_eq(&before, &store.load()));
+        assert!(store.lock().overlay.is_empty(), "the overlay is put back");
         assert!(store.status()["overlay"]["state_error"].is_string());
     }
 }

@@ -45,7 +45,7 @@ use tonic::codegen::Service as _;
 
 use crate::server::errors::ServeError;
 use crate::server::grpc_api::pb::inventory_server::InventoryServer;
-use crate::server::http_util::{self, json as json_response, read_body};
+use crate::server::http_util::{self, json as json_response, read_json_body};
 use crate::server::inventory_api::{self, InventoryService};
 use crate::server::state::AppState;
 use crate::server::tls::{ReloadingAcceptor, TlsError, TlsFiles};
@@ -505,7 +505,7 @@ async fn decode_message(
     struct DecodeRequest {
         message: String,
     }
-    let body = read_body(req, state.config.limits.max_body_bytes).await?;
+    let body = read_json_body(req, state.config.limits).await?;
     let parsed: DecodeRequest = serde_json::from_slice(&body)
         .map_err(|e| ServeError::BadRequest(format!("expected {{\"message\": \"...\"}}: {e}")))?;
     let doc = state
