@@ -175,6 +175,18 @@ struct ServeArgs {
     /// messages; without it a random key is made at startup.
     #[arg(long, env = "IAMGATE_MESSAGE_KEY_FILE")]
     message_key_file: Option<PathBuf>,
+    /// Largest bundle accepted, in bytes: all its files together, or a
+    /// .tar.gz's decompressed stream.
+    #[arg(long, env = "IAMGATE_MAX_BUNDLE_BYTES", default_value_t = iamgate::bundle::files::DEFAULT_MAX_BUNDLE_BYTES)]
+    max_bundle_bytes: u64,
+    /// Serve a bundle with no principals (refused by default: an empty or
+    /// mistyped bundle would serve nothing and still report ready).
+    #[arg(long, env = "IAMGATE_ALLOW_EMPTY_BUNDLE")]
+    allow_empty_bundle: bool,
+    /// Time a bundle load may take before it is abandoned and refused, in
+    /// milliseconds (the running snapshot keeps serving).
+    #[arg(long, env = "IAMGATE_RELOAD_TIMEOUT_MS", default_value_t = 60_000)]
+    reload_timeout_ms: u64,
 }
 
 impl ServeArgs {
@@ -214,6 +226,9 @@ impl ServeArgs {
             default_mapping: self.default_mapping,
             xff_trusted_hops: self.xff_trusted_hops,
             message_key,
+            max_bundle_bytes: self.max_bundle_bytes,
+            allow_empty_bundle: self.allow_empty_bundle,
+            reload_timeout: Duration::from_millis(self.reload_timeout_ms),
         }
     }
 }

@@ -37,6 +37,13 @@ pub struct ServeConfig {
     pub xff_trusted_hops: usize,
     /// Key of the encoded authorization failure messages in EC2 errors.
     pub message_key: crate::ec2::message::MessageKey,
+    /// Largest bundle accepted (all files, or an archive's decompressed
+    /// stream).
+    pub max_bundle_bytes: u64,
+    /// Serve a bundle with no principals instead of refusing it.
+    pub allow_empty_bundle: bool,
+    /// Longest a bundle load may take before it is abandoned and refused.
+    pub reload_timeout: Duration,
 }
 
 /// How an ext_authz route's requests become IAM requests.

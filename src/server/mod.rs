@@ -77,18 +77,10 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
     let config = Arc::new(config);
     let metrics = Metrics::new()?;
     let store = Arc::new(SnapshotStore::new());
-    let source = match &config.bundle {
-        Some(p) => BundleSource::Path(p.clone()),
-        None => BundleSource::Demo,
-    };
+    let source = BundleSource::from_config(&config);
 
     // The first load happens before any listener opens.
-    let first = {
-        let src = source.clone();
-        tokio::task::spawn_blocking(move || src.load())
-            .await
-            .map_err(|e| ServerError::Bundle(e.to_string()))?
-    };
+    let first = reload::load_bounded(&source, config.reload_timeout).await;
     let inventory = Arc::new(InventoryStore::new());
     if let Err(e) = reload::apply(&store, &inventory, &metrics, first) {
         if !config.wait_for_bundle {
@@ -103,9 +95,10 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
         inventory.clone(),
         metrics.clone(),
         Duration::from_millis(300),
+        config.reload_timeout,
     );
     let _watcher = match (&source, config.watch) {
-        (BundleSource::Path(p), true) => Some(reload::watch(p, reload.clone())?),
+        (BundleSource::Path { path, .. }, true) => Some(reload::watch(path, reload.clone())?),
         _ => None,
     };
     if config.wait_for_bundle && store.load().is_none() {
