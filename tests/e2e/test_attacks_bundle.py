@@ -418,6 +418,29 @@ def test_writes_beside_a_watched_archive_do_not_reload(tmp_path):
         assert server.stop() == 0
 
 
+def test_a_linked_archive_reloads_when_its_link_is_swapped(tmp_path):
+    """issue 11, item 15: watching the archive itself still sees the way a
+    Kubernetes volume replaces it: `bundle.tar.gz -> ..data/bundle.tar.gz`,
+    and `..data` swapped to a new folder by a rename; no event names the
+    archive."""
+    for version in ("..v1", "..v2"):
+        (tmp_path / version).mkdir()
+        rev = "good-1" if version == "..v1" else "good-2"
+        (tmp_path / version / "bundle.tar.gz").write_bytes(archive_bytes(bundle_files(rev)))
+    (tmp_path / "..data").symlink_to("..v1")
+    bundle = tmp_path / "bundle.tar.gz"
+    bundle.symlink_to("..data/bundle.tar.gz")
+    server = start_server(tmp_path, "--bundle", str(bundle))
+    try:
+        assert revision(server).startswith("good-1+sha256:")
+        (tmp_path / "..data_tmp").symlink_to("..v2")
+        os.replace(tmp_path / "..data_tmp", tmp_path / "..data")
+        assert wait_for(lambda: revision(server).startswith("good-2+sha256:"))
+        assert reload_counts(server) == {"success": 2, "failure": 0}
+    finally:
+        assert server.stop() == 0
+
+
 def test_the_revision_identifies_the_content(dir_server):
     """issue 11, Also (the revision): two different bundles under one
     manifest revision were served under one revision. The served revision is
