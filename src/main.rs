@@ -198,6 +198,18 @@ struct ServeArgs {
     /// (default: in memory, kept across reloads only).
     #[arg(long, env = "IAMGATE_INVENTORY_STATE")]
     inventory_state: Option<PathBuf>,
+    /// Largest bundle accepted, in bytes: all its files together, or a
+    /// .tar.gz's decompressed stream.
+    #[arg(long, env = "IAMGATE_MAX_BUNDLE_BYTES", default_value_t = iamgate::bundle::files::DEFAULT_MAX_BUNDLE_BYTES)]
+    max_bundle_bytes: u64,
+    /// Serve a bundle with no principals (refused by default: an empty or
+    /// mistyped bundle would serve nothing and still report ready).
+    #[arg(long, env = "IAMGATE_ALLOW_EMPTY_BUNDLE")]
+    allow_empty_bundle: bool,
+    /// Time a bundle load may take before it is abandoned and refused, in
+    /// milliseconds (the running snapshot keeps serving).
+    #[arg(long, env = "IAMGATE_RELOAD_TIMEOUT_MS", default_value_t = 60_000)]
+    reload_timeout_ms: u64,
 }
 
 impl ServeArgs {
@@ -252,6 +264,9 @@ impl ServeArgs {
                     },
                 }),
             inventory_state: self.inventory_state,
+            max_bundle_bytes: self.max_bundle_bytes,
+            allow_empty_bundle: self.allow_empty_bundle,
+            reload_timeout: Duration::from_millis(self.reload_timeout_ms),
         }
     }
 }

@@ -21,8 +21,21 @@ pub enum BundleError {
         expected: String,
         got: String,
     },
-    #[error("bundle too large: {0}")]
-    TooLarge(String),
+    /// A path the bundle layout does not know, or an entry that is not a
+    /// regular file or folder inside the bundle.
+    #[error("`{path}`: {message}")]
+    Layout { path: String, message: String },
+    #[error("bundle too large: `{path}`: the bundle exceeds {limit} bytes")]
+    TooLarge { path: String, limit: u64 },
+    #[error(
+        "`{source_name}`: the bundle holds no principals (no users or roles in `iam/`); \
+         start with --allow-empty-bundle to serve it anyway"
+    )]
+    Empty { source_name: String },
+    #[error("loading the bundle took longer than {seconds} s; the load was abandoned")]
+    Timeout { seconds: f64 },
+    #[error("{stuck} earlier bundle loads are still running; not starting another")]
+    Busy { stuck: usize },
 }
 
 impl BundleError {
@@ -42,6 +55,13 @@ impl BundleError {
         BundleError::Io {
             path: path.into(),
             message: e.to_string(),
+        }
+    }
+
+    pub(crate) fn layout(path: impl Into<String>, message: impl Into<String>) -> Self {
+        BundleError::Layout {
+            path: path.into(),
+            message: message.into(),
         }
     }
 }

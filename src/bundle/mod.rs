@@ -12,6 +12,7 @@ pub mod demo;
 pub mod err;
 pub mod files;
 pub mod gate;
+pub mod layout;
 pub mod snapshot;
 pub mod store;
 
@@ -20,10 +21,46 @@ pub use files::BundleFiles;
 pub use snapshot::{AuthzAnswer, AuthzRequest, MatchedInfo, Snapshot};
 pub use store::{ReloadAttempt, SnapshotStore};
 
-/// Reads, compiles and gates a bundle from a path (directory or `.tar.gz`).
+/// How a bundle on disk is read and what it must hold to serve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Largest bundle accepted: all files together, or an archive's
+    /// decompressed tar stream.
+    pub max_bytes: u64,
+    /// Serve a bundle with no principals (otherwise refused: an empty or
+    /// mistyped bundle would serve nothing and still report ready).
+    pub allow_empty: bool,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self {
+            max_bytes: files::DEFAULT_MAX_BUNDLE_BYTES,
+            allow_empty: false,
+        }
+    }
+}
+
+/// Reads, compiles and gates a bundle from a path (directory or `.tar.gz`)
+/// with the default [`LoadOptions`].
 pub fn load_path(path: &std::path::Path) -> Result<Snapshot, BundleError> {
-    let files = BundleFiles::read(path)?;
-    load_files(&files, &path.display().to_string())
+    load_path_with(path, &LoadOptions::default())
+}
+
+/// Reads, compiles and gates a bundle from a path (directory or `.tar.gz`).
+pub fn load_path_with(
+    path: &std::path::Path,
+    options: &LoadOptions,
+) -> Result<Snapshot, BundleError> {
+    let source = path.display().to_string();
+    let files = BundleFiles::read(path, options.max_bytes)?;
+    let snapshot = load_files(&files, &source)?;
+    if snapshot.stats().principals == 0 && !options.allow_empty {
+        return Err(BundleError::Empty {
+            source_name: source,
+        });
+    }
+    Ok(snapshot)
 }
 
 /// Compiles and gates a bundle already in memory.
@@ -31,4 +68,44 @@ pub fn load_files(files: &BundleFiles, source: &str) -> Result<Snapshot, BundleE
     let snapshot = Snapshot::compile(files, source)?;
     gate::run_bundle_tests(files, &snapshot)?;
     Ok(snapshot)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_bundle_is_refused_unless_allowed() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = std::env::temp_dir().join(format!("iamgate-empty-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        let refused = load_path(&dir).err().map(|e| e.to_string());
+        let allowed = load_path_with(
+            &dir,
+            &LoadOptions {
+                allow_empty: true,
+                ..LoadOptions::default()
+            },
+        )
+        .map(|s| s.stats().principals);
+        // An organization without any account file serves no principal either.
+        std::fs::write(
+            dir.join("organization.json"),
+            r#"{"Roots": [{"Id": "r-1"}]}"#,
+        )?;
+        let org_only = load_path(&dir).err().map(|e| e.to_string());
+        std::fs::remove_dir_all(&dir)?;
+
+        let refused = refused.unwrap_or_default();
+        assert!(
+            refused.contains(&format!(
+                "`{}`: the bundle holds no principals",
+                dir.display()
+            )) && refused.contains("--allow-empty-bundle"),
+            "{refused}"
+        );
+        assert_eq!(allowed?, 0);
+        assert!(org_only.is_some_and(|e| e.contains("no principals")));
+        Ok(())
+    }
 }

@@ -70,7 +70,11 @@ pub struct Stats {
 /// A compiled bundle.
 #[derive(Debug)]
 pub struct Snapshot {
+    /// Identifies the content: the manifest's revision (if any) and a hash
+    /// of every file.
     revision: Arc<str>,
+    /// The revision `manifest.json` names, as written.
+    manifest_revision: Option<String>,
     source: String,
     loaded_at: SystemTime,
     compile_duration: Duration,
@@ -151,6 +155,7 @@ impl Snapshot {
     /// Compiles a bundle. Any problem refuses the whole bundle.
     pub fn compile(files: &BundleFiles, source: &str) -> Result<Self, BundleError> {
         let started = Instant::now();
+        files.check_layout()?;
         let mut b = Builder {
             files,
             managed: HashMap::new(),
@@ -171,6 +176,7 @@ impl Snapshot {
                 .and_then(|f| f.strip_suffix(".json"))
                 .unwrap_or_default()
                 .to_owned();
+            check_account_file(file, &account, &d)?;
             known_accounts.push(account);
             details.push((*file, d));
         }
@@ -295,7 +301,7 @@ impl Snapshot {
         }
         let resource_policies = b.resource_policies()?;
         let (inventory, inventory_hash) = load_inventory(files)?;
-        let revision = revision(files)?;
+        let (revision, manifest_revision) = revision(files)?;
         let stats = Stats {
             accounts: known_accounts.len(),
             principals: by_name
@@ -308,6 +314,7 @@ impl Snapshot {
         };
         Ok(Self {
             revision: revision.into(),
+            manifest_revision,
             source: source.to_owned(),
             loaded_at: SystemTime::now(),
             compile_duration: started.elapsed(),
@@ -341,9 +348,16 @@ impl Snapshot {
         &self.inventory_hash
     }
 
-    /// The bundle revision (manifest `revision`, else a content hash).
+    /// The served revision: `<manifest revision>+sha256:<hash>`, or
+    /// `sha256:<hash>` without one. The hash covers every file, so two
+    /// different bundles never serve under one revision.
     pub fn revision(&self) -> &Arc<str> {
         &self.revision
+    }
+
+    /// The revision `manifest.json` names, if any.
+    pub fn manifest_revision(&self) -> Option<&str> {
+        self.manifest_revision.as_deref()
     }
 
     /// Where the bundle came from.
@@ -513,6 +527,7 @@ impl Snapshot {
     pub fn summary(&self) -> Value {
         json!({
             "revision": &*self.revision,
+            "manifest_revision": self.manifest_revision,
             "source": self.source,
             "compile_ms": self.compile_duration.as_secs_f64() * 1000.0,
             "counts": self.stats,
@@ -808,11 +823,24 @@ pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
     })
 }
 
-fn revision(files: &BundleFiles) -> Result<String, BundleError> {
-    if let Some(text) = files.get("manifest.json") {
-        let m: Manifest = parse_json("manifest.json", text)?;
-        if let Some(r) = m.revision {
-            return Ok(r);
+/// Longest manifest revision accepted (it travels in headers and labels).
+const MAX_REVISION_CHARS: usize = 128;
+
+/// The served revision and the manifest's own: the manifest names a
+/// revision, the content hash tells two bundles under one name apart.
+fn revision(files: &BundleFiles) -> Result<(String, Option<String>), BundleError> {
+    let manifest = match files.get("manifest.json") {
+        Some(text) => parse_json::<Manifest>("manifest.json", text)?.revision,
+        None => None,
+    };
+    if let Some(r) = &manifest {
+        let printable = r.bytes().all(|b| (b' '..=b'~').contains(&b));
+        if r.trim().is_empty() || !printable || r.len() > MAX_REVISION_CHARS {
+            return Err(BundleError::invalid(
+                "manifest.json",
+                "$.revision",
+                format!("a revision is 1 to {MAX_REVISION_CHARS} printable ASCII characters"),
+            ));
         }
     }
     let mut h = Sha256::new();
@@ -822,10 +850,100 @@ fn revision(files: &BundleFiles) -> Result<String, BundleError> {
         h.update(v.as_bytes());
         h.update([0]);
     }
-    let digest = h.finalize();
-    Ok(digest
+    let digest: String = h
+        .finalize()
         .iter()
         .take(8)
         .map(|b| format!("{b:02x}"))
-        .collect::<String>())
+        .collect();
+    let served = match &manifest {
+        Some(r) => format!("{r}+sha256:{digest}"),
+        None => format!("sha256:{digest}"),
+    };
+    Ok((served, manifest))
 }
+
+/// An account file holds that account's users, groups, roles and policies,
+/// and only those: a file named after one account whose ARNs name another
+/// would put principals and policies where they do not belong, and an
+/// empty one would silently drop an account.
+fn check_account_file(
+    file: &str,
+    account: &str,
+    d: &AuthorizationDetails,
+) -> Result<(), BundleError> {
+    if d.user_detail_list.is_empty()
+        && d.group_detail_list.is_empty()
+        && d.role_detail_list.is_empty()
+        && d.policies.is_empty()
+    {
+        return Err(BundleError::invalid(
+            file,
+            "$",
+            "the account file holds no users, groups, roles or policies",
+        ));
+    }
+    // AWS managed policies (`arn:aws:iam::aws:policy/...`) belong to no
+    // account and may be attached anywhere.
+    let own = |path: String, arn: &str, aws_managed: bool| -> Result<(), BundleError> {
+        let parsed = crate::policy::arn::Arn::parse(arn)
+            .filter(|a| a.service == "iam")
+            .ok_or_else(|| {
+                BundleError::invalid(file, &path, format!("`{arn}` is not an IAM ARN"))
+            })?;
+        if parsed.account == account || (aws_managed && parsed.account == "aws") {
+            return Ok(());
+        }
+        Err(BundleError::invalid(
+            file,
+            path,
+            format!(
+                "`{arn}` belongs to account `{}`, not to `{account}` whose file this is",
+                parsed.account
+            ),
+        ))
+    };
+    let attached = |path: &str, list: &[AttachedPolicy]| {
+        list.iter().enumerate().try_for_each(|(i, a)| {
+            own(
+                format!("{path}.AttachedManagedPolicies[{i}].PolicyArn"),
+                &a.policy_arn,
+                true,
+            )
+        })
+    };
+    let boundary = |path: &str, b: Option<&crate::bundle::aws::Boundary>| match b {
+        Some(b) => own(
+            format!("{path}.PermissionsBoundary.PermissionsBoundaryArn"),
+            &b.permissions_boundary_arn,
+            true,
+        ),
+        None => Ok(()),
+    };
+    for (i, u) in d.user_detail_list.iter().enumerate() {
+        let path = format!("$.UserDetailList[{i}]");
+        own(format!("{path}.Arn"), &u.arn, false)?;
+        attached(&path, &u.attached_managed_policies)?;
+        boundary(&path, u.permissions_boundary.as_ref())?;
+    }
+    for (i, g) in d.group_detail_list.iter().enumerate() {
+        let path = format!("$.GroupDetailList[{i}]");
+        if let Some(arn) = &g.arn {
+            own(format!("{path}.Arn"), arn, false)?;
+        }
+        attached(&path, &g.attached_managed_policies)?;
+    }
+    for (i, r) in d.role_detail_list.iter().enumerate() {
+        let path = format!("$.RoleDetailList[{i}]");
+        own(format!("{path}.Arn"), &r.arn, false)?;
+        attached(&path, &r.attached_managed_policies)?;
+        boundary(&path, r.permissions_boundary.as_ref())?;
+    }
+    for (i, p) in d.policies.iter().enumerate() {
+        own(format!("$.Policies[{i}].Arn"), &p.arn, true)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

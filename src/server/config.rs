@@ -43,6 +43,13 @@ pub struct ServeConfig {
     /// Directory keeping the inventory's runtime changes across restarts;
     /// `None`: they are kept in memory (across reloads only).
     pub inventory_state: Option<PathBuf>,
+    /// Largest bundle accepted (all files, or an archive's decompressed
+    /// stream).
+    pub max_bundle_bytes: u64,
+    /// Serve a bundle with no principals instead of refusing it.
+    pub allow_empty_bundle: bool,
+    /// Longest a bundle load may take before it is abandoned and refused.
+    pub reload_timeout: Duration,
 }
 
 /// How an ext_authz route's requests become IAM requests.

@@ -86,10 +86,7 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
     let config = Arc::new(config);
     let metrics = Metrics::new()?;
     let store = Arc::new(SnapshotStore::new());
-    let source = match &config.bundle {
-        Some(p) => BundleSource::Path(p.clone()),
-        None => BundleSource::Demo,
-    };
+    let source = BundleSource::from_config(&config);
 
     // Runtime inventory changes of a previous run, replayed once the first
     // bundle seeds the inventory.
@@ -98,14 +95,10 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
         None => InventoryStore::new(),
     });
     // The first load happens before any listener opens.
+    let first = reload::load_bounded(&source, config.reload_timeout).await;
     let first = {
-        let (src, store, inventory, metrics) = (
-            source.clone(),
-            store.clone(),
-            inventory.clone(),
-            metrics.clone(),
-        );
-        tokio::task::spawn_blocking(move || reload::apply(&store, &inventory, &metrics, src.load()))
+        let (store, inventory, metrics) = (store.clone(), inventory.clone(), metrics.clone());
+        tokio::task::spawn_blocking(move || reload::apply(&store, &inventory, &metrics, first))
             .await
             .map_err(|e| ServerError::Bundle(e.to_string()))?
     };
@@ -122,9 +115,10 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
         inventory.clone(),
         metrics.clone(),
         Duration::from_millis(300),
+        config.reload_timeout,
     );
     let _watcher = match (&source, config.watch) {
-        (BundleSource::Path(p), true) => Some(reload::watch(p, reload.clone())?),
+        (BundleSource::Path { path, .. }, true) => Some(reload::watch(path, reload.clone())?),
         _ => None,
     };
     if config.wait_for_bundle && store.load().is_none() {

@@ -1,35 +1,115 @@
 //! Reloading: one task owns every reload, whatever asked for it (a file
 //! change, SIGHUP, `POST /v1/reload`). Each attempt reads, compiles and
-//! gates the bundle off the async threads, then either swaps it in or keeps
-//! the running snapshot and records why.
+//! gates the bundle on a thread of its own, then either swaps it in or
+//! keeps the running snapshot and records why.
+//!
+//! A load cannot hold reloads hostage: it is given `timeout`, after which
+//! it is abandoned (its thread finishes on its own and its result is
+//! dropped) and the reload is refused, so the next reload starts afresh. At
+//! most [`MAX_ABANDONED_LOADS`] abandoned loads may still be running; past
+//! that a reload is refused at once rather than starting another thread.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::bundle::{BundleError, Snapshot, SnapshotStore, demo, load_files, load_path};
+use crate::bundle::{
+    BundleError, LoadOptions, Snapshot, SnapshotStore, demo, load_files, load_path_with,
+};
 use crate::ec2::inventory_store::InventoryStore;
+use crate::server::config::ServeConfig;
 use crate::telemetry::Metrics;
 
 /// Where bundles come from.
 #[derive(Debug, Clone)]
 pub enum BundleSource {
     /// A directory or `.tar.gz` on disk.
-    Path(PathBuf),
+    Path { path: PathBuf, options: LoadOptions },
     /// The demo bundle built into the binary.
     Demo,
 }
 
 impl BundleSource {
+    /// The bundle `serve` was configured with.
+    pub fn from_config(config: &ServeConfig) -> Self {
+        match &config.bundle {
+            Some(path) => BundleSource::Path {
+                path: path.clone(),
+                options: LoadOptions {
+                    max_bytes: config.max_bundle_bytes,
+                    allow_empty: config.allow_empty_bundle,
+                },
+            },
+            None => BundleSource::Demo,
+        }
+    }
+
     /// Reads, compiles and gates the bundle (blocking).
     pub fn load(&self) -> Result<Snapshot, BundleError> {
         match self {
-            BundleSource::Path(p) => load_path(p),
+            BundleSource::Path { path, options } => load_path_with(path, options),
             BundleSource::Demo => load_files(&demo::files(), "built-in demo bundle"),
         }
     }
+}
+
+/// Abandoned loads (past their timeout) that may still be running before
+/// reloads are refused outright.
+pub const MAX_ABANDONED_LOADS: usize = 2;
+
+type Load = Arc<dyn Fn() -> Result<Snapshot, BundleError> + Send + Sync>;
+
+/// Runs one load on a thread of its own, waiting at most `timeout`. A plain
+/// thread rather than tokio's blocking pool: the runtime's shutdown waits
+/// for its blocking tasks, and a stuck load must not stop the process from
+/// exiting. Returns the result and, on timeout, the still-running thread.
+async fn load_bounded_with(
+    load: Load,
+    timeout: Duration,
+) -> (
+    Result<Snapshot, BundleError>,
+    Option<std::thread::JoinHandle<()>>,
+) {
+    let (tx, rx) = oneshot::channel();
+    let spawned = std::thread::Builder::new()
+        .name("iamgate-bundle-load".into())
+        .spawn(move || {
+            let _ = tx.send(load());
+        });
+    let thread = match spawned {
+        Ok(t) => t,
+        Err(e) => return (Err(BundleError::io("bundle load thread", e)), None),
+    };
+    match tokio::time::timeout(timeout, rx).await {
+        Ok(Ok(result)) => (result, None),
+        Ok(Err(_)) => (
+            Err(BundleError::io(
+                "bundle load thread",
+                "stopped without a result",
+            )),
+            None,
+        ),
+        Err(_) => (
+            Err(BundleError::Timeout {
+                seconds: timeout.as_secs_f64(),
+            }),
+            Some(thread),
+        ),
+    }
+}
+
+/// Loads the bundle once, waiting at most `timeout` (the first load, before
+/// any listener opens).
+pub async fn load_bounded(
+    source: &BundleSource,
+    timeout: Duration,
+) -> Result<Snapshot, BundleError> {
+    let source = source.clone();
+    load_bounded_with(Arc::new(move || source.load()), timeout)
+        .await
+        .0
 }
 
 type Reply = oneshot::Sender<Result<String, String>>;
@@ -105,16 +185,31 @@ pub fn apply(
     }
 }
 
-/// Starts the reload task. File changes are debounced by `debounce`.
+/// Starts the reload task. File changes are debounced by `debounce`; each
+/// load is given `timeout`.
 pub fn spawn(
     source: BundleSource,
     store: Arc<SnapshotStore>,
     inventory: Arc<InventoryStore>,
     metrics: Metrics,
     debounce: Duration,
+    timeout: Duration,
+) -> ReloadHandle {
+    let load: Load = Arc::new(move || source.load());
+    spawn_with(load, store, inventory, metrics, debounce, timeout)
+}
+
+fn spawn_with(
+    load: Load,
+    store: Arc<SnapshotStore>,
+    inventory: Arc<InventoryStore>,
+    metrics: Metrics,
+    debounce: Duration,
+    timeout: Duration,
 ) -> ReloadHandle {
     let (tx, mut rx) = mpsc::channel::<Option<Reply>>(64);
     tokio::spawn(async move {
+        let mut abandoned: Vec<std::thread::JoinHandle<()>> = Vec::new();
         while let Some(first) = rx.recv().await {
             let mut waiters: Vec<Reply> = first.into_iter().collect();
             if waiters.is_empty() {
@@ -124,10 +219,19 @@ pub fn spawn(
             while let Ok(more) = rx.try_recv() {
                 waiters.extend(more);
             }
-            let src = source.clone();
+            abandoned.retain(|t| !t.is_finished());
+            let result = if abandoned.len() >= MAX_ABANDONED_LOADS {
+                Err(BundleError::Busy {
+                    stuck: abandoned.len(),
+                })
+            } else {
+                let (result, stuck) = load_bounded_with(load.clone(), timeout).await;
+                abandoned.extend(stuck);
+                result
+            };
             let (st, inv, m) = (store.clone(), inventory.clone(), metrics.clone());
             let outcome =
-                match tokio::task::spawn_blocking(move || apply(&st, &inv, &m, src.load())).await {
+                match tokio::task::spawn_blocking(move || apply(&st, &inv, &m, result)).await {
                     Ok(outcome) => outcome,
                     Err(e) => apply(
                         &store,
@@ -146,24 +250,137 @@ pub fn spawn(
 
 /// Watches the bundle path and triggers reloads on change. The returned
 /// watcher must be kept alive.
-pub fn watch(
-    path: &std::path::Path,
-    handle: ReloadHandle,
-) -> notify::Result<notify::RecommendedWatcher> {
+///
+/// - A directory is watched recursively; any change in it reloads (hidden
+///   entries included: a Kubernetes volume swaps its `..data` link).
+/// - An archive is watched through its folder, so that replacing it by a
+///   rename is seen, but only events naming the archive reload, or a change
+///   of what the path leads to (a swapped link to it). Files written beside
+///   it (a decision log, stderr) do not.
+/// - A path that does not exist yet is watched through its folder; events
+///   at or under the path reload.
+pub fn watch(path: &Path, handle: ReloadHandle) -> notify::Result<notify::RecommendedWatcher> {
     use notify::{RecursiveMode, Watcher};
+    // Events carry absolute paths when the watched folder is absolute.
+    let target = std::path::absolute(path)?;
+    let parent = target
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| target.clone());
+    let is_dir = target.is_dir();
+    let exists = target.exists();
+    let watched = target.clone();
+    let mut seen = Fingerprint::of(&target);
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if let Ok(ev) = event
-            && !ev.kind.is_access()
-        {
+        let Ok(ev) = event else { return };
+        if ev.kind.is_access() {
+            return;
+        }
+        let named = ev.paths.iter().any(|p| p.starts_with(&watched));
+        // A swapped link to the archive (or a write no event named).
+        let now = Fingerprint::of(&watched);
+        let changed = now != seen;
+        seen = now;
+        if is_dir || named || changed {
             handle.trigger();
         }
     })?;
-    // Watch the parent too, so that replacing the bundle (rename) is seen.
-    let target = if path.is_dir() {
-        path.to_path_buf()
-    } else {
-        path.parent().map(|p| p.to_path_buf()).unwrap_or_default()
-    };
-    watcher.watch(&target, RecursiveMode::Recursive)?;
+    match (is_dir, exists) {
+        (true, _) => watcher.watch(&target, RecursiveMode::Recursive)?,
+        (false, true) => watcher.watch(&parent, RecursiveMode::NonRecursive)?,
+        // It may appear as a folder: see inside it too.
+        (false, false) => watcher.watch(&parent, RecursiveMode::Recursive)?,
+    }
     Ok(watcher)
+}
+
+/// What a path leads to, as far as a reload cares: the file it resolves to
+/// and its size and modification time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Fingerprint {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime: i64,
+    mtime_nsec: i64,
+}
+
+impl Fingerprint {
+    fn of(path: &Path) -> Option<Self> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path).ok()?;
+        Some(Self {
+            dev: m.dev(),
+            ino: m.ino(),
+            len: m.len(),
+            mtime: m.mtime(),
+            mtime_nsec: m.mtime_nsec(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::time::Instant;
+
+    use super::*;
+
+    /// A load that hangs while `hang` is set, like a read on a stuck
+    /// filesystem.
+    fn hanging_load(hang: Arc<AtomicBool>, started: Arc<AtomicUsize>) -> Load {
+        Arc::new(move || {
+            started.fetch_add(1, Ordering::SeqCst);
+            while hang.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            load_files(&demo::files(), "demo")
+        })
+    }
+
+    #[tokio::test]
+    async fn a_hung_load_times_out_and_later_reloads_still_run()
+    -> Result<(), Box<dyn std::error::Error>> {
+        let hang = Arc::new(AtomicBool::new(true));
+        let started = Arc::new(AtomicUsize::new(0));
+        let store = Arc::new(SnapshotStore::new());
+        let handle = spawn_with(
+            hanging_load(hang.clone(), started.clone()),
+            store.clone(),
+            Arc::new(InventoryStore::new()),
+            Metrics::new()?,
+            Duration::from_millis(10),
+            Duration::from_millis(300),
+        );
+
+        // Each hung load is abandoned after the timeout; the next one starts
+        // afresh instead of queueing behind it.
+        for _ in 0..MAX_ABANDONED_LOADS {
+            let t = Instant::now();
+            let err = handle.reload().await.err().unwrap_or_default();
+            assert!(err.contains("longer than 0.3 s"), "{err}");
+            assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+        }
+        assert_eq!(started.load(Ordering::SeqCst), MAX_ABANDONED_LOADS);
+
+        // With that many still stuck, a reload is refused at once.
+        let t = Instant::now();
+        let err = handle.reload().await.err().unwrap_or_default();
+        assert!(err.contains("still running"), "{err}");
+        assert!(
+            t.elapsed() < Duration::from_millis(250),
+            "{:?}",
+            t.elapsed()
+        );
+        assert_eq!(started.load(Ordering::SeqCst), MAX_ABANDONED_LOADS);
+        assert!(store.load().is_none());
+
+        // Once the stuck loads end, reloads work again.
+        hang.store(false, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let revision = handle.reload().await?;
+        assert!(revision.starts_with("demo-1+sha256:"), "{revision}");
+        assert!(store.load().is_some());
+        Ok(())
+    }
 }

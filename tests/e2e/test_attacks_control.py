@@ -173,7 +173,7 @@ def test_admin_listener_serves_probes_and_metrics_but_nothing_privileged(tmp_pat
         assert requests.get(admin + "/readyz", timeout=5).status_code == 200
         assert "iamgate_decisions_total" in requests.get(admin + "/metrics", timeout=5).text
         status = requests.get(admin + "/v1/status", timeout=5).json()
-        assert status["revision"] == "demo-1"
+        assert status["revision"].startswith("demo-1+sha256:")
         assert status["inventory"]["version"].endswith(f"-{status['inventory']['seq']}")
         assert server.token not in json.dumps(status)
         for path in ("/v1/reload", "/v1/decode-authorization-message", "/v1/inventory"):
@@ -181,7 +181,7 @@ def test_admin_listener_serves_probes_and_metrics_but_nothing_privileged(tmp_pat
             assert r.status_code == 404, (path, r.text)
         assert control_post(server, "/v1/reload").status_code == 200
         # The control listener's status is the admin's.
-        assert control_get(server, "/v1/status").json()["revision"] == "demo-1"
+        assert control_get(server, "/v1/status").json()["revision"].startswith("demo-1+sha256:")
     finally:
         server.stop()
 

@@ -70,7 +70,7 @@ def test_authorize_three_outcomes(pb, channel):
     assert call.code() == grpc.StatusCode.OK
     assert allowed.decision == pb2.ALLOWED
     assert allowed.decision_string == "allowed"
-    assert allowed.revision == "demo-1"
+    assert allowed.revision.startswith("demo-1+sha256:")
     assert allowed.decision_id
     assert {"identity", "boundary", "scp"} <= {m.policy_type for m in allowed.matched}
 
@@ -127,7 +127,7 @@ def test_batch_one_snapshot_and_limit(pb, channel):
         items=[item("ec2:DescribeInstances"), item("ec2:DeleteVpc"), item("ec2:StartInstances", BLUE)],
     ), timeout=10)
     assert [x.decision_string for x in r.results] == ["allowed", "explicitDeny", "implicitDeny"]
-    assert r.revision == "demo-1"
+    assert r.revision.startswith("demo-1+sha256:")
     assert {x.revision for x in r.results} == {r.revision}
     assert len({x.decision_id for x in r.results}) == 3
 

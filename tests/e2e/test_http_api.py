@@ -15,7 +15,7 @@ def test_authorize_allows_and_explains(demo_server):
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["decision"] == "allowed"
-    assert body["revision"] == "demo-1"
+    assert body["revision"].startswith("demo-1+sha256:")
     assert body["decision_id"]
     kinds = {m["policy_type"] for m in body["matched"]}
     assert {"identity", "boundary", "scp"} <= kinds
@@ -92,16 +92,16 @@ def test_admin_endpoints(tmp_path):
     try:
         assert requests.get(server.admin + "/healthz", timeout=5).status_code == 200
         ready = requests.get(server.admin + "/readyz", timeout=5).json()
-        assert ready["revision"] == "demo-1"
+        assert ready["revision"].startswith("demo-1+sha256:")
         status = requests.get(server.admin + "/v1/status", timeout=5).json()
         assert status["counts"]["principals"] == 5
         assert status["last_reload"]["ok"] is True
         # Reloads are on the authenticated control listener only.
         assert requests.post(server.admin + "/v1/reload", timeout=30).status_code == 404
         r = control_post(server, "/v1/reload")
-        assert r.status_code == 200 and r.json()["revision"] == "demo-1"
+        assert r.status_code == 200 and r.json()["revision"] == ready["revision"]
         metrics = requests.get(server.admin + "/metrics", timeout=5).text
-        assert 'iamgate_snapshot_info{revision="demo-1"} 1' in metrics
+        assert f'iamgate_snapshot_info{{revision="{ready["revision"]}"}} 1' in metrics
     finally:
         server.stop()
 

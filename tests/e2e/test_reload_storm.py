@@ -1,7 +1,11 @@
 """A reload storm: thousands of concurrent decisions while bundles are
 swapped every few milliseconds, invalid ones included. Every request must
 succeed, every revision must be one of the valid bundles, and no answer may
-mix two snapshots (each batch's decisions must agree with its revision)."""
+mix two snapshots (each batch's decisions must agree with its revision).
+
+A served revision is the manifest's revision and a hash of the content
+(`good-3+sha256:0123456789abcdef`); these tests name bundles by the
+manifest's part."""
 
 import io
 import json
@@ -55,9 +59,16 @@ def write_atomically(path, data):
     os.replace(tmp, path)
 
 
+def manifest_part(revision):
+    """`good-3` of `good-3+sha256:<16 hex digits>`."""
+    name, sep, digest = revision.partition("+sha256:")
+    assert sep and len(digest) == 16 and int(digest, 16) >= 0, revision
+    return name
+
+
 def expected(revision):
     """good-<n>: even n allows StartInstances, odd n allows StopInstances."""
-    n = int(revision.split("-")[1])
+    n = int(manifest_part(revision).split("-")[1])
     allowed = ACTIONS[n % 2]
     return ["allowed" if a == allowed else "implicitDeny" for a in ACTIONS]
 
@@ -120,12 +131,12 @@ def test_reload_storm(tmp_path):
     seen = set()
     for b in batches:
         rev = b["revision"]
-        assert rev in valid, f"revision {rev} was never a valid bundle"
+        assert manifest_part(rev) in valid, f"revision {rev} was never a valid bundle"
         assert all(r["revision"] == rev for r in b["results"])
         assert [r["decision"] for r in b["results"]] == expected(rev), b
         seen.add(rev)
     assert len(seen) > 3, f"decisions saw only {seen}"
-    assert status["revision"] in valid
+    assert manifest_part(status["revision"]) in valid
 
 
 def test_bundle_watch_reloads_on_change_and_keeps_good_state(tmp_path):
@@ -134,7 +145,8 @@ def test_bundle_watch_reloads_on_change_and_keeps_good_state(tmp_path):
     server = start_server(tmp_path, "--bundle", str(bundle))
 
     def revision():
-        return requests.get(server.admin + "/readyz", timeout=5).json()["revision"]
+        return manifest_part(
+            requests.get(server.admin + "/readyz", timeout=5).json()["revision"])
 
     def wait_for(pred, timeout=10):
         deadline = time.monotonic() + timeout
@@ -151,7 +163,7 @@ def test_bundle_watch_reloads_on_change_and_keeps_good_state(tmp_path):
         assert wait_for(lambda: requests.get(server.admin + "/v1/status", timeout=5)
                         .json()["last_reload"]["ok"] is False)
         status = requests.get(server.admin + "/v1/status", timeout=5).json()
-        assert status["revision"] == "good-1"
+        assert manifest_part(status["revision"]) == "good-1"
         assert "Effect" in status["last_reload"]["error"]
         metrics = requests.get(server.admin + "/metrics", timeout=5).text
         assert 'iamgate_reloads_total{result="failure"} 1' in metrics
@@ -185,6 +197,7 @@ def test_invalid_bundle_at_start_exits_nonzero_or_waits(tmp_path):
             if requests.get(server.admin + "/readyz", timeout=5).status_code == 200:
                 break
             time.sleep(0.1)
-        assert requests.get(server.admin + "/readyz", timeout=5).json()["revision"] == "good-1"
+        ready = requests.get(server.admin + "/readyz", timeout=5).json()
+        assert manifest_part(ready["revision"]) == "good-1"
     finally:
         assert server.stop() == 0

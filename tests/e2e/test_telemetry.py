@@ -263,7 +263,8 @@ def test_decision_log_lines_and_no_secrets(tmp_path):
         assert first["principal"] == BOB
         assert first["action"] == "ec2:StartInstances"
         assert first["resource"] == INSTANCE
-        assert first["revision"] == allowed["revision"] == "demo-1"
+        assert first["revision"] == allowed["revision"]
+        assert allowed["revision"].startswith("demo-1+sha256:")
         assert first["trace_id"] == trace_id
         assert first["matched"] == allowed["matched"] and first["matched"]
         assert {"policy", "policy_type", "statement"} <= set(first["matched"][0])

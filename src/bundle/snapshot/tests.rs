@@ -1,0 +1,145 @@
+use serde_json::json;
+
+use super::*;
+
+const ACCT: &str = "111122223333";
+
+fn account_file(users: Value) -> String {
+    json!({"UserDetailList": users, "GroupDetailList": [], "RoleDetailList": [], "Policies": []})
+        .to_string()
+}
+
+fn user(arn: &str) -> Value {
+    json!({"UserName": "u", "Arn": arn, "UserPolicyList": [{"PolicyName": "p",
+        "PolicyDocument": {"Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "ec2:*", "Resource": "*"}]}}]})
+}
+
+fn compile(pairs: &[(&str, &str)]) -> Result<Snapshot, BundleError> {
+    Snapshot::compile(&BundleFiles::from_pairs(pairs.iter().copied()), "test")
+}
+
+fn refusal(pairs: &[(&str, &str)]) -> String {
+    match compile(pairs) {
+        Ok(_) => "accepted".to_owned(),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn an_account_file_with_no_content_is_refused() {
+    for text in ["{}", &account_file(json!([]))] {
+        let msg = refusal(&[("iam/111122223333.json", text)]);
+        assert!(
+            msg.contains("iam/111122223333.json: at `$`: the account file holds no users"),
+            "{msg}"
+        );
+    }
+}
+
+#[test]
+fn arns_must_name_the_file_account() {
+    let other = account_file(json!([user("arn:aws:iam::999988887777:user/u")]));
+    let msg = refusal(&[("iam/111122223333.json", &other)]);
+    assert!(
+        msg.contains("at `$.UserDetailList[0].Arn`")
+            && msg.contains("belongs to account `999988887777`, not to `111122223333`"),
+        "{msg}"
+    );
+    let not_iam = account_file(json!([user("arn:aws:sts::111122223333:user/u")]));
+    assert!(refusal(&[("iam/111122223333.json", &not_iam)]).contains("not an IAM ARN"));
+
+    // A role, a customer managed policy, and an attachment of another
+    // account's policy.
+    let doc = json!({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": "ec2:*", "Resource": "*"}]});
+    let role = json!({"RoleDetailList": [{"RoleName": "r",
+        "Arn": "arn:aws:iam::999988887777:role/r"}]});
+    let policy = json!({"Policies": [{"PolicyName": "p",
+        "Arn": "arn:aws:iam::999988887777:policy/p",
+        "PolicyVersionList": [{"Document": doc, "IsDefaultVersion": true}]}]});
+    let attached = json!({"UserDetailList": [{"UserName": "u",
+        "Arn": format!("arn:aws:iam::{ACCT}:user/u"),
+        "AttachedManagedPolicies": [{"PolicyArn": "arn:aws:iam::999988887777:policy/p"}]}]});
+    for (doc, at) in [
+        (role, "$.RoleDetailList[0].Arn"),
+        (policy, "$.Policies[0].Arn"),
+        (
+            attached,
+            "$.UserDetailList[0].AttachedManagedPolicies[0].PolicyArn",
+        ),
+    ] {
+        let msg = refusal(&[("iam/111122223333.json", &doc.to_string())]);
+        assert!(
+            msg.contains(at) && msg.contains("999988887777"),
+            "{at}: {msg}"
+        );
+    }
+
+    // AWS managed policies belong to no account.
+    let aws = json!({"Policies": [{"PolicyName": "ReadOnly",
+        "Arn": "arn:aws:iam::aws:policy/ReadOnlyAccess",
+        "PolicyVersionList": [{"Document": doc, "IsDefaultVersion": true}]}],
+        "UserDetailList": [{"UserName": "u", "Arn": format!("arn:aws:iam::{ACCT}:user/u"),
+        "AttachedManagedPolicies": [{"PolicyArn": "arn:aws:iam::aws:policy/ReadOnlyAccess"}]}]});
+    assert_eq!(
+        refusal(&[("iam/111122223333.json", &aws.to_string())]),
+        "accepted"
+    );
+}
+
+#[test]
+fn in_memory_bundles_are_checked_against_the_layout() {
+    let ok = account_file(json!([user("arn:aws:iam::111122223333:user/u")]));
+    let msg = refusal(&[("iam/acct.json", &ok)]);
+    assert!(
+        msg.contains("`iam/acct.json`: not part of the bundle layout"),
+        "{msg}"
+    );
+    let msg = refusal(&[("iam/111122223333.json", &ok), ("organisation.json", "{}")]);
+    assert!(msg.contains("`organisation.json`"), "{msg}");
+}
+
+#[test]
+fn the_served_revision_identifies_the_content() -> Result<(), BundleError> {
+    let a = account_file(json!([user("arn:aws:iam::111122223333:user/u")]));
+    let b = account_file(json!([user("arn:aws:iam::111122223333:user/v")]));
+    let manifest = r#"{"revision": "rev-7"}"#;
+    let first = compile(&[("manifest.json", manifest), ("iam/111122223333.json", &a)])?;
+    let again = compile(&[("manifest.json", manifest), ("iam/111122223333.json", &a)])?;
+    let changed = compile(&[("manifest.json", manifest), ("iam/111122223333.json", &b)])?;
+    assert_eq!(first.revision(), again.revision());
+    assert_ne!(first.revision(), changed.revision());
+    for s in [&first, &changed] {
+        let rev = s.revision();
+        let hash = rev.strip_prefix("rev-7+sha256:").unwrap_or_default();
+        assert!(
+            hash.len() == 16 && hash.bytes().all(|c| c.is_ascii_hexdigit()),
+            "{rev}"
+        );
+        assert_eq!(s.manifest_revision(), Some("rev-7"));
+        assert_eq!(s.summary()["manifest_revision"], "rev-7");
+    }
+
+    let bare = compile(&[("iam/111122223333.json", &a)])?;
+    assert!(
+        bare.revision().starts_with("sha256:"),
+        "{}",
+        bare.revision()
+    );
+    assert_eq!(bare.manifest_revision(), None);
+    Ok(())
+}
+
+#[test]
+fn a_manifest_revision_is_short_printable_text() {
+    let a = account_file(json!([user("arn:aws:iam::111122223333:user/u")]));
+    let long = format!(r#"{{"revision": "{}"}}"#, "r".repeat(129));
+    for manifest in [r#"{"revision": ""}"#, r#"{"revision": "a\nb"}"#, &long] {
+        let msg = refusal(&[("manifest.json", manifest), ("iam/111122223333.json", &a)]);
+        assert!(
+            msg.contains("manifest.json: at `$.revision`"),
+            "{manifest}: {msg}"
+        );
+    }
+}
