@@ -175,6 +175,26 @@ struct ServeArgs {
     /// messages; without it a random key is made at startup.
     #[arg(long, env = "IAMGATE_MESSAGE_KEY_FILE")]
     message_key_file: Option<PathBuf>,
+    /// ext_authz (EC2): the region of EC2 routes without an `iamgate.region`
+    /// context extension (and without --ec2-host-region mappings).
+    #[arg(long, env = "IAMGATE_EC2_REGION", value_parser = parse_region)]
+    ec2_region: Option<String>,
+    /// ext_authz (EC2): HOST=REGION, repeatable: the Host selects the region
+    /// of EC2 routes without `iamgate.region`; any other Host is refused.
+    #[arg(long, env = "IAMGATE_EC2_HOST_REGIONS", value_delimiter = ',')]
+    ec2_host_region: Vec<iamgate::server::config::HostRegion>,
+    /// ext_authz (EC2): most parameters in one EC2 Query API call.
+    #[arg(long, env = "IAMGATE_EC2_MAX_PARAMETERS", default_value_t = iamgate::ec2::query::DEFAULT_MAX_PARAMETERS)]
+    ec2_max_parameters: usize,
+}
+
+/// `--ec2-region`: a region name.
+fn parse_region(s: &str) -> Result<String, String> {
+    if iamgate::server::ext_authz::ec2::is_region(s) {
+        Ok(s.to_owned())
+    } else {
+        Err(format!("`{s}` is not a region name (e.g. `us-east-1`)"))
+    }
 }
 
 impl ServeArgs {
@@ -214,6 +234,11 @@ impl ServeArgs {
             default_mapping: self.default_mapping,
             xff_trusted_hops: self.xff_trusted_hops,
             message_key,
+            ec2: iamgate::server::config::Ec2Settings {
+                region: self.ec2_region,
+                host_regions: self.ec2_host_region,
+                max_parameters: self.ec2_max_parameters,
+            },
         }
     }
 }
