@@ -231,7 +231,7 @@ fn decide_call(
     canonical_ids(&call).map_err(|e| {
         Refusal::bad(Ec2Error::bad_request(
             e.code,
-            format!("Invalid id: \"{}\" ({e})", e.id),
+            format!("Invalid id: \"{}\" (expecting {})", e.id, e.expected),
         ))
     })?;
 
