@@ -495,7 +495,7 @@ fn check_name(raw: &[u8], part: Source) -> Result<(), QueryError> {
                 let n = std::str::from_utf8(seg)
                     .ok()
                     .and_then(|d| d.parse::<u32>().ok());
-                if !n.is_some_and(|n| n <= MAX_INDEX) {
+                if n.is_none_or(|n| n > MAX_INDEX) {
                     return Err(bad("list index beyond 10000"));
                 }
             }
