@@ -75,15 +75,25 @@ def h2(stack, path, body, host, content_length=False):
     trace = stack.backend.record.parent / f"curl-{time.monotonic_ns()}.trace"
     """An HTTP/2 (prior knowledge, cleartext) POST through curl, without a
     content-length header unless asked."""
+    # From a file rather than stdin, so that curl ends the stream with the
+    # body's last frame instead of after Envoy may already have answered.
+    payload = trace.with_suffix(".body")
+    payload.write_text(body)
     marker = "\n--status--"
-    cmd = ["curl", "-sS", "--http2-prior-knowledge", "--data-binary", "@-",
+    cmd = ["curl", "-sS", "--http2-prior-knowledge", "--data-binary", f"@{payload}",
            "-H", f"x-iamgate-principal: {BOB}", "-H", f"content-type: {FORM}",
            "-H", f"host: {host}", "-w", marker + "%{http_code} %{http_version}",
            "--trace-ascii", str(trace)]
     if not content_length:
         cmd += ["-H", "content-length:"]
     cmd.append(f"http://127.0.0.1:{stack.envoy.port}{path}")
-    out = subprocess.run(cmd, input=body, capture_output=True, text=True, timeout=20)
+    # Envoy may answer a denied stream before it has read the client's end
+    # of stream, then reset it (NO_ERROR); curl 7.88 then reports exit 92
+    # without the answer. Ask again: every attempt is the same attack.
+    for _ in range(5):
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=20)
+        if out.returncode != 92:
+            break
     assert out.returncode == 0, out.stderr
     # What curl sent: the header block after "=> Send header".
     lines = trace.read_text().splitlines()
@@ -319,7 +329,7 @@ def test_a_megabyte_of_distinct_names_is_refused_quickly(fresh, tmp_path):
     parameters) is refused with EC2's MalformedQueryString at the parameter
     limit, quickly (it took 43 s when parsing was quadratic); while three
     attackers send it in a loop, another client's decisions through the
-    same Envoy keep a median under 50 ms."""
+    same Envoy and iamgate stay under 50 ms (median and 90th percentile)."""
     body = distinct_names_body(1_000_000)
     assert len(body) >= 1_000_000
 
@@ -333,11 +343,14 @@ def test_a_megabyte_of_distinct_names_is_refused_quickly(fresh, tmp_path):
     assert took < 2.0, took
 
     # Attackers in processes of their own, sending it in a loop, while
-    # another client's decisions are timed.
+    # another client's decisions are timed. The attacking clients run at
+    # the lowest CPU priority: in earnest they are on other machines, and
+    # here they would otherwise take the test client's CPU, not iamgate's.
     payload = tmp_path / "attack.txt"
     payload.write_text(body)
     attackers = [subprocess.Popen(
-        ["python3", "-c", ATTACKER, str(fresh.envoy.port), BOB, str(payload), "3"],
+        ["nice", "-n", "19", "python3", "-c", ATTACKER, str(fresh.envoy.port), BOB,
+         str(payload), "3"],
         stdout=subprocess.PIPE, text=True) for _ in range(3)]
     latencies = []
     try:
@@ -354,8 +367,9 @@ def test_a_megabyte_of_distinct_names_is_refused_quickly(fresh, tmp_path):
     statuses = [int(s) for out in outputs for s in out]
     assert statuses and set(statuses) == {400}, statuses
     median = statistics.median(latencies)
+    p90 = statistics.quantiles(latencies, n=10)[-1]
     print(f"1 MB refused in {took * 1000:.0f} ms; {len(statuses)} attacks, "
           f"{len(latencies)} decisions: median {median * 1000:.1f} ms, "
-          f"max {max(latencies) * 1000:.1f} ms")
-    assert median < 0.05, latencies
+          f"p90 {p90 * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms")
+    assert median < 0.05 and p90 < 0.05, latencies
     assert fresh.actions() == ["DescribeInstances"] * len(latencies)
