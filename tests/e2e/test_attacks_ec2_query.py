@@ -207,6 +207,24 @@ def test_mapped_hosts_decide_in_their_region(fresh):
     assert [r["action"] for r in fresh.backend.requests()] == ["DescribeInstances"]
 
 
+def test_a_configured_region_ignores_the_host(tmp_path, envoy_bin):
+    """issue 11, item 5: without host mappings, a route that names no region
+    uses `--ec2-region`, whatever region the Host names: a client cannot
+    move its check to another region than the one the backend serves."""
+    s = Ec2Stack(tmp_path, envoy_bin, failure_mode_allow=True, host_regions=(),
+                 args=("--ec2-region", "us-west-2"))
+    try:
+        # Production may not use us-west-2 (an SCP), whichever region the
+        # Host claims.
+        for host in ("ec2.us-east-1.amazonaws.com", "ec2.eu-west-1.amazonaws.com"):
+            status, _, body = s.call(BOB, {"Action": "DescribeInstances"}, host=host)
+            assert status == 403, body
+            assert "explicit deny in a service control policy" in error(body)[1]
+        assert s.backend.requests() == []
+    finally:
+        s.close()
+
+
 @pytest.mark.parametrize("method,raw,headers,status,code", [
     ("GET", "/?Action=DescribeInstances&InstanceId.1=i-1%zz", {}, 400, "MalformedQueryString"),
     ("GET", "/?Action=DescribeInstances&action=RunInstances", {}, 400, "MalformedQueryString"),

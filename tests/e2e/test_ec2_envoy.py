@@ -81,15 +81,15 @@ HOST_REGIONS = ("us-east-1", "eu-west-1", "us-west-2")
 
 class Ec2Stack:
     """iamgate (the demo bundle, a message key, one trusted XFF hop, the
-    regional hosts of HOST_REGIONS) + stub EC2 backend + Envoy, torn down
+    regional hosts of `host_regions`) + stub EC2 backend + Envoy, torn down
     together; logs shown on failure. `failure_mode_allow` and
     `max_request_bytes` set Envoy's ext_authz filter; `args` go to iamgate."""
 
     def __init__(self, tmp_path, envoy_bin, failure_mode_allow=False,
-                 max_request_bytes=65536, args=()):
+                 max_request_bytes=65536, args=(), host_regions=HOST_REGIONS):
         self.key_file = tmp_path / "message.key"
         self.key_file.write_text(secrets.token_hex(32) + "\n")
-        hosts = [a for r in HOST_REGIONS
+        hosts = [a for r in host_regions
                  for a in ("--ec2-host-region", f"ec2.{r}.amazonaws.com={r}")]
         self.server = start_server(
             tmp_path, "--bundle", str(demo_bundle(tmp_path)), "--no-watch",
