@@ -164,9 +164,10 @@ impl Default for QueryParams {
     }
 }
 
-/// Most parameters one request may have unless configured otherwise: far
-/// above what EC2's own per-call limits let a real call need, low enough
-/// that a hostile request costs little.
+/// Most parameters one request may have unless configured otherwise
+/// (`--ec2-max-parameters`): room for the calls EC2 clients make, low
+/// enough that a hostile request costs little. A call naming more
+/// resources (1,000 instance ids at once) needs a higher limit.
 pub const DEFAULT_MAX_PARAMETERS: usize = 1_000;
 
 /// Largest list index accepted in a name (far above any EC2 limit).
