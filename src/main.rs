@@ -210,6 +210,26 @@ struct ServeArgs {
     /// milliseconds (the running snapshot keeps serving).
     #[arg(long, env = "IAMGATE_RELOAD_TIMEOUT_MS", default_value_t = 60_000)]
     reload_timeout_ms: u64,
+    /// ext_authz (EC2): the region of EC2 routes without an `iamgate.region`
+    /// context extension (and without --ec2-host-region mappings).
+    #[arg(long, env = "IAMGATE_EC2_REGION", value_parser = parse_region)]
+    ec2_region: Option<String>,
+    /// ext_authz (EC2): HOST=REGION, repeatable: the Host selects the region
+    /// of EC2 routes without `iamgate.region`; any other Host is refused.
+    #[arg(long, env = "IAMGATE_EC2_HOST_REGIONS", value_delimiter = ',')]
+    ec2_host_region: Vec<iamgate::server::config::HostRegion>,
+    /// ext_authz (EC2): most parameters in one EC2 Query API call.
+    #[arg(long, env = "IAMGATE_EC2_MAX_PARAMETERS", default_value_t = iamgate::ec2::query::DEFAULT_MAX_PARAMETERS)]
+    ec2_max_parameters: usize,
+}
+
+/// `--ec2-region`: a region name.
+fn parse_region(s: &str) -> Result<String, String> {
+    if iamgate::server::ext_authz::ec2::is_region(s) {
+        Ok(s.to_owned())
+    } else {
+        Err(format!("`{s}` is not a region name (e.g. `us-east-1`)"))
+    }
 }
 
 impl ServeArgs {
@@ -267,6 +287,11 @@ impl ServeArgs {
             max_bundle_bytes: self.max_bundle_bytes,
             allow_empty_bundle: self.allow_empty_bundle,
             reload_timeout: Duration::from_millis(self.reload_timeout_ms),
+            ec2: iamgate::server::config::Ec2Settings {
+                region: self.ec2_region,
+                host_regions: self.ec2_host_region,
+                max_parameters: self.ec2_max_parameters,
+            },
         }
     }
 }

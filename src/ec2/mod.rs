@@ -9,6 +9,7 @@
 //!   runtime.
 
 pub mod catalog;
+pub mod ids;
 pub mod inventory;
 pub mod inventory_store;
 pub mod mapping;

@@ -13,25 +13,41 @@
 //! - Pairs are separated by `&`; name and value by the first `=`. Empty
 //!   segments (`a=1&&b=2`, a trailing `&`) are skipped; a name without `=`
 //!   has the empty value.
-//! - Each name and value is decoded exactly once: `%XX` becomes the byte
-//!   `XX` and `+` a space (form encoding, which EC2 applies to the query
-//!   string too). `%2B` is a literal `+`; `%25` a literal `%` (never decoded
+//! - A name is written literally: one or more `.`-separated segments, each
+//!   either a list index or a word. An index is `[1-9][0-9]*` (at most
+//!   10,000); a word is an ASCII letter followed by letters, digits and
+//!   `-` (`InstanceId`, `X-Amz-Date`). Nothing else is a name: no
+//!   percent-encoding or `+` in names (`Instance%49d.1`), no empty segment
+//!   (`InstanceId..1`, `InstanceId.1.`), no sign, space or leading zero in
+//!   an index (`InstanceId.%2B1`, `InstanceId.1%20`, `InstanceId.01`), no
+//!   non-ASCII digit. Servers read indexes with functions as lax as
+//!   Python's `int()` (`int("+1") == int(" 1") == int("01") == 1`), so any
+//!   second spelling of an entry could reach the backend unchecked; with
+//!   one spelling per entry, the entries checked are the entries the
+//!   backend reads. Refused as [`QueryError::BadName`].
+//! - Each value is decoded exactly once: `%XX` becomes the byte `XX` and
+//!   `+` a space (form encoding, which EC2 applies to the query string
+//!   too). `%2B` is a literal `+`; `%25` a literal `%` (never decoded
 //!   again).
 //! - Raw bytes must be ones RFC 3986 allows in a query (unreserved,
 //!   sub-delimiters, `:`, `@`, `/`, `?`) or `%`; anything else (space, `#`,
 //!   `"`, `<`, non-ASCII, ...) is refused as [`QueryError::RawCharacter`].
 //!   A raw `;` is refused too: some servers split pairs on it, so it must be
 //!   sent as `%3B`.
-//! - Decoded text must be UTF-8 and free of control characters (U+0000 to
-//!   U+001F, U+007F to U+009F), names must be non-empty.
+//! - Decoded values must be UTF-8 and free of control characters (U+0000
+//!   to U+001F, U+007F to U+009F).
 //! - A name may appear once in the query and body together. A repeat is
 //!   refused even with the same value, and names that differ only in ASCII
 //!   case count as repeats: EC2 treats duplicates as an error, and a
-//!   backend reading "the first" or "the last" must never see a different
-//!   value than the one authorized. Lookups are ASCII case-insensitive.
-//! - A name segment made only of digits (a list index) must be a canonical
-//!   positive number: `InstanceId.01` and `InstanceId.0` are refused, so
-//!   that two spellings can never name one entry.
+//!   backend reading "the first" or "the last", or reading names with or
+//!   without regard to case, must never see a different value than the one
+//!   authorized. Lookups are ASCII case-insensitive, so every spelling a
+//!   backend could read is the one entry iamgate reads.
+//! - At most [`DEFAULT_MAX_PARAMETERS`] parameters (configurable with
+//!   [`QueryParams::parse_with_limit`]); parsing stops at the first one
+//!   beyond the limit ([`QueryError::TooManyParameters`]). Parsing and
+//!   lookups cost `O(n log n)` in the number of parameters: names are kept
+//!   in an ordered map, so a list's entries are one range of it.
 //! - A non-empty body must be `application/x-www-form-urlencoded`
 //!   (optionally `; charset=utf-8`); any other content type is refused. An
 //!   empty body is ignored whatever its content type.
@@ -54,6 +70,7 @@
 //! # Ok(()) }
 //! ```
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// A request body handed to [`QueryParams::parse`].
@@ -109,9 +126,16 @@ pub enum QueryError {
     /// The same name (ASCII case-insensitively) given twice.
     #[error("parameter `{name}` is given more than once")]
     DuplicateParameter { name: String },
-    /// A list index that is not a canonical positive number.
-    #[error("parameter `{name}`: list indexes start at 1 and have no leading zeros")]
-    BadIndex { name: String },
+    /// A name that is not in canonical form (see the module docs).
+    #[error("parameter name `{name}` in the {part} is not canonical: {reason}")]
+    BadName {
+        part: Source,
+        name: String,
+        reason: &'static str,
+    },
+    /// More parameters than the limit.
+    #[error("the request has more than {limit} parameters")]
+    TooManyParameters { limit: usize },
     /// A numbered list with a hole (`InstanceId.1`, `InstanceId.3`).
     #[error("list `{prefix}` skips index {missing}: entries are numbered from 1 without gaps")]
     ListGap { prefix: String, missing: u32 },
@@ -123,21 +147,46 @@ pub enum QueryError {
 }
 
 /// The decoded parameters of one EC2 Query API request.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueryParams {
     /// Names as given, in request order (query first, then body).
     pairs: Vec<(String, String)>,
+    /// ASCII-lowercased name → its position in `pairs`. Ordered, so that
+    /// the members of a list (`instanceid.*`) are one range.
+    by_name: BTreeMap<String, usize>,
+    /// Most parameters accepted.
+    limit: usize,
 }
 
-/// Max list length accepted by [`QueryParams::indices`] (far above any EC2
-/// limit; keeps a hostile request from costing much).
+impl Default for QueryParams {
+    fn default() -> Self {
+        Self::with_limit(DEFAULT_MAX_PARAMETERS)
+    }
+}
+
+/// Most parameters one request may have unless configured otherwise
+/// (`--ec2-max-parameters`): room for the calls EC2 clients make, low
+/// enough that a hostile request costs little. A call naming more
+/// resources (1,000 instance ids at once) needs a higher limit.
+pub const DEFAULT_MAX_PARAMETERS: usize = 1_000;
+
+/// Largest list index accepted in a name (far above any EC2 limit).
 const MAX_INDEX: u32 = 10_000;
 
 impl QueryParams {
     /// Decodes the raw request target (`/path?query`, undecoded) and an
     /// optional body, merged. See the module docs for the rules.
     pub fn parse(target: &str, body: Option<Body<'_>>) -> Result<Self, QueryError> {
-        let mut out = Self::default();
+        Self::parse_with_limit(target, body, DEFAULT_MAX_PARAMETERS)
+    }
+
+    /// [`QueryParams::parse`] with at most `max_parameters` parameters.
+    pub fn parse_with_limit(
+        target: &str,
+        body: Option<Body<'_>>,
+        max_parameters: usize,
+    ) -> Result<Self, QueryError> {
+        let mut out = Self::with_limit(max_parameters);
         if let Some((_, query)) = target.split_once('?') {
             out.add_encoded(query.as_bytes(), Source::Query)?;
         }
@@ -153,9 +202,17 @@ impl QueryParams {
         Ok(out)
     }
 
+    fn with_limit(limit: usize) -> Self {
+        Self {
+            pairs: Vec::new(),
+            by_name: BTreeMap::new(),
+            limit,
+        }
+    }
+
     /// Builds parameters from already decoded pairs (tests, other
-    /// front-ends), with the same name checks (duplicates, indexes,
-    /// control characters).
+    /// front-ends), with the same checks (canonical names, duplicates,
+    /// control characters, the default limit).
     pub fn from_pairs<I, K, V>(pairs: I) -> Result<Self, QueryError>
     where
         I: IntoIterator<Item = (K, V)>,
@@ -164,17 +221,17 @@ impl QueryParams {
     {
         let mut out = Self::default();
         for (k, v) in pairs {
-            out.push(k.into(), v.into(), Source::Query)?;
+            let name: String = k.into();
+            check_name(name.as_bytes(), Source::Query)?;
+            out.push(name, v.into(), Source::Query)?;
         }
         Ok(out)
     }
 
     /// The value of a parameter (name compared ASCII case-insensitively).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.pairs
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        let at = *self.by_name.get(&name.to_ascii_lowercase())?;
+        self.pairs.get(at).map(|(_, v)| v.as_str())
     }
 
     /// Whether a parameter is present.
@@ -200,19 +257,29 @@ impl QueryParams {
     /// Whether any parameter is named `prefix` followed by `.` (so `prefix`
     /// has members, e.g. `LaunchPermission` for `LaunchPermission.Add.1.UserId`).
     pub fn has_prefix(&self, prefix: &str) -> bool {
-        self.pairs
-            .iter()
-            .any(|(k, _)| strip_dot(k, prefix).is_some())
+        self.members(prefix).next().is_some()
+    }
+
+    /// The names under `prefix.` (lowercased, minus `prefix.`): one range
+    /// of the ordered map, since every name that starts with a given
+    /// string sorts together.
+    fn members(&self, prefix: &str) -> impl Iterator<Item = &str> {
+        let mut start = prefix.to_ascii_lowercase();
+        start.push('.');
+        let len = start.len();
+        self.by_name
+            .range(start.clone()..)
+            .map(|(k, _)| k.as_str())
+            .take_while(move |k| k.starts_with(start.as_str()))
+            .filter_map(move |k| k.get(len..))
     }
 
     /// The indexes `1..=N` of the list `prefix`: every parameter named
     /// `prefix.<n>` or `prefix.<n>.<more>`. Refuses a list with gaps.
     pub fn indices(&self, prefix: &str) -> Result<Vec<u32>, QueryError> {
         let mut seen: Vec<u32> = self
-            .pairs
-            .iter()
-            .filter_map(|(k, _)| {
-                let rest = strip_dot(k, prefix)?;
+            .members(prefix)
+            .filter_map(|rest| {
                 let digits = rest.split('.').next().unwrap_or("");
                 digits.parse::<u32>().ok()
             })
@@ -331,12 +398,13 @@ impl QueryParams {
                 ),
                 None => (segment, &[][..], start + segment.len()),
             };
-            let name_bytes = decode(name, source, start)?;
+            if self.pairs.len() >= self.limit {
+                return Err(QueryError::TooManyParameters { limit: self.limit });
+            }
+            check_name(name, source)?;
+            // A canonical name is ASCII and needs no decoding.
+            let name = String::from_utf8_lossy(name).into_owned();
             let value_bytes = decode(value, source, value_at)?;
-            let name = String::from_utf8(name_bytes).map_err(|e| QueryError::NotUtf8 {
-                part: source,
-                name: String::from_utf8_lossy(e.as_bytes()).into_owned(),
-            })?;
             let value = String::from_utf8(value_bytes).map_err(|_| QueryError::NotUtf8 {
                 part: source,
                 name: name.clone(),
@@ -346,30 +414,24 @@ impl QueryParams {
         Ok(())
     }
 
+    /// Adds a pair whose name passed [`check_name`].
     fn push(&mut self, name: String, value: String, source: Source) -> Result<(), QueryError> {
-        if name.is_empty() {
-            return Err(QueryError::EmptyName { part: source });
+        if self.pairs.len() >= self.limit {
+            return Err(QueryError::TooManyParameters { limit: self.limit });
         }
-        if name.chars().any(is_control) || value.chars().any(is_control) {
-            return Err(QueryError::ControlCharacter {
-                part: source,
-                name: name.chars().filter(|c| !is_control(*c)).collect(),
-            });
+        if value.chars().any(is_control) {
+            return Err(QueryError::ControlCharacter { part: source, name });
         }
-        if name.split('.').any(|seg| {
-            !seg.is_empty() && seg.bytes().all(|b| b.is_ascii_digit()) && !canonical_index(seg)
-        }) {
-            return Err(QueryError::BadIndex { name });
+        match self.by_name.entry(name.to_ascii_lowercase()) {
+            std::collections::btree_map::Entry::Occupied(_) => {
+                Err(QueryError::DuplicateParameter { name })
+            }
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                slot.insert(self.pairs.len());
+                self.pairs.push((name, value));
+                Ok(())
+            }
         }
-        if self
-            .pairs
-            .iter()
-            .any(|(k, _)| k.eq_ignore_ascii_case(&name))
-        {
-            return Err(QueryError::DuplicateParameter { name });
-        }
-        self.pairs.push((name, value));
-        Ok(())
     }
 }
 
@@ -407,17 +469,55 @@ pub struct EbsSpec {
     pub kms_key_id: Option<String>,
 }
 
-/// `name` minus `prefix` and a following `.`, compared case-insensitively.
-fn strip_dot<'a>(name: &'a str, prefix: &str) -> Option<&'a str> {
-    let head = name.get(..prefix.len())?;
-    if !head.eq_ignore_ascii_case(prefix) {
-        return None;
+/// Checks that a raw (undecoded) name is canonical: `.`-separated
+/// segments, each an index `[1-9][0-9]*` (at most [`MAX_INDEX`]) or a word
+/// `[A-Za-z][A-Za-z0-9-]*`.
+fn check_name(raw: &[u8], part: Source) -> Result<(), QueryError> {
+    if raw.is_empty() {
+        return Err(QueryError::EmptyName { part });
     }
-    name.get(prefix.len()..)?.strip_prefix('.')
-}
-
-fn canonical_index(seg: &str) -> bool {
-    !seg.starts_with('0') && seg.parse::<u32>().is_ok()
+    let bad = |reason: &'static str| QueryError::BadName {
+        part,
+        name: String::from_utf8_lossy(raw)
+            .chars()
+            .filter(|c| !c.is_control())
+            .collect(),
+        reason,
+    };
+    for seg in raw.split(|b| *b == b'.') {
+        match seg.first() {
+            None => return Err(bad("empty segment")),
+            Some(b'1'..=b'9') => {
+                if !seg.iter().all(u8::is_ascii_digit) {
+                    return Err(bad(
+                        "a segment that starts with a digit must be a list index",
+                    ));
+                }
+                let n = std::str::from_utf8(seg)
+                    .ok()
+                    .and_then(|d| d.parse::<u32>().ok());
+                if n.is_none_or(|n| n > MAX_INDEX) {
+                    return Err(bad("list index beyond 10000"));
+                }
+            }
+            Some(b'0') => {
+                return Err(bad("list indexes start at 1 and have no leading zeros"));
+            }
+            Some(b) if b.is_ascii_alphabetic() => {
+                if !seg.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-') {
+                    return Err(bad(
+                        "names are letters, digits, `-` and `.`, written without encoding",
+                    ));
+                }
+            }
+            Some(_) => {
+                return Err(bad(
+                    "names are letters, digits, `-` and `.`, written without encoding",
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn is_control(c: char) -> bool {
@@ -549,8 +649,6 @@ mod tests {
         assert_eq!(q.get("d"), Some("café"));
         assert_eq!(q.get("e"), Some("=&"));
         assert_eq!(q.get("f"), Some("a=b"), "the first = separates");
-        let q = parse("/?Tag%2E1%2EKey=team")?;
-        assert_eq!(q.get("Tag.1.Key"), Some("team"), "encoded names decode too");
         Ok(())
     }
 
@@ -576,12 +674,7 @@ mod tests {
 
     #[test]
     fn refuses_invalid_percent_encoding() {
-        for (t, at) in [
-            ("/?a=%4", 2),
-            ("/?a=%zz", 2),
-            ("/?a=1&b=%", 6),
-            ("/?%g1=1", 0),
-        ] {
+        for (t, at) in [("/?a=%4", 2), ("/?a=%zz", 2), ("/?a=1&b=%", 6)] {
             assert_eq!(
                 parse(t),
                 Err(QueryError::InvalidPercentEncoding {
@@ -632,12 +725,12 @@ mod tests {
             parse("/?a=%FF"),
             Err(QueryError::NotUtf8 { name, .. }) if name == "a"
         ));
-        assert!(matches!(parse("/?%C3=1"), Err(QueryError::NotUtf8 { .. })));
+        assert!(matches!(parse("/?a=%C3"), Err(QueryError::NotUtf8 { .. })));
     }
 
     #[test]
     fn refuses_control_characters() {
-        for t in ["/?a=%00", "/?a=x%0Ay", "/?a=%7F", "/?a=%C2%85", "/?a%0D=1"] {
+        for t in ["/?a=%00", "/?a=x%0Ay", "/?a=%7F", "/?a=%C2%85"] {
             assert!(
                 matches!(parse(t), Err(QueryError::ControlCharacter { .. })),
                 "{t}"
@@ -674,25 +767,133 @@ mod tests {
             "case-only difference"
         );
         assert!(dup("/?a=1", form(b"a=1")), "across query and body");
-        assert!(dup("/?a=1&%61=1", None), "encoded spelling");
+        assert!(
+            dup("/?instanceid.1=i-1&InstanceID.1=i-2", None),
+            "in a list"
+        );
     }
 
     #[test]
-    fn refuses_non_canonical_indexes() {
+    fn refuses_non_canonical_names() {
+        let bad = |t: &str| matches!(parse(t), Err(QueryError::BadName { .. }));
         for t in [
+            // Indexes: one spelling per entry.
             "/?InstanceId.01=i-1",
             "/?InstanceId.0=i-1",
             "/?Tag.1.Key.007=x",
+            "/?InstanceId.%2B1=i-1",
+            "/?InstanceId.+1=i-1",
+            "/?InstanceId.1%20=i-1",
+            "/?InstanceId.%201=i-1",
+            "/?InstanceId.1a=i-1",
+            "/?InstanceId.%D9%A1=i-1",
+            "/?InstanceId.%EF%BC%91=i-1",
+            "/?InstanceId.10001=i-1",
+            "/?InstanceId.99999999999=i-1",
+            // Empty segments.
+            "/?InstanceId.1.=i-1",
+            "/?InstanceId..1=i-1",
+            "/?.InstanceId.1=i-1",
+            "/?.=x",
+            // Encoded or odd characters.
+            "/?Instance%49d.1=i-1",
+            "/?Tag%2E1%2EKey=team",
+            "/?Instance_Id.1=i-1",
+            "/?Instance+Id.1=i-1",
+            "/?%g1=1",
+            "/?%C3=1",
+            "/?a%0D=1",
+            "/?-a=1",
+            "/?a/b=1",
         ] {
-            assert!(matches!(parse(t), Err(QueryError::BadIndex { .. })), "{t}");
+            assert!(bad(t), "{t}: {:?}", parse(t));
         }
-        assert!(
-            matches!(
-                parse("/?InstanceId.99999999999=i"),
-                Err(QueryError::BadIndex { .. })
-            ),
-            "beyond u32"
+        assert!(matches!(
+            QueryParams::parse("/", form(b"InstanceId.1%20=i-1")),
+            Err(QueryError::BadName {
+                part: Source::Body,
+                ..
+            })
+        ));
+        // What EC2 clients send is canonical.
+        for t in [
+            "/?InstanceId.1=i-1&InstanceId.10=i-10",
+            "/?Filter.1.Value.2=x",
+            "/?X-Amz-Date=20240101T000000Z&X-Amz-SignedHeaders=host",
+            "/?AWSAccessKeyId=AKIA&Ipv6Address.1=2001:db8::1",
+            "/?InstanceId.10000=i",
+        ] {
+            assert!(parse(t).is_ok(), "{t}: {:?}", parse(t));
+        }
+    }
+
+    #[test]
+    fn parameter_count_is_limited() {
+        let names: Vec<String> = (0..50).map(|i| format!("P{i}=x")).collect();
+        let body = names.join("&");
+        let ok = QueryParams::parse_with_limit("/?Action=X", form(body.as_bytes()), 51);
+        assert_eq!(ok.map(|q| q.len()), Ok(51));
+        assert_eq!(
+            QueryParams::parse_with_limit("/?Action=X", form(body.as_bytes()), 50),
+            Err(QueryError::TooManyParameters { limit: 50 })
         );
+        // Parsing stops at the first parameter over the limit: what follows
+        // it is never looked at.
+        let mut long = b"A=1&B=2&C=3&".to_vec();
+        long.extend_from_slice(b"%zz=%zz");
+        assert_eq!(
+            QueryParams::parse_with_limit("/", form(&long), 3),
+            Err(QueryError::TooManyParameters { limit: 3 })
+        );
+        let many: Vec<(String, String)> = (0..=DEFAULT_MAX_PARAMETERS)
+            .map(|i| (format!("P{i}"), String::new()))
+            .collect();
+        assert!(matches!(
+            QueryParams::from_pairs(many),
+            Err(QueryError::TooManyParameters { .. })
+        ));
+    }
+
+    /// Parsing is `O(n log n)`: 200,000 distinct names (a 2.6 MB body, the
+    /// limit lifted) parse well within a coarse bound that a quadratic
+    /// parser (2 * 10^10 name comparisons) could not meet.
+    #[test]
+    fn parsing_many_distinct_names_is_not_quadratic() -> Result<(), QueryError> {
+        let body: Vec<u8> = (0..200_000)
+            .map(|i| format!("P{i:07}=x"))
+            .collect::<Vec<_>>()
+            .join("&")
+            .into_bytes();
+        let started = std::time::Instant::now();
+        let q = QueryParams::parse_with_limit("/?Action=X", form(&body), usize::MAX)?;
+        let took = started.elapsed();
+        assert_eq!(q.len(), 200_001);
+        assert_eq!(q.get("p0199999"), Some("x"));
+        assert!(took < std::time::Duration::from_secs(10), "{took:?}");
+        Ok(())
+    }
+
+    /// Lookups go through the ordered map: a list's members are one range,
+    /// whatever else the request holds.
+    #[test]
+    fn lists_are_ranges_of_the_map() -> Result<(), QueryError> {
+        let mut pairs: Vec<(String, String)> = (1..=300)
+            .map(|i| (format!("TagSpecification.{i}.Tag.1.Key"), format!("k{i}")))
+            .collect();
+        pairs.extend((1..=300).map(|i| (format!("InstanceIdX{i}"), "x".to_owned())));
+        pairs.push(("InstanceId.1".into(), "i-1".into()));
+        pairs.push(("InstanceId.2".into(), "i-2".into()));
+        let q = QueryParams::from_pairs(pairs)?;
+        assert_eq!(q.members("InstanceId").count(), 2);
+        assert_eq!(q.list("InstanceId")?, ["i-1", "i-2"]);
+        assert_eq!(
+            q.members("TagSpecification.7.Tag").collect::<Vec<_>>(),
+            ["1.key"]
+        );
+        assert_eq!(q.tag_specifications()?.len(), 300);
+        assert!(q.has_prefix("tagspecification.300"));
+        assert!(!q.has_prefix("TagSpecification.301"));
+        Ok(())
     }
 
     #[test]
@@ -822,6 +1023,7 @@ mod tests {
         assert!(QueryParams::from_pairs([("a", "1"), ("A", "2")]).is_err());
         assert!(QueryParams::from_pairs([("a", "x\n")]).is_err());
         assert!(QueryParams::from_pairs([("a.01", "x")]).is_err());
+        assert!(QueryParams::from_pairs([("a b", "x")]).is_err());
         assert!(QueryParams::from_pairs([("a", "1"), ("b", "x y")]).is_ok());
     }
 

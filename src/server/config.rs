@@ -50,6 +50,8 @@ pub struct ServeConfig {
     pub allow_empty_bundle: bool,
     /// Longest a bundle load may take before it is abandoned and refused.
     pub reload_timeout: Duration,
+    /// ext_authz (EC2): region sources and parameter limit.
+    pub ec2: Ec2Settings,
 }
 
 /// How an ext_authz route's requests become IAM requests.
@@ -219,4 +221,77 @@ pub fn file_args(path: &std::path::Path) -> Result<Vec<String>, ConfigFileError>
         }
     }
     Ok(args)
+}
+
+/// ext_authz on EC2 Query API routes: where a request's region comes from,
+/// and how many parameters one call may have. The region is configuration,
+/// never the client's: a route's `iamgate.region` context extension, else
+/// the request's Host when (and only when) the operator maps hosts to
+/// regions (an unknown Host is refused), else `region`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ec2Settings {
+    /// `--ec2-region`: the region of EC2 routes that name none.
+    pub region: Option<String>,
+    /// `--ec2-host-region HOST=REGION` (repeatable).
+    pub host_regions: Vec<HostRegion>,
+    /// `--ec2-max-parameters`: most parameters in one call.
+    pub max_parameters: usize,
+}
+
+impl Default for Ec2Settings {
+    fn default() -> Self {
+        Self {
+            region: None,
+            host_regions: Vec::new(),
+            max_parameters: crate::ec2::query::DEFAULT_MAX_PARAMETERS,
+        }
+    }
+}
+
+/// One operator-mapped EC2 endpoint host, written `HOST=REGION`
+/// (`ec2.eu-west-1.amazonaws.com=eu-west-1`). The host is compared ASCII
+/// case-insensitively, without a trailing dot, and without the request's
+/// port unless the mapping names one (`HOST:PORT=REGION`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostRegion {
+    /// Lowercase host, with a port when given.
+    pub host: String,
+    pub region: String,
+}
+
+/// Why a `HOST=REGION` mapping does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HostRegionError {
+    #[error("expected HOST=REGION, got `{0}`")]
+    Syntax(String),
+    #[error("`{0}` is not a host name")]
+    Host(String),
+    #[error("`{0}` is not a region name (e.g. `us-east-1`)")]
+    Region(String),
+}
+
+impl std::str::FromStr for HostRegion {
+    type Err = HostRegionError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (host, region) = s
+            .split_once('=')
+            .ok_or_else(|| HostRegionError::Syntax(s.to_owned()))?;
+        let (host, region) = (host.trim(), region.trim());
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        let host_ok = !host.is_empty()
+            && host.bytes().all(|b| {
+                b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b':' | b'[' | b']')
+            });
+        if !host_ok {
+            return Err(HostRegionError::Host(host));
+        }
+        if !crate::server::ext_authz::ec2::is_region(region) {
+            return Err(HostRegionError::Region(region.to_owned()));
+        }
+        Ok(Self {
+            host,
+            region: region.to_owned(),
+        })
+    }
 }

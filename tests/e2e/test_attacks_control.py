@@ -24,7 +24,8 @@ import requests
 from conftest import BINARY, grpc_stubs
 from control_util import control_get, control_post, start_with_control, write_token
 from envoy_util import Backend, Envoy, envoy_binary
-from test_ec2_envoy import (AMI_PRIVATE, AMI_SHARED, BOB, DAVE, HERE, PROD, RED_APP, Ec2Stack,
+from test_ec2_envoy import (AMI_PRIVATE, AMI_SHARED, BOB, DAVE, HERE, HOST_REGIONS, PROD, RED_APP,
+                            Ec2Stack,
                             demo_bundle, error, run_instances)
 from test_tls import make_ca, make_leaf
 
@@ -51,7 +52,10 @@ class Stack(Ec2Stack):
         self.tmp_path, self.envoy_bin = tmp_path, envoy_bin
         self.bundle = demo_bundle(tmp_path)
         self.token = "stack-" + os.urandom(16).hex()
-        self.args = ["--bundle", str(self.bundle), "--default-mapping", "ec2-query", *args]
+        hosts = [a for r in HOST_REGIONS
+                 for a in ("--ec2-host-region", f"ec2.{r}.amazonaws.com={r}")]
+        self.args = ["--bundle", str(self.bundle), "--default-mapping", "ec2-query",
+                     *hosts, *args]
         self.server = self._start_server()
         self.backend = Backend(tmp_path, HERE / backend)
         self.envoy = self._start_envoy()
@@ -62,7 +66,8 @@ class Stack(Ec2Stack):
     def _start_envoy(self):
         port = int(self.server.grpc.rsplit(":", 1)[1])
         return Envoy(self.envoy_bin, self.tmp_path, HERE / "bootstrap.yaml",
-                     iamgate_grpc_port=port, backend_port=self.backend.port)
+                     iamgate_grpc_port=port, backend_port=self.backend.port,
+                     failure_mode_allow="false", max_request_bytes=65536)
 
     def restart(self):
         self.envoy.stop()

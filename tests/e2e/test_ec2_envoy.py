@@ -76,22 +76,33 @@ def demo_bundle(tmp_path):
     return bundle
 
 
-class Ec2Stack:
-    """iamgate (the demo bundle, a message key, one trusted XFF hop) + stub
-    EC2 backend + Envoy, torn down together; logs shown on failure."""
+# The regional endpoints iamgate serves (`--ec2-host-region`).
+HOST_REGIONS = ("us-east-1", "eu-west-1", "us-west-2")
 
-    def __init__(self, tmp_path, envoy_bin):
+
+class Ec2Stack:
+    """iamgate (the demo bundle, a message key, one trusted XFF hop, the
+    regional hosts of `host_regions`) + stub EC2 backend + Envoy, torn down
+    together; logs shown on failure. `failure_mode_allow` and
+    `max_request_bytes` set Envoy's ext_authz filter; `args` go to iamgate."""
+
+    def __init__(self, tmp_path, envoy_bin, failure_mode_allow=False,
+                 max_request_bytes=65536, args=(), host_regions=HOST_REGIONS):
         self.key_file = tmp_path / "message.key"
         self.key_file.write_text(secrets.token_hex(32) + "\n")
+        hosts = [a for r in host_regions
+                 for a in ("--ec2-host-region", f"ec2.{r}.amazonaws.com={r}")]
         self.server = start_with_control(
             tmp_path, "--bundle", str(demo_bundle(tmp_path)), "--no-watch",
-            "--default-mapping", "ec2-query",
-            "--message-key-file", str(self.key_file), "--xff-trusted-hops", "1")
+            "--default-mapping", "ec2-query", *hosts,
+            "--message-key-file", str(self.key_file), "--xff-trusted-hops", "1", *args)
         self.backend = Backend(tmp_path, HERE / "backend.py")
         grpc_port = int(self.server.grpc.rsplit(":", 1)[1])
         try:
             self.envoy = Envoy(envoy_bin, tmp_path, HERE / "bootstrap.yaml",
-                               iamgate_grpc_port=grpc_port, backend_port=self.backend.port)
+                               iamgate_grpc_port=grpc_port, backend_port=self.backend.port,
+                               failure_mode_allow=str(failure_mode_allow).lower(),
+                               max_request_bytes=max_request_bytes)
         except Exception:
             self.backend.stop()
             self.server.stop()
@@ -106,7 +117,7 @@ class Ec2Stack:
             h["host"] = host
         h.update(headers or {})
         if method == "POST":
-            h["content-type"] = FORM
+            h.setdefault("content-type", FORM)
             body = raw if raw is not None else urlencode(params)
             status, hdrs, data = self.envoy.call("POST", "/", h, body=body)
         else:
@@ -300,8 +311,9 @@ def test_describe_instances_over_get_and_post(fresh):
 
 
 def test_region_from_the_host_and_the_scp(fresh):
-    """Regional hosts use the default mapping; production may use only
-    us-east-1 and eu-west-1 (an SCP)."""
+    """Regional hosts use the default mapping, each with the region the
+    operator mapped it to; production may use only us-east-1 and eu-west-1
+    (an SCP)."""
     status, _, body = fresh.call(BOB, {"Action": "DescribeInstances"},
                                  host="ec2.eu-west-1.amazonaws.com")
     assert status == 200, body
@@ -310,6 +322,11 @@ def test_region_from_the_host_and_the_scp(fresh):
     assert status == 403, body
     assert ("ec2:DescribeInstances with an explicit deny in a service control policy."
             in error(body)[1])
+    # A host the operator did not map is refused, whatever region it names.
+    status, _, body = fresh.call(BOB, {"Action": "DescribeInstances"},
+                                 host="ec2.eu-west-9.amazonaws.com")
+    assert status == 400, body
+    assert error(body)[0] == "InvalidRequest"
     assert fresh.actions() == ["DescribeInstances"]
 
 
@@ -343,6 +360,8 @@ def test_dry_run_never_reaches_the_backend(fresh, principal, params, status, cod
      "more than once"),
     ("POST", "Action=DescribeInstances&InstanceId.01=i-1", "MalformedQueryString",
      "no leading zeros"),
+    ("POST", "Action=DescribeInstances&InstanceId..1=i-1", "MalformedQueryString",
+     "empty segment"),
     ("POST", f"Action=StopInstances&InstanceId.1={BLUE_WEB}&InstanceId.3={BLUE_DB}",
      "MalformedQueryString", "skips index 2"),
     ("GET", "/?Version=2016-11-15", "MissingAction", "Action"),

@@ -2,16 +2,30 @@
 //! extension is `ec2-query` (or any route without one when
 //! `--default-mapping ec2-query`) is decided here, as EC2 would.
 //!
-//! 1. Parameters: the raw `path` query string and, when Envoy forwards it
-//!    (`with_request_body`), the form body ([`QueryParams::parse`]). A body
-//!    Envoy did not forward (or forwarded only in part) is refused: its
-//!    parameters would reach the backend unauthorized.
+//! 1. Method and body: the EC2 Query API takes `GET` and `POST`; any other
+//!    method is refused. Parameters come from the raw `path` query string
+//!    and the form body when Envoy forwards it (`with_request_body`), and
+//!    only a body iamgate saw in full may reach the backend: Envoy marks a
+//!    body it forwarded with `x-envoy-auth-partial-body` (`false` when
+//!    whole; it drops any client copy of that header), and a request that
+//!    may carry a body Envoy did not forward is refused. Envoy removes
+//!    `transfer-encoding` before ext_authz and HTTP/2 needs no
+//!    `content-length`, so the size headers cannot prove a body absent: a
+//!    `POST` passes without a forwarded body only with `content-length: 0`,
+//!    and a `GET` only when nothing announces a body. EC2 routes therefore
+//!    need `with_request_body` (with `allow_partial_message: false`).
+//!    Parameters are parsed with [`QueryParams::parse_with_limit`]
+//!    (`--ec2-max-parameters`).
 //! 2. Principal: a mapped peer URI SAN, else the trusted principal header
-//!    (as the generic mapping); region: the `iamgate.region` extension,
-//!    else the `Host` (`ec2.REGION.amazonaws.com`; `ec2.amazonaws.com` is
-//!    `us-east-1`); a route with neither is misconfigured.
-//! 3. [`map_call`] turns the call into authorizations; each gets the
-//!    request-wide keys (`aws:SourceIp` from the peer, or from
+//!    (as the generic mapping). Region: configuration, never the client's
+//!    word: the route's `iamgate.region` extension, else, when the operator
+//!    maps hosts (`--ec2-host-region HOST=REGION`), the region of the
+//!    request's Host (an unmapped Host is refused), else `--ec2-region`; a
+//!    server with none of them is misconfigured.
+//! 3. [`map_call`] turns the call into authorizations; every resource id in
+//!    them must be canonical ([`crate::ec2::ids`]: `i-0ABC` is refused, not
+//!    decided as a resource the backend may spell differently). Each gets
+//!    the request-wide keys (`aws:SourceIp` from the peer, or from
 //!    `X-Forwarded-For` with `--xff-trusted-hops N`; `aws:SecureTransport`,
 //!    `aws:CurrentTime`, `aws:EpochTime`, `aws:RequestedRegion`,
 //!    `ec2:Region`) and is decided; all must be allowed, the first that is
@@ -24,16 +38,18 @@
 //!    grant is EC2's `InvalidAMIID.NotFound` / `InvalidSnapshot.NotFound`
 //!    (the image or snapshot is invisible to the caller); malformed
 //!    requests are 400s with EC2's codes (`MalformedQueryString`,
-//!    `InvalidAction`, `MissingParameter`, ...). An allowed call goes on
-//!    with `x-iamgate-principal` and `x-iamgate-decision-id`. Nothing here
-//!    changes the inventory: iamgate does not see the backend's answer, so
-//!    the control plane reports the changes the backend confirmed (a
-//!    `ModifyImageAttribute` grant, ...) through the authenticated
-//!    inventory API ([`crate::server::control`]).
+//!    `InvalidAction`, `MissingParameter`, `InvalidInstanceID.Malformed`,
+//!    ...). An allowed call goes on with `x-iamgate-principal` and
+//!    `x-iamgate-decision-id`. Nothing here changes the inventory: iamgate
+//!    does not see the backend's answer, so the control plane reports the
+//!    changes the backend confirmed (a `ModifyImageAttribute` grant, ...)
+//!    through the authenticated inventory API ([`crate::server::control`]).
 //!
-//! Errors that are not the request's fault (no snapshot yet, a
-//! misconfigured route) are `error_response`s, so Envoy's failure mode
-//! applies.
+//! Everything the client sends (method, Host, path, headers, body) can only
+//! lead to a decision or a denial (`denied_response`). Only what the client
+//! cannot cause is an `error_response`, where Envoy's failure mode applies:
+//! no snapshot yet, a misconfigured route or server (an unknown `iamgate.*`
+//! extension, no region source).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -50,6 +66,7 @@ use envoy_types::pb::google::protobuf::{Struct, Value, value::Kind};
 use envoy_types::pb::google::rpc;
 
 use crate::bundle::AuthzRequest;
+use crate::ec2::ids;
 use crate::ec2::mapping::{
     Authorization, Ec2Call, MappingError as Ec2MappingError, PermissionKind, map_call,
 };
@@ -57,12 +74,12 @@ use crate::ec2::message::AuthorizationMessage;
 use crate::ec2::query::{Body, QueryParams};
 use crate::ec2::response::{self as ec2_response, Ec2Error};
 use crate::engine::{Context, ContextValue, Outcome};
-use crate::server::config::ServiceMapping;
+use crate::server::config::{Ec2Settings, ServiceMapping};
 use crate::server::errors::ServeError;
 use crate::server::ext_authz::mapping::{
     self, HttpView, MAPPING_KEY, MappingError, PrincipalSource,
 };
-use crate::server::ext_authz::response::{self, DECISION_ID_HEADER};
+use crate::server::ext_authz::response::{self, DECISION_ID_HEADER, is_failure};
 use crate::server::state::{AppState, Decided};
 use crate::telemetry::Frontend;
 
@@ -131,7 +148,13 @@ pub fn check_request(state: &AppState, check: &CheckRequest, now: SystemTime) ->
             state.metrics.request_error(frontend, e.reason());
             response::refused(&e)
         }
-        Err(Refusal::Counted(e)) => response::refused(&e),
+        Err(Refusal::Counted(e)) if is_failure(&e) => response::refused(&e),
+        // A request the engine refused to decide (a malformed action or
+        // resource): the client's doing, so EC2's 400.
+        Err(Refusal::Counted(e)) => ec2_error(
+            &Ec2Error::bad_request("InvalidParameterValue", e.to_string()),
+            None,
+        ),
         Err(Refusal::Ec2 {
             error,
             reason,
@@ -162,15 +185,8 @@ fn decide_call(
         .as_ref()
         .and_then(|r| r.http.as_ref())
         .ok_or_else(|| ServeError::BadRequest(MappingError::NoHttpRequest.to_string()))?;
-    let region = match region_ext {
-        Some(r) => r.to_owned(),
-        None => region_from_host(&http.host).ok_or_else(|| {
-            ServeError::Internal(format!(
-                "route misconfigured: the host `{}` names no EC2 region and the route has no `{REGION_KEY}` context extension",
-                http.host
-            ))
-        })?,
-    };
+    let region = route_region_for(&config.ec2, region_ext, &http.host)?;
+    check_method(&http.method)?;
     let view = HttpView::new(http);
     let source = attrs.source.as_ref();
     let principal = mapping::principal(
@@ -198,12 +214,13 @@ fn decide_call(
     let content_type = view
         .header("content-type")
         .map_err(|e| Refusal::bad(Ec2Error::bad_request("MalformedQueryString", e.to_string())))?;
-    let params = QueryParams::parse(
+    let params = QueryParams::parse_with_limit(
         &http.path,
         body.map(|bytes| Body {
             content_type: content_type.as_deref(),
             bytes,
         }),
+        config.ec2.max_parameters,
     )
     .map_err(|e| Refusal::bad(mapping_error(&Ec2MappingError::Query(e))))?;
 
@@ -212,6 +229,12 @@ fn decide_call(
     let inventory = state.inventory.load();
     let call = map_call(&params, &region, &caller_account, &inventory)
         .map_err(|e| Refusal::bad(mapping_error(&e)))?;
+    canonical_ids(&call).map_err(|e| {
+        Refusal::bad(Ec2Error::bad_request(
+            e.code,
+            format!("Invalid id: \"{}\" (expecting {})", e.id, e.expected),
+        ))
+    })?;
 
     let request_keys = request_keys(
         attrs.source.as_ref().and_then(|s| s.address.as_ref()),
@@ -245,7 +268,7 @@ fn decide_call(
             .decide_on(&snapshot, Frontend::ExtAuthz, &req, traceparent.as_deref())
             .map_err(Refusal::Counted)?;
         if d.answer.decision != Outcome::Allowed {
-            let message = unauthorized(state, &req, &d)?;
+            let message = unauthorized(state, &req, &d);
             return Err(Refusal::Ec2 {
                 error: Ec2Error::unauthorized(message),
                 reason: None,
@@ -256,12 +279,20 @@ fn decide_call(
             first = Some(d);
         }
     }
-    let first = first.ok_or_else(|| {
-        ServeError::Internal(format!(
-            "the EC2 mapping of {} gave no authorization",
-            call.action
-        ))
-    })?;
+    // The mapping always gives at least one authorization; were it ever
+    // to give none, nothing was decided and the call must not go on.
+    let Some(first) = first else {
+        tracing::error!(action = %call.action, "the EC2 mapping gave no authorization");
+        return Err(Refusal::Ec2 {
+            error: Ec2Error::new(
+                500,
+                "InternalError",
+                "An internal error has occurred; the call was not authorized.",
+            ),
+            reason: Some("internal"),
+            decided: None,
+        });
+    };
 
     let membership = snapshot.org_membership(&caller_account);
     if let Some(c) = call
@@ -355,7 +386,7 @@ fn route_region(ext: &HashMap<String, String>) -> Result<Option<&str>, ServeErro
 }
 
 /// Whether `s` looks like a region name (`us-east-1`, `cn-north-1`).
-fn is_region(s: &str) -> bool {
+pub fn is_region(s: &str) -> bool {
     !s.is_empty()
         && s.contains('-')
         && s.bytes()
@@ -364,30 +395,104 @@ fn is_region(s: &str) -> bool {
         && !s.ends_with('-')
 }
 
-/// The region of an EC2 endpoint host: `ec2.REGION.amazonaws.com` (also
-/// `ec2-fips.`, `.amazonaws.com.cn`, `.api.aws`), with `ec2.amazonaws.com`
-/// meaning `us-east-1`. Any port is ignored.
-pub fn region_from_host(host: &str) -> Option<String> {
-    let host = host.to_ascii_lowercase();
-    let name = match host.rsplit_once(':') {
-        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h.to_owned(),
-        _ => host,
-    };
-    let name = name.trim_end_matches('.');
-    let (service, rest) = name.split_once('.')?;
-    if service != "ec2" && service != "ec2-fips" {
-        return None;
+/// The region of an EC2 request (see the module docs): the route's
+/// extension, else the operator's host mapping (an unmapped Host is the
+/// client's doing: a 400), else `--ec2-region`; with none configured, the
+/// server is misconfigured.
+fn route_region_for(
+    settings: &Ec2Settings,
+    extension: Option<&str>,
+    host: &str,
+) -> Result<String, Refusal> {
+    if let Some(r) = extension {
+        return Ok(r.to_owned());
     }
-    if rest == "amazonaws.com" {
-        return Some("us-east-1".to_owned());
+    if !settings.host_regions.is_empty() {
+        return host_region(settings, host)
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                Refusal::bad(Ec2Error::bad_request(
+                    "InvalidRequest",
+                    format!(
+                        "the host `{}` is not an EC2 endpoint served here",
+                        host.chars()
+                            .filter(|c| !c.is_control())
+                            .take(256)
+                            .collect::<String>()
+                    ),
+                ))
+            });
     }
-    let (region, domain) = rest.split_once('.')?;
-    let known_domain = matches!(domain, "amazonaws.com" | "amazonaws.com.cn" | "api.aws");
-    (known_domain && is_region(region)).then(|| region.to_owned())
+    settings.region.clone().ok_or_else(|| {
+        ServeError::Internal(format!(
+            "EC2 route misconfigured: no `{REGION_KEY}` context extension, and the server has neither --ec2-region nor --ec2-host-region"
+        ))
+        .into()
+    })
 }
 
-/// The body Envoy forwarded, if any. A body the request declares but Envoy
-/// did not forward in full is refused.
+/// The region the operator mapped `host` to: compared ASCII
+/// case-insensitively, without a trailing dot, and without the port
+/// unless the mapping names one.
+fn host_region<'s>(settings: &'s Ec2Settings, host: &str) -> Option<&'s str> {
+    let host = host.to_ascii_lowercase();
+    let host = host.trim_end_matches('.');
+    let without_port = match host.rsplit_once(':') {
+        Some((h, port))
+            if !port.is_empty()
+                && port.bytes().all(|b| b.is_ascii_digit())
+                && (!h.contains(':') || h.ends_with(']')) =>
+        {
+            h.trim_end_matches('.')
+        }
+        _ => host,
+    };
+    settings
+        .host_regions
+        .iter()
+        .find(|m| m.host == host || m.host == without_port)
+        .map(|m| m.region.as_str())
+}
+
+/// The EC2 Query API takes `GET` and `POST` (`HEAD`, `PUT`, `DELETE`, ...
+/// would reach a backend that may still act on their parameters).
+fn check_method(method: &str) -> Result<(), Refusal> {
+    if method == "GET" || method == "POST" {
+        return Ok(());
+    }
+    Err(Refusal::bad(Ec2Error::bad_request(
+        "InvalidRequest",
+        format!(
+            "the EC2 Query API takes GET and POST requests, not `{}`",
+            method
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(32)
+                .collect::<String>()
+        ),
+    )))
+}
+
+/// Checks that every resource id the call is authorized on is in its
+/// type's canonical form.
+fn canonical_ids(call: &Ec2Call) -> Result<(), ids::IdError> {
+    for a in &call.authorizations {
+        if let Some(id) = ids::id_in_arn(&a.resource, &a.resource_type) {
+            ids::check(&a.resource_type, id)?;
+        }
+    }
+    for c in &call.permission_checks {
+        let resource_type = match c.kind {
+            PermissionKind::Launch => "image",
+            PermissionKind::CreateVolume => "snapshot",
+        };
+        ids::check(resource_type, &c.resource_id)?;
+    }
+    Ok(())
+}
+
+/// The body Envoy forwarded, if any; refuses a request whose body the
+/// check may not have seen in full (see the module docs).
 fn request_body<'h>(
     http: &'h HttpRequest,
     view: &HttpView<'_>,
@@ -397,39 +502,72 @@ fn request_body<'h>(
     } else {
         &http.raw_body
     };
-    let partial = view
-        .header(PARTIAL_BODY_HEADER)
-        .ok()
-        .flatten()
-        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
-    if partial {
-        return Err(Refusal::bad(Ec2Error::bad_request(
-            "RequestEntityTooLarge",
-            "the request body is larger than the authorizer was sent (Envoy's with_request_body.max_request_bytes); its parameters cannot be authorized",
-        )));
-    }
-    let declared = view
-        .header("content-length")
-        .ok()
-        .flatten()
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .unwrap_or(0);
-    let chunked = view.header("transfer-encoding").ok().flatten().is_some();
-    let size = u64::try_from(http.size).unwrap_or(0);
-    if bytes.is_empty() && (declared > 0 || size > 0 || chunked) {
-        return Err(ServeError::Internal(
-            "route misconfigured: the request has a body but Envoy did not send it (enable with_request_body on the ext_authz filter); its parameters cannot be authorized".to_owned(),
-        )
-        .into());
-    }
+    let header = |name: &str| -> Result<Option<String>, Refusal> {
+        view.header(name)
+            .map(|v| v.map(|v| v.into_owned()))
+            .map_err(|e| Refusal::bad(Ec2Error::bad_request("InvalidRequest", e.to_string())))
+    };
+    // Envoy sets this header (dropping any client copy) exactly when it
+    // forwarded the body it buffered.
+    let partial = header(PARTIAL_BODY_HEADER)?;
+    let content_length = header("content-length")?;
+    let chunked = header("transfer-encoding")?.is_some();
+    let declared = match content_length.as_deref().map(str::trim) {
+        None => None,
+        Some(v) => Some(v.parse::<u64>().map_err(|_| {
+            Refusal::bad(Ec2Error::bad_request(
+                "InvalidRequest",
+                "the content-length header is not a number",
+            ))
+        })?),
+    };
+    tracing::debug!(
+        method = %http.method,
+        size = http.size,
+        partial = ?partial,
+        content_length = ?declared,
+        chunked,
+        body_bytes = bytes.len(),
+        "EC2 request body"
+    );
+    let unseen = || {
+        Refusal::bad(Ec2Error::bad_request(
+            "InvalidRequest",
+            "the request body was not sent to the authorizer, so its parameters cannot be authorized (an EC2 route needs the ext_authz filter's with_request_body)",
+        ))
+    };
     let len = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
-    if len < declared.max(size) {
-        return Err(Refusal::bad(Ec2Error::bad_request(
-            "RequestEntityTooLarge",
-            "the authorizer was sent only part of the request body; its parameters cannot be authorized",
-        )));
+    match partial.as_deref().map(str::trim) {
+        Some(p) if p.eq_ignore_ascii_case("false") => {
+            let size = u64::try_from(http.size).unwrap_or(0);
+            if len < size || declared.is_some_and(|d| d != len) {
+                return Err(partial_body());
+            }
+            Ok((!bytes.is_empty()).then_some(bytes))
+        }
+        Some(_) => Err(partial_body()),
+        // Not Envoy's with_request_body: whole only if its length says so.
+        None if !bytes.is_empty() => {
+            let size = u64::try_from(http.size).unwrap_or(0);
+            if declared == Some(len) && !chunked && len >= size {
+                Ok(Some(bytes))
+            } else {
+                Err(unseen())
+            }
+        }
+        // Envoy forwarded no body: fine only when there is none.
+        None if chunked || declared.is_some_and(|d| d > 0) => Err(unseen()),
+        None if http.method == "GET" => Ok(None),
+        None if declared == Some(0) => Ok(None),
+        None => Err(unseen()),
     }
-    Ok((!bytes.is_empty()).then_some(bytes))
+}
+
+fn partial_body() -> Refusal {
+    Refusal::bad(Ec2Error::bad_request(
+        "RequestEntityTooLarge",
+        "the authorizer was sent only part of the request body (Envoy's with_request_body.max_request_bytes); its parameters cannot be authorized",
+    ))
 }
 
 /// The request-wide context keys every authorization of the call gets.
@@ -501,20 +639,25 @@ fn mapping_error(e: &Ec2MappingError) -> Ec2Error {
 }
 
 /// The `UnauthorizedOperation` message of a denied authorization, with its
-/// encoded authorization failure message.
-fn unauthorized(state: &AppState, req: &AuthzRequest, d: &Decided) -> Result<String, ServeError> {
+/// encoded authorization failure message. The call is denied either way: a
+/// message that cannot be encoded is left out, never turned into an error
+/// that Envoy's failure mode could let through.
+fn unauthorized(state: &AppState, req: &AuthzRequest, d: &Decided) -> String {
     let doc = AuthorizationMessage::new(req, &d.answer, &d.decision_id);
-    let encoded =
-        state.config.message_key.encode(&doc).map_err(|e| {
-            ServeError::Internal(format!("encoding the authorization message: {e}"))
-        })?;
-    Ok(ec2_response::unauthorized_message(
+    let encoded = match state.config.message_key.encode(&doc) {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::error!(error = %e, decision_id = %d.decision_id, "encoding the authorization failure message");
+            String::new()
+        }
+    };
+    ec2_response::unauthorized_message(
         &req.principal_arn,
         &req.action,
         &req.resource,
         &ec2_response::because(&d.answer, &req.action),
         &encoded,
-    ))
+    )
 }
 
 /// A `denied_response` carrying EC2's XML error.
@@ -598,37 +741,130 @@ mod tests {
         }
     }
 
+    fn settings(region: Option<&str>, hosts: &[&str]) -> Ec2Settings {
+        Ec2Settings {
+            region: region.map(str::to_owned),
+            host_regions: hosts.iter().map(|h| h.parse().unwrap()).collect(),
+            ..Ec2Settings::default()
+        }
+    }
+
+    fn region_of(s: &Ec2Settings, ext: Option<&str>, host: &str) -> Result<String, String> {
+        route_region_for(s, ext, host).map_err(|e| match e {
+            Refusal::Ec2 { error, .. } => format!("{} {}", error.status, error.code),
+            Refusal::Serve(e) | Refusal::Counted(e) => format!("serve {}", e.reason()),
+        })
+    }
+
     #[test]
-    fn regions_from_hosts() {
-        let r = |h: &str| region_from_host(h);
-        assert_eq!(
-            r("ec2.us-west-2.amazonaws.com").as_deref(),
-            Some("us-west-2")
+    fn regions_come_from_configuration() {
+        let ok = |r: &str| Ok::<String, String>(r.to_owned());
+        // The route's extension wins over everything else.
+        let mapped = settings(
+            Some("us-east-1"),
+            &[
+                "ec2.eu-west-1.amazonaws.com=eu-west-1",
+                "api.example:8443=ap-south-1",
+            ],
         );
         assert_eq!(
-            r("EC2.eu-west-1.amazonaws.com:443").as_deref(),
-            Some("eu-west-1")
+            region_of(&mapped, Some("sa-east-1"), "anything"),
+            ok("sa-east-1")
         );
-        assert_eq!(r("ec2.amazonaws.com").as_deref(), Some("us-east-1"));
+        // Mapped hosts: case, a trailing dot and the port do not matter,
+        // unless the mapping names a port.
+        for host in [
+            "ec2.eu-west-1.amazonaws.com",
+            "EC2.EU-WEST-1.amazonaws.com.",
+            "ec2.eu-west-1.amazonaws.com:443",
+        ] {
+            assert_eq!(region_of(&mapped, None, host), ok("eu-west-1"), "{host}");
+        }
         assert_eq!(
-            r("ec2-fips.us-east-2.amazonaws.com").as_deref(),
-            Some("us-east-2")
+            region_of(&mapped, None, "api.example:8443"),
+            ok("ap-south-1")
         );
-        assert_eq!(
-            r("ec2.cn-north-1.amazonaws.com.cn").as_deref(),
-            Some("cn-north-1")
-        );
-        assert_eq!(r("ec2.ap-south-1.api.aws").as_deref(), Some("ap-south-1"));
-        for bad in [
+        // Anything else is refused, never guessed from its name, and never
+        // the configured default region.
+        for host in [
+            "ec2.eu-west-9.amazonaws.com",
+            "ec2.us-east-1.amazonaws.com",
+            "api.example",
+            "api.example:9443",
             "127.0.0.1:8080",
-            "s3.us-east-1.amazonaws.com",
-            "ec2.us-east-1.example.com",
-            "ec2.US_EAST.amazonaws.com",
-            "ec2",
             "",
         ] {
-            assert_eq!(r(bad), None, "{bad}");
+            assert_eq!(
+                region_of(&mapped, None, host),
+                Err("400 InvalidRequest".into()),
+                "{host}"
+            );
         }
+        // Without host mappings: the configured region, whatever the Host.
+        let fixed = settings(Some("eu-central-1"), &[]);
+        assert_eq!(
+            region_of(&fixed, None, "ec2.eu-west-9.amazonaws.com"),
+            ok("eu-central-1")
+        );
+        // Nothing configured: the operator's mistake, not the client's.
+        assert_eq!(
+            region_of(&settings(None, &[]), None, "ec2.us-east-1.amazonaws.com"),
+            Err("serve internal".into())
+        );
+    }
+
+    #[test]
+    fn host_region_mappings_parse() {
+        use crate::server::config::HostRegion;
+        let m: HostRegion = "EC2.us-east-1.amazonaws.com.=us-east-1".parse().unwrap();
+        assert_eq!(m.host, "ec2.us-east-1.amazonaws.com");
+        assert_eq!(m.region, "us-east-1");
+        for bad in [
+            "ec2.example",
+            "=us-east-1",
+            "h=US EAST",
+            "h=",
+            "a b=us-east-1",
+        ] {
+            assert!(bad.parse::<HostRegion>().is_err(), "{bad}");
+        }
+        assert!(is_region("cn-north-1") && !is_region("east") && !is_region("-a-"));
+    }
+
+    #[test]
+    fn only_get_and_post() {
+        assert!(check_method("GET").is_ok() && check_method("POST").is_ok());
+        for m in ["PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "get", ""] {
+            assert!(matches!(check_method(m), Err(Refusal::Ec2 { .. })), "{m}");
+        }
+    }
+
+    #[test]
+    fn resource_ids_must_be_canonical() {
+        let inv = crate::ec2::inventory::Inventory::new();
+        let call = |q: &str| {
+            let params = QueryParams::parse(q, None).unwrap();
+            map_call(&params, "us-east-1", "111111111111", &inv).unwrap()
+        };
+        let ok = call("/?Action=TerminateInstances&InstanceId.1=i-0123456789abcdef0");
+        assert_eq!(canonical_ids(&ok), Ok(()));
+        let upper = call("/?Action=TerminateInstances&InstanceId.1=i-0123456789ABCDEF0");
+        let e = canonical_ids(&upper).unwrap_err();
+        assert_eq!(
+            (e.code, e.id.as_str()),
+            ("InvalidInstanceID.Malformed", "i-0123456789ABCDEF0")
+        );
+        let second =
+            call("/?Action=StopInstances&InstanceId.1=i-0123456789abcdef0&InstanceId.2=i-0abc");
+        assert!(canonical_ids(&second).is_err());
+        let image =
+            call("/?Action=RunInstances&ImageId=ami-0A111000000000001&MinCount=1&MaxCount=1");
+        assert_eq!(
+            canonical_ids(&image).unwrap_err().code,
+            "InvalidAMIID.Malformed"
+        );
+        // New resources (`type/*`) and actions without resources pass.
+        assert_eq!(canonical_ids(&call("/?Action=DescribeInstances")), Ok(()));
     }
 
     #[test]
@@ -679,39 +915,82 @@ mod tests {
         }
     }
 
+    fn body_of(
+        method: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Result<Option<Vec<u8>>, String> {
+        let mut h = http("/", headers, body);
+        h.method = method.into();
+        request_body(&h, &HttpView::new(&h))
+            .map(|b| b.map(<[u8]>::to_vec))
+            .map_err(|e| match e {
+                Refusal::Ec2 { error, .. } => format!("{} {}", error.status, error.code),
+                Refusal::Serve(e) | Refusal::Counted(e) => format!("serve {}", e.reason()),
+            })
+    }
+
     #[test]
     fn bodies_must_arrive_whole() {
-        let ok = http(
-            "/",
-            &[("content-type", "application/x-www-form-urlencoded")],
-            "Action=X",
+        let whole = (PARTIAL_BODY_HEADER, "false");
+        let form = ("content-type", "application/x-www-form-urlencoded");
+        let unseen = Err("400 InvalidRequest".to_owned());
+        // Forwarded whole, with or without content-length (chunked, h2).
+        assert_eq!(
+            body_of("POST", &[form, whole, ("content-length", "8")], "Action=X"),
+            Ok(Some(b"Action=X".to_vec()))
         );
         assert_eq!(
-            request_body(&ok, &HttpView::new(&ok)).unwrap(),
-            Some(&b"Action=X"[..])
+            body_of("POST", &[form, whole], "Action=X"),
+            Ok(Some(b"Action=X".to_vec()))
         );
-        let none = http("/?Action=X", &[], "");
-        assert_eq!(request_body(&none, &HttpView::new(&none)).unwrap(), None);
-        // Envoy did not send the body at all: a misconfigured filter.
-        let mut unsent = http("/", &[("content-length", "8")], "");
-        unsent.size = 8;
-        assert!(matches!(
-            request_body(&unsent, &HttpView::new(&unsent)),
-            Err(Refusal::Serve(ServeError::Internal(_)))
-        ));
-        let chunked = http("/", &[("transfer-encoding", "chunked")], "");
-        assert!(request_body(&chunked, &HttpView::new(&chunked)).is_err());
+        assert_eq!(
+            body_of("GET", &[form, whole], "Action=X"),
+            Ok(Some(b"Action=X".to_vec()))
+        );
+        // No body at all.
+        assert_eq!(body_of("GET", &[], ""), Ok(None));
+        assert_eq!(body_of("POST", &[("content-length", "0")], ""), Ok(None));
+        // A body Envoy did not forward, however its size is (not) announced:
+        // chunked HTTP/1.1 (Envoy drops transfer-encoding), HTTP/2 without
+        // content-length, or a route without with_request_body.
+        assert_eq!(body_of("POST", &[], ""), unseen);
+        assert_eq!(body_of("POST", &[("content-length", "8")], ""), unseen);
+        assert_eq!(
+            body_of("POST", &[("transfer-encoding", "chunked")], ""),
+            unseen
+        );
+        assert_eq!(body_of("GET", &[("content-length", "8")], ""), unseen);
+        assert_eq!(
+            body_of("GET", &[("transfer-encoding", "chunked")], ""),
+            unseen
+        );
+        assert_eq!(body_of("POST", &[("content-length", "x")], ""), unseen);
+        // Bytes without Envoy's marker: whole only if content-length says so.
+        assert_eq!(
+            body_of("POST", &[form, ("content-length", "8")], "Action=X"),
+            Ok(Some(b"Action=X".to_vec()))
+        );
+        assert_eq!(
+            body_of("POST", &[("content-length", "9")], "Action=X"),
+            unseen
+        );
+        assert_eq!(body_of("POST", &[], "Action=X"), unseen);
         // Only part of it.
-        let mut part = http("/", &[("content-length", "100")], "Action=X");
-        part.size = 100;
-        assert!(matches!(
-            request_body(&part, &HttpView::new(&part)),
-            Err(Refusal::Ec2 { .. })
-        ));
-        let flagged = http("/", &[(PARTIAL_BODY_HEADER, "true")], "Action=X");
-        assert!(request_body(&flagged, &HttpView::new(&flagged)).is_err());
+        let partial = Err("400 RequestEntityTooLarge".to_owned());
+        assert_eq!(
+            body_of("POST", &[(PARTIAL_BODY_HEADER, "true")], "Action=X"),
+            partial
+        );
+        assert_eq!(
+            body_of("POST", &[whole, ("content-length", "100")], "Action=X"),
+            partial
+        );
+        let mut short = http("/", &[whole], "Action=X");
+        short.size = 100;
+        assert!(request_body(&short, &HttpView::new(&short)).is_err());
         // Bytes win over the string form.
-        let mut raw = http("/", &[], "");
+        let mut raw = http("/", &[whole], "");
         raw.raw_body = b"Action=Y".to_vec();
         raw.size = 8;
         assert_eq!(
