@@ -5,6 +5,9 @@ the real tools that consume them, and against the real binary.
   unit tests beside the rules), every metric the rules read exists in a live
   server's /metrics, and a real Prometheus evaluates the rules against two
   live servers (one ready, one without a bundle) without evaluation errors.
+- deploy/grafana/iamgate.json: a well-formed dashboard model, every query
+  parses as PromQL (promtool), names only exported metrics, and returns data
+  from a real Prometheus scraping a live server.
 """
 
 import json
@@ -20,6 +23,7 @@ from telemetry.prometheus_server import PROMTOOL, Prometheus
 DEPLOY = ROOT / "deploy"
 RULES = DEPLOY / "prometheus" / "iamgate-rules.yml"
 RULES_TEST = DEPLOY / "prometheus" / "iamgate-rules.test.yml"
+DASHBOARD = DEPLOY / "grafana" / "iamgate.json"
 
 # Series Prometheus itself adds to every scrape target, not exported by iamgate.
 SCRAPE_SERIES = {"up"}
@@ -214,3 +218,155 @@ def test_prometheus_evaluates_the_rules_against_live_servers(tmp_path):
     finally:
         ready.stop()
         waiting.stop()
+
+
+# --- Grafana dashboard -------------------------------------------------------
+
+PANEL_TYPES = {"row", "timeseries", "stat", "table", "gauge", "bargauge", "heatmap", "text"}
+DATASOURCE_REF = {"type": "prometheus", "uid": "${datasource}"}
+# Grafana's own interval variables, and what the checks below put in their place.
+GRAFANA_GLOBALS = {"__rate_interval": "1m", "__interval": "1m", "__range": "1m"}
+
+
+def dashboard():
+    return json.loads(DASHBOARD.read_text())
+
+
+def dashboard_queries(dash):
+    """(panel title, expr) for every query target of every panel."""
+    return [(p["title"], t["expr"]) for p in dash["panels"] if p["type"] != "row"
+            for t in p["targets"]]
+
+
+def variables_used(text):
+    return set(re.findall(r"\$\{?(\w+)\}?", text))
+
+
+def substitute(expr, values):
+    """The expression with Grafana variables replaced, as Grafana would send
+    it for the values given."""
+    def repl(m):
+        return values[m.group(1)]
+    out = re.sub(r"\$\{?(\w+)\}?", repl, expr)
+    assert "$" not in out, out
+    return out
+
+
+def overlaps(a, b):
+    return (a["x"] < b["x"] + b["w"] and b["x"] < a["x"] + a["w"]
+            and a["y"] < b["y"] + b["h"] and b["y"] < a["y"] + a["h"])
+
+
+def test_grafana_dashboard_is_a_valid_model():
+    """issue 14: the dashboard JSON has the fields Grafana's dashboard model
+    requires, unique panel ids and refIds, a laid-out grid, and every
+    datasource reference and variable resolves."""
+    dash = dashboard()
+    for field, kind in (("uid", str), ("title", str), ("schemaVersion", int), ("panels", list),
+                        ("templating", dict), ("time", dict), ("annotations", dict),
+                        ("version", int), ("tags", list)):
+        assert isinstance(dash.get(field), kind), field
+    assert re.fullmatch(r"[A-Za-z0-9_-]{1,40}", dash["uid"])
+    assert dash["schemaVersion"] >= 36  # datasource references as {type, uid} objects
+    assert {"from", "to"} <= set(dash["time"])
+    assert "id" not in dash or dash["id"] is None  # an exported model carries no database id
+
+    variables = {v["name"]: v for v in dash["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource"
+    assert variables["datasource"]["query"] == "prometheus"
+    defined = set(variables) | set(GRAFANA_GLOBALS)
+
+    ids = [p["id"] for p in dash["panels"]]
+    assert all(isinstance(i, int) for i in ids) and len(ids) == len(set(ids)), ids
+    grids = []
+    for p in dash["panels"]:
+        assert p["type"] in PANEL_TYPES, p["type"]
+        assert p.get("title"), p
+        g = p["gridPos"]
+        assert all(isinstance(g[k], int) for k in "hwxy"), g
+        assert g["x"] >= 0 and g["y"] >= 0 and g["h"] > 0 and 0 < g["w"] and g["x"] + g["w"] <= 24, g
+        for other_title, other in grids:
+            assert not overlaps(g, other), (p["title"], other_title)
+        grids.append((p["title"], g))
+        if p["type"] == "row":
+            continue
+        assert p["datasource"] == DATASOURCE_REF, p["title"]
+        assert p["targets"], p["title"]
+        ref_ids = [t["refId"] for t in p["targets"]]
+        assert len(ref_ids) == len(set(ref_ids)), p["title"]
+        for t in p["targets"]:
+            assert t["datasource"] == DATASOURCE_REF, p["title"]
+            assert t["expr"].strip(), p["title"]
+            assert variables_used(t["expr"]) <= defined, (p["title"], t["expr"])
+    for v in variables.values():
+        if v["type"] == "query":
+            assert v["datasource"] == DATASOURCE_REF, v["name"]
+            assert variables_used(v["query"]["query"]) <= defined, v["name"]
+    # The panels the issue asks for.
+    titles = " / ".join(p["title"].lower() for p in dash["panels"])
+    for word in ("front door and outcome", "latency", "reload", "revision", "error",
+                 "snapshot size", "decision-log drops"):
+        assert word in titles, word
+
+
+def test_grafana_queries_parse_as_promql(tmp_path):
+    """issue 14: promtool parses every panel query (and the selectors of the
+    variable queries), each as a recording rule of a generated rule file."""
+    dash = dashboard()
+    values = dict(GRAFANA_GLOBALS, job=".*", instance=".*", datasource="prometheus")
+    exprs = [substitute(e, values) for _, e in dashboard_queries(dash)]
+    for v in dash["templating"]["list"]:
+        if v["type"] == "query":
+            m = re.fullmatch(r"label_values\((.+), *(\w+)\)", v["query"]["query"])
+            assert m, v["query"]
+            exprs.append(substitute(m.group(1), values))
+    lines = ["groups:", "  - name: dashboard", "    rules:"]
+    for i, e in enumerate(exprs):
+        lines += [f"      - record: dashboard:query_{i}", f"        expr: {json.dumps(e)}"]
+    path = tmp_path / "dashboard-rules.yml"
+    path.write_text("\n".join(lines) + "\n")
+    code, out = run([PROMTOOL, "check", "rules", path])
+    assert code == 0 and f"SUCCESS: {len(exprs)} rules found" in out, out
+    # A broken query is refused by the same check: the check can fail.
+    path.write_text("groups:\n  - name: x\n    rules:\n      - record: x:y\n"
+                    "        expr: \"sum by (frontend (rate(iamgate_decisions_total[1m]))\"\n")
+    code, out = run([PROMTOOL, "check", "rules", path])
+    assert code != 0, out
+
+
+def test_grafana_queries_read_exported_metrics_and_return_data(tmp_path):
+    """issue 14: every metric a panel names is in a live server's /metrics,
+    and against a real Prometheus scraping that server every panel query
+    returns data."""
+    dash = dashboard()
+    exported = live_metric_names(tmp_path)
+    named = set()
+    for title, expr in dashboard_queries(dash):
+        named |= metric_names(expr)
+    unknown = named - exported - SCRAPE_SERIES
+    assert not unknown, f"the dashboard names metrics the server does not export: {unknown}"
+    for family in ("iamgate_decisions_total", "iamgate_decision_duration_seconds_bucket",
+                   "iamgate_request_errors_total", "iamgate_reloads_total",
+                   "iamgate_snapshot_info", "iamgate_snapshot_statements",
+                   "iamgate_decision_log_dropped_total"):
+        assert family in named, family
+
+    server = start_server(tmp_path)
+    try:
+        with Prometheus(tmp_path, target=server.addrs["admin"]) as prom:
+            prom.wait_for('up{job="iamgate"}', lambda res: res and res[0][1] == 1.0)
+            # Traffic while Prometheus scrapes, so that rates are not all zero:
+            # decisions, and a refused request for the error panels.
+            deadline = time.monotonic() + 4
+            while time.monotonic() < deadline:
+                r = server.authorize({"principal": {"arn": "arn:aws:iam::111111111111:user/alice"},
+                                      "action": "ec2:DescribeInstances", "resource": "*"})
+                assert r.status_code == 200, r.text
+                requests.post(server.http + "/v1/authorize", data=b"{nope",
+                              headers={"content-type": "application/json"}, timeout=10)
+                time.sleep(0.1)
+            values = dict(GRAFANA_GLOBALS, job="iamgate", instance=server.addrs["admin"])
+            for title, expr in dashboard_queries(dash):
+                prom.wait_for(substitute(expr, values), lambda res: len(res) > 0, timeout=20)
+    finally:
+        server.stop()
