@@ -51,4 +51,7 @@ log "end-to-end tests (real binary, real clients)"
 cargo build --quiet
 ./scripts/e2e.sh
 
+log "container image (built offline with buildah from the release binary, then run)"
+./scripts/image-test.sh
+
 log "all tests passed"

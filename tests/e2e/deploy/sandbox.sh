@@ -8,8 +8,11 @@
 #
 #   sandbox.sh ROOT UID WRITABLE:PATH|- COMMAND [ARGS...]
 #
-# ROOT `/` is the host (a systemd unit's view); an image's root file system
-# is the container's. Needs root and unshare(CLONE_NEWNS).
+# ROOT `/` is the host (a systemd unit's view). Any other ROOT is an image's
+# root file system, given what an OCI runtime always provides: /proc and the
+# default devices in /dev (null, zero, full, random, urandom, tty); it must
+# have /proc and /dev mount points, as a runtime would create them. Needs root
+# and unshare(CLONE_NEWNS).
 set -eu
 root=$1 uid=$2 writable=$3
 shift 3
@@ -20,6 +23,14 @@ view=$1 root=$2 uid=$3 writable=$4
 shift 4
 mount --rbind "$root" "$view"
 mount -o remount,bind,ro "$view"
+if [ "$root" != "/" ]; then
+  mount --rbind /proc "$view/proc"
+  mount -t tmpfs -o mode=0755,size=64k tmpfs "$view/dev"
+  for d in null zero full random urandom tty; do
+    touch "$view/dev/$d"
+    mount --bind "/dev/$d" "$view/dev/$d"
+  done
+fi
 for d in tmp home root; do
   if [ -d "$view/$d" ]; then mount -t tmpfs -o mode=1777,size=16m tmpfs "$view/$d"; fi
 done
