@@ -329,6 +329,14 @@ def run_image(rootfs, cfg, work):
     p = subprocess.run(base + c["Entrypoint"] + ["--help"], capture_output=True, text=True,
                        env=env, timeout=60)
     check("run: --help", p.returncode == 0 and "serve" in p.stdout, p.stderr[-2000:])
+    # Nothing in the image is writable: asked to write a file, iamgate refuses
+    # to start, saying why.
+    p = subprocess.run(base + c["Entrypoint"] + [
+        "serve", "--decision-log", "/tmp/decisions.jsonl", "--grpc-listen", "127.0.0.1:0",
+        "--http-listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"],
+        capture_output=True, text=True, env=env, timeout=60)
+    check("run: the root file system is read-only", p.returncode != 0
+          and "Read-only file system" in p.stderr, p.stderr[-2000:])
 
     # The image's CMD with its ports made ephemeral (0.0.0.0 kept).
     args = [re.sub(r"^0\.0\.0\.0:\d+$", lambda m: f"0.0.0.0:{free_port()}", a) for a in c["Cmd"]]
