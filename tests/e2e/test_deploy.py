@@ -15,6 +15,7 @@ the real tools that consume them, and against the real binary.
 
 import json
 import os
+import pathlib
 import re
 import shutil
 import subprocess
@@ -492,7 +493,7 @@ def test_systemd_unit_constraints_run(tmp_path, monkeypatch):
             assert requests.get(server.admin + "/readyz", timeout=5).status_code == 200
             r = server.authorize(BOB_START)
             assert r.status_code == 200 and r.json()["decision"] == "allowed", r.text
-            status = pathlib_read(f"/proc/{server.proc.pid}/status")
+            status = pathlib.Path(f"/proc/{server.proc.pid}/status").read_text()
             assert re.search(rf"^Uid:\s+{uid}\s+{uid}\s+{uid}\s+{uid}$", status, re.M), status
             assert re.search(r"^CapEff:\s+0+$", status, re.M), status
             assert re.search(r"^NoNewPrivs:\s+1$", status, re.M), status
@@ -516,7 +517,3 @@ def test_systemd_unit_constraints_run(tmp_path, monkeypatch):
         shutil.rmtree(logs, ignore_errors=True)
         os.rmdir(view)
 
-
-def pathlib_read(path):
-    with open(path) as f:
-        return f.read()
