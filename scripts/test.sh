@@ -15,6 +15,8 @@ python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)   # TLS end-to-end tests make their PKI
 # A real Prometheus server and promtool for the telemetry end-to-end tests.
 { command -v prometheus && command -v promtool; } >/dev/null 2>&1 || need_apt+=(prometheus)
+# systemd-analyze checks deploy/systemd/iamgate.service (tests/e2e/test_deploy.py).
+command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 if ((${#need_apt[@]})); then
   log "installing ${need_apt[*]} (apt)"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -48,5 +50,8 @@ cargo run --quiet -- test tests/corpus tests/conformance
 log "end-to-end tests (real binary, real clients)"
 cargo build --quiet
 ./scripts/e2e.sh
+
+log "container image (built offline with buildah from the release binary, then run)"
+./scripts/image-test.sh
 
 log "all tests passed"

@@ -78,6 +78,9 @@ enum Command {
         /// The encoded message from an UnauthorizedOperation error.
         message: String,
     },
+    /// Bundle tools (offline).
+    #[command(subcommand)]
+    Bundle(BundleCommand),
     /// Time every request of a policy test file against its compiled policies.
     Bench {
         /// Policy test file.
@@ -86,6 +89,20 @@ enum Command {
         #[arg(long, default_value_t = 300)]
         time_ms: u64,
         /// Print results as JSON (name, median_ns, p99_ns per request).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BundleCommand {
+    /// Check a bundle exactly as the server does before activating it (read,
+    /// parse, validate, compile, run its tests): exit 0 if it would be
+    /// served, 1 if one of its tests fails, 2 if it is unreadable or invalid.
+    Check {
+        /// Bundle directory or .tar.gz.
+        path: PathBuf,
+        /// Print the verdict as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -435,6 +452,9 @@ fn main() -> ExitCode {
             time_ms,
             json,
         } => commands::bench::run(file, Duration::from_millis(*time_ms), *json, &mut out),
+        Command::Bundle(BundleCommand::Check { path, json }) => {
+            commands::bundle_check::run(path, *json, &mut out)
+        }
         Command::DecodeMessage { key_file, message } => {
             commands::decode_message::run(key_file, message, &mut std::io::stderr(), &mut out)
         }
