@@ -105,6 +105,12 @@ enum BundleCommand {
         /// Print the verdict as JSON.
         #[arg(long)]
         json: bool,
+        /// As `serve --max-bundle-bytes`.
+        #[arg(long, default_value_t = iamgate::bundle::files::DEFAULT_MAX_BUNDLE_BYTES)]
+        max_bundle_bytes: u64,
+        /// As `serve --allow-empty-bundle`.
+        #[arg(long)]
+        allow_empty_bundle: bool,
     },
 }
 
@@ -452,8 +458,17 @@ fn main() -> ExitCode {
             time_ms,
             json,
         } => commands::bench::run(file, Duration::from_millis(*time_ms), *json, &mut out),
-        Command::Bundle(BundleCommand::Check { path, json }) => {
-            commands::bundle_check::run(path, *json, &mut out)
+        Command::Bundle(BundleCommand::Check {
+            path,
+            json,
+            max_bundle_bytes,
+            allow_empty_bundle,
+        }) => {
+            let options = iamgate::bundle::LoadOptions {
+                max_bytes: *max_bundle_bytes,
+                allow_empty: *allow_empty_bundle,
+            };
+            commands::bundle_check::run(path, options, *json, &mut out)
         }
         Command::DecodeMessage { key_file, message } => {
             commands::decode_message::run(key_file, message, &mut std::io::stderr(), &mut out)

@@ -97,13 +97,19 @@ fn the_demo_bundle_passes_as_a_directory_and_as_a_tar_gz() {
     let (code, out) = check(&[], &demo());
     assert_eq!(code, 0, "{out}");
     assert!(out.starts_with("ok: "), "{out}");
-    assert!(out.contains("(revision demo-1)"), "{out}");
+    assert!(out.contains("(revision demo-1+sha256:"), "{out}");
 
     let (code, out) = check(&["--json"], &demo());
     assert_eq!(code, 0, "{out}");
     let v: Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(v["ok"], true);
-    assert_eq!(v["revision"], "demo-1");
+    assert!(
+        v["revision"]
+            .as_str()
+            .unwrap()
+            .starts_with("demo-1+sha256:"),
+        "{out}"
+    );
     assert!(v["counts"]["policies"].as_u64().unwrap() > 0, "{out}");
 
     // The same bundle as a .tar.gz, as operators ship it.
@@ -117,7 +123,7 @@ fn the_demo_bundle_passes_as_a_directory_and_as_a_tar_gz() {
     tar.into_inner().unwrap().finish().unwrap();
     let (code, out) = check(&[], &archive);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("(revision demo-1)"), "{out}");
+    assert!(out.contains("(revision demo-1+sha256:"), "{out}");
 }
 
 #[test]

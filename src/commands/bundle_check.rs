@@ -12,7 +12,7 @@ use std::path::Path;
 
 use serde_json::json;
 
-use crate::bundle::BundleError;
+use crate::bundle::{BundleError, LoadOptions};
 use crate::server::reload::BundleSource;
 
 /// Exit code: the server would activate the bundle.
@@ -26,7 +26,13 @@ pub const INVALID: u8 = 2;
 pub fn exit_code(err: &BundleError) -> u8 {
     match err {
         BundleError::TestFailed { .. } => TEST_FAILED,
-        BundleError::Io { .. } | BundleError::Invalid { .. } | BundleError::TooLarge(_) => INVALID,
+        BundleError::Io { .. }
+        | BundleError::Invalid { .. }
+        | BundleError::Layout { .. }
+        | BundleError::TooLarge { .. }
+        | BundleError::Empty { .. }
+        | BundleError::Timeout { .. }
+        | BundleError::Busy { .. } => INVALID,
     }
 }
 
@@ -48,15 +54,32 @@ fn error_json(err: &BundleError) -> serde_json::Value {
             got,
         } => json!({"kind": "test_failed", "file": file, "test": test,
                      "expected": expected, "got": got}),
-        BundleError::TooLarge(message) => json!({"kind": "too_large", "message": message}),
+        BundleError::Layout { path, message } => {
+            json!({"kind": "layout", "file": path, "message": message})
+        }
+        BundleError::TooLarge { path, limit } => {
+            json!({"kind": "too_large", "file": path, "limit": limit})
+        }
+        BundleError::Empty { source_name } => json!({"kind": "empty", "file": source_name}),
+        BundleError::Timeout { seconds } => json!({"kind": "timeout", "seconds": seconds}),
+        BundleError::Busy { stuck } => json!({"kind": "busy", "stuck": stuck}),
     };
     json!({"ok": false, "error": detail, "message": err.to_string()})
 }
 
 /// Checks the bundle at `path`, writes the verdict to `out` (one line, or a
 /// JSON object with `json`) and returns the exit code.
-pub fn run(path: &Path, json: bool, out: &mut dyn Write) -> std::io::Result<u8> {
-    match BundleSource::Path(path.to_path_buf()).load() {
+pub fn run(
+    path: &Path,
+    options: LoadOptions,
+    json: bool,
+    out: &mut dyn Write,
+) -> std::io::Result<u8> {
+    let source = BundleSource::Path {
+        path: path.to_path_buf(),
+        options,
+    };
+    match source.load() {
         Ok(snapshot) => {
             let stats = snapshot.stats();
             let compile_ms = snapshot.compile_duration().as_secs_f64() * 1e3;
@@ -104,7 +127,7 @@ mod tests {
 
     fn check(path: &Path, json: bool) -> (u8, String) {
         let mut out = Vec::new();
-        let code = run(path, json, &mut out).unwrap_or(99);
+        let code = run(path, LoadOptions::default(), json, &mut out).unwrap_or(99);
         (code, String::from_utf8_lossy(&out).into_owned())
     }
 
@@ -136,7 +159,13 @@ mod tests {
         assert_eq!(exit_code(&failed), TEST_FAILED);
         assert_eq!(exit_code(&BundleError::io("x", "gone")), INVALID);
         assert_eq!(exit_code(&BundleError::invalid("f", "$.a", "bad")), INVALID);
-        assert_eq!(exit_code(&BundleError::TooLarge("big".into())), INVALID);
+        assert_eq!(
+            exit_code(&BundleError::TooLarge {
+                path: "b".into(),
+                limit: 1
+            }),
+            INVALID
+        );
     }
 
     #[test]
