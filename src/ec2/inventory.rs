@@ -7,8 +7,16 @@
 //! launchPermission`, `describe-snapshots`, `describe-snapshot-attribute
 //! --attribute createVolumePermission`, `describe-volumes`,
 //! `describe-security-groups`, `describe-network-interfaces`,
-//! `describe-subnets`, and managed prefix lists), recognised by their
-//! top-level key, not their file name. An [`Inventory`] is immutable and
+//! `describe-subnets`, `describe-key-pairs`, `describe-launch-templates`,
+//! `describe-iam-instance-profile-associations`, and managed prefix lists),
+//! recognised by their top-level key, not their file name.
+//!
+//! Resources are keyed by id. Key pairs are keyed by their `key-` id (their
+//! names are free text and could collide with any id) and carry their name,
+//! which their ARN uses; launch templates carry theirs. Lookups by name and
+//! by association id ([`Inventory::named`], [`Inventory::holding_association`])
+//! scan the inventory: they serve the rare calls that name a resource that
+//! way. An [`Inventory`] is immutable and
 //! cheap to clone (persistent maps), so runtime updates build a new one
 //! and swap it in without blocking readers. Pure: no I/O here.
 
@@ -31,9 +39,31 @@ pub enum ResourceKind {
     NetworkInterface,
     Subnet,
     PrefixList,
+    KeyPair,
+    LaunchTemplate,
 }
 
 impl ResourceKind {
+    /// Every kind.
+    pub const ALL: [ResourceKind; 10] = [
+        ResourceKind::Instance,
+        ResourceKind::Image,
+        ResourceKind::Snapshot,
+        ResourceKind::Volume,
+        ResourceKind::SecurityGroup,
+        ResourceKind::NetworkInterface,
+        ResourceKind::Subnet,
+        ResourceKind::PrefixList,
+        ResourceKind::KeyPair,
+        ResourceKind::LaunchTemplate,
+    ];
+
+    /// The kind whose ARN resource type is `name` (`"instance"`), if the
+    /// inventory tracks that type.
+    pub fn of_type(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.arn_type() == name)
+    }
+
     /// The ARN resource-type segment (`instance`, `image`, ...).
     pub fn arn_type(self) -> &'static str {
         match self {
@@ -45,6 +75,8 @@ impl ResourceKind {
             ResourceKind::NetworkInterface => "network-interface",
             ResourceKind::Subnet => "subnet",
             ResourceKind::PrefixList => "prefix-list",
+            ResourceKind::KeyPair => "key-pair",
+            ResourceKind::LaunchTemplate => "launch-template",
         }
     }
 
@@ -60,6 +92,8 @@ impl ResourceKind {
             "eni" => ResourceKind::NetworkInterface,
             "subnet" => ResourceKind::Subnet,
             "pl" => ResourceKind::PrefixList,
+            "key" => ResourceKind::KeyPair,
+            "lt" => ResourceKind::LaunchTemplate,
             _ => return None,
         })
     }
@@ -159,6 +193,13 @@ pub struct Attributes {
     pub egress: Vec<Rule>,
     /// Subnet or prefix-list CIDRs.
     pub cidrs: Vec<IpNet>,
+    /// A key pair's or launch template's name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Association ids the resource holds: an instance's IAM instance
+    /// profile association, a subnet's IPv6 CIDR block associations.
+    #[serde(default)]
+    pub associations: Vec<String>,
 }
 
 /// One resource.
@@ -177,7 +218,7 @@ pub struct Resource {
 
 impl Resource {
     /// The resource's ARN (images and snapshots carry no account, as in
-    /// EC2's ARN formats).
+    /// EC2's ARN formats; a key pair's ARN ends in its name).
     pub fn arn(&self, partition: &str) -> String {
         let account = match self.kind {
             ResourceKind::Image | ResourceKind::Snapshot => "",
@@ -187,8 +228,26 @@ impl Resource {
             "arn:{partition}:ec2:{}:{account}:{}/{}",
             self.region,
             self.kind.arn_type(),
-            self.id
+            self.arn_id().unwrap_or(&self.id)
         )
+    }
+
+    /// The id its ARN ends in: the id, except for a key pair, whose ARN
+    /// uses its name (`None` when the inventory does not know it).
+    pub fn arn_id(&self) -> Option<&str> {
+        match self.kind {
+            ResourceKind::KeyPair => self.attributes.name.as_deref(),
+            _ => Some(&self.id),
+        }
+    }
+
+    /// Its name: a security group's group name, a key pair's or launch
+    /// template's name.
+    pub fn name(&self) -> Option<&str> {
+        match self.kind {
+            ResourceKind::SecurityGroup => self.attributes.group_name.as_deref(),
+            _ => self.attributes.name.as_deref(),
+        }
     }
 
     /// A tag's value; keys compare case-sensitively as EC2 stores them.
@@ -211,6 +270,8 @@ pub struct InventoryCounts {
     pub network_interfaces: usize,
     pub subnets: usize,
     pub prefix_lists: usize,
+    pub key_pairs: usize,
+    pub launch_templates: usize,
 }
 
 /// An immutable inventory; clones share structure.
@@ -250,6 +311,31 @@ impl Inventory {
         self.by_id.values()
     }
 
+    /// The resources of `kind` named `name` ([`Resource::name`]) that
+    /// `account` owns in `region` (names are unique per account and region,
+    /// a security group's per VPC).
+    pub fn named<'s, 'q>(
+        &'s self,
+        kind: ResourceKind,
+        account: &'q str,
+        region: &'q str,
+        name: &'q str,
+    ) -> impl Iterator<Item = &'s Arc<Resource>> + 'q
+    where
+        's: 'q,
+    {
+        self.by_id.values().filter(move |r| {
+            r.kind == kind && r.account == account && r.region == region && r.name() == Some(name)
+        })
+    }
+
+    /// The resource of `kind` that holds association `id`.
+    pub fn holding_association(&self, kind: ResourceKind, id: &str) -> Option<&Arc<Resource>> {
+        self.by_id
+            .values()
+            .find(|r| r.kind == kind && r.attributes.associations.iter().any(|a| a == id))
+    }
+
     /// Counts by kind.
     pub fn counts(&self) -> InventoryCounts {
         let mut c = InventoryCounts::default();
@@ -263,6 +349,8 @@ impl Inventory {
                 ResourceKind::NetworkInterface => c.network_interfaces += 1,
                 ResourceKind::Subnet => c.subnets += 1,
                 ResourceKind::PrefixList => c.prefix_lists += 1,
+                ResourceKind::KeyPair => c.key_pairs += 1,
+                ResourceKind::LaunchTemplate => c.launch_templates += 1,
             }
         }
         c
@@ -399,6 +487,67 @@ impl Inventory {
                     n += 1;
                 }
                 "ImageId" | "SnapshotId" => {}
+                "KeyPairs" | "LaunchTemplates" => {
+                    let (kind, id_key, name_key) = if key == "KeyPairs" {
+                        (ResourceKind::KeyPair, "KeyPairId", "KeyName")
+                    } else {
+                        (
+                            ResourceKind::LaunchTemplate,
+                            "LaunchTemplateId",
+                            "LaunchTemplateName",
+                        )
+                    };
+                    for (i, item) in array(v, &path)?.iter().enumerate() {
+                        let at = format!("{path}[{i}]");
+                        let id = req_str(item, id_key, &at)?;
+                        let name = req_str(item, name_key, &at)?;
+                        self.upsert(Resource {
+                            id: id.to_owned(),
+                            kind,
+                            account: account.to_owned(),
+                            region: region.to_owned(),
+                            tags: tags(item),
+                            attributes: Attributes {
+                                name: Some(name.to_owned()),
+                                ..Attributes::default()
+                            },
+                        });
+                        n += 1;
+                    }
+                }
+                "IamInstanceProfileAssociations" => {
+                    for (i, a) in array(v, &path)?.iter().enumerate() {
+                        let at = format!("{path}[{i}]");
+                        let assoc = req_str(a, "AssociationId", &at)?;
+                        let instance = req_str(a, "InstanceId", &at)?;
+                        // A disassociated profile no longer names the instance.
+                        if matches!(str_of(a, "State"), Some("disassociating" | "disassociated")) {
+                            continue;
+                        }
+                        let profile = a
+                            .get("IamInstanceProfile")
+                            .and_then(|p| opt_string(p, "Arn"));
+                        let mut r = match self.by_id.get(instance) {
+                            Some(old) => Resource::clone(old),
+                            None => Resource {
+                                id: instance.to_owned(),
+                                kind: ResourceKind::Instance,
+                                account: account.to_owned(),
+                                region: region.to_owned(),
+                                tags: Vec::new(),
+                                attributes: Attributes::default(),
+                            },
+                        };
+                        if !r.attributes.associations.iter().any(|x| x == assoc) {
+                            r.attributes.associations.push(assoc.to_owned());
+                        }
+                        if profile.is_some() {
+                            r.attributes.instance_profile = profile;
+                        }
+                        self.by_id.insert(instance.to_owned(), Arc::new(r));
+                        n += 1;
+                    }
+                }
                 "Snapshots" => {
                     for (i, s) in array(v, &path)?.iter().enumerate() {
                         let at = format!("{path}[{i}]");
@@ -501,6 +650,15 @@ impl Inventory {
                             .filter_map(|k| str_of(s, k))
                             .filter_map(|c| c.parse().ok())
                             .collect();
+                        let associations = s
+                            .get("Ipv6CidrBlockAssociationSet")
+                            .and_then(Value::as_array)
+                            .map(|l| {
+                                l.iter()
+                                    .filter_map(|a| str_of(a, "AssociationId").map(str::to_owned))
+                                    .collect()
+                            })
+                            .unwrap_or_default();
                         self.upsert(Resource {
                             id: id.to_owned(),
                             kind: ResourceKind::Subnet,
@@ -511,6 +669,7 @@ impl Inventory {
                                 vpc_id: opt_string(s, "VpcId"),
                                 availability_zone: opt_string(s, "AvailabilityZone"),
                                 cidrs,
+                                associations,
                                 ..Attributes::default()
                             },
                         });
@@ -581,6 +740,12 @@ impl Inventory {
             Vec::new()
         };
         let placement = inst.get("Placement");
+        // Associations loaded from describe-iam-instance-profile-associations.
+        let associations = self
+            .by_id
+            .get(id)
+            .map(|old| old.attributes.associations.clone())
+            .unwrap_or_default();
         self.upsert(Resource {
             id: id.to_owned(),
             kind: ResourceKind::Instance,
@@ -603,6 +768,7 @@ impl Inventory {
                 groups,
                 interfaces,
                 addresses,
+                associations,
                 ..Attributes::default()
             },
         });

@@ -78,7 +78,9 @@
 
 use std::sync::Arc;
 
-use super::catalog::{self, ActionDef, ActionResource, ResourceTypeDef};
+use super::catalog::{
+    self, ActionDef, ActionParams, ActionResource, ExistingRef, IdentifiedBy, ParamRole,
+};
 use super::inventory::{Grant, Inventory, Resource, ResourceKind};
 use super::inventory_store::Change;
 use super::permissions::{self, OrgMembership};
@@ -178,9 +180,18 @@ pub enum MappingError {
     /// Parameters that cannot be used together.
     #[error("{0}")]
     InvalidParameterCombination(String),
-    /// A name (security group name) the inventory cannot resolve to an id.
-    #[error("the {parameter} '{value}' does not exist")]
-    NotFound { parameter: String, value: String },
+    /// A parameter the action does not have (EC2's `UnknownParameter`):
+    /// iamgate cannot tell whether the backend would read it as a resource.
+    #[error("The parameter {0} is not recognized")]
+    UnknownParameter(String),
+    /// The request names an existing resource the inventory does not hold
+    /// (in the region the request names it in): EC2's `*.NotFound`.
+    #[error("{}", not_found_message(resource_type, *by, value))]
+    NotFound {
+        resource_type: &'static str,
+        by: IdentifiedBy,
+        value: String,
+    },
     /// A form iamgate cannot authorize faithfully, refused rather than
     /// guessed.
     #[error("unsupported by iamgate: {0}")]
@@ -199,10 +210,55 @@ impl MappingError {
             MappingError::MissingParameter(_) => "MissingParameter",
             MappingError::InvalidParameterValue { .. } => "InvalidParameterValue",
             MappingError::InvalidParameterCombination(_) => "InvalidParameterCombination",
-            MappingError::NotFound { .. } => "InvalidGroup.NotFound",
+            MappingError::UnknownParameter(_) => "UnknownParameter",
+            MappingError::NotFound {
+                resource_type, by, ..
+            } => not_found_code(resource_type, *by),
             MappingError::Unsupported(_) => "UnsupportedOperation",
             MappingError::Query(_) => "MalformedQueryString",
         }
+    }
+}
+
+/// EC2's error code for a resource that does not exist.
+fn not_found_code(resource_type: &str, by: IdentifiedBy) -> &'static str {
+    match (resource_type, by) {
+        (_, IdentifiedBy::Association) => "InvalidAssociationID.NotFound",
+        ("launch-template", IdentifiedBy::Name) => "InvalidLaunchTemplateName.NotFoundException",
+        ("launch-template", _) => "InvalidLaunchTemplateId.NotFound",
+        ("instance", _) => "InvalidInstanceID.NotFound",
+        ("image", _) => "InvalidAMIID.NotFound",
+        ("snapshot", _) => "InvalidSnapshot.NotFound",
+        ("volume", _) => "InvalidVolume.NotFound",
+        ("security-group", _) => "InvalidGroup.NotFound",
+        ("network-interface", _) => "InvalidNetworkInterfaceID.NotFound",
+        ("subnet", _) => "InvalidSubnetID.NotFound",
+        ("prefix-list", _) => "InvalidPrefixListID.NotFound",
+        ("key-pair", _) => "InvalidKeyPair.NotFound",
+        _ => "InvalidParameterValue",
+    }
+}
+
+/// EC2's wording for a resource that does not exist.
+fn not_found_message(resource_type: &str, by: IdentifiedBy, value: &str) -> String {
+    match (resource_type, by) {
+        (_, IdentifiedBy::Association) => format!("The association ID '{value}' does not exist"),
+        ("launch-template", IdentifiedBy::Name) => {
+            format!("The specified launch template, with template name {value}, does not exist.")
+        }
+        ("launch-template", _) => {
+            format!("The specified launch template, with template ID {value}, does not exist.")
+        }
+        ("instance", _) => format!("The instance ID '{value}' does not exist"),
+        ("image", _) => format!("The image id '[{value}]' does not exist"),
+        ("snapshot", _) => format!("The snapshot '{value}' does not exist."),
+        ("volume", _) => format!("The volume '{value}' does not exist."),
+        ("security-group", _) => format!("The security group '{value}' does not exist"),
+        ("network-interface", _) => format!("The networkInterface ID '{value}' does not exist"),
+        ("subnet", _) => format!("The subnet ID '{value}' does not exist"),
+        ("prefix-list", _) => format!("The prefix list ID '{value}' does not exist"),
+        ("key-pair", _) => format!("The key pair '{value}' does not exist"),
+        (rt, by) => format!("The {rt} {} '{value}' does not exist", by.as_str()),
     }
 }
 
@@ -241,14 +297,23 @@ pub fn map_call(
         None => false,
         Some(v) => parse_bool("DryRun", v)?,
     };
+    let table = catalog::action_params(def.name);
+    if table.is_some_and(|t| !t.in_query_api) {
+        return Err(MappingError::Unsupported(format!(
+            "{} is not an EC2 Query API call iamgate knows the parameters of",
+            def.name
+        )));
+    }
     let mut m = Mapper {
         params,
         def,
+        table,
         region,
         partition: partition_for_region(region),
         caller: caller_account,
         inventory,
         tag_specs: tag_specs(params, def)?,
+        resolved: Vec::new(),
         call: Ec2Call {
             action: def.name.to_owned(),
             dry_run,
@@ -257,6 +322,7 @@ pub fn map_call(
             grant_updates: Vec::new(),
         },
     };
+    m.resolve_params()?;
     match def.name {
         "RunInstances" => m.run_instances()?,
         "CreateVolume" => m.create_volume()?,
@@ -267,51 +333,127 @@ pub fn map_call(
         "ModifySnapshotAttribute" => m.modify_snapshot_attribute()?,
         _ => m.generic()?,
     }
+    m.authorize_resolved();
     m.tag_on_create();
     if m.call.authorizations.is_empty() {
+        if !m.def.resource_types.is_empty() {
+            // An action with resource types is never authorized against `*`.
+            return Err(m.names_nothing());
+        }
         m.wildcard();
     }
     Ok(m.call)
 }
 
+/// Parameters of the protocol and of request signing, valid with every
+/// action.
+const PROTOCOL_PARAMS: [&str; 17] = [
+    "Action",
+    "Version",
+    "DryRun",
+    "AWSAccessKeyId",
+    "SignatureMethod",
+    "SignatureVersion",
+    "Signature",
+    "Timestamp",
+    "Expires",
+    "SecurityToken",
+    "X-Amz-Algorithm",
+    "X-Amz-Credential",
+    "X-Amz-Date",
+    "X-Amz-Expires",
+    "X-Amz-SignedHeaders",
+    "X-Amz-Signature",
+    "X-Amz-Security-Token",
+];
+
+/// Images and snapshots whose use another account's owner must permit:
+/// their existence is checked by that permission (an unknown one never
+/// passes), which EC2 answers with the same `*.NotFound`.
+fn permission_kind(action: &str, param_pattern: &str) -> Option<PermissionKind> {
+    match (action, param_pattern) {
+        ("RunInstances", "ImageId") | ("CopyImage", "SourceImageId") => {
+            Some(PermissionKind::Launch)
+        }
+        ("CreateVolume", "SnapshotId") | ("CopySnapshot", "SourceSnapshotId") => {
+            Some(PermissionKind::CreateVolume)
+        }
+        _ => None,
+    }
+}
+
 /// A resource to authorize against, before its context is built.
+#[derive(Clone)]
 struct Target<'r> {
     resource_type: &'static str,
-    /// The id, or `None` for a new resource (`type/*`).
+    /// The id its ARN ends in, or `None` for a new resource (`type/*`).
     id: Option<String>,
     /// The inventory's record, when known.
     known: Option<&'r Arc<Resource>>,
     /// Request-derived keys (filtered against the catalog later).
     extra: Vec<(String, ContextValue)>,
+    /// The region when not the call's (a copy's source, a peer).
+    region: Option<String>,
+    /// The owner when the request names it and the inventory does not know
+    /// the resource (a peer VPC).
+    account: Option<String>,
+    /// The ARN itself, for resources named by ARN (`role`, `certificate`).
+    arn: Option<String>,
+    /// The parameter that named it (`InstanceId.2`), for resolved ones.
+    param: Option<String>,
 }
 
 struct Mapper<'a> {
     params: &'a QueryParams,
     def: &'static ActionDef,
+    /// The action's parameters and their roles (actions with resource types).
+    table: Option<&'static ActionParams>,
     region: &'a str,
     partition: &'static str,
     caller: &'a str,
     inventory: &'a Inventory,
     tag_specs: Vec<TagSpec>,
+    /// Every existing resource the request names, resolved.
+    resolved: Vec<Target<'a>>,
     call: Ec2Call,
 }
 
 impl<'a> Mapper<'a> {
     // ---- building blocks -------------------------------------------------
 
-    /// An existing resource named by parameter `param`.
+    /// An existing resource named by parameter `param`: the resolved one
+    /// (every parameter that names a resource is resolved up front), else
+    /// one the mapping derived from the inventory (the instance a volume is
+    /// attached to, a VPC's default group).
     fn existing(
         &self,
         resource_type: &'static str,
         param: &str,
         id: &str,
     ) -> Result<Target<'a>, MappingError> {
+        if let Some(t) = self
+            .resolved
+            .iter()
+            .find(|t| t.resource_type == resource_type && t.id.as_deref() == Some(id))
+        {
+            return Ok(Target {
+                extra: Vec::new(),
+                ..t.clone()
+            });
+        }
         check_id(resource_type, param, id)?;
+        let known = self.lookup(resource_type, id, self.region);
+        if known.is_none() && ResourceKind::of_type(resource_type).is_some() {
+            return Err(MappingError::NotFound {
+                resource_type,
+                by: IdentifiedBy::Id,
+                value: id.to_owned(),
+            });
+        }
         Ok(Target {
-            resource_type,
             id: Some(id.to_owned()),
-            known: self.inventory.get(id),
-            extra: Vec::new(),
+            known,
+            ..Self::new_resource(resource_type)
         })
     }
 
@@ -322,6 +464,250 @@ impl<'a> Mapper<'a> {
             id: None,
             known: None,
             extra: Vec::new(),
+            region: None,
+            account: None,
+            arn: None,
+            param: None,
+        }
+    }
+
+    /// The inventory's record of resource `id` of `resource_type` in
+    /// `region`, by the id its ARN ends in.
+    fn lookup(&self, resource_type: &str, id: &str, region: &str) -> Option<&'a Arc<Resource>> {
+        let kind = ResourceKind::of_type(resource_type)?;
+        if kind == ResourceKind::KeyPair {
+            // A key pair's ARN ends in its name; its record is keyed by id.
+            return self.inventory.named(kind, self.caller, region, id).next();
+        }
+        self.inventory
+            .get(id)
+            .filter(|r| r.kind == kind && r.region == region)
+    }
+
+    // ---- resolution ------------------------------------------------------
+
+    /// Checks every parameter against the action's Query API parameters and
+    /// resolves each one that names an existing resource. A parameter the
+    /// action does not have is refused (`UnknownParameter`), a resource the
+    /// inventory does not hold is EC2's `*.NotFound`, and a way of naming a
+    /// resource the inventory cannot follow (an association it does not
+    /// record, an Elastic IP by address) is refused: the call is never
+    /// authorized against a stand-in for the resource.
+    fn resolve_params(&mut self) -> Result<(), MappingError> {
+        let Some(table) = self.table else {
+            return Ok(());
+        };
+        let params = self.params;
+        check_lists(params)?;
+        // Top-level parameters that name a resource, for the combination check.
+        let mut scalars: Vec<(&'static str, ExistingRef)> = Vec::new();
+        for (name, value) in params.iter() {
+            if PROTOCOL_PARAMS.iter().any(|p| p.eq_ignore_ascii_case(name)) {
+                continue;
+            }
+            let pattern = catalog::param_pattern(name);
+            let def = table
+                .param(&pattern)
+                .ok_or_else(|| MappingError::UnknownParameter(name.to_owned()))?;
+            let ParamRole::Existing(r) = def.role else {
+                continue;
+            };
+            let t = self.resolve(name, def.name, value, &r)?;
+            if !def.name.contains('.') {
+                scalars.push((def.name, r));
+            }
+            if !self.resolved.iter().any(|x| same_resource(x, &t)) {
+                self.resolved.push(t);
+            }
+        }
+        check_combination(&scalars)
+    }
+
+    /// Resolves one parameter (`param` as given, `pattern` its table entry).
+    fn resolve(
+        &self,
+        param: &str,
+        pattern: &str,
+        value: &str,
+        r: &ExistingRef,
+    ) -> Result<Target<'a>, MappingError> {
+        let resource_type = self.type_named(param, value, r)?;
+        let region = match r
+            .region_param
+            .and_then(|p| self.params.get(p).map(|v| (p, v)))
+        {
+            Some((p, v)) => Some(check_region(p, v)?),
+            None => None,
+        };
+        let account = match r
+            .account_param
+            .and_then(|p| self.params.get(p).map(|v| (p, v)))
+        {
+            Some((p, v)) => Some(check_account(p, v)?),
+            None => None,
+        };
+        let in_region = region.as_deref().unwrap_or(self.region);
+        let kind = ResourceKind::of_type(resource_type);
+        let not_found = || MappingError::NotFound {
+            resource_type,
+            by: r.by,
+            value: value.to_owned(),
+        };
+        let unresolvable = || {
+            MappingError::Unsupported(format!(
+                "{param} names a {resource_type} by {}, which the inventory cannot resolve",
+                r.by.as_str()
+            ))
+        };
+        let mut t = Target {
+            param: Some(param.to_owned()),
+            region: region.clone(),
+            ..Self::new_resource(resource_type)
+        };
+        match r.by {
+            IdentifiedBy::Id => {
+                check_id(resource_type, param, value)?;
+                t.id = Some(value.to_owned());
+                match kind {
+                    Some(_) => {
+                        t.known = self.lookup(resource_type, value, in_region);
+                        let checked = permission_kind(self.def.name, pattern).is_some();
+                        if t.known.is_none() && !checked {
+                            return Err(not_found());
+                        }
+                    }
+                    // A type the inventory does not track: its ARN is exact,
+                    // its owner the one the request names, else the caller.
+                    None => t.account = account,
+                }
+            }
+            IdentifiedBy::Name | IdentifiedBy::AltId | IdentifiedBy::Association => {
+                let kind = kind.ok_or_else(unresolvable)?;
+                if r.by == IdentifiedBy::Name {
+                    check_name(param, value)?;
+                } else {
+                    // Association and alternate ids have prefixes of their
+                    // own (`iip-assoc-`, `key-`): only their characters.
+                    check_chars(param, value)?;
+                }
+                let found = match r.by {
+                    IdentifiedBy::Name => self.unique_named(kind, param, value, in_region)?,
+                    IdentifiedBy::AltId => self
+                        .inventory
+                        .get(value)
+                        .filter(|x| x.kind == kind && x.region == in_region),
+                    _ => self
+                        .inventory
+                        .holding_association(kind, value)
+                        .filter(|x| x.region == in_region),
+                };
+                let found = found.ok_or_else(not_found)?;
+                let id = found.arn_id().ok_or_else(unresolvable)?;
+                check_id(resource_type, param, id)?;
+                t.id = Some(id.to_owned());
+                t.known = Some(found);
+            }
+            IdentifiedBy::Arn => {
+                let def = catalog::resource_type(resource_type).ok_or_else(unresolvable)?;
+                check_arn(param, value)?;
+                let id =
+                    def.resource_id(value)
+                        .ok_or_else(|| MappingError::InvalidParameterValue {
+                            name: param.to_owned(),
+                            reason: format!("'{value}' is not the ARN of a {resource_type}"),
+                        })?;
+                t.id = Some(id.to_owned());
+                t.arn = Some(value.to_owned());
+            }
+            IdentifiedBy::PublicIp => return Err(unresolvable()),
+        }
+        Ok(t)
+    }
+
+    /// The resource type a parameter names: its only one, else the one the
+    /// id's prefix tells (`CreateTags`, `AssociateRouteTable&GatewayId`).
+    fn type_named(
+        &self,
+        param: &str,
+        value: &str,
+        r: &ExistingRef,
+    ) -> Result<&'static str, MappingError> {
+        if let [only] = r.resource_types {
+            return Ok(only);
+        }
+        let candidates: Vec<&'static str> = if r.resource_types.is_empty() {
+            self.def
+                .resource_types
+                .iter()
+                .filter(|row| row.definition.service() == catalog::SERVICE_PREFIX)
+                .map(|row| row.resource_type)
+                .collect()
+        } else {
+            r.resource_types.to_vec()
+        };
+        resource_type_of_id(value)
+            .and_then(|rt| candidates.into_iter().find(|c| *c == rt))
+            .ok_or_else(|| MappingError::InvalidParameterValue {
+                name: param.to_owned(),
+                reason: format!(
+                    "'{value}' is not the id of a resource {} acts on",
+                    self.def.name
+                ),
+            })
+    }
+
+    /// The one resource of `kind` named `name` in the caller's account.
+    fn unique_named(
+        &self,
+        kind: ResourceKind,
+        param: &str,
+        name: &str,
+        region: &str,
+    ) -> Result<Option<&'a Arc<Resource>>, MappingError> {
+        let mut found = self.inventory.named(kind, self.caller, region, name);
+        match (found.next(), found.next()) {
+            (Some(_), Some(_)) => Err(MappingError::InvalidParameterCombination(format!(
+                "{param}: the {} name '{name}' is used in several VPCs: name it by its id",
+                kind.arn_type()
+            ))),
+            (one, _) => Ok(one),
+        }
+    }
+
+    /// Authorizes every resolved resource that the action-specific mapping
+    /// did not: whatever a handler reads, every resource the request names
+    /// is authorized.
+    fn authorize_resolved(&mut self) {
+        let main = format!("{}:{}", catalog::SERVICE_PREFIX, self.def.name);
+        for t in self.resolved.clone() {
+            if self.def.resource(t.resource_type).is_none() {
+                continue;
+            }
+            let auth = self.build(self.def, t, true);
+            let done = self
+                .call
+                .authorizations
+                .iter()
+                .any(|a| a.action == main && a.resource == auth.resource);
+            if !done {
+                self.call.authorizations.push(auth);
+            }
+        }
+    }
+
+    /// The refusal of a call that names no resource for a type it needs.
+    fn names_nothing(&self) -> MappingError {
+        let param = self.table.and_then(|t| {
+            t.params
+                .iter()
+                .find(|p| matches!(p.role, ParamRole::Existing(_)) && !p.name.contains('.'))
+        });
+        match param {
+            Some(p) => MappingError::MissingParameter(p.name.to_owned()),
+            None => MappingError::Unsupported(format!(
+                "{} names none of the resources it is authorized against",
+                self.def.name
+            )),
         }
     }
 
@@ -345,24 +731,27 @@ impl<'a> Mapper<'a> {
             .or_else(|| catalog::resource_type(t.resource_type));
         let account = t
             .known
-            .map_or(self.caller, |r| r.account.as_str())
+            .map(|r| r.account.as_str())
+            .or(t.account.as_deref())
+            .unwrap_or(self.caller)
             .to_owned();
-        let resource = match def {
-            Some(d) => d.arn(
+        let resource = match (&t.arn, def) {
+            (Some(arn), _) => arn.clone(),
+            (None, Some(d)) => d.arn(
                 self.partition,
-                self.region,
+                t.region.as_deref().unwrap_or(self.region),
                 &account,
                 t.id.as_deref().unwrap_or("*"),
             ),
-            None => "*".to_owned(),
+            (None, None) => "*".to_owned(),
         };
         let arn_has_account = def.is_some_and(|d| d.arn_template.contains("${Account}"));
         let resource_account = if arn_has_account {
             None
         } else if let Some(r) = t.known {
             Some(r.account.clone())
-        } else if t.id.is_none() {
-            Some(self.caller.to_owned())
+        } else if t.id.is_none() || t.account.is_some() {
+            Some(account)
         } else {
             None
         };
@@ -553,7 +942,7 @@ impl<'a> Mapper<'a> {
                     a.availability_zone.clone(),
                 );
             }
-            ResourceKind::PrefixList => {}
+            ResourceKind::PrefixList | ResourceKind::KeyPair | ResourceKind::LaunchTemplate => {}
         }
         out
     }
@@ -578,107 +967,102 @@ impl<'a> Mapper<'a> {
         self.arn_of(resource_type, account, id)
     }
 
-    /// A single parameter or its `.N` list, whichever is given.
-    fn ids(&self, name: &str) -> Result<Vec<String>, MappingError> {
-        let mut out: Vec<String> = self
-            .params
-            .list(name)?
-            .into_iter()
-            .map(str::to_owned)
-            .collect();
-        if let Some(v) = self.params.get(name) {
-            if !out.is_empty() {
-                return Err(MappingError::InvalidParameterCombination(format!(
-                    "{name} and {name}.N cannot both be given"
-                )));
-            }
-            out.push(v.to_owned());
-        }
-        Ok(out)
-    }
-
-    /// Resolves a security group name in the caller's account and region.
-    fn group_by_name(&self, param: &str, name: &str) -> Result<String, MappingError> {
-        let mut found = self.inventory.iter().filter(|r| {
-            r.kind == ResourceKind::SecurityGroup
-                && r.account == self.caller
-                && r.region == self.region
-                && r.attributes.group_name.as_deref() == Some(name)
-        });
-        match (found.next(), found.next()) {
-            (Some(r), None) => Ok(r.id.clone()),
-            (Some(_), Some(_)) => Err(MappingError::InvalidParameterCombination(format!(
-                "the security group name '{name}' is used in several VPCs: use GroupId"
-            ))),
-            (None, _) => Err(MappingError::NotFound {
-                parameter: param.to_owned(),
-                value: name.to_owned(),
-            }),
-        }
-    }
-
     // ---- generic ---------------------------------------------------------
 
+    /// For each resource type of the action: every resolved resource of the
+    /// type; the new one (`type/*`, with the request's tags) when the call
+    /// creates the type and it is required or tagged on creation; a required
+    /// type neither named nor created is refused (never `type/*`).
     fn generic(&mut self) -> Result<(), MappingError> {
+        let creates = self.table.map_or(&[][..], |t| t.creates);
         for row in self.def.resource_types {
-            if row.definition.service() != catalog::SERVICE_PREFIX {
-                continue;
-            }
-            let mut ids: Vec<(String, String)> = Vec::new();
-            for param in candidate_params(row.definition) {
-                for id in self.ids(&param)? {
-                    ids.push((param.clone(), id));
-                }
-            }
-            if row.resource_type == "security-group"
-                && !ids.is_empty()
-                && self.params.contains("GroupName")
-            {
-                return Err(MappingError::InvalidParameterCombination(
-                    "GroupId and GroupName cannot both be given".into(),
-                ));
-            }
-            if row.resource_type == "security-group" && ids.is_empty() {
-                for param in ["GroupName"] {
-                    if let Some(name) = self.params.get(param) {
-                        ids.push(("GroupId".to_owned(), self.group_by_name(param, name)?));
-                    }
-                }
-            }
-            if ids.is_empty() {
-                let tagged = self
-                    .tag_specs
-                    .iter()
-                    .any(|(rt, _)| rt.eq_ignore_ascii_case(row.resource_type));
-                if row.required || tagged {
-                    self.authorize(Self::new_resource(row.resource_type));
+            let rt = row.resource_type;
+            let named: Vec<Target<'a>> = self
+                .resolved
+                .iter()
+                .filter(|t| t.resource_type == rt)
+                .cloned()
+                .collect();
+            let tagged = self
+                .tag_specs
+                .iter()
+                .any(|(t, _)| t.eq_ignore_ascii_case(rt));
+            let created = creates.contains(&rt) && (row.required || tagged);
+            if named.is_empty() && !created {
+                if row.required {
+                    return Err(self.type_not_named(rt));
                 }
                 continue;
             }
-            let mut seen: Vec<String> = Vec::new();
-            for (param, id) in ids {
-                if seen.contains(&id) {
-                    continue;
+            for t in named {
+                let kind = t
+                    .param
+                    .as_deref()
+                    .and_then(|p| permission_kind(self.def.name, &catalog::param_pattern(p)));
+                if let (Some(kind), Some(id)) = (kind, t.id.clone()) {
+                    self.permission_check(&id, t.known, kind);
                 }
-                let t = self.existing(row.resource_type, &param, &id)?;
-                seen.push(id);
+                self.authorize(t);
+            }
+            if created {
+                let mut t = Self::new_resource(rt);
+                t.extra = self.created_names(rt);
                 self.authorize(t);
             }
         }
         Ok(())
     }
 
+    /// Keys of the name a create call gives its new resource
+    /// (`ec2:KeyPairName`, `ec2:PlacementGroupName`).
+    fn created_names(&self, resource_type: &str) -> Vec<(String, ContextValue)> {
+        let Some(table) = self.table else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (name, value) in self.params.iter() {
+            let role = table.param(&catalog::param_pattern(name)).map(|p| p.role);
+            if matches!(role, Some(ParamRole::Creates(c)) if c == resource_type) {
+                for (k, v) in id_keys(resource_type, value) {
+                    out.push((k.to_owned(), one(v)));
+                }
+            }
+        }
+        out
+    }
+
+    /// The refusal of a call that does not name a resource of a type it
+    /// requires: the parameter that would, else unsupported (the backend
+    /// derives it, and iamgate cannot tell which it is).
+    fn type_not_named(&self, resource_type: &str) -> MappingError {
+        let param = self.table.and_then(|t| {
+            t.params.iter().find(|p| match p.role {
+                ParamRole::Existing(r) => {
+                    !p.name.contains('.') && r.resource_types.contains(&resource_type)
+                }
+                _ => false,
+            })
+        });
+        match param {
+            Some(p) => MappingError::MissingParameter(p.name.to_owned()),
+            None => MappingError::Unsupported(format!(
+                "{} names no {resource_type}, and iamgate cannot tell which one it acts on",
+                self.def.name
+            )),
+        }
+    }
+
     // ---- RunInstances ----------------------------------------------------
 
     fn run_instances(&mut self) -> Result<(), MappingError> {
         let p = self.params;
-        let lt_id = p.get("LaunchTemplate.LaunchTemplateId");
-        if p.contains("LaunchTemplate.LaunchTemplateName") {
-            return Err(MappingError::Unsupported(
-                "LaunchTemplate.LaunchTemplateName: name the launch template by LaunchTemplateId"
-                    .into(),
-            ));
-        }
+        // The launch template by id or by name (resolved to its id).
+        let lt_id = self
+            .resolved
+            .iter()
+            .find(|t| t.resource_type == "launch-template")
+            .and_then(|t| t.id.clone());
+        let lt_id = lt_id.as_deref();
         let image_id = match (p.get("ImageId"), lt_id) {
             (Some(i), _) => i,
             (None, Some(_)) => {
@@ -746,9 +1130,17 @@ impl<'a> Mapper<'a> {
         for g in p.list("SecurityGroupId")? {
             group_ids.push(g.to_owned());
         }
-        for name in p.list("SecurityGroup")? {
-            group_ids.push(self.group_by_name("SecurityGroup", name)?);
+        // Security groups by name, resolved to their ids.
+        for t in &self.resolved {
+            if t.param
+                .as_deref()
+                .is_some_and(|n| catalog::param_pattern(n).eq_ignore_ascii_case("SecurityGroup.N"))
+                && let Some(id) = &t.id
+            {
+                group_ids.push(id.clone());
+            }
         }
+        p.list("SecurityGroup")?;
 
         // The instance.
         let image = self.inventory.get(image_id);
@@ -814,8 +1206,8 @@ impl<'a> Mapper<'a> {
         // The image, and its launch permission.
         let mut img = self.existing("image", "ImageId", image_id)?;
         with_lt(&mut img);
+        self.permission_check(image_id, img.known, PermissionKind::Launch);
         self.authorize(img);
-        self.permission_check(image_id, PermissionKind::Launch);
 
         // Subnets (explicit, or the default subnet unknown: subnet/*).
         if subnet_ids.is_empty() && enis_existing.is_empty() {
@@ -961,8 +1353,7 @@ impl<'a> Mapper<'a> {
 
     /// Adds a launch / create-volume permission check when the owner is
     /// another account or unknown.
-    fn permission_check(&mut self, id: &str, kind: PermissionKind) {
-        let known = self.inventory.get(id);
+    fn permission_check(&mut self, id: &str, known: Option<&Arc<Resource>>, kind: PermissionKind) {
         if known.is_some_and(|r| r.account == self.caller) {
             return;
         }
@@ -1056,8 +1447,8 @@ impl<'a> Mapper<'a> {
         self.authorize(vol);
         if let Some(s) = snapshot {
             let t = self.existing("snapshot", "SnapshotId", s)?;
+            self.permission_check(s, t.known, PermissionKind::CreateVolume);
             self.authorize(t);
-            self.permission_check(s, PermissionKind::CreateVolume);
         }
         Ok(())
     }
@@ -1246,7 +1637,7 @@ impl<'a> Mapper<'a> {
         image: bool,
     ) -> Result<(Vec<Grant>, Vec<Grant>), MappingError> {
         let p = self.params;
-        let group_param = if image { "UserGroup" } else { "GroupName" };
+        let group_param = "UserGroup";
         let mut old_params = vec!["UserId", group_param];
         if image {
             old_params.extend(["OrganizationArn", "OrganizationalUnitArn"]);
@@ -1450,64 +1841,206 @@ fn tag_specs(params: &QueryParams, def: &ActionDef) -> Result<Vec<TagSpec>, Mapp
     Ok(out)
 }
 
-/// Parameters that conventionally name resources of a type: the ARN
-/// template's id placeholder (`InstanceId`) and known aliases.
-fn candidate_params(def: &ResourceTypeDef) -> Vec<String> {
-    let mut out = vec![def.id_placeholder().to_owned()];
-    let aliases: &[&str] = match def.name {
-        "security-group" => &["GroupId"],
-        "key-pair" => &["KeyName"],
-        "network-acl" => &["NetworkAclId"],
-        "dedicated-host" => &["HostId"],
-        "placement-group" => &["GroupName"],
-        _ => &[],
-    };
-    out.extend(aliases.iter().map(|a| (*a).to_owned()));
-    out.retain(|p| !p.is_empty());
-    out
+/// EC2 id prefixes (before the `-` that starts the hex part) and the
+/// resource type they belong to.
+const ID_PREFIXES: [(&str, &str); 47] = [
+    ("acl", "network-acl"),
+    ("afi", "fpga-image"),
+    ("aki", "image"),
+    ("ami", "image"),
+    ("ari", "image"),
+    ("cagw", "carrier-gateway"),
+    ("cgw", "customer-gateway"),
+    ("cr", "capacity-reservation"),
+    ("crf", "capacity-reservation-fleet"),
+    ("cvpn-endpoint", "client-vpn-endpoint"),
+    ("dopt", "dhcp-options"),
+    ("eigw", "egress-only-internet-gateway"),
+    ("eipalloc", "elastic-ip"),
+    ("eni", "network-interface"),
+    ("export-ami", "export-image-task"),
+    ("export-i", "export-instance-task"),
+    ("fl", "vpc-flow-log"),
+    ("fleet", "fleet"),
+    ("h", "dedicated-host"),
+    ("i", "instance"),
+    ("igw", "internet-gateway"),
+    ("import-ami", "import-image-task"),
+    ("import-snap", "import-snapshot-task"),
+    ("ipam", "ipam"),
+    ("ipam-pool", "ipam-pool"),
+    ("ipam-scope", "ipam-scope"),
+    ("key", "key-pair"),
+    ("lt", "launch-template"),
+    ("nat", "natgateway"),
+    ("pcx", "vpc-peering-connection"),
+    ("pg", "placement-group"),
+    ("pl", "prefix-list"),
+    ("rtb", "route-table"),
+    ("sfr", "spot-fleet-request"),
+    ("sg", "security-group"),
+    ("sgr", "security-group-rule"),
+    ("sir", "spot-instances-request"),
+    ("snap", "snapshot"),
+    ("subnet", "subnet"),
+    ("tgw", "transit-gateway"),
+    ("tgw-attach", "transit-gateway-attachment"),
+    ("tgw-rtb", "transit-gateway-route-table"),
+    ("vgw", "vpn-gateway"),
+    ("vol", "volume"),
+    ("vpc", "vpc"),
+    ("vpce", "vpc-endpoint"),
+    ("vpce-svc", "vpc-endpoint-service"),
+];
+
+/// The catalog resource type an id belongs to, by its longest known prefix
+/// (`tgw-attach-0abc` is a transit gateway attachment, `tgw-0abc` a
+/// transit gateway).
+pub fn resource_type_of_id(id: &str) -> Option<&'static str> {
+    ID_PREFIXES
+        .iter()
+        .filter(|(prefix, _)| {
+            id.strip_prefix(prefix)
+                .and_then(|rest| rest.strip_prefix('-'))
+                .is_some_and(|rest| !rest.is_empty())
+        })
+        .max_by_key(|(prefix, _)| prefix.len())
+        .map(|(_, rt)| *rt)
+        .filter(|rt| catalog::resource_type(rt).is_some())
 }
 
-/// The catalog resource type an id belongs to, by its prefix.
-pub fn resource_type_of_id(id: &str) -> Option<&'static str> {
-    let (prefix, rest) = id.split_once('-')?;
-    if rest.is_empty() {
-        return None;
+/// Every list in the request is numbered from 1 without gaps (each list
+/// prefix, nested ones included: `NetworkInterface.2.SecurityGroupId.1`
+/// has the lists `NetworkInterface` and `NetworkInterface.2.SecurityGroupId`).
+/// One pass over the parameters, so a long list costs linear time.
+fn check_lists(params: &QueryParams) -> Result<(), MappingError> {
+    // Lowercased prefix -> (the prefix as first given, its indexes).
+    let mut lists: std::collections::HashMap<String, (String, Vec<u32>)> =
+        std::collections::HashMap::new();
+    for (name, _) in params.iter() {
+        let mut prefix = String::new();
+        for seg in name.split('.') {
+            if let Ok(n) = seg.parse::<u32>()
+                && !prefix.is_empty()
+            {
+                lists
+                    .entry(prefix.to_ascii_lowercase())
+                    .or_insert_with(|| (prefix.clone(), Vec::new()))
+                    .1
+                    .push(n);
+            }
+            if !prefix.is_empty() {
+                prefix.push('.');
+            }
+            prefix.push_str(seg);
+        }
     }
-    Some(match prefix {
-        "i" => "instance",
-        "ami" | "aki" | "ari" => "image",
-        "snap" => "snapshot",
-        "vol" => "volume",
-        "sg" => "security-group",
-        "sgr" => "security-group-rule",
-        "eni" => "network-interface",
-        "subnet" => "subnet",
-        "vpc" => "vpc",
-        "eipalloc" => "elastic-ip",
-        "igw" => "internet-gateway",
-        "eigw" => "egress-only-internet-gateway",
-        "rtb" => "route-table",
-        "acl" => "network-acl",
-        "lt" => "launch-template",
-        "pl" => "prefix-list",
-        "nat" => "natgateway",
-        "dopt" => "dhcp-options",
-        "pcx" => "vpc-peering-connection",
-        "vpce" => "vpc-endpoint",
-        "tgw" => "transit-gateway",
-        "tgw-attach" => "transit-gateway-attachment",
-        "fl" => "vpc-flow-log",
-        "cgw" => "customer-gateway",
-        "vgw" => "vpn-gateway",
-        "vpn" => "vpn-connection",
-        "sir" => "spot-instances-request",
-        "h" => "dedicated-host",
-        "cr" => "capacity-reservation",
-        "fleet" => "fleet",
-        "pg" => "placement-group",
-        _ => return None,
-    })
-    .filter(|rt| catalog::resource_type(rt).is_some())
+    for (_, (prefix, mut seen)) in lists {
+        seen.sort_unstable();
+        seen.dedup();
+        if let Some(missing) = (1u32..).zip(&seen).find(|(want, got)| want != *got) {
+            return Err(MappingError::Query(QueryError::ListGap {
+                prefix,
+                missing: missing.0,
+            }));
+        }
+    }
+    Ok(())
+}
+
+/// Whether two targets are the same resource.
+fn same_resource(a: &Target<'_>, b: &Target<'_>) -> bool {
+    a.resource_type == b.resource_type && a.id == b.id && a.region == b.region && a.arn == b.arn
+}
+
+/// EC2 takes a resource by one name at a time: `GroupId` or `GroupName`,
+/// `KeyName` or `KeyPairId`, `LaunchTemplateId` or `LaunchTemplateName`.
+fn check_combination(scalars: &[(&'static str, ExistingRef)]) -> Result<(), MappingError> {
+    for (i, (a, ra)) in scalars.iter().enumerate() {
+        for (b, rb) in scalars.iter().skip(i + 1) {
+            if ra.resource_types == rb.resource_types && ra.by != rb.by {
+                return Err(MappingError::InvalidParameterCombination(format!(
+                    "{a} and {b} cannot both be given"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A Region name the request gives (`SourceRegion`): `us-east-1`,
+/// `us-gov-west-1`, ... It goes into an ARN, so nothing else is accepted.
+fn check_region(param: &str, v: &str) -> Result<String, MappingError> {
+    let parts: Vec<&str> = v.split('-').collect();
+    let ok = parts.len() >= 3
+        && parts.iter().all(|p| !p.is_empty())
+        && parts
+            .first()
+            .is_some_and(|p| p.bytes().all(|b| b.is_ascii_lowercase()))
+        && parts
+            .last()
+            .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()))
+        && parts.iter().all(|p| {
+            p.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        });
+    if ok {
+        Ok(v.to_owned())
+    } else {
+        Err(MappingError::InvalidParameterValue {
+            name: param.to_owned(),
+            reason: format!("'{v}' is not a Region name"),
+        })
+    }
+}
+
+/// An account id the request gives (`PeerOwnerId`).
+fn check_account(param: &str, v: &str) -> Result<String, MappingError> {
+    match account_grant(param, v)? {
+        Grant::Account(a) => Ok(a),
+        _ => Err(MappingError::InvalidParameterValue {
+            name: param.to_owned(),
+            reason: format!("'{v}' is not a 12-digit account id"),
+        }),
+    }
+}
+
+/// A name to look up (matched exactly; never put into an ARN).
+fn check_name(param: &str, v: &str) -> Result<(), MappingError> {
+    if v.is_empty() || v.len() > 255 || v.chars().any(char::is_control) {
+        return Err(MappingError::InvalidParameterValue {
+            name: param.to_owned(),
+            reason: format!("'{v}' is not a valid name"),
+        });
+    }
+    Ok(())
+}
+
+/// An id to look up whose prefix is its own (an association id).
+fn check_chars(param: &str, v: &str) -> Result<(), MappingError> {
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        return Err(MappingError::InvalidParameterValue {
+            name: param.to_owned(),
+            reason: format!("'{v}' is not a valid id"),
+        });
+    }
+    Ok(())
+}
+
+/// An ARN the request gives: no wildcards, which would match more than the
+/// one resource in a policy's eyes.
+fn check_arn(param: &str, v: &str) -> Result<(), MappingError> {
+    if !v.starts_with("arn:")
+        || v.len() > 2048
+        || v.chars()
+            .any(|c| matches!(c, '*' | '?') || c.is_whitespace() || c.is_control())
+    {
+        return Err(MappingError::InvalidParameterValue {
+            name: param.to_owned(),
+            reason: format!("'{v}' is not a valid ARN"),
+        });
+    }
+    Ok(())
 }
 
 /// Checks an id's shape: no characters that could change the ARN's meaning,
@@ -1767,6 +2300,26 @@ mod tests {
             ME,
             R,
         )?;
+        inv.load_cli_output(
+            &json!({"KeyPairs": [{"KeyPairId": "key-0blue", "KeyName": "blue-team",
+                "KeyType": "ed25519", "Tags": [{"Key": "team", "Value": "blue"}]}]}),
+            ME,
+            R,
+        )?;
+        inv.load_cli_output(
+            &json!({"LaunchTemplates": [{"LaunchTemplateId": "lt-0abc", "LaunchTemplateName": "web",
+                "Tags": [{"Key": "team", "Value": "blue"}]}]}),
+            ME,
+            R,
+        )?;
+        inv.load_cli_output(
+            &json!({"IamInstanceProfileAssociations": [{"AssociationId": "iip-assoc-0aaa",
+                "InstanceId": "i-0aaa", "State": "associated",
+                "IamInstanceProfile": {"Arn": "arn:aws:iam::111111111111:instance-profile/web",
+                    "Id": "AIPA0000000000000000"}}]}),
+            ME,
+            R,
+        )?;
         Ok(inv)
     }
 
@@ -1880,7 +2433,7 @@ mod tests {
             "RebootInstances",
         ] {
             let c = map(&format!(
-                "/?Action={action}&InstanceId.1=i-0aaa&InstanceId.2=i-0bbb&InstanceId.3=i-0ccc"
+                "/?Action={action}&InstanceId.1=i-0aaa&InstanceId.2=i-0bbb"
             ))?;
             let ec2_action = format!("ec2:{action}");
             assert_eq!(
@@ -1894,20 +2447,23 @@ mod tests {
                         ec2_action.as_str(),
                         "arn:aws:ec2:us-east-1:222222222222:instance/i-0bbb"
                     ),
-                    (
-                        ec2_action.as_str(),
-                        "arn:aws:ec2:us-east-1:111111111111:instance/i-0ccc"
-                    ),
                 ],
-                "{action}: owner from the inventory, else the caller"
+                "{action}: owner from the inventory"
             );
+            // An instance the inventory does not hold is EC2's NotFound,
+            // never an authorization without its owner and tags.
+            let e = map_err(&format!(
+                "/?Action={action}&InstanceId.1=i-0aaa&InstanceId.2=i-0ccc"
+            ))?;
+            assert_eq!(e.code(), "InvalidInstanceID.NotFound");
+            assert_eq!(e.to_string(), "The instance ID 'i-0ccc' does not exist");
         }
         Ok(())
     }
 
     #[test]
     fn existing_instance_keys() -> Res {
-        let c = map("/?Action=TerminateInstances&InstanceId.1=i-0aaa&InstanceId.2=i-0ccc")?;
+        let c = map("/?Action=TerminateInstances&InstanceId.1=i-0aaa")?;
         let a = auth(&c, "arn:aws:ec2:us-east-1:111111111111:instance/i-0aaa")?;
         assert_eq!(a.resource_type, "instance");
         assert_eq!(a.resource_account, None, "the ARN names the account");
@@ -1927,10 +2483,10 @@ mod tests {
         // The catalog lists no ec2:Vpc for instances, nor request tags here.
         assert_eq!(val(a, "ec2:Vpc"), None);
         assert_eq!(val(a, "aws:TagKeys"), None);
-        // Unknown to the inventory: only what the request itself says.
-        let u = auth(&c, "arn:aws:ec2:us-east-1:111111111111:instance/i-0ccc")?;
-        assert_eq!(val(u, "ec2:InstanceID"), Some("i-0ccc"));
-        assert_eq!(val(u, "ec2:InstanceType"), None);
+        // A type the inventory does not track: only what the request says.
+        let c = map("/?Action=DeleteVpc&VpcId=vpc-0ccc")?;
+        let u = auth(&c, "arn:aws:ec2:us-east-1:111111111111:vpc/vpc-0ccc")?;
+        assert_eq!(val(u, "ec2:VpcID"), Some("vpc-0ccc"));
         assert_eq!(val(u, "ec2:ResourceTag/team"), None);
         Ok(())
     }
@@ -1940,17 +2496,32 @@ mod tests {
         for bad in ["*", "i-0aaa/*", "i-0aa:a", "vol-0aaa", "foo", "i-0a%2A"] {
             let e = map_err(&format!("/?Action=TerminateInstances&InstanceId.1={bad}"))?;
             assert!(
-                matches!(e, MappingError::InvalidParameterValue { ref name, .. } if name == "InstanceId"),
+                matches!(e, MappingError::InvalidParameterValue { ref name, .. } if name == "InstanceId.1"),
                 "{bad}: {e:?}"
             );
         }
+        for gap in [
+            "InstanceId.1=i-0aaa&InstanceId.3=i-0bbb",
+            "InstanceId.2=i-0aaa",
+        ] {
+            assert!(
+                matches!(
+                    map_err(&format!("/?Action=TerminateInstances&{gap}"))?,
+                    MappingError::Query(QueryError::ListGap { .. })
+                ),
+                "{gap}"
+            );
+        }
         assert!(matches!(
-            map_err("/?Action=TerminateInstances&InstanceId.1=i-1&InstanceId.3=i-3")?,
+            map_err(
+                "/?Action=RunInstances&ImageId=ami-0mine&NetworkInterface.2.SubnetId=subnet-0aaa"
+            )?,
             MappingError::Query(QueryError::ListGap { .. })
         ));
+        // A list parameter is only ever indexed.
         assert!(matches!(
             map_err("/?Action=TerminateInstances&InstanceId=i-1&InstanceId.1=i-2")?,
-            MappingError::InvalidParameterCombination(_)
+            MappingError::UnknownParameter(p) if p == "InstanceId"
         ));
         Ok(())
     }
@@ -2217,22 +2788,29 @@ mod tests {
             map_err("/?Action=RunInstances&LaunchTemplate.LaunchTemplateId=lt-0abc")?,
             MappingError::Unsupported(_)
         ));
-        assert!(matches!(
+        assert_eq!(
             map_err(
-                "/?Action=RunInstances&ImageId=ami-0mine&LaunchTemplate.LaunchTemplateName=web"
-            )?,
-            MappingError::Unsupported(_)
-        ));
-        let c =
-            map("/?Action=RunInstances&ImageId=ami-0mine&LaunchTemplate.LaunchTemplateId=lt-0abc")?;
-        let lt = auth(
-            &c,
-            "arn:aws:ec2:us-east-1:111111111111:launch-template/lt-0abc",
-        )?;
-        let lt_arn = "arn:aws:ec2:us-east-1:111111111111:launch-template/lt-0abc";
-        assert_eq!(val(lt, "ec2:LaunchTemplate"), Some(lt_arn));
-        let i = auth(&c, "arn:aws:ec2:us-east-1:111111111111:instance/*")?;
-        assert_eq!(val(i, "ec2:LaunchTemplate"), Some(lt_arn));
+                "/?Action=RunInstances&ImageId=ami-0mine&LaunchTemplate.LaunchTemplateName=nope"
+            )?
+            .code(),
+            "InvalidLaunchTemplateName.NotFoundException"
+        );
+        // By id or by name: the same template, with its tags.
+        for by in [
+            "LaunchTemplate.LaunchTemplateId=lt-0abc",
+            "LaunchTemplate.LaunchTemplateName=web",
+        ] {
+            let c = map(&format!("/?Action=RunInstances&ImageId=ami-0mine&{by}"))?;
+            let lt = auth(
+                &c,
+                "arn:aws:ec2:us-east-1:111111111111:launch-template/lt-0abc",
+            )?;
+            let lt_arn = "arn:aws:ec2:us-east-1:111111111111:launch-template/lt-0abc";
+            assert_eq!(val(lt, "ec2:LaunchTemplate"), Some(lt_arn), "{by}");
+            assert_eq!(val(lt, "ec2:ResourceTag/team"), Some("blue"), "{by}");
+            let i = auth(&c, "arn:aws:ec2:us-east-1:111111111111:instance/*")?;
+            assert_eq!(val(i, "ec2:LaunchTemplate"), Some(lt_arn), "{by}");
+        }
         Ok(())
     }
 
@@ -2566,7 +3144,7 @@ mod tests {
                 "&LaunchPermission.Add.1.OrganizationArn=arn:aws:organizations::1:organization/*",
                 "InvalidParameterValue",
             ),
-            ("&LaunchPermission.Add.1.Foo=x", "InvalidParameterValue"),
+            ("&LaunchPermission.Add.1.Foo=x", "UnknownParameter"),
             (
                 "&LaunchPermission.Add.2.UserId=333333333333",
                 "MalformedQueryString",
@@ -2620,7 +3198,7 @@ mod tests {
         );
         let old = map(
             "/?Action=ModifySnapshotAttribute&SnapshotId=snap-0mine&Attribute=createVolumePermission\
-             &OperationType=add&UserId.1=333333333333&GroupName.1=all",
+             &OperationType=add&UserId.1=333333333333&UserGroup.1=all",
         )?;
         assert_eq!(
             old.grant_updates,
@@ -2640,7 +3218,7 @@ mod tests {
                  &CreateVolumePermission.Add.1.OrganizationArn=arn:aws:organizations::1:organization/o-1"
             )?
             .code(),
-            "InvalidParameterValue"
+            "UnknownParameter"
         );
         Ok(())
     }
@@ -2649,15 +3227,19 @@ mod tests {
 
     #[test]
     fn security_group_actions() -> Res {
-        for action in [
-            "AuthorizeSecurityGroupIngress",
-            "RevokeSecurityGroupIngress",
-            "DeleteSecurityGroup",
+        for (action, rule) in [
+            (
+                "AuthorizeSecurityGroupIngress",
+                "&IpPermissions.1.IpProtocol=tcp",
+            ),
+            (
+                "RevokeSecurityGroupIngress",
+                "&IpPermissions.1.IpProtocol=tcp",
+            ),
+            ("DeleteSecurityGroup", ""),
         ] {
             for param in ["GroupId=sg-0web", "GroupName=web"] {
-                let c = map(&format!(
-                    "/?Action={action}&{param}&IpPermissions.1.IpProtocol=tcp"
-                ))?;
+                let c = map(&format!("/?Action={action}&{param}{rule}"))?;
                 assert_eq!(
                     pairs(&c),
                     [(

@@ -355,6 +355,11 @@ fn attributes(a: AttributesJson, path: &str) -> Result<Attributes, String> {
         interfaces: a.interfaces,
         attached_to: a.attached_to,
         group_name: a.group_name,
+        // Not writable through this API yet: a key pair or launch template
+        // without its name, or an association, resolves nothing (the EC2
+        // mapping then refuses calls naming it that way).
+        name: None,
+        associations: Vec::new(),
     })
 }
 
