@@ -197,7 +197,8 @@ pub struct Attributes {
     #[serde(default)]
     pub name: Option<String>,
     /// Association ids the resource holds: an instance's IAM instance
-    /// profile association, a subnet's IPv6 CIDR block associations.
+    /// profile association, a subnet's IPv6 CIDR block associations, a
+    /// network interface's attachment.
     #[serde(default)]
     pub associations: Vec<String>,
 }
@@ -826,6 +827,12 @@ impl Inventory {
                 .and_then(|a| str_of(a, "InstanceId"))
                 .map(str::to_owned)
         });
+        // Its attachment id (`eni-attach-…`), which DetachNetworkInterface names.
+        let associations = eni
+            .get("Attachment")
+            .and_then(|a| str_of(a, "AttachmentId"))
+            .map(|a| vec![a.to_owned()])
+            .unwrap_or_default();
         let tag_list = if eni.get("TagSet").is_some() {
             tags_at(eni, "TagSet")
         } else {
@@ -843,6 +850,7 @@ impl Inventory {
                 groups: group_ids(eni.get("Groups")),
                 attached_to: attached,
                 addresses,
+                associations,
                 ..Attributes::default()
             },
         });

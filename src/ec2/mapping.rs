@@ -555,7 +555,7 @@ impl<'a> Mapper<'a> {
         };
         let unresolvable = || {
             MappingError::Unsupported(format!(
-                "{param} names a {resource_type} by {}, which the inventory cannot resolve",
+                "{param} identifies its {resource_type} by {}, which the inventory cannot resolve",
                 r.by.as_str()
             ))
         };
@@ -596,10 +596,14 @@ impl<'a> Mapper<'a> {
                         .inventory
                         .get(value)
                         .filter(|x| x.kind == kind && x.region == in_region),
-                    _ => self
-                        .inventory
-                        .holding_association(kind, value)
-                        .filter(|x| x.region == in_region),
+                    _ => {
+                        if !recorded_association(kind, value) {
+                            return Err(unresolvable());
+                        }
+                        self.inventory
+                            .holding_association(kind, value)
+                            .filter(|x| x.region == in_region)
+                    }
                 };
                 let found = found.ok_or_else(not_found)?;
                 let id = found.arn_id().ok_or_else(unresolvable)?;
@@ -697,13 +701,9 @@ impl<'a> Mapper<'a> {
 
     /// The refusal of a call that names no resource for a type it needs.
     fn names_nothing(&self) -> MappingError {
-        let param = self.table.and_then(|t| {
-            t.params
-                .iter()
-                .find(|p| matches!(p.role, ParamRole::Existing(_)) && !p.name.contains('.'))
-        });
+        let param = self.table.and_then(|t| missing_param(t, |_| true));
         match param {
-            Some(p) => MappingError::MissingParameter(p.name.to_owned()),
+            Some(p) => MappingError::MissingParameter(p),
             None => MappingError::Unsupported(format!(
                 "{} names none of the resources it is authorized against",
                 self.def.name
@@ -988,6 +988,12 @@ impl<'a> Mapper<'a> {
                 .iter()
                 .any(|(t, _)| t.eq_ignore_ascii_case(rt));
             let created = creates.contains(&rt) && (row.required || tagged);
+            let mut named = named;
+            if named.is_empty() && !created && rt == "instance" {
+                // The instance a named volume or interface is attached to
+                // (DetachNetworkInterface names only the attachment).
+                named.extend(self.attached_instance()?);
+            }
             if named.is_empty() && !created {
                 if row.required {
                     return Err(self.type_not_named(rt));
@@ -1013,6 +1019,25 @@ impl<'a> Mapper<'a> {
         Ok(())
     }
 
+    /// The instance that a resolved volume or network interface is
+    /// attached to, per the inventory.
+    fn attached_instance(&self) -> Result<Option<Target<'a>>, MappingError> {
+        let attached = self.resolved.iter().find_map(|t| {
+            t.known
+                .filter(|r| {
+                    matches!(
+                        r.kind,
+                        ResourceKind::Volume | ResourceKind::NetworkInterface
+                    )
+                })
+                .and_then(|r| r.attributes.attached_to.clone())
+        });
+        match attached {
+            Some(id) => Ok(Some(self.existing("instance", "InstanceId", &id)?)),
+            None => Ok(None),
+        }
+    }
+
     /// Keys of the name a create call gives its new resource
     /// (`ec2:KeyPairName`, `ec2:PlacementGroupName`).
     fn created_names(&self, resource_type: &str) -> Vec<(String, ContextValue)> {
@@ -1035,16 +1060,11 @@ impl<'a> Mapper<'a> {
     /// requires: the parameter that would, else unsupported (the backend
     /// derives it, and iamgate cannot tell which it is).
     fn type_not_named(&self, resource_type: &str) -> MappingError {
-        let param = self.table.and_then(|t| {
-            t.params.iter().find(|p| match p.role {
-                ParamRole::Existing(r) => {
-                    !p.name.contains('.') && r.resource_types.contains(&resource_type)
-                }
-                _ => false,
-            })
-        });
+        let param = self
+            .table
+            .and_then(|t| missing_param(t, |r| r.resource_types.contains(&resource_type)));
         match param {
-            Some(p) => MappingError::MissingParameter(p.name.to_owned()),
+            Some(p) => MappingError::MissingParameter(p),
             None => MappingError::Unsupported(format!(
                 "{} names no {resource_type}, and iamgate cannot tell which one it acts on",
                 self.def.name
@@ -1948,6 +1968,32 @@ fn check_lists(params: &QueryParams) -> Result<(), MappingError> {
     Ok(())
 }
 
+/// The parameter to ask for when a call names none of a resource: the
+/// least nested one that `wanted` accepts, its first list entry
+/// (`SecurityGroupId.1`).
+fn missing_param(table: &ActionParams, wanted: impl Fn(&ExistingRef) -> bool) -> Option<String> {
+    table
+        .params
+        .iter()
+        .filter(|p| matches!(p.role, ParamRole::Existing(r) if wanted(&r)))
+        .min_by_key(|p| p.name.matches('.').count())
+        .map(|p| p.name.replace(".N", ".1"))
+}
+
+/// Whether the inventory records associations like `id` on resources of
+/// `kind` (by the association id's prefix): IAM instance profile
+/// associations on instances, IPv6 CIDR block associations on subnets,
+/// attachments on network interfaces.
+fn recorded_association(kind: ResourceKind, id: &str) -> bool {
+    let prefix = match kind {
+        ResourceKind::Instance => "iip-assoc-",
+        ResourceKind::Subnet => "subnet-cidr-assoc-",
+        ResourceKind::NetworkInterface => "eni-attach-",
+        _ => return false,
+    };
+    id.strip_prefix(prefix).is_some_and(|rest| !rest.is_empty())
+}
+
 /// Whether two targets are the same resource.
 fn same_resource(a: &Target<'_>, b: &Target<'_>) -> bool {
     a.resource_type == b.resource_type && a.id == b.id && a.region == b.region && a.arn == b.arn
@@ -2219,18 +2265,24 @@ fn org_grant(name: &str, v: &str, ou: bool) -> Result<Grant, MappingError> {
 }
 
 #[cfg(test)]
+#[path = "mapping_catalog_tests.rs"]
+mod catalog_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::policy::variables::ValueRef;
     use serde_json::json;
 
-    const ME: &str = "111111111111";
-    const OTHER: &str = "222222222222";
-    const R: &str = "us-east-1";
+    pub(super) const ME: &str = "111111111111";
+    pub(super) const OTHER: &str = "222222222222";
+    pub(super) const R: &str = "us-east-1";
 
-    type Res<T = ()> = Result<T, Box<dyn std::error::Error>>;
+    pub(super) type Res<T = ()> = Result<T, Box<dyn std::error::Error>>;
 
-    fn inventory() -> Res<Inventory> {
+    /// One resource of every kind the inventory tracks (and a few more),
+    /// shared with the table-driven tests in `mapping_catalog_tests.rs`.
+    pub(super) fn inventory() -> Res<Inventory> {
         let mut inv = Inventory::new();
         inv.load_cli_output(
             &json!({"Reservations": [{"OwnerId": ME, "Instances": [{
@@ -2281,6 +2333,8 @@ mod tests {
         inv.load_cli_output(
             &json!({"Subnets": [{"SubnetId": "subnet-0aaa", "VpcId": "vpc-0aaa",
                 "AvailabilityZone": "us-east-1a", "CidrBlock": "10.0.1.0/24", "OwnerId": ME,
+                "Ipv6CidrBlockAssociationSet": [{"AssociationId": "subnet-cidr-assoc-0aaa",
+                    "Ipv6CidrBlock": "2600:1f18:0:1::/64"}],
                 "Tags": [{"Key": "tier", "Value": "public"}]}]}),
             ME,
             R,
@@ -2296,7 +2350,14 @@ mod tests {
         inv.load_cli_output(
             &json!({"NetworkInterfaces": [{"NetworkInterfaceId": "eni-0aaa", "SubnetId": "subnet-0aaa",
                 "VpcId": "vpc-0aaa", "OwnerId": ME, "PrivateIpAddress": "10.0.1.9",
+                "Attachment": {"AttachmentId": "eni-attach-0aaa", "InstanceId": "i-0aaa"},
                 "Groups": [{"GroupId": "sg-0web"}]}]}),
+            ME,
+            R,
+        )?;
+        inv.load_cli_output(
+            &json!({"PrefixLists": [{"PrefixListId": "pl-0aaa", "OwnerId": ME,
+                "Entries": [{"Cidr": "192.0.2.0/24"}], "Tags": [{"Key": "team", "Value": "blue"}]}]}),
             ME,
             R,
         )?;
@@ -3307,6 +3368,243 @@ mod tests {
             )
             .is_ok()
         );
+        Ok(())
+    }
+
+    // ---- parameters that name resources (issue 11, item 3) -----------------
+
+    /// The five calls reproduced in issue 11: each names the resource in a
+    /// way the generic mapping used to skip. Each now resolves to the same
+    /// resource (ARN, owner, tags) as naming it by id, or is refused.
+    #[test]
+    fn names_and_association_ids_resolve_like_ids() -> Res {
+        // DeleteLaunchTemplate by name is the template by id.
+        let lt = "arn:aws:ec2:us-east-1:111111111111:launch-template/lt-0abc";
+        for q in ["LaunchTemplateId=lt-0abc", "LaunchTemplateName=web"] {
+            let c = map(&format!("/?Action=DeleteLaunchTemplate&{q}"))?;
+            assert_eq!(pairs(&c), [("ec2:DeleteLaunchTemplate", lt)], "{q}");
+            assert_eq!(val(auth(&c, lt)?, "aws:ResourceTag/team"), Some("blue"));
+        }
+        let e = map_err("/?Action=DeleteLaunchTemplate&LaunchTemplateName=prod-web")?;
+        assert_eq!(e.code(), "InvalidLaunchTemplateName.NotFoundException");
+        assert_eq!(
+            e.to_string(),
+            "The specified launch template, with template name prod-web, does not exist."
+        );
+        assert_eq!(
+            map_err("/?Action=DeleteLaunchTemplate&LaunchTemplateId=lt-0nope")?.code(),
+            "InvalidLaunchTemplateId.NotFound"
+        );
+
+        // DeleteKeyPair by key-pair id is the key pair by name (its ARN).
+        let key = "arn:aws:ec2:us-east-1:111111111111:key-pair/blue-team";
+        for q in ["KeyName=blue-team", "KeyPairId=key-0blue"] {
+            let c = map(&format!("/?Action=DeleteKeyPair&{q}"))?;
+            assert_eq!(pairs(&c), [("ec2:DeleteKeyPair", key)], "{q}");
+            assert_eq!(val(auth(&c, key)?, "aws:ResourceTag/team"), Some("blue"));
+        }
+        for q in ["KeyPairId=key-0nope", "KeyName=nope"] {
+            let e = map_err(&format!("/?Action=DeleteKeyPair&{q}"))?;
+            assert_eq!(e.code(), "InvalidKeyPair.NotFound", "{q}");
+        }
+
+        // DisassociateIamInstanceProfile: the association is the instance.
+        let c = map("/?Action=DisassociateIamInstanceProfile&AssociationId=iip-assoc-0aaa")?;
+        let i = "arn:aws:ec2:us-east-1:111111111111:instance/i-0aaa";
+        assert_eq!(pairs(&c), [("ec2:DisassociateIamInstanceProfile", i)]);
+        assert_eq!(val(auth(&c, i)?, "ec2:ResourceTag/team"), Some("blue"));
+        let e = map_err("/?Action=DisassociateIamInstanceProfile&AssociationId=iip-assoc-0nope")?;
+        assert_eq!(e.code(), "InvalidAssociationID.NotFound");
+
+        // DetachNetworkInterface: the attachment is the interface, and the
+        // instance it is attached to.
+        let c = map("/?Action=DetachNetworkInterface&AttachmentId=eni-attach-0aaa")?;
+        let mut got = pairs(&c);
+        got.sort_unstable();
+        assert_eq!(
+            got,
+            [
+                ("ec2:DetachNetworkInterface", i),
+                (
+                    "ec2:DetachNetworkInterface",
+                    "arn:aws:ec2:us-east-1:111111111111:network-interface/eni-0aaa"
+                ),
+            ]
+        );
+        Ok(())
+    }
+
+    /// Copies authorize their source (in the source region, with its owner
+    /// and tags, and the owner's permission) and the new resource.
+    #[test]
+    fn copies_authorize_their_source() -> Res {
+        let c = map(
+            "/?Action=CopySnapshot&SourceSnapshotId=snap-0theirs&SourceRegion=us-east-1\
+             &TagSpecification.1.ResourceType=snapshot&TagSpecification.1.Tag.1.Key=team\
+             &TagSpecification.1.Tag.1.Value=blue",
+        )?;
+        let src = auth(&c, "arn:aws:ec2:us-east-1::snapshot/snap-0theirs")?;
+        assert_eq!(src.resource_account.as_deref(), Some(OTHER));
+        assert_eq!(val(src, "ec2:Owner"), Some(OTHER));
+        let new = auth(&c, "arn:aws:ec2:us-east-1::snapshot/*")?;
+        assert_eq!(new.resource_account.as_deref(), Some(ME));
+        assert_eq!(val(new, "aws:RequestTag/team"), Some("blue"));
+        assert_eq!(c.permission_checks.len(), 1);
+        assert!(
+            c.permission_checks
+                .iter()
+                .all(|p| p.resource_id == "snap-0theirs"
+                    && p.kind == PermissionKind::CreateVolume
+                    && !p.permits(ME, None))
+        );
+        // A source the inventory does not hold fails its permission check
+        // (EC2's InvalidSnapshot.NotFound); a source in another region than
+        // SourceRegion is not that snapshot.
+        for q in [
+            "SourceSnapshotId=snap-0nope&SourceRegion=us-east-1",
+            "SourceSnapshotId=snap-0mine&SourceRegion=eu-west-1",
+        ] {
+            let c = map(&format!("/?Action=CopySnapshot&{q}"))?;
+            assert!(!c.permission_checks.is_empty(), "{q}");
+            assert!(
+                c.permission_checks.iter().all(|p| !p.permits(ME, None)),
+                "{q}"
+            );
+        }
+        // Our own snapshot needs no permission.
+        let own = map("/?Action=CopySnapshot&SourceSnapshotId=snap-0mine&SourceRegion=us-east-1")?;
+        assert!(own.permission_checks.is_empty());
+        assert!(matches!(
+            map_err("/?Action=CopySnapshot&SourceSnapshotId=snap-0mine&SourceRegion=us-east-1:x")?,
+            MappingError::InvalidParameterValue { name, .. } if name == "SourceRegion"
+        ));
+
+        let c =
+            map("/?Action=CopyImage&SourceImageId=ami-0shared&SourceRegion=us-east-1&Name=copy")?;
+        let src = auth(&c, "arn:aws:ec2:us-east-1::image/ami-0shared")?;
+        assert_eq!(val(src, "ec2:Owner"), Some(OTHER));
+        assert_eq!(src.resource_account.as_deref(), Some(OTHER));
+        assert!(auth(&c, "arn:aws:ec2:us-east-1::image/*").is_ok());
+        assert!(auth(&c, "arn:aws:ec2:us-east-1::snapshot/*").is_ok());
+        assert!(
+            c.permission_checks
+                .iter()
+                .all(|p| p.resource_id == "ami-0shared"
+                    && p.kind == PermissionKind::Launch
+                    && p.permits(ME, None))
+        );
+        let c = map("/?Action=CopyImage&SourceImageId=ami-0nope&SourceRegion=us-east-1&Name=x")?;
+        assert!(c.permission_checks.iter().any(|p| !p.permits(ME, None)));
+        Ok(())
+    }
+
+    /// Names given to the resource a call creates are not lookups: the new
+    /// resource is `type/*` with the request's tags, whether or not a
+    /// resource of that name exists.
+    #[test]
+    fn creates_do_not_look_up_their_names() -> Res {
+        for (q, new) in [
+            (
+                "CreateSecurityGroup&GroupName=web&GroupDescription=d",
+                "arn:aws:ec2:us-east-1:111111111111:security-group/*",
+            ),
+            (
+                "CreateSecurityGroup&GroupName=brand-new&GroupDescription=d&VpcId=vpc-0aaa",
+                "arn:aws:ec2:us-east-1:111111111111:security-group/*",
+            ),
+            (
+                "CreateKeyPair&KeyName=blue-team",
+                "arn:aws:ec2:us-east-1:111111111111:key-pair/*",
+            ),
+            (
+                "ImportKeyPair&KeyName=fresh&PublicKeyMaterial=c3NoLWVkMjU1MTk=",
+                "arn:aws:ec2:us-east-1:111111111111:key-pair/*",
+            ),
+            (
+                "CreateLaunchTemplate&LaunchTemplateName=web&LaunchTemplateData.ImageId=ami-0mine",
+                "arn:aws:ec2:us-east-1:111111111111:launch-template/*",
+            ),
+            (
+                "CreatePlacementGroup&GroupName=cluster1&Strategy=cluster",
+                "arn:aws:ec2:us-east-1:111111111111:placement-group/*",
+            ),
+            (
+                "CreateManagedPrefixList&PrefixListName=office&MaxEntries=5&AddressFamily=IPv4",
+                "arn:aws:ec2:us-east-1:111111111111:prefix-list/*",
+            ),
+        ] {
+            let target = format!(
+                "/?Action={q}&TagSpecification.1.ResourceType={}\
+                 &TagSpecification.1.Tag.1.Key=team&TagSpecification.1.Tag.1.Value=blue",
+                new.rsplit(':')
+                    .next()
+                    .and_then(|t| t.split('/').next())
+                    .unwrap_or("")
+            );
+            let c = map(&target)?;
+            let a = auth(&c, new)?;
+            assert_eq!(val(a, "aws:RequestTag/team"), Some("blue"), "{q}");
+            assert_eq!(
+                val(a, "ec2:ResourceTag/team"),
+                None,
+                "{q}: not an existing one"
+            );
+        }
+        let c = map("/?Action=CreatePlacementGroup&GroupName=cluster1&Strategy=cluster")?;
+        let a = auth(&c, "arn:aws:ec2:us-east-1:111111111111:placement-group/*")?;
+        assert_eq!(val(a, "ec2:PlacementGroupName"), Some("cluster1"));
+        // The VPC a new security group goes into is an existing resource.
+        let c = map("/?Action=CreateSecurityGroup&GroupName=w&GroupDescription=d&VpcId=vpc-0aaa")?;
+        assert!(auth(&c, "arn:aws:ec2:us-east-1:111111111111:vpc/vpc-0aaa").is_ok());
+        Ok(())
+    }
+
+    /// Unknown parameters, lookups the inventory cannot make, and required
+    /// resource types nobody names are refused, never `type/*` or `*`.
+    #[test]
+    fn unresolvable_references_are_refused() -> Res {
+        for (q, code) in [
+            // A parameter the action does not have.
+            (
+                "DeleteLaunchTemplate&LaunchTemplateName=web&Name=x",
+                "UnknownParameter",
+            ),
+            (
+                "TerminateInstances&InstanceIds.1=i-0aaa",
+                "UnknownParameter",
+            ),
+            // Lookups the inventory does not record.
+            (
+                "ReleaseAddress&PublicIp=203.0.113.7",
+                "UnsupportedOperation",
+            ),
+            (
+                "DisassociateRouteTable&AssociationId=rtbassoc-0abc",
+                "UnsupportedOperation",
+            ),
+            (
+                "DetachNetworkInterface&AttachmentId=eni-attach-0nope",
+                "InvalidAssociationID.NotFound",
+            ),
+            (
+                "ReplaceNetworkAclAssociation&AssociationId=aclassoc-0abc&NetworkAclId=acl-0abc",
+                "UnsupportedOperation",
+            ),
+            // A required type that no parameter names.
+            (
+                "AcceptVpcPeeringConnection&VpcPeeringConnectionId=pcx-0abc",
+                "UnsupportedOperation",
+            ),
+            ("DeleteLaunchTemplate", "MissingParameter"),
+            ("DeleteKeyPair", "MissingParameter"),
+            // Naming one resource two ways.
+            (
+                "DeleteLaunchTemplate&LaunchTemplateId=lt-0abc&LaunchTemplateName=web",
+                "InvalidParameterCombination",
+            ),
+        ] {
+            assert_eq!(map_err(&format!("/?Action={q}"))?.code(), code, "{q}");
+        }
         Ok(())
     }
 
