@@ -13,10 +13,10 @@
 //!
 //! Resources are keyed by id. Key pairs are keyed by their `key-` id (their
 //! names are free text and could collide with any id) and carry their name,
-//! which their ARN uses; launch templates carry theirs. Lookups by name and
-//! by association id ([`Inventory::named`], [`Inventory::holding_association`])
-//! scan the inventory: they serve the rare calls that name a resource that
-//! way. An [`Inventory`] is immutable and
+//! which their ARN uses; launch templates carry theirs. Names (per kind,
+//! owner and region) and association ids are indexed too
+//! ([`Inventory::named`], [`Inventory::holding_association`]), so a call
+//! that names a resource that way costs a lookup, not a scan. An [`Inventory`] is immutable and
 //! cheap to clone (persistent maps), so runtime updates build a new one
 //! and swap it in without blocking readers. Pure: no I/O here.
 
@@ -281,6 +281,23 @@ pub struct Inventory {
     by_id: imbl::HashMap<String, Arc<Resource>>,
     /// Address → the network interface (or instance) holding it.
     by_address: imbl::HashMap<IpAddr, String>,
+    /// (kind, owner, region, name) → ids of the resources with that name
+    /// (security group names are unique per VPC, so several may share one).
+    by_name: imbl::HashMap<NameKey, Vec<String>>,
+    /// Association id → id of the resource that holds it.
+    by_association: imbl::HashMap<String, String>,
+}
+
+/// What a name is unique within.
+type NameKey = (ResourceKind, String, String, String);
+
+fn name_key(r: &Resource) -> Option<NameKey> {
+    Some((
+        r.kind,
+        r.account.clone(),
+        r.region.clone(),
+        r.name()?.to_owned(),
+    ))
 }
 
 /// A problem in an inventory file, with its JSON path.
@@ -325,16 +342,20 @@ impl Inventory {
     where
         's: 'q,
     {
-        self.by_id.values().filter(move |r| {
-            r.kind == kind && r.account == account && r.region == region && r.name() == Some(name)
-        })
+        let key = (kind, account.to_owned(), region.to_owned(), name.to_owned());
+        self.by_name
+            .get(&key)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.by_id.get(id))
     }
 
     /// The resource of `kind` that holds association `id`.
     pub fn holding_association(&self, kind: ResourceKind, id: &str) -> Option<&Arc<Resource>> {
-        self.by_id
-            .values()
-            .find(|r| r.kind == kind && r.attributes.associations.iter().any(|a| a == id))
+        self.by_association
+            .get(id)
+            .and_then(|holder| self.by_id.get(holder))
+            .filter(|r| r.kind == kind)
     }
 
     /// Counts by kind.
@@ -366,6 +387,14 @@ impl Inventory {
         for a in &resource.attributes.addresses {
             self.by_address.insert(*a, resource.id.clone());
         }
+        if let Some(key) = name_key(&resource) {
+            let mut ids = self.by_name.get(&key).cloned().unwrap_or_default();
+            ids.push(resource.id.clone());
+            self.by_name.insert(key, ids);
+        }
+        for a in &resource.attributes.associations {
+            self.by_association.insert(a.clone(), resource.id.clone());
+        }
         self.by_id.insert(resource.id.clone(), Arc::new(resource));
     }
 
@@ -376,6 +405,20 @@ impl Inventory {
                 for a in &old.attributes.addresses {
                     if self.by_address.get(a).is_some_and(|h| h == id) {
                         self.by_address.remove(a);
+                    }
+                }
+                if let Some(key) = name_key(&old) {
+                    let mut ids = self.by_name.get(&key).cloned().unwrap_or_default();
+                    ids.retain(|i| i != id);
+                    if ids.is_empty() {
+                        self.by_name.remove(&key);
+                    } else {
+                        self.by_name.insert(key, ids);
+                    }
+                }
+                for a in &old.attributes.associations {
+                    if self.by_association.get(a).is_some_and(|h| h == id) {
+                        self.by_association.remove(a);
                     }
                 }
                 true
@@ -397,7 +440,7 @@ impl Inventory {
                 r.attributes.grants.push(g.clone());
             }
         }
-        self.by_id.insert(id.to_owned(), Arc::new(r));
+        self.upsert(r);
         true
     }
 
@@ -471,7 +514,7 @@ impl Inventory {
                         Some(old) => {
                             let mut r = Resource::clone(old);
                             r.attributes.grants = grants;
-                            self.by_id.insert(id.to_owned(), Arc::new(r));
+                            self.upsert(r);
                         }
                         None => self.upsert(Resource {
                             id: id.to_owned(),
@@ -545,7 +588,7 @@ impl Inventory {
                         if profile.is_some() {
                             r.attributes.instance_profile = profile;
                         }
-                        self.by_id.insert(instance.to_owned(), Arc::new(r));
+                        self.upsert(r);
                         n += 1;
                     }
                 }
@@ -1038,6 +1081,79 @@ mod tests {
         let before = inv.clone();
         assert!(inv.delete("i-0abc"));
         assert!(before.get("i-0abc").is_some() && inv.get("i-0abc").is_none());
+    }
+
+    #[test]
+    fn names_and_associations_are_indexed() -> Result<(), InventoryError> {
+        let mut inv = Inventory::new();
+        let (me, r) = ("111122223333", "us-east-1");
+        inv.load_cli_output(
+            &json!({"IamInstanceProfileAssociations": [
+                {"AssociationId": "iip-assoc-1", "InstanceId": "i-1", "State": "associated",
+                 "IamInstanceProfile": {"Arn": "arn:aws:iam::111122223333:instance-profile/web"}},
+                {"AssociationId": "iip-assoc-old", "InstanceId": "i-1", "State": "disassociated"}]}),
+            me,
+            r,
+        )?;
+        // describe-instances after the associations keeps them.
+        inv.load_cli_output(
+            &json!({"Reservations": [{"Instances": [{"InstanceId": "i-1", "InstanceType": "t3.micro"}]}]}),
+            me,
+            r,
+        )?;
+        inv.load_cli_output(
+            &json!({"KeyPairs": [{"KeyPairId": "key-1", "KeyName": "i-1"}],
+                    "LaunchTemplates": [{"LaunchTemplateId": "lt-1", "LaunchTemplateName": "web"}]}),
+            me,
+            r,
+        )?;
+        let by_assoc = |inv: &Inventory, a: &str| {
+            inv.holding_association(ResourceKind::Instance, a)
+                .map(|x| x.id.clone())
+        };
+        assert_eq!(by_assoc(&inv, "iip-assoc-1").as_deref(), Some("i-1"));
+        assert_eq!(by_assoc(&inv, "iip-assoc-old"), None, "disassociated");
+        assert_eq!(
+            inv.holding_association(ResourceKind::Subnet, "iip-assoc-1"),
+            None,
+            "another kind"
+        );
+        let i = inv.get("i-1").map(|x| x.attributes.instance_type.clone());
+        assert_eq!(i, Some(Some("t3.micro".to_owned())));
+        // A key named like an instance id is a key pair, not the instance.
+        let key = |inv: &Inventory, name: &str, region: &str| {
+            inv.named(ResourceKind::KeyPair, me, region, name)
+                .map(|x| x.id.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(key(&inv, "i-1", r), ["key-1"]);
+        assert!(
+            key(&inv, "i-1", "eu-west-1").is_empty(),
+            "names are regional"
+        );
+        assert_eq!(
+            inv.get("key-1").map(|k| k.arn("aws")).as_deref(),
+            Some("arn:aws:ec2:us-east-1:111122223333:key-pair/i-1")
+        );
+        let lt = inv
+            .named(ResourceKind::LaunchTemplate, me, r, "web")
+            .next()
+            .map(|x| x.id.clone());
+        assert_eq!(lt.as_deref(), Some("lt-1"));
+        // Renaming and deleting keep the indexes exact.
+        inv.load_cli_output(
+            &json!({"KeyPairs": [{"KeyPairId": "key-1", "KeyName": "renamed"}]}),
+            me,
+            r,
+        )?;
+        assert!(key(&inv, "i-1", r).is_empty());
+        assert_eq!(key(&inv, "renamed", r), ["key-1"]);
+        assert!(inv.delete("key-1") && inv.delete("i-1"));
+        assert!(key(&inv, "renamed", r).is_empty());
+        assert_eq!(by_assoc(&inv, "iip-assoc-1"), None);
+        let c = inv.counts();
+        assert_eq!((c.key_pairs, c.launch_templates, c.instances), (0, 1, 0));
+        Ok(())
     }
 
     #[test]
