@@ -313,13 +313,13 @@ mod tests {
         let own = call(
             &snap,
             DEV,
-            "/?Action=RunInstances&ImageId=ami-0b222000000000002",
+            "/?Action=RunInstances&ImageId=ami-0b222000000000002&SubnetId=subnet-0b222000000000a01",
         )?;
         assert!(own.permission_checks.is_empty());
         let ou = call(
             &snap,
             "333333333333",
-            "/?Action=RunInstances&ImageId=ami-0b222000000000003",
+            "/?Action=RunInstances&ImageId=ami-0b222000000000003&SubnetId=subnet-0b222000000000a01",
         )?;
         assert!(
             !ou.permission_checks

@@ -196,6 +196,10 @@ pub struct Attributes {
     /// A key pair's or launch template's name.
     #[serde(default)]
     pub name: Option<String>,
+    /// A subnet that is its zone's default (where RunInstances launches
+    /// when no subnet is named).
+    #[serde(default)]
+    pub default_for_az: Option<bool>,
     /// Association ids the resource holds: an instance's IAM instance
     /// profile association, a subnet's IPv6 CIDR block associations, a
     /// network interface's attachment.
@@ -286,10 +290,18 @@ pub struct Inventory {
     by_name: imbl::HashMap<NameKey, Vec<String>>,
     /// Association id → id of the resource that holds it.
     by_association: imbl::HashMap<String, String>,
+    /// (owner, region) → ids of its default subnets.
+    default_subnets: imbl::HashMap<(String, String), Vec<String>>,
 }
 
 /// What a name is unique within.
 type NameKey = (ResourceKind, String, String, String);
+
+/// The (owner, region) whose default subnet `r` is.
+fn default_subnet_key(r: &Resource) -> Option<(String, String)> {
+    (r.kind == ResourceKind::Subnet && r.attributes.default_for_az == Some(true))
+        .then(|| (r.account.clone(), r.region.clone()))
+}
 
 fn name_key(r: &Resource) -> Option<NameKey> {
     Some((
@@ -350,6 +362,19 @@ impl Inventory {
             .filter_map(|id| self.by_id.get(id))
     }
 
+    /// The default subnets `account` has in `region` (one per zone).
+    pub fn default_subnets<'s>(
+        &'s self,
+        account: &str,
+        region: &str,
+    ) -> impl Iterator<Item = &'s Arc<Resource>> + 's {
+        self.default_subnets
+            .get(&(account.to_owned(), region.to_owned()))
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.by_id.get(id))
+    }
+
     /// The resource of `kind` that holds association `id`.
     pub fn holding_association(&self, kind: ResourceKind, id: &str) -> Option<&Arc<Resource>> {
         self.by_association
@@ -395,6 +420,11 @@ impl Inventory {
         for a in &resource.attributes.associations {
             self.by_association.insert(a.clone(), resource.id.clone());
         }
+        if let Some(key) = default_subnet_key(&resource) {
+            let mut ids = self.default_subnets.get(&key).cloned().unwrap_or_default();
+            ids.push(resource.id.clone());
+            self.default_subnets.insert(key, ids);
+        }
         self.by_id.insert(resource.id.clone(), Arc::new(resource));
     }
 
@@ -419,6 +449,15 @@ impl Inventory {
                 for a in &old.attributes.associations {
                     if self.by_association.get(a).is_some_and(|h| h == id) {
                         self.by_association.remove(a);
+                    }
+                }
+                if let Some(key) = default_subnet_key(&old) {
+                    let mut ids = self.default_subnets.get(&key).cloned().unwrap_or_default();
+                    ids.retain(|i| i != id);
+                    if ids.is_empty() {
+                        self.default_subnets.remove(&key);
+                    } else {
+                        self.default_subnets.insert(key, ids);
                     }
                 }
                 true
@@ -712,6 +751,7 @@ impl Inventory {
                             attributes: Attributes {
                                 vpc_id: opt_string(s, "VpcId"),
                                 availability_zone: opt_string(s, "AvailabilityZone"),
+                                default_for_az: s.get("DefaultForAz").and_then(Value::as_bool),
                                 cidrs,
                                 associations,
                                 ..Attributes::default()

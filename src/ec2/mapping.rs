@@ -661,6 +661,8 @@ impl<'a> Mapper<'a> {
     }
 
     /// The one resource of `kind` named `name` in the caller's account.
+    /// Security group names are unique per VPC; EC2 reads a name in the
+    /// default VPC, so when several VPCs use it, the default VPC's wins.
     fn unique_named(
         &self,
         kind: ResourceKind,
@@ -668,13 +670,31 @@ impl<'a> Mapper<'a> {
         name: &str,
         region: &str,
     ) -> Result<Option<&'a Arc<Resource>>, MappingError> {
-        let mut found = self.inventory.named(kind, self.caller, region, name);
-        match (found.next(), found.next()) {
-            (Some(_), Some(_)) => Err(MappingError::InvalidParameterCombination(format!(
-                "{param}: the {} name '{name}' is used in several VPCs: name it by its id",
-                kind.arn_type()
-            ))),
-            (one, _) => Ok(one),
+        let found: Vec<&'a Arc<Resource>> = self
+            .inventory
+            .named(kind, self.caller, region, name)
+            .collect();
+        let default_vpc = self
+            .inventory
+            .default_subnets(self.caller, region)
+            .find_map(|s| s.attributes.vpc_id.as_deref());
+        let in_default = || {
+            found
+                .iter()
+                .copied()
+                .filter(|r| r.attributes.vpc_id.as_deref() == default_vpc && default_vpc.is_some())
+                .collect::<Vec<_>>()
+        };
+        match found.as_slice() {
+            [] => Ok(None),
+            [one] => Ok(Some(one)),
+            _ => match in_default().as_slice() {
+                [one] => Ok(Some(one)),
+                _ => Err(MappingError::InvalidParameterCombination(format!(
+                    "{param}: the {} name '{name}' is used in several VPCs: name it by its id",
+                    kind.arn_type()
+                ))),
+            },
         }
     }
 
@@ -1161,20 +1181,49 @@ impl<'a> Mapper<'a> {
             }
         }
         p.list("SecurityGroup")?;
+        // Interfaces that exist bring their subnet and groups.
+        for id in &enis_existing {
+            if let Some(eni) = self.lookup("network-interface", id, self.region) {
+                subnet_ids.extend(eni.attributes.subnet_id.clone());
+                group_ids.extend(eni.attributes.groups.iter().cloned());
+            }
+        }
+        // No subnet: EC2 launches into a default subnet of the Region (of
+        // the requested zone) and picks which, so each must be allowed.
+        let defaulted = subnet_ids.is_empty();
+        if defaulted {
+            let zone = p.get("Placement.AvailabilityZone");
+            subnet_ids = self
+                .inventory
+                .default_subnets(self.caller, self.region)
+                .filter(|s| zone.is_none() || s.attributes.availability_zone.as_deref() == zone)
+                .map(|s| s.id.clone())
+                .collect();
+            subnet_ids.sort_unstable();
+            if subnet_ids.is_empty() {
+                return Err(MappingError::Unsupported(
+                    "RunInstances without SubnetId: the inventory holds no default subnet \
+                     for the caller here, so iamgate cannot tell which subnet it uses"
+                        .into(),
+                ));
+            }
+        }
 
         // The instance.
         let image = self.inventory.get(image_id);
         let mut inst = Self::new_resource("instance");
         let it = p.get("InstanceType").unwrap_or("m1.small");
         inst.extra.push(("ec2:InstanceType".into(), one(it)));
+        // The zone: requested, else the subnet's (when there is one choice).
         let az = p
             .get("Placement.AvailabilityZone")
             .map(str::to_owned)
-            .or_else(|| {
-                subnet_ids
-                    .first()
-                    .and_then(|s| self.inventory.get(s))
-                    .and_then(|s| s.attributes.availability_zone.clone())
+            .or_else(|| match subnet_ids.as_slice() {
+                [s] => self
+                    .inventory
+                    .get(s)
+                    .and_then(|s| s.attributes.availability_zone.clone()),
+                _ => None,
             });
         if let Some(az) = &az {
             inst.extra.push(("ec2:AvailabilityZone".into(), one(az)));
@@ -1229,12 +1278,7 @@ impl<'a> Mapper<'a> {
         self.permission_check(image_id, img.known, PermissionKind::Launch);
         self.authorize(img);
 
-        // Subnets (explicit, or the default subnet unknown: subnet/*).
-        if subnet_ids.is_empty() && enis_existing.is_empty() {
-            let mut t = Self::new_resource("subnet");
-            with_lt(&mut t);
-            self.authorize(t);
-        }
+        // Subnets: named, of the interfaces named, or the default ones.
         let mut seen = Vec::new();
         for s in &subnet_ids {
             if seen.contains(s) {
@@ -1246,15 +1290,17 @@ impl<'a> Mapper<'a> {
             self.authorize(t);
         }
 
-        // Security groups (explicit, else the VPC's default group).
-        if group_ids.is_empty() && enis_existing.is_empty() {
-            match self.default_group(subnet_ids.first().map(String::as_str)) {
-                Some(id) => group_ids.push(id),
-                None => {
-                    let mut t = Self::new_resource("security-group");
-                    with_lt(&mut t);
-                    self.authorize(t);
-                }
+        // Security groups: named, of the interfaces named, else the
+        // default group of each candidate subnet's VPC.
+        if group_ids.is_empty() {
+            for s in &subnet_ids {
+                let id = self.default_group(s).ok_or_else(|| {
+                    MappingError::Unsupported(format!(
+                        "RunInstances without a security group: the inventory holds no \
+                         default security group for the VPC of {s}"
+                    ))
+                })?;
+                group_ids.push(id);
             }
         }
         let mut seen = Vec::new();
@@ -1275,10 +1321,10 @@ impl<'a> Mapper<'a> {
             self.authorize(t);
         }
         if enis_existing.is_empty() && enis_new.is_empty() {
-            let extra = subnet_ids
-                .first()
-                .map(|s| self.subnet_context(s))
-                .unwrap_or_default();
+            let extra = match subnet_ids.as_slice() {
+                [s] => self.subnet_context(s),
+                _ => Vec::new(),
+            };
             enis_new.push(extra);
         }
         for extra in enis_new {
@@ -1359,15 +1405,17 @@ impl<'a> Mapper<'a> {
     }
 
     /// The `default` security group of the subnet's VPC, from the inventory.
-    fn default_group(&self, subnet: Option<&str>) -> Option<String> {
-        let vpc = self.inventory.get(subnet?)?.attributes.vpc_id.clone()?;
+    fn default_group(&self, subnet: &str) -> Option<String> {
+        let subnet = self.inventory.get(subnet)?;
+        let vpc = subnet.attributes.vpc_id.as_deref()?;
         self.inventory
-            .iter()
-            .find(|r| {
-                r.kind == ResourceKind::SecurityGroup
-                    && r.attributes.vpc_id.as_deref() == Some(vpc.as_str())
-                    && r.attributes.group_name.as_deref() == Some("default")
-            })
+            .named(
+                ResourceKind::SecurityGroup,
+                &subnet.account,
+                &subnet.region,
+                "default",
+            )
+            .find(|r| r.attributes.vpc_id.as_deref() == Some(vpc))
             .map(|r| r.id.clone())
     }
 
@@ -2339,6 +2387,18 @@ mod tests {
             ME,
             R,
         )?;
+        // The default VPC: a default subnet per zone, and its default group.
+        inv.load_cli_output(
+            &json!({"Subnets": [
+                {"SubnetId": "subnet-0dfa", "VpcId": "vpc-0dflt", "AvailabilityZone": "us-east-1a",
+                 "CidrBlock": "172.31.0.0/20", "OwnerId": ME, "DefaultForAz": true},
+                {"SubnetId": "subnet-0dfb", "VpcId": "vpc-0dflt", "AvailabilityZone": "us-east-1b",
+                 "CidrBlock": "172.31.16.0/20", "OwnerId": ME, "DefaultForAz": true}],
+                "SecurityGroups": [{"GroupId": "sg-0dflt", "GroupName": "default",
+                 "VpcId": "vpc-0dflt", "OwnerId": ME}]}),
+            ME,
+            R,
+        )?;
         inv.load_cli_output(
             &json!({"SecurityGroups": [
                 {"GroupId": "sg-0web", "GroupName": "web", "VpcId": "vpc-0aaa", "OwnerId": ME,
@@ -2746,8 +2806,9 @@ mod tests {
 
     #[test]
     fn run_instances_defaults() -> Res {
-        // No subnet, no groups: subnet/*, security-group/*, one new ENI, the
-        // root volume, and the default instance type.
+        // No subnet, no groups: every default subnet (EC2 picks one), the
+        // default VPC's default group, one new ENI, the root volume, and
+        // the default instance type; never subnet/* or security-group/*.
         let c = map("/?Action=RunInstances&ImageId=ami-0mine")?;
         let run = "ec2:RunInstances";
         assert_eq!(
@@ -2755,8 +2816,12 @@ mod tests {
             [
                 (run, "arn:aws:ec2:us-east-1:111111111111:instance/*"),
                 (run, "arn:aws:ec2:us-east-1::image/ami-0mine"),
-                (run, "arn:aws:ec2:us-east-1:111111111111:subnet/*"),
-                (run, "arn:aws:ec2:us-east-1:111111111111:security-group/*"),
+                (run, "arn:aws:ec2:us-east-1:111111111111:subnet/subnet-0dfa"),
+                (run, "arn:aws:ec2:us-east-1:111111111111:subnet/subnet-0dfb"),
+                (
+                    run,
+                    "arn:aws:ec2:us-east-1:111111111111:security-group/sg-0dflt"
+                ),
                 (
                     run,
                     "arn:aws:ec2:us-east-1:111111111111:network-interface/*"
@@ -2767,6 +2832,35 @@ mod tests {
         let i = auth(&c, "arn:aws:ec2:us-east-1:111111111111:instance/*")?;
         assert_eq!(val(i, "ec2:InstanceType"), Some("m1.small"));
         assert_eq!(val(i, "aws:TagKeys"), None);
+        assert_eq!(val(i, "ec2:AvailabilityZone"), None, "EC2 picks the zone");
+        // In a zone: that zone's default subnet.
+        let c =
+            map("/?Action=RunInstances&ImageId=ami-0mine&Placement.AvailabilityZone=us-east-1b")?;
+        let subnets: Vec<&str> = c
+            .authorizations
+            .iter()
+            .filter(|a| a.resource_type == "subnet")
+            .map(|a| a.resource.as_str())
+            .collect();
+        assert_eq!(
+            subnets,
+            ["arn:aws:ec2:us-east-1:111111111111:subnet/subnet-0dfb"]
+        );
+        // No default subnet known for the caller: refused, not subnet/*.
+        let inv = inventory()?;
+        let params = QueryParams::parse("/?Action=RunInstances&ImageId=ami-0mine", None)?;
+        assert!(matches!(
+            map_call(&params, R, OTHER, &inv),
+            Err(MappingError::Unsupported(_))
+        ));
+        let params = QueryParams::parse(
+            "/?Action=RunInstances&ImageId=ami-0mine&Placement.AvailabilityZone=us-east-1c",
+            None,
+        )?;
+        assert!(matches!(
+            map_call(&params, R, ME, &inv),
+            Err(MappingError::Unsupported(_))
+        ));
         // A subnet without groups: the VPC's default group from the inventory.
         let c = map("/?Action=RunInstances&ImageId=ami-0mine&SubnetId=subnet-0aaa")?;
         assert!(
@@ -2810,6 +2904,8 @@ mod tests {
              &NetworkInterface.1.AssociatePublicIpAddress=true\
              &NetworkInterface.1.SecurityGroupId.1=sg-0web&SecurityGroup.1=default",
         )?;
+        // `default` names a group in two VPCs: EC2 reads names in the
+        // default VPC.
         let eni = auth(&c, "arn:aws:ec2:us-east-1:111111111111:network-interface/*")?;
         assert_eq!(val(eni, "ec2:AssociatePublicIpAddress"), Some("true"));
         assert_eq!(
@@ -2826,7 +2922,7 @@ mod tests {
         assert!(
             auth(
                 &c,
-                "arn:aws:ec2:us-east-1:111111111111:security-group/sg-0def"
+                "arn:aws:ec2:us-east-1:111111111111:security-group/sg-0dflt"
             )
             .is_ok()
         );
@@ -2878,13 +2974,13 @@ mod tests {
     #[test]
     fn run_instances_instance_keys_from_parameters() -> Res {
         let c = map(
-            "/?Action=RunInstances&ImageId=ami-0mine&Placement.AvailabilityZone=us-east-1c\
+            "/?Action=RunInstances&ImageId=ami-0mine&Placement.AvailabilityZone=us-east-1b\
              &Placement.Tenancy=dedicated&EbsOptimized=true&MetadataOptions.HttpTokens=required\
              &IamInstanceProfile.Arn=arn:aws:iam::111111111111:instance-profile/web\
              &InstanceMarketOptions.MarketType=spot&Placement.GroupName=cluster1",
         )?;
         let i = auth(&c, "arn:aws:ec2:us-east-1:111111111111:instance/*")?;
-        assert_eq!(val(i, "ec2:AvailabilityZone"), Some("us-east-1c"));
+        assert_eq!(val(i, "ec2:AvailabilityZone"), Some("us-east-1b"));
         assert_eq!(val(i, "ec2:Tenancy"), Some("dedicated"));
         assert_eq!(val(i, "ec2:EbsOptimized"), Some("true"));
         assert_eq!(val(i, "ec2:MetadataHttpTokens"), Some("required"));

@@ -29,9 +29,14 @@ fn instance_of(pattern: &str) -> String {
 /// A resource of the test inventory for each tracked kind, by how it is named.
 fn tracked_sample(inv: &Inventory, rt: &str, by: IdentifiedBy) -> Option<Sample> {
     let kind = ResourceKind::of_type(rt)?;
+    // One the name finds alone (security group names repeat across VPCs).
     let r = inv
         .iter()
         .filter(|r| r.kind == kind && r.account == ME && r.region == R)
+        .filter(|r| {
+            r.name()
+                .is_none_or(|n| inv.named(kind, ME, R, n).count() == 1)
+        })
         .min_by(|a, b| a.id.cmp(&b.id))?;
     let value = match by {
         IdentifiedBy::Id => r.arn_id()?.to_owned(),

@@ -360,6 +360,7 @@ fn attributes(a: AttributesJson, path: &str) -> Result<Attributes, String> {
         // mapping then refuses calls naming it that way).
         name: None,
         associations: Vec::new(),
+        default_for_az: None,
     })
 }
 
