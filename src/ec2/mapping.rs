@@ -13,11 +13,18 @@
 //! use iamgate::ec2::query::QueryParams;
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut inventory = Inventory::new();
+//! inventory.load_cli_output(
+//!     &serde_json::json!({"Reservations": [{"Instances": [{"InstanceId": "i-0abc",
+//!         "Tags": [{"Key": "team", "Value": "blue"}]}]}]}),
+//!     "111111111111",
+//!     "us-east-1",
+//! )?;
 //! let params = QueryParams::parse(
 //!     "/?Action=TerminateInstances&InstanceId.1=i-0abc&DryRun=true",
 //!     None,
 //! )?;
-//! let call = map_call(&params, "us-east-1", "111111111111", &Inventory::new())?;
+//! let call = map_call(&params, "us-east-1", "111111111111", &inventory)?;
 //! assert_eq!(call.action, "TerminateInstances");
 //! assert!(call.dry_run);
 //! for a in &call.authorizations {
@@ -33,24 +40,46 @@
 //!
 //! # Resources
 //! Resource types, ARN formats and the condition keys each (action,
-//! resource type) pair supports come from [`super::catalog`]. The region is
-//! the caller's (passed in); an existing resource's account is its owner in
-//! the inventory, else the caller's; new resources (`instance/*`) are the
-//! caller's. Images and snapshots carry no account in their ARN: their
+//! resource type) pair supports come from [`super::catalog`]; so do the
+//! Query API parameters of every action that has resource types, each with
+//! its role ([`catalog::ParamRole`], generated from botocore's EC2 model).
+//! The region is the caller's (passed in); new resources (`instance/*`) are
+//! the caller's. Images and snapshots carry no account in their ARN: their
 //! owner goes into [`Authorization::resource_account`].
+//!
+//! Every parameter of such an action is resolved before anything else
+//! (the request is never authorized against a stand-in for a resource it
+//! names):
+//! - a parameter the action does not have is refused (`UnknownParameter`):
+//!   a backend might read it as a resource;
+//! - a parameter that identifies an existing resource resolves through the
+//!   inventory to that resource (its ARN, owner and tags): by id, by name
+//!   (`GroupName`, `LaunchTemplateName`), by an id the ARN does not use
+//!   (`KeyPairId`), by an association id (`DisassociateIamInstanceProfile`),
+//!   in the region it names (a copy's `SourceRegion`). A resource of a kind
+//!   the inventory tracks that it does not hold there is EC2's `*.NotFound`
+//!   (for images and snapshots another account may share, the owner's
+//!   permission check, which an unknown one never passes). A lookup the
+//!   inventory cannot make (an Elastic IP by address, an association it
+//!   does not record) is refused. A kind it does not track (`vpc`,
+//!   `route-table`, ...) is authorized by the ARN its id gives, owned by the
+//!   account the request names, else the caller, without tags;
+//! - a parameter that names the resource the call creates (`GroupName` of
+//!   `CreateSecurityGroup`, `KeyName` of `CreateKeyPair`) is not a lookup.
 //!
 //! Actions with dedicated mappings: `RunInstances`, `CreateVolume`,
 //! `CreateSnapshot`, `CreateTags`, `DeleteTags`, `DetachVolume`,
-//! `ModifyImageAttribute`, `ModifySnapshotAttribute`, and security-group
-//! actions given a `GroupName`. Every other action is mapped generically:
-//! for each of its EC2 resource types, the conventional parameters
-//! (`<Id>`, `<Id>.N` from the ARN template's id placeholder, plus a few
-//! aliases such as `GroupId`/`SecurityGroupId`, `KeyName`) name existing
-//! resources; a required type no parameter names, or an optional type a
-//! `TagSpecification` names, is a new resource (`type/*`); an action with
-//! no resource named at all and no required type is authorized against
-//! `*`. (The generic mapping cannot see resources that a backend derives
-//! from other parameters; those are authorized as `type/*`.)
+//! `ModifyImageAttribute`, `ModifySnapshotAttribute`. Every other action is
+//! mapped generically: for each of its resource types, every resolved
+//! resource of the type, and the new one (`type/*`, with the request's
+//! tags) when the call creates the type (its row accepts request tags) and
+//! the type is required or tagged on creation. A required type the call
+//! neither names nor creates is refused (`MissingParameter` when a
+//! parameter could name it, else unsupported: the backend derives it and
+//! iamgate cannot tell which it is), except the instance a named volume or
+//! interface is attached to. Whatever a dedicated mapping reads, every
+//! resolved resource is authorized. Only an action without resource types
+//! is authorized against `*`.
 //!
 //! Tag-on-create: each `TagSpecification` also needs `ec2:CreateTags` on
 //! the new resource, with `ec2:CreateAction` set to the creating action, as
@@ -63,18 +92,20 @@
 //! `aws:RequestTag/K`, `aws:TagKeys`), identifiers (`ec2:InstanceID`,
 //! ...), and, for resources the inventory knows, their attributes and tags
 //! (`ec2:ResourceTag/K`, `aws:ResourceTag/K`, `ec2:Owner`, `ec2:Public`,
-//! `ec2:Vpc`, ...). A resource unknown to the inventory simply lacks them.
+//! `ec2:Vpc`, ...). A resource of a kind the inventory does not track lacks
+//! them.
 //!
 //! # Known approximations
 //! - `RunInstances` authorizes the root volume as one `volume/*` without
 //!   size keys unless `BlockDeviceMapping.N.Ebs` entries are given (then one
 //!   `volume/*` per entry, with their keys): the inventory does not know an
 //!   AMI's block devices.
-//! - Launch templates are authorized by id only, and only with an explicit
-//!   `ImageId` (the template's contents are not in the inventory).
-//! - Without `SubnetId` or security groups, `RunInstances` uses the
-//!   inventory's `default` group of the subnet's VPC, else `subnet/*` /
-//!   `security-group/*`.
+//! - `RunInstances` with a launch template needs an explicit `ImageId` (the
+//!   template's contents are not in the inventory).
+//! - Without `SubnetId`, `RunInstances` authorizes every default subnet of
+//!   the Region (of the requested zone): EC2 picks one. Without security
+//!   groups, the default group of each subnet's VPC. A default the
+//!   inventory does not hold is refused.
 
 use std::sync::Arc;
 
