@@ -563,6 +563,7 @@ impl<'a> Mapper<'a> {
         r: &ExistingRef,
     ) -> Result<Target<'a>, MappingError> {
         let resource_type = self.type_named(param, value, r)?;
+        let by = Self::identified_by(r, resource_type, value);
         let region = match r
             .region_param
             .and_then(|p| self.params.get(p).map(|v| (p, v)))
@@ -581,13 +582,13 @@ impl<'a> Mapper<'a> {
         let kind = ResourceKind::of_type(resource_type);
         let not_found = || MappingError::NotFound {
             resource_type,
-            by: r.by,
+            by,
             value: value.to_owned(),
         };
         let unresolvable = || {
             MappingError::Unsupported(format!(
                 "{param} identifies its {resource_type} by {}, which the inventory cannot resolve",
-                r.by.as_str()
+                by.as_str()
             ))
         };
         let mut t = Target {
@@ -595,7 +596,7 @@ impl<'a> Mapper<'a> {
             region: region.clone(),
             ..Self::new_resource(resource_type)
         };
-        match r.by {
+        match by {
             IdentifiedBy::Id => {
                 check_id(resource_type, param, value)?;
                 t.id = Some(value.to_owned());
@@ -614,14 +615,14 @@ impl<'a> Mapper<'a> {
             }
             IdentifiedBy::Name | IdentifiedBy::AltId | IdentifiedBy::Association => {
                 let kind = kind.ok_or_else(unresolvable)?;
-                if r.by == IdentifiedBy::Name {
+                if by == IdentifiedBy::Name {
                     check_name(param, value)?;
                 } else {
                     // Association and alternate ids have prefixes of their
                     // own (`iip-assoc-`, `key-`): only their characters.
                     check_chars(param, value)?;
                 }
-                let found = match r.by {
+                let found = match by {
                     IdentifiedBy::Name => self.unique_named(kind, param, value, in_region)?,
                     IdentifiedBy::AltId => self
                         .inventory
@@ -689,6 +690,24 @@ impl<'a> Mapper<'a> {
                     self.def.name
                 ),
             })
+    }
+
+    /// How a value names a resource: as the reference says, except that an
+    /// id whose prefix told its type (`CreateTags&ResourceId.N`) is the
+    /// resource's own id even where the ARN uses a name (`key-0abc` of a key
+    /// pair).
+    fn identified_by(r: &ExistingRef, resource_type: &str, value: &str) -> IdentifiedBy {
+        let by_prefix = r.resource_types.len() != 1;
+        let arn_uses_name = matches!(resource_type, "key-pair" | "placement-group");
+        if r.by == IdentifiedBy::Id
+            && by_prefix
+            && arn_uses_name
+            && resource_type_of_id(value) == Some(resource_type)
+        {
+            IdentifiedBy::AltId
+        } else {
+            r.by
+        }
     }
 
     /// The one resource of `kind` named `name` in the caller's account.
@@ -1612,20 +1631,20 @@ impl<'a> Mapper<'a> {
             }
             seen_keys.push(k);
         }
-        let mut seen: Vec<&str> = Vec::new();
-        for (i, id) in ids.iter().enumerate() {
-            if seen.contains(id) {
-                continue;
-            }
-            seen.push(id);
-            let param = format!("ResourceId.{}", i + 1);
-            let rt =
-                resource_type_of_id(id).ok_or_else(|| MappingError::InvalidParameterValue {
-                    name: param.clone(),
-                    reason: format!("'{id}' is not the id of a taggable EC2 resource"),
-                })?;
-            let t = self.existing(rt, &param, id)?;
-            let row = self.def.resource(rt);
+        // Each resource, as resolved from its ResourceId.N (its type from
+        // the id's prefix), once.
+        let targets: Vec<Target<'a>> = self
+            .resolved
+            .iter()
+            .filter(|t| {
+                t.param
+                    .as_deref()
+                    .is_some_and(|n| catalog::param_pattern(n).eq_ignore_ascii_case("ResourceId.N"))
+            })
+            .cloned()
+            .collect();
+        for t in targets {
+            let row = self.def.resource(t.resource_type);
             let mut auth = self.build(self.def, t, false);
             let mut keys = Keys {
                 action: self.def,
@@ -3534,6 +3553,9 @@ mod tests {
             let e = map_err(&format!("/?Action=DeleteKeyPair&{q}"))?;
             assert_eq!(e.code(), "InvalidKeyPair.NotFound", "{q}");
         }
+        // CreateTags names a key pair by its key- id, like every resource.
+        let c = map("/?Action=CreateTags&ResourceId.1=key-0blue&Tag.1.Key=env&Tag.1.Value=dev")?;
+        assert_eq!(pairs(&c), [("ec2:CreateTags", key)]);
 
         // DisassociateIamInstanceProfile: the association is the instance.
         let c = map("/?Action=DisassociateIamInstanceProfile&AssociationId=iip-assoc-0aaa")?;
