@@ -2011,18 +2011,23 @@ const ID_PREFIXES: [(&str, &str); 47] = [
     ("vpce-svc", "vpc-endpoint-service"),
 ];
 
-/// The catalog resource type an id belongs to, by its longest known prefix
-/// (`tgw-attach-0abc` is a transit gateway attachment, `tgw-0abc` a
-/// transit gateway).
+/// The catalog resource type an id belongs to, by its prefix: everything
+/// before the last `-` (`tgw-attach-0abc` is a transit gateway attachment,
+/// `tgw-0abc` a transit gateway; a prefix not listed, such as
+/// `ipam-res-disco`, tells nothing). Fleet ids end in a UUID.
 pub fn resource_type_of_id(id: &str) -> Option<&'static str> {
+    let prefix = match id.rsplit_once('-') {
+        Some((p, body)) if !p.is_empty() && !body.is_empty() => p,
+        _ => return None,
+    };
+    let prefix = if id.starts_with("fleet-") {
+        "fleet"
+    } else {
+        prefix
+    };
     ID_PREFIXES
         .iter()
-        .filter(|(prefix, _)| {
-            id.strip_prefix(prefix)
-                .and_then(|rest| rest.strip_prefix('-'))
-                .is_some_and(|rest| !rest.is_empty())
-        })
-        .max_by_key(|(prefix, _)| prefix.len())
+        .find(|(p, _)| *p == prefix)
         .map(|(_, rt)| *rt)
         .filter(|rt| catalog::resource_type(rt).is_some())
 }
@@ -2660,6 +2665,38 @@ mod tests {
         assert_eq!(val(u, "ec2:VpcID"), Some("vpc-0ccc"));
         assert_eq!(val(u, "ec2:ResourceTag/team"), None);
         Ok(())
+    }
+
+    #[test]
+    fn id_prefixes() {
+        for (id, rt) in [
+            ("i-0aaa", Some("instance")),
+            ("tgw-0aaa", Some("transit-gateway")),
+            ("tgw-attach-0aaa", Some("transit-gateway-attachment")),
+            ("vpce-svc-0aaa", Some("vpc-endpoint-service")),
+            ("vpce-0aaa", Some("vpc-endpoint")),
+            ("export-i-0aaa", Some("export-instance-task")),
+            ("key-0aaa", Some("key-pair")),
+            ("fleet-2f6e3a1b-6c4d-4e8f-9a0b-1c2d3e4f5a6b", Some("fleet")),
+            // Prefixes not listed tell nothing (never a wrong type).
+            ("ipam-res-disco-0aaa", None),
+            ("tgw-mcast-domain-0aaa", None),
+            ("eni-attach-0aaa", None),
+            ("i-", None),
+            ("-0aaa", None),
+            ("i0aaa", None),
+        ] {
+            assert_eq!(resource_type_of_id(id), rt, "{id}");
+        }
+        // So an id of a type without a listed prefix is not mistaken.
+        assert!(
+            check_id(
+                "transit-gateway-multicast-domain",
+                "TransitGatewayMulticastDomainId",
+                "tgw-mcast-domain-0aaa"
+            )
+            .is_ok()
+        );
     }
 
     #[test]
