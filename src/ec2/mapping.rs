@@ -3794,6 +3794,61 @@ mod tests {
         Ok(())
     }
 
+    /// Everyday calls, written as the AWS CLI sends them, still map (the
+    /// strict parameter check refuses nothing they need).
+    #[test]
+    fn everyday_calls_map() -> Res {
+        for q in [
+            "AuthorizeSecurityGroupIngress&GroupId=sg-0web&IpPermissions.1.IpProtocol=tcp\
+             &IpPermissions.1.FromPort=22&IpPermissions.1.ToPort=22\
+             &IpPermissions.1.IpRanges.1.CidrIp=10.0.0.0/8&IpPermissions.1.IpRanges.1.Description=ssh\
+             &IpPermissions.2.IpProtocol=tcp&IpPermissions.2.FromPort=443&IpPermissions.2.ToPort=443\
+             &IpPermissions.2.Groups.1.GroupId=sg-0def",
+            "RevokeSecurityGroupEgress&GroupId=sg-0web&IpPermissions.1.IpProtocol=-1\
+             &IpPermissions.1.IpRanges.1.CidrIp=0.0.0.0/0",
+            "ModifyInstanceAttribute&InstanceId=i-0aaa&InstanceType.Value=t3.large",
+            "ModifyInstanceAttribute&InstanceId=i-0aaa&GroupId.1=sg-0web&GroupId.2=sg-0def",
+            "StartInstances&InstanceId.1=i-0aaa&AdditionalInfo=x",
+            "StopInstances&InstanceId.1=i-0aaa&Force=true&Hibernate=false",
+            "AttachVolume&VolumeId=vol-0aaa&InstanceId=i-0aaa&Device=/dev/sdf",
+            "DetachVolume&VolumeId=vol-0aaa&Force=false",
+            "DeleteSnapshot&SnapshotId=snap-0mine",
+            "DeregisterImage&ImageId=ami-0mine",
+            "CreateImage&InstanceId=i-0aaa&Name=web&NoReboot=true",
+            "CreateNetworkInterface&SubnetId=subnet-0aaa&SecurityGroupId.1=sg-0web&Description=x",
+            "AttachNetworkInterface&NetworkInterfaceId=eni-0aaa&InstanceId=i-0aaa&DeviceIndex=1",
+            "AssociateAddress&AllocationId=eipalloc-0abc&InstanceId=i-0aaa",
+            "ReleaseAddress&AllocationId=eipalloc-0abc",
+            "AllocateAddress&Domain=vpc",
+            "GetConsoleOutput&InstanceId=i-0aaa&Latest=true",
+            "CreateVolume&AvailabilityZone=us-east-1a&Size=10&VolumeType=gp3&Encrypted=true",
+            "ModifyVolume&VolumeId=vol-0aaa&Size=200",
+            "AssociateIamInstanceProfile&InstanceId=i-0aaa\
+             &IamInstanceProfile.Arn=arn:aws:iam::111111111111:instance-profile/web",
+            "ReplaceIamInstanceProfileAssociation&AssociationId=iip-assoc-0aaa\
+             &IamInstanceProfile.Name=web",
+            "CreateTags&ResourceId.1=i-0aaa&ResourceId.2=vpc-0aaa&Tag.1.Key=team&Tag.1.Value=blue",
+            "DeleteLaunchTemplateVersions&LaunchTemplateName=web&LaunchTemplateVersion.1=2",
+            "CreateLaunchTemplateVersion&LaunchTemplateId=lt-0abc&SourceVersion=1\
+             &LaunchTemplateData.InstanceType=t3.small",
+            "ModifyManagedPrefixList&PrefixListId=pl-0aaa&CurrentVersion=1\
+             &AddEntry.1.Cidr=198.51.100.0/24",
+            "DisassociateSubnetCidrBlock&AssociationId=subnet-cidr-assoc-0aaa",
+            "DeleteVpc&VpcId=vpc-0aaa",
+            "CreateSubnet&VpcId=vpc-0aaa&CidrBlock=10.0.9.0/24&AvailabilityZone=us-east-1a",
+        ] {
+            let c = map(&format!("/?Action={q}&DryRun=true&Version=2016-11-15"))?;
+            assert!(
+                c.authorizations
+                    .iter()
+                    .all(|a| a.resource != "*" && !a.resource.is_empty()),
+                "{q}: {:?}",
+                pairs(&c)
+            );
+        }
+        Ok(())
+    }
+
     #[test]
     fn every_call_has_an_authorization() -> Res {
         let inv = inventory()?;
