@@ -575,7 +575,11 @@ def write(actions):
         else:
             out.append("        params: &[")
             for p, role in a["params"]:
-                out.append(f"            ParamDef {{ name: {rs(p)}, role: {role_rs(role)} }},")
+                line = f"            ParamDef {{ name: {rs(p)}, role: {role_rs(role)} }},"
+                # Why a reference-like parameter is not a resource, for review.
+                if role[0] == "other" and role[1] != "a value":
+                    line += f" // {role[1]}"
+                out.append(line)
             out.append("        ],")
         out.append("    },")
     out.append("];")

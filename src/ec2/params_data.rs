@@ -46,7 +46,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "DryRun", role: ParamRole::Other },
             ParamDef { name: "ReservedInstanceId.N", role: ParamRole::Existing(ExistingRef { resource_types: &["reserved-instances"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "TargetConfiguration.N.InstanceCount", role: ParamRole::Other },
-            ParamDef { name: "TargetConfiguration.N.OfferingId", role: ParamRole::Other },
+            ParamDef { name: "TargetConfiguration.N.OfferingId", role: ParamRole::Other }, // not an EC2 resource
         ],
     },
     ActionParams {
@@ -64,7 +64,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         creates: &[],
         params: &[
             ParamDef { name: "DryRun", role: ParamRole::Other },
-            ParamDef { name: "SubnetIds.N", role: ParamRole::Other },
+            ParamDef { name: "SubnetIds.N", role: ParamRole::Other }, // subnet: not listed for the action
             ParamDef { name: "TransitGatewayAttachmentId", role: ParamRole::Existing(ExistingRef { resource_types: &["transit-gateway-attachment"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "TransitGatewayMulticastDomainId", role: ParamRole::Existing(ExistingRef { resource_types: &["transit-gateway-multicast-domain"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
         ],
@@ -94,8 +94,8 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         params: &[
             ParamDef { name: "DryRun", role: ParamRole::Other },
             ParamDef { name: "ServiceId", role: ParamRole::Existing(ExistingRef { resource_types: &["vpc-endpoint-service"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
-            ParamDef { name: "TransitGatewayAttachmentId.N", role: ParamRole::Other },
-            ParamDef { name: "VpcEndpointId.N", role: ParamRole::Other },
+            ParamDef { name: "TransitGatewayAttachmentId.N", role: ParamRole::Other }, // transit-gateway-attachment: not listed for the action
+            ParamDef { name: "VpcEndpointId.N", role: ParamRole::Other }, // vpc-endpoint: not listed for the action
         ],
     },
     ActionParams {
@@ -129,17 +129,17 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         in_query_api: true,
         creates: &["dedicated-host"],
         params: &[
-            ParamDef { name: "AssetId.N", role: ParamRole::Other },
+            ParamDef { name: "AssetId.N", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "AutoPlacement", role: ParamRole::Other },
             ParamDef { name: "AvailabilityZone", role: ParamRole::Other },
-            ParamDef { name: "AvailabilityZoneId", role: ParamRole::Other },
+            ParamDef { name: "AvailabilityZoneId", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "ClientToken", role: ParamRole::Other },
             ParamDef { name: "CpuOptions.AmdSevSnp", role: ParamRole::Other },
             ParamDef { name: "HostMaintenance", role: ParamRole::Other },
             ParamDef { name: "HostRecovery", role: ParamRole::Other },
             ParamDef { name: "InstanceFamily", role: ParamRole::Other },
             ParamDef { name: "InstanceType", role: ParamRole::Other },
-            ParamDef { name: "OutpostArn", role: ParamRole::Other },
+            ParamDef { name: "OutpostArn", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "Quantity", role: ParamRole::Other },
             ParamDef { name: "TagSpecification.N.ResourceType", role: ParamRole::Other },
             ParamDef { name: "TagSpecification.N.Tag.N.Key", role: ParamRole::Other },
@@ -246,7 +246,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         params: &[
             ParamDef { name: "CapacityReservationId", role: ParamRole::Existing(ExistingRef { resource_types: &["capacity-reservation"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "DryRun", role: ParamRole::Other },
-            ParamDef { name: "UnusedReservationBillingOwnerId", role: ParamRole::Other },
+            ParamDef { name: "UnusedReservationBillingOwnerId", role: ParamRole::Other }, // not an EC2 resource
         ],
     },
     ActionParams {
@@ -255,7 +255,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         creates: &[],
         params: &[
             ParamDef { name: "AvailabilityZone", role: ParamRole::Other },
-            ParamDef { name: "AvailabilityZoneId", role: ParamRole::Other },
+            ParamDef { name: "AvailabilityZoneId", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "ClientToken", role: ParamRole::Other },
             ParamDef { name: "ClientVpnEndpointId", role: ParamRole::Existing(ExistingRef { resource_types: &["client-vpn-endpoint"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "DryRun", role: ParamRole::Other },
@@ -287,8 +287,8 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         in_query_api: true,
         creates: &[],
         params: &[
-            ParamDef { name: "IamInstanceProfile.Arn", role: ParamRole::Other },
-            ParamDef { name: "IamInstanceProfile.Name", role: ParamRole::Other },
+            ParamDef { name: "IamInstanceProfile.Arn", role: ParamRole::Other }, // not an EC2 resource
+            ParamDef { name: "IamInstanceProfile.Name", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "InstanceId", role: ParamRole::Existing(ExistingRef { resource_types: &["instance"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
         ],
     },
@@ -297,8 +297,8 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         in_query_api: true,
         creates: &[],
         params: &[
-            ParamDef { name: "AssociationTarget.DedicatedHostId.N", role: ParamRole::Other },
-            ParamDef { name: "AssociationTarget.InstanceId.N", role: ParamRole::Other },
+            ParamDef { name: "AssociationTarget.DedicatedHostId.N", role: ParamRole::Other }, // dedicated-host: not listed for the action
+            ParamDef { name: "AssociationTarget.InstanceId.N", role: ParamRole::Other }, // instance: not listed for the action
             ParamDef { name: "AssociationTarget.InstanceTag.N.Key", role: ParamRole::Other },
             ParamDef { name: "AssociationTarget.InstanceTag.N.Value", role: ParamRole::Other },
             ParamDef { name: "DryRun", role: ParamRole::Other },
@@ -326,7 +326,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         params: &[
             ParamDef { name: "AllocationId.N", role: ParamRole::Existing(ExistingRef { resource_types: &["elastic-ip"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "AvailabilityZone", role: ParamRole::Other },
-            ParamDef { name: "AvailabilityZoneId", role: ParamRole::Other },
+            ParamDef { name: "AvailabilityZoneId", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "DryRun", role: ParamRole::Other },
             ParamDef { name: "NatGatewayId", role: ParamRole::Existing(ExistingRef { resource_types: &["natgateway"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "PrivateIpAddress.N", role: ParamRole::Other },
@@ -453,7 +453,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         params: &[
             ParamDef { name: "DryRun", role: ParamRole::Other },
             ParamDef { name: "ImageId", role: ParamRole::Existing(ExistingRef { resource_types: &["image"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
-            ParamDef { name: "WatermarkName", role: ParamRole::Other },
+            ParamDef { name: "WatermarkName", role: ParamRole::Other }, // not an EC2 resource
         ],
     },
     ActionParams {
@@ -525,7 +525,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         in_query_api: true,
         creates: &[],
         params: &[
-            ParamDef { name: "AccessGroupId", role: ParamRole::Other },
+            ParamDef { name: "AccessGroupId", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "AuthorizeAllGroups", role: ParamRole::Other },
             ParamDef { name: "ClientToken", role: ParamRole::Other },
             ParamDef { name: "ClientVpnEndpointId", role: ParamRole::Existing(ExistingRef { resource_types: &["client-vpn-endpoint"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
@@ -544,24 +544,24 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "FromPort", role: ParamRole::Other },
             ParamDef { name: "GroupId", role: ParamRole::Existing(ExistingRef { resource_types: &["security-group"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "IpPermissions.N.FromPort", role: ParamRole::Other },
-            ParamDef { name: "IpPermissions.N.Groups.N.Description", role: ParamRole::Other },
-            ParamDef { name: "IpPermissions.N.Groups.N.GroupId", role: ParamRole::Other },
-            ParamDef { name: "IpPermissions.N.Groups.N.GroupName", role: ParamRole::Other },
-            ParamDef { name: "IpPermissions.N.Groups.N.PeeringStatus", role: ParamRole::Other },
-            ParamDef { name: "IpPermissions.N.Groups.N.UserId", role: ParamRole::Other },
-            ParamDef { name: "IpPermissions.N.Groups.N.VpcId", role: ParamRole::Other },
-            ParamDef { name: "IpPermissions.N.Groups.N.VpcPeeringConnectionId", role: ParamRole::Other },
+            ParamDef { name: "IpPermissions.N.Groups.N.Description", role: ParamRole::Other }, // a reference inside a rule or specification, not a resource the action acts on
+            ParamDef { name: "IpPermissions.N.Groups.N.GroupId", role: ParamRole::Other }, // a reference inside a rule or specification, not a resource the action acts on
+            ParamDef { name: "IpPermissions.N.Groups.N.GroupName", role: ParamRole::Other }, // a reference inside a rule or specification, not a resource the action acts on
+            ParamDef { name: "IpPermissions.N.Groups.N.PeeringStatus", role: ParamRole::Other }, // a reference inside a rule or specification, not a resource the action acts on
+            ParamDef { name: "IpPermissions.N.Groups.N.UserId", role: ParamRole::Other }, // a reference inside a rule or specification, not a resource the action acts on
+            ParamDef { name: "IpPermissions.N.Groups.N.VpcId", role: ParamRole::Other }, // a reference inside a rule or specification, not a resource the action acts on
+            ParamDef { name: "IpPermissions.N.Groups.N.VpcPeeringConnectionId", role: ParamRole::Other }, // a reference inside a rule or specification, not a resource the action acts on
             ParamDef { name: "IpPermissions.N.IpProtocol", role: ParamRole::Other },
             ParamDef { name: "IpPermissions.N.IpRanges.N.CidrIp", role: ParamRole::Other },
             ParamDef { name: "IpPermissions.N.IpRanges.N.Description", role: ParamRole::Other },
             ParamDef { name: "IpPermissions.N.Ipv6Ranges.N.CidrIpv6", role: ParamRole::Other },
             ParamDef { name: "IpPermissions.N.Ipv6Ranges.N.Description", role: ParamRole::Other },
-            ParamDef { name: "IpPermissions.N.PrefixListIds.N.Description", role: ParamRole::Other },
-            ParamDef { name: "IpPermissions.N.PrefixListIds.N.PrefixListId", role: ParamRole::Other },
+            ParamDef { name: "IpPermissions.N.PrefixListIds.N.Description", role: ParamRole::Other }, // a reference inside a rule or specification, not a resource the action acts on
+            ParamDef { name: "IpPermissions.N.PrefixListIds.N.PrefixListId", role: ParamRole::Other }, // a reference inside a rule or specification, not a resource the action acts on
             ParamDef { name: "IpPermissions.N.ToPort", role: ParamRole::Other },
             ParamDef { name: "IpProtocol", role: ParamRole::Other },
-            ParamDef { name: "SourceSecurityGroupName", role: ParamRole::Other },
-            ParamDef { name: "SourceSecurityGroupOwnerId", role: ParamRole::Other },
+            ParamDef { name: "SourceSecurityGroupName", role: ParamRole::Other }, // a reference inside a rule or specification, not a resource the action acts on
+            ParamDef { name: "SourceSecurityGroupOwnerId", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "TagSpecification.N.ResourceType", role: ParamRole::Other },
             ParamDef { name: "TagSpecification.N.Tag.N.Key", role: ParamRole::Other },
             ParamDef { name: "TagSpecification.N.Tag.N.Value", role: ParamRole::Other },
@@ -579,24 +579,24 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "GroupId", role: ParamRole::Existing(ExistingRef { resource_types: &["security-group"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "GroupName", role: ParamRole::Existing(ExistingRef { resource_types: &["security-group"], by: IdentifiedBy::Name, region_param: None, account_param: None }) },
             ParamDef { name: "IpPermissions.N.FromPort", role: ParamRole::Other },
-            ParamDef { name: "IpPermissions.N.Groups.N.Description", role: ParamRole::Other },
-            ParamDef { name: "IpPermissions.N.Groups.N.GroupId", role: ParamRole::Other },
-            ParamDef { name: "IpPermissions.N.Groups.N.GroupName", role: ParamRole::Other },
-            ParamDef { name: "IpPermissions.N.Groups.N.PeeringStatus", role: ParamRole::Other },
-            ParamDef { name: "IpPermissions.N.Groups.N.UserId", role: ParamRole::Other },
-            ParamDef { name: "IpPermissions.N.Groups.N.VpcId", role: ParamRole::Other },
-            ParamDef { name: "IpPermissions.N.Groups.N.VpcPeeringConnectionId", role: ParamRole::Other },
+            ParamDef { name: "IpPermissions.N.Groups.N.Description", role: ParamRole::Other }, // a reference inside a rule or specification, not a resource the action acts on
+            ParamDef { name: "IpPermissions.N.Groups.N.GroupId", role: ParamRole::Other }, // a reference inside a rule or specification, not a resource the action acts on
+            ParamDef { name: "IpPermissions.N.Groups.N.GroupName", role: ParamRole::Other }, // a reference inside a rule or specification, not a resource the action acts on
+            ParamDef { name: "IpPermissions.N.Groups.N.PeeringStatus", role: ParamRole::Other }, // a reference inside a rule or specification, not a resource the action acts on
+            ParamDef { name: "IpPermissions.N.Groups.N.UserId", role: ParamRole::Other }, // a reference inside a rule or specification, not a resource the action acts on
+            ParamDef { name: "IpPermissions.N.Groups.N.VpcId", role: ParamRole::Other }, // a reference inside a rule or specification, not a resource the action acts on
+            ParamDef { name: "IpPermissions.N.Groups.N.VpcPeeringConnectionId", role: ParamRole::Other }, // a reference inside a rule or specification, not a resource the action acts on
             ParamDef { name: "IpPermissions.N.IpProtocol", role: ParamRole::Other },
             ParamDef { name: "IpPermissions.N.IpRanges.N.CidrIp", role: ParamRole::Other },
             ParamDef { name: "IpPermissions.N.IpRanges.N.Description", role: ParamRole::Other },
             ParamDef { name: "IpPermissions.N.Ipv6Ranges.N.CidrIpv6", role: ParamRole::Other },
             ParamDef { name: "IpPermissions.N.Ipv6Ranges.N.Description", role: ParamRole::Other },
-            ParamDef { name: "IpPermissions.N.PrefixListIds.N.Description", role: ParamRole::Other },
-            ParamDef { name: "IpPermissions.N.PrefixListIds.N.PrefixListId", role: ParamRole::Other },
+            ParamDef { name: "IpPermissions.N.PrefixListIds.N.Description", role: ParamRole::Other }, // a reference inside a rule or specification, not a resource the action acts on
+            ParamDef { name: "IpPermissions.N.PrefixListIds.N.PrefixListId", role: ParamRole::Other }, // a reference inside a rule or specification, not a resource the action acts on
             ParamDef { name: "IpPermissions.N.ToPort", role: ParamRole::Other },
             ParamDef { name: "IpProtocol", role: ParamRole::Other },
-            ParamDef { name: "SourceSecurityGroupName", role: ParamRole::Other },
-            ParamDef { name: "SourceSecurityGroupOwnerId", role: ParamRole::Other },
+            ParamDef { name: "SourceSecurityGroupName", role: ParamRole::Other }, // a reference inside a rule or specification, not a resource the action acts on
+            ParamDef { name: "SourceSecurityGroupOwnerId", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "TagSpecification.N.ResourceType", role: ParamRole::Other },
             ParamDef { name: "TagSpecification.N.Tag.N.Key", role: ParamRole::Other },
             ParamDef { name: "TagSpecification.N.Tag.N.Value", role: ParamRole::Other },
@@ -623,7 +623,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "ApplyCancellationCharges", role: ParamRole::Other },
             ParamDef { name: "CapacityReservationId", role: ParamRole::Existing(ExistingRef { resource_types: &["capacity-reservation"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "DryRun", role: ParamRole::Other },
-            ParamDef { name: "QuoteId", role: ParamRole::Other },
+            ParamDef { name: "QuoteId", role: ParamRole::Other }, // not an EC2 resource
         ],
     },
     ActionParams {
@@ -668,7 +668,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         params: &[
             ParamDef { name: "CancelReason", role: ParamRole::Other },
             ParamDef { name: "DryRun", role: ParamRole::Other },
-            ParamDef { name: "ImportTaskId", role: ParamRole::Other },
+            ParamDef { name: "ImportTaskId", role: ParamRole::Other }, // not an EC2 resource
         ],
     },
     ActionParams {
@@ -698,7 +698,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "ClientToken", role: ParamRole::Other },
             ParamDef { name: "Description", role: ParamRole::Other },
             ParamDef { name: "DryRun", role: ParamRole::Other },
-            ParamDef { name: "Name", role: ParamRole::Other },
+            ParamDef { name: "Name", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "SourceFpgaImageId", role: ParamRole::Existing(ExistingRef { resource_types: &["fpga-image"], by: IdentifiedBy::Id, region_param: Some("SourceRegion"), account_param: None }) },
             ParamDef { name: "SourceRegion", role: ParamRole::Other },
         ],
@@ -712,12 +712,12 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "CopyImageTags", role: ParamRole::Other },
             ParamDef { name: "Description", role: ParamRole::Other },
             ParamDef { name: "DestinationAvailabilityZone", role: ParamRole::Other },
-            ParamDef { name: "DestinationAvailabilityZoneId", role: ParamRole::Other },
-            ParamDef { name: "DestinationOutpostArn", role: ParamRole::Other },
+            ParamDef { name: "DestinationAvailabilityZoneId", role: ParamRole::Other }, // not an EC2 resource
+            ParamDef { name: "DestinationOutpostArn", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "DryRun", role: ParamRole::Other },
             ParamDef { name: "Encrypted", role: ParamRole::Other },
-            ParamDef { name: "KmsKeyId", role: ParamRole::Other },
-            ParamDef { name: "Name", role: ParamRole::Other },
+            ParamDef { name: "KmsKeyId", role: ParamRole::Other }, // not an EC2 resource
+            ParamDef { name: "Name", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "SnapshotCopyCompletionDurationMinutes", role: ParamRole::Other },
             ParamDef { name: "SourceImageId", role: ParamRole::Existing(ExistingRef { resource_types: &["image"], by: IdentifiedBy::Id, region_param: Some("SourceRegion"), account_param: None }) },
             ParamDef { name: "SourceRegion", role: ParamRole::Other },
@@ -734,11 +734,11 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "CompletionDurationMinutes", role: ParamRole::Other },
             ParamDef { name: "Description", role: ParamRole::Other },
             ParamDef { name: "DestinationAvailabilityZone", role: ParamRole::Other },
-            ParamDef { name: "DestinationOutpostArn", role: ParamRole::Other },
+            ParamDef { name: "DestinationOutpostArn", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "DestinationRegion", role: ParamRole::Other },
             ParamDef { name: "DryRun", role: ParamRole::Other },
             ParamDef { name: "Encrypted", role: ParamRole::Other },
-            ParamDef { name: "KmsKeyId", role: ParamRole::Other },
+            ParamDef { name: "KmsKeyId", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "PresignedUrl", role: ParamRole::Other },
             ParamDef { name: "SourceRegion", role: ParamRole::Other },
             ParamDef { name: "SourceSnapshotId", role: ParamRole::Existing(ExistingRef { resource_types: &["snapshot"], by: IdentifiedBy::Id, region_param: Some("SourceRegion"), account_param: None }) },
@@ -756,7 +756,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "DryRun", role: ParamRole::Other },
             ParamDef { name: "Encrypted", role: ParamRole::Other },
             ParamDef { name: "Iops", role: ParamRole::Other },
-            ParamDef { name: "KmsKeyId", role: ParamRole::Other },
+            ParamDef { name: "KmsKeyId", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "MultiAttachEnabled", role: ParamRole::Other },
             ParamDef { name: "Size", role: ParamRole::Other },
             ParamDef { name: "SourceVolumeId", role: ParamRole::Existing(ExistingRef { resource_types: &["volume"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
@@ -804,7 +804,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "ClientToken", role: ParamRole::Other },
             ParamDef { name: "DryRun", role: ParamRole::Other },
             ParamDef { name: "OutputFormat", role: ParamRole::Other },
-            ParamDef { name: "S3BucketName", role: ParamRole::Other },
+            ParamDef { name: "S3BucketName", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "S3BucketPrefix", role: ParamRole::Other },
             ParamDef { name: "Schedule", role: ParamRole::Other },
             ParamDef { name: "TagSpecification.N.ResourceType", role: ParamRole::Other },
@@ -818,7 +818,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         creates: &["capacity-reservation"],
         params: &[
             ParamDef { name: "AvailabilityZone", role: ParamRole::Other },
-            ParamDef { name: "AvailabilityZoneId", role: ParamRole::Other },
+            ParamDef { name: "AvailabilityZoneId", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "ClientToken", role: ParamRole::Other },
             ParamDef { name: "CommitmentDuration", role: ParamRole::Other },
             ParamDef { name: "DeliveryPreference", role: ParamRole::Other },
@@ -831,8 +831,8 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "InstanceMatchCriteria", role: ParamRole::Other },
             ParamDef { name: "InstancePlatform", role: ParamRole::Other },
             ParamDef { name: "InstanceType", role: ParamRole::Other },
-            ParamDef { name: "OutpostArn", role: ParamRole::Other },
-            ParamDef { name: "PlacementGroupArn", role: ParamRole::Other },
+            ParamDef { name: "OutpostArn", role: ParamRole::Other }, // not an EC2 resource
+            ParamDef { name: "PlacementGroupArn", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "StartDate", role: ParamRole::Other },
             ParamDef { name: "TagSpecifications.N.ResourceType", role: ParamRole::Other },
             ParamDef { name: "TagSpecifications.N.Tag.N.Key", role: ParamRole::Other },
@@ -874,7 +874,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         params: &[
             ParamDef { name: "AllocationStrategy", role: ParamRole::Other },
             ParamDef { name: "AvailabilityZone", role: ParamRole::Other },
-            ParamDef { name: "AvailabilityZoneId", role: ParamRole::Other },
+            ParamDef { name: "AvailabilityZoneId", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "ClientToken", role: ParamRole::Other },
             ParamDef { name: "DryRun", role: ParamRole::Other },
             ParamDef { name: "EndDate", role: ParamRole::Other },
@@ -882,7 +882,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "InstanceRequirements.AcceleratorCount.Max", role: ParamRole::Other },
             ParamDef { name: "InstanceRequirements.AcceleratorCount.Min", role: ParamRole::Other },
             ParamDef { name: "InstanceRequirements.AcceleratorManufacturer.N", role: ParamRole::Other },
-            ParamDef { name: "InstanceRequirements.AcceleratorName.N", role: ParamRole::Other },
+            ParamDef { name: "InstanceRequirements.AcceleratorName.N", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "InstanceRequirements.AcceleratorTotalMemoryMiB.Max", role: ParamRole::Other },
             ParamDef { name: "InstanceRequirements.AcceleratorTotalMemoryMiB.Min", role: ParamRole::Other },
             ParamDef { name: "InstanceRequirements.AcceleratorType.N", role: ParamRole::Other },
@@ -915,7 +915,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "InstanceRequirements.VCpuCount.Max", role: ParamRole::Other },
             ParamDef { name: "InstanceRequirements.VCpuCount.Min", role: ParamRole::Other },
             ParamDef { name: "InstanceTypeSpecification.N.AvailabilityZone", role: ParamRole::Other },
-            ParamDef { name: "InstanceTypeSpecification.N.AvailabilityZoneId", role: ParamRole::Other },
+            ParamDef { name: "InstanceTypeSpecification.N.AvailabilityZoneId", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "InstanceTypeSpecification.N.EbsOptimized", role: ParamRole::Other },
             ParamDef { name: "InstanceTypeSpecification.N.InstancePlatform", role: ParamRole::Other },
             ParamDef { name: "InstanceTypeSpecification.N.InstanceType", role: ParamRole::Other },
@@ -946,14 +946,14 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         in_query_api: true,
         creates: &["client-vpn-endpoint"],
         params: &[
-            ParamDef { name: "Authentication.N.ActiveDirectory.DirectoryId", role: ParamRole::Other },
-            ParamDef { name: "Authentication.N.FederatedAuthentication.SAMLProviderArn", role: ParamRole::Other },
-            ParamDef { name: "Authentication.N.FederatedAuthentication.SelfServiceSAMLProviderArn", role: ParamRole::Other },
-            ParamDef { name: "Authentication.N.MutualAuthentication.ClientRootCertificateChainArn", role: ParamRole::Other },
+            ParamDef { name: "Authentication.N.ActiveDirectory.DirectoryId", role: ParamRole::Other }, // not an EC2 resource
+            ParamDef { name: "Authentication.N.FederatedAuthentication.SAMLProviderArn", role: ParamRole::Other }, // not an EC2 resource
+            ParamDef { name: "Authentication.N.FederatedAuthentication.SelfServiceSAMLProviderArn", role: ParamRole::Other }, // not an EC2 resource
+            ParamDef { name: "Authentication.N.MutualAuthentication.ClientRootCertificateChainArn", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "Authentication.N.Type", role: ParamRole::Other },
             ParamDef { name: "ClientCidrBlock", role: ParamRole::Other },
             ParamDef { name: "ClientConnectOptions.Enabled", role: ParamRole::Other },
-            ParamDef { name: "ClientConnectOptions.LambdaFunctionArn", role: ParamRole::Other },
+            ParamDef { name: "ClientConnectOptions.LambdaFunctionArn", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "ClientLoginBannerOptions.BannerText", role: ParamRole::Other },
             ParamDef { name: "ClientLoginBannerOptions.Enabled", role: ParamRole::Other },
             ParamDef { name: "ClientRouteEnforcementOptions.Enforced", role: ParamRole::Other },
@@ -965,7 +965,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "Description", role: ParamRole::Other },
             ParamDef { name: "DevicePostureOptions.Enabled", role: ParamRole::Other },
             ParamDef { name: "DevicePostureOptions.TrustProvider.N.PublicSigningKeyUrl", role: ParamRole::Other },
-            ParamDef { name: "DevicePostureOptions.TrustProvider.N.TenantId", role: ParamRole::Other },
+            ParamDef { name: "DevicePostureOptions.TrustProvider.N.TenantId", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "DevicePostureOptions.TrustProvider.N.TrustProviderType", role: ParamRole::Other },
             ParamDef { name: "DisconnectOnSessionTimeout", role: ParamRole::Other },
             ParamDef { name: "DnsServers.N", role: ParamRole::Other },
@@ -973,7 +973,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "EndpointIpAddressType", role: ParamRole::Other },
             ParamDef { name: "SecurityGroupId.N", role: ParamRole::Existing(ExistingRef { resource_types: &["security-group"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "SelfServicePortal", role: ParamRole::Other },
-            ParamDef { name: "ServerCertificateArn", role: ParamRole::Other },
+            ParamDef { name: "ServerCertificateArn", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "SessionTimeoutHours", role: ParamRole::Other },
             ParamDef { name: "SplitTunnel", role: ParamRole::Other },
             ParamDef { name: "TagSpecification.N.ResourceType", role: ParamRole::Other },
@@ -981,7 +981,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "TagSpecification.N.Tag.N.Value", role: ParamRole::Other },
             ParamDef { name: "TrafficIpAddressType", role: ParamRole::Other },
             ParamDef { name: "TransitGatewayConfiguration.AvailabilityZone.N", role: ParamRole::Other },
-            ParamDef { name: "TransitGatewayConfiguration.AvailabilityZoneId.N", role: ParamRole::Other },
+            ParamDef { name: "TransitGatewayConfiguration.AvailabilityZoneId.N", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "TransitGatewayConfiguration.TransitGatewayId", role: ParamRole::Existing(ExistingRef { resource_types: &["transit-gateway"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "TransportProtocol", role: ParamRole::Other },
             ParamDef { name: "VpcId", role: ParamRole::Existing(ExistingRef { resource_types: &["vpc"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
@@ -1036,8 +1036,8 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         params: &[
             ParamDef { name: "BgpAsn", role: ParamRole::Other },
             ParamDef { name: "BgpAsnExtended", role: ParamRole::Other },
-            ParamDef { name: "CertificateArn", role: ParamRole::Other },
-            ParamDef { name: "DeviceName", role: ParamRole::Other },
+            ParamDef { name: "CertificateArn", role: ParamRole::Other }, // an ACM certificate the SAR does not list
+            ParamDef { name: "DeviceName", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "DryRun", role: ParamRole::Other },
             ParamDef { name: "IpAddress", role: ParamRole::Other },
             ParamDef { name: "PublicIp", role: ParamRole::Other },
@@ -1101,28 +1101,28 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "LaunchTemplateConfigs.N.LaunchTemplateSpecification.LaunchTemplateSpecificationUserData", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateConfigs.N.LaunchTemplateSpecification.Version", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateConfigs.N.Overrides.N.AvailabilityZone", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateConfigs.N.Overrides.N.AvailabilityZoneId", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateConfigs.N.Overrides.N.BlockDeviceMapping.N.DeviceName", role: ParamRole::Other },
+            ParamDef { name: "LaunchTemplateConfigs.N.Overrides.N.AvailabilityZoneId", role: ParamRole::Other }, // not an EC2 resource
+            ParamDef { name: "LaunchTemplateConfigs.N.Overrides.N.BlockDeviceMapping.N.DeviceName", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "LaunchTemplateConfigs.N.Overrides.N.BlockDeviceMapping.N.Ebs.DeleteOnTermination", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateConfigs.N.Overrides.N.BlockDeviceMapping.N.Ebs.Encrypted", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateConfigs.N.Overrides.N.BlockDeviceMapping.N.Ebs.Iops", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateConfigs.N.Overrides.N.BlockDeviceMapping.N.Ebs.KmsKeyId", role: ParamRole::Other },
+            ParamDef { name: "LaunchTemplateConfigs.N.Overrides.N.BlockDeviceMapping.N.Ebs.KmsKeyId", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "LaunchTemplateConfigs.N.Overrides.N.BlockDeviceMapping.N.Ebs.MultiAvailabilityZoneConfiguration.ConfigurationType", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateConfigs.N.Overrides.N.BlockDeviceMapping.N.Ebs.MultiAvailabilityZoneConfiguration.StandbyAvailabilityZone.N.AvailabilityZone", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateConfigs.N.Overrides.N.BlockDeviceMapping.N.Ebs.MultiAvailabilityZoneConfiguration.StandbyAvailabilityZone.N.AvailabilityZoneId", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateConfigs.N.Overrides.N.BlockDeviceMapping.N.Ebs.SnapshotId", role: ParamRole::Other },
+            ParamDef { name: "LaunchTemplateConfigs.N.Overrides.N.BlockDeviceMapping.N.Ebs.MultiAvailabilityZoneConfiguration.StandbyAvailabilityZone.N.AvailabilityZoneId", role: ParamRole::Other }, // not an EC2 resource
+            ParamDef { name: "LaunchTemplateConfigs.N.Overrides.N.BlockDeviceMapping.N.Ebs.SnapshotId", role: ParamRole::Other }, // snapshot: not listed for the action
             ParamDef { name: "LaunchTemplateConfigs.N.Overrides.N.BlockDeviceMapping.N.Ebs.Throughput", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateConfigs.N.Overrides.N.BlockDeviceMapping.N.Ebs.VolumeSize", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateConfigs.N.Overrides.N.BlockDeviceMapping.N.Ebs.VolumeType", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateConfigs.N.Overrides.N.BlockDeviceMapping.N.NoDevice", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateConfigs.N.Overrides.N.BlockDeviceMapping.N.VirtualName", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateConfigs.N.Overrides.N.IamInstanceProfile.Arn", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateConfigs.N.Overrides.N.IamInstanceProfile.Name", role: ParamRole::Other },
+            ParamDef { name: "LaunchTemplateConfigs.N.Overrides.N.BlockDeviceMapping.N.VirtualName", role: ParamRole::Other }, // not an EC2 resource
+            ParamDef { name: "LaunchTemplateConfigs.N.Overrides.N.IamInstanceProfile.Arn", role: ParamRole::Other }, // not an EC2 resource
+            ParamDef { name: "LaunchTemplateConfigs.N.Overrides.N.IamInstanceProfile.Name", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "LaunchTemplateConfigs.N.Overrides.N.ImageId", role: ParamRole::Existing(ExistingRef { resource_types: &["image"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "LaunchTemplateConfigs.N.Overrides.N.InstanceRequirements.AcceleratorCount.Max", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateConfigs.N.Overrides.N.InstanceRequirements.AcceleratorCount.Min", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateConfigs.N.Overrides.N.InstanceRequirements.AcceleratorManufacturer.N", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateConfigs.N.Overrides.N.InstanceRequirements.AcceleratorName.N", role: ParamRole::Other },
+            ParamDef { name: "LaunchTemplateConfigs.N.Overrides.N.InstanceRequirements.AcceleratorName.N", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "LaunchTemplateConfigs.N.Overrides.N.InstanceRequirements.AcceleratorTotalMemoryMiB.Max", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateConfigs.N.Overrides.N.InstanceRequirements.AcceleratorTotalMemoryMiB.Min", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateConfigs.N.Overrides.N.InstanceRequirements.AcceleratorType.N", role: ParamRole::Other },
@@ -1155,18 +1155,18 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "LaunchTemplateConfigs.N.Overrides.N.InstanceRequirements.VCpuCount.Max", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateConfigs.N.Overrides.N.InstanceRequirements.VCpuCount.Min", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateConfigs.N.Overrides.N.InstanceType", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateConfigs.N.Overrides.N.KeyName", role: ParamRole::Other },
+            ParamDef { name: "LaunchTemplateConfigs.N.Overrides.N.KeyName", role: ParamRole::Other }, // key-pair: not listed for the action
             ParamDef { name: "LaunchTemplateConfigs.N.Overrides.N.MaxPrice", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateConfigs.N.Overrides.N.MetadataOptions.HttpEndpoint", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateConfigs.N.Overrides.N.MetadataOptions.HttpPutResponseHopLimit", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateConfigs.N.Overrides.N.MetadataOptions.HttpTokens", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateConfigs.N.Overrides.N.Placement.Affinity", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateConfigs.N.Overrides.N.Placement.AvailabilityZone", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateConfigs.N.Overrides.N.Placement.AvailabilityZoneId", role: ParamRole::Other },
+            ParamDef { name: "LaunchTemplateConfigs.N.Overrides.N.Placement.AvailabilityZoneId", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "LaunchTemplateConfigs.N.Overrides.N.Placement.GroupId", role: ParamRole::Existing(ExistingRef { resource_types: &["placement-group"], by: IdentifiedBy::AltId, region_param: None, account_param: None }) },
             ParamDef { name: "LaunchTemplateConfigs.N.Overrides.N.Placement.GroupName", role: ParamRole::Existing(ExistingRef { resource_types: &["placement-group"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
-            ParamDef { name: "LaunchTemplateConfigs.N.Overrides.N.Placement.HostId", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateConfigs.N.Overrides.N.Placement.HostResourceGroupArn", role: ParamRole::Other },
+            ParamDef { name: "LaunchTemplateConfigs.N.Overrides.N.Placement.HostId", role: ParamRole::Other }, // dedicated-host: not listed for the action
+            ParamDef { name: "LaunchTemplateConfigs.N.Overrides.N.Placement.HostResourceGroupArn", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "LaunchTemplateConfigs.N.Overrides.N.Placement.PartitionNumber", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateConfigs.N.Overrides.N.Placement.SpreadDomain", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateConfigs.N.Overrides.N.Placement.Tenancy", role: ParamRole::Other },
@@ -1182,7 +1182,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "ReplaceUnhealthyInstances", role: ParamRole::Other },
             ParamDef { name: "ReservedCapacityOptions.AllocationStrategy", role: ParamRole::Other },
             ParamDef { name: "ReservedCapacityOptions.CapacityReservationTarget.CapacityReservationId.N", role: ParamRole::Existing(ExistingRef { resource_types: &["capacity-reservation"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
-            ParamDef { name: "ReservedCapacityOptions.CapacityReservationTarget.CapacityReservationResourceGroupArn.N", role: ParamRole::Other },
+            ParamDef { name: "ReservedCapacityOptions.CapacityReservationTarget.CapacityReservationResourceGroupArn.N", role: ParamRole::Other }, // group: not listed for the action
             ParamDef { name: "ReservedCapacityOptions.ReservationType.N", role: ParamRole::Other },
             ParamDef { name: "ReservedCapacityOptions.ReservedCapacityFallbackOptions.MarketType.N", role: ParamRole::Other },
             ParamDef { name: "SpotOptions.AllocationStrategy", role: ParamRole::Other },
@@ -1215,7 +1215,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         params: &[
             ParamDef { name: "ClientToken", role: ParamRole::Other },
             ParamDef { name: "DeliverCrossAccountRole", role: ParamRole::Other },
-            ParamDef { name: "DeliverLogsPermissionArn", role: ParamRole::Other },
+            ParamDef { name: "DeliverLogsPermissionArn", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "DestinationOptions.FileFormat", role: ParamRole::Other },
             ParamDef { name: "DestinationOptions.HiveCompatiblePartitions", role: ParamRole::Other },
             ParamDef { name: "DestinationOptions.PerHourPartition", role: ParamRole::Other },
@@ -1223,7 +1223,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "LogDestination", role: ParamRole::Other },
             ParamDef { name: "LogDestinationType", role: ParamRole::Other },
             ParamDef { name: "LogFormat", role: ParamRole::Other },
-            ParamDef { name: "LogGroupName", role: ParamRole::Other },
+            ParamDef { name: "LogGroupName", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "MaxAggregationInterval", role: ParamRole::Other },
             ParamDef { name: "ResourceId.N", role: ParamRole::Existing(ExistingRef { resource_types: &["natgateway", "network-interface", "subnet", "transit-gateway", "transit-gateway-attachment", "vpc"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "ResourceType", role: ParamRole::Other },
@@ -1247,7 +1247,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "InputStorageLocation.Key", role: ParamRole::Other },
             ParamDef { name: "LogsStorageLocation.Bucket", role: ParamRole::Other },
             ParamDef { name: "LogsStorageLocation.Key", role: ParamRole::Other },
-            ParamDef { name: "Name", role: ParamRole::Other },
+            ParamDef { name: "Name", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "TagSpecification.N.ResourceType", role: ParamRole::Other },
             ParamDef { name: "TagSpecification.N.Tag.N.Key", role: ParamRole::Other },
             ParamDef { name: "TagSpecification.N.Tag.N.Value", role: ParamRole::Other },
@@ -1258,30 +1258,30 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         in_query_api: true,
         creates: &["image", "snapshot"],
         params: &[
-            ParamDef { name: "BlockDeviceMapping.N.DeviceName", role: ParamRole::Other },
+            ParamDef { name: "BlockDeviceMapping.N.DeviceName", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "BlockDeviceMapping.N.Ebs.AvailabilityZone", role: ParamRole::Other },
-            ParamDef { name: "BlockDeviceMapping.N.Ebs.AvailabilityZoneId", role: ParamRole::Other },
+            ParamDef { name: "BlockDeviceMapping.N.Ebs.AvailabilityZoneId", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "BlockDeviceMapping.N.Ebs.DeleteOnTermination", role: ParamRole::Other },
             ParamDef { name: "BlockDeviceMapping.N.Ebs.EbsCardIndex", role: ParamRole::Other },
             ParamDef { name: "BlockDeviceMapping.N.Ebs.Encrypted", role: ParamRole::Other },
             ParamDef { name: "BlockDeviceMapping.N.Ebs.Iops", role: ParamRole::Other },
-            ParamDef { name: "BlockDeviceMapping.N.Ebs.KmsKeyId", role: ParamRole::Other },
+            ParamDef { name: "BlockDeviceMapping.N.Ebs.KmsKeyId", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "BlockDeviceMapping.N.Ebs.MultiAvailabilityZoneConfiguration.ConfigurationType", role: ParamRole::Other },
             ParamDef { name: "BlockDeviceMapping.N.Ebs.MultiAvailabilityZoneConfiguration.StandbyAvailabilityZone.N.AvailabilityZone", role: ParamRole::Other },
-            ParamDef { name: "BlockDeviceMapping.N.Ebs.MultiAvailabilityZoneConfiguration.StandbyAvailabilityZone.N.AvailabilityZoneId", role: ParamRole::Other },
-            ParamDef { name: "BlockDeviceMapping.N.Ebs.OutpostArn", role: ParamRole::Other },
+            ParamDef { name: "BlockDeviceMapping.N.Ebs.MultiAvailabilityZoneConfiguration.StandbyAvailabilityZone.N.AvailabilityZoneId", role: ParamRole::Other }, // not an EC2 resource
+            ParamDef { name: "BlockDeviceMapping.N.Ebs.OutpostArn", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "BlockDeviceMapping.N.Ebs.SnapshotId", role: ParamRole::Existing(ExistingRef { resource_types: &["snapshot"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "BlockDeviceMapping.N.Ebs.Throughput", role: ParamRole::Other },
             ParamDef { name: "BlockDeviceMapping.N.Ebs.VolumeInitializationRate", role: ParamRole::Other },
             ParamDef { name: "BlockDeviceMapping.N.Ebs.VolumeSize", role: ParamRole::Other },
             ParamDef { name: "BlockDeviceMapping.N.Ebs.VolumeType", role: ParamRole::Other },
             ParamDef { name: "BlockDeviceMapping.N.NoDevice", role: ParamRole::Other },
-            ParamDef { name: "BlockDeviceMapping.N.VirtualName", role: ParamRole::Other },
+            ParamDef { name: "BlockDeviceMapping.N.VirtualName", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "BootModeOverride", role: ParamRole::Other },
             ParamDef { name: "Description", role: ParamRole::Other },
             ParamDef { name: "DryRun", role: ParamRole::Other },
             ParamDef { name: "InstanceId", role: ParamRole::Existing(ExistingRef { resource_types: &["instance"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
-            ParamDef { name: "Name", role: ParamRole::Other },
+            ParamDef { name: "Name", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "NoReboot", role: ParamRole::Other },
             ParamDef { name: "SnapshotLocation", role: ParamRole::Other },
             ParamDef { name: "TagSpecification.N.ResourceType", role: ParamRole::Other },
@@ -1294,12 +1294,12 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         in_query_api: true,
         creates: &["image-usage-report"],
         params: &[
-            ParamDef { name: "AccountId.N", role: ParamRole::Other },
+            ParamDef { name: "AccountId.N", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "ClientToken", role: ParamRole::Other },
             ParamDef { name: "DryRun", role: ParamRole::Other },
             ParamDef { name: "ImageId", role: ParamRole::Existing(ExistingRef { resource_types: &["image"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "ResourceType.N.ResourceType", role: ParamRole::Other },
-            ParamDef { name: "ResourceType.N.ResourceTypeOption.N.OptionName", role: ParamRole::Other },
+            ParamDef { name: "ResourceType.N.ResourceTypeOption.N.OptionName", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "ResourceType.N.ResourceTypeOption.N.OptionValue.N", role: ParamRole::Other },
             ParamDef { name: "TagSpecification.N.ResourceType", role: ParamRole::Other },
             ParamDef { name: "TagSpecification.N.Tag.N.Key", role: ParamRole::Other },
@@ -1329,7 +1329,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         params: &[
             ParamDef { name: "CronExpression", role: ParamRole::Other },
             ParamDef { name: "DryRun", role: ParamRole::Other },
-            ParamDef { name: "Name", role: ParamRole::Other },
+            ParamDef { name: "Name", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "TagSpecification.N.ResourceType", role: ParamRole::Other },
             ParamDef { name: "TagSpecification.N.Tag.N.Key", role: ParamRole::Other },
             ParamDef { name: "TagSpecification.N.Tag.N.Value", role: ParamRole::Other },
@@ -1392,7 +1392,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "DryRun", role: ParamRole::Other },
             ParamDef { name: "EnablePrivateGua", role: ParamRole::Other },
             ParamDef { name: "MeteredAccount", role: ParamRole::Other },
-            ParamDef { name: "OperatingRegion.N.RegionName", role: ParamRole::Other },
+            ParamDef { name: "OperatingRegion.N.RegionName", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "TagSpecification.N.ResourceType", role: ParamRole::Other },
             ParamDef { name: "TagSpecification.N.Tag.N.Key", role: ParamRole::Other },
             ParamDef { name: "TagSpecification.N.Tag.N.Value", role: ParamRole::Other },
@@ -1462,7 +1462,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "PublicIpSource", role: ParamRole::Other },
             ParamDef { name: "PubliclyAdvertisable", role: ParamRole::Other },
             ParamDef { name: "SourceIpamPoolId", role: ParamRole::Existing(ExistingRef { resource_types: &["ipam-pool"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
-            ParamDef { name: "SourceResource.ResourceId", role: ParamRole::Other },
+            ParamDef { name: "SourceResource.ResourceId", role: ParamRole::Other }, // a resource IPAM manages
             ParamDef { name: "SourceResource.ResourceOwner", role: ParamRole::Other },
             ParamDef { name: "SourceResource.ResourceRegion", role: ParamRole::Other },
             ParamDef { name: "SourceResource.ResourceType", role: ParamRole::Other },
@@ -1482,9 +1482,9 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "DryRun", role: ParamRole::Other },
             ParamDef { name: "IpamId", role: ParamRole::Existing(ExistingRef { resource_types: &["ipam"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "Rule.N.Condition.N.Cidr", role: ParamRole::Other },
-            ParamDef { name: "Rule.N.Condition.N.IpamPoolId", role: ParamRole::Other },
+            ParamDef { name: "Rule.N.Condition.N.IpamPoolId", role: ParamRole::Other }, // ipam-pool: not listed for the action
             ParamDef { name: "Rule.N.Condition.N.Operation", role: ParamRole::Other },
-            ParamDef { name: "Rule.N.Condition.N.ResourceId", role: ParamRole::Other },
+            ParamDef { name: "Rule.N.Condition.N.ResourceId", role: ParamRole::Other }, // a rule condition
             ParamDef { name: "Rule.N.Condition.N.ResourceOwner", role: ParamRole::Other },
             ParamDef { name: "Rule.N.Condition.N.ResourceRegion", role: ParamRole::Other },
             ParamDef { name: "Rule.N.Condition.N.ResourceTag.Key", role: ParamRole::Other },
@@ -1507,7 +1507,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "DesiredVersion", role: ParamRole::Other },
             ParamDef { name: "DryRun", role: ParamRole::Other },
             ParamDef { name: "IpamPrefixListResolverId", role: ParamRole::Existing(ExistingRef { resource_types: &["ipam-prefix-list-resolver"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
-            ParamDef { name: "PrefixListId", role: ParamRole::Other },
+            ParamDef { name: "PrefixListId", role: ParamRole::Other }, // prefix-list: not listed for the action
             ParamDef { name: "PrefixListRegion", role: ParamRole::Other },
             ParamDef { name: "TagSpecification.N.ResourceType", role: ParamRole::Other },
             ParamDef { name: "TagSpecification.N.Tag.N.Key", role: ParamRole::Other },
@@ -1523,7 +1523,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "ClientToken", role: ParamRole::Other },
             ParamDef { name: "Description", role: ParamRole::Other },
             ParamDef { name: "DryRun", role: ParamRole::Other },
-            ParamDef { name: "OperatingRegion.N.RegionName", role: ParamRole::Other },
+            ParamDef { name: "OperatingRegion.N.RegionName", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "TagSpecification.N.ResourceType", role: ParamRole::Other },
             ParamDef { name: "TagSpecification.N.Tag.N.Key", role: ParamRole::Other },
             ParamDef { name: "TagSpecification.N.Tag.N.Value", role: ParamRole::Other },
@@ -1582,25 +1582,25 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         params: &[
             ParamDef { name: "ClientToken", role: ParamRole::Other },
             ParamDef { name: "DryRun", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateData.BlockDeviceMapping.N.DeviceName", role: ParamRole::Other },
+            ParamDef { name: "LaunchTemplateData.BlockDeviceMapping.N.DeviceName", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "LaunchTemplateData.BlockDeviceMapping.N.Ebs.DeleteOnTermination", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.BlockDeviceMapping.N.Ebs.EbsCardIndex", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.BlockDeviceMapping.N.Ebs.Encrypted", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.BlockDeviceMapping.N.Ebs.Iops", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateData.BlockDeviceMapping.N.Ebs.KmsKeyId", role: ParamRole::Other },
+            ParamDef { name: "LaunchTemplateData.BlockDeviceMapping.N.Ebs.KmsKeyId", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "LaunchTemplateData.BlockDeviceMapping.N.Ebs.MultiAvailabilityZoneConfiguration.ConfigurationType", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.BlockDeviceMapping.N.Ebs.MultiAvailabilityZoneConfiguration.StandbyAvailabilityZone.N.AvailabilityZone", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateData.BlockDeviceMapping.N.Ebs.MultiAvailabilityZoneConfiguration.StandbyAvailabilityZone.N.AvailabilityZoneId", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateData.BlockDeviceMapping.N.Ebs.SnapshotId", role: ParamRole::Other },
+            ParamDef { name: "LaunchTemplateData.BlockDeviceMapping.N.Ebs.MultiAvailabilityZoneConfiguration.StandbyAvailabilityZone.N.AvailabilityZoneId", role: ParamRole::Other }, // not an EC2 resource
+            ParamDef { name: "LaunchTemplateData.BlockDeviceMapping.N.Ebs.SnapshotId", role: ParamRole::Other }, // snapshot: not listed for the action
             ParamDef { name: "LaunchTemplateData.BlockDeviceMapping.N.Ebs.Throughput", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.BlockDeviceMapping.N.Ebs.VolumeInitializationRate", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.BlockDeviceMapping.N.Ebs.VolumeSize", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.BlockDeviceMapping.N.Ebs.VolumeType", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.BlockDeviceMapping.N.NoDevice", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateData.BlockDeviceMapping.N.VirtualName", role: ParamRole::Other },
+            ParamDef { name: "LaunchTemplateData.BlockDeviceMapping.N.VirtualName", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "LaunchTemplateData.CapacityReservationSpecification.CapacityReservationPreference", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateData.CapacityReservationSpecification.CapacityReservationTarget.CapacityReservationId", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateData.CapacityReservationSpecification.CapacityReservationTarget.CapacityReservationResourceGroupArn", role: ParamRole::Other },
+            ParamDef { name: "LaunchTemplateData.CapacityReservationSpecification.CapacityReservationTarget.CapacityReservationId", role: ParamRole::Other }, // capacity-reservation: not listed for the action
+            ParamDef { name: "LaunchTemplateData.CapacityReservationSpecification.CapacityReservationTarget.CapacityReservationResourceGroupArn", role: ParamRole::Other }, // group: not listed for the action
             ParamDef { name: "LaunchTemplateData.CpuOptions.AmdSevSnp", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.CpuOptions.CoreCount", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.CpuOptions.NestedVirtualization", role: ParamRole::Other },
@@ -1614,9 +1614,9 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "LaunchTemplateData.ElasticInferenceAccelerator.N.Type", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.EnclaveOptions.Enabled", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.HibernationOptions.Configured", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateData.IamInstanceProfile.Arn", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateData.IamInstanceProfile.Name", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateData.ImageId", role: ParamRole::Other },
+            ParamDef { name: "LaunchTemplateData.IamInstanceProfile.Arn", role: ParamRole::Other }, // not an EC2 resource
+            ParamDef { name: "LaunchTemplateData.IamInstanceProfile.Name", role: ParamRole::Other }, // not an EC2 resource
+            ParamDef { name: "LaunchTemplateData.ImageId", role: ParamRole::Other }, // image: not listed for the action
             ParamDef { name: "LaunchTemplateData.InstanceInitiatedShutdownBehavior", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.InstanceMarketOptions.MarketType", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.InstanceMarketOptions.SpotOptions.BlockDurationMinutes", role: ParamRole::Other },
@@ -1627,7 +1627,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "LaunchTemplateData.InstanceRequirements.AcceleratorCount.Max", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.InstanceRequirements.AcceleratorCount.Min", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.InstanceRequirements.AcceleratorManufacturer.N", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateData.InstanceRequirements.AcceleratorName.N", role: ParamRole::Other },
+            ParamDef { name: "LaunchTemplateData.InstanceRequirements.AcceleratorName.N", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "LaunchTemplateData.InstanceRequirements.AcceleratorTotalMemoryMiB.Max", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.InstanceRequirements.AcceleratorTotalMemoryMiB.Min", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.InstanceRequirements.AcceleratorType.N", role: ParamRole::Other },
@@ -1660,9 +1660,9 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "LaunchTemplateData.InstanceRequirements.VCpuCount.Max", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.InstanceRequirements.VCpuCount.Min", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.InstanceType", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateData.KernelId", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateData.KeyName", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateData.LicenseSpecification.N.LicenseConfigurationArn", role: ParamRole::Other },
+            ParamDef { name: "LaunchTemplateData.KernelId", role: ParamRole::Other }, // image: not listed for the action
+            ParamDef { name: "LaunchTemplateData.KeyName", role: ParamRole::Other }, // key-pair: not listed for the action
+            ParamDef { name: "LaunchTemplateData.LicenseSpecification.N.LicenseConfigurationArn", role: ParamRole::Other }, // license-configuration: not listed for the action
             ParamDef { name: "LaunchTemplateData.MaintenanceOptions.AutoRecovery", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.MetadataOptions.HttpEndpoint", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.MetadataOptions.HttpProtocolIpv6", role: ParamRole::Other },
@@ -1670,7 +1670,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "LaunchTemplateData.MetadataOptions.HttpTokens", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.MetadataOptions.InstanceMetadataTags", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.Monitoring.Enabled", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateData.Monitoring.MetricCategoryId.N", role: ParamRole::Other },
+            ParamDef { name: "LaunchTemplateData.Monitoring.MetricCategoryId.N", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "LaunchTemplateData.NetworkInterface.N.AssociateCarrierIpAddress", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.NetworkInterface.N.AssociatePublicIpAddress", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.NetworkInterface.N.ConnectionTrackingSpecification.TcpEstablishedTimeout", role: ParamRole::Other },
@@ -1690,30 +1690,30 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "LaunchTemplateData.NetworkInterface.N.Ipv6Prefix.N.Ipv6Prefix", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.NetworkInterface.N.Ipv6PrefixCount", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.NetworkInterface.N.NetworkCardIndex", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateData.NetworkInterface.N.NetworkInterfaceId", role: ParamRole::Other },
+            ParamDef { name: "LaunchTemplateData.NetworkInterface.N.NetworkInterfaceId", role: ParamRole::Other }, // network-interface: not listed for the action
             ParamDef { name: "LaunchTemplateData.NetworkInterface.N.PrimaryIpv6", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.NetworkInterface.N.PrivateIpAddress", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.NetworkInterface.N.PrivateIpAddresses.N.Primary", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.NetworkInterface.N.PrivateIpAddresses.N.PrivateIpAddress", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.NetworkInterface.N.SecondaryPrivateIpAddressCount", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateData.NetworkInterface.N.SecurityGroupId.N", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateData.NetworkInterface.N.SubnetId", role: ParamRole::Other },
+            ParamDef { name: "LaunchTemplateData.NetworkInterface.N.SecurityGroupId.N", role: ParamRole::Other }, // security-group: not listed for the action
+            ParamDef { name: "LaunchTemplateData.NetworkInterface.N.SubnetId", role: ParamRole::Other }, // subnet: not listed for the action
             ParamDef { name: "LaunchTemplateData.NetworkPerformanceOptions.BandwidthWeighting", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.Operator.Principal", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.Placement.Affinity", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.Placement.AvailabilityZone", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateData.Placement.AvailabilityZoneId", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateData.Placement.GroupId", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateData.Placement.GroupName", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateData.Placement.HostId", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateData.Placement.HostResourceGroupArn", role: ParamRole::Other },
+            ParamDef { name: "LaunchTemplateData.Placement.AvailabilityZoneId", role: ParamRole::Other }, // not an EC2 resource
+            ParamDef { name: "LaunchTemplateData.Placement.GroupId", role: ParamRole::Other }, // placement-group: not listed for the action
+            ParamDef { name: "LaunchTemplateData.Placement.GroupName", role: ParamRole::Other }, // placement-group: not listed for the action
+            ParamDef { name: "LaunchTemplateData.Placement.HostId", role: ParamRole::Other }, // dedicated-host: not listed for the action
+            ParamDef { name: "LaunchTemplateData.Placement.HostResourceGroupArn", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "LaunchTemplateData.Placement.PartitionNumber", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.Placement.SpreadDomain", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.Placement.Tenancy", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.PrivateDnsNameOptions.EnableResourceNameDnsAAAARecord", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.PrivateDnsNameOptions.EnableResourceNameDnsARecord", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.PrivateDnsNameOptions.HostnameType", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateData.RamDiskId", role: ParamRole::Other },
+            ParamDef { name: "LaunchTemplateData.RamDiskId", role: ParamRole::Other }, // image: not listed for the action
             ParamDef { name: "LaunchTemplateData.SecondaryInterface.N.DeleteOnTermination", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.SecondaryInterface.N.DeviceIndex", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.SecondaryInterface.N.EnaQueueCount", role: ParamRole::Other },
@@ -1723,10 +1723,10 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "LaunchTemplateData.SecondaryInterface.N.NetworkCardIndex", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.SecondaryInterface.N.PrivateIpAddress.N.PrivateIpAddress", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.SecondaryInterface.N.PrivateIpAddressCount", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateData.SecondaryInterface.N.SecondarySubnetId", role: ParamRole::Other },
+            ParamDef { name: "LaunchTemplateData.SecondaryInterface.N.SecondarySubnetId", role: ParamRole::Other }, // secondary-subnet: not listed for the action
             ParamDef { name: "LaunchTemplateData.SecondaryInterface.N.VlanMode", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.SecurityGroup.N", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateData.SecurityGroupId.N", role: ParamRole::Other },
+            ParamDef { name: "LaunchTemplateData.SecurityGroupId.N", role: ParamRole::Other }, // security-group: not listed for the action
             ParamDef { name: "LaunchTemplateData.TagSpecification.N.ResourceType", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.TagSpecification.N.Tag.N.Key", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.TagSpecification.N.Tag.N.Value", role: ParamRole::Other },
@@ -1746,25 +1746,25 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         params: &[
             ParamDef { name: "ClientToken", role: ParamRole::Other },
             ParamDef { name: "DryRun", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateData.BlockDeviceMapping.N.DeviceName", role: ParamRole::Other },
+            ParamDef { name: "LaunchTemplateData.BlockDeviceMapping.N.DeviceName", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "LaunchTemplateData.BlockDeviceMapping.N.Ebs.DeleteOnTermination", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.BlockDeviceMapping.N.Ebs.EbsCardIndex", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.BlockDeviceMapping.N.Ebs.Encrypted", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.BlockDeviceMapping.N.Ebs.Iops", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateData.BlockDeviceMapping.N.Ebs.KmsKeyId", role: ParamRole::Other },
+            ParamDef { name: "LaunchTemplateData.BlockDeviceMapping.N.Ebs.KmsKeyId", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "LaunchTemplateData.BlockDeviceMapping.N.Ebs.MultiAvailabilityZoneConfiguration.ConfigurationType", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.BlockDeviceMapping.N.Ebs.MultiAvailabilityZoneConfiguration.StandbyAvailabilityZone.N.AvailabilityZone", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateData.BlockDeviceMapping.N.Ebs.MultiAvailabilityZoneConfiguration.StandbyAvailabilityZone.N.AvailabilityZoneId", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateData.BlockDeviceMapping.N.Ebs.SnapshotId", role: ParamRole::Other },
+            ParamDef { name: "LaunchTemplateData.BlockDeviceMapping.N.Ebs.MultiAvailabilityZoneConfiguration.StandbyAvailabilityZone.N.AvailabilityZoneId", role: ParamRole::Other }, // not an EC2 resource
+            ParamDef { name: "LaunchTemplateData.BlockDeviceMapping.N.Ebs.SnapshotId", role: ParamRole::Other }, // snapshot: not listed for the action
             ParamDef { name: "LaunchTemplateData.BlockDeviceMapping.N.Ebs.Throughput", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.BlockDeviceMapping.N.Ebs.VolumeInitializationRate", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.BlockDeviceMapping.N.Ebs.VolumeSize", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.BlockDeviceMapping.N.Ebs.VolumeType", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.BlockDeviceMapping.N.NoDevice", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateData.BlockDeviceMapping.N.VirtualName", role: ParamRole::Other },
+            ParamDef { name: "LaunchTemplateData.BlockDeviceMapping.N.VirtualName", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "LaunchTemplateData.CapacityReservationSpecification.CapacityReservationPreference", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateData.CapacityReservationSpecification.CapacityReservationTarget.CapacityReservationId", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateData.CapacityReservationSpecification.CapacityReservationTarget.CapacityReservationResourceGroupArn", role: ParamRole::Other },
+            ParamDef { name: "LaunchTemplateData.CapacityReservationSpecification.CapacityReservationTarget.CapacityReservationId", role: ParamRole::Other }, // capacity-reservation: not listed for the action
+            ParamDef { name: "LaunchTemplateData.CapacityReservationSpecification.CapacityReservationTarget.CapacityReservationResourceGroupArn", role: ParamRole::Other }, // group: not listed for the action
             ParamDef { name: "LaunchTemplateData.CpuOptions.AmdSevSnp", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.CpuOptions.CoreCount", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.CpuOptions.NestedVirtualization", role: ParamRole::Other },
@@ -1778,9 +1778,9 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "LaunchTemplateData.ElasticInferenceAccelerator.N.Type", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.EnclaveOptions.Enabled", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.HibernationOptions.Configured", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateData.IamInstanceProfile.Arn", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateData.IamInstanceProfile.Name", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateData.ImageId", role: ParamRole::Other },
+            ParamDef { name: "LaunchTemplateData.IamInstanceProfile.Arn", role: ParamRole::Other }, // not an EC2 resource
+            ParamDef { name: "LaunchTemplateData.IamInstanceProfile.Name", role: ParamRole::Other }, // not an EC2 resource
+            ParamDef { name: "LaunchTemplateData.ImageId", role: ParamRole::Other }, // image: not listed for the action
             ParamDef { name: "LaunchTemplateData.InstanceInitiatedShutdownBehavior", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.InstanceMarketOptions.MarketType", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.InstanceMarketOptions.SpotOptions.BlockDurationMinutes", role: ParamRole::Other },
@@ -1791,7 +1791,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "LaunchTemplateData.InstanceRequirements.AcceleratorCount.Max", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.InstanceRequirements.AcceleratorCount.Min", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.InstanceRequirements.AcceleratorManufacturer.N", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateData.InstanceRequirements.AcceleratorName.N", role: ParamRole::Other },
+            ParamDef { name: "LaunchTemplateData.InstanceRequirements.AcceleratorName.N", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "LaunchTemplateData.InstanceRequirements.AcceleratorTotalMemoryMiB.Max", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.InstanceRequirements.AcceleratorTotalMemoryMiB.Min", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.InstanceRequirements.AcceleratorType.N", role: ParamRole::Other },
@@ -1824,9 +1824,9 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "LaunchTemplateData.InstanceRequirements.VCpuCount.Max", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.InstanceRequirements.VCpuCount.Min", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.InstanceType", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateData.KernelId", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateData.KeyName", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateData.LicenseSpecification.N.LicenseConfigurationArn", role: ParamRole::Other },
+            ParamDef { name: "LaunchTemplateData.KernelId", role: ParamRole::Other }, // image: not listed for the action
+            ParamDef { name: "LaunchTemplateData.KeyName", role: ParamRole::Other }, // key-pair: not listed for the action
+            ParamDef { name: "LaunchTemplateData.LicenseSpecification.N.LicenseConfigurationArn", role: ParamRole::Other }, // license-configuration: not listed for the action
             ParamDef { name: "LaunchTemplateData.MaintenanceOptions.AutoRecovery", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.MetadataOptions.HttpEndpoint", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.MetadataOptions.HttpProtocolIpv6", role: ParamRole::Other },
@@ -1834,7 +1834,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "LaunchTemplateData.MetadataOptions.HttpTokens", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.MetadataOptions.InstanceMetadataTags", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.Monitoring.Enabled", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateData.Monitoring.MetricCategoryId.N", role: ParamRole::Other },
+            ParamDef { name: "LaunchTemplateData.Monitoring.MetricCategoryId.N", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "LaunchTemplateData.NetworkInterface.N.AssociateCarrierIpAddress", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.NetworkInterface.N.AssociatePublicIpAddress", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.NetworkInterface.N.ConnectionTrackingSpecification.TcpEstablishedTimeout", role: ParamRole::Other },
@@ -1854,30 +1854,30 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "LaunchTemplateData.NetworkInterface.N.Ipv6Prefix.N.Ipv6Prefix", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.NetworkInterface.N.Ipv6PrefixCount", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.NetworkInterface.N.NetworkCardIndex", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateData.NetworkInterface.N.NetworkInterfaceId", role: ParamRole::Other },
+            ParamDef { name: "LaunchTemplateData.NetworkInterface.N.NetworkInterfaceId", role: ParamRole::Other }, // network-interface: not listed for the action
             ParamDef { name: "LaunchTemplateData.NetworkInterface.N.PrimaryIpv6", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.NetworkInterface.N.PrivateIpAddress", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.NetworkInterface.N.PrivateIpAddresses.N.Primary", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.NetworkInterface.N.PrivateIpAddresses.N.PrivateIpAddress", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.NetworkInterface.N.SecondaryPrivateIpAddressCount", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateData.NetworkInterface.N.SecurityGroupId.N", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateData.NetworkInterface.N.SubnetId", role: ParamRole::Other },
+            ParamDef { name: "LaunchTemplateData.NetworkInterface.N.SecurityGroupId.N", role: ParamRole::Other }, // security-group: not listed for the action
+            ParamDef { name: "LaunchTemplateData.NetworkInterface.N.SubnetId", role: ParamRole::Other }, // subnet: not listed for the action
             ParamDef { name: "LaunchTemplateData.NetworkPerformanceOptions.BandwidthWeighting", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.Operator.Principal", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.Placement.Affinity", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.Placement.AvailabilityZone", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateData.Placement.AvailabilityZoneId", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateData.Placement.GroupId", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateData.Placement.GroupName", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateData.Placement.HostId", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateData.Placement.HostResourceGroupArn", role: ParamRole::Other },
+            ParamDef { name: "LaunchTemplateData.Placement.AvailabilityZoneId", role: ParamRole::Other }, // not an EC2 resource
+            ParamDef { name: "LaunchTemplateData.Placement.GroupId", role: ParamRole::Other }, // placement-group: not listed for the action
+            ParamDef { name: "LaunchTemplateData.Placement.GroupName", role: ParamRole::Other }, // placement-group: not listed for the action
+            ParamDef { name: "LaunchTemplateData.Placement.HostId", role: ParamRole::Other }, // dedicated-host: not listed for the action
+            ParamDef { name: "LaunchTemplateData.Placement.HostResourceGroupArn", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "LaunchTemplateData.Placement.PartitionNumber", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.Placement.SpreadDomain", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.Placement.Tenancy", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.PrivateDnsNameOptions.EnableResourceNameDnsAAAARecord", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.PrivateDnsNameOptions.EnableResourceNameDnsARecord", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.PrivateDnsNameOptions.HostnameType", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateData.RamDiskId", role: ParamRole::Other },
+            ParamDef { name: "LaunchTemplateData.RamDiskId", role: ParamRole::Other }, // image: not listed for the action
             ParamDef { name: "LaunchTemplateData.SecondaryInterface.N.DeleteOnTermination", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.SecondaryInterface.N.DeviceIndex", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.SecondaryInterface.N.EnaQueueCount", role: ParamRole::Other },
@@ -1887,10 +1887,10 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "LaunchTemplateData.SecondaryInterface.N.NetworkCardIndex", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.SecondaryInterface.N.PrivateIpAddress.N.PrivateIpAddress", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.SecondaryInterface.N.PrivateIpAddressCount", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateData.SecondaryInterface.N.SecondarySubnetId", role: ParamRole::Other },
+            ParamDef { name: "LaunchTemplateData.SecondaryInterface.N.SecondarySubnetId", role: ParamRole::Other }, // secondary-subnet: not listed for the action
             ParamDef { name: "LaunchTemplateData.SecondaryInterface.N.VlanMode", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.SecurityGroup.N", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateData.SecurityGroupId.N", role: ParamRole::Other },
+            ParamDef { name: "LaunchTemplateData.SecurityGroupId.N", role: ParamRole::Other }, // security-group: not listed for the action
             ParamDef { name: "LaunchTemplateData.TagSpecification.N.ResourceType", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.TagSpecification.N.Tag.N.Key", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateData.TagSpecification.N.Tag.N.Value", role: ParamRole::Other },
@@ -2040,7 +2040,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "AvailabilityMode", role: ParamRole::Other },
             ParamDef { name: "AvailabilityZoneAddress.N.AllocationId.N", role: ParamRole::Existing(ExistingRef { resource_types: &["elastic-ip"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "AvailabilityZoneAddress.N.AvailabilityZone", role: ParamRole::Other },
-            ParamDef { name: "AvailabilityZoneAddress.N.AvailabilityZoneId", role: ParamRole::Other },
+            ParamDef { name: "AvailabilityZoneAddress.N.AvailabilityZoneId", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "ClientToken", role: ParamRole::Other },
             ParamDef { name: "ConnectivityType", role: ParamRole::Other },
             ParamDef { name: "DryRun", role: ParamRole::Other },
@@ -2206,7 +2206,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         in_query_api: true,
         creates: &[],
         params: &[
-            ParamDef { name: "AwsAccountId", role: ParamRole::Other },
+            ParamDef { name: "AwsAccountId", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "AwsService", role: ParamRole::Other },
             ParamDef { name: "DryRun", role: ParamRole::Other },
             ParamDef { name: "NetworkInterfaceId", role: ParamRole::Existing(ExistingRef { resource_types: &["network-interface"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
@@ -2274,7 +2274,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         params: &[
             ParamDef { name: "Bucket", role: ParamRole::Other },
             ParamDef { name: "DryRun", role: ParamRole::Other },
-            ParamDef { name: "Name", role: ParamRole::Other },
+            ParamDef { name: "Name", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "ObjectKey", role: ParamRole::Other },
             ParamDef { name: "TagSpecification.N.ResourceType", role: ParamRole::Other },
             ParamDef { name: "TagSpecification.N.Tag.N.Key", role: ParamRole::Other },
@@ -2286,23 +2286,23 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         in_query_api: true,
         creates: &[],
         params: &[
-            ParamDef { name: "CarrierGatewayId", role: ParamRole::Other },
-            ParamDef { name: "CoreNetworkArn", role: ParamRole::Other },
+            ParamDef { name: "CarrierGatewayId", role: ParamRole::Other }, // carrier-gateway: not listed for the action
+            ParamDef { name: "CoreNetworkArn", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "DestinationCidrBlock", role: ParamRole::Other },
             ParamDef { name: "DestinationIpv6CidrBlock", role: ParamRole::Other },
-            ParamDef { name: "DestinationPrefixListId", role: ParamRole::Other },
+            ParamDef { name: "DestinationPrefixListId", role: ParamRole::Other }, // prefix-list: not listed for the action
             ParamDef { name: "DryRun", role: ParamRole::Other },
-            ParamDef { name: "EgressOnlyInternetGatewayId", role: ParamRole::Other },
-            ParamDef { name: "GatewayId", role: ParamRole::Other },
-            ParamDef { name: "InstanceId", role: ParamRole::Other },
-            ParamDef { name: "LocalGatewayId", role: ParamRole::Other },
-            ParamDef { name: "NatGatewayId", role: ParamRole::Other },
-            ParamDef { name: "NetworkInterfaceId", role: ParamRole::Other },
-            ParamDef { name: "OdbNetworkArn", role: ParamRole::Other },
+            ParamDef { name: "EgressOnlyInternetGatewayId", role: ParamRole::Other }, // egress-only-internet-gateway: not listed for the action
+            ParamDef { name: "GatewayId", role: ParamRole::Other }, // a route target
+            ParamDef { name: "InstanceId", role: ParamRole::Other }, // instance: not listed for the action
+            ParamDef { name: "LocalGatewayId", role: ParamRole::Other }, // local-gateway: not listed for the action
+            ParamDef { name: "NatGatewayId", role: ParamRole::Other }, // natgateway: not listed for the action
+            ParamDef { name: "NetworkInterfaceId", role: ParamRole::Other }, // network-interface: not listed for the action
+            ParamDef { name: "OdbNetworkArn", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "RouteTableId", role: ParamRole::Existing(ExistingRef { resource_types: &["route-table"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
-            ParamDef { name: "TransitGatewayId", role: ParamRole::Other },
-            ParamDef { name: "VpcEndpointId", role: ParamRole::Other },
-            ParamDef { name: "VpcPeeringConnectionId", role: ParamRole::Other },
+            ParamDef { name: "TransitGatewayId", role: ParamRole::Other }, // transit-gateway: not listed for the action
+            ParamDef { name: "VpcEndpointId", role: ParamRole::Other }, // vpc-endpoint: not listed for the action
+            ParamDef { name: "VpcPeeringConnectionId", role: ParamRole::Other }, // vpc-peering-connection: not listed for the action
         ],
     },
     ActionParams {
@@ -2369,7 +2369,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         creates: &["secondary-network"],
         params: &[
             ParamDef { name: "AvailabilityZone", role: ParamRole::Other },
-            ParamDef { name: "AvailabilityZoneId", role: ParamRole::Other },
+            ParamDef { name: "AvailabilityZoneId", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "ClientToken", role: ParamRole::Other },
             ParamDef { name: "DefaultNativeVlan", role: ParamRole::Other },
             ParamDef { name: "DryRun", role: ParamRole::Other },
@@ -2387,7 +2387,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         creates: &["secondary-subnet"],
         params: &[
             ParamDef { name: "AvailabilityZone", role: ParamRole::Other },
-            ParamDef { name: "AvailabilityZoneId", role: ParamRole::Other },
+            ParamDef { name: "AvailabilityZoneId", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "ClientToken", role: ParamRole::Other },
             ParamDef { name: "DryRun", role: ParamRole::Other },
             ParamDef { name: "Ipv4CidrBlock", role: ParamRole::Other },
@@ -2420,7 +2420,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "Description", role: ParamRole::Other },
             ParamDef { name: "DryRun", role: ParamRole::Other },
             ParamDef { name: "Location", role: ParamRole::Other },
-            ParamDef { name: "OutpostArn", role: ParamRole::Other },
+            ParamDef { name: "OutpostArn", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "TagSpecification.N.ResourceType", role: ParamRole::Other },
             ParamDef { name: "TagSpecification.N.Tag.N.Key", role: ParamRole::Other },
             ParamDef { name: "TagSpecification.N.Tag.N.Value", role: ParamRole::Other },
@@ -2439,7 +2439,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "InstanceSpecification.ExcludeDataVolumeId.N", role: ParamRole::Existing(ExistingRef { resource_types: &["volume"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "InstanceSpecification.InstanceId", role: ParamRole::Existing(ExistingRef { resource_types: &["instance"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "Location", role: ParamRole::Other },
-            ParamDef { name: "OutpostArn", role: ParamRole::Other },
+            ParamDef { name: "OutpostArn", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "TagSpecification.N.ResourceType", role: ParamRole::Other },
             ParamDef { name: "TagSpecification.N.Tag.N.Key", role: ParamRole::Other },
             ParamDef { name: "TagSpecification.N.Tag.N.Value", role: ParamRole::Other },
@@ -2463,7 +2463,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         creates: &["subnet"],
         params: &[
             ParamDef { name: "AvailabilityZone", role: ParamRole::Other },
-            ParamDef { name: "AvailabilityZoneId", role: ParamRole::Other },
+            ParamDef { name: "AvailabilityZoneId", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "CidrBlock", role: ParamRole::Other },
             ParamDef { name: "DryRun", role: ParamRole::Other },
             ParamDef { name: "Ipv4IpamPoolId", role: ParamRole::Existing(ExistingRef { resource_types: &["ipam-pool"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
@@ -2472,7 +2472,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "Ipv6IpamPoolId", role: ParamRole::Existing(ExistingRef { resource_types: &["ipam-pool"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "Ipv6Native", role: ParamRole::Other },
             ParamDef { name: "Ipv6NetmaskLength", role: ParamRole::Other },
-            ParamDef { name: "OutpostArn", role: ParamRole::Other },
+            ParamDef { name: "OutpostArn", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "TagSpecification.N.ResourceType", role: ParamRole::Other },
             ParamDef { name: "TagSpecification.N.Tag.N.Key", role: ParamRole::Other },
             ParamDef { name: "TagSpecification.N.Tag.N.Value", role: ParamRole::Other },
@@ -2558,7 +2558,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "TagSpecification.N.Tag.N.Value", role: ParamRole::Other },
             ParamDef { name: "TrafficMirrorFilterId", role: ParamRole::Existing(ExistingRef { resource_types: &["traffic-mirror-filter"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "TrafficMirrorTargetId", role: ParamRole::Existing(ExistingRef { resource_types: &["traffic-mirror-target"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
-            ParamDef { name: "VirtualNetworkId", role: ParamRole::Other },
+            ParamDef { name: "VirtualNetworkId", role: ParamRole::Other }, // not an EC2 resource
         ],
     },
     ActionParams {
@@ -2569,9 +2569,9 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "ClientToken", role: ParamRole::Other },
             ParamDef { name: "Description", role: ParamRole::Other },
             ParamDef { name: "DryRun", role: ParamRole::Other },
-            ParamDef { name: "GatewayLoadBalancerEndpointId", role: ParamRole::Other },
+            ParamDef { name: "GatewayLoadBalancerEndpointId", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "NetworkInterfaceId", role: ParamRole::Existing(ExistingRef { resource_types: &["network-interface"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
-            ParamDef { name: "NetworkLoadBalancerArn", role: ParamRole::Other },
+            ParamDef { name: "NetworkLoadBalancerArn", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "TagSpecification.N.ResourceType", role: ParamRole::Other },
             ParamDef { name: "TagSpecification.N.Tag.N.Key", role: ParamRole::Other },
             ParamDef { name: "TagSpecification.N.Tag.N.Value", role: ParamRole::Other },
@@ -2633,7 +2633,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         creates: &["transit-gateway-metering-policy"],
         params: &[
             ParamDef { name: "DryRun", role: ParamRole::Other },
-            ParamDef { name: "MiddleboxAttachmentId.N", role: ParamRole::Other },
+            ParamDef { name: "MiddleboxAttachmentId.N", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "TagSpecifications.N.ResourceType", role: ParamRole::Other },
             ParamDef { name: "TagSpecifications.N.Tag.N.Key", role: ParamRole::Other },
             ParamDef { name: "TagSpecifications.N.Tag.N.Value", role: ParamRole::Other },
@@ -2684,7 +2684,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "Options.AllowMultipathResilience", role: ParamRole::Other },
             ParamDef { name: "Options.DynamicRouting", role: ParamRole::Other },
             ParamDef { name: "Options.MultipathResilienceMode", role: ParamRole::Other },
-            ParamDef { name: "PeerAccountId", role: ParamRole::Other },
+            ParamDef { name: "PeerAccountId", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "PeerRegion", role: ParamRole::Other },
             ParamDef { name: "PeerTransitGatewayId", role: ParamRole::Existing(ExistingRef { resource_types: &["transit-gateway"], by: IdentifiedBy::Id, region_param: Some("PeerRegion"), account_param: Some("PeerAccountId") }) },
             ParamDef { name: "TagSpecification.N.ResourceType", role: ParamRole::Other },
@@ -2804,11 +2804,11 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "CidrOptions.SubnetId.N", role: ParamRole::Existing(ExistingRef { resource_types: &["subnet"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "ClientToken", role: ParamRole::Other },
             ParamDef { name: "Description", role: ParamRole::Other },
-            ParamDef { name: "DomainCertificateArn", role: ParamRole::Other },
+            ParamDef { name: "DomainCertificateArn", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "DryRun", role: ParamRole::Other },
             ParamDef { name: "EndpointDomainPrefix", role: ParamRole::Other },
             ParamDef { name: "EndpointType", role: ParamRole::Other },
-            ParamDef { name: "LoadBalancerOptions.LoadBalancerArn", role: ParamRole::Other },
+            ParamDef { name: "LoadBalancerOptions.LoadBalancerArn", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "LoadBalancerOptions.Port", role: ParamRole::Other },
             ParamDef { name: "LoadBalancerOptions.PortRange.N.FromPort", role: ParamRole::Other },
             ParamDef { name: "LoadBalancerOptions.PortRange.N.ToPort", role: ParamRole::Other },
@@ -2822,14 +2822,14 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "PolicyDocument", role: ParamRole::Other },
             ParamDef { name: "RdsOptions.Port", role: ParamRole::Other },
             ParamDef { name: "RdsOptions.Protocol", role: ParamRole::Other },
-            ParamDef { name: "RdsOptions.RdsDbClusterArn", role: ParamRole::Other },
-            ParamDef { name: "RdsOptions.RdsDbInstanceArn", role: ParamRole::Other },
-            ParamDef { name: "RdsOptions.RdsDbProxyArn", role: ParamRole::Other },
+            ParamDef { name: "RdsOptions.RdsDbClusterArn", role: ParamRole::Other }, // not an EC2 resource
+            ParamDef { name: "RdsOptions.RdsDbInstanceArn", role: ParamRole::Other }, // not an EC2 resource
+            ParamDef { name: "RdsOptions.RdsDbProxyArn", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "RdsOptions.RdsEndpoint", role: ParamRole::Other },
             ParamDef { name: "RdsOptions.SubnetId.N", role: ParamRole::Existing(ExistingRef { resource_types: &["subnet"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "SecurityGroupId.N", role: ParamRole::Existing(ExistingRef { resource_types: &["security-group"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "SseSpecification.CustomerManagedKeyEnabled", role: ParamRole::Other },
-            ParamDef { name: "SseSpecification.KmsKeyArn", role: ParamRole::Other },
+            ParamDef { name: "SseSpecification.KmsKeyArn", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "TagSpecification.N.ResourceType", role: ParamRole::Other },
             ParamDef { name: "TagSpecification.N.Tag.N.Key", role: ParamRole::Other },
             ParamDef { name: "TagSpecification.N.Tag.N.Value", role: ParamRole::Other },
@@ -2846,7 +2846,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "DryRun", role: ParamRole::Other },
             ParamDef { name: "PolicyDocument", role: ParamRole::Other },
             ParamDef { name: "SseSpecification.CustomerManagedKeyEnabled", role: ParamRole::Other },
-            ParamDef { name: "SseSpecification.KmsKeyArn", role: ParamRole::Other },
+            ParamDef { name: "SseSpecification.KmsKeyArn", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "TagSpecification.N.ResourceType", role: ParamRole::Other },
             ParamDef { name: "TagSpecification.N.Tag.N.Key", role: ParamRole::Other },
             ParamDef { name: "TagSpecification.N.Tag.N.Value", role: ParamRole::Other },
@@ -2876,11 +2876,11 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "ClientToken", role: ParamRole::Other },
             ParamDef { name: "Description", role: ParamRole::Other },
             ParamDef { name: "DeviceOptions.PublicSigningKeyUrl", role: ParamRole::Other },
-            ParamDef { name: "DeviceOptions.TenantId", role: ParamRole::Other },
+            ParamDef { name: "DeviceOptions.TenantId", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "DeviceTrustProviderType", role: ParamRole::Other },
             ParamDef { name: "DryRun", role: ParamRole::Other },
             ParamDef { name: "NativeApplicationOidcOptions.AuthorizationEndpoint", role: ParamRole::Other },
-            ParamDef { name: "NativeApplicationOidcOptions.ClientId", role: ParamRole::Other },
+            ParamDef { name: "NativeApplicationOidcOptions.ClientId", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "NativeApplicationOidcOptions.ClientSecret", role: ParamRole::Other },
             ParamDef { name: "NativeApplicationOidcOptions.Issuer", role: ParamRole::Other },
             ParamDef { name: "NativeApplicationOidcOptions.PublicSigningKeyEndpoint", role: ParamRole::Other },
@@ -2888,15 +2888,15 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "NativeApplicationOidcOptions.TokenEndpoint", role: ParamRole::Other },
             ParamDef { name: "NativeApplicationOidcOptions.UserInfoEndpoint", role: ParamRole::Other },
             ParamDef { name: "OidcOptions.AuthorizationEndpoint", role: ParamRole::Other },
-            ParamDef { name: "OidcOptions.ClientId", role: ParamRole::Other },
+            ParamDef { name: "OidcOptions.ClientId", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "OidcOptions.ClientSecret", role: ParamRole::Other },
             ParamDef { name: "OidcOptions.Issuer", role: ParamRole::Other },
             ParamDef { name: "OidcOptions.Scope", role: ParamRole::Other },
             ParamDef { name: "OidcOptions.TokenEndpoint", role: ParamRole::Other },
             ParamDef { name: "OidcOptions.UserInfoEndpoint", role: ParamRole::Other },
-            ParamDef { name: "PolicyReferenceName", role: ParamRole::Other },
+            ParamDef { name: "PolicyReferenceName", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "SseSpecification.CustomerManagedKeyEnabled", role: ParamRole::Other },
-            ParamDef { name: "SseSpecification.KmsKeyArn", role: ParamRole::Other },
+            ParamDef { name: "SseSpecification.KmsKeyArn", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "TagSpecification.N.ResourceType", role: ParamRole::Other },
             ParamDef { name: "TagSpecification.N.Tag.N.Key", role: ParamRole::Other },
             ParamDef { name: "TagSpecification.N.Tag.N.Value", role: ParamRole::Other },
@@ -2910,18 +2910,18 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         creates: &["volume"],
         params: &[
             ParamDef { name: "AvailabilityZone", role: ParamRole::Other },
-            ParamDef { name: "AvailabilityZoneId", role: ParamRole::Other },
+            ParamDef { name: "AvailabilityZoneId", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "ClientToken", role: ParamRole::Other },
             ParamDef { name: "DryRun", role: ParamRole::Other },
             ParamDef { name: "Encrypted", role: ParamRole::Other },
             ParamDef { name: "Iops", role: ParamRole::Other },
-            ParamDef { name: "KmsKeyId", role: ParamRole::Other },
+            ParamDef { name: "KmsKeyId", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "MultiAttachEnabled", role: ParamRole::Other },
             ParamDef { name: "MultiAvailabilityZoneConfiguration.ConfigurationType", role: ParamRole::Other },
             ParamDef { name: "MultiAvailabilityZoneConfiguration.StandbyAvailabilityZone.N.AvailabilityZone", role: ParamRole::Other },
-            ParamDef { name: "MultiAvailabilityZoneConfiguration.StandbyAvailabilityZone.N.AvailabilityZoneId", role: ParamRole::Other },
+            ParamDef { name: "MultiAvailabilityZoneConfiguration.StandbyAvailabilityZone.N.AvailabilityZoneId", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "Operator.Principal", role: ParamRole::Other },
-            ParamDef { name: "OutpostArn", role: ParamRole::Other },
+            ParamDef { name: "OutpostArn", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "Size", role: ParamRole::Other },
             ParamDef { name: "SnapshotId", role: ParamRole::Existing(ExistingRef { resource_types: &["snapshot"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "TagSpecification.N.ResourceType", role: ParamRole::Other },
@@ -3005,11 +3005,11 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "IpAddressType", role: ParamRole::Other },
             ParamDef { name: "PolicyDocument", role: ParamRole::Other },
             ParamDef { name: "PrivateDnsEnabled", role: ParamRole::Other },
-            ParamDef { name: "ResourceConfigurationArn", role: ParamRole::Other },
+            ParamDef { name: "ResourceConfigurationArn", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "RouteTableId.N", role: ParamRole::Existing(ExistingRef { resource_types: &["route-table"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "SecurityGroupId.N", role: ParamRole::Existing(ExistingRef { resource_types: &["security-group"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
-            ParamDef { name: "ServiceName", role: ParamRole::Other },
-            ParamDef { name: "ServiceNetworkArn", role: ParamRole::Other },
+            ParamDef { name: "ServiceName", role: ParamRole::Other }, // not an EC2 resource
+            ParamDef { name: "ServiceNetworkArn", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "ServiceRegion", role: ParamRole::Other },
             ParamDef { name: "SubnetConfiguration.N.Ipv4", role: ParamRole::Other },
             ParamDef { name: "SubnetConfiguration.N.Ipv6", role: ParamRole::Other },
@@ -3029,7 +3029,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         params: &[
             ParamDef { name: "ClientToken", role: ParamRole::Other },
             ParamDef { name: "ConnectionEvents.N", role: ParamRole::Other },
-            ParamDef { name: "ConnectionNotificationArn", role: ParamRole::Other },
+            ParamDef { name: "ConnectionNotificationArn", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "DryRun", role: ParamRole::Other },
             ParamDef { name: "ServiceId", role: ParamRole::Existing(ExistingRef { resource_types: &["vpc-endpoint-service"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "VpcEndpointId", role: ParamRole::Existing(ExistingRef { resource_types: &["vpc-endpoint"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
@@ -3043,9 +3043,9 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "AcceptanceRequired", role: ParamRole::Other },
             ParamDef { name: "ClientToken", role: ParamRole::Other },
             ParamDef { name: "DryRun", role: ParamRole::Other },
-            ParamDef { name: "GatewayLoadBalancerArn.N", role: ParamRole::Other },
-            ParamDef { name: "NetworkLoadBalancerArn.N", role: ParamRole::Other },
-            ParamDef { name: "PrivateDnsName", role: ParamRole::Other },
+            ParamDef { name: "GatewayLoadBalancerArn.N", role: ParamRole::Other }, // not an EC2 resource
+            ParamDef { name: "NetworkLoadBalancerArn.N", role: ParamRole::Other }, // not an EC2 resource
+            ParamDef { name: "PrivateDnsName", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "SupportedIpAddressType.N", role: ParamRole::Other },
             ParamDef { name: "SupportedRegion.N", role: ParamRole::Other },
             ParamDef { name: "TagSpecification.N.ResourceType", role: ParamRole::Other },
@@ -3059,7 +3059,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         creates: &["vpc-peering-connection"],
         params: &[
             ParamDef { name: "DryRun", role: ParamRole::Other },
-            ParamDef { name: "PeerOwnerId", role: ParamRole::Other },
+            ParamDef { name: "PeerOwnerId", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "PeerRegion", role: ParamRole::Other },
             ParamDef { name: "PeerVpcId", role: ParamRole::Existing(ExistingRef { resource_types: &["vpc"], by: IdentifiedBy::Id, region_param: Some("PeerRegion"), account_param: Some("PeerOwnerId") }) },
             ParamDef { name: "RequesterPeeringConnectionOptions.AllowMultipathResilience", role: ParamRole::Other },
@@ -3105,10 +3105,10 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "Options.TunnelOptions.N.EnableTunnelLifecycleControl", role: ParamRole::Other },
             ParamDef { name: "Options.TunnelOptions.N.IKEVersion.N.Value", role: ParamRole::Other },
             ParamDef { name: "Options.TunnelOptions.N.LogOptions.CloudWatchLogOptions.BgpLogEnabled", role: ParamRole::Other },
-            ParamDef { name: "Options.TunnelOptions.N.LogOptions.CloudWatchLogOptions.BgpLogGroupArn", role: ParamRole::Other },
+            ParamDef { name: "Options.TunnelOptions.N.LogOptions.CloudWatchLogOptions.BgpLogGroupArn", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "Options.TunnelOptions.N.LogOptions.CloudWatchLogOptions.BgpLogOutputFormat", role: ParamRole::Other },
             ParamDef { name: "Options.TunnelOptions.N.LogOptions.CloudWatchLogOptions.LogEnabled", role: ParamRole::Other },
-            ParamDef { name: "Options.TunnelOptions.N.LogOptions.CloudWatchLogOptions.LogGroupArn", role: ParamRole::Other },
+            ParamDef { name: "Options.TunnelOptions.N.LogOptions.CloudWatchLogOptions.LogGroupArn", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "Options.TunnelOptions.N.LogOptions.CloudWatchLogOptions.LogOutputFormat", role: ParamRole::Other },
             ParamDef { name: "Options.TunnelOptions.N.Phase1AdditionalKeyExchange.N.AdditionalKeyExchangeRound", role: ParamRole::Other },
             ParamDef { name: "Options.TunnelOptions.N.Phase1AdditionalKeyExchange.N.KeyExchangeMethod.N.Value", role: ParamRole::Other },
@@ -3607,7 +3607,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         params: &[
             ParamDef { name: "DryRun", role: ParamRole::Other },
             ParamDef { name: "Force", role: ParamRole::Other },
-            ParamDef { name: "NetworkInterfacePermissionId", role: ParamRole::Other },
+            ParamDef { name: "NetworkInterfacePermissionId", role: ParamRole::Other }, // not an EC2 resource
         ],
     },
     ActionParams {
@@ -3657,7 +3657,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         params: &[
             ParamDef { name: "DestinationCidrBlock", role: ParamRole::Other },
             ParamDef { name: "DestinationIpv6CidrBlock", role: ParamRole::Other },
-            ParamDef { name: "DestinationPrefixListId", role: ParamRole::Other },
+            ParamDef { name: "DestinationPrefixListId", role: ParamRole::Other }, // prefix-list: not listed for the action
             ParamDef { name: "DryRun", role: ParamRole::Other },
             ParamDef { name: "RouteTableId", role: ParamRole::Existing(ExistingRef { resource_types: &["route-table"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
         ],
@@ -4013,7 +4013,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         in_query_api: true,
         creates: &[],
         params: &[
-            ParamDef { name: "ConnectionNotificationId.N", role: ParamRole::Other },
+            ParamDef { name: "ConnectionNotificationId.N", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "DryRun", role: ParamRole::Other },
         ],
     },
@@ -4161,7 +4161,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         params: &[
             ParamDef { name: "ClientVpnEndpointId", role: ParamRole::Existing(ExistingRef { resource_types: &["client-vpn-endpoint"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "DryRun", role: ParamRole::Other },
-            ParamDef { name: "Filter.N.Name", role: ParamRole::Other },
+            ParamDef { name: "Filter.N.Name", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "Filter.N.Value.N", role: ParamRole::Other },
             ParamDef { name: "MaxResults", role: ParamRole::Other },
             ParamDef { name: "NextToken", role: ParamRole::Other },
@@ -4174,7 +4174,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         params: &[
             ParamDef { name: "ClientVpnEndpointId", role: ParamRole::Existing(ExistingRef { resource_types: &["client-vpn-endpoint"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "DryRun", role: ParamRole::Other },
-            ParamDef { name: "Filter.N.Name", role: ParamRole::Other },
+            ParamDef { name: "Filter.N.Name", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "Filter.N.Value.N", role: ParamRole::Other },
             ParamDef { name: "MaxResults", role: ParamRole::Other },
             ParamDef { name: "NextToken", role: ParamRole::Other },
@@ -4187,7 +4187,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         params: &[
             ParamDef { name: "ClientVpnEndpointId", role: ParamRole::Existing(ExistingRef { resource_types: &["client-vpn-endpoint"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "DryRun", role: ParamRole::Other },
-            ParamDef { name: "Filter.N.Name", role: ParamRole::Other },
+            ParamDef { name: "Filter.N.Name", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "Filter.N.Value.N", role: ParamRole::Other },
             ParamDef { name: "MaxResults", role: ParamRole::Other },
             ParamDef { name: "NextToken", role: ParamRole::Other },
@@ -4198,10 +4198,10 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         in_query_api: true,
         creates: &[],
         params: &[
-            ParamDef { name: "AssociationIds.N", role: ParamRole::Other },
+            ParamDef { name: "AssociationIds.N", role: ParamRole::Other }, // a filter
             ParamDef { name: "ClientVpnEndpointId", role: ParamRole::Existing(ExistingRef { resource_types: &["client-vpn-endpoint"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "DryRun", role: ParamRole::Other },
-            ParamDef { name: "Filter.N.Name", role: ParamRole::Other },
+            ParamDef { name: "Filter.N.Name", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "Filter.N.Value.N", role: ParamRole::Other },
             ParamDef { name: "MaxResults", role: ParamRole::Other },
             ParamDef { name: "NextToken", role: ParamRole::Other },
@@ -4226,7 +4226,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         creates: &[],
         params: &[
             ParamDef { name: "DryRun", role: ParamRole::Other },
-            ParamDef { name: "Filter.N.Name", role: ParamRole::Other },
+            ParamDef { name: "Filter.N.Name", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "Filter.N.Value.N", role: ParamRole::Other },
             ParamDef { name: "FleetId", role: ParamRole::Existing(ExistingRef { resource_types: &["fleet"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "MaxResults", role: ParamRole::Other },
@@ -4332,7 +4332,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         creates: &[],
         params: &[
             ParamDef { name: "DryRun", role: ParamRole::Other },
-            ParamDef { name: "Filter.N.Name", role: ParamRole::Other },
+            ParamDef { name: "Filter.N.Name", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "Filter.N.Value.N", role: ParamRole::Other },
             ParamDef { name: "MaxResults", role: ParamRole::Other },
             ParamDef { name: "NextToken", role: ParamRole::Other },
@@ -4459,7 +4459,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         creates: &[],
         params: &[
             ParamDef { name: "AvailabilityZone.N", role: ParamRole::Other },
-            ParamDef { name: "AvailabilityZoneId.N", role: ParamRole::Other },
+            ParamDef { name: "AvailabilityZoneId.N", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "DryRun", role: ParamRole::Other },
             ParamDef { name: "SourceSnapshotId.N", role: ParamRole::Existing(ExistingRef { resource_types: &["snapshot"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
         ],
@@ -4507,7 +4507,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         params: &[
             ParamDef { name: "DryRun", role: ParamRole::Other },
             ParamDef { name: "IpamPolicyId", role: ParamRole::Existing(ExistingRef { resource_types: &["ipam-policy"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
-            ParamDef { name: "OrganizationTargetId", role: ParamRole::Other },
+            ParamDef { name: "OrganizationTargetId", role: ParamRole::Other }, // not an EC2 resource
         ],
     },
     ActionParams {
@@ -4588,7 +4588,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         params: &[
             ParamDef { name: "CapacityReservationId", role: ParamRole::Existing(ExistingRef { resource_types: &["capacity-reservation"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "DryRun", role: ParamRole::Other },
-            ParamDef { name: "UnusedReservationBillingOwnerId", role: ParamRole::Other },
+            ParamDef { name: "UnusedReservationBillingOwnerId", role: ParamRole::Other }, // an account
         ],
     },
     ActionParams {
@@ -4596,7 +4596,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         in_query_api: true,
         creates: &[],
         params: &[
-            ParamDef { name: "AssociationId", role: ParamRole::Other },
+            ParamDef { name: "AssociationId", role: ParamRole::Other }, // the client VPN endpoint is named by ClientVpnEndpointId
             ParamDef { name: "ClientVpnEndpointId", role: ParamRole::Existing(ExistingRef { resource_types: &["client-vpn-endpoint"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "DryRun", role: ParamRole::Other },
         ],
@@ -4624,8 +4624,8 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         in_query_api: true,
         creates: &[],
         params: &[
-            ParamDef { name: "AssociationTarget.DedicatedHostId.N", role: ParamRole::Other },
-            ParamDef { name: "AssociationTarget.InstanceId.N", role: ParamRole::Other },
+            ParamDef { name: "AssociationTarget.DedicatedHostId.N", role: ParamRole::Other }, // dedicated-host: not listed for the action
+            ParamDef { name: "AssociationTarget.InstanceId.N", role: ParamRole::Other }, // instance: not listed for the action
             ParamDef { name: "AssociationTarget.InstanceTag.N.Key", role: ParamRole::Other },
             ParamDef { name: "AssociationTarget.InstanceTag.N.Value", role: ParamRole::Other },
             ParamDef { name: "DryRun", role: ParamRole::Other },
@@ -4741,7 +4741,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         params: &[
             ParamDef { name: "AllocationId", role: ParamRole::Existing(ExistingRef { resource_types: &["elastic-ip"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "DryRun", role: ParamRole::Other },
-            ParamDef { name: "TransferAccountId", role: ParamRole::Other },
+            ParamDef { name: "TransferAccountId", role: ParamRole::Other }, // not an EC2 resource
         ],
     },
     ActionParams {
@@ -4776,7 +4776,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         creates: &[],
         params: &[
             ParamDef { name: "AvailabilityZone.N", role: ParamRole::Other },
-            ParamDef { name: "AvailabilityZoneId.N", role: ParamRole::Other },
+            ParamDef { name: "AvailabilityZoneId.N", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "DryRun", role: ParamRole::Other },
             ParamDef { name: "SourceSnapshotId.N", role: ParamRole::Existing(ExistingRef { resource_types: &["snapshot"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
         ],
@@ -4842,7 +4842,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         params: &[
             ParamDef { name: "DryRun", role: ParamRole::Other },
             ParamDef { name: "IpamPolicyId", role: ParamRole::Existing(ExistingRef { resource_types: &["ipam-policy"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
-            ParamDef { name: "OrganizationTargetId", role: ParamRole::Other },
+            ParamDef { name: "OrganizationTargetId", role: ParamRole::Other }, // not an EC2 resource
         ],
     },
     ActionParams {
@@ -4930,7 +4930,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "DiskImageFormat", role: ParamRole::Other },
             ParamDef { name: "DryRun", role: ParamRole::Other },
             ParamDef { name: "ImageId", role: ParamRole::Existing(ExistingRef { resource_types: &["image"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
-            ParamDef { name: "RoleName", role: ParamRole::Other },
+            ParamDef { name: "RoleName", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "S3ExportLocation.S3Bucket", role: ParamRole::Other },
             ParamDef { name: "S3ExportLocation.S3Prefix", role: ParamRole::Other },
             ParamDef { name: "TagSpecification.N.ResourceType", role: ParamRole::Other },
@@ -4994,7 +4994,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         creates: &[],
         params: &[
             ParamDef { name: "DryRun", role: ParamRole::Other },
-            ParamDef { name: "Filter.N.Name", role: ParamRole::Other },
+            ParamDef { name: "Filter.N.Name", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "Filter.N.Value.N", role: ParamRole::Other },
             ParamDef { name: "MaxResults", role: ParamRole::Other },
             ParamDef { name: "NextToken", role: ParamRole::Other },
@@ -5035,10 +5035,10 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         in_query_api: true,
         creates: &[],
         params: &[
-            ParamDef { name: "ConfigDeliveryS3DestinationArn", role: ParamRole::Other },
+            ParamDef { name: "ConfigDeliveryS3DestinationArn", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "DryRun", role: ParamRole::Other },
             ParamDef { name: "FlowLogId", role: ParamRole::Existing(ExistingRef { resource_types: &["vpc-flow-log"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
-            ParamDef { name: "IntegrateService.AthenaIntegration.N.IntegrationResultS3DestinationArn", role: ParamRole::Other },
+            ParamDef { name: "IntegrateService.AthenaIntegration.N.IntegrationResultS3DestinationArn", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "IntegrateService.AthenaIntegration.N.PartitionEndDate", role: ParamRole::Other },
             ParamDef { name: "IntegrateService.AthenaIntegration.N.PartitionLoadFrequency", role: ParamRole::Other },
             ParamDef { name: "IntegrateService.AthenaIntegration.N.PartitionStartDate", role: ParamRole::Other },
@@ -5096,7 +5096,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "MaxResults", role: ParamRole::Other },
             ParamDef { name: "NextToken", role: ParamRole::Other },
             ParamDef { name: "StartTime", role: ParamRole::Other },
-            ParamDef { name: "VpcId", role: ParamRole::Other },
+            ParamDef { name: "VpcId", role: ParamRole::Other }, // vpc: not listed for the action
         ],
     },
     ActionParams {
@@ -5106,7 +5106,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         params: &[
             ParamDef { name: "DiscoveryRegion", role: ParamRole::Other },
             ParamDef { name: "DryRun", role: ParamRole::Other },
-            ParamDef { name: "Filter.N.Name", role: ParamRole::Other },
+            ParamDef { name: "Filter.N.Name", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "Filter.N.Value.N", role: ParamRole::Other },
             ParamDef { name: "IpamResourceDiscoveryId", role: ParamRole::Existing(ExistingRef { resource_types: &["ipam-resource-discovery"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "MaxResults", role: ParamRole::Other },
@@ -5120,7 +5120,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         params: &[
             ParamDef { name: "AddressRegion", role: ParamRole::Other },
             ParamDef { name: "DryRun", role: ParamRole::Other },
-            ParamDef { name: "Filter.N.Name", role: ParamRole::Other },
+            ParamDef { name: "Filter.N.Name", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "Filter.N.Value.N", role: ParamRole::Other },
             ParamDef { name: "IpamResourceDiscoveryId", role: ParamRole::Existing(ExistingRef { resource_types: &["ipam-resource-discovery"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "MaxResults", role: ParamRole::Other },
@@ -5133,7 +5133,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         creates: &[],
         params: &[
             ParamDef { name: "DryRun", role: ParamRole::Other },
-            ParamDef { name: "Filter.N.Name", role: ParamRole::Other },
+            ParamDef { name: "Filter.N.Name", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "Filter.N.Value.N", role: ParamRole::Other },
             ParamDef { name: "IpamResourceDiscoveryId", role: ParamRole::Existing(ExistingRef { resource_types: &["ipam-resource-discovery"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "MaxResults", role: ParamRole::Other },
@@ -5147,7 +5147,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         creates: &[],
         params: &[
             ParamDef { name: "DryRun", role: ParamRole::Other },
-            ParamDef { name: "Filter.N.Name", role: ParamRole::Other },
+            ParamDef { name: "Filter.N.Name", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "Filter.N.Value.N", role: ParamRole::Other },
             ParamDef { name: "IpamResourceDiscoveryId", role: ParamRole::Existing(ExistingRef { resource_types: &["ipam-resource-discovery"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "MaxResults", role: ParamRole::Other },
@@ -5161,7 +5161,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         creates: &[],
         params: &[
             ParamDef { name: "DryRun", role: ParamRole::Other },
-            ParamDef { name: "Filter.N.Name", role: ParamRole::Other },
+            ParamDef { name: "Filter.N.Name", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "Filter.N.Value.N", role: ParamRole::Other },
             ParamDef { name: "IpamInternetRegistryAssociationId", role: ParamRole::Existing(ExistingRef { resource_types: &["ipam-internet-registry-association"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "MaxResults", role: ParamRole::Other },
@@ -5174,7 +5174,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         creates: &[],
         params: &[
             ParamDef { name: "DryRun", role: ParamRole::Other },
-            ParamDef { name: "Filter.N.Name", role: ParamRole::Other },
+            ParamDef { name: "Filter.N.Name", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "Filter.N.Value.N", role: ParamRole::Other },
             ParamDef { name: "IpamInternetRegistryAssociationId", role: ParamRole::Existing(ExistingRef { resource_types: &["ipam-internet-registry-association"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "MaxResults", role: ParamRole::Other },
@@ -5187,7 +5187,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         creates: &[],
         params: &[
             ParamDef { name: "DryRun", role: ParamRole::Other },
-            ParamDef { name: "Filter.N.Name", role: ParamRole::Other },
+            ParamDef { name: "Filter.N.Name", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "Filter.N.Value.N", role: ParamRole::Other },
             ParamDef { name: "IpamPolicyId", role: ParamRole::Existing(ExistingRef { resource_types: &["ipam-policy"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "Locale", role: ParamRole::Other },
@@ -5202,7 +5202,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         creates: &[],
         params: &[
             ParamDef { name: "DryRun", role: ParamRole::Other },
-            ParamDef { name: "Filter.N.Name", role: ParamRole::Other },
+            ParamDef { name: "Filter.N.Name", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "Filter.N.Value.N", role: ParamRole::Other },
             ParamDef { name: "IpamPolicyId", role: ParamRole::Existing(ExistingRef { resource_types: &["ipam-policy"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "MaxResults", role: ParamRole::Other },
@@ -5215,9 +5215,9 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         creates: &[],
         params: &[
             ParamDef { name: "DryRun", role: ParamRole::Other },
-            ParamDef { name: "Filter.N.Name", role: ParamRole::Other },
+            ParamDef { name: "Filter.N.Name", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "Filter.N.Value.N", role: ParamRole::Other },
-            ParamDef { name: "IpamPoolAllocationId", role: ParamRole::Other },
+            ParamDef { name: "IpamPoolAllocationId", role: ParamRole::Other }, // ipam-pool-allocation: not listed for the action
             ParamDef { name: "IpamPoolId", role: ParamRole::Existing(ExistingRef { resource_types: &["ipam-pool"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "MaxResults", role: ParamRole::Other },
             ParamDef { name: "NextToken", role: ParamRole::Other },
@@ -5229,7 +5229,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         creates: &[],
         params: &[
             ParamDef { name: "DryRun", role: ParamRole::Other },
-            ParamDef { name: "Filter.N.Name", role: ParamRole::Other },
+            ParamDef { name: "Filter.N.Name", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "Filter.N.Value.N", role: ParamRole::Other },
             ParamDef { name: "IpamPoolId", role: ParamRole::Existing(ExistingRef { resource_types: &["ipam-pool"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "MaxResults", role: ParamRole::Other },
@@ -5242,7 +5242,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         creates: &[],
         params: &[
             ParamDef { name: "DryRun", role: ParamRole::Other },
-            ParamDef { name: "Filter.N.Name", role: ParamRole::Other },
+            ParamDef { name: "Filter.N.Name", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "Filter.N.Value.N", role: ParamRole::Other },
             ParamDef { name: "IpamPrefixListResolverId", role: ParamRole::Existing(ExistingRef { resource_types: &["ipam-prefix-list-resolver"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "MaxResults", role: ParamRole::Other },
@@ -5267,7 +5267,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         creates: &[],
         params: &[
             ParamDef { name: "DryRun", role: ParamRole::Other },
-            ParamDef { name: "Filter.N.Name", role: ParamRole::Other },
+            ParamDef { name: "Filter.N.Name", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "Filter.N.Value.N", role: ParamRole::Other },
             ParamDef { name: "IpamPrefixListResolverId", role: ParamRole::Existing(ExistingRef { resource_types: &["ipam-prefix-list-resolver"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "IpamPrefixListResolverVersion.N", role: ParamRole::Other },
@@ -5281,13 +5281,13 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         creates: &[],
         params: &[
             ParamDef { name: "DryRun", role: ParamRole::Other },
-            ParamDef { name: "Filter.N.Name", role: ParamRole::Other },
+            ParamDef { name: "Filter.N.Name", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "Filter.N.Value.N", role: ParamRole::Other },
             ParamDef { name: "IpamPoolId", role: ParamRole::Existing(ExistingRef { resource_types: &["ipam-pool"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "IpamScopeId", role: ParamRole::Existing(ExistingRef { resource_types: &["ipam-scope"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "MaxResults", role: ParamRole::Other },
             ParamDef { name: "NextToken", role: ParamRole::Other },
-            ParamDef { name: "ResourceId", role: ParamRole::Other },
+            ParamDef { name: "ResourceId", role: ParamRole::Other }, // a filter
             ParamDef { name: "ResourceOwner", role: ParamRole::Other },
             ParamDef { name: "ResourceTag.Key", role: ParamRole::Other },
             ParamDef { name: "ResourceTag.Value", role: ParamRole::Other },
@@ -5312,7 +5312,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         creates: &[],
         params: &[
             ParamDef { name: "DryRun", role: ParamRole::Other },
-            ParamDef { name: "Filter.N.Name", role: ParamRole::Other },
+            ParamDef { name: "Filter.N.Name", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "Filter.N.Value.N", role: ParamRole::Other },
             ParamDef { name: "IpamId", role: ParamRole::Existing(ExistingRef { resource_types: &["ipam"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "MaxResults", role: ParamRole::Other },
@@ -5325,7 +5325,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         creates: &[],
         params: &[
             ParamDef { name: "ChronologicalOrder", role: ParamRole::Other },
-            ParamDef { name: "DeltaId", role: ParamRole::Other },
+            ParamDef { name: "DeltaId", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "DryRun", role: ParamRole::Other },
             ParamDef { name: "EndTime", role: ParamRole::Other },
             ParamDef { name: "IpamInternetRegistryAssociationId", role: ParamRole::Existing(ExistingRef { resource_types: &["ipam-internet-registry-association"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
@@ -5415,7 +5415,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "DryRun", role: ParamRole::Other },
             ParamDef { name: "ReservedInstanceId.N", role: ParamRole::Existing(ExistingRef { resource_types: &["reserved-instances"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "TargetConfiguration.N.InstanceCount", role: ParamRole::Other },
-            ParamDef { name: "TargetConfiguration.N.OfferingId", role: ParamRole::Other },
+            ParamDef { name: "TargetConfiguration.N.OfferingId", role: ParamRole::Other }, // not an EC2 resource
         ],
     },
     ActionParams {
@@ -5449,7 +5449,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         creates: &[],
         params: &[
             ParamDef { name: "DryRun", role: ParamRole::Other },
-            ParamDef { name: "Filter.N.Name", role: ParamRole::Other },
+            ParamDef { name: "Filter.N.Name", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "Filter.N.Value.N", role: ParamRole::Other },
             ParamDef { name: "MaxResults", role: ParamRole::Other },
             ParamDef { name: "NextToken", role: ParamRole::Other },
@@ -5462,7 +5462,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         creates: &[],
         params: &[
             ParamDef { name: "DryRun", role: ParamRole::Other },
-            ParamDef { name: "Filter.N.Name", role: ParamRole::Other },
+            ParamDef { name: "Filter.N.Name", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "Filter.N.Value.N", role: ParamRole::Other },
             ParamDef { name: "MaxResults", role: ParamRole::Other },
             ParamDef { name: "NextToken", role: ParamRole::Other },
@@ -5475,7 +5475,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         creates: &[],
         params: &[
             ParamDef { name: "DryRun", role: ParamRole::Other },
-            ParamDef { name: "Filter.N.Name", role: ParamRole::Other },
+            ParamDef { name: "Filter.N.Name", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "Filter.N.Value.N", role: ParamRole::Other },
             ParamDef { name: "MaxResults", role: ParamRole::Other },
             ParamDef { name: "NextToken", role: ParamRole::Other },
@@ -5488,7 +5488,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         creates: &[],
         params: &[
             ParamDef { name: "DryRun", role: ParamRole::Other },
-            ParamDef { name: "Filter.N.Name", role: ParamRole::Other },
+            ParamDef { name: "Filter.N.Name", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "Filter.N.Value.N", role: ParamRole::Other },
             ParamDef { name: "MaxResults", role: ParamRole::Other },
             ParamDef { name: "NextToken", role: ParamRole::Other },
@@ -5501,7 +5501,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         creates: &[],
         params: &[
             ParamDef { name: "DryRun", role: ParamRole::Other },
-            ParamDef { name: "Filter.N.Name", role: ParamRole::Other },
+            ParamDef { name: "Filter.N.Name", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "Filter.N.Value.N", role: ParamRole::Other },
             ParamDef { name: "MaxResults", role: ParamRole::Other },
             ParamDef { name: "NextToken", role: ParamRole::Other },
@@ -5514,7 +5514,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         creates: &[],
         params: &[
             ParamDef { name: "DryRun", role: ParamRole::Other },
-            ParamDef { name: "Filter.N.Name", role: ParamRole::Other },
+            ParamDef { name: "Filter.N.Name", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "Filter.N.Value.N", role: ParamRole::Other },
             ParamDef { name: "MaxResults", role: ParamRole::Other },
             ParamDef { name: "NextToken", role: ParamRole::Other },
@@ -5619,7 +5619,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "ClientToken", role: ParamRole::Other },
             ParamDef { name: "Description", role: ParamRole::Other },
             ParamDef { name: "DiskContainer.N.Description", role: ParamRole::Other },
-            ParamDef { name: "DiskContainer.N.DeviceName", role: ParamRole::Other },
+            ParamDef { name: "DiskContainer.N.DeviceName", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "DiskContainer.N.Format", role: ParamRole::Other },
             ParamDef { name: "DiskContainer.N.SnapshotId", role: ParamRole::Existing(ExistingRef { resource_types: &["snapshot"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "DiskContainer.N.Url", role: ParamRole::Other },
@@ -5628,11 +5628,11 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "DryRun", role: ParamRole::Other },
             ParamDef { name: "Encrypted", role: ParamRole::Other },
             ParamDef { name: "Hypervisor", role: ParamRole::Other },
-            ParamDef { name: "KmsKeyId", role: ParamRole::Other },
-            ParamDef { name: "LicenseSpecifications.N.LicenseConfigurationArn", role: ParamRole::Other },
+            ParamDef { name: "KmsKeyId", role: ParamRole::Other }, // not an EC2 resource
+            ParamDef { name: "LicenseSpecifications.N.LicenseConfigurationArn", role: ParamRole::Other }, // license-configuration: not listed for the action
             ParamDef { name: "LicenseType", role: ParamRole::Other },
             ParamDef { name: "Platform", role: ParamRole::Other },
-            ParamDef { name: "RoleName", role: ParamRole::Other },
+            ParamDef { name: "RoleName", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "TagSpecification.N.ResourceType", role: ParamRole::Other },
             ParamDef { name: "TagSpecification.N.Tag.N.Key", role: ParamRole::Other },
             ParamDef { name: "TagSpecification.N.Tag.N.Value", role: ParamRole::Other },
@@ -5660,11 +5660,11 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "LaunchSpecification.Monitoring", role: ParamRole::Other },
             ParamDef { name: "LaunchSpecification.Placement.Affinity", role: ParamRole::Other },
             ParamDef { name: "LaunchSpecification.Placement.AvailabilityZone", role: ParamRole::Other },
-            ParamDef { name: "LaunchSpecification.Placement.AvailabilityZoneId", role: ParamRole::Other },
-            ParamDef { name: "LaunchSpecification.Placement.GroupId", role: ParamRole::Other },
-            ParamDef { name: "LaunchSpecification.Placement.GroupName", role: ParamRole::Other },
-            ParamDef { name: "LaunchSpecification.Placement.HostId", role: ParamRole::Other },
-            ParamDef { name: "LaunchSpecification.Placement.HostResourceGroupArn", role: ParamRole::Other },
+            ParamDef { name: "LaunchSpecification.Placement.AvailabilityZoneId", role: ParamRole::Other }, // not an EC2 resource
+            ParamDef { name: "LaunchSpecification.Placement.GroupId", role: ParamRole::Other }, // placement-group: not listed for the action
+            ParamDef { name: "LaunchSpecification.Placement.GroupName", role: ParamRole::Other }, // placement-group: not listed for the action
+            ParamDef { name: "LaunchSpecification.Placement.HostId", role: ParamRole::Other }, // dedicated-host: not listed for the action
+            ParamDef { name: "LaunchSpecification.Placement.HostResourceGroupArn", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "LaunchSpecification.Placement.PartitionNumber", role: ParamRole::Other },
             ParamDef { name: "LaunchSpecification.Placement.SpreadDomain", role: ParamRole::Other },
             ParamDef { name: "LaunchSpecification.Placement.Tenancy", role: ParamRole::Other },
@@ -5705,8 +5705,8 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "DiskContainer.UserBucket.S3Key", role: ParamRole::Other },
             ParamDef { name: "DryRun", role: ParamRole::Other },
             ParamDef { name: "Encrypted", role: ParamRole::Other },
-            ParamDef { name: "KmsKeyId", role: ParamRole::Other },
-            ParamDef { name: "RoleName", role: ParamRole::Other },
+            ParamDef { name: "KmsKeyId", role: ParamRole::Other }, // not an EC2 resource
+            ParamDef { name: "RoleName", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "TagSpecification.N.ResourceType", role: ParamRole::Other },
             ParamDef { name: "TagSpecification.N.Tag.N.Key", role: ParamRole::Other },
             ParamDef { name: "TagSpecification.N.Tag.N.Value", role: ParamRole::Other },
@@ -5718,7 +5718,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         creates: &["volume"],
         params: &[
             ParamDef { name: "AvailabilityZone", role: ParamRole::Other },
-            ParamDef { name: "AvailabilityZoneId", role: ParamRole::Other },
+            ParamDef { name: "AvailabilityZoneId", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "Description", role: ParamRole::Other },
             ParamDef { name: "DryRun", role: ParamRole::Other },
             ParamDef { name: "Image.Bytes", role: ParamRole::Other },
@@ -5752,7 +5752,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         creates: &[],
         params: &[
             ParamDef { name: "AllocationId", role: ParamRole::Existing(ExistingRef { resource_types: &["elastic-ip"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
-            ParamDef { name: "DomainName", role: ParamRole::Other },
+            ParamDef { name: "DomainName", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "DryRun", role: ParamRole::Other },
         ],
     },
@@ -5797,7 +5797,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "EndDateType", role: ParamRole::Other },
             ParamDef { name: "InstanceCount", role: ParamRole::Other },
             ParamDef { name: "InstanceMatchCriteria", role: ParamRole::Other },
-            ParamDef { name: "QuoteId", role: ParamRole::Other },
+            ParamDef { name: "QuoteId", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "StartDate", role: ParamRole::Other },
         ],
     },
@@ -5819,7 +5819,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         creates: &[],
         params: &[
             ParamDef { name: "ClientConnectOptions.Enabled", role: ParamRole::Other },
-            ParamDef { name: "ClientConnectOptions.LambdaFunctionArn", role: ParamRole::Other },
+            ParamDef { name: "ClientConnectOptions.LambdaFunctionArn", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "ClientLoginBannerOptions.BannerText", role: ParamRole::Other },
             ParamDef { name: "ClientLoginBannerOptions.Enabled", role: ParamRole::Other },
             ParamDef { name: "ClientRouteEnforcementOptions.Enforced", role: ParamRole::Other },
@@ -5831,7 +5831,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "Description", role: ParamRole::Other },
             ParamDef { name: "DevicePostureOptions.Enabled", role: ParamRole::Other },
             ParamDef { name: "DevicePostureOptions.TrustProvider.N.PublicSigningKeyUrl", role: ParamRole::Other },
-            ParamDef { name: "DevicePostureOptions.TrustProvider.N.TenantId", role: ParamRole::Other },
+            ParamDef { name: "DevicePostureOptions.TrustProvider.N.TenantId", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "DevicePostureOptions.TrustProvider.N.TrustProviderType", role: ParamRole::Other },
             ParamDef { name: "DisconnectOnSessionTimeout", role: ParamRole::Other },
             ParamDef { name: "DnsServers.CustomDnsServers.N", role: ParamRole::Other },
@@ -5839,11 +5839,11 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "DryRun", role: ParamRole::Other },
             ParamDef { name: "SecurityGroupId.N", role: ParamRole::Existing(ExistingRef { resource_types: &["security-group"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "SelfServicePortal", role: ParamRole::Other },
-            ParamDef { name: "ServerCertificateArn", role: ParamRole::Other },
+            ParamDef { name: "ServerCertificateArn", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "SessionTimeoutHours", role: ParamRole::Other },
             ParamDef { name: "SplitTunnel", role: ParamRole::Other },
             ParamDef { name: "TransitGatewayConfiguration.AvailabilityZone.N", role: ParamRole::Other },
-            ParamDef { name: "TransitGatewayConfiguration.AvailabilityZoneId.N", role: ParamRole::Other },
+            ParamDef { name: "TransitGatewayConfiguration.AvailabilityZoneId.N", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "TransitGatewayConfiguration.TransitGatewayId", role: ParamRole::Existing(ExistingRef { resource_types: &["transit-gateway"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "VpcId", role: ParamRole::Existing(ExistingRef { resource_types: &["vpc"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "VpnPort", role: ParamRole::Other },
@@ -5863,28 +5863,28 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "LaunchTemplateConfig.N.LaunchTemplateSpecification.LaunchTemplateSpecificationUserData", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateConfig.N.LaunchTemplateSpecification.Version", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateConfig.N.Overrides.N.AvailabilityZone", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateConfig.N.Overrides.N.AvailabilityZoneId", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateConfig.N.Overrides.N.BlockDeviceMapping.N.DeviceName", role: ParamRole::Other },
+            ParamDef { name: "LaunchTemplateConfig.N.Overrides.N.AvailabilityZoneId", role: ParamRole::Other }, // not an EC2 resource
+            ParamDef { name: "LaunchTemplateConfig.N.Overrides.N.BlockDeviceMapping.N.DeviceName", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "LaunchTemplateConfig.N.Overrides.N.BlockDeviceMapping.N.Ebs.DeleteOnTermination", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateConfig.N.Overrides.N.BlockDeviceMapping.N.Ebs.Encrypted", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateConfig.N.Overrides.N.BlockDeviceMapping.N.Ebs.Iops", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateConfig.N.Overrides.N.BlockDeviceMapping.N.Ebs.KmsKeyId", role: ParamRole::Other },
+            ParamDef { name: "LaunchTemplateConfig.N.Overrides.N.BlockDeviceMapping.N.Ebs.KmsKeyId", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "LaunchTemplateConfig.N.Overrides.N.BlockDeviceMapping.N.Ebs.MultiAvailabilityZoneConfiguration.ConfigurationType", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateConfig.N.Overrides.N.BlockDeviceMapping.N.Ebs.MultiAvailabilityZoneConfiguration.StandbyAvailabilityZone.N.AvailabilityZone", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateConfig.N.Overrides.N.BlockDeviceMapping.N.Ebs.MultiAvailabilityZoneConfiguration.StandbyAvailabilityZone.N.AvailabilityZoneId", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateConfig.N.Overrides.N.BlockDeviceMapping.N.Ebs.SnapshotId", role: ParamRole::Other },
+            ParamDef { name: "LaunchTemplateConfig.N.Overrides.N.BlockDeviceMapping.N.Ebs.MultiAvailabilityZoneConfiguration.StandbyAvailabilityZone.N.AvailabilityZoneId", role: ParamRole::Other }, // not an EC2 resource
+            ParamDef { name: "LaunchTemplateConfig.N.Overrides.N.BlockDeviceMapping.N.Ebs.SnapshotId", role: ParamRole::Other }, // snapshot: not listed for the action
             ParamDef { name: "LaunchTemplateConfig.N.Overrides.N.BlockDeviceMapping.N.Ebs.Throughput", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateConfig.N.Overrides.N.BlockDeviceMapping.N.Ebs.VolumeSize", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateConfig.N.Overrides.N.BlockDeviceMapping.N.Ebs.VolumeType", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateConfig.N.Overrides.N.BlockDeviceMapping.N.NoDevice", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateConfig.N.Overrides.N.BlockDeviceMapping.N.VirtualName", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateConfig.N.Overrides.N.IamInstanceProfile.Arn", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateConfig.N.Overrides.N.IamInstanceProfile.Name", role: ParamRole::Other },
+            ParamDef { name: "LaunchTemplateConfig.N.Overrides.N.BlockDeviceMapping.N.VirtualName", role: ParamRole::Other }, // not an EC2 resource
+            ParamDef { name: "LaunchTemplateConfig.N.Overrides.N.IamInstanceProfile.Arn", role: ParamRole::Other }, // not an EC2 resource
+            ParamDef { name: "LaunchTemplateConfig.N.Overrides.N.IamInstanceProfile.Name", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "LaunchTemplateConfig.N.Overrides.N.ImageId", role: ParamRole::Existing(ExistingRef { resource_types: &["image"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "LaunchTemplateConfig.N.Overrides.N.InstanceRequirements.AcceleratorCount.Max", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateConfig.N.Overrides.N.InstanceRequirements.AcceleratorCount.Min", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateConfig.N.Overrides.N.InstanceRequirements.AcceleratorManufacturer.N", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateConfig.N.Overrides.N.InstanceRequirements.AcceleratorName.N", role: ParamRole::Other },
+            ParamDef { name: "LaunchTemplateConfig.N.Overrides.N.InstanceRequirements.AcceleratorName.N", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "LaunchTemplateConfig.N.Overrides.N.InstanceRequirements.AcceleratorTotalMemoryMiB.Max", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateConfig.N.Overrides.N.InstanceRequirements.AcceleratorTotalMemoryMiB.Min", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateConfig.N.Overrides.N.InstanceRequirements.AcceleratorType.N", role: ParamRole::Other },
@@ -5917,18 +5917,18 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "LaunchTemplateConfig.N.Overrides.N.InstanceRequirements.VCpuCount.Max", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateConfig.N.Overrides.N.InstanceRequirements.VCpuCount.Min", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateConfig.N.Overrides.N.InstanceType", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateConfig.N.Overrides.N.KeyName", role: ParamRole::Other },
+            ParamDef { name: "LaunchTemplateConfig.N.Overrides.N.KeyName", role: ParamRole::Other }, // key-pair: not listed for the action
             ParamDef { name: "LaunchTemplateConfig.N.Overrides.N.MaxPrice", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateConfig.N.Overrides.N.MetadataOptions.HttpEndpoint", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateConfig.N.Overrides.N.MetadataOptions.HttpPutResponseHopLimit", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateConfig.N.Overrides.N.MetadataOptions.HttpTokens", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateConfig.N.Overrides.N.Placement.Affinity", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateConfig.N.Overrides.N.Placement.AvailabilityZone", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateConfig.N.Overrides.N.Placement.AvailabilityZoneId", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateConfig.N.Overrides.N.Placement.GroupId", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateConfig.N.Overrides.N.Placement.GroupName", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateConfig.N.Overrides.N.Placement.HostId", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateConfig.N.Overrides.N.Placement.HostResourceGroupArn", role: ParamRole::Other },
+            ParamDef { name: "LaunchTemplateConfig.N.Overrides.N.Placement.AvailabilityZoneId", role: ParamRole::Other }, // not an EC2 resource
+            ParamDef { name: "LaunchTemplateConfig.N.Overrides.N.Placement.GroupId", role: ParamRole::Other }, // placement-group: not listed for the action
+            ParamDef { name: "LaunchTemplateConfig.N.Overrides.N.Placement.GroupName", role: ParamRole::Other }, // placement-group: not listed for the action
+            ParamDef { name: "LaunchTemplateConfig.N.Overrides.N.Placement.HostId", role: ParamRole::Other }, // dedicated-host: not listed for the action
+            ParamDef { name: "LaunchTemplateConfig.N.Overrides.N.Placement.HostResourceGroupArn", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "LaunchTemplateConfig.N.Overrides.N.Placement.PartitionNumber", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateConfig.N.Overrides.N.Placement.SpreadDomain", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateConfig.N.Overrides.N.Placement.Tenancy", role: ParamRole::Other },
@@ -5952,14 +5952,14 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "DryRun", role: ParamRole::Other },
             ParamDef { name: "FpgaImageId", role: ParamRole::Existing(ExistingRef { resource_types: &["fpga-image"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "LoadPermission.Add.N.Group", role: ParamRole::Other },
-            ParamDef { name: "LoadPermission.Add.N.UserId", role: ParamRole::Other },
+            ParamDef { name: "LoadPermission.Add.N.UserId", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "LoadPermission.Remove.N.Group", role: ParamRole::Other },
-            ParamDef { name: "LoadPermission.Remove.N.UserId", role: ParamRole::Other },
-            ParamDef { name: "Name", role: ParamRole::Other },
+            ParamDef { name: "LoadPermission.Remove.N.UserId", role: ParamRole::Other }, // not an EC2 resource
+            ParamDef { name: "Name", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "OperationType", role: ParamRole::Other },
             ParamDef { name: "ProductCode.N", role: ParamRole::Other },
             ParamDef { name: "UserGroup.N", role: ParamRole::Other },
-            ParamDef { name: "UserId.N", role: ParamRole::Other },
+            ParamDef { name: "UserId.N", role: ParamRole::Other }, // not an EC2 resource
         ],
     },
     ActionParams {
@@ -5986,19 +5986,19 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "ImageId", role: ParamRole::Existing(ExistingRef { resource_types: &["image"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "ImdsSupport.Value", role: ParamRole::Other },
             ParamDef { name: "LaunchPermission.Add.N.Group", role: ParamRole::Other },
-            ParamDef { name: "LaunchPermission.Add.N.OrganizationalUnitArn", role: ParamRole::Other },
-            ParamDef { name: "LaunchPermission.Add.N.OrganizationArn", role: ParamRole::Other },
-            ParamDef { name: "LaunchPermission.Add.N.UserId", role: ParamRole::Other },
+            ParamDef { name: "LaunchPermission.Add.N.OrganizationalUnitArn", role: ParamRole::Other }, // not an EC2 resource
+            ParamDef { name: "LaunchPermission.Add.N.OrganizationArn", role: ParamRole::Other }, // not an EC2 resource
+            ParamDef { name: "LaunchPermission.Add.N.UserId", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "LaunchPermission.Remove.N.Group", role: ParamRole::Other },
-            ParamDef { name: "LaunchPermission.Remove.N.OrganizationalUnitArn", role: ParamRole::Other },
-            ParamDef { name: "LaunchPermission.Remove.N.OrganizationArn", role: ParamRole::Other },
-            ParamDef { name: "LaunchPermission.Remove.N.UserId", role: ParamRole::Other },
+            ParamDef { name: "LaunchPermission.Remove.N.OrganizationalUnitArn", role: ParamRole::Other }, // not an EC2 resource
+            ParamDef { name: "LaunchPermission.Remove.N.OrganizationArn", role: ParamRole::Other }, // not an EC2 resource
+            ParamDef { name: "LaunchPermission.Remove.N.UserId", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "OperationType", role: ParamRole::Other },
-            ParamDef { name: "OrganizationalUnitArn.N", role: ParamRole::Other },
-            ParamDef { name: "OrganizationArn.N", role: ParamRole::Other },
+            ParamDef { name: "OrganizationalUnitArn.N", role: ParamRole::Other }, // not an EC2 resource
+            ParamDef { name: "OrganizationArn.N", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "ProductCode.N", role: ParamRole::Other },
             ParamDef { name: "UserGroup.N", role: ParamRole::Other },
-            ParamDef { name: "UserId.N", role: ParamRole::Other },
+            ParamDef { name: "UserId.N", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "Value", role: ParamRole::Other },
         ],
     },
@@ -6008,11 +6008,11 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         creates: &[],
         params: &[
             ParamDef { name: "Attribute", role: ParamRole::Other },
-            ParamDef { name: "BlockDeviceMapping.N.DeviceName", role: ParamRole::Other },
+            ParamDef { name: "BlockDeviceMapping.N.DeviceName", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "BlockDeviceMapping.N.Ebs.DeleteOnTermination", role: ParamRole::Other },
             ParamDef { name: "BlockDeviceMapping.N.Ebs.VolumeId", role: ParamRole::Existing(ExistingRef { resource_types: &["volume"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "BlockDeviceMapping.N.NoDevice", role: ParamRole::Other },
-            ParamDef { name: "BlockDeviceMapping.N.VirtualName", role: ParamRole::Other },
+            ParamDef { name: "BlockDeviceMapping.N.VirtualName", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "DisableApiStop.Value", role: ParamRole::Other },
             ParamDef { name: "DisableApiTermination.Value", role: ParamRole::Other },
             ParamDef { name: "DryRun", role: ParamRole::Other },
@@ -6038,7 +6038,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         params: &[
             ParamDef { name: "CapacityReservationSpecification.CapacityReservationPreference", role: ParamRole::Other },
             ParamDef { name: "CapacityReservationSpecification.CapacityReservationTarget.CapacityReservationId", role: ParamRole::Existing(ExistingRef { resource_types: &["capacity-reservation"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
-            ParamDef { name: "CapacityReservationSpecification.CapacityReservationTarget.CapacityReservationResourceGroupArn", role: ParamRole::Other },
+            ParamDef { name: "CapacityReservationSpecification.CapacityReservationTarget.CapacityReservationResourceGroupArn", role: ParamRole::Other }, // group: not listed for the action
             ParamDef { name: "DryRun", role: ParamRole::Other },
             ParamDef { name: "InstanceId", role: ParamRole::Existing(ExistingRef { resource_types: &["instance"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
         ],
@@ -6084,7 +6084,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         creates: &[],
         params: &[
             ParamDef { name: "DryRun", role: ParamRole::Other },
-            ParamDef { name: "InstanceEventId", role: ParamRole::Other },
+            ParamDef { name: "InstanceEventId", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "InstanceId", role: ParamRole::Existing(ExistingRef { resource_types: &["instance"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "NotBefore", role: ParamRole::Other },
         ],
@@ -6097,7 +6097,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "CronExpression", role: ParamRole::Other },
             ParamDef { name: "DryRun", role: ParamRole::Other },
             ParamDef { name: "InstanceEventWindowId", role: ParamRole::Existing(ExistingRef { resource_types: &["instance-event-window"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
-            ParamDef { name: "Name", role: ParamRole::Other },
+            ParamDef { name: "Name", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "TimeRange.N.EndHour", role: ParamRole::Other },
             ParamDef { name: "TimeRange.N.EndWeekDay", role: ParamRole::Other },
             ParamDef { name: "TimeRange.N.StartHour", role: ParamRole::Other },
@@ -6148,7 +6148,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "GroupId", role: ParamRole::Existing(ExistingRef { resource_types: &["placement-group"], by: IdentifiedBy::AltId, region_param: None, account_param: None }) },
             ParamDef { name: "GroupName", role: ParamRole::Existing(ExistingRef { resource_types: &["placement-group"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "HostId", role: ParamRole::Existing(ExistingRef { resource_types: &["dedicated-host"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
-            ParamDef { name: "HostResourceGroupArn", role: ParamRole::Other },
+            ParamDef { name: "HostResourceGroupArn", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "InstanceId", role: ParamRole::Existing(ExistingRef { resource_types: &["instance"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "PartitionNumber", role: ParamRole::Other },
             ParamDef { name: "Tenancy", role: ParamRole::Other },
@@ -6159,13 +6159,13 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         in_query_api: true,
         creates: &[],
         params: &[
-            ParamDef { name: "AddOperatingRegion.N.RegionName", role: ParamRole::Other },
+            ParamDef { name: "AddOperatingRegion.N.RegionName", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "Description", role: ParamRole::Other },
             ParamDef { name: "DryRun", role: ParamRole::Other },
             ParamDef { name: "EnablePrivateGua", role: ParamRole::Other },
             ParamDef { name: "IpamId", role: ParamRole::Existing(ExistingRef { resource_types: &["ipam"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "MeteredAccount", role: ParamRole::Other },
-            ParamDef { name: "RemoveOperatingRegion.N.RegionName", role: ParamRole::Other },
+            ParamDef { name: "RemoveOperatingRegion.N.RegionName", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "Tier", role: ParamRole::Other },
         ],
     },
@@ -6219,9 +6219,9 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "DryRun", role: ParamRole::Other },
             ParamDef { name: "IpamPrefixListResolverId", role: ParamRole::Existing(ExistingRef { resource_types: &["ipam-prefix-list-resolver"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "Rule.N.Condition.N.Cidr", role: ParamRole::Other },
-            ParamDef { name: "Rule.N.Condition.N.IpamPoolId", role: ParamRole::Other },
+            ParamDef { name: "Rule.N.Condition.N.IpamPoolId", role: ParamRole::Other }, // ipam-pool: not listed for the action
             ParamDef { name: "Rule.N.Condition.N.Operation", role: ParamRole::Other },
-            ParamDef { name: "Rule.N.Condition.N.ResourceId", role: ParamRole::Other },
+            ParamDef { name: "Rule.N.Condition.N.ResourceId", role: ParamRole::Other }, // a rule condition
             ParamDef { name: "Rule.N.Condition.N.ResourceOwner", role: ParamRole::Other },
             ParamDef { name: "Rule.N.Condition.N.ResourceRegion", role: ParamRole::Other },
             ParamDef { name: "Rule.N.Condition.N.ResourceTag.Key", role: ParamRole::Other },
@@ -6254,7 +6254,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "DryRun", role: ParamRole::Other },
             ParamDef { name: "Monitored", role: ParamRole::Other },
             ParamDef { name: "ResourceCidr", role: ParamRole::Other },
-            ParamDef { name: "ResourceId", role: ParamRole::Other },
+            ParamDef { name: "ResourceId", role: ParamRole::Other }, // a resource IPAM manages
             ParamDef { name: "ResourceRegion", role: ParamRole::Other },
         ],
     },
@@ -6263,12 +6263,12 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         in_query_api: true,
         creates: &[],
         params: &[
-            ParamDef { name: "AddOperatingRegion.N.RegionName", role: ParamRole::Other },
+            ParamDef { name: "AddOperatingRegion.N.RegionName", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "AddOrganizationalUnitExclusion.N.OrganizationsEntityPath", role: ParamRole::Other },
             ParamDef { name: "Description", role: ParamRole::Other },
             ParamDef { name: "DryRun", role: ParamRole::Other },
             ParamDef { name: "IpamResourceDiscoveryId", role: ParamRole::Existing(ExistingRef { resource_types: &["ipam-resource-discovery"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
-            ParamDef { name: "RemoveOperatingRegion.N.RegionName", role: ParamRole::Other },
+            ParamDef { name: "RemoveOperatingRegion.N.RegionName", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "RemoveOrganizationalUnitExclusion.N.OrganizationsEntityPath", role: ParamRole::Other },
         ],
     },
@@ -6338,7 +6338,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "IpamPrefixListResolverSyncEnabled", role: ParamRole::Other },
             ParamDef { name: "MaxEntries", role: ParamRole::Other },
             ParamDef { name: "PrefixListId", role: ParamRole::Existing(ExistingRef { resource_types: &["prefix-list"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
-            ParamDef { name: "PrefixListName", role: ParamRole::Other },
+            ParamDef { name: "PrefixListName", role: ParamRole::Other }, // the list's new name
             ParamDef { name: "RemoveEntry.N.Cidr", role: ParamRole::Other },
         ],
     },
@@ -6349,7 +6349,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         params: &[
             ParamDef { name: "AssociatedSubnetId.N", role: ParamRole::Existing(ExistingRef { resource_types: &["subnet"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "AssociatePublicIpAddress", role: ParamRole::Other },
-            ParamDef { name: "Attachment.AttachmentId", role: ParamRole::Other },
+            ParamDef { name: "Attachment.AttachmentId", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "Attachment.DefaultEnaQueueCount", role: ParamRole::Other },
             ParamDef { name: "Attachment.DeleteOnTermination", role: ParamRole::Other },
             ParamDef { name: "Attachment.EnaQueueCount", role: ParamRole::Other },
@@ -6401,7 +6401,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         params: &[
             ParamDef { name: "ClientToken", role: ParamRole::Other },
             ParamDef { name: "ReservedInstancesConfigurationSetItemType.N.AvailabilityZone", role: ParamRole::Other },
-            ParamDef { name: "ReservedInstancesConfigurationSetItemType.N.AvailabilityZoneId", role: ParamRole::Other },
+            ParamDef { name: "ReservedInstancesConfigurationSetItemType.N.AvailabilityZoneId", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "ReservedInstancesConfigurationSetItemType.N.InstanceCount", role: ParamRole::Other },
             ParamDef { name: "ReservedInstancesConfigurationSetItemType.N.InstanceType", role: ParamRole::Other },
             ParamDef { name: "ReservedInstancesConfigurationSetItemType.N.Platform", role: ParamRole::Other },
@@ -6433,8 +6433,8 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "SecurityGroupRule.N.SecurityGroupRule.Description", role: ParamRole::Other },
             ParamDef { name: "SecurityGroupRule.N.SecurityGroupRule.FromPort", role: ParamRole::Other },
             ParamDef { name: "SecurityGroupRule.N.SecurityGroupRule.IpProtocol", role: ParamRole::Other },
-            ParamDef { name: "SecurityGroupRule.N.SecurityGroupRule.PrefixListId", role: ParamRole::Other },
-            ParamDef { name: "SecurityGroupRule.N.SecurityGroupRule.ReferencedGroupId", role: ParamRole::Other },
+            ParamDef { name: "SecurityGroupRule.N.SecurityGroupRule.PrefixListId", role: ParamRole::Other }, // a reference inside a rule or specification, not a resource the action acts on
+            ParamDef { name: "SecurityGroupRule.N.SecurityGroupRule.ReferencedGroupId", role: ParamRole::Other }, // a reference inside a rule or specification, not a resource the action acts on
             ParamDef { name: "SecurityGroupRule.N.SecurityGroupRule.ToPort", role: ParamRole::Other },
             ParamDef { name: "SecurityGroupRule.N.SecurityGroupRuleId", role: ParamRole::Existing(ExistingRef { resource_types: &["security-group-rule"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
         ],
@@ -6446,14 +6446,14 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         params: &[
             ParamDef { name: "Attribute", role: ParamRole::Other },
             ParamDef { name: "CreateVolumePermission.Add.N.Group", role: ParamRole::Other },
-            ParamDef { name: "CreateVolumePermission.Add.N.UserId", role: ParamRole::Other },
+            ParamDef { name: "CreateVolumePermission.Add.N.UserId", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "CreateVolumePermission.Remove.N.Group", role: ParamRole::Other },
-            ParamDef { name: "CreateVolumePermission.Remove.N.UserId", role: ParamRole::Other },
+            ParamDef { name: "CreateVolumePermission.Remove.N.UserId", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "DryRun", role: ParamRole::Other },
             ParamDef { name: "OperationType", role: ParamRole::Other },
             ParamDef { name: "SnapshotId", role: ParamRole::Existing(ExistingRef { resource_types: &["snapshot"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "UserGroup.N", role: ParamRole::Other },
-            ParamDef { name: "UserId.N", role: ParamRole::Other },
+            ParamDef { name: "UserId.N", role: ParamRole::Other }, // not an EC2 resource
         ],
     },
     ActionParams {
@@ -6477,7 +6477,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "LaunchTemplateConfig.N.LaunchTemplateSpecification.LaunchTemplateName", role: ParamRole::Existing(ExistingRef { resource_types: &["launch-template"], by: IdentifiedBy::Name, region_param: None, account_param: None }) },
             ParamDef { name: "LaunchTemplateConfig.N.LaunchTemplateSpecification.Version", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateConfig.N.Overrides.N.AvailabilityZone", role: ParamRole::Other },
-            ParamDef { name: "LaunchTemplateConfig.N.Overrides.N.AvailabilityZoneId", role: ParamRole::Other },
+            ParamDef { name: "LaunchTemplateConfig.N.Overrides.N.AvailabilityZoneId", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "LaunchTemplateConfig.N.Overrides.N.InstanceRequirements.AcceleratorCount.Max", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateConfig.N.Overrides.N.InstanceRequirements.AcceleratorCount.Min", role: ParamRole::Other },
             ParamDef { name: "LaunchTemplateConfig.N.Overrides.N.InstanceRequirements.AcceleratorManufacturerSet.N", role: ParamRole::Other },
@@ -6586,7 +6586,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "TrafficMirrorFilterId", role: ParamRole::Existing(ExistingRef { resource_types: &["traffic-mirror-filter"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "TrafficMirrorSessionId", role: ParamRole::Existing(ExistingRef { resource_types: &["traffic-mirror-session"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "TrafficMirrorTargetId", role: ParamRole::Existing(ExistingRef { resource_types: &["traffic-mirror-target"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
-            ParamDef { name: "VirtualNetworkId", role: ParamRole::Other },
+            ParamDef { name: "VirtualNetworkId", role: ParamRole::Other }, // not an EC2 resource
         ],
     },
     ActionParams {
@@ -6616,9 +6616,9 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         in_query_api: true,
         creates: &[],
         params: &[
-            ParamDef { name: "AddMiddleboxAttachmentId.N", role: ParamRole::Other },
+            ParamDef { name: "AddMiddleboxAttachmentId.N", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "DryRun", role: ParamRole::Other },
-            ParamDef { name: "RemoveMiddleboxAttachmentId.N", role: ParamRole::Other },
+            ParamDef { name: "RemoveMiddleboxAttachmentId.N", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "TransitGatewayMeteringPolicyId", role: ParamRole::Existing(ExistingRef { resource_types: &["transit-gateway-metering-policy"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
         ],
     },
@@ -6636,7 +6636,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "PolicyRule.SourceCidrBlock", role: ParamRole::Other },
             ParamDef { name: "PolicyRule.SourcePortRange", role: ParamRole::Other },
             ParamDef { name: "PolicyRuleNumber", role: ParamRole::Other },
-            ParamDef { name: "TargetRouteTableId", role: ParamRole::Other },
+            ParamDef { name: "TargetRouteTableId", role: ParamRole::Other }, // route-table: not listed for the action
             ParamDef { name: "TransitGatewayPolicyTableId", role: ParamRole::Existing(ExistingRef { resource_types: &["transit-gateway-policy-table"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
         ],
     },
@@ -6703,7 +6703,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "PolicyDocument", role: ParamRole::Other },
             ParamDef { name: "PolicyEnabled", role: ParamRole::Other },
             ParamDef { name: "SseSpecification.CustomerManagedKeyEnabled", role: ParamRole::Other },
-            ParamDef { name: "SseSpecification.KmsKeyArn", role: ParamRole::Other },
+            ParamDef { name: "SseSpecification.KmsKeyArn", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "VerifiedAccessEndpointId", role: ParamRole::Existing(ExistingRef { resource_types: &["verified-access-endpoint"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
         ],
     },
@@ -6729,7 +6729,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "PolicyDocument", role: ParamRole::Other },
             ParamDef { name: "PolicyEnabled", role: ParamRole::Other },
             ParamDef { name: "SseSpecification.CustomerManagedKeyEnabled", role: ParamRole::Other },
-            ParamDef { name: "SseSpecification.KmsKeyArn", role: ParamRole::Other },
+            ParamDef { name: "SseSpecification.KmsKeyArn", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "VerifiedAccessGroupId", role: ParamRole::Existing(ExistingRef { resource_types: &["verified-access-group"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
         ],
     },
@@ -6756,7 +6756,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "AccessLogs.KinesisDataFirehose.DeliveryStream", role: ParamRole::Other },
             ParamDef { name: "AccessLogs.KinesisDataFirehose.Enabled", role: ParamRole::Other },
             ParamDef { name: "AccessLogs.LogVersion", role: ParamRole::Other },
-            ParamDef { name: "AccessLogs.S3.BucketName", role: ParamRole::Other },
+            ParamDef { name: "AccessLogs.S3.BucketName", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "AccessLogs.S3.BucketOwner", role: ParamRole::Other },
             ParamDef { name: "AccessLogs.S3.Enabled", role: ParamRole::Other },
             ParamDef { name: "AccessLogs.S3.Prefix", role: ParamRole::Other },
@@ -6775,7 +6775,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "DeviceOptions.PublicSigningKeyUrl", role: ParamRole::Other },
             ParamDef { name: "DryRun", role: ParamRole::Other },
             ParamDef { name: "NativeApplicationOidcOptions.AuthorizationEndpoint", role: ParamRole::Other },
-            ParamDef { name: "NativeApplicationOidcOptions.ClientId", role: ParamRole::Other },
+            ParamDef { name: "NativeApplicationOidcOptions.ClientId", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "NativeApplicationOidcOptions.ClientSecret", role: ParamRole::Other },
             ParamDef { name: "NativeApplicationOidcOptions.Issuer", role: ParamRole::Other },
             ParamDef { name: "NativeApplicationOidcOptions.PublicSigningKeyEndpoint", role: ParamRole::Other },
@@ -6783,14 +6783,14 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "NativeApplicationOidcOptions.TokenEndpoint", role: ParamRole::Other },
             ParamDef { name: "NativeApplicationOidcOptions.UserInfoEndpoint", role: ParamRole::Other },
             ParamDef { name: "OidcOptions.AuthorizationEndpoint", role: ParamRole::Other },
-            ParamDef { name: "OidcOptions.ClientId", role: ParamRole::Other },
+            ParamDef { name: "OidcOptions.ClientId", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "OidcOptions.ClientSecret", role: ParamRole::Other },
             ParamDef { name: "OidcOptions.Issuer", role: ParamRole::Other },
             ParamDef { name: "OidcOptions.Scope", role: ParamRole::Other },
             ParamDef { name: "OidcOptions.TokenEndpoint", role: ParamRole::Other },
             ParamDef { name: "OidcOptions.UserInfoEndpoint", role: ParamRole::Other },
             ParamDef { name: "SseSpecification.CustomerManagedKeyEnabled", role: ParamRole::Other },
-            ParamDef { name: "SseSpecification.KmsKeyArn", role: ParamRole::Other },
+            ParamDef { name: "SseSpecification.KmsKeyArn", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "VerifiedAccessTrustProviderId", role: ParamRole::Existing(ExistingRef { resource_types: &["verified-access-trust-provider"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
         ],
     },
@@ -6805,7 +6805,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "MultiAvailabilityZoneConfiguration.ConfigurationType", role: ParamRole::Other },
             ParamDef { name: "MultiAvailabilityZoneConfiguration.ForceDetachStandby", role: ParamRole::Other },
             ParamDef { name: "MultiAvailabilityZoneConfiguration.StandbyAvailabilityZone.N.AvailabilityZone", role: ParamRole::Other },
-            ParamDef { name: "MultiAvailabilityZoneConfiguration.StandbyAvailabilityZone.N.AvailabilityZoneId", role: ParamRole::Other },
+            ParamDef { name: "MultiAvailabilityZoneConfiguration.StandbyAvailabilityZone.N.AvailabilityZoneId", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "Size", role: ParamRole::Other },
             ParamDef { name: "Throughput", role: ParamRole::Other },
             ParamDef { name: "TrimOnAttach", role: ParamRole::Other },
@@ -6896,8 +6896,8 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         creates: &[],
         params: &[
             ParamDef { name: "ConnectionEvents.N", role: ParamRole::Other },
-            ParamDef { name: "ConnectionNotificationArn", role: ParamRole::Other },
-            ParamDef { name: "ConnectionNotificationId", role: ParamRole::Other },
+            ParamDef { name: "ConnectionNotificationArn", role: ParamRole::Other }, // not an EC2 resource
+            ParamDef { name: "ConnectionNotificationId", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "DryRun", role: ParamRole::Other },
         ],
     },
@@ -6910,7 +6910,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "PayerResponsibility", role: ParamRole::Other },
             ParamDef { name: "Scope", role: ParamRole::Other },
             ParamDef { name: "ServiceId", role: ParamRole::Existing(ExistingRef { resource_types: &["vpc-endpoint-service"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
-            ParamDef { name: "VpcEndpointId", role: ParamRole::Other },
+            ParamDef { name: "VpcEndpointId", role: ParamRole::Other }, // vpc-endpoint: not listed for the action
         ],
     },
     ActionParams {
@@ -6919,15 +6919,15 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         creates: &[],
         params: &[
             ParamDef { name: "AcceptanceRequired", role: ParamRole::Other },
-            ParamDef { name: "AddGatewayLoadBalancerArn.N", role: ParamRole::Other },
-            ParamDef { name: "AddNetworkLoadBalancerArn.N", role: ParamRole::Other },
+            ParamDef { name: "AddGatewayLoadBalancerArn.N", role: ParamRole::Other }, // not an EC2 resource
+            ParamDef { name: "AddNetworkLoadBalancerArn.N", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "AddSupportedIpAddressType.N", role: ParamRole::Other },
             ParamDef { name: "AddSupportedRegion.N", role: ParamRole::Other },
             ParamDef { name: "DryRun", role: ParamRole::Other },
-            ParamDef { name: "PrivateDnsName", role: ParamRole::Other },
-            ParamDef { name: "RemoveGatewayLoadBalancerArn.N", role: ParamRole::Other },
-            ParamDef { name: "RemoveNetworkLoadBalancerArn.N", role: ParamRole::Other },
-            ParamDef { name: "RemovePrivateDnsName", role: ParamRole::Other },
+            ParamDef { name: "PrivateDnsName", role: ParamRole::Other }, // not an EC2 resource
+            ParamDef { name: "RemoveGatewayLoadBalancerArn.N", role: ParamRole::Other }, // not an EC2 resource
+            ParamDef { name: "RemoveNetworkLoadBalancerArn.N", role: ParamRole::Other }, // not an EC2 resource
+            ParamDef { name: "RemovePrivateDnsName", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "RemoveSupportedIpAddressType.N", role: ParamRole::Other },
             ParamDef { name: "RemoveSupportedRegion.N", role: ParamRole::Other },
             ParamDef { name: "ServiceId", role: ParamRole::Existing(ExistingRef { resource_types: &["vpc-endpoint-service"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
@@ -6989,11 +6989,11 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         in_query_api: true,
         creates: &[],
         params: &[
-            ParamDef { name: "CustomerGatewayId", role: ParamRole::Other },
+            ParamDef { name: "CustomerGatewayId", role: ParamRole::Other }, // customer-gateway: not listed for the action
             ParamDef { name: "DryRun", role: ParamRole::Other },
-            ParamDef { name: "TransitGatewayId", role: ParamRole::Other },
+            ParamDef { name: "TransitGatewayId", role: ParamRole::Other }, // transit-gateway: not listed for the action
             ParamDef { name: "VpnConnectionId", role: ParamRole::Existing(ExistingRef { resource_types: &["vpn-connection"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
-            ParamDef { name: "VpnGatewayId", role: ParamRole::Other },
+            ParamDef { name: "VpnGatewayId", role: ParamRole::Other }, // vpn-gateway: not listed for the action
         ],
     },
     ActionParams {
@@ -7033,10 +7033,10 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "TunnelOptions.EnableTunnelLifecycleControl", role: ParamRole::Other },
             ParamDef { name: "TunnelOptions.IKEVersion.N.Value", role: ParamRole::Other },
             ParamDef { name: "TunnelOptions.LogOptions.CloudWatchLogOptions.BgpLogEnabled", role: ParamRole::Other },
-            ParamDef { name: "TunnelOptions.LogOptions.CloudWatchLogOptions.BgpLogGroupArn", role: ParamRole::Other },
+            ParamDef { name: "TunnelOptions.LogOptions.CloudWatchLogOptions.BgpLogGroupArn", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "TunnelOptions.LogOptions.CloudWatchLogOptions.BgpLogOutputFormat", role: ParamRole::Other },
             ParamDef { name: "TunnelOptions.LogOptions.CloudWatchLogOptions.LogEnabled", role: ParamRole::Other },
-            ParamDef { name: "TunnelOptions.LogOptions.CloudWatchLogOptions.LogGroupArn", role: ParamRole::Other },
+            ParamDef { name: "TunnelOptions.LogOptions.CloudWatchLogOptions.LogGroupArn", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "TunnelOptions.LogOptions.CloudWatchLogOptions.LogOutputFormat", role: ParamRole::Other },
             ParamDef { name: "TunnelOptions.Phase1AdditionalKeyExchange.N.AdditionalKeyExchangeRound", role: ParamRole::Other },
             ParamDef { name: "TunnelOptions.Phase1AdditionalKeyExchange.N.KeyExchangeMethod.N.Value", role: ParamRole::Other },
@@ -7070,7 +7070,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         params: &[
             ParamDef { name: "DryRun", role: ParamRole::Other },
             ParamDef { name: "InstanceId.N", role: ParamRole::Existing(ExistingRef { resource_types: &["instance"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
-            ParamDef { name: "MetricCategoryId.N", role: ParamRole::Other },
+            ParamDef { name: "MetricCategoryId.N", role: ParamRole::Other }, // not an EC2 resource
         ],
     },
     ActionParams {
@@ -7147,7 +7147,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         in_query_api: true,
         creates: &["capacity-reservation"],
         params: &[
-            ParamDef { name: "CapacityBlockOfferingId", role: ParamRole::Other },
+            ParamDef { name: "CapacityBlockOfferingId", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "DryRun", role: ParamRole::Other },
             ParamDef { name: "InstancePlatform", role: ParamRole::Other },
             ParamDef { name: "TagSpecification.N.ResourceType", role: ParamRole::Other },
@@ -7160,7 +7160,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         in_query_api: true,
         creates: &[],
         params: &[
-            ParamDef { name: "CapacityBlockExtensionOfferingId", role: ParamRole::Other },
+            ParamDef { name: "CapacityBlockExtensionOfferingId", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "CapacityReservationId", role: ParamRole::Existing(ExistingRef { resource_types: &["capacity-reservation"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "DryRun", role: ParamRole::Other },
         ],
@@ -7174,7 +7174,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "CurrencyCode", role: ParamRole::Other },
             ParamDef { name: "HostIdSet.N", role: ParamRole::Existing(ExistingRef { resource_types: &["dedicated-host"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "LimitPrice", role: ParamRole::Other },
-            ParamDef { name: "OfferingId", role: ParamRole::Other },
+            ParamDef { name: "OfferingId", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "TagSpecification.N.ResourceType", role: ParamRole::Other },
             ParamDef { name: "TagSpecification.N.Tag.N.Key", role: ParamRole::Other },
             ParamDef { name: "TagSpecification.N.Tag.N.Value", role: ParamRole::Other },
@@ -7202,25 +7202,25 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         params: &[
             ParamDef { name: "Architecture", role: ParamRole::Other },
             ParamDef { name: "BillingProduct.N", role: ParamRole::Other },
-            ParamDef { name: "BlockDeviceMapping.N.DeviceName", role: ParamRole::Other },
+            ParamDef { name: "BlockDeviceMapping.N.DeviceName", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "BlockDeviceMapping.N.Ebs.AvailabilityZone", role: ParamRole::Other },
-            ParamDef { name: "BlockDeviceMapping.N.Ebs.AvailabilityZoneId", role: ParamRole::Other },
+            ParamDef { name: "BlockDeviceMapping.N.Ebs.AvailabilityZoneId", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "BlockDeviceMapping.N.Ebs.DeleteOnTermination", role: ParamRole::Other },
             ParamDef { name: "BlockDeviceMapping.N.Ebs.EbsCardIndex", role: ParamRole::Other },
             ParamDef { name: "BlockDeviceMapping.N.Ebs.Encrypted", role: ParamRole::Other },
             ParamDef { name: "BlockDeviceMapping.N.Ebs.Iops", role: ParamRole::Other },
-            ParamDef { name: "BlockDeviceMapping.N.Ebs.KmsKeyId", role: ParamRole::Other },
+            ParamDef { name: "BlockDeviceMapping.N.Ebs.KmsKeyId", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "BlockDeviceMapping.N.Ebs.MultiAvailabilityZoneConfiguration.ConfigurationType", role: ParamRole::Other },
             ParamDef { name: "BlockDeviceMapping.N.Ebs.MultiAvailabilityZoneConfiguration.StandbyAvailabilityZone.N.AvailabilityZone", role: ParamRole::Other },
-            ParamDef { name: "BlockDeviceMapping.N.Ebs.MultiAvailabilityZoneConfiguration.StandbyAvailabilityZone.N.AvailabilityZoneId", role: ParamRole::Other },
-            ParamDef { name: "BlockDeviceMapping.N.Ebs.OutpostArn", role: ParamRole::Other },
+            ParamDef { name: "BlockDeviceMapping.N.Ebs.MultiAvailabilityZoneConfiguration.StandbyAvailabilityZone.N.AvailabilityZoneId", role: ParamRole::Other }, // not an EC2 resource
+            ParamDef { name: "BlockDeviceMapping.N.Ebs.OutpostArn", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "BlockDeviceMapping.N.Ebs.SnapshotId", role: ParamRole::Existing(ExistingRef { resource_types: &["snapshot"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "BlockDeviceMapping.N.Ebs.Throughput", role: ParamRole::Other },
             ParamDef { name: "BlockDeviceMapping.N.Ebs.VolumeInitializationRate", role: ParamRole::Other },
             ParamDef { name: "BlockDeviceMapping.N.Ebs.VolumeSize", role: ParamRole::Other },
             ParamDef { name: "BlockDeviceMapping.N.Ebs.VolumeType", role: ParamRole::Other },
             ParamDef { name: "BlockDeviceMapping.N.NoDevice", role: ParamRole::Other },
-            ParamDef { name: "BlockDeviceMapping.N.VirtualName", role: ParamRole::Other },
+            ParamDef { name: "BlockDeviceMapping.N.VirtualName", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "BootMode", role: ParamRole::Other },
             ParamDef { name: "Description", role: ParamRole::Other },
             ParamDef { name: "DryRun", role: ParamRole::Other },
@@ -7228,9 +7228,9 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "ImageLocation", role: ParamRole::Other },
             ParamDef { name: "ImdsSupport", role: ParamRole::Other },
             ParamDef { name: "KernelId", role: ParamRole::Existing(ExistingRef { resource_types: &["image"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
-            ParamDef { name: "Name", role: ParamRole::Other },
+            ParamDef { name: "Name", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "RamdiskId", role: ParamRole::Existing(ExistingRef { resource_types: &["image"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
-            ParamDef { name: "RootDeviceName", role: ParamRole::Other },
+            ParamDef { name: "RootDeviceName", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "SriovNetSupport", role: ParamRole::Other },
             ParamDef { name: "TagSpecification.N.ResourceType", role: ParamRole::Other },
             ParamDef { name: "TagSpecification.N.Tag.N.Key", role: ParamRole::Other },
@@ -7286,7 +7286,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         creates: &[],
         params: &[
             ParamDef { name: "DryRun", role: ParamRole::Other },
-            ParamDef { name: "SubnetIds.N", role: ParamRole::Other },
+            ParamDef { name: "SubnetIds.N", role: ParamRole::Other }, // subnet: not listed for the action
             ParamDef { name: "TransitGatewayAttachmentId", role: ParamRole::Existing(ExistingRef { resource_types: &["transit-gateway-attachment"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "TransitGatewayMulticastDomainId", role: ParamRole::Existing(ExistingRef { resource_types: &["transit-gateway-multicast-domain"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
         ],
@@ -7316,8 +7316,8 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         params: &[
             ParamDef { name: "DryRun", role: ParamRole::Other },
             ParamDef { name: "ServiceId", role: ParamRole::Existing(ExistingRef { resource_types: &["vpc-endpoint-service"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
-            ParamDef { name: "TransitGatewayAttachmentId.N", role: ParamRole::Other },
-            ParamDef { name: "VpcEndpointId.N", role: ParamRole::Other },
+            ParamDef { name: "TransitGatewayAttachmentId.N", role: ParamRole::Other }, // transit-gateway-attachment: not listed for the action
+            ParamDef { name: "VpcEndpointId.N", role: ParamRole::Other }, // vpc-endpoint: not listed for the action
         ],
     },
     ActionParams {
@@ -7355,7 +7355,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         params: &[
             ParamDef { name: "Cidr", role: ParamRole::Other },
             ParamDef { name: "DryRun", role: ParamRole::Other },
-            ParamDef { name: "IpamPoolAllocationId", role: ParamRole::Other },
+            ParamDef { name: "IpamPoolAllocationId", role: ParamRole::Other }, // ipam-pool-allocation: not listed for the action
             ParamDef { name: "IpamPoolId", role: ParamRole::Existing(ExistingRef { resource_types: &["ipam-pool"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
         ],
     },
@@ -7365,8 +7365,8 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         creates: &[],
         params: &[
             ParamDef { name: "AssociationId", role: ParamRole::Existing(ExistingRef { resource_types: &["instance"], by: IdentifiedBy::Association, region_param: None, account_param: None }) },
-            ParamDef { name: "IamInstanceProfile.Arn", role: ParamRole::Other },
-            ParamDef { name: "IamInstanceProfile.Name", role: ParamRole::Other },
+            ParamDef { name: "IamInstanceProfile.Arn", role: ParamRole::Other }, // not an EC2 resource
+            ParamDef { name: "IamInstanceProfile.Name", role: ParamRole::Other }, // not an EC2 resource
         ],
     },
     ActionParams {
@@ -7414,24 +7414,24 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         in_query_api: true,
         creates: &[],
         params: &[
-            ParamDef { name: "CarrierGatewayId", role: ParamRole::Other },
-            ParamDef { name: "CoreNetworkArn", role: ParamRole::Other },
+            ParamDef { name: "CarrierGatewayId", role: ParamRole::Other }, // carrier-gateway: not listed for the action
+            ParamDef { name: "CoreNetworkArn", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "DestinationCidrBlock", role: ParamRole::Other },
             ParamDef { name: "DestinationIpv6CidrBlock", role: ParamRole::Other },
-            ParamDef { name: "DestinationPrefixListId", role: ParamRole::Other },
+            ParamDef { name: "DestinationPrefixListId", role: ParamRole::Other }, // prefix-list: not listed for the action
             ParamDef { name: "DryRun", role: ParamRole::Other },
-            ParamDef { name: "EgressOnlyInternetGatewayId", role: ParamRole::Other },
-            ParamDef { name: "GatewayId", role: ParamRole::Other },
-            ParamDef { name: "InstanceId", role: ParamRole::Other },
-            ParamDef { name: "LocalGatewayId", role: ParamRole::Other },
+            ParamDef { name: "EgressOnlyInternetGatewayId", role: ParamRole::Other }, // egress-only-internet-gateway: not listed for the action
+            ParamDef { name: "GatewayId", role: ParamRole::Other }, // a route target
+            ParamDef { name: "InstanceId", role: ParamRole::Other }, // instance: not listed for the action
+            ParamDef { name: "LocalGatewayId", role: ParamRole::Other }, // local-gateway: not listed for the action
             ParamDef { name: "LocalTarget", role: ParamRole::Other },
-            ParamDef { name: "NatGatewayId", role: ParamRole::Other },
-            ParamDef { name: "NetworkInterfaceId", role: ParamRole::Other },
-            ParamDef { name: "OdbNetworkArn", role: ParamRole::Other },
+            ParamDef { name: "NatGatewayId", role: ParamRole::Other }, // natgateway: not listed for the action
+            ParamDef { name: "NetworkInterfaceId", role: ParamRole::Other }, // network-interface: not listed for the action
+            ParamDef { name: "OdbNetworkArn", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "RouteTableId", role: ParamRole::Existing(ExistingRef { resource_types: &["route-table"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
-            ParamDef { name: "TransitGatewayId", role: ParamRole::Other },
-            ParamDef { name: "VpcEndpointId", role: ParamRole::Other },
-            ParamDef { name: "VpcPeeringConnectionId", role: ParamRole::Other },
+            ParamDef { name: "TransitGatewayId", role: ParamRole::Other }, // transit-gateway: not listed for the action
+            ParamDef { name: "VpcEndpointId", role: ParamRole::Other }, // vpc-endpoint: not listed for the action
+            ParamDef { name: "VpcPeeringConnectionId", role: ParamRole::Other }, // vpc-peering-connection: not listed for the action
         ],
     },
     ActionParams {
@@ -7496,30 +7496,30 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "SpotFleetRequestConfig.InstanceInterruptionBehavior", role: ParamRole::Other },
             ParamDef { name: "SpotFleetRequestConfig.InstancePoolsToUseCount", role: ParamRole::Other },
             ParamDef { name: "SpotFleetRequestConfig.LaunchSpecifications.N.AddressingType", role: ParamRole::Other },
-            ParamDef { name: "SpotFleetRequestConfig.LaunchSpecifications.N.BlockDeviceMapping.N.DeviceName", role: ParamRole::Other },
+            ParamDef { name: "SpotFleetRequestConfig.LaunchSpecifications.N.BlockDeviceMapping.N.DeviceName", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "SpotFleetRequestConfig.LaunchSpecifications.N.BlockDeviceMapping.N.Ebs.AvailabilityZone", role: ParamRole::Other },
-            ParamDef { name: "SpotFleetRequestConfig.LaunchSpecifications.N.BlockDeviceMapping.N.Ebs.AvailabilityZoneId", role: ParamRole::Other },
+            ParamDef { name: "SpotFleetRequestConfig.LaunchSpecifications.N.BlockDeviceMapping.N.Ebs.AvailabilityZoneId", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "SpotFleetRequestConfig.LaunchSpecifications.N.BlockDeviceMapping.N.Ebs.DeleteOnTermination", role: ParamRole::Other },
             ParamDef { name: "SpotFleetRequestConfig.LaunchSpecifications.N.BlockDeviceMapping.N.Ebs.EbsCardIndex", role: ParamRole::Other },
             ParamDef { name: "SpotFleetRequestConfig.LaunchSpecifications.N.BlockDeviceMapping.N.Ebs.Encrypted", role: ParamRole::Other },
             ParamDef { name: "SpotFleetRequestConfig.LaunchSpecifications.N.BlockDeviceMapping.N.Ebs.Iops", role: ParamRole::Other },
-            ParamDef { name: "SpotFleetRequestConfig.LaunchSpecifications.N.BlockDeviceMapping.N.Ebs.KmsKeyId", role: ParamRole::Other },
+            ParamDef { name: "SpotFleetRequestConfig.LaunchSpecifications.N.BlockDeviceMapping.N.Ebs.KmsKeyId", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "SpotFleetRequestConfig.LaunchSpecifications.N.BlockDeviceMapping.N.Ebs.MultiAvailabilityZoneConfiguration.ConfigurationType", role: ParamRole::Other },
             ParamDef { name: "SpotFleetRequestConfig.LaunchSpecifications.N.BlockDeviceMapping.N.Ebs.MultiAvailabilityZoneConfiguration.StandbyAvailabilityZone.N.AvailabilityZone", role: ParamRole::Other },
-            ParamDef { name: "SpotFleetRequestConfig.LaunchSpecifications.N.BlockDeviceMapping.N.Ebs.MultiAvailabilityZoneConfiguration.StandbyAvailabilityZone.N.AvailabilityZoneId", role: ParamRole::Other },
-            ParamDef { name: "SpotFleetRequestConfig.LaunchSpecifications.N.BlockDeviceMapping.N.Ebs.OutpostArn", role: ParamRole::Other },
+            ParamDef { name: "SpotFleetRequestConfig.LaunchSpecifications.N.BlockDeviceMapping.N.Ebs.MultiAvailabilityZoneConfiguration.StandbyAvailabilityZone.N.AvailabilityZoneId", role: ParamRole::Other }, // not an EC2 resource
+            ParamDef { name: "SpotFleetRequestConfig.LaunchSpecifications.N.BlockDeviceMapping.N.Ebs.OutpostArn", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "SpotFleetRequestConfig.LaunchSpecifications.N.BlockDeviceMapping.N.Ebs.SnapshotId", role: ParamRole::Existing(ExistingRef { resource_types: &["snapshot"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "SpotFleetRequestConfig.LaunchSpecifications.N.BlockDeviceMapping.N.Ebs.Throughput", role: ParamRole::Other },
             ParamDef { name: "SpotFleetRequestConfig.LaunchSpecifications.N.BlockDeviceMapping.N.Ebs.VolumeInitializationRate", role: ParamRole::Other },
             ParamDef { name: "SpotFleetRequestConfig.LaunchSpecifications.N.BlockDeviceMapping.N.Ebs.VolumeSize", role: ParamRole::Other },
             ParamDef { name: "SpotFleetRequestConfig.LaunchSpecifications.N.BlockDeviceMapping.N.Ebs.VolumeType", role: ParamRole::Other },
             ParamDef { name: "SpotFleetRequestConfig.LaunchSpecifications.N.BlockDeviceMapping.N.NoDevice", role: ParamRole::Other },
-            ParamDef { name: "SpotFleetRequestConfig.LaunchSpecifications.N.BlockDeviceMapping.N.VirtualName", role: ParamRole::Other },
+            ParamDef { name: "SpotFleetRequestConfig.LaunchSpecifications.N.BlockDeviceMapping.N.VirtualName", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "SpotFleetRequestConfig.LaunchSpecifications.N.EbsOptimized", role: ParamRole::Other },
             ParamDef { name: "SpotFleetRequestConfig.LaunchSpecifications.N.GroupSet.N.GroupId", role: ParamRole::Existing(ExistingRef { resource_types: &["security-group"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "SpotFleetRequestConfig.LaunchSpecifications.N.GroupSet.N.GroupName", role: ParamRole::Existing(ExistingRef { resource_types: &["security-group"], by: IdentifiedBy::Name, region_param: None, account_param: None }) },
-            ParamDef { name: "SpotFleetRequestConfig.LaunchSpecifications.N.IamInstanceProfile.Arn", role: ParamRole::Other },
-            ParamDef { name: "SpotFleetRequestConfig.LaunchSpecifications.N.IamInstanceProfile.Name", role: ParamRole::Other },
+            ParamDef { name: "SpotFleetRequestConfig.LaunchSpecifications.N.IamInstanceProfile.Arn", role: ParamRole::Other }, // not an EC2 resource
+            ParamDef { name: "SpotFleetRequestConfig.LaunchSpecifications.N.IamInstanceProfile.Name", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "SpotFleetRequestConfig.LaunchSpecifications.N.ImageId", role: ParamRole::Existing(ExistingRef { resource_types: &["image"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "SpotFleetRequestConfig.LaunchSpecifications.N.InstanceRequirements.AcceleratorCount.Max", role: ParamRole::Other },
             ParamDef { name: "SpotFleetRequestConfig.LaunchSpecifications.N.InstanceRequirements.AcceleratorCount.Min", role: ParamRole::Other },
@@ -7580,7 +7580,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "SpotFleetRequestConfig.LaunchSpecifications.N.NetworkInterfaceSet.N.Ipv6Prefix.N.Ipv6Prefix", role: ParamRole::Other },
             ParamDef { name: "SpotFleetRequestConfig.LaunchSpecifications.N.NetworkInterfaceSet.N.Ipv6PrefixCount", role: ParamRole::Other },
             ParamDef { name: "SpotFleetRequestConfig.LaunchSpecifications.N.NetworkInterfaceSet.N.NetworkCardIndex", role: ParamRole::Other },
-            ParamDef { name: "SpotFleetRequestConfig.LaunchSpecifications.N.NetworkInterfaceSet.N.NetworkInterfaceId", role: ParamRole::Other },
+            ParamDef { name: "SpotFleetRequestConfig.LaunchSpecifications.N.NetworkInterfaceSet.N.NetworkInterfaceId", role: ParamRole::Other }, // network-interface: not listed for the action
             ParamDef { name: "SpotFleetRequestConfig.LaunchSpecifications.N.NetworkInterfaceSet.N.PrimaryIpv6", role: ParamRole::Other },
             ParamDef { name: "SpotFleetRequestConfig.LaunchSpecifications.N.NetworkInterfaceSet.N.PrivateIpAddress", role: ParamRole::Other },
             ParamDef { name: "SpotFleetRequestConfig.LaunchSpecifications.N.NetworkInterfaceSet.N.PrivateIpAddresses.N.Primary", role: ParamRole::Other },
@@ -7589,7 +7589,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "SpotFleetRequestConfig.LaunchSpecifications.N.NetworkInterfaceSet.N.SecurityGroupId.N", role: ParamRole::Existing(ExistingRef { resource_types: &["security-group"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "SpotFleetRequestConfig.LaunchSpecifications.N.NetworkInterfaceSet.N.SubnetId", role: ParamRole::Existing(ExistingRef { resource_types: &["subnet"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "SpotFleetRequestConfig.LaunchSpecifications.N.Placement.AvailabilityZone", role: ParamRole::Other },
-            ParamDef { name: "SpotFleetRequestConfig.LaunchSpecifications.N.Placement.AvailabilityZoneId", role: ParamRole::Other },
+            ParamDef { name: "SpotFleetRequestConfig.LaunchSpecifications.N.Placement.AvailabilityZoneId", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "SpotFleetRequestConfig.LaunchSpecifications.N.Placement.GroupName", role: ParamRole::Existing(ExistingRef { resource_types: &["placement-group"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "SpotFleetRequestConfig.LaunchSpecifications.N.Placement.Tenancy", role: ParamRole::Other },
             ParamDef { name: "SpotFleetRequestConfig.LaunchSpecifications.N.RamdiskId", role: ParamRole::Existing(ExistingRef { resource_types: &["image"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
@@ -7604,7 +7604,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "SpotFleetRequestConfig.LaunchTemplateConfigs.N.LaunchTemplateSpecification.LaunchTemplateName", role: ParamRole::Existing(ExistingRef { resource_types: &["launch-template"], by: IdentifiedBy::Name, region_param: None, account_param: None }) },
             ParamDef { name: "SpotFleetRequestConfig.LaunchTemplateConfigs.N.LaunchTemplateSpecification.Version", role: ParamRole::Other },
             ParamDef { name: "SpotFleetRequestConfig.LaunchTemplateConfigs.N.Overrides.N.AvailabilityZone", role: ParamRole::Other },
-            ParamDef { name: "SpotFleetRequestConfig.LaunchTemplateConfigs.N.Overrides.N.AvailabilityZoneId", role: ParamRole::Other },
+            ParamDef { name: "SpotFleetRequestConfig.LaunchTemplateConfigs.N.Overrides.N.AvailabilityZoneId", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "SpotFleetRequestConfig.LaunchTemplateConfigs.N.Overrides.N.InstanceRequirements.AcceleratorCount.Max", role: ParamRole::Other },
             ParamDef { name: "SpotFleetRequestConfig.LaunchTemplateConfigs.N.Overrides.N.InstanceRequirements.AcceleratorCount.Min", role: ParamRole::Other },
             ParamDef { name: "SpotFleetRequestConfig.LaunchTemplateConfigs.N.Overrides.N.InstanceRequirements.AcceleratorManufacturerSet.N", role: ParamRole::Other },
@@ -7645,8 +7645,8 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "SpotFleetRequestConfig.LaunchTemplateConfigs.N.Overrides.N.SpotPrice", role: ParamRole::Other },
             ParamDef { name: "SpotFleetRequestConfig.LaunchTemplateConfigs.N.Overrides.N.SubnetId", role: ParamRole::Existing(ExistingRef { resource_types: &["subnet"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "SpotFleetRequestConfig.LaunchTemplateConfigs.N.Overrides.N.WeightedCapacity", role: ParamRole::Other },
-            ParamDef { name: "SpotFleetRequestConfig.LoadBalancersConfig.ClassicLoadBalancersConfig.ClassicLoadBalancers.N.Name", role: ParamRole::Other },
-            ParamDef { name: "SpotFleetRequestConfig.LoadBalancersConfig.TargetGroupsConfig.TargetGroups.N.Arn", role: ParamRole::Other },
+            ParamDef { name: "SpotFleetRequestConfig.LoadBalancersConfig.ClassicLoadBalancersConfig.ClassicLoadBalancers.N.Name", role: ParamRole::Other }, // not an EC2 resource
+            ParamDef { name: "SpotFleetRequestConfig.LoadBalancersConfig.TargetGroupsConfig.TargetGroups.N.Arn", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "SpotFleetRequestConfig.OnDemandAllocationStrategy", role: ParamRole::Other },
             ParamDef { name: "SpotFleetRequestConfig.OnDemandFulfilledCapacity", role: ParamRole::Other },
             ParamDef { name: "SpotFleetRequestConfig.OnDemandMaxTotalPrice", role: ParamRole::Other },
@@ -7680,34 +7680,34 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "InstanceInterruptionBehavior", role: ParamRole::Other },
             ParamDef { name: "LaunchGroup", role: ParamRole::Other },
             ParamDef { name: "LaunchSpecification.AddressingType", role: ParamRole::Other },
-            ParamDef { name: "LaunchSpecification.BlockDeviceMapping.N.DeviceName", role: ParamRole::Other },
+            ParamDef { name: "LaunchSpecification.BlockDeviceMapping.N.DeviceName", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "LaunchSpecification.BlockDeviceMapping.N.Ebs.AvailabilityZone", role: ParamRole::Other },
-            ParamDef { name: "LaunchSpecification.BlockDeviceMapping.N.Ebs.AvailabilityZoneId", role: ParamRole::Other },
+            ParamDef { name: "LaunchSpecification.BlockDeviceMapping.N.Ebs.AvailabilityZoneId", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "LaunchSpecification.BlockDeviceMapping.N.Ebs.DeleteOnTermination", role: ParamRole::Other },
             ParamDef { name: "LaunchSpecification.BlockDeviceMapping.N.Ebs.EbsCardIndex", role: ParamRole::Other },
             ParamDef { name: "LaunchSpecification.BlockDeviceMapping.N.Ebs.Encrypted", role: ParamRole::Other },
             ParamDef { name: "LaunchSpecification.BlockDeviceMapping.N.Ebs.Iops", role: ParamRole::Other },
-            ParamDef { name: "LaunchSpecification.BlockDeviceMapping.N.Ebs.KmsKeyId", role: ParamRole::Other },
+            ParamDef { name: "LaunchSpecification.BlockDeviceMapping.N.Ebs.KmsKeyId", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "LaunchSpecification.BlockDeviceMapping.N.Ebs.MultiAvailabilityZoneConfiguration.ConfigurationType", role: ParamRole::Other },
             ParamDef { name: "LaunchSpecification.BlockDeviceMapping.N.Ebs.MultiAvailabilityZoneConfiguration.StandbyAvailabilityZone.N.AvailabilityZone", role: ParamRole::Other },
-            ParamDef { name: "LaunchSpecification.BlockDeviceMapping.N.Ebs.MultiAvailabilityZoneConfiguration.StandbyAvailabilityZone.N.AvailabilityZoneId", role: ParamRole::Other },
-            ParamDef { name: "LaunchSpecification.BlockDeviceMapping.N.Ebs.OutpostArn", role: ParamRole::Other },
+            ParamDef { name: "LaunchSpecification.BlockDeviceMapping.N.Ebs.MultiAvailabilityZoneConfiguration.StandbyAvailabilityZone.N.AvailabilityZoneId", role: ParamRole::Other }, // not an EC2 resource
+            ParamDef { name: "LaunchSpecification.BlockDeviceMapping.N.Ebs.OutpostArn", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "LaunchSpecification.BlockDeviceMapping.N.Ebs.SnapshotId", role: ParamRole::Existing(ExistingRef { resource_types: &["snapshot"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "LaunchSpecification.BlockDeviceMapping.N.Ebs.Throughput", role: ParamRole::Other },
             ParamDef { name: "LaunchSpecification.BlockDeviceMapping.N.Ebs.VolumeInitializationRate", role: ParamRole::Other },
             ParamDef { name: "LaunchSpecification.BlockDeviceMapping.N.Ebs.VolumeSize", role: ParamRole::Other },
             ParamDef { name: "LaunchSpecification.BlockDeviceMapping.N.Ebs.VolumeType", role: ParamRole::Other },
             ParamDef { name: "LaunchSpecification.BlockDeviceMapping.N.NoDevice", role: ParamRole::Other },
-            ParamDef { name: "LaunchSpecification.BlockDeviceMapping.N.VirtualName", role: ParamRole::Other },
+            ParamDef { name: "LaunchSpecification.BlockDeviceMapping.N.VirtualName", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "LaunchSpecification.EbsOptimized", role: ParamRole::Other },
-            ParamDef { name: "LaunchSpecification.IamInstanceProfile.Arn", role: ParamRole::Other },
-            ParamDef { name: "LaunchSpecification.IamInstanceProfile.Name", role: ParamRole::Other },
+            ParamDef { name: "LaunchSpecification.IamInstanceProfile.Arn", role: ParamRole::Other }, // not an EC2 resource
+            ParamDef { name: "LaunchSpecification.IamInstanceProfile.Name", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "LaunchSpecification.ImageId", role: ParamRole::Existing(ExistingRef { resource_types: &["image"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "LaunchSpecification.InstanceType", role: ParamRole::Other },
             ParamDef { name: "LaunchSpecification.KernelId", role: ParamRole::Existing(ExistingRef { resource_types: &["image"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "LaunchSpecification.KeyName", role: ParamRole::Existing(ExistingRef { resource_types: &["key-pair"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "LaunchSpecification.Monitoring.Enabled", role: ParamRole::Other },
-            ParamDef { name: "LaunchSpecification.Monitoring.MetricCategoryId.N", role: ParamRole::Other },
+            ParamDef { name: "LaunchSpecification.Monitoring.MetricCategoryId.N", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "LaunchSpecification.NetworkInterface.N.AssociateCarrierIpAddress", role: ParamRole::Other },
             ParamDef { name: "LaunchSpecification.NetworkInterface.N.AssociatePublicIpAddress", role: ParamRole::Other },
             ParamDef { name: "LaunchSpecification.NetworkInterface.N.ConnectionTrackingSpecification.TcpEstablishedTimeout", role: ParamRole::Other },
@@ -7737,7 +7737,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "LaunchSpecification.NetworkInterface.N.SecurityGroupId.N", role: ParamRole::Existing(ExistingRef { resource_types: &["security-group"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "LaunchSpecification.NetworkInterface.N.SubnetId", role: ParamRole::Existing(ExistingRef { resource_types: &["subnet"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "LaunchSpecification.Placement.AvailabilityZone", role: ParamRole::Other },
-            ParamDef { name: "LaunchSpecification.Placement.AvailabilityZoneId", role: ParamRole::Other },
+            ParamDef { name: "LaunchSpecification.Placement.AvailabilityZoneId", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "LaunchSpecification.Placement.GroupName", role: ParamRole::Existing(ExistingRef { resource_types: &["placement-group"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "LaunchSpecification.Placement.Tenancy", role: ParamRole::Other },
             ParamDef { name: "LaunchSpecification.RamdiskId", role: ParamRole::Existing(ExistingRef { resource_types: &["image"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
@@ -7868,7 +7868,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         in_query_api: true,
         creates: &[],
         params: &[
-            ParamDef { name: "AccessGroupId", role: ParamRole::Other },
+            ParamDef { name: "AccessGroupId", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "ClientVpnEndpointId", role: ParamRole::Existing(ExistingRef { resource_types: &["client-vpn-endpoint"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "DryRun", role: ParamRole::Other },
             ParamDef { name: "RevokeAllGroups", role: ParamRole::Other },
@@ -7885,25 +7885,25 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "FromPort", role: ParamRole::Other },
             ParamDef { name: "GroupId", role: ParamRole::Existing(ExistingRef { resource_types: &["security-group"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "IpPermissions.N.FromPort", role: ParamRole::Other },
-            ParamDef { name: "IpPermissions.N.Groups.N.Description", role: ParamRole::Other },
-            ParamDef { name: "IpPermissions.N.Groups.N.GroupId", role: ParamRole::Other },
-            ParamDef { name: "IpPermissions.N.Groups.N.GroupName", role: ParamRole::Other },
-            ParamDef { name: "IpPermissions.N.Groups.N.PeeringStatus", role: ParamRole::Other },
-            ParamDef { name: "IpPermissions.N.Groups.N.UserId", role: ParamRole::Other },
-            ParamDef { name: "IpPermissions.N.Groups.N.VpcId", role: ParamRole::Other },
-            ParamDef { name: "IpPermissions.N.Groups.N.VpcPeeringConnectionId", role: ParamRole::Other },
+            ParamDef { name: "IpPermissions.N.Groups.N.Description", role: ParamRole::Other }, // a reference inside a rule or specification, not a resource the action acts on
+            ParamDef { name: "IpPermissions.N.Groups.N.GroupId", role: ParamRole::Other }, // a reference inside a rule or specification, not a resource the action acts on
+            ParamDef { name: "IpPermissions.N.Groups.N.GroupName", role: ParamRole::Other }, // a reference inside a rule or specification, not a resource the action acts on
+            ParamDef { name: "IpPermissions.N.Groups.N.PeeringStatus", role: ParamRole::Other }, // a reference inside a rule or specification, not a resource the action acts on
+            ParamDef { name: "IpPermissions.N.Groups.N.UserId", role: ParamRole::Other }, // a reference inside a rule or specification, not a resource the action acts on
+            ParamDef { name: "IpPermissions.N.Groups.N.VpcId", role: ParamRole::Other }, // a reference inside a rule or specification, not a resource the action acts on
+            ParamDef { name: "IpPermissions.N.Groups.N.VpcPeeringConnectionId", role: ParamRole::Other }, // a reference inside a rule or specification, not a resource the action acts on
             ParamDef { name: "IpPermissions.N.IpProtocol", role: ParamRole::Other },
             ParamDef { name: "IpPermissions.N.IpRanges.N.CidrIp", role: ParamRole::Other },
             ParamDef { name: "IpPermissions.N.IpRanges.N.Description", role: ParamRole::Other },
             ParamDef { name: "IpPermissions.N.Ipv6Ranges.N.CidrIpv6", role: ParamRole::Other },
             ParamDef { name: "IpPermissions.N.Ipv6Ranges.N.Description", role: ParamRole::Other },
-            ParamDef { name: "IpPermissions.N.PrefixListIds.N.Description", role: ParamRole::Other },
-            ParamDef { name: "IpPermissions.N.PrefixListIds.N.PrefixListId", role: ParamRole::Other },
+            ParamDef { name: "IpPermissions.N.PrefixListIds.N.Description", role: ParamRole::Other }, // a reference inside a rule or specification, not a resource the action acts on
+            ParamDef { name: "IpPermissions.N.PrefixListIds.N.PrefixListId", role: ParamRole::Other }, // a reference inside a rule or specification, not a resource the action acts on
             ParamDef { name: "IpPermissions.N.ToPort", role: ParamRole::Other },
             ParamDef { name: "IpProtocol", role: ParamRole::Other },
-            ParamDef { name: "SecurityGroupRuleId.N", role: ParamRole::Other },
-            ParamDef { name: "SourceSecurityGroupName", role: ParamRole::Other },
-            ParamDef { name: "SourceSecurityGroupOwnerId", role: ParamRole::Other },
+            ParamDef { name: "SecurityGroupRuleId.N", role: ParamRole::Other }, // security-group-rule: not listed for the action
+            ParamDef { name: "SourceSecurityGroupName", role: ParamRole::Other }, // a reference inside a rule or specification, not a resource the action acts on
+            ParamDef { name: "SourceSecurityGroupOwnerId", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "ToPort", role: ParamRole::Other },
         ],
     },
@@ -7918,25 +7918,25 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "GroupId", role: ParamRole::Existing(ExistingRef { resource_types: &["security-group"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "GroupName", role: ParamRole::Existing(ExistingRef { resource_types: &["security-group"], by: IdentifiedBy::Name, region_param: None, account_param: None }) },
             ParamDef { name: "IpPermissions.N.FromPort", role: ParamRole::Other },
-            ParamDef { name: "IpPermissions.N.Groups.N.Description", role: ParamRole::Other },
-            ParamDef { name: "IpPermissions.N.Groups.N.GroupId", role: ParamRole::Other },
-            ParamDef { name: "IpPermissions.N.Groups.N.GroupName", role: ParamRole::Other },
-            ParamDef { name: "IpPermissions.N.Groups.N.PeeringStatus", role: ParamRole::Other },
-            ParamDef { name: "IpPermissions.N.Groups.N.UserId", role: ParamRole::Other },
-            ParamDef { name: "IpPermissions.N.Groups.N.VpcId", role: ParamRole::Other },
-            ParamDef { name: "IpPermissions.N.Groups.N.VpcPeeringConnectionId", role: ParamRole::Other },
+            ParamDef { name: "IpPermissions.N.Groups.N.Description", role: ParamRole::Other }, // a reference inside a rule or specification, not a resource the action acts on
+            ParamDef { name: "IpPermissions.N.Groups.N.GroupId", role: ParamRole::Other }, // a reference inside a rule or specification, not a resource the action acts on
+            ParamDef { name: "IpPermissions.N.Groups.N.GroupName", role: ParamRole::Other }, // a reference inside a rule or specification, not a resource the action acts on
+            ParamDef { name: "IpPermissions.N.Groups.N.PeeringStatus", role: ParamRole::Other }, // a reference inside a rule or specification, not a resource the action acts on
+            ParamDef { name: "IpPermissions.N.Groups.N.UserId", role: ParamRole::Other }, // a reference inside a rule or specification, not a resource the action acts on
+            ParamDef { name: "IpPermissions.N.Groups.N.VpcId", role: ParamRole::Other }, // a reference inside a rule or specification, not a resource the action acts on
+            ParamDef { name: "IpPermissions.N.Groups.N.VpcPeeringConnectionId", role: ParamRole::Other }, // a reference inside a rule or specification, not a resource the action acts on
             ParamDef { name: "IpPermissions.N.IpProtocol", role: ParamRole::Other },
             ParamDef { name: "IpPermissions.N.IpRanges.N.CidrIp", role: ParamRole::Other },
             ParamDef { name: "IpPermissions.N.IpRanges.N.Description", role: ParamRole::Other },
             ParamDef { name: "IpPermissions.N.Ipv6Ranges.N.CidrIpv6", role: ParamRole::Other },
             ParamDef { name: "IpPermissions.N.Ipv6Ranges.N.Description", role: ParamRole::Other },
-            ParamDef { name: "IpPermissions.N.PrefixListIds.N.Description", role: ParamRole::Other },
-            ParamDef { name: "IpPermissions.N.PrefixListIds.N.PrefixListId", role: ParamRole::Other },
+            ParamDef { name: "IpPermissions.N.PrefixListIds.N.Description", role: ParamRole::Other }, // a reference inside a rule or specification, not a resource the action acts on
+            ParamDef { name: "IpPermissions.N.PrefixListIds.N.PrefixListId", role: ParamRole::Other }, // a reference inside a rule or specification, not a resource the action acts on
             ParamDef { name: "IpPermissions.N.ToPort", role: ParamRole::Other },
             ParamDef { name: "IpProtocol", role: ParamRole::Other },
-            ParamDef { name: "SecurityGroupRuleId.N", role: ParamRole::Other },
-            ParamDef { name: "SourceSecurityGroupName", role: ParamRole::Other },
-            ParamDef { name: "SourceSecurityGroupOwnerId", role: ParamRole::Other },
+            ParamDef { name: "SecurityGroupRuleId.N", role: ParamRole::Other }, // security-group-rule: not listed for the action
+            ParamDef { name: "SourceSecurityGroupName", role: ParamRole::Other }, // a reference inside a rule or specification, not a resource the action acts on
+            ParamDef { name: "SourceSecurityGroupOwnerId", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "ToPort", role: ParamRole::Other },
         ],
     },
@@ -7946,25 +7946,25 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         creates: &["instance", "network-interface", "secondary-interface", "spot-instances-request", "volume"],
         params: &[
             ParamDef { name: "AdditionalInfo", role: ParamRole::Other },
-            ParamDef { name: "BlockDeviceMapping.N.DeviceName", role: ParamRole::Other },
+            ParamDef { name: "BlockDeviceMapping.N.DeviceName", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "BlockDeviceMapping.N.Ebs.AvailabilityZone", role: ParamRole::Other },
-            ParamDef { name: "BlockDeviceMapping.N.Ebs.AvailabilityZoneId", role: ParamRole::Other },
+            ParamDef { name: "BlockDeviceMapping.N.Ebs.AvailabilityZoneId", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "BlockDeviceMapping.N.Ebs.DeleteOnTermination", role: ParamRole::Other },
             ParamDef { name: "BlockDeviceMapping.N.Ebs.EbsCardIndex", role: ParamRole::Other },
             ParamDef { name: "BlockDeviceMapping.N.Ebs.Encrypted", role: ParamRole::Other },
             ParamDef { name: "BlockDeviceMapping.N.Ebs.Iops", role: ParamRole::Other },
-            ParamDef { name: "BlockDeviceMapping.N.Ebs.KmsKeyId", role: ParamRole::Other },
+            ParamDef { name: "BlockDeviceMapping.N.Ebs.KmsKeyId", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "BlockDeviceMapping.N.Ebs.MultiAvailabilityZoneConfiguration.ConfigurationType", role: ParamRole::Other },
             ParamDef { name: "BlockDeviceMapping.N.Ebs.MultiAvailabilityZoneConfiguration.StandbyAvailabilityZone.N.AvailabilityZone", role: ParamRole::Other },
-            ParamDef { name: "BlockDeviceMapping.N.Ebs.MultiAvailabilityZoneConfiguration.StandbyAvailabilityZone.N.AvailabilityZoneId", role: ParamRole::Other },
-            ParamDef { name: "BlockDeviceMapping.N.Ebs.OutpostArn", role: ParamRole::Other },
+            ParamDef { name: "BlockDeviceMapping.N.Ebs.MultiAvailabilityZoneConfiguration.StandbyAvailabilityZone.N.AvailabilityZoneId", role: ParamRole::Other }, // not an EC2 resource
+            ParamDef { name: "BlockDeviceMapping.N.Ebs.OutpostArn", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "BlockDeviceMapping.N.Ebs.SnapshotId", role: ParamRole::Existing(ExistingRef { resource_types: &["snapshot"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "BlockDeviceMapping.N.Ebs.Throughput", role: ParamRole::Other },
             ParamDef { name: "BlockDeviceMapping.N.Ebs.VolumeInitializationRate", role: ParamRole::Other },
             ParamDef { name: "BlockDeviceMapping.N.Ebs.VolumeSize", role: ParamRole::Other },
             ParamDef { name: "BlockDeviceMapping.N.Ebs.VolumeType", role: ParamRole::Other },
             ParamDef { name: "BlockDeviceMapping.N.NoDevice", role: ParamRole::Other },
-            ParamDef { name: "BlockDeviceMapping.N.VirtualName", role: ParamRole::Other },
+            ParamDef { name: "BlockDeviceMapping.N.VirtualName", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "CapacityReservationSpecification.CapacityReservationPreference", role: ParamRole::Other },
             ParamDef { name: "CapacityReservationSpecification.CapacityReservationTarget.CapacityReservationId", role: ParamRole::Existing(ExistingRef { resource_types: &["capacity-reservation"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "CapacityReservationSpecification.CapacityReservationTarget.CapacityReservationResourceGroupArn", role: ParamRole::Existing(ExistingRef { resource_types: &["group"], by: IdentifiedBy::Arn, region_param: None, account_param: None }) },
@@ -7984,8 +7984,8 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "EnablePrimaryIpv6", role: ParamRole::Other },
             ParamDef { name: "EnclaveOptions.Enabled", role: ParamRole::Other },
             ParamDef { name: "HibernationOptions.Configured", role: ParamRole::Other },
-            ParamDef { name: "IamInstanceProfile.Arn", role: ParamRole::Other },
-            ParamDef { name: "IamInstanceProfile.Name", role: ParamRole::Other },
+            ParamDef { name: "IamInstanceProfile.Arn", role: ParamRole::Other }, // not an EC2 resource
+            ParamDef { name: "IamInstanceProfile.Name", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "ImageId", role: ParamRole::Existing(ExistingRef { resource_types: &["image"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "InstanceInitiatedShutdownBehavior", role: ParamRole::Other },
             ParamDef { name: "InstanceMarketOptions.MarketType", role: ParamRole::Other },
@@ -8013,7 +8013,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "MetadataOptions.InstanceMetadataTags", role: ParamRole::Other },
             ParamDef { name: "MinCount", role: ParamRole::Other },
             ParamDef { name: "Monitoring.Enabled", role: ParamRole::Other },
-            ParamDef { name: "Monitoring.MetricCategoryId.N", role: ParamRole::Other },
+            ParamDef { name: "Monitoring.MetricCategoryId.N", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "NetworkInterface.N.AssociateCarrierIpAddress", role: ParamRole::Other },
             ParamDef { name: "NetworkInterface.N.AssociatePublicIpAddress", role: ParamRole::Other },
             ParamDef { name: "NetworkInterface.N.ConnectionTrackingSpecification.TcpEstablishedTimeout", role: ParamRole::Other },
@@ -8046,11 +8046,11 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "Operator.Principal", role: ParamRole::Other },
             ParamDef { name: "Placement.Affinity", role: ParamRole::Other },
             ParamDef { name: "Placement.AvailabilityZone", role: ParamRole::Other },
-            ParamDef { name: "Placement.AvailabilityZoneId", role: ParamRole::Other },
+            ParamDef { name: "Placement.AvailabilityZoneId", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "Placement.GroupId", role: ParamRole::Existing(ExistingRef { resource_types: &["placement-group"], by: IdentifiedBy::AltId, region_param: None, account_param: None }) },
             ParamDef { name: "Placement.GroupName", role: ParamRole::Existing(ExistingRef { resource_types: &["placement-group"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
-            ParamDef { name: "Placement.HostId", role: ParamRole::Other },
-            ParamDef { name: "Placement.HostResourceGroupArn", role: ParamRole::Other },
+            ParamDef { name: "Placement.HostId", role: ParamRole::Other }, // dedicated-host: not listed for the action
+            ParamDef { name: "Placement.HostResourceGroupArn", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "Placement.PartitionNumber", role: ParamRole::Other },
             ParamDef { name: "Placement.SpreadDomain", role: ParamRole::Other },
             ParamDef { name: "Placement.Tenancy", role: ParamRole::Other },
@@ -8085,7 +8085,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         creates: &[],
         params: &[
             ParamDef { name: "DryRun", role: ParamRole::Other },
-            ParamDef { name: "Filter.N.Name", role: ParamRole::Other },
+            ParamDef { name: "Filter.N.Name", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "Filter.N.Value.N", role: ParamRole::Other },
             ParamDef { name: "LocalGatewayRouteTableId", role: ParamRole::Existing(ExistingRef { resource_types: &["local-gateway-route-table"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "MaxResults", role: ParamRole::Other },
@@ -8098,7 +8098,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         creates: &[],
         params: &[
             ParamDef { name: "DryRun", role: ParamRole::Other },
-            ParamDef { name: "Filter.N.Name", role: ParamRole::Other },
+            ParamDef { name: "Filter.N.Name", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "Filter.N.Value.N", role: ParamRole::Other },
             ParamDef { name: "MaxResults", role: ParamRole::Other },
             ParamDef { name: "NextToken", role: ParamRole::Other },
@@ -8111,7 +8111,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         creates: &[],
         params: &[
             ParamDef { name: "DryRun", role: ParamRole::Other },
-            ParamDef { name: "Filter.N.Name", role: ParamRole::Other },
+            ParamDef { name: "Filter.N.Name", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "Filter.N.Value.N", role: ParamRole::Other },
             ParamDef { name: "MaxResults", role: ParamRole::Other },
             ParamDef { name: "NextToken", role: ParamRole::Other },
@@ -8164,8 +8164,8 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "AdditionalAccount.N", role: ParamRole::Other },
             ParamDef { name: "ClientToken", role: ParamRole::Other },
             ParamDef { name: "DryRun", role: ParamRole::Other },
-            ParamDef { name: "FilterInArn.N", role: ParamRole::Other },
-            ParamDef { name: "FilterOutArn.N", role: ParamRole::Other },
+            ParamDef { name: "FilterInArn.N", role: ParamRole::Other }, // not an EC2 resource
+            ParamDef { name: "FilterOutArn.N", role: ParamRole::Other }, // not an EC2 resource
             ParamDef { name: "NetworkInsightsPathId", role: ParamRole::Existing(ExistingRef { resource_types: &["network-insights-path"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "TagSpecification.N.ResourceType", role: ParamRole::Other },
             ParamDef { name: "TagSpecification.N.Tag.N.Key", role: ParamRole::Other },
@@ -8199,7 +8199,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         creates: &[],
         params: &[
             ParamDef { name: "ClientVpnEndpointId", role: ParamRole::Existing(ExistingRef { resource_types: &["client-vpn-endpoint"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
-            ParamDef { name: "ConnectionId", role: ParamRole::Other },
+            ParamDef { name: "ConnectionId", role: ParamRole::Other }, // vpc-endpoint-connection: not listed for the action
             ParamDef { name: "DryRun", role: ParamRole::Other },
             ParamDef { name: "Username", role: ParamRole::Other },
         ],
@@ -8262,7 +8262,7 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
         params: &[
             ParamDef { name: "DryRun", role: ParamRole::Other },
             ParamDef { name: "InstanceId.N", role: ParamRole::Existing(ExistingRef { resource_types: &["instance"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
-            ParamDef { name: "MetricCategoryId.N", role: ParamRole::Other },
+            ParamDef { name: "MetricCategoryId.N", role: ParamRole::Other }, // not an EC2 resource
         ],
     },
     ActionParams {
@@ -8285,23 +8285,23 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "GroupId", role: ParamRole::Existing(ExistingRef { resource_types: &["security-group"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "GroupName", role: ParamRole::Existing(ExistingRef { resource_types: &["security-group"], by: IdentifiedBy::Name, region_param: None, account_param: None }) },
             ParamDef { name: "IpPermissions.N.FromPort", role: ParamRole::Other },
-            ParamDef { name: "IpPermissions.N.Groups.N.Description", role: ParamRole::Other },
-            ParamDef { name: "IpPermissions.N.Groups.N.GroupId", role: ParamRole::Other },
-            ParamDef { name: "IpPermissions.N.Groups.N.GroupName", role: ParamRole::Other },
-            ParamDef { name: "IpPermissions.N.Groups.N.PeeringStatus", role: ParamRole::Other },
-            ParamDef { name: "IpPermissions.N.Groups.N.UserId", role: ParamRole::Other },
-            ParamDef { name: "IpPermissions.N.Groups.N.VpcId", role: ParamRole::Other },
-            ParamDef { name: "IpPermissions.N.Groups.N.VpcPeeringConnectionId", role: ParamRole::Other },
+            ParamDef { name: "IpPermissions.N.Groups.N.Description", role: ParamRole::Other }, // a reference inside a rule or specification, not a resource the action acts on
+            ParamDef { name: "IpPermissions.N.Groups.N.GroupId", role: ParamRole::Other }, // a reference inside a rule or specification, not a resource the action acts on
+            ParamDef { name: "IpPermissions.N.Groups.N.GroupName", role: ParamRole::Other }, // a reference inside a rule or specification, not a resource the action acts on
+            ParamDef { name: "IpPermissions.N.Groups.N.PeeringStatus", role: ParamRole::Other }, // a reference inside a rule or specification, not a resource the action acts on
+            ParamDef { name: "IpPermissions.N.Groups.N.UserId", role: ParamRole::Other }, // a reference inside a rule or specification, not a resource the action acts on
+            ParamDef { name: "IpPermissions.N.Groups.N.VpcId", role: ParamRole::Other }, // a reference inside a rule or specification, not a resource the action acts on
+            ParamDef { name: "IpPermissions.N.Groups.N.VpcPeeringConnectionId", role: ParamRole::Other }, // a reference inside a rule or specification, not a resource the action acts on
             ParamDef { name: "IpPermissions.N.IpProtocol", role: ParamRole::Other },
             ParamDef { name: "IpPermissions.N.IpRanges.N.CidrIp", role: ParamRole::Other },
             ParamDef { name: "IpPermissions.N.IpRanges.N.Description", role: ParamRole::Other },
             ParamDef { name: "IpPermissions.N.Ipv6Ranges.N.CidrIpv6", role: ParamRole::Other },
             ParamDef { name: "IpPermissions.N.Ipv6Ranges.N.Description", role: ParamRole::Other },
-            ParamDef { name: "IpPermissions.N.PrefixListIds.N.Description", role: ParamRole::Other },
-            ParamDef { name: "IpPermissions.N.PrefixListIds.N.PrefixListId", role: ParamRole::Other },
+            ParamDef { name: "IpPermissions.N.PrefixListIds.N.Description", role: ParamRole::Other }, // a reference inside a rule or specification, not a resource the action acts on
+            ParamDef { name: "IpPermissions.N.PrefixListIds.N.PrefixListId", role: ParamRole::Other }, // a reference inside a rule or specification, not a resource the action acts on
             ParamDef { name: "IpPermissions.N.ToPort", role: ParamRole::Other },
             ParamDef { name: "SecurityGroupRuleDescription.N.Description", role: ParamRole::Other },
-            ParamDef { name: "SecurityGroupRuleDescription.N.SecurityGroupRuleId", role: ParamRole::Other },
+            ParamDef { name: "SecurityGroupRuleDescription.N.SecurityGroupRuleId", role: ParamRole::Other }, // security-group-rule: not listed for the action
         ],
     },
     ActionParams {
@@ -8313,23 +8313,23 @@ pub(crate) static ACTION_PARAMS: [ActionParams; 563] = [
             ParamDef { name: "GroupId", role: ParamRole::Existing(ExistingRef { resource_types: &["security-group"], by: IdentifiedBy::Id, region_param: None, account_param: None }) },
             ParamDef { name: "GroupName", role: ParamRole::Existing(ExistingRef { resource_types: &["security-group"], by: IdentifiedBy::Name, region_param: None, account_param: None }) },
             ParamDef { name: "IpPermissions.N.FromPort", role: ParamRole::Other },
-            ParamDef { name: "IpPermissions.N.Groups.N.Description", role: ParamRole::Other },
-            ParamDef { name: "IpPermissions.N.Groups.N.GroupId", role: ParamRole::Other },
-            ParamDef { name: "IpPermissions.N.Groups.N.GroupName", role: ParamRole::Other },
-            ParamDef { name: "IpPermissions.N.Groups.N.PeeringStatus", role: ParamRole::Other },
-            ParamDef { name: "IpPermissions.N.Groups.N.UserId", role: ParamRole::Other },
-            ParamDef { name: "IpPermissions.N.Groups.N.VpcId", role: ParamRole::Other },
-            ParamDef { name: "IpPermissions.N.Groups.N.VpcPeeringConnectionId", role: ParamRole::Other },
+            ParamDef { name: "IpPermissions.N.Groups.N.Description", role: ParamRole::Other }, // a reference inside a rule or specification, not a resource the action acts on
+            ParamDef { name: "IpPermissions.N.Groups.N.GroupId", role: ParamRole::Other }, // a reference inside a rule or specification, not a resource the action acts on
+            ParamDef { name: "IpPermissions.N.Groups.N.GroupName", role: ParamRole::Other }, // a reference inside a rule or specification, not a resource the action acts on
+            ParamDef { name: "IpPermissions.N.Groups.N.PeeringStatus", role: ParamRole::Other }, // a reference inside a rule or specification, not a resource the action acts on
+            ParamDef { name: "IpPermissions.N.Groups.N.UserId", role: ParamRole::Other }, // a reference inside a rule or specification, not a resource the action acts on
+            ParamDef { name: "IpPermissions.N.Groups.N.VpcId", role: ParamRole::Other }, // a reference inside a rule or specification, not a resource the action acts on
+            ParamDef { name: "IpPermissions.N.Groups.N.VpcPeeringConnectionId", role: ParamRole::Other }, // a reference inside a rule or specification, not a resource the action acts on
             ParamDef { name: "IpPermissions.N.IpProtocol", role: ParamRole::Other },
             ParamDef { name: "IpPermissions.N.IpRanges.N.CidrIp", role: ParamRole::Other },
             ParamDef { name: "IpPermissions.N.IpRanges.N.Description", role: ParamRole::Other },
             ParamDef { name: "IpPermissions.N.Ipv6Ranges.N.CidrIpv6", role: ParamRole::Other },
             ParamDef { name: "IpPermissions.N.Ipv6Ranges.N.Description", role: ParamRole::Other },
-            ParamDef { name: "IpPermissions.N.PrefixListIds.N.Description", role: ParamRole::Other },
-            ParamDef { name: "IpPermissions.N.PrefixListIds.N.PrefixListId", role: ParamRole::Other },
+            ParamDef { name: "IpPermissions.N.PrefixListIds.N.Description", role: ParamRole::Other }, // a reference inside a rule or specification, not a resource the action acts on
+            ParamDef { name: "IpPermissions.N.PrefixListIds.N.PrefixListId", role: ParamRole::Other }, // a reference inside a rule or specification, not a resource the action acts on
             ParamDef { name: "IpPermissions.N.ToPort", role: ParamRole::Other },
             ParamDef { name: "SecurityGroupRuleDescription.N.Description", role: ParamRole::Other },
-            ParamDef { name: "SecurityGroupRuleDescription.N.SecurityGroupRuleId", role: ParamRole::Other },
+            ParamDef { name: "SecurityGroupRuleDescription.N.SecurityGroupRuleId", role: ParamRole::Other }, // security-group-rule: not listed for the action
         ],
     },
     ActionParams {
