@@ -107,6 +107,7 @@
 //!   groups, the default group of each subnet's VPC. A default the
 //!   inventory does not hold is refused.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use super::catalog::{
@@ -532,6 +533,8 @@ impl<'a> Mapper<'a> {
         check_lists(params)?;
         // Top-level parameters that name a resource, for the combination check.
         let mut scalars: Vec<(&'static str, ExistingRef)> = Vec::new();
+        // Each resource once, however many parameters name it.
+        let mut seen: HashSet<ResourceKey> = HashSet::new();
         for (name, value) in params.iter() {
             if PROTOCOL_PARAMS.iter().any(|p| p.eq_ignore_ascii_case(name)) {
                 continue;
@@ -547,7 +550,7 @@ impl<'a> Mapper<'a> {
             if !def.name.contains('.') {
                 scalars.push((def.name, r));
             }
-            if !self.resolved.iter().any(|x| same_resource(x, &t)) {
+            if seen.insert(resource_key(&t)) {
                 self.resolved.push(t);
             }
         }
@@ -753,17 +756,19 @@ impl<'a> Mapper<'a> {
     /// is authorized.
     fn authorize_resolved(&mut self) {
         let main = format!("{}:{}", catalog::SERVICE_PREFIX, self.def.name);
+        let mut done: HashSet<String> = self
+            .call
+            .authorizations
+            .iter()
+            .filter(|a| a.action == main)
+            .map(|a| a.resource.clone())
+            .collect();
         for t in self.resolved.clone() {
             if self.def.resource(t.resource_type).is_none() {
                 continue;
             }
             let auth = self.build(self.def, t, true);
-            let done = self
-                .call
-                .authorizations
-                .iter()
-                .any(|a| a.action == main && a.resource == auth.resource);
-            if !done {
+            if done.insert(auth.resource.clone()) {
                 self.call.authorizations.push(auth);
             }
         }
@@ -2097,9 +2102,16 @@ fn recorded_association(kind: ResourceKind, id: &str) -> bool {
     id.strip_prefix(prefix).is_some_and(|rest| !rest.is_empty())
 }
 
-/// Whether two targets are the same resource.
-fn same_resource(a: &Target<'_>, b: &Target<'_>) -> bool {
-    a.resource_type == b.resource_type && a.id == b.id && a.region == b.region && a.arn == b.arn
+/// What makes two targets the same resource: type, id, region, ARN.
+type ResourceKey = (&'static str, Option<String>, Option<String>, Option<String>);
+
+fn resource_key(t: &Target<'_>) -> ResourceKey {
+    (
+        t.resource_type,
+        t.id.clone(),
+        t.region.clone(),
+        t.arn.clone(),
+    )
 }
 
 /// EC2 takes a resource by one name at a time: `GroupId` or `GroupName`,
