@@ -193,17 +193,20 @@ pub struct Attributes {
     pub egress: Vec<Rule>,
     /// Subnet or prefix-list CIDRs.
     pub cidrs: Vec<IpNet>,
+    // The attributes below are left out of the serialized form when unset,
+    // so a resource without them serializes (and fingerprints, in the
+    // inventory overlay) as it did before they existed.
     /// A key pair's or launch template's name.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// A subnet that is its zone's default (where RunInstances launches
     /// when no subnet is named).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_for_az: Option<bool>,
     /// Association ids the resource holds: an instance's IAM instance
     /// profile association, a subnet's IPv6 CIDR block associations, a
     /// network interface's attachment.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub associations: Vec<String>,
 }
 
@@ -751,7 +754,12 @@ impl Inventory {
                             attributes: Attributes {
                                 vpc_id: opt_string(s, "VpcId"),
                                 availability_zone: opt_string(s, "AvailabilityZone"),
-                                default_for_az: s.get("DefaultForAz").and_then(Value::as_bool),
+                                // Only `true` is kept: the default subnets are
+                                // what RunInstances needs to know.
+                                default_for_az: s
+                                    .get("DefaultForAz")
+                                    .and_then(Value::as_bool)
+                                    .filter(|d| *d),
                                 cidrs,
                                 associations,
                                 ..Attributes::default()
