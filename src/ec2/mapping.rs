@@ -58,8 +58,9 @@
 //!   (`KeyPairId`), by an association id (`DisassociateIamInstanceProfile`),
 //!   in the region it names (a copy's `SourceRegion`). A resource of a kind
 //!   the inventory tracks that it does not hold there is EC2's `*.NotFound`
-//!   (for images and snapshots another account may share, the owner's
-//!   permission check, which an unknown one never passes). A lookup the
+//!   (`*.Malformed` when the id is not canonical, [`super::ids`]; for images
+//!   and snapshots another account may share, the owner's permission check,
+//!   which an unknown one never passes). A lookup the
 //!   inventory cannot make (an Elastic IP by address, an association it
 //!   does not record) is refused. A kind it does not track (`vpc`,
 //!   `route-table`, ...) is authorized by the ARN its id gives, owned by the
@@ -113,6 +114,7 @@ use std::sync::Arc;
 use super::catalog::{
     self, ActionDef, ActionParams, ActionResource, ExistingRef, IdentifiedBy, ParamRole,
 };
+use super::ids;
 use super::inventory::{Grant, Inventory, Resource, ResourceKind};
 use super::inventory_store::Change;
 use super::permissions::{self, OrgMembership};
@@ -224,6 +226,9 @@ pub enum MappingError {
         by: IdentifiedBy,
         value: String,
     },
+    /// An id not in its type's canonical form (EC2's `*.Malformed`).
+    #[error("Invalid id: \"{}\" (expecting {})", .0.id, .0.expected)]
+    MalformedId(ids::IdError),
     /// A form iamgate cannot authorize faithfully, refused rather than
     /// guessed.
     #[error("unsupported by iamgate: {0}")]
@@ -243,6 +248,7 @@ impl MappingError {
             MappingError::InvalidParameterValue { .. } => "InvalidParameterValue",
             MappingError::InvalidParameterCombination(_) => "InvalidParameterCombination",
             MappingError::UnknownParameter(_) => "UnknownParameter",
+            MappingError::MalformedId(e) => e.code,
             MappingError::NotFound {
                 resource_type, by, ..
             } => not_found_code(resource_type, *by),
@@ -606,9 +612,13 @@ impl<'a> Mapper<'a> {
                 match kind {
                     Some(_) => {
                         t.known = self.lookup(resource_type, value, in_region);
-                        let checked = permission_kind(self.def.name, pattern).is_some();
-                        if t.known.is_none() && !checked {
-                            return Err(not_found());
+                        if t.known.is_none() {
+                            // Not held: a malformed id is EC2's *.Malformed
+                            // (`i-0ABC...` is never the backend's `i-0abc...`).
+                            ids::check(resource_type, value).map_err(MappingError::MalformedId)?;
+                            if permission_kind(self.def.name, pattern).is_none() {
+                                return Err(not_found());
+                            }
                         }
                     }
                     // A type the inventory does not track: its ARN is exact,
@@ -2433,7 +2443,8 @@ mod tests {
             &json!({"Snapshots": [
                 {"SnapshotId": "snap-0theirs", "OwnerId": OTHER, "VolumeSize": 20, "Encrypted": true,
                  "VolumeId": "vol-0src"},
-                {"SnapshotId": "snap-0mine", "OwnerId": ME, "VolumeSize": 8, "Encrypted": false}]}),
+                {"SnapshotId": "snap-0mine", "OwnerId": ME, "VolumeSize": 8, "Encrypted": false},
+                {"SnapshotId": "snap-0a1b2c3d", "OwnerId": ME, "VolumeSize": 8}]}),
             ME,
             R,
         )?;
@@ -2641,10 +2652,13 @@ mod tests {
             // An instance the inventory does not hold is EC2's NotFound,
             // never an authorization without its owner and tags.
             let e = map_err(&format!(
-                "/?Action={action}&InstanceId.1=i-0aaa&InstanceId.2=i-0ccc"
+                "/?Action={action}&InstanceId.1=i-0aaa&InstanceId.2=i-0ccccccc"
             ))?;
             assert_eq!(e.code(), "InvalidInstanceID.NotFound");
-            assert_eq!(e.to_string(), "The instance ID 'i-0ccc' does not exist");
+            assert_eq!(e.to_string(), "The instance ID 'i-0ccccccc' does not exist");
+            // One that could not be an instance id at all is malformed.
+            let e = map_err(&format!("/?Action={action}&InstanceId.1=i-0CCCCCCC"))?;
+            assert_eq!(e.code(), "InvalidInstanceID.Malformed");
         }
         Ok(())
     }
@@ -2888,11 +2902,11 @@ mod tests {
                 .permission_checks
                 .is_empty()
         );
-        let unknown = map("/?Action=RunInstances&ImageId=ami-0nowhere")?;
+        let unknown = map("/?Action=RunInstances&ImageId=ami-0fffffff")?;
         let p = unknown.permission_checks.first().ok_or("no check")?;
         assert_eq!(p.owner_account, None);
         assert!(!p.permits(ME, None));
-        let img = auth(&unknown, "arn:aws:ec2:us-east-1::image/ami-0nowhere")?;
+        let img = auth(&unknown, "arn:aws:ec2:us-east-1::image/ami-0fffffff")?;
         assert_eq!(img.resource_account, None);
         // Public Amazon image: launchable, ec2:Owner is `amazon`.
         let amzn = map("/?Action=RunInstances&ImageId=ami-0amzn")?;
@@ -3587,7 +3601,7 @@ mod tests {
             "The specified launch template, with template name prod-web, does not exist."
         );
         assert_eq!(
-            map_err("/?Action=DeleteLaunchTemplate&LaunchTemplateId=lt-0nope")?.code(),
+            map_err("/?Action=DeleteLaunchTemplate&LaunchTemplateId=lt-0fffffff")?.code(),
             "InvalidLaunchTemplateId.NotFound"
         );
 
@@ -3659,8 +3673,8 @@ mod tests {
         // (EC2's InvalidSnapshot.NotFound); a source in another region than
         // SourceRegion is not that snapshot.
         for q in [
-            "SourceSnapshotId=snap-0nope&SourceRegion=us-east-1",
-            "SourceSnapshotId=snap-0mine&SourceRegion=eu-west-1",
+            "SourceSnapshotId=snap-0fffffff&SourceRegion=us-east-1",
+            "SourceSnapshotId=snap-0a1b2c3d&SourceRegion=eu-west-1",
         ] {
             let c = map(&format!("/?Action=CopySnapshot&{q}"))?;
             assert!(!c.permission_checks.is_empty(), "{q}");
@@ -3691,7 +3705,7 @@ mod tests {
                     && p.kind == PermissionKind::Launch
                     && p.permits(ME, None))
         );
-        let c = map("/?Action=CopyImage&SourceImageId=ami-0nope&SourceRegion=us-east-1&Name=x")?;
+        let c = map("/?Action=CopyImage&SourceImageId=ami-0eeeeeee&SourceRegion=us-east-1&Name=x")?;
         assert!(c.permission_checks.iter().any(|p| !p.permits(ME, None)));
         Ok(())
     }

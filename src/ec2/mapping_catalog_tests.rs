@@ -351,7 +351,7 @@ fn every_unknown_resource_is_refused() -> Res {
                         .iter()
                         .find(|(_, t)| t == rt)
                         .map_or("x", |(p, _)| *p);
-                    format!("{prefix}-0fff")
+                    format!("{prefix}-0fffffffffffffff1")
                 }
             };
             let mut pairs = base(table.action);

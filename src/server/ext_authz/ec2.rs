@@ -841,7 +841,22 @@ mod tests {
 
     #[test]
     fn resource_ids_must_be_canonical() {
-        let inv = crate::ec2::inventory::Inventory::new();
+        // The mapping resolves ids through the inventory (an unknown id is
+        // NotFound, or Malformed when not canonical): ids a bundle holds in
+        // a non-canonical spelling are the ones that reach this check.
+        let mut inv = crate::ec2::inventory::Inventory::new();
+        inv.load_cli_output(
+            &serde_json::json!({
+                "Reservations": [{"Instances": [{"InstanceId": "i-0123456789abcdef0"},
+                    {"InstanceId": "i-0123456789ABCDEF0"}, {"InstanceId": "i-0abc"}]}],
+                "Images": [{"ImageId": "ami-0A111000000000001", "OwnerId": "111111111111"}],
+                "Subnets": [{"SubnetId": "subnet-0123456789abcdef0", "VpcId": "vpc-0123456789abcdef0"}],
+                "SecurityGroups": [{"GroupId": "sg-0123456789abcdef0", "GroupName": "default",
+                    "VpcId": "vpc-0123456789abcdef0"}]}),
+            "111111111111",
+            "us-east-1",
+        )
+        .unwrap();
         let call = |q: &str| {
             let params = QueryParams::parse(q, None).unwrap();
             map_call(&params, "us-east-1", "111111111111", &inv).unwrap()
@@ -857,8 +872,9 @@ mod tests {
         let second =
             call("/?Action=StopInstances&InstanceId.1=i-0123456789abcdef0&InstanceId.2=i-0abc");
         assert!(canonical_ids(&second).is_err());
-        let image =
-            call("/?Action=RunInstances&ImageId=ami-0A111000000000001&MinCount=1&MaxCount=1");
+        let image = call(
+            "/?Action=RunInstances&ImageId=ami-0A111000000000001&MinCount=1&MaxCount=1&SubnetId=subnet-0123456789abcdef0",
+        );
         assert_eq!(
             canonical_ids(&image).unwrap_err().code,
             "InvalidAMIID.Malformed"
