@@ -170,14 +170,11 @@ fn decide_call(
         })?,
     };
     let view = HttpView::new(http);
-    let source = attrs.source.as_ref();
+    let principals = PrincipalSource::new(config);
     let principal = mapping::principal(
-        source.map(|s| s.principal.as_str()).unwrap_or_default(),
+        &mapping::Verified::from_message(attrs, principals),
         &view,
-        PrincipalSource {
-            header: &config.principal_header,
-            uri_sans: &config.uri_san_principals,
-        },
+        principals,
     )
     .map_err(|e| match e {
         MappingError::NoPrincipal { .. } => Refusal::Ec2 {
