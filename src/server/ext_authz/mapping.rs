@@ -475,8 +475,9 @@ fn switch(key: &str, value: &str) -> Result<bool, MappingError> {
 /// 1. a verified peer certificate, when URI SAN mappings are configured:
 ///    its SAN must match a prefix, else the request is refused, whatever
 ///    else it carries;
-/// 2. a verified JWT payload under a configured key: its claim must be a
-///    string that fits the template, else the request is refused;
+/// 2. a verified JWT payload under a configured key: the first configured
+///    claim it holds must be a string that fits the template, and a
+///    payload without any is refused;
 /// 3. the trusted header, when one is configured.
 ///
 /// A verified identity that maps to no principal is never re-identified by
@@ -507,25 +508,32 @@ pub(crate) fn principal(
         }
         return Ok(m.template.replace("{rest}", rest));
     }
+    // A payload (a verified token) without any mapped claim.
+    let mut unclaimed: Option<&JwtMapping> = None;
     for (m, claim) in source.jwts.iter().zip(&verified.claims) {
         let value = match claim {
             // No payload under this key: no token from this provider.
             MetadataValue::Missing(0 | 1) => continue,
-            MetadataValue::String(v) => *v,
-            MetadataValue::Missing(_) | MetadataValue::Other => {
+            // A token without this claim: another mapping may name it.
+            MetadataValue::Missing(_) => {
+                unclaimed.get_or_insert(m);
+                continue;
+            }
+            MetadataValue::String(v) if !v.is_empty() && v.bytes().all(is_name_byte) => *v,
+            MetadataValue::String(_) | MetadataValue::Other => {
                 return Err(MappingError::UnmappedIdentity(format!(
-                    "the verified JWT payload `{}` has no string claim `{}`",
-                    m.payload_key, m.claim
+                    "claim `{}` of the verified JWT payload `{}` must be a non-empty IAM name or path (letters, digits, `+=,.@_-/`)",
+                    m.claim, m.payload_key
                 )));
             }
         };
-        if value.is_empty() || !value.bytes().all(is_name_byte) {
-            return Err(MappingError::UnmappedIdentity(format!(
-                "claim `{}` of the verified JWT payload `{}` must be a non-empty IAM name or path (letters, digits, `+=,.@_-/`)",
-                m.claim, m.payload_key
-            )));
-        }
         return Ok(m.template.replace("{claim}", value));
+    }
+    if let Some(m) = unclaimed {
+        return Err(MappingError::UnmappedIdentity(format!(
+            "the verified JWT payload `{}` has no claim a --jwt-principal maps (`{}`, ...)",
+            m.payload_key, m.claim
+        )));
     }
     let no_principal = || MappingError::NoPrincipal {
         sources: sources_text(source),
@@ -1705,6 +1713,30 @@ mod tests {
             "arn:aws:iam::111111111111:user/alice"
         );
         assert_eq!(ok(&[("other", payload(&[("sub", string("alice"))]))]), BOB);
+        // Two mappings of one payload: the first claim it holds.
+        let two: Vec<JwtMapping> = [
+            "corp:prod=arn:aws:iam::111111111111:user/{claim}",
+            "corp:dev=arn:aws:iam::222222222222:user/{claim}",
+        ]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+        let mut c = check(
+            "/a",
+            &[("x-iamgate-principal", BOB)],
+            &[("iamgate.action", "ec2:X"), ("iamgate.resource", "*")],
+        );
+        set_jwt(&mut c, &[("corp", payload(&[("dev", string("dave"))]))]);
+        let both = PrincipalSource {
+            jwts: &two,
+            ..source
+        };
+        assert_eq!(
+            map_message(&c, both, SystemTime::now())
+                .unwrap()
+                .principal_arn,
+            "arn:aws:iam::222222222222:user/dave"
+        );
         // A verified payload without a usable claim is refused, never
         // re-identified by the header.
         for claims in [
