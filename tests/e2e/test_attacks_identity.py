@@ -283,3 +283,37 @@ def test_client_errors_are_denials_even_with_failure_mode_allow(tmp_path, envoy_
         assert 'iamgate_request_errors_total{frontend="ext_authz",reason="internal"} 1' in metrics
     finally:
         s.close()
+
+
+def varint(data, at):
+    """A protobuf varint at `at`: (value, the offset after it)."""
+    value, shift = 0, 0
+    while True:
+        b = data[at]
+        value |= (b & 0x7f) << shift
+        at, shift = at + 1, shift + 7
+        if b < 0x80:
+            return value, at
+
+
+def test_a_check_that_does_not_decode_is_denied_not_failed(demo_server):
+    """Issue 11, item 5: a gRPC error from Check is Envoy's failure mode
+    (with `failure_mode_allow: true`, an allow). Bytes that do not decode
+    as a CheckRequest are answered with a CheckResponse that denies (status
+    INVALID_ARGUMENT, a 400 denied_response), whatever sent them."""
+    import grpc
+
+    with grpc.insecure_channel(demo_server.grpc) as channel:
+        check = channel.unary_unary("/envoy.service.auth.v3.Authorization/Check")
+        for garbage in [b"\xff\xff\xff\xff\xff", b"\x0a\x05\x01", b"\x0a\x02\x22\x80"]:
+            answer = check(garbage, timeout=10)
+            # Field 1 (status) holds code 3; field 2 is denied_response,
+            # never 5 (error_response).
+            assert answer[0] == 0x0a, answer
+            status_len, at = varint(answer, 1)
+            assert answer[at:at + 2] == b"\x08\x03", answer
+            rest = answer[at + status_len:]
+            assert rest[0] == 0x12, answer
+            assert b'"bad_request"' in rest, answer
+    metrics = requests.get(demo_server.admin + "/metrics", timeout=5).text
+    assert 'iamgate_request_errors_total{frontend="ext_authz",reason="bad_request"} 3' in metrics
