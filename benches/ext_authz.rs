@@ -168,9 +168,10 @@ fn ext_authz(c: &mut Criterion) {
     let (snapshot, case) = setup().expect("bench setup");
     let check = check_request(case);
     let bytes = check.encode_to_vec();
+    // The bench plays the trusted hop that sets the principal header.
     let principals = mapping::PrincipalSource {
-        header: "x-iamgate-principal",
-        uri_sans: &[],
+        header: Some("x-iamgate-principal"),
+        ..Default::default()
     };
     let now = SystemTime::now();
     let view = CheckView::parse(&bytes).expect("the request reads");

@@ -162,18 +162,22 @@ struct ServeArgs {
     /// Time allowed to receive a request, in milliseconds.
     #[arg(long, env = "IAMGATE_REQUEST_TIMEOUT_MS", default_value_t = 10_000)]
     request_timeout_ms: u64,
-    /// Trusted header that carries the caller's principal ARN (ext_authz).
-    #[arg(
-        long,
-        env = "IAMGATE_PRINCIPAL_HEADER",
-        default_value = "x-iamgate-principal"
-    )]
-    principal_header: String,
+    /// ext_authz: trust this header for the caller's principal ARN (none is
+    /// trusted by default). Only for a header a trusted hop sets: the proxy
+    /// must remove the client's copy before ext_authz runs.
+    #[arg(long, env = "IAMGATE_PRINCIPAL_HEADER", value_parser = iamgate::server::config::principal_header_name)]
+    principal_header: Option<String>,
     /// ext_authz: map a peer certificate URI SAN to a principal, PREFIX=TEMPLATE
     /// (`{rest}` = the SAN after PREFIX); repeatable, first match wins, tried
-    /// before the principal header.
+    /// first. A verified peer whose SAN matches no prefix is denied.
     #[arg(long, env = "IAMGATE_URI_SAN_PRINCIPALS", value_delimiter = ',')]
     uri_san_principal: Vec<iamgate::server::config::UriSanMapping>,
+    /// ext_authz: map a claim of a JWT verified by Envoy's jwt_authn filter
+    /// to a principal, KEY:CLAIM=TEMPLATE (KEY: the provider's
+    /// payload_in_metadata; `{claim}` = the claim's value); repeatable, tried
+    /// after the peer certificate, before the principal header.
+    #[arg(long, env = "IAMGATE_JWT_PRINCIPALS", value_delimiter = ',')]
+    jwt_principal: Vec<iamgate::server::config::JwtMapping>,
     /// Write logs as JSON lines.
     #[arg(long, env = "IAMGATE_LOG_JSON")]
     log_json: bool,
@@ -278,8 +282,9 @@ impl ServeArgs {
             },
             decision_log: self.decision_log,
             decision_log_queue: self.decision_log_queue,
-            principal_header: self.principal_header.to_ascii_lowercase(),
+            principal_header: self.principal_header,
             uri_san_principals: self.uri_san_principal,
+            jwt_principals: self.jwt_principal,
             log_json: self.log_json,
             tls: match (self.tls_cert, self.tls_key) {
                 (Some(cert), Some(key)) => Some(iamgate::server::tls::TlsFiles {

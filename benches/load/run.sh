@@ -132,8 +132,10 @@ wait_listening() { # wait_listening NAME OUTFILE PID
 addr() { python3 -c "import json,sys; print(json.loads(open(sys.argv[1]).readline())['listening'][sys.argv[2]])" "$1" "$2"; }
 
 log "starting iamgate serve (pinned to CPU $SERVER_CPU)"
+# The load generator plays the trusted hop that sets the principal header.
 "${SERVER_PIN[@]}" "$IAMGATE" serve --bundle "$WORK/bundle" --no-watch \
     --grpc-listen 127.0.0.1:0 --http-listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
+    --principal-header x-iamgate-principal \
     > "$WORK/iamgate.out" 2> "$WORK/iamgate.err" &
 IAMGATE_PID=$!
 PIDS+=("$IAMGATE_PID")

@@ -1,17 +1,30 @@
 //! Fuzzes the in-place `CheckRequest` reader against prost: it must never
 //! panic; what it refuses as malformed, prost refuses; what both read, they
-//! read alike; and what it leaves to prost (merged messages) reads alike
-//! once prost has re-encoded it, as the server does.
+//! read alike (metadata paths included); and what it leaves to prost
+//! (merged messages) reads alike once prost has re-encoded it, as the
+//! server does.
 #![no_main]
 
 use envoy_types::pb::envoy::config::core::v3::address::Address as AddressKind;
 use envoy_types::pb::envoy::service::auth::v3::CheckRequest;
-use iamgate::server::ext_authz::wire::{CheckView, WireError};
+use iamgate::server::ext_authz::mapping::{JWT_AUTHN_NAMESPACE, metadata_value};
+use iamgate::server::ext_authz::wire::{CheckView, MetadataPath, WireError};
 use libfuzzer_sys::fuzz_target;
 use prost::Message as _;
 
+/// Paths the server reads for `--jwt-principal`, and a few others.
+const PATHS: &[MetadataPath<'static>] = &[
+    [JWT_AUTHN_NAMESPACE, "jwt_payload", "sub"],
+    [JWT_AUTHN_NAMESPACE, "a", "b"],
+    ["", "", ""],
+    ["a", "b", "c"],
+];
+
 fn assert_same(view: &CheckView<'_>, m: &CheckRequest) {
     let a = m.attributes.as_ref();
+    let metadata = a.and_then(|a| a.metadata_context.as_ref());
+    let reference: Vec<_> = PATHS.iter().map(|p| metadata_value(metadata, *p)).collect();
+    assert_eq!(view.metadata.to_vec(), reference);
     assert_eq!(view.has_attributes, a.is_some());
     let source = a.and_then(|a| a.source.as_ref());
     assert_eq!(
@@ -68,12 +81,12 @@ fn assert_same(view: &CheckView<'_>, m: &CheckRequest) {
 
 fuzz_target!(|data: &[u8]| {
     let reference = CheckRequest::decode(data);
-    match (CheckView::parse(data), &reference) {
+    match (CheckView::parse_with(data, PATHS), &reference) {
         (Ok(view), Ok(m)) => assert_same(&view, m),
         (Err(WireError::Malformed(e)), Ok(_)) => panic!("refused what prost decodes: {e}"),
         (Err(WireError::Unusual), Ok(m)) => {
             let canonical = m.encode_to_vec();
-            match CheckView::parse(&canonical) {
+            match CheckView::parse_with(&canonical, PATHS) {
                 Ok(view) => assert_same(&view, m),
                 Err(e) => panic!("prost's own encoding does not read: {e}"),
             }

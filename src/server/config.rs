@@ -20,11 +20,16 @@ pub struct ServeConfig {
     /// Decision log sink: `None` (off), `-` (stdout) or a file path.
     pub decision_log: Option<String>,
     pub decision_log_queue: usize,
-    /// Header carrying the caller's principal ARN for ext_authz.
-    pub principal_header: String,
+    /// ext_authz: the header (lower case) that carries the caller's
+    /// principal ARN, set by a trusted hop; `None` (the default) trusts no
+    /// header.
+    pub principal_header: Option<String>,
     /// ext_authz: peer certificate URI SAN prefix → principal ARN template,
-    /// tried in order before the principal header.
+    /// tried in order before any other identity source.
     pub uri_san_principals: Vec<UriSanMapping>,
+    /// ext_authz: claims of JWTs that Envoy's `jwt_authn` filter verified →
+    /// principal ARN templates, tried in order after the peer certificate.
+    pub jwt_principals: Vec<JwtMapping>,
     /// JSON logs on stderr.
     pub log_json: bool,
     /// TLS for the API listeners; `None` serves plaintext.
@@ -154,6 +159,66 @@ impl std::str::FromStr for UriSanMapping {
             template: template.to_owned(),
         })
     }
+}
+
+/// ext_authz: maps a claim of a JWT that Envoy's `jwt_authn` filter
+/// verified to a principal ARN. The provider's `payload_in_metadata` key
+/// names the payload in the `envoy.filters.http.jwt_authn` metadata
+/// namespace (the ext_authz filter must list that namespace in
+/// `metadata_context_namespaces`); `{claim}` in the template stands for the
+/// claim's value, a top-level string claim. Written `KEY:CLAIM=TEMPLATE`,
+/// e.g. `corp_idp:sub=arn:aws:iam::111111111111:user/{claim}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwtMapping {
+    pub payload_key: String,
+    pub claim: String,
+    pub template: String,
+}
+
+/// Why a `KEY:CLAIM=TEMPLATE` JWT mapping does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JwtMappingError {
+    #[error("expected KEY:CLAIM=TEMPLATE, got `{0}`")]
+    Syntax(String),
+    #[error("the principal template `{0}` is not an ARN (`arn:...`)")]
+    NotArn(String),
+    #[error("the principal template `{0}` must hold `{{claim}}` exactly once")]
+    Placeholder(String),
+}
+
+impl std::str::FromStr for JwtMapping {
+    type Err = JwtMappingError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let syntax = || JwtMappingError::Syntax(s.to_owned());
+        let (key, rest) = s.split_once(':').ok_or_else(syntax)?;
+        let (claim, template) = rest.split_once('=').ok_or_else(syntax)?;
+        let (key, claim, template) = (key.trim(), claim.trim(), template.trim());
+        if key.is_empty() || claim.is_empty() {
+            return Err(syntax());
+        }
+        if !template.starts_with("arn:") {
+            return Err(JwtMappingError::NotArn(template.to_owned()));
+        }
+        if template.matches("{claim}").count() != 1 {
+            return Err(JwtMappingError::Placeholder(template.to_owned()));
+        }
+        Ok(Self {
+            payload_key: key.to_owned(),
+            claim: claim.to_owned(),
+            template: template.to_owned(),
+        })
+    }
+}
+
+/// A `--principal-header` value: an HTTP header name (a token, not a
+/// pseudo-header), lower-cased as Envoy sends header names.
+pub fn principal_header_name(s: &str) -> Result<String, String> {
+    let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if s.is_empty() || !s.bytes().all(token) {
+        return Err(format!("`{s}` is not an HTTP header name"));
+    }
+    Ok(s.to_ascii_lowercase())
 }
 
 /// Why a configuration file could not be used.
@@ -293,5 +358,55 @@ impl std::str::FromStr for HostRegion {
             host,
             region: region.to_owned(),
         })
+    }
+}
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod identity_tests {
+    use super::*;
+
+    #[test]
+    fn jwt_mappings_parse() {
+        let m: JwtMapping = "corp_idp:sub=arn:aws:iam::111111111111:user/{claim}"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            m,
+            JwtMapping {
+                payload_key: "corp_idp".into(),
+                claim: "sub".into(),
+                template: "arn:aws:iam::111111111111:user/{claim}".into(),
+            }
+        );
+        // The claim may hold `:` (URL-named claims); the key may not.
+        let m: JwtMapping = "k:https://example.com/role=arn:aws:sts::1:assumed-role/{claim}/x"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            (m.payload_key.as_str(), m.claim.as_str()),
+            ("k", "https://example.com/role")
+        );
+        for bad in [
+            "sub=arn:aws:iam::1:user/{claim}",
+            ":sub=arn:aws:iam::1:user/{claim}",
+            "k:=arn:aws:iam::1:user/{claim}",
+            "k:sub",
+            "k:sub=user/{claim}",
+            "k:sub=arn:aws:iam::1:user/bob",
+            "k:sub=arn:aws:iam::1:user/{claim}/{claim}",
+        ] {
+            assert!(bad.parse::<JwtMapping>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn principal_header_names() {
+        assert_eq!(
+            principal_header_name("X-Iamgate-Principal").unwrap(),
+            "x-iamgate-principal"
+        );
+        for bad in ["", ":authority", "a b", "x-é"] {
+            assert!(principal_header_name(bad).is_err(), "{bad}");
+        }
     }
 }

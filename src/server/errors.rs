@@ -13,6 +13,9 @@ pub enum ServeError {
     BadRequest(String),
     #[error("unauthenticated: {0}")]
     Unauthenticated(String),
+    /// An identity was verified but maps to no principal.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     #[error("request body larger than {0} bytes")]
     TooLarge(usize),
     #[error("request nesting deeper than {0} levels")]
@@ -40,6 +43,7 @@ impl ServeError {
             ServeError::BatchTooLarge { .. } => StatusCode::BAD_REQUEST,
             ServeError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ServeError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            ServeError::Forbidden(_) => StatusCode::FORBIDDEN,
             ServeError::NotFound => StatusCode::NOT_FOUND,
             ServeError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ServeError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -59,6 +63,7 @@ impl ServeError {
             | ServeError::UnsupportedMediaType => tonic::Status::invalid_argument(msg),
             ServeError::TooLarge(_) => tonic::Status::resource_exhausted(msg),
             ServeError::Unauthenticated(_) => tonic::Status::unauthenticated(msg),
+            ServeError::Forbidden(_) => tonic::Status::permission_denied(msg),
             ServeError::NotFound => tonic::Status::not_found(msg),
             ServeError::MethodNotAllowed => tonic::Status::unimplemented(msg),
             ServeError::Timeout => tonic::Status::deadline_exceeded(msg),
@@ -72,6 +77,7 @@ impl ServeError {
             ServeError::NotReady => "not_ready",
             ServeError::BadRequest(_) => "bad_request",
             ServeError::Unauthenticated(_) => "unauthenticated",
+            ServeError::Forbidden(_) => "forbidden",
             ServeError::TooLarge(_) => "too_large",
             ServeError::TooDeep(_) => "too_deep",
             ServeError::BatchTooLarge { .. } => "batch_too_large",

@@ -24,9 +24,9 @@ import requests
 from conftest import BINARY, grpc_stubs
 from control_util import control_get, control_post, start_with_control, write_token
 from envoy_util import Backend, Envoy, envoy_binary
-from test_ec2_envoy import (AMI_PRIVATE, AMI_SHARED, BOB, DAVE, HERE, HOST_REGIONS, PROD, RED_APP,
-                            Ec2Stack,
-                            demo_bundle, error, run_instances)
+from jwt_util import PAYLOAD_KEY, Issuer
+from test_ec2_envoy import (AMI_PRIVATE, AMI_SHARED, BOB, DAVE, DEV, HERE, HOST_REGIONS, PROD,
+                            RED_APP, Ec2Stack, demo_bundle, error, run_instances)
 from test_tls import make_ca, make_leaf
 
 DEV_REGION_DIR = pathlib.Path("ec2") / "222222222222" / "us-east-1"
@@ -54,8 +54,12 @@ class Stack(Ec2Stack):
         self.token = "stack-" + os.urandom(16).hex()
         hosts = [a for r in HOST_REGIONS
                  for a in ("--ec2-host-region", f"ec2.{r}.amazonaws.com={r}")]
+        self.issuer = Issuer()
         self.args = ["--bundle", str(self.bundle), "--default-mapping", "ec2-query",
-                     *hosts, *args]
+                     *hosts,
+                     "--jwt-principal", f"{PAYLOAD_KEY}:prod=arn:aws:iam::{PROD}:user/{{claim}}",
+                     "--jwt-principal", f"{PAYLOAD_KEY}:dev=arn:aws:iam::{DEV}:user/{{claim}}",
+                     *args]
         self.server = self._start_server()
         self.backend = Backend(tmp_path, HERE / backend)
         self.envoy = self._start_envoy()
@@ -67,7 +71,8 @@ class Stack(Ec2Stack):
         port = int(self.server.grpc.rsplit(":", 1)[1])
         return Envoy(self.envoy_bin, self.tmp_path, HERE / "bootstrap.yaml",
                      iamgate_grpc_port=port, backend_port=self.backend.port,
-                     failure_mode_allow="false", max_request_bytes=65536)
+                     failure_mode_allow="false", max_request_bytes=65536,
+                     jwks=self.issuer.jwks)
 
     def restart(self):
         self.envoy.stop()

@@ -52,7 +52,7 @@ def stop(*instances):
 def chunked(stack, path, body, host=None, method="POST"):
     """An HTTP/1.1 request whose body is sent chunked (no content-length)."""
     conn = http.client.HTTPConnection("127.0.0.1", stack.envoy.port, timeout=10)
-    headers = {"x-iamgate-principal": BOB, "content-type": FORM,
+    headers = {**stack.identify(BOB), "content-type": FORM,
                "transfer-encoding": "chunked"}
     if host:
         headers["host"] = host
@@ -81,7 +81,8 @@ def h2(stack, path, body, host, content_length=False):
     payload.write_text(body)
     marker = "\n--status--"
     cmd = ["curl", "-sS", "--http2-prior-knowledge", "--data-binary", f"@{payload}",
-           "-H", f"x-iamgate-principal: {BOB}", "-H", f"content-type: {FORM}",
+           "-H", f"authorization: {stack.identify(BOB)['authorization']}",
+           "-H", f"content-type: {FORM}",
            "-H", f"host: {host}", "-w", marker + "%{http_code} %{http_version}",
            "--trace-ascii", str(trace)]
     if not content_length:
@@ -169,7 +170,7 @@ def test_methods_other_than_get_and_post_are_refused(fresh, method):
     conn = http.client.HTTPConnection("127.0.0.1", fresh.envoy.port, timeout=10)
     conn.request(method, "/?" + urlencode(stop(BLUE_WEB)),
                  body=f"InstanceId.2={RED_APP}",
-                 headers={"x-iamgate-principal": BOB, "content-type": FORM})
+                 headers={**fresh.identify(BOB), "content-type": FORM})
     r = conn.getresponse()
     body = r.read().decode()
     assert r.status == 400, body
@@ -325,14 +326,14 @@ def distinct_names_body(size):
 
 ATTACKER = """
 import http.client, sys, time
-port, principal, path, seconds = int(sys.argv[1]), sys.argv[2], sys.argv[3], float(sys.argv[4])
+port, authorization, path, seconds = int(sys.argv[1]), sys.argv[2], sys.argv[3], float(sys.argv[4])
 body = open(path, "rb").read()
 statuses = []
 stop_at = time.monotonic() + seconds
 while time.monotonic() < stop_at:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     conn.request("POST", "/", body=body, headers={
-        "x-iamgate-principal": principal,
+        "authorization": authorization,
         "content-type": "application/x-www-form-urlencoded"})
     r = conn.getresponse()
     r.read()
@@ -367,7 +368,8 @@ def test_a_megabyte_of_distinct_names_is_refused_quickly(fresh, tmp_path):
     payload = tmp_path / "attack.txt"
     payload.write_text(body)
     attackers = [subprocess.Popen(
-        ["nice", "-n", "19", "python3", "-c", ATTACKER, str(fresh.envoy.port), BOB,
+        ["nice", "-n", "19", "python3", "-c", ATTACKER, str(fresh.envoy.port),
+         fresh.identify(BOB)["authorization"],
          str(payload), "3"],
         stdout=subprocess.PIPE, text=True) for _ in range(3)]
     latencies = []

@@ -31,6 +31,7 @@ import requests
 from conftest import BINARY, ROOT, start_server
 from control_util import control_post, start_with_control
 from envoy_util import Backend, Envoy, envoy_binary
+from jwt_util import PAYLOAD_KEY, Issuer
 
 HERE = pathlib.Path(__file__).resolve().parent / "ec2"
 DEMO = ROOT / "src" / "bundle" / "demo"
@@ -92,27 +93,40 @@ class Ec2Stack:
         self.key_file.write_text(secrets.token_hex(32) + "\n")
         hosts = [a for r in host_regions
                  for a in ("--ec2-host-region", f"ec2.{r}.amazonaws.com={r}")]
+        # Callers are identified as a deployment does: a JWT that Envoy's
+        # jwt_authn verifies, whose `prod` or `dev` claim names the user.
+        self.issuer = Issuer()
         self.server = start_with_control(
             tmp_path, "--bundle", str(demo_bundle(tmp_path)), "--no-watch",
             "--default-mapping", "ec2-query", *hosts,
-            "--message-key-file", str(self.key_file), "--xff-trusted-hops", "1", *args)
+            "--message-key-file", str(self.key_file), "--xff-trusted-hops", "1",
+            "--jwt-principal", f"{PAYLOAD_KEY}:prod=arn:aws:iam::{PROD}:user/{{claim}}",
+            "--jwt-principal", f"{PAYLOAD_KEY}:dev=arn:aws:iam::{DEV}:user/{{claim}}",
+            *args)
         self.backend = Backend(tmp_path, HERE / "backend.py")
         grpc_port = int(self.server.grpc.rsplit(":", 1)[1])
         try:
             self.envoy = Envoy(envoy_bin, tmp_path, HERE / "bootstrap.yaml",
                                iamgate_grpc_port=grpc_port, backend_port=self.backend.port,
                                failure_mode_allow=str(failure_mode_allow).lower(),
-                               max_request_bytes=max_request_bytes)
+                               max_request_bytes=max_request_bytes, jwks=self.issuer.jwks)
         except Exception:
             self.backend.stop()
             self.server.stop()
             raise
 
+    def identify(self, principal):
+        """The `authorization` header of a verified JWT naming `principal`
+        (a user of the production or development account)."""
+        account, user = principal.split(":")[4], principal.split(":user/", 1)[1]
+        claim = "prod" if account == PROD else "dev"
+        return self.issuer.bearer(claim, **{claim: user})
+
     def call(self, principal, params, method="POST", host=None, headers=None, raw=None):
         """One EC2 Query API call through Envoy: the parameters form-encoded
         in the body (POST) or the query string (GET); `raw` sends a body or
         path verbatim. Returns (status, headers, body text)."""
-        h = {"x-iamgate-principal": principal} if principal else {}
+        h = self.identify(principal) if principal else {}
         if host:
             h["host"] = host
         h.update(headers or {})
@@ -380,11 +394,11 @@ def test_malformed_queries_are_400s_that_say_why(fresh, method, raw, code, why):
 def test_query_and_body_together_and_duplicates_across_them(fresh):
     status, _, body = fresh.envoy.call(
         "POST", "/?Action=DescribeInstances",
-        {"x-iamgate-principal": BOB, "content-type": FORM}, body="MaxResults=5")[0:3]
+        {**fresh.identify(BOB), "content-type": FORM}, body="MaxResults=5")[0:3]
     assert status == 200, body
     status, _, body = fresh.envoy.call(
         "POST", "/?Action=DescribeInstances",
-        {"x-iamgate-principal": BOB, "content-type": FORM}, body="Action=TerminateInstances")
+        {**fresh.identify(BOB), "content-type": FORM}, body="Action=TerminateInstances")
     assert status == 400, body
     assert "more than once" in error(body.decode())[1]
     assert fresh.actions() == ["DescribeInstances"]

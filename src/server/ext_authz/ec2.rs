@@ -188,14 +188,11 @@ fn decide_call(
     let region = route_region_for(&config.ec2, region_ext, &http.host)?;
     check_method(&http.method)?;
     let view = HttpView::new(http);
-    let source = attrs.source.as_ref();
+    let principals = PrincipalSource::new(config);
     let principal = mapping::principal(
-        source.map(|s| s.principal.as_str()).unwrap_or_default(),
+        &mapping::Verified::from_message(attrs, principals),
         &view,
-        PrincipalSource {
-            header: &config.principal_header,
-            uri_sans: &config.uri_san_principals,
-        },
+        principals,
     )
     .map_err(|e| match e {
         MappingError::NoPrincipal { .. } => Refusal::Ec2 {

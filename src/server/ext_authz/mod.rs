@@ -11,6 +11,11 @@
 //! A `CheckRequest` without an HTTP request comes from Envoy's network
 //! filter (one per TCP connection) and goes to [`network`] (security
 //! groups).
+//!
+//! Only the operator's mistakes (a misconfigured route) and iamgate's own
+//! state (no snapshot yet) answer `error_response`, where Envoy's
+//! `failure_mode_allow` could forward the request; anything a client can
+//! cause, down to bytes that do not decode, is a denial.
 
 pub mod ec2;
 pub mod mapping;
@@ -49,25 +54,47 @@ impl ExtAuthz {
     }
 
     /// Answers one encoded `CheckRequest` from Envoy's HTTP or network
-    /// filter.
+    /// filter. Bytes that do not decode are refused with a denial, never a
+    /// gRPC error: an error would let Envoy's `failure_mode_allow` forward
+    /// the request.
     pub fn check(&self, bytes: &[u8]) -> Result<CheckAnswer, tonic::Status> {
-        match CheckView::parse(bytes) {
+        // The identity sources' metadata is read with the rest, so that an
+        // unusual encoding there takes the same path.
+        let paths = mapping::PrincipalSource::new(&self.state.config).metadata_paths();
+        match CheckView::parse_with(bytes, &paths) {
             Ok(view) => self.check_view(&view, bytes),
             Err(WireError::Unusual) => {
                 // Merged by prost, then read again.
-                let canonical = decode(bytes)?.encode_to_vec();
-                let view = CheckView::parse(&canonical).map_err(undecodable)?;
-                self.check_view(&view, &canonical)
+                let canonical = match decode(bytes) {
+                    Ok(m) => m.encode_to_vec(),
+                    Err(e) => return Ok(self.undecodable(e)),
+                };
+                match CheckView::parse_with(&canonical, &paths) {
+                    Ok(view) => self.check_view(&view, &canonical),
+                    Err(e) => Ok(self.undecodable(e)),
+                }
             }
-            Err(e) => Err(undecodable(e)),
+            Err(e) => Ok(self.undecodable(e)),
         }
     }
 
     fn check_view(&self, view: &CheckView<'_>, bytes: &[u8]) -> Result<CheckAnswer, tonic::Status> {
         if view.http.is_none() {
-            return network::check_request(&self.state, &decode(bytes)?).map(CheckAnswer::from);
+            return match decode(bytes) {
+                Ok(check) => network::check_request(&self.state, &check).map(CheckAnswer::from),
+                Err(e) => Ok(self.undecodable(e)),
+            };
         }
         self.check_request(view, bytes, SystemTime::now())
+    }
+
+    /// The denial of a `CheckRequest` that does not decode.
+    fn undecodable(&self, e: impl std::fmt::Display) -> CheckAnswer {
+        let err = ServeError::BadRequest(format!("the CheckRequest does not decode: {e}"));
+        self.state
+            .metrics
+            .request_error(Frontend::ExtAuthz, err.reason());
+        response::refused(&err).into()
     }
 
     /// Maps, decides and answers one `CheckRequest` of the HTTP filter:
@@ -82,7 +109,10 @@ impl ExtAuthz {
         let config = &self.state.config;
         match ec2::route_mapping(view.extension(MAPPING_KEY), config.default_mapping) {
             Ok(ServiceMapping::Ec2Query) => {
-                return Ok(ec2::check_request(&self.state, &decode(bytes)?, now).into());
+                return Ok(match decode(bytes) {
+                    Ok(check) => ec2::check_request(&self.state, &check, now).into(),
+                    Err(e) => self.undecodable(e),
+                });
             }
             Ok(ServiceMapping::Generic) => {}
             Err(e) => {
@@ -92,10 +122,7 @@ impl ExtAuthz {
                 return Ok(response::refused(&err).into());
             }
         }
-        let principals = mapping::PrincipalSource {
-            header: &config.principal_header,
-            uri_sans: &config.uri_san_principals,
-        };
+        let principals = mapping::PrincipalSource::new(config);
         let mapped = match mapping::map_request(view, principals, now) {
             Ok(m) => m,
             Err(e) => {
@@ -131,12 +158,8 @@ impl ExtAuthz {
 
 /// The whole message, for the paths that read more than the generic
 /// mapping: EC2, the network filter.
-fn decode(bytes: &[u8]) -> Result<CheckRequest, tonic::Status> {
-    CheckRequest::decode(bytes).map_err(undecodable)
-}
-
-fn undecodable(e: impl std::fmt::Display) -> tonic::Status {
-    ServeError::BadRequest(format!("the CheckRequest does not decode: {e}")).grpc_status()
+fn decode(bytes: &[u8]) -> Result<CheckRequest, prost::DecodeError> {
+    CheckRequest::decode(bytes)
 }
 
 /// The tonic service to add to the gRPC router.

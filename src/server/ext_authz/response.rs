@@ -6,12 +6,14 @@
 //! - explicit or implicit deny → `PERMISSION_DENIED` and a 403
 //!   `denied_response` with a JSON body
 //!   `{"decision","reason","decision_id","revision"}`;
-//! - a request iamgate refuses to map (ambiguous path, no principal, ...) →
-//!   a `denied_response` with the status [`ServeError::http_status`] gives
-//!   (400) and the JSON error body;
+//! - a request iamgate refuses to map (ambiguous path: 400; no principal:
+//!   401; a verified identity that maps to no principal: 403; ...) → a
+//!   `denied_response` with the status [`ServeError::http_status`] gives
+//!   and the JSON error body;
 //! - not ready, internal errors, misconfigured routes → an `error_response`
 //!   without a status, so Envoy's `failure_mode_allow` and
-//!   `status_on_error` decide.
+//!   `status_on_error` decide. Nothing a client sends ends up here
+//!   ([`is_failure`]).
 //!
 //! `dynamic_metadata` (namespace `envoy.filters.http.ext_authz`) carries
 //! `decision_id`, `decision` and `revision`, or `error` for refusals.
@@ -282,6 +284,30 @@ mod tests {
                 .contains("ambiguous")
         );
         assert_eq!(meta(&r, "error").as_deref(), Some("bad_request"));
+    }
+
+    #[test]
+    fn refused_identities_are_denied() {
+        for (e, http, grpc) in [
+            (
+                ServeError::Unauthenticated("no principal".into()),
+                401,
+                tonic::Code::Unauthenticated,
+            ),
+            (
+                ServeError::Forbidden("unmapped".into()),
+                403,
+                tonic::Code::PermissionDenied,
+            ),
+        ] {
+            let r = refused(&e);
+            assert_eq!(r.status.as_ref().map(|s| s.code), Some(grpc as i32));
+            let Some(HttpResponse::DeniedResponse(d)) = &r.http_response else {
+                panic!("not a denied_response: {r:?}");
+            };
+            assert_eq!(d.status.as_ref().map(|s| s.code), Some(http));
+            assert_eq!(meta(&r, "error").as_deref(), Some(e.reason()));
+        }
     }
 
     #[test]

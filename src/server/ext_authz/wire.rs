@@ -10,9 +10,11 @@
 //! compare the two): a later scalar or map entry wins, a known field with
 //! the wrong wire type or a string that is not UTF-8 is an error. Two
 //! things differ by design:
-//! - Fields iamgate never reads (`destination`, `time`, metadata, TLS
-//!   session, body, ...) are skipped by their length, not decoded, so a
-//!   malformed value there is not an error.
+//! - Fields iamgate never reads (`destination`, `time`, TLS session,
+//!   body, ...) are skipped by their length, not decoded, so a malformed
+//!   value there is not an error. `metadata_context` is read only when the
+//!   caller asks for values in it ([`CheckView::parse_with`]), and then only
+//!   along the paths asked for.
 //! - A message field sent more than once (protobuf merges the copies), a
 //!   `oneof` set twice, or a group is [`WireError::Unusual`]: Envoy never
 //!   sends these, and the caller re-encodes the message with prost (which
@@ -80,6 +82,25 @@ pub fn header<'a>(headers: &[(&'a str, &'a str)], key: &str) -> Option<&'a str> 
         .map(|(_, v)| *v)
 }
 
+/// A value found in `metadata_context.filter_metadata` by a path of three
+/// names: the namespace, a field of its struct, and a field of the struct
+/// that field holds (Envoy's `jwt_authn`: its namespace, the provider's
+/// `payload_in_metadata` key, a claim).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetadataValue<'a> {
+    /// The path's first `n` names were found, the next was not (0: no such
+    /// namespace; 2: the second name does not hold a struct, or that
+    /// struct has no such field).
+    Missing(usize),
+    /// A string.
+    String(&'a str),
+    /// Any other kind of value: null, number, bool, struct, list, or none.
+    Other,
+}
+
+/// A path into `metadata_context.filter_metadata`: see [`MetadataValue`].
+pub type MetadataPath<'p> = [&'p str; 3];
+
 /// The parts of a `CheckRequest` the generic mapping reads.
 #[derive(Debug, Clone, Default)]
 pub struct CheckView<'a> {
@@ -93,19 +114,36 @@ pub struct CheckView<'a> {
     pub http: Option<HttpFields<'a>>,
     /// `attributes.context_extensions`, one entry per key (the last sent).
     pub extensions: SmallVec<[(&'a str, &'a str); 6]>,
+    /// The values at the paths given to [`CheckView::parse_with`], in order.
+    pub metadata: SmallVec<[MetadataValue<'a>; 2]>,
 }
 
 impl<'a> CheckView<'a> {
     /// Reads a `CheckRequest`'s encoding.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, WireError> {
+        Self::parse_with(bytes, &[])
+    }
+
+    /// Reads a `CheckRequest`'s encoding and the values at `paths` in its
+    /// `metadata_context` (into [`CheckView::metadata`]); without paths,
+    /// `metadata_context` is skipped like any field iamgate does not read.
+    pub fn parse_with(bytes: &'a [u8], paths: &[MetadataPath<'_>]) -> Result<Self, WireError> {
         let mut view = CheckView::default();
         let mut attributes = Once::default();
+        let mut metadata = None;
         for field in Fields::new(bytes) {
             if let (1, value) = field? {
                 attributes.take()?;
                 view.has_attributes = true;
-                view.attributes(value.bytes()?)?;
+                metadata = view.attributes(value.bytes()?, !paths.is_empty())?;
             }
+        }
+        for path in paths {
+            let value = match metadata {
+                Some(m) => metadata_value(m, *path)?,
+                None => MetadataValue::Missing(0),
+            };
+            view.metadata.push(value);
         }
         Ok(view)
     }
@@ -115,8 +153,14 @@ impl<'a> CheckView<'a> {
         header(&self.extensions, key)
     }
 
-    fn attributes(&mut self, bytes: &'a [u8]) -> Result<(), WireError> {
+    /// Reads `AttributeContext`; returns `metadata_context` if asked to.
+    fn attributes(
+        &mut self,
+        bytes: &'a [u8],
+        with_metadata: bool,
+    ) -> Result<Option<&'a [u8]>, WireError> {
         let (mut source, mut request) = (Once::default(), Once::default());
+        let (mut metadata_once, mut metadata) = (Once::default(), None);
         for field in Fields::new(bytes) {
             match field? {
                 (1, value) => {
@@ -134,10 +178,14 @@ impl<'a> CheckView<'a> {
                         None => self.extensions.push((key, value)),
                     }
                 }
+                (11, value) if with_metadata => {
+                    metadata_once.take()?;
+                    metadata = Some(value.bytes()?);
+                }
                 _ => {}
             }
         }
-        Ok(())
+        Ok(metadata)
     }
 
     fn peer(&mut self, bytes: &'a [u8]) -> Result<(), WireError> {
@@ -216,6 +264,84 @@ fn http_fields(bytes: &[u8]) -> Result<HttpFields<'_>, WireError> {
         }
     }
     Ok(http)
+}
+
+/// The value at `path` in an encoded `config.core.v3.Metadata`.
+fn metadata_value<'a>(
+    metadata: &'a [u8],
+    [namespace, key, field]: MetadataPath<'_>,
+) -> Result<MetadataValue<'a>, WireError> {
+    // `Metadata.filter_metadata` (1): map<string, Struct>; a `Struct`'s
+    // `fields` (1): map<string, Value>.
+    let Some(payload) = map_message(metadata, 1, namespace)? else {
+        return Ok(MetadataValue::Missing(0));
+    };
+    let Some(value) = map_message(payload, 1, key)? else {
+        return Ok(MetadataValue::Missing(1));
+    };
+    let Kind::Struct(inner) = value_kind(value)? else {
+        return Ok(MetadataValue::Missing(2));
+    };
+    Ok(match map_message(inner, 1, field)? {
+        None => MetadataValue::Missing(2),
+        Some(value) => match value_kind(value)? {
+            Kind::String(s) => MetadataValue::String(s),
+            Kind::Struct(_) | Kind::Other => MetadataValue::Other,
+        },
+    })
+}
+
+/// The message value of `key` in the `map<string, message>` field
+/// `number`: the last entry for the key wins, as when the map is decoded;
+/// an entry without a value holds the empty message.
+fn map_message<'a>(bytes: &'a [u8], number: u32, key: &str) -> Result<Option<&'a [u8]>, WireError> {
+    let mut found = None;
+    for field in Fields::new(bytes) {
+        let (n, value) = field?;
+        if n != number {
+            continue;
+        }
+        let (mut k, mut v, mut once) = ("", None, Once::default());
+        for f in Fields::new(value.bytes()?) {
+            match f? {
+                (1, x) => k = x.string()?,
+                (2, x) => {
+                    // Two values in one entry would be merged.
+                    once.take()?;
+                    v = Some(x.bytes()?);
+                }
+                _ => {}
+            }
+        }
+        if k == key {
+            found = Some(v.unwrap_or_default());
+        }
+    }
+    Ok(found)
+}
+
+/// The kind of a `google.protobuf.Value`, as far as iamgate reads it.
+enum Kind<'a> {
+    String(&'a str),
+    /// `struct_value`, encoded.
+    Struct(&'a [u8]),
+    Other,
+}
+
+fn value_kind(bytes: &[u8]) -> Result<Kind<'_>, WireError> {
+    let (mut kind, mut once) = (Kind::Other, Once::default());
+    for field in Fields::new(bytes) {
+        // The `kind` oneof: null, number, string, bool, struct, list.
+        if let (n @ 1..=6, value) = field? {
+            once.take()?;
+            kind = match n {
+                3 => Kind::String(value.string()?),
+                5 => Kind::Struct(value.bytes()?),
+                _ => Kind::Other,
+            };
+        }
+    }
+    Ok(kind)
 }
 
 /// A `map<string, string>` entry; a missing key or value is empty.
@@ -384,8 +510,12 @@ mod tests {
     use super::*;
     use envoy_types::pb::envoy::config::core::v3::address::Address as AddressKind;
     use envoy_types::pb::envoy::config::core::v3::{
-        Address, HeaderMap, HeaderValue, Pipe, SocketAddress,
+        Address, HeaderMap, HeaderValue, Metadata, Pipe, SocketAddress,
     };
+    use envoy_types::pb::google::protobuf::value::Kind;
+    use envoy_types::pb::google::protobuf::{Struct as ProtoStruct, Value as ProtoValue};
+
+    use crate::server::ext_authz::mapping::metadata_value;
     use envoy_types::pb::envoy::service::auth::v3::attribute_context::{
         HttpRequest, Peer, Request,
     };
@@ -456,10 +586,86 @@ mod tests {
                     .into_iter()
                     .map(|(k, v)| (k.to_owned(), v.to_owned()))
                     .collect(),
+                metadata_context: Some(metadata()),
                 ..Default::default()
             }),
         }
     }
+
+    fn string(s: &str) -> ProtoValue {
+        ProtoValue {
+            kind: Some(Kind::StringValue(s.to_owned())),
+        }
+    }
+
+    fn object(fields: Vec<(&str, ProtoValue)>) -> ProtoStruct {
+        ProtoStruct {
+            fields: fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+        }
+    }
+
+    fn nested(fields: Vec<(&str, ProtoValue)>) -> ProtoValue {
+        ProtoValue {
+            kind: Some(Kind::StructValue(object(fields))),
+        }
+    }
+
+    /// What Envoy's `jwt_authn` leaves, and another filter's namespace.
+    fn metadata() -> Metadata {
+        let payload = nested(vec![
+            ("sub", string("engineering/bob")),
+            ("iss", string("https://idp.example")),
+            (
+                "exp",
+                ProtoValue {
+                    kind: Some(Kind::NumberValue(1.79e9)),
+                },
+            ),
+            (
+                "groups",
+                ProtoValue {
+                    kind: Some(Kind::ListValue(Default::default())),
+                },
+            ),
+            ("null", ProtoValue::default()),
+        ]);
+        Metadata {
+            filter_metadata: [
+                (
+                    JWT,
+                    object(vec![("jwt_payload", payload), ("other", string("x"))]),
+                ),
+                (
+                    "envoy.lb",
+                    object(vec![(
+                        "canary",
+                        ProtoValue {
+                            kind: Some(Kind::BoolValue(true)),
+                        },
+                    )]),
+                ),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
+            ..Default::default()
+        }
+    }
+
+    const JWT: &str = "envoy.filters.http.jwt_authn";
+
+    /// Every kind of outcome on `metadata()`.
+    const PATHS: &[MetadataPath<'static>] = &[
+        [JWT, "jwt_payload", "sub"],
+        [JWT, "jwt_payload", "exp"],
+        [JWT, "jwt_payload", "groups"],
+        [JWT, "jwt_payload", "null"],
+        [JWT, "jwt_payload", "missing"],
+        [JWT, "other", "sub"],
+        [JWT, "absent", "sub"],
+        ["envoy.lb", "canary", "x"],
+        ["absent", "jwt_payload", "sub"],
+    ];
 
     fn http_mut(c: &mut CheckRequest) -> &mut Option<HttpRequest> {
         &mut c
@@ -485,6 +691,8 @@ mod tests {
         raw_headers: Vec<(String, String, Vec<u8>)>,
         /// Sorted by key.
         extensions: Vec<(String, String)>,
+        /// The values at `PATHS`.
+        metadata: Vec<String>,
     }
 
     fn owned(pairs: impl Iterator<Item = (impl ToString, impl ToString)>) -> Vec<(String, String)> {
@@ -522,6 +730,15 @@ mod tests {
                 })
                 .unwrap_or_default(),
             extensions: owned(a.into_iter().flat_map(|a| a.context_extensions.iter())),
+            metadata: PATHS
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{:?}",
+                        metadata_value(a.and_then(|a| a.metadata_context.as_ref()), *p)
+                    )
+                })
+                .collect(),
         }
     }
 
@@ -548,12 +765,13 @@ mod tests {
                 })
                 .unwrap_or_default(),
             extensions: owned(v.extensions.iter().copied()),
+            metadata: v.metadata.iter().map(|m| format!("{m:?}")).collect(),
         }
     }
 
     fn same(bytes: &[u8]) {
         let reference = CheckRequest::decode(bytes).expect("prost decodes it");
-        let view = CheckView::parse(bytes).expect("the view reads it");
+        let view = CheckView::parse_with(bytes, PATHS).expect("the view reads it");
         assert_eq!(of_view(&view), of_message(&reference));
     }
 
@@ -570,6 +788,123 @@ mod tests {
         same(&no_http.encode_to_vec());
         let view = CheckView::parse(&[]).unwrap();
         assert!(!view.has_attributes && view.http.is_none());
+        // What each path reads.
+        let bytes = full().encode_to_vec();
+        let view = CheckView::parse_with(&bytes, PATHS).unwrap();
+        use MetadataValue::{Missing, Other, String};
+        assert_eq!(
+            view.metadata.to_vec(),
+            vec![
+                String("engineering/bob"),
+                Other,
+                Other,
+                Other,
+                Missing(2),
+                Missing(2),
+                Missing(1),
+                Missing(2),
+                Missing(0),
+            ]
+        );
+        // Without paths, metadata_context is skipped.
+        assert!(CheckView::parse(&bytes).unwrap().metadata.is_empty());
+    }
+
+    #[test]
+    fn metadata_is_read_only_when_asked_for() {
+        // A metadata_context that does not decode: skipped like any field
+        // iamgate does not read, refused once a path is asked for.
+        let mut c = full();
+        c.attributes.as_mut().unwrap().metadata_context = None;
+        let mut attributes = c.attributes.as_ref().unwrap().encode_to_vec();
+        attributes.extend([0x5a, 0x02, 0x0a, 0x05]); // field 11: a length past the end
+        let bytes = [
+            &[
+                0x0a,
+                0x80 | (attributes.len() & 0x7f) as u8,
+                (attributes.len() >> 7) as u8,
+            ][..],
+            &attributes,
+        ]
+        .concat();
+        assert!(CheckView::parse(&bytes).is_ok());
+        assert!(CheckRequest::decode(bytes.as_slice()).is_err());
+        assert_eq!(
+            CheckView::parse_with(&bytes, PATHS).unwrap_err(),
+            WireError::Malformed("buffer underflow")
+        );
+    }
+
+    #[test]
+    fn metadata_entries_win_as_prost_decodes_them() {
+        // A namespace twice (the last entry wins), an entry without a
+        // value (the empty struct), a claim twice in one struct.
+        let entry = |key: &str, value: Option<ProtoStruct>| {
+            let mut e = Vec::new();
+            prost::encoding::string::encode(1, &key.to_owned(), &mut e);
+            if let Some(v) = value {
+                prost::encoding::message::encode(2, &v, &mut e);
+            }
+            e
+        };
+        let payload = |sub: &str| object(vec![("jwt_payload", nested(vec![("sub", string(sub))]))]);
+        let mut m = Vec::new();
+        for e in [
+            entry(JWT, Some(payload("first"))),
+            entry("other", None),
+            entry(JWT, Some(payload("second"))),
+        ] {
+            prost::encoding::encode_key(1, prost::encoding::WireType::LengthDelimited, &mut m);
+            prost::encoding::encode_varint(e.len() as u64, &mut m);
+            m.extend(e);
+        }
+        let mut c = full();
+        c.attributes.as_mut().unwrap().metadata_context = None;
+        let mut attributes = c.attributes.as_ref().unwrap().encode_to_vec();
+        prost::encoding::encode_key(
+            11,
+            prost::encoding::WireType::LengthDelimited,
+            &mut attributes,
+        );
+        prost::encoding::encode_varint(m.len() as u64, &mut attributes);
+        attributes.extend(&m);
+        let mut bytes = Vec::new();
+        prost::encoding::encode_key(1, prost::encoding::WireType::LengthDelimited, &mut bytes);
+        prost::encoding::encode_varint(attributes.len() as u64, &mut bytes);
+        bytes.extend(&attributes);
+        same(&bytes);
+        let view = CheckView::parse_with(&bytes, PATHS).unwrap();
+        assert_eq!(view.metadata[0], MetadataValue::String("second"));
+        // A value sent twice in one entry is merged by protobuf: left to
+        // prost, which re-encodes it as one.
+        let mut twice = entry(JWT, Some(payload("a")));
+        prost::encoding::message::encode(2, &payload("b"), &mut twice);
+        let mut m = Vec::new();
+        prost::encoding::encode_key(1, prost::encoding::WireType::LengthDelimited, &mut m);
+        prost::encoding::encode_varint(twice.len() as u64, &mut m);
+        m.extend(twice);
+        let mut attributes = AttributeContext::default().encode_to_vec();
+        prost::encoding::encode_key(
+            11,
+            prost::encoding::WireType::LengthDelimited,
+            &mut attributes,
+        );
+        prost::encoding::encode_varint(m.len() as u64, &mut attributes);
+        attributes.extend(&m);
+        let mut bytes = Vec::new();
+        prost::encoding::encode_key(1, prost::encoding::WireType::LengthDelimited, &mut bytes);
+        prost::encoding::encode_varint(attributes.len() as u64, &mut bytes);
+        bytes.extend(&attributes);
+        assert_eq!(
+            CheckView::parse_with(&bytes, PATHS).unwrap_err(),
+            WireError::Unusual
+        );
+        let merged = CheckRequest::decode(bytes.as_slice())
+            .unwrap()
+            .encode_to_vec();
+        same(&merged);
+        let view = CheckView::parse_with(&merged, PATHS).unwrap();
+        assert_eq!(view.metadata[0], MetadataValue::String("b"));
     }
 
     #[test]
@@ -763,7 +1098,7 @@ mod tests {
                 apply(&mut bytes, e);
             }
             let reference = CheckRequest::decode(bytes.as_slice());
-            match (CheckView::parse(&bytes), &reference) {
+            match (CheckView::parse_with(&bytes, PATHS), &reference) {
                 (Ok(view), Ok(message)) => {
                     proptest::prop_assert_eq!(of_view(&view), of_message(message));
                 }
@@ -772,7 +1107,7 @@ mod tests {
                 }
                 (Err(WireError::Unusual), Ok(message)) => {
                     let canonical = message.encode_to_vec();
-                    let view = CheckView::parse(&canonical);
+                    let view = CheckView::parse_with(&canonical, PATHS);
                     proptest::prop_assert!(view.is_ok(), "{:?}", view.err());
                     if let Ok(view) = view {
                         proptest::prop_assert_eq!(of_view(&view), of_message(message));
