@@ -57,6 +57,7 @@ pub(crate) fn status(state: &AppState) -> Response<Body> {
     let body = json!({
         "ready": snapshot.is_some(),
         "revision": snapshot.as_ref().map(|s| s.revision().to_string()),
+        "manifest_revision": snapshot.as_ref().and_then(|s| s.manifest_revision().map(str::to_owned)),
         "source": snapshot.as_ref().map(|s| s.source().to_owned()),
         "loaded_at": snapshot.as_ref().map(|s| unix(s.loaded_at())),
         "snapshot_age_seconds": snapshot.as_ref().map(|s| {

@@ -94,6 +94,8 @@ def test_admin_endpoints(tmp_path):
         ready = requests.get(server.admin + "/readyz", timeout=5).json()
         assert ready["revision"].startswith("demo-1+sha256:")
         status = requests.get(server.admin + "/v1/status", timeout=5).json()
+        assert status["revision"] == ready["revision"]
+        assert status["manifest_revision"] == "demo-1"
         assert status["counts"]["principals"] == 5
         assert status["last_reload"]["ok"] is True
         # Reloads are on the authenticated control listener only.
