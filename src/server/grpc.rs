@@ -76,11 +76,19 @@ impl Services {
 fn descriptor_sets() -> Vec<&'static [u8]> {
     vec![
         grpc_api::pb::FILE_DESCRIPTOR_SET,
+        ENVOY_AUTH_FILE_DESCRIPTOR_SET,
         tonic_health::pb::FILE_DESCRIPTOR_SET,
         tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
         tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
     ]
 }
+
+/// The encoded `FileDescriptorSet` of Envoy's `envoy.service.auth.v3`
+/// (with its imports), built from the protos of the `envoy-types` crate:
+/// the ext_authz service is hand-written (`ext_authz::service`), so no
+/// generated code registers it.
+const ENVOY_AUTH_FILE_DESCRIPTOR_SET: &[u8] =
+    tonic::include_file_descriptor_set!("envoy_auth_v3_descriptor");
 
 /// A reflection builder over every descriptor set of the port.
 fn reflection() -> tonic_reflection::server::Builder<'static> {

@@ -245,3 +245,44 @@ def test_grpcurl_through_reflection(demo_server):
     out = subprocess.run([grpcurl, "-plaintext", demo_server.grpc, "grpc.health.v1.Health/Check"],
                          capture_output=True, text=True, timeout=60, check=True).stdout
     assert json.loads(out)["status"] == "SERVING"
+
+
+@pytest.mark.skipif(grpcurl_binary() is None, reason="grpcurl not installed")
+def test_grpcurl_lists_describes_and_calls_ext_authz(demo_server):
+    """Issue 11 (reflection): Envoy's `envoy.service.auth.v3.Authorization`,
+    served by a hand-written service, is in server reflection again: grpcurl
+    lists it, describes it, and calls `Check` with nothing but reflection."""
+    grpcurl = str(grpcurl_binary())
+
+    def run(*args):
+        return subprocess.run([grpcurl, "-plaintext", *args], capture_output=True, text=True,
+                              timeout=60, check=True).stdout
+
+    assert "envoy.service.auth.v3.Authorization" in run(demo_server.grpc, "list").split()
+    described = run(demo_server.grpc, "describe", "envoy.service.auth.v3.Authorization")
+    assert "rpc Check ( .envoy.service.auth.v3.CheckRequest )" in described
+    assert "returns ( .envoy.service.auth.v3.CheckResponse )" in described
+    message = run(demo_server.grpc, "describe", "envoy.service.auth.v3.AttributeContext.HttpRequest")
+    assert "map<string, string> headers" in message
+
+    def check(action):
+        body = json.dumps({
+            "attributes": {
+                "request": {"http": {"method": "POST", "host": "api.local", "path": "/v1/start",
+                                     "headers": {"x-iamgate-principal": BOB}}},
+                "contextExtensions": {
+                    "iamgate.action": action,
+                    "iamgate.resource": BLUE,
+                    "iamgate.context.aws:RequestedRegion": "us-east-1",
+                    "iamgate.context.ec2:ResourceTag/team": "blue",
+                },
+            },
+        })
+        return json.loads(run("-d", body, demo_server.grpc, "envoy.service.auth.v3.Authorization/Check"))
+
+    allowed = check("ec2:StartInstances")
+    assert allowed["status"].get("code", 0) == 0
+    assert "okResponse" in allowed
+    denied = check("ec2:TerminateInstances")
+    assert denied["status"]["code"] == 7
+    assert denied["deniedResponse"]["status"]["code"] == "Forbidden"
