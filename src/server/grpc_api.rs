@@ -12,7 +12,7 @@ use tonic::{Request, Response, Status};
 use crate::bundle::AuthzRequest;
 use crate::engine::{Context, ContextValue, Outcome};
 use crate::server::errors::{ServeError, check_depth};
-use crate::server::state::{AppState, Decided};
+use crate::server::state::{AppState, Decided, validate};
 use crate::telemetry::Frontend;
 
 /// Types, server and client generated from `proto/iamgate/v1/authorizer.proto`.
@@ -116,6 +116,7 @@ impl Authorizer for AuthorizerService {
                     &item.context,
                     item.resource_account,
                 )
+                .and_then(|authz| validate(&authz).map(|()| authz))
                 .map_err(|e| ServeError::BadRequest(format!("items[{i}]: {e}")))
             })
             .collect::<Result<Vec<_>, _>>()

@@ -135,6 +135,11 @@ impl AppState {
         };
         tracing_setup::join_caller_trace(&span, traceparent);
         let _enter = span.enter();
+        if let Err(e) = validate(req) {
+            let e = ServeError::BadRequest(e);
+            self.metrics.request_error(frontend, e.reason());
+            return Err(e);
+        }
         let logged = self.decision_log.enabled();
         let answer = match snapshot.authorize_with(req, logged || !req.outcome_only) {
             Ok(a) => a,
@@ -187,6 +192,20 @@ impl AppState {
         };
         self.decide_on(snapshot, frontend, req, traceparent)
     }
+}
+
+/// Refuses a request that must not be decided: an action that is not one
+/// concrete `service:ActionName`, or a resource that is neither `*` nor a
+/// well-formed ARN (see [`crate::policy::names`]). Every front door reaches
+/// it through [`AppState::decide_on`]; batch front-ends also call it on
+/// every item first, so that a bad item fails the batch before any item is
+/// decided.
+/// The error is the message of a [`ServeError::BadRequest`].
+pub fn validate(req: &AuthzRequest) -> Result<(), String> {
+    use crate::policy::names::{check_action, check_resource};
+    check_action(&req.action).map_err(|e| format!("`action` {e}"))?;
+    check_resource(&req.resource).map_err(|e| format!("`resource` {e}"))?;
+    Ok(())
 }
 
 /// The current time as RFC 3339 UTC with milliseconds.
