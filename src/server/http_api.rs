@@ -130,13 +130,18 @@ async fn route(state: &AppState, req: Request<Incoming>) -> Result<Response<Body
             .collect::<Result<Vec<_>, ServeError>>()?;
         // One snapshot for the whole batch: no answer mixes revisions.
         let snapshot = state.snapshot()?;
-        let mut results = Vec::with_capacity(requests.len());
-        for req in &requests {
-            let d = state.decide_on(&snapshot, Frontend::Http, req, traceparent.as_deref())?;
-            results.push(answer_json(&d));
-        }
+        let revision = snapshot.revision().clone();
+        let decided = match state
+            .decide_batch(Frontend::Http, snapshot, requests, traceparent)
+            .await
+        {
+            Ok(d) => d,
+            // Counted by the decision path.
+            Err(e) => return Ok(error(&e)),
+        };
+        let results: Vec<Value> = decided.iter().map(answer_json).collect();
         state.metrics.batch_items(results.len());
-        let body = json!({"revision": &**snapshot.revision(), "results": results});
+        let body = json!({"revision": &*revision, "results": results});
         Ok(json_response(StatusCode::OK, body.to_string().into_bytes()))
     } else {
         let parsed: AuthorizeJson = parse(&body)?;
@@ -148,7 +153,11 @@ async fn route(state: &AppState, req: Request<Incoming>) -> Result<Response<Body
             parsed.resource_account,
         )
         .map_err(ServeError::BadRequest)?;
-        let d = state.decide(Frontend::Http, &req, traceparent.as_deref())?;
+        let d = match state.decide_owned(Frontend::Http, req, traceparent).await {
+            Ok(d) => d,
+            // Counted by the decision path.
+            Err(e) => return Ok(error(&e)),
+        };
         Ok(json_response(
             StatusCode::OK,
             answer_json(&d).to_string().into_bytes(),
