@@ -175,6 +175,20 @@ struct ServeArgs {
     /// messages; without it a random key is made at startup.
     #[arg(long, env = "IAMGATE_MESSAGE_KEY_FILE")]
     message_key_file: Option<PathBuf>,
+    /// Open connections per API listener (gRPC, HTTP); more are closed at
+    /// once. Default: 1024, or less to fit the open-files limit.
+    #[arg(long, env = "IAMGATE_MAX_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: Option<u32>,
+    /// Open connections on the admin listener (its own budget).
+    #[arg(long, env = "IAMGATE_ADMIN_MAX_CONNECTIONS", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    admin_max_connections: u32,
+    /// Time for a new connection's TLS handshake and first request headers,
+    /// and for each later HTTP/1.1 request's headers, in milliseconds.
+    #[arg(long, env = "IAMGATE_HEADER_READ_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    header_read_timeout_ms: u64,
+    /// Close a connection after this many milliseconds without a request.
+    #[arg(long, env = "IAMGATE_IDLE_TIMEOUT_MS", default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1..))]
+    idle_timeout_ms: u64,
 }
 
 impl ServeArgs {
@@ -214,6 +228,12 @@ impl ServeArgs {
             default_mapping: self.default_mapping,
             xff_trusted_hops: self.xff_trusted_hops,
             message_key,
+            listeners: iamgate::server::config::ListenerLimits {
+                max_connections: self.max_connections.map(|n| n as usize),
+                admin_max_connections: self.admin_max_connections as usize,
+                header_read_timeout: Duration::from_millis(self.header_read_timeout_ms),
+                idle_timeout: Duration::from_millis(self.idle_timeout_ms),
+            },
         }
     }
 }
