@@ -308,16 +308,25 @@ impl Watch<'_> {
         }
     }
 
-    /// Runs `conn` to its end: closed gracefully when idle (see
-    /// [`Watch::deadline`]) or when the server shuts down. Requests in
-    /// flight finish either way; the listener bounds the whole drain.
+    /// Runs `conn` to its end: closed when idle (see [`Watch::deadline`])
+    /// or when the server shuts down. A connection that never made a
+    /// request is dropped (it may still be choosing its protocol or in the
+    /// HTTP/2 handshake, which a graceful close would wait for); others
+    /// close gracefully, requests in flight finishing. The listener bounds
+    /// the whole drain at shutdown.
     async fn drive<C>(self, conn: C)
     where
         C: GracefulConnection,
     {
         let mut conn = pin!(conn);
         let mut stop = pin!(stopped(self.shutdown.clone()));
-        let idle = tokio::time::sleep_until(self.deadline());
+        // The first look comes at the earlier of both deadlines: a request
+        // may arrive before the first one passes.
+        let first = self
+            .limits
+            .header_read_timeout
+            .min(self.limits.idle_timeout);
+        let idle = tokio::time::sleep_until(self.accepted + first);
         let mut idle = pin!(idle);
         loop {
             tokio::select! {
@@ -327,6 +336,9 @@ impl Watch<'_> {
                     if deadline > Instant::now() {
                         idle.as_mut().reset(deadline);
                         continue;
+                    }
+                    if self.activity.last_request.load(Ordering::Relaxed) == 0 {
+                        return;
                     }
                     conn.as_mut().graceful_shutdown();
                     let _ = tokio::time::timeout(GOODBYE, conn.as_mut()).await;
