@@ -223,6 +223,7 @@ fn parse_open_files(limits: &str) -> Option<u64> {
 #[derive(Debug)]
 pub struct NoVectored<T>(pub T);
 
+/// For tonic's own server (the load benchmark's null server uses it).
 impl<T: tonic::transport::server::Connected> tonic::transport::server::Connected for NoVectored<T> {
     type ConnectInfo = T::ConnectInfo;
 

@@ -298,3 +298,19 @@ def test_envoy_refuses_a_wildcard_action_from_the_path(tmp_path, envoy_bin, pki)
         assert stack.backend.requests() == []
     finally:
         stack.close()
+
+
+def test_network_api_refuses_blank_targets_and_peers(guarded_server):
+    """Issue 11, item 10, on the network door (`/v1/network/check`): it
+    names no action or resource, but a blank or malformed target or peer is
+    a 400 as well, never evaluated."""
+    good = {"target": "127.0.0.2", "direction": "ingress", "protocol": "tcp", "port": 443,
+            "peer": "127.0.0.1"}
+    r = requests.post(guarded_server.http + "/v1/network/check", json=good, timeout=10)
+    assert r.status_code == 200, r.text
+    for field, value in [("target", ""), ("target", "   "), ("target", "i-"), ("peer", ""),
+                         ("peer", " "), ("peer", "sg-")]:
+        r = requests.post(guarded_server.http + "/v1/network/check", json={**good, field: value},
+                          timeout=10)
+        assert r.status_code == 400, (field, value, r.text)
+        assert r.json()["error"]["code"] == "bad_request"
