@@ -308,12 +308,17 @@ impl Watch<'_> {
         }
     }
 
+    /// Whether the connection has not made a request yet.
+    fn never_requested(&self) -> bool {
+        self.activity.last_request.load(Ordering::Relaxed) == 0
+    }
+
     /// Runs `conn` to its end: closed when idle (see [`Watch::deadline`])
     /// or when the server shuts down. A connection that never made a
-    /// request is dropped (it may still be choosing its protocol or in the
-    /// HTTP/2 handshake, which a graceful close would wait for); others
-    /// close gracefully, requests in flight finishing. The listener bounds
-    /// the whole drain at shutdown.
+    /// request has nothing in flight and is dropped (it may still be
+    /// choosing its protocol, or in the HTTP/2 handshake, which a graceful
+    /// close would wait for); others close gracefully, requests in flight
+    /// finishing. The listener bounds the whole drain at shutdown.
     async fn drive<C>(self, conn: C)
     where
         C: GracefulConnection,
@@ -337,7 +342,7 @@ impl Watch<'_> {
                         idle.as_mut().reset(deadline);
                         continue;
                     }
-                    if self.activity.last_request.load(Ordering::Relaxed) == 0 {
+                    if self.never_requested() {
                         return;
                     }
                     conn.as_mut().graceful_shutdown();
@@ -345,6 +350,9 @@ impl Watch<'_> {
                     return;
                 }
                 () = &mut stop => {
+                    if self.never_requested() {
+                        return;
+                    }
                     conn.as_mut().graceful_shutdown();
                     let _ = conn.as_mut().await;
                     return;

@@ -291,8 +291,7 @@ fn heavy_permits() -> usize {
 /// for this request, so its size bounds the work). Every front door reaches
 /// it through [`AppState::decide_on`]; batch front-ends also call it on
 /// every item first, so that a bad item fails the batch before any item is
-/// decided.
-/// The error is the message of a [`ServeError::BadRequest`].
+/// decided. The error is the message of a [`ServeError::BadRequest`].
 pub fn validate(req: &AuthzRequest) -> Result<(), String> {
     use crate::policy::names::{check_action, check_resource};
     check_action(&req.action).map_err(|e| format!("`action` {e}"))?;
