@@ -248,6 +248,20 @@ struct ServeArgs {
     /// ext_authz (EC2): most parameters in one EC2 Query API call.
     #[arg(long, env = "IAMGATE_EC2_MAX_PARAMETERS", default_value_t = iamgate::ec2::query::DEFAULT_MAX_PARAMETERS)]
     ec2_max_parameters: usize,
+    /// Open connections per API listener (gRPC, HTTP); more are closed at
+    /// once. Default: 1024, or less to fit the open-files limit.
+    #[arg(long, env = "IAMGATE_MAX_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: Option<u32>,
+    /// Open connections on the admin listener (its own budget).
+    #[arg(long, env = "IAMGATE_ADMIN_MAX_CONNECTIONS", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    admin_max_connections: u32,
+    /// Time for a new connection's TLS handshake and first request headers,
+    /// and for each later HTTP/1.1 request's headers, in milliseconds.
+    #[arg(long, env = "IAMGATE_HEADER_READ_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    header_read_timeout_ms: u64,
+    /// Close a connection after this many milliseconds without a request.
+    #[arg(long, env = "IAMGATE_IDLE_TIMEOUT_MS", default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1..))]
+    idle_timeout_ms: u64,
 }
 
 /// `--ec2-region`: a region name.
@@ -319,6 +333,12 @@ impl ServeArgs {
                 region: self.ec2_region,
                 host_regions: self.ec2_host_region,
                 max_parameters: self.ec2_max_parameters,
+            },
+            listeners: iamgate::server::config::ListenerLimits {
+                max_connections: self.max_connections.map(|n| n as usize),
+                admin_max_connections: self.admin_max_connections as usize,
+                header_read_timeout: Duration::from_millis(self.header_read_timeout_ms),
+                idle_timeout: Duration::from_millis(self.idle_timeout_ms),
             },
         }
     }

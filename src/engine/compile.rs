@@ -118,13 +118,13 @@ impl ActionMatcher {
 }
 
 /// A resource pattern: compiled once unless it holds a policy variable.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Hash)]
 enum ResourcePattern {
     Plain(Pattern),
     Template(Template),
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Hash)]
 struct ResourceMatcher {
     negated: bool,
     any: bool,
@@ -220,9 +220,7 @@ impl Statement {
         self.effect.hash(&mut h);
         self.actions.negated.hash(&mut h);
         self.actions.patterns.hash(&mut h);
-        if let Some(r) = &self.resources {
-            (r.negated, r.any, r.patterns.len()).hash(&mut h);
-        }
+        self.resources.hash(&mut h);
         self.principal.is_some().hash(&mut h);
         for c in self.conditions.iter() {
             c.key().hash(&mut h);
@@ -423,15 +421,39 @@ pub(crate) struct Cand {
     pub twin: Twin,
 }
 
+/// Budget of [`ActionIndex::finish`]: at most this many action-pattern
+/// evaluations, plus [`COMPLETION_WORK_PER_PATTERN`] per action pattern of
+/// the set. Completing every exact action with every wildcard statement is
+/// a product of the two counts; the budget keeps compilation linear in the
+/// size of the policies (a session policy is compiled per request). Actions
+/// left incomplete are decided exactly the same way, by matching the
+/// wildcard statements' patterns at decision time.
+const COMPLETION_WORK_BASE: usize = 1 << 16;
+/// See [`COMPLETION_WORK_BASE`].
+const COMPLETION_WORK_PER_PATTERN: usize = 256;
+
+/// An exact action's candidates.
+#[derive(Debug, Default)]
+struct ExactEntry {
+    /// Statements naming the action, then (when `complete`) the wildcard
+    /// and `NotAction` statements that match it, each in slot order.
+    list: Vec<Cand>,
+    /// Whether `list` holds every statement that can match the action;
+    /// otherwise the wildcard lists are scanned at decision time.
+    complete: bool,
+}
+
 /// Statements of one effect, indexed by the actions they can match.
 #[derive(Debug, Default)]
 pub(crate) struct ActionIndex {
     /// Lower-cased exact action → statements naming it without wildcards.
-    exact: FxHashMap<Box<str>, Vec<Cand>>,
+    exact: FxHashMap<Box<str>, ExactEntry>,
     /// Service prefix → statements with a wildcard action in that service.
     service: FxHashMap<Box<str>, Vec<Cand>>,
     /// Statements whose service part has a wildcard, or with `NotAction`.
     any: Vec<Cand>,
+    /// Action patterns evaluated by `finish` (see [`COMPLETION_WORK_BASE`]).
+    work: usize,
 }
 
 impl ActionIndex {
@@ -446,48 +468,76 @@ impl ActionIndex {
             return;
         }
         // Per service: one wildcard entry, or one exact entry per action.
-        let mut wild_services: Vec<&str> = Vec::new();
-        for p in actions.patterns.iter() {
-            if let Some((service, name)) = p.split_once(':')
-                && name.contains(['*', '?'])
-                && !wild_services.contains(&service)
-            {
-                wild_services.push(service);
-            }
-        }
+        let mut wild_services: Vec<&str> = actions
+            .patterns
+            .iter()
+            .filter_map(|p| p.split_once(':'))
+            .filter(|(_, name)| name.contains(['*', '?']))
+            .map(|(service, _)| service)
+            .collect();
+        wild_services.sort_unstable();
+        wild_services.dedup();
         for s in &wild_services {
             self.service.entry((*s).into()).or_default().push(cand);
         }
         for p in actions.patterns.iter() {
             let service = p.split_once(':').map(|(s, _)| s).unwrap_or_default();
-            if wild_services.contains(&service) {
+            if wild_services.binary_search(&service).is_ok() {
                 continue;
             }
-            let list = self.exact.entry(p.clone()).or_default();
-            if !list.contains(&cand) {
+            // Statements are added in slot order, so a repeat of this
+            // statement can only be the last entry.
+            let list = &mut self.exact.entry(p.clone()).or_default().list;
+            if list.last() != Some(&cand) {
                 list.push(cand);
             }
         }
     }
 
-    /// Completes every exact-action list with the wildcard and `NotAction`
+    /// Completes exact-action lists with the wildcard and `NotAction`
     /// statements that match that action, decided once here, so that a
     /// request for a known action evaluates no action pattern at all (and an
-    /// implicit deny costs no more than an allow).
-    fn finish(&mut self, matches: impl Fn(Slot, &str) -> bool) {
+    /// implicit deny costs no more than an allow). `weight` is the number of
+    /// patterns `matches` evaluates for a statement; the work is bounded by
+    /// `budget` (see [`COMPLETION_WORK_BASE`]).
+    ///
+    /// A statement in `service[svc]` never names an action of `svc`
+    /// exactly, and one in `any` names none, so no candidate is added twice.
+    fn finish(
+        &mut self,
+        budget: usize,
+        weight: impl Fn(Slot) -> usize,
+        matches: impl Fn(Slot, &str) -> bool,
+    ) {
         let Self {
             exact,
             service,
             any,
+            work,
         } = self;
-        for (action, list) in exact.iter_mut() {
+        let any_weight: usize = any.iter().map(|c| weight(c.slot)).sum();
+        let service_weight: FxHashMap<&str, usize> = service
+            .iter()
+            .map(|(svc, list)| (&**svc, list.iter().map(|c| weight(c.slot)).sum()))
+            .collect();
+        for (action, entry) in exact.iter_mut() {
             let svc = action.split_once(':').map(|(s, _)| s).unwrap_or(action);
+            let cost = service_weight
+                .get(svc)
+                .copied()
+                .unwrap_or_default()
+                .saturating_add(any_weight);
+            if work.saturating_add(cost) > budget {
+                continue;
+            }
+            *work += cost;
             let wild = service.get(svc).map(Vec::as_slice).unwrap_or_default();
             for cand in wild.iter().chain(any.iter()) {
-                if !list.contains(cand) && matches(cand.slot, action) {
-                    list.push(*cand);
+                if matches(cand.slot, action) {
+                    entry.list.push(*cand);
                 }
             }
+            entry.complete = true;
         }
     }
 
@@ -495,14 +545,16 @@ impl ActionIndex {
     /// match, until `f` returns false.
     #[inline]
     pub(crate) fn candidates(&self, action: &str, mut f: impl FnMut(Cand, bool) -> bool) {
-        if let Some(list) = self.exact.get(action) {
-            // Complete for this action (see `finish`).
-            for c in list {
+        if let Some(entry) = self.exact.get(action) {
+            for c in &entry.list {
                 if !f(*c, true) {
                     return;
                 }
             }
-            return;
+            if entry.complete {
+                // Complete for this action (see `finish`).
+                return;
+            }
         }
         if !self.service.is_empty() {
             let service = action.split_once(':').map(|(s, _)| s).unwrap_or(action);
@@ -530,16 +582,25 @@ pub struct PolicySet {
     pub(crate) allow: ActionIndex,
     pub(crate) deny: ActionIndex,
     statements: usize,
+    /// Statements compared by `twins`.
+    twin_work: usize,
 }
 
 impl PolicySet {
     /// Indexes the statements of `policies`.
     pub fn new(policies: Vec<Arc<CompiledPolicy>>) -> Self {
+        Self::with_budget(policies, None)
+    }
+
+    /// Indexes with a completion budget (`None`: the default, linear in the
+    /// number of action patterns; see [`COMPLETION_WORK_BASE`]).
+    fn with_budget(policies: Vec<Arc<CompiledPolicy>>, budget: Option<usize>) -> Self {
         let mut set = Self {
             policies,
             ..Self::default()
         };
-        let twins = twins(&set.policies);
+        let (twins, twin_work) = twins(&set.policies);
+        set.twin_work = twin_work;
         for (slot, s) in slots(&set.policies) {
             let twin = twins.get(&slot).copied().unwrap_or(Twin::Unique);
             let cand = Cand { slot, twin };
@@ -550,12 +611,27 @@ impl PolicySet {
             set.statements += 1;
         }
         let policies = &set.policies;
+        let weight = |slot: Slot| {
+            statement_at(policies, slot).map_or(1, |s| s.actions.compiled.len().max(1))
+        };
         let matches = |slot: Slot, action: &str| {
             statement_at(policies, slot).is_some_and(|s| s.actions.matches(action))
         };
-        set.allow.finish(matches);
-        set.deny.finish(matches);
+        let patterns: usize = slots(policies).map(|(_, s)| s.actions.compiled.len()).sum();
+        let budget = budget.unwrap_or_else(|| {
+            COMPLETION_WORK_BASE
+                .saturating_add(patterns.saturating_mul(COMPLETION_WORK_PER_PATTERN))
+        });
+        set.allow.finish(budget, weight, matches);
+        set.deny.finish(budget, weight, matches);
         set
+    }
+
+    /// Work done while compiling the set: action patterns evaluated to
+    /// complete the index and statements compared to find copies. Bounded
+    /// by a constant times the number of statements and patterns.
+    pub fn compile_work(&self) -> usize {
+        self.allow.work + self.deny.work + self.twin_work
     }
 
     /// The policies, in the order given.
@@ -580,15 +656,24 @@ impl PolicySet {
     }
 }
 
+/// Most statements of one [`Statement::rule_key`] that a statement is
+/// compared with when looking for its copy; beyond them (hash collisions,
+/// or many rules that differ only in their conditions) a statement is
+/// treated as unique, which only costs evaluating it on its own.
+const TWIN_PROBES: usize = 8;
+
 /// The statements of `policies` that repeat another one (same rule, any
 /// Sid): the first copy in slot order is `First`, the others point to it.
 /// Copies have the same actions, so they sit in the same candidate lists,
-/// in slot order.
-fn twins(policies: &[Arc<CompiledPolicy>]) -> FxHashMap<Slot, Twin> {
+/// in slot order. Also returns the number of comparisons made (at most
+/// [`TWIN_PROBES`] per statement).
+fn twins(policies: &[Arc<CompiledPolicy>]) -> (FxHashMap<Slot, Twin>, usize) {
     let mut by_key: FxHashMap<u64, SmallVec<[Slot; 2]>> = FxHashMap::default();
     let mut out = FxHashMap::default();
+    let mut work = 0;
     for (slot, s) in slots(policies) {
         let firsts = by_key.entry(s.rule_key()).or_default();
+        work += firsts.len();
         let first = firsts
             .iter()
             .copied()
@@ -598,10 +683,11 @@ fn twins(policies: &[Arc<CompiledPolicy>]) -> FxHashMap<Slot, Twin> {
                 out.insert(f, Twin::First);
                 out.insert(slot, Twin::Of(f));
             }
-            None => firsts.push(slot),
+            None if firsts.len() < TWIN_PROBES => firsts.push(slot),
+            None => {}
         }
     }
-    out
+    (out, work)
 }
 
 /// Every statement of `policies` with its slot, in slot order.
@@ -623,4 +709,134 @@ fn statement_at(policies: &[Arc<CompiledPolicy>], slot: Slot) -> Option<&Stateme
         .get(slot.policy as usize)?
         .statements
         .get(slot.statement as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::engine::err::EngineError;
+    use crate::engine::evaluate::{Applicable, decide};
+    use crate::engine::request::Context;
+
+    fn set(statements: Vec<Value>, budget: Option<usize>) -> Result<PolicySet, EngineError> {
+        let doc = json!({"Version": "2012-10-17", "Statement": statements});
+        let p = CompiledPolicy::from_json("p", PolicyKind::Session, &doc)?;
+        Ok(PolicySet::with_budget(vec![Arc::new(p)], budget))
+    }
+
+    /// Policies of `n` statements shaped to make completing the index
+    /// quadratic: exact actions beside wildcard, many-pattern and
+    /// `NotAction` statements of the same service, and statements that
+    /// differ only in their resource (one rule key each since resources
+    /// are hashed).
+    fn hostile(shape: usize, n: usize) -> Vec<Value> {
+        let exact = |i: usize| json!({"Effect": "Allow", "Action": format!("ec2:Action{i}"), "Resource": "*"});
+        (0..n)
+            .map(|i| match (shape, i % 2) {
+                (0, 0) | (1, 0) | (2, 0) => exact(i),
+                (0, _) => json!({"Effect": "Deny", "Action": "ec2:*", "Resource": format!("arn:aws:ec2:::x/{i}")}),
+                (1, _) => json!({"Effect": "Allow", "Action": (0..8).map(|k| format!("ec2:A{i}x{k}*")).collect::<Vec<_>>(), "Resource": "*"}),
+                (2, _) => json!({"Effect": "Allow", "NotAction": format!("ec2:X{i}"), "Resource": "*"}),
+                _ => json!({"Effect": "Allow", "Action": "ec2:RunInstances", "Resource": format!("arn:aws:ec2:::x/{i}")}),
+            })
+            .collect()
+    }
+
+    /// Issue 11, item 11: a session policy is compiled per request, so
+    /// compiling must stay linear. The work (action patterns evaluated to
+    /// complete the index, statements compared to find copies) stays within
+    /// a constant per statement and pattern, and four times the statements
+    /// cost at most about four times the work (it was the square, and the
+    /// copies of a candidate were looked up in lists: a cube).
+    #[test]
+    fn compile_work_grows_linearly() -> Result<(), EngineError> {
+        for shape in 0..4 {
+            let mut works = Vec::new();
+            for n in [1000, 4000] {
+                let statements = hostile(shape, n);
+                let set = set(statements, None)?;
+                let patterns: usize = set
+                    .policies()
+                    .iter()
+                    .flat_map(|p| p.statements())
+                    .map(|s| s.actions.compiled.len())
+                    .sum();
+                let bound = 2 * (COMPLETION_WORK_BASE + COMPLETION_WORK_PER_PATTERN * patterns)
+                    + TWIN_PROBES * n;
+                let work = set.compile_work();
+                assert!(work <= bound, "shape {shape}, n {n}: work {work} > {bound}");
+                works.push(work.max(1));
+            }
+            if let [small, large] = works[..] {
+                assert!(
+                    large <= 5 * small,
+                    "shape {shape}: 4x the statements took {large} / {small} the work"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// An index left incomplete by the budget decides exactly as a complete
+    /// one: the wildcard statements are matched at decision time instead.
+    #[test]
+    fn incomplete_index_decides_the_same() -> Result<(), EngineError> {
+        let statements = vec![
+            json!({"Sid": "Exact", "Effect": "Allow", "Action": ["ec2:StartInstances", "ec2:StopInstances"], "Resource": "*"}),
+            json!({"Sid": "Prefix", "Effect": "Allow", "Action": "ec2:Describe*", "Resource": "*"}),
+            json!({"Sid": "Glob", "Effect": "Allow", "Action": "ec2:*Instances", "Resource": "arn:aws:ec2:*:*:instance/*"}),
+            json!({"Sid": "Not", "Effect": "Allow", "NotAction": ["ec2:Delete*", "s3:*"], "Resource": "*"}),
+            json!({"Sid": "AnySvc", "Effect": "Deny", "Action": "*:TerminateInstances", "Resource": "arn:aws:ec2:*:*:instance/i-prod"}),
+            json!({"Sid": "Copy1", "Effect": "Deny", "Action": "ec2:StopInstances", "Resource": "arn:aws:ec2:*:*:instance/i-keep"}),
+            json!({"Sid": "Copy2", "Effect": "Deny", "Action": "ec2:StopInstances", "Resource": "arn:aws:ec2:*:*:instance/i-keep"}),
+            json!({"Sid": "Wild", "Effect": "Deny", "Action": "ec2:Stop*", "Resource": "arn:aws:ec2:*:*:instance/i-hold"}),
+        ];
+        let complete = set(statements.clone(), None)?;
+        let incomplete = set(statements, Some(0))?;
+        assert_eq!(incomplete.allow.work + incomplete.deny.work, 0);
+        let caller = crate::engine::Principal::parse("arn:aws:iam::111122223333:user/alice")?;
+        let ctx = Context::new();
+        for action in [
+            "ec2:startinstances",
+            "ec2:stopinstances",
+            "ec2:describevpcs",
+            "ec2:terminateinstances",
+            "ec2:deletevpc",
+            "s3:getobject",
+            "iam:createuser",
+        ] {
+            for resource in [
+                "*",
+                "arn:aws:ec2:us-east-1:111122223333:instance/i-prod",
+                "arn:aws:ec2:us-east-1:111122223333:instance/i-keep",
+                "arn:aws:ec2:us-east-1:111122223333:instance/i-hold",
+                "arn:aws:ec2:us-east-1:111122223333:volume/v-1",
+            ] {
+                let req = Request::new(&caller, action, resource, &ctx);
+                let answer = |set: &PolicySet| {
+                    let d = decide(
+                        &Applicable {
+                            identity: Some(set),
+                            ..Applicable::default()
+                        },
+                        &req,
+                    );
+                    let matched: Vec<(usize, Option<String>)> = d
+                        .matched
+                        .iter()
+                        .map(|m| (m.index, m.sid().map(str::to_owned)))
+                        .collect();
+                    (d.outcome, matched)
+                };
+                assert_eq!(
+                    answer(&complete),
+                    answer(&incomplete),
+                    "{action} on {resource}"
+                );
+            }
+        }
+        Ok(())
+    }
 }

@@ -1,5 +1,7 @@
 //! The IAM policy language: the document model, parsing with located errors,
-//! wildcard and ARN matching, condition operators and policy variables.
+//! wildcard and ARN matching, condition operators and policy variables, and
+//! the grammar of the action and resource a request names, and the size
+//! limits of policies that callers send.
 //!
 //! Everything here is pure: no I/O, no async runtime, no metrics. The engine
 //! compiles documents from here into indexed snapshots; this module must not
@@ -9,6 +11,8 @@ pub mod arn;
 pub mod condition;
 pub mod document;
 pub mod err;
+pub mod limits;
+pub mod names;
 pub mod parse;
 pub mod value;
 pub mod variables;

@@ -47,7 +47,7 @@ impl<'p> MissingKeys<'p> {
 }
 
 /// One piece of a template.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Piece {
     /// Literal text.
     Lit(Box<str>),
@@ -63,7 +63,7 @@ pub enum Piece {
 }
 
 /// A pattern or value that may contain policy variables and wildcards.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Template {
     pieces: Box<[Piece]>,
     has_vars: bool,

@@ -142,7 +142,7 @@ fn find(hay: &str, needle: &str) -> Option<usize> {
 
 /// A pattern without variables, classified once so that the common shapes
 /// (`*`, exact text, `prefix*`) match without tokenising.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Pattern {
     /// `*`: everything.
     Any,
@@ -155,7 +155,7 @@ pub enum Pattern {
 }
 
 /// An owned wildcard token (see [`Tok`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum OwnedTok {
     Lit(Box<str>),
     Star,

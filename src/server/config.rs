@@ -57,6 +57,44 @@ pub struct ServeConfig {
     pub reload_timeout: Duration,
     /// ext_authz (EC2): region sources and parameter limit.
     pub ec2: Ec2Settings,
+    /// Connection limits and timeouts of the listeners.
+    pub listeners: ListenerLimits,
+}
+
+/// Connection limits and timeouts of the listeners. Connection limits are
+/// fitted to the process's open-files limit at startup
+/// (`io::fit_connection_limits`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenerLimits {
+    /// Open connections per API listener (gRPC, HTTP/JSON); `None`: the
+    /// largest share of the open-files limit, at most
+    /// [`ListenerLimits::DEFAULT_MAX_CONNECTIONS`].
+    pub max_connections: Option<usize>,
+    /// Open connections on the admin listener: its own budget, so probes
+    /// and scrapes answer while the API listeners are flooded.
+    pub admin_max_connections: usize,
+    /// Time for a new connection's TLS handshake and first request's
+    /// headers, and for each later HTTP/1.1 request's headers.
+    pub header_read_timeout: Duration,
+    /// A connection without a new request for this long is closed
+    /// (gracefully).
+    pub idle_timeout: Duration,
+}
+
+impl ListenerLimits {
+    /// Connections per API listener when the open-files limit allows.
+    pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+}
+
+impl Default for ListenerLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: None,
+            admin_max_connections: 64,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
 }
 
 /// How an ext_authz route's requests become IAM requests.

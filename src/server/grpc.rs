@@ -1,36 +1,32 @@
-//! The gRPC listener: the one place that assembles the tonic server (every
-//! gRPC service on the port, limits, keepalive, graceful shutdown). It owns
+//! The gRPC listener: the one place that assembles the gRPC server (every
+//! gRPC service on the port, the request timeout, the status of client
+//! errors), served by the same connection loop as every listener
+//! (`http_util::serve_with`: connection limit, header and idle timeouts,
+//! HTTP/2 keepalive, graceful shutdown). It owns
 //! the gRPC health protocol (`grpc.health.v1.Health`: NOT_SERVING until a
 //! policy snapshot is active, then SERVING, and NOT_SERVING again while
 //! draining) and server reflection (`grpc.reflection.v1` and `v1alpha`).
 //! Services themselves live in their own modules ([`super::grpc_api`], ...).
 
 use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tonic::body::Body;
 use tonic::codegen::Service;
-use tonic::codegen::tokio_stream::Stream;
 use tonic::server::NamedService;
 use tonic::service::{Routes, RoutesBuilder};
-use tonic::transport::server::{Connected, TcpIncoming};
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 use crate::server::grpc_api::{self, AuthorizerService};
+use crate::server::http_util::{ServeOptions, serve_with, stopped};
 use crate::server::state::AppState;
 
-/// HTTP/2 PING interval on idle connections, and how long to wait for the
-/// answer before closing the connection.
-const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
-const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
-/// TCP keepalive on accepted sockets.
-const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
-/// Concurrent streams allowed on one HTTP/2 connection.
-const MAX_CONCURRENT_STREAMS: u32 = 1024;
 /// How often the health task looks for the first snapshot.
 const READY_POLL: Duration = Duration::from_millis(100);
 
@@ -39,8 +35,6 @@ const READY_POLL: Duration = Duration::from_millis(100);
 pub enum GrpcError {
     #[error("building server reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
-    #[error("serving: {0}")]
-    Transport(#[from] tonic::transport::Error),
 }
 
 /// The services of the gRPC port, with the names whose health follows
@@ -76,11 +70,19 @@ impl Services {
 fn descriptor_sets() -> Vec<&'static [u8]> {
     vec![
         grpc_api::pb::FILE_DESCRIPTOR_SET,
+        ENVOY_AUTH_FILE_DESCRIPTOR_SET,
         tonic_health::pb::FILE_DESCRIPTOR_SET,
         tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
         tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
     ]
 }
+
+/// The encoded `FileDescriptorSet` of Envoy's `envoy.service.auth.v3`
+/// (with its imports), built from the protos of the `envoy-types` crate:
+/// the ext_authz service is hand-written (`ext_authz::service`), so no
+/// generated code registers it.
+const ENVOY_AUTH_FILE_DESCRIPTOR_SET: &[u8] =
+    tonic::include_file_descriptor_set!("envoy_auth_v3_descriptor");
 
 /// A reflection builder over every descriptor set of the port.
 fn reflection() -> tonic_reflection::server::Builder<'static> {
@@ -136,67 +138,83 @@ impl GrpcServer {
         })
     }
 
-    /// Serves plain-text gRPC (h2c) on `listener` until `shutdown` flips,
-    /// then drains in-flight calls (bounded by `drain`).
+    /// Serves gRPC (h2c, or HTTP/2 over TLS when `options.tls` is set) on
+    /// `listener` until `shutdown` flips, then drains in-flight calls
+    /// (bounded by `options.drain`). Connections are held to the same
+    /// limits and timeouts as every listener (`http_util::serve_with`);
+    /// each call to `request_timeout` (answered `CANCELLED`).
     pub async fn serve(
         self,
         listener: TcpListener,
         shutdown: watch::Receiver<bool>,
-        drain: Duration,
-    ) -> Result<(), GrpcError> {
-        use tokio_stream::StreamExt as _;
-        let incoming = TcpIncoming::from(listener)
-            .with_nodelay(Some(true))
-            .with_keepalive(Some(TCP_KEEPALIVE))
-            .map(|r| r.map(crate::server::io::NoVectored));
-        self.serve_incoming(incoming, shutdown, drain).await
-    }
-
-    /// Like [`GrpcServer::serve`], on any stream of accepted connections
-    /// (e.g. TLS streams, which then need ALPN `h2`).
-    pub async fn serve_incoming<I, IO, IE>(
-        self,
-        incoming: I,
-        shutdown: watch::Receiver<bool>,
-        drain: Duration,
-    ) -> Result<(), GrpcError>
-    where
-        I: Stream<Item = Result<IO, IE>>,
-        IO: AsyncRead + AsyncWrite + Connected + Unpin + Send + 'static,
-        IE: Into<Box<dyn std::error::Error + Send + Sync>>,
-    {
+        options: ServeOptions,
+    ) {
         let Self {
             routes,
             health,
             names,
             state,
         } = self;
-        let limits = state.config.limits;
         set_all(&health, &names, ServingStatus::NotServing).await;
-        tokio::spawn(track_health(health, names, state, shutdown.clone()));
+        tokio::spawn(track_health(health, names, state.clone(), shutdown.clone()));
+        let service = GrpcService {
+            routes,
+            timeout: state.config.limits.request_timeout,
+        };
+        let options = ServeOptions {
+            http2_only: true,
+            ..options
+        };
+        serve_with(listener, move |_| service.clone(), shutdown, options).await;
+    }
+}
 
-        let header_list =
-            u32::try_from(limits.max_headers.saturating_mul(8192)).unwrap_or(u32::MAX);
-        let server = tonic::transport::Server::builder()
-            .layer(tower::util::MapResponseLayer::new(
-                input_errors_are_invalid_argument,
-            ))
-            .timeout(limits.request_timeout)
-            .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
-            .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
-            .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
-            .http2_max_header_list_size(header_list)
-            .add_routes(routes)
-            .serve_with_incoming_shutdown(incoming, stopped(shutdown.clone()));
-        tokio::pin!(server);
-        tokio::select! {
-            result = &mut server => Ok(result?),
-            // Bound the drain: connections still open `drain` after the
-            // signal are dropped.
-            () = async { stopped(shutdown.clone()).await; tokio::time::sleep(drain).await } => {
-                tracing::warn!("gRPC: drain deadline passed; closing remaining connections");
-                Ok(())
+/// The gRPC routes as a hyper service: the request timeout, and client
+/// errors reported as INVALID_ARGUMENT (see
+/// [`input_errors_are_invalid_argument`]).
+#[derive(Clone)]
+struct GrpcService {
+    routes: Routes,
+    timeout: Duration,
+}
+
+impl hyper::service::Service<http::Request<hyper::body::Incoming>> for GrpcService {
+    type Response = http::Response<Body>;
+    type Error = Infallible;
+    type Future = GrpcFuture;
+
+    fn call(&self, req: http::Request<hyper::body::Incoming>) -> Self::Future {
+        // `Routes` is always ready (`poll_ready` answers `Ready(Ok)`), and
+        // cloning it clones a reference.
+        let mut routes = self.routes.clone();
+        GrpcFuture {
+            call: routes.call(req.map(Body::new)),
+            deadline: Box::pin(tokio::time::sleep(self.timeout)),
+        }
+    }
+}
+
+/// The future of [`Routes`] (tonic does not name it); `Unpin`.
+type RoutesFuture = <Routes as Service<http::Request<Body>>>::Future;
+
+/// The answer of [`GrpcService`].
+struct GrpcFuture {
+    call: RoutesFuture,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl Future for GrpcFuture {
+    type Output = Result<http::Response<Body>, Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if let Poll::Ready(answer) = Pin::new(&mut self.call).poll(cx) {
+            return Poll::Ready(answer.map(input_errors_are_invalid_argument));
+        }
+        match self.deadline.as_mut().poll(cx) {
+            Poll::Ready(()) => {
+                Poll::Ready(Ok(tonic::Status::cancelled("Timeout expired").into_http()))
             }
+            Poll::Pending => Poll::Pending,
         }
     }
 }
@@ -229,11 +247,6 @@ fn input_errors_are_invalid_argument<B>(mut response: http::Response<B>) -> http
         headers.insert("grpc-status", http::HeaderValue::from_static("3"));
     }
     response
-}
-
-/// Resolves once `shutdown` is true (or its sender is gone).
-async fn stopped(mut shutdown: watch::Receiver<bool>) {
-    let _ = shutdown.wait_for(|stop| *stop).await;
 }
 
 /// Sets the status of the server (`""`) and every tracked service.

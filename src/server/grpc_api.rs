@@ -12,7 +12,7 @@ use tonic::{Request, Response, Status};
 use crate::bundle::AuthzRequest;
 use crate::engine::{Context, ContextValue, Outcome};
 use crate::server::errors::{ServeError, check_depth};
-use crate::server::state::{AppState, Decided};
+use crate::server::state::{AppState, Decided, validate};
 use crate::telemetry::Frontend;
 
 /// Types, server and client generated from `proto/iamgate/v1/authorizer.proto`.
@@ -78,7 +78,8 @@ impl Authorizer for AuthorizerService {
         .map_err(|e| self.refuse(ServeError::BadRequest(e)))?;
         let decided = self
             .state
-            .decide(Frontend::Grpc, &authz, traceparent.as_deref())
+            .decide_owned(Frontend::Grpc, authz, traceparent)
+            .await
             .map_err(|e| e.grpc_status())?;
         Ok(Response::new(answer(&decided)))
     }
@@ -116,23 +117,25 @@ impl Authorizer for AuthorizerService {
                     &item.context,
                     item.resource_account,
                 )
+                .and_then(|authz| validate(&authz).map(|()| authz))
                 .map_err(|e| ServeError::BadRequest(format!("items[{i}]: {e}")))
             })
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| self.refuse(e))?;
         // One snapshot for the whole batch: no answer mixes revisions.
         let snapshot = self.state.snapshot().map_err(|e| self.refuse(e))?;
-        let mut results = Vec::with_capacity(requests.len());
-        for authz in &requests {
-            let decided = self
-                .state
-                .decide_on(&snapshot, Frontend::Grpc, authz, traceparent.as_deref())
-                .map_err(|e| e.grpc_status())?;
-            results.push(answer(&decided));
-        }
+        let revision = snapshot.revision().to_string();
+        let results: Vec<_> = self
+            .state
+            .decide_batch(Frontend::Grpc, snapshot, requests, traceparent)
+            .await
+            .map_err(|e| e.grpc_status())?
+            .iter()
+            .map(answer)
+            .collect();
         self.state.metrics.batch_items(results.len());
         Ok(Response::new(pb::AuthorizeBatchResponse {
-            revision: snapshot.revision().to_string(),
+            revision,
             results,
         }))
     }
@@ -160,6 +163,9 @@ fn session_policy(
     let Some(text) = principal.session_policy_json.as_deref() else {
         return Ok(None);
     };
+    // Refused before parsing: the text is what AWS counts.
+    crate::policy::limits::check_session_policy_text(text)
+        .map_err(|e| ServeError::BadRequest(format!("principal.session_policy_json: {e}")))?;
     check_depth(text.as_bytes(), max_depth)?;
     serde_json::from_str(text).map(Some).map_err(|e| {
         ServeError::BadRequest(format!("principal.session_policy_json: invalid JSON: {e}"))

@@ -16,7 +16,7 @@ use crate::bundle::AuthzRequest;
 use crate::engine::Context;
 use crate::server::errors::ServeError;
 use crate::server::http_util::{Body, error, json as json_response, read_json_body};
-use crate::server::state::{AppState, Decided};
+use crate::server::state::{AppState, Decided, validate};
 use crate::telemetry::Frontend;
 use crate::testfile::format::context_value;
 
@@ -107,23 +107,38 @@ async fn route(state: &AppState, req: Request<Incoming>) -> Result<Response<Body
                 limit: limits.max_batch,
             });
         }
+        // Convert and check every item before deciding any, so a malformed
+        // item fails the batch without recording decisions.
+        let requests = parsed
+            .items
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| {
+                authz_request(
+                    &parsed.principal,
+                    item.action,
+                    item.resource,
+                    &item.context,
+                    item.resource_account,
+                )
+                .and_then(|req| validate(&req).map(|()| req))
+                .map_err(|e| ServeError::BadRequest(format!("items[{i}]: {e}")))
+            })
+            .collect::<Result<Vec<_>, ServeError>>()?;
         // One snapshot for the whole batch: no answer mixes revisions.
         let snapshot = state.snapshot()?;
-        let mut results = Vec::with_capacity(parsed.items.len());
-        for (i, item) in parsed.items.into_iter().enumerate() {
-            let req = authz_request(
-                &parsed.principal,
-                item.action,
-                item.resource,
-                &item.context,
-                item.resource_account,
-            )
-            .map_err(|e| ServeError::BadRequest(format!("items[{i}]: {e}")))?;
-            let d = state.decide_on(&snapshot, Frontend::Http, &req, traceparent.as_deref())?;
-            results.push(answer_json(&d));
-        }
+        let revision = snapshot.revision().clone();
+        let decided = match state
+            .decide_batch(Frontend::Http, snapshot, requests, traceparent)
+            .await
+        {
+            Ok(d) => d,
+            // Counted by the decision path.
+            Err(e) => return Ok(error(&e)),
+        };
+        let results: Vec<Value> = decided.iter().map(answer_json).collect();
         state.metrics.batch_items(results.len());
-        let body = json!({"revision": &**snapshot.revision(), "results": results});
+        let body = json!({"revision": &*revision, "results": results});
         Ok(json_response(StatusCode::OK, body.to_string().into_bytes()))
     } else {
         let parsed: AuthorizeJson = parse(&body)?;
@@ -135,7 +150,11 @@ async fn route(state: &AppState, req: Request<Incoming>) -> Result<Response<Body
             parsed.resource_account,
         )
         .map_err(ServeError::BadRequest)?;
-        let d = state.decide(Frontend::Http, &req, traceparent.as_deref())?;
+        let d = match state.decide_owned(Frontend::Http, req, traceparent).await {
+            Ok(d) => d,
+            // Counted by the decision path.
+            Err(e) => return Ok(error(&e)),
+        };
         Ok(json_response(
             StatusCode::OK,
             answer_json(&d).to_string().into_bytes(),

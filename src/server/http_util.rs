@@ -1,25 +1,49 @@
-//! Shared plumbing for the hyper listeners: bounded body reading, JSON
-//! responses, and an accept loop with graceful shutdown.
+//! Shared plumbing for every listener (HTTP/JSON, admin and gRPC): the
+//! connection loop with its limits and timeouts and graceful shutdown, plus
+//! bounded body reading and JSON responses for the HTTP handlers.
+//!
+//! Every connection of every listener is held to [`ConnLimits`]: admitted
+//! within the listener's connection limit ([`super::io::Acceptor`]), it
+//! must complete its TLS handshake and send its first request's headers
+//! within the header timeout (hyper alone would wait forever for a client
+//! that sends a byte at a time, or nothing, before choosing HTTP/1.1 or
+//! HTTP/2), each later HTTP/1.1 request's headers within the same time
+//! (hyper's `header_read_timeout`), and it is closed gracefully after the
+//! idle timeout without a new request. HTTP/2 pings every 30 s close
+//! connections whose peer stopped answering.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::GracefulConnection;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use crate::server::errors::ServeError;
+use crate::server::io::{Acceptor, ConnLimits, NoVectored};
 use crate::server::tls::ReloadingAcceptor;
 
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// HTTP/2 PING interval on idle connections, and how long to wait for the
+/// answer before closing the connection.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Concurrent streams allowed on one HTTP/2 connection.
+const MAX_CONCURRENT_STREAMS: u32 = 1024;
+/// How long a connection closed for idleness may take to say goodbye
+/// (HTTP/2 GOAWAY and its ping) before it is dropped.
+const GOODBYE: Duration = Duration::from_secs(5);
 
 /// Response body type of every HTTP listener.
 pub type Body = Full<Bytes>;
@@ -101,62 +125,239 @@ pub fn error(e: &ServeError) -> Response<Body> {
     json(e.http_status(), e.http_body())
 }
 
-/// Serves HTTP/1.1 and HTTP/2 (h2c, or negotiated over TLS when `tls` is
-/// set) on `listener` until `shutdown` flips, then drains in-flight
-/// connections (bounded by `drain`).
+/// How a listener serves its connections.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Most request headers (HTTP/1.1), and with 8 KiB each the HTTP/2
+    /// header list size.
+    pub max_headers: usize,
+    /// How long in-flight requests may finish after shutdown starts.
+    pub drain: Duration,
+    /// TLS (ALPN `h2` and `http/1.1`); `None` serves plain text.
+    pub tls: Option<ReloadingAcceptor>,
+    /// Connection limit and timeouts.
+    pub limits: ConnLimits,
+    /// HTTP/2 only (gRPC); otherwise HTTP/1.1 and HTTP/2.
+    pub http2_only: bool,
+}
+
+/// Serves HTTP/1.1 and HTTP/2 with `handler` (see [`serve_with`]).
 pub async fn serve<F, Fut>(
     listener: TcpListener,
     handler: F,
-    mut shutdown: watch::Receiver<bool>,
-    max_headers: usize,
-    drain: Duration,
-    tls: Option<ReloadingAcceptor>,
+    shutdown: watch::Receiver<bool>,
+    options: ServeOptions,
 ) where
     F: Fn(Request<Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Response<Body>> + Send + 'static,
 {
-    let graceful = GracefulShutdown::new();
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().max_headers(max_headers);
-    builder
-        .http2()
-        .max_header_list_size(u32::try_from(max_headers * 8192).unwrap_or(u32::MAX));
+    let make = move |peer: SocketAddr| {
+        let handler = handler.clone();
+        hyper::service::service_fn(move |req| {
+            let handler = handler.clone();
+            async move { Ok::<_, Infallible>(handler(req, peer).await) }
+        })
+    };
+    serve_with(listener, make, shutdown, options).await;
+}
+
+/// Serves the connections of `listener` with the service `make` builds for
+/// each peer, within `options.limits`, until `shutdown` flips; then stops
+/// accepting and drains the connections (bounded by `options.drain`).
+pub async fn serve_with<M, S, B>(
+    listener: TcpListener,
+    make: M,
+    shutdown: watch::Receiver<bool>,
+    options: ServeOptions,
+) where
+    M: Fn(SocketAddr) -> S + Send + 'static,
+    S: hyper::service::Service<Request<Incoming>, Response = Response<B>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let builder = Arc::new(builder(&options));
+    let limits = options.limits;
+    let mut acceptor = Acceptor::new(listener, limits.max_connections);
+    let mut stop = pin!(stopped(shutdown.clone()));
     loop {
         tokio::select! {
-            accepted = listener.accept() => {
-                let Ok((stream, peer)) = accepted else { continue };
+            admitted = acceptor.accept() => {
+                let stream = admitted.conn;
                 let _ = stream.set_nodelay(true);
-                let handler = handler.clone();
-                let service = hyper::service::service_fn(move |req| {
-                    let handler = handler.clone();
-                    async move { Ok::<_, Infallible>(handler(req, peer).await) }
-                });
-                let watcher = graceful.watcher();
-                let builder = builder.clone();
-                match tls.clone() {
-                    None => {
-                        tokio::spawn(async move {
-                            let conn = builder
-                                .serve_connection_with_upgrades(TokioIo::new(stream), service);
-                            let _ = watcher.watch(conn.into_owned()).await;
-                        });
-                    }
-                    Some(acceptor) => {
-                        tokio::spawn(async move {
-                            // A slow or silent client cannot hold a task forever.
-                            let handshake =
-                                tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+                let accepted = Instant::now();
+                let activity = Arc::new(Activity::default());
+                let service = Tracked {
+                    inner: make(admitted.peer),
+                    activity: activity.clone(),
+                    since: accepted,
+                };
+                let (builder, tls, shutdown) = (builder.clone(), options.tls.clone(), shutdown.clone());
+                let permit = admitted.permit;
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    let watch = Watch { activity: &activity, accepted, limits, shutdown };
+                    match tls {
+                        None => {
+                            let io = TokioIo::new(NoVectored(stream));
+                            watch.drive(builder.serve_connection(io, service)).await;
+                        }
+                        Some(acceptor) => {
+                            // A slow or silent client cannot hold a task: the
+                            // handshake is part of the first request's time.
+                            let handshake = tokio::time::timeout_at(
+                                accepted + limits.header_read_timeout,
+                                acceptor.accept(stream),
+                            );
                             let Ok(Ok(tls_stream)) = handshake.await else { return };
-                            let conn = builder
-                                .serve_connection_with_upgrades(TokioIo::new(tls_stream), service);
-                            let _ = watcher.watch(conn.into_owned()).await;
-                        });
+                            let io = TokioIo::new(NoVectored(tls_stream));
+                            watch.drive(builder.serve_connection(io, service)).await;
+                        }
                     }
-                }
+                });
             }
-            _ = shutdown.changed() => break,
+            () = &mut stop => break,
         }
     }
-    drop(listener);
-    let _ = tokio::time::timeout(drain, graceful.shutdown()).await;
+    acceptor.drain(options.drain).await;
+}
+
+/// The connection builder of a listener.
+fn builder(options: &ServeOptions) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    if options.http2_only {
+        builder = builder.http2_only();
+    }
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(options.limits.header_read_timeout)
+        .max_headers(options.max_headers);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(KEEPALIVE_INTERVAL)
+        .keep_alive_timeout(KEEPALIVE_TIMEOUT)
+        .max_concurrent_streams(MAX_CONCURRENT_STREAMS)
+        .max_header_list_size(
+            u32::try_from(options.max_headers.saturating_mul(8192)).unwrap_or(u32::MAX),
+        );
+    builder
+}
+
+/// Resolves once `shutdown` is true (or its sender is gone).
+pub async fn stopped(mut shutdown: watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+/// When a connection's requests arrived: milliseconds after it was
+/// accepted, plus one (0: no request yet).
+#[derive(Debug, Default)]
+struct Activity {
+    last_request: AtomicU64,
+}
+
+/// A service that notes when each request arrives (its headers are read
+/// by then), for the connection's idle timeout.
+struct Tracked<S> {
+    inner: S,
+    activity: Arc<Activity>,
+    since: Instant,
+}
+
+impl<S, R> hyper::service::Service<R> for Tracked<S>
+where
+    S: hyper::service::Service<R>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn call(&self, req: R) -> Self::Future {
+        let ms = u64::try_from(self.since.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.activity
+            .last_request
+            .store(ms.saturating_add(1), Ordering::Relaxed);
+        self.inner.call(req)
+    }
+}
+
+/// Watches one connection: its first-request and idle deadlines, and the
+/// server's shutdown.
+struct Watch<'a> {
+    activity: &'a Activity,
+    accepted: Instant,
+    limits: ConnLimits,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Watch<'_> {
+    /// When the connection becomes idle: `header_read_timeout` after it
+    /// was accepted until a first request arrives, then `idle_timeout`
+    /// after the latest request.
+    fn deadline(&self) -> Instant {
+        match self.activity.last_request.load(Ordering::Relaxed) {
+            0 => self.accepted + self.limits.header_read_timeout,
+            ms => {
+                self.accepted
+                    + Duration::from_millis(ms.saturating_sub(1))
+                    + self.limits.idle_timeout
+            }
+        }
+    }
+
+    /// Whether the connection has not made a request yet.
+    fn never_requested(&self) -> bool {
+        self.activity.last_request.load(Ordering::Relaxed) == 0
+    }
+
+    /// Runs `conn` to its end: closed when idle (see [`Watch::deadline`])
+    /// or when the server shuts down. A connection that never made a
+    /// request has nothing in flight and is dropped (it may still be
+    /// choosing its protocol, or in the HTTP/2 handshake, which a graceful
+    /// close would wait for); others close gracefully, requests in flight
+    /// finishing. The listener bounds the whole drain at shutdown.
+    async fn drive<C>(self, conn: C)
+    where
+        C: GracefulConnection,
+    {
+        let mut conn = pin!(conn);
+        let mut stop = pin!(stopped(self.shutdown.clone()));
+        // The first look comes at the earlier of both deadlines: a request
+        // may arrive before the first one passes.
+        let first = self
+            .limits
+            .header_read_timeout
+            .min(self.limits.idle_timeout);
+        let idle = tokio::time::sleep_until(self.accepted + first);
+        let mut idle = pin!(idle);
+        loop {
+            tokio::select! {
+                _ = conn.as_mut() => return,
+                () = &mut idle => {
+                    let deadline = self.deadline();
+                    if deadline > Instant::now() {
+                        idle.as_mut().reset(deadline);
+                        continue;
+                    }
+                    if self.never_requested() {
+                        return;
+                    }
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(GOODBYE, conn.as_mut()).await;
+                    return;
+                }
+                () = &mut stop => {
+                    if self.never_requested() {
+                        return;
+                    }
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.as_mut().await;
+                    return;
+                }
+            }
+        }
+    }
 }

@@ -194,34 +194,20 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
         ),
         None => None,
     };
-    let max_headers = config.limits.max_headers;
+    let (api_options, admin_options) = listener_options(&config, drain, api_tls);
     let mut tasks = Vec::new();
-    {
-        let shutdown = shutdown_rx.clone();
-        let tls = api_tls.clone();
-        tasks.push(tokio::spawn(async move {
-            let served = match tls {
-                Some(acceptor) => {
-                    use tokio_stream::StreamExt as _;
-                    let incoming = tls::incoming(grpc, acceptor).map(|r| r.map(io::NoVectored));
-                    grpc_server.serve_incoming(incoming, shutdown, drain).await
-                }
-                None => grpc_server.serve(grpc, shutdown, drain).await,
-            };
-            if let Err(e) = served {
-                tracing::error!(error = %e, "gRPC listener failed");
-            }
-        }));
-    }
+    tasks.push(tokio::spawn(grpc_server.serve(
+        grpc,
+        shutdown_rx.clone(),
+        api_options.clone(),
+    )));
     {
         let state = state.clone();
         tasks.push(tokio::spawn(http_util::serve(
             http,
             move |req, peer| http_api::handle(state.clone(), req, peer),
             shutdown_rx.clone(),
-            max_headers,
-            drain,
-            api_tls.clone(),
+            api_options,
         )));
     }
     {
@@ -230,9 +216,7 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
             admin,
             move |req, peer| admin::handle(state.clone(), req, peer),
             shutdown_rx.clone(),
-            max_headers,
-            drain,
-            None,
+            admin_options,
         )));
     }
     if let Some((control, listener)) = control {
@@ -268,6 +252,48 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
         let _ = t.await;
     }
     Ok(())
+}
+
+/// How the API listeners (each) and the admin listener serve connections:
+/// TLS on the API listeners only, and connection limits fitted to the
+/// open-files limit so that connections alone cannot exhaust descriptors.
+fn listener_options(
+    config: &ServeConfig,
+    drain: Duration,
+    api_tls: Option<tls::ReloadingAcceptor>,
+) -> (http_util::ServeOptions, http_util::ServeOptions) {
+    let l = config.listeners;
+    let nofile = io::open_files_limit();
+    let (api, admin) = io::fit_connection_limits(
+        l.max_connections,
+        config::ListenerLimits::DEFAULT_MAX_CONNECTIONS,
+        l.admin_max_connections,
+        nofile,
+    );
+    tracing::info!(
+        api_max_connections = api,
+        admin_max_connections = admin,
+        open_files_limit = nofile,
+        "connection limits"
+    );
+    let limits = |max_connections| io::ConnLimits {
+        max_connections,
+        header_read_timeout: l.header_read_timeout,
+        idle_timeout: l.idle_timeout,
+    };
+    let api_options = http_util::ServeOptions {
+        max_headers: config.limits.max_headers,
+        drain,
+        tls: api_tls,
+        limits: limits(api),
+        http2_only: false,
+    };
+    let admin_options = http_util::ServeOptions {
+        tls: None,
+        limits: limits(admin),
+        ..api_options.clone()
+    };
+    (api_options, admin_options)
 }
 
 /// Signal handlers, registered before the server announces itself so that

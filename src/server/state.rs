@@ -32,6 +32,9 @@ pub struct AppState {
     pub reload: ReloadHandle,
     pub started: SystemTime,
     ids: Arc<DecisionIds>,
+    /// Permits to run heavy work (decisions that compile a session policy)
+    /// on the blocking pool; see [`AppState::off_workers`].
+    heavy: Arc<tokio::sync::Semaphore>,
 }
 
 /// `PREFIX-%012x`, without the formatting machinery (every decision makes
@@ -82,6 +85,86 @@ impl AppState {
                 prefix: prefix.get(..16).unwrap_or(&prefix).to_owned(),
                 next: AtomicU64::new(1),
             }),
+            heavy: Arc::new(tokio::sync::Semaphore::new(heavy_permits())),
+        }
+    }
+
+    /// Runs `work` on tokio's blocking pool, at most one fewer at a time
+    /// than there are CPUs (at least one), so that the async workers, which
+    /// serve every other request, keep a CPU. For work whose cost depends on
+    /// the caller (a session policy is compiled per request): bounded in
+    /// size, but not free.
+    pub async fn off_workers<T, F>(&self, work: F) -> Result<T, ServeError>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        let permit = self
+            .heavy
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| ServeError::Internal(e.to_string()))?;
+        // The permit goes with the work: a caller that gives up does not
+        // free it while the work still runs.
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            work()
+        })
+        .await
+        .map_err(|e| ServeError::Internal(format!("blocking task: {e}")))
+    }
+
+    /// Decides one request like [`AppState::decide`]; one that carries a
+    /// session policy (compiled for it) is decided off the async workers.
+    pub async fn decide_owned(
+        &self,
+        frontend: Frontend,
+        req: AuthzRequest,
+        traceparent: Option<String>,
+    ) -> Result<Decided, ServeError> {
+        if req.session_policy.is_none() {
+            return self.decide(frontend, &req, traceparent.as_deref());
+        }
+        let state = self.clone();
+        self.off_workers(move || state.decide(frontend, &req, traceparent.as_deref()))
+            .await
+            .and_then(|decided| decided)
+            .inspect_err(|e| self.count_internal(frontend, e))
+    }
+
+    /// Decides a batch on one snapshot, in order, like
+    /// [`AppState::decide_on`]; off the async workers when any item carries
+    /// a session policy.
+    pub async fn decide_batch(
+        &self,
+        frontend: Frontend,
+        snapshot: Arc<Snapshot>,
+        requests: Vec<AuthzRequest>,
+        traceparent: Option<String>,
+    ) -> Result<Vec<Decided>, ServeError> {
+        let heavy = requests.iter().any(|r| r.session_policy.is_some());
+        let state = self.clone();
+        let work = move || {
+            requests
+                .iter()
+                .map(|r| state.decide_on(&snapshot, frontend, r, traceparent.as_deref()))
+                .collect::<Result<Vec<_>, _>>()
+        };
+        if !heavy {
+            return work();
+        }
+        self.off_workers(work)
+            .await
+            .and_then(|decided| decided)
+            .inspect_err(|e| self.count_internal(frontend, e))
+    }
+
+    /// Counts an error of the blocking pool itself (the decision path
+    /// counts its own).
+    fn count_internal(&self, frontend: Frontend, e: &ServeError) {
+        if matches!(e, ServeError::Internal(_)) {
+            self.metrics.request_error(frontend, e.reason());
         }
     }
 
@@ -135,6 +218,11 @@ impl AppState {
         };
         tracing_setup::join_caller_trace(&span, traceparent);
         let _enter = span.enter();
+        if let Err(e) = validate(req) {
+            let e = ServeError::BadRequest(e);
+            self.metrics.request_error(frontend, e.reason());
+            return Err(e);
+        }
         let logged = self.decision_log.enabled();
         let answer = match snapshot.authorize_with(req, logged || !req.outcome_only) {
             Ok(a) => a,
@@ -187,6 +275,32 @@ impl AppState {
         };
         self.decide_on(snapshot, frontend, req, traceparent)
     }
+}
+
+/// Concurrent heavy tasks: one fewer than the CPUs, at least one.
+fn heavy_permits() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get().saturating_sub(1))
+        .max(1)
+}
+
+/// Refuses a request that must not be decided: an action that is not one
+/// concrete `service:ActionName`, a resource that is neither `*` nor a
+/// well-formed ARN (see [`crate::policy::names`]), or a session policy over
+/// AWS's size limit (see [`crate::policy::limits`]; it would be compiled
+/// for this request, so its size bounds the work). Every front door reaches
+/// it through [`AppState::decide_on`]; batch front-ends also call it on
+/// every item first, so that a bad item fails the batch before any item is
+/// decided. The error is the message of a [`ServeError::BadRequest`].
+pub fn validate(req: &AuthzRequest) -> Result<(), String> {
+    use crate::policy::names::{check_action, check_resource};
+    check_action(&req.action).map_err(|e| format!("`action` {e}"))?;
+    check_resource(&req.resource).map_err(|e| format!("`resource` {e}"))?;
+    if let Some(policy) = &req.session_policy {
+        crate::policy::limits::check_session_policy(policy)
+            .map_err(|e| format!("session policy: {e}"))?;
+    }
+    Ok(())
 }
 
 /// The current time as RFC 3339 UTC with milliseconds.

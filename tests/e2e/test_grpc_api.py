@@ -13,7 +13,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from conftest import grpc_stubs
+from conftest import grpc_stubs, start_server
 
 BOB = "arn:aws:iam::111111111111:user/engineering/bob"
 BLUE = "arn:aws:ec2:us-east-1:111111111111:instance/i-0blue0000000000001"
@@ -245,3 +245,53 @@ def test_grpcurl_through_reflection(demo_server):
     out = subprocess.run([grpcurl, "-plaintext", demo_server.grpc, "grpc.health.v1.Health/Check"],
                          capture_output=True, text=True, timeout=60, check=True).stdout
     assert json.loads(out)["status"] == "SERVING"
+
+
+@pytest.fixture
+def header_server(tmp_path):
+    """The demo with the principal header trusted: grpcurl plays the proxy
+    that sets it (as a trusted hop would)."""
+    server = start_server(tmp_path, "--principal-header", "x-iamgate-principal")
+    yield server
+    server.stop()
+
+
+@pytest.mark.skipif(grpcurl_binary() is None, reason="grpcurl not installed")
+def test_grpcurl_lists_describes_and_calls_ext_authz(header_server):
+    """Issue 11 (reflection): Envoy's `envoy.service.auth.v3.Authorization`,
+    served by a hand-written service, is in server reflection again: grpcurl
+    lists it, describes it, and calls `Check` with nothing but reflection."""
+    grpcurl = str(grpcurl_binary())
+
+    def run(*args):
+        return subprocess.run([grpcurl, "-plaintext", *args], capture_output=True, text=True,
+                              timeout=60, check=True).stdout
+
+    assert "envoy.service.auth.v3.Authorization" in run(header_server.grpc, "list").split()
+    described = run(header_server.grpc, "describe", "envoy.service.auth.v3.Authorization")
+    assert "rpc Check ( .envoy.service.auth.v3.CheckRequest )" in described
+    assert "returns ( .envoy.service.auth.v3.CheckResponse )" in described
+    message = run(header_server.grpc, "describe", "envoy.service.auth.v3.AttributeContext.HttpRequest")
+    assert "map<string, string> headers" in message
+
+    def check(action):
+        body = json.dumps({
+            "attributes": {
+                "request": {"http": {"method": "POST", "host": "api.local", "path": "/v1/start",
+                                     "headers": {"x-iamgate-principal": BOB}}},
+                "contextExtensions": {
+                    "iamgate.action": action,
+                    "iamgate.resource": BLUE,
+                    "iamgate.context.aws:RequestedRegion": "us-east-1",
+                    "iamgate.context.ec2:ResourceTag/team": "blue",
+                },
+            },
+        })
+        return json.loads(run("-d", body, header_server.grpc, "envoy.service.auth.v3.Authorization/Check"))
+
+    allowed = check("ec2:StartInstances")
+    assert allowed["status"].get("code", 0) == 0
+    assert "okResponse" in allowed
+    denied = check("ec2:TerminateInstances")
+    assert denied["status"]["code"] == 7
+    assert denied["deniedResponse"]["status"]["code"] == "Forbidden"
