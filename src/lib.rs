@@ -11,6 +11,7 @@ pub mod bundle;
 pub mod commands;
 pub mod ec2;
 pub mod engine;
+pub mod identity;
 pub mod policy;
 pub mod server;
 pub mod telemetry;

@@ -35,6 +35,8 @@ struct Entity {
     tags: Vec<(String, String)>,
     /// Prebuilt caller for users (role sessions are built per request).
     principal: Option<Principal>,
+    /// The user's unique id (`UserId`, `aws:userid`), when the bundle has it.
+    user_id: Option<String>,
     /// Kept for role assumption.
     #[expect(
         dead_code,
@@ -247,6 +249,7 @@ impl Snapshot {
                     boundary,
                     tags,
                     principal: Some(principal.clone()),
+                    user_id: u.user_id.clone(),
                     trust: None,
                 });
                 users.insert(u.arn.clone(), entity.clone());
@@ -283,6 +286,7 @@ impl Snapshot {
                     boundary,
                     tags: tags(&r.tags),
                     principal: None,
+                    user_id: None,
                     trust,
                 });
                 by_name
@@ -328,6 +332,22 @@ impl Snapshot {
             inventory: Arc::new(inventory),
             inventory_hash,
         })
+    }
+
+    /// The users named `name` in every account: `(account, ARN)`.
+    pub fn users_named<'s, 'n>(
+        &'s self,
+        name: &'n str,
+    ) -> impl Iterator<Item = (&'s str, &'s str)> + use<'s, 'n> {
+        self.by_name.iter().filter_map(move |(account, n)| {
+            Some((account.as_str(), n.users.get(name)?.arn.as_str()))
+        })
+    }
+
+    /// The user with this exact ARN: its unique id (`UserId`), if the
+    /// bundle gave one (`Some(None)` for a user without it).
+    pub fn user(&self, arn: &str) -> Option<Option<&str>> {
+        self.users.get(arn).map(|e| e.user_id.as_deref())
     }
 
     /// The organization and OU ARNs of `account`, for EC2 launch and

@@ -1,0 +1,16 @@
+//! Who is calling: IAM users' long-term access keys ([`credentials`]) and
+//! Signature Version 4 verification of the requests they sign ([`sigv4`]).
+//!
+//! Pure: nothing here knows of tokio, Envoy or metrics. The server reads
+//! the credentials file, keeps it current and adapts a request to
+//! [`sigv4::SignedRequest`]; the principal a verified signature names comes
+//! from the bundle's users ([`credentials::resolve_user`]). Secrets never
+//! leave this module in text: `Debug` redacts them and no error carries
+//! them.
+
+pub mod credentials;
+pub mod sigv4;
+mod time;
+
+pub use credentials::{AccessKey, CredentialStore, CredentialsError, KeyStatus, ResolveError};
+pub use sigv4::{Expected, HeaderSource, SigV4Error, SignedRequest, verify};
