@@ -248,6 +248,17 @@ struct ServeArgs {
     /// ext_authz (EC2): most parameters in one EC2 Query API call.
     #[arg(long, env = "IAMGATE_EC2_MAX_PARAMETERS", default_value_t = iamgate::ec2::query::DEFAULT_MAX_PARAMETERS)]
     ec2_max_parameters: usize,
+    /// ext_authz (EC2): who calls an EC2 route without an `iamgate.auth`
+    /// extension: `proxy` (mTLS SAN, Envoy-verified JWT, trusted header) or
+    /// `sigv4` (the request's AWS Signature Version 4, keys from
+    /// --credentials).
+    #[arg(long, env = "IAMGATE_EC2_AUTH", default_value = "proxy")]
+    ec2_auth: iamgate::server::config::Ec2Auth,
+    /// IAM users' access keys for SigV4: what `aws iam create-access-key`
+    /// prints (one or a list). Watched and re-read on SIGHUP; keep it out of
+    /// the bundle (a Kubernetes Secret).
+    #[arg(long, env = "IAMGATE_CREDENTIALS")]
+    credentials: Option<PathBuf>,
     /// Open connections per API listener (gRPC, HTTP); more are closed at
     /// once. Default: 1024, or less to fit the open-files limit.
     #[arg(long, env = "IAMGATE_MAX_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..))]
@@ -333,6 +344,7 @@ impl ServeArgs {
                 region: self.ec2_region,
                 host_regions: self.ec2_host_region,
                 max_parameters: self.ec2_max_parameters,
+                auth: self.ec2_auth,
             },
             listeners: iamgate::server::config::ListenerLimits {
                 max_connections: self.max_connections.map(|n| n as usize),
@@ -340,6 +352,7 @@ impl ServeArgs {
                 header_read_timeout: Duration::from_millis(self.header_read_timeout_ms),
                 idle_timeout: Duration::from_millis(self.idle_timeout_ms),
             },
+            credentials: self.credentials,
         }
     }
 }

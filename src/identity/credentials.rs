@@ -256,20 +256,6 @@ impl CredentialStore {
         Ok(Self { keys })
     }
 
-    /// Reads a credentials file (blocking).
-    pub fn read(path: &std::path::Path) -> Result<Self, CredentialsError> {
-        use std::io::Read as _;
-        let file = std::fs::File::open(path).map_err(|e| CredentialsError::Read(e.to_string()))?;
-        let mut bytes = Vec::new();
-        file.take(MAX_CREDENTIALS_BYTES + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| CredentialsError::Read(e.to_string()))?;
-        if bytes.len() as u64 > MAX_CREDENTIALS_BYTES {
-            return Err(CredentialsError::TooLarge);
-        }
-        Self::from_json(&bytes)
-    }
-
     /// The key with this id, active or not.
     pub fn get(&self, access_key_id: &str) -> Option<&AccessKey> {
         self.keys.get(access_key_id)

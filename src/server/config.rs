@@ -59,6 +59,9 @@ pub struct ServeConfig {
     pub ec2: Ec2Settings,
     /// Connection limits and timeouts of the listeners.
     pub listeners: ListenerLimits,
+    /// `--credentials`: IAM users' access keys for SigV4 (watched; never
+    /// in the bundle).
+    pub credentials: Option<PathBuf>,
 }
 
 /// Connection limits and timeouts of the listeners. Connection limits are
@@ -339,6 +342,34 @@ pub struct Ec2Settings {
     pub host_regions: Vec<HostRegion>,
     /// `--ec2-max-parameters`: most parameters in one call.
     pub max_parameters: usize,
+    /// `--ec2-auth`: who the caller of an EC2 route without an
+    /// `iamgate.auth` extension is.
+    pub auth: Ec2Auth,
+}
+
+/// Where the caller of an EC2 route comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Ec2Auth {
+    /// What the proxy verified: a mapped mTLS SAN, `jwt_authn` metadata,
+    /// or the trusted principal header (`proxy`).
+    #[default]
+    Proxy,
+    /// The request's AWS Signature Version 4 alone (`sigv4`).
+    SigV4,
+}
+
+impl std::str::FromStr for Ec2Auth {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "proxy" => Ok(Ec2Auth::Proxy),
+            "sigv4" => Ok(Ec2Auth::SigV4),
+            other => Err(format!(
+                "unknown EC2 authentication `{other}` (known: `proxy`, `sigv4`)"
+            )),
+        }
+    }
 }
 
 impl Default for Ec2Settings {
@@ -347,6 +378,7 @@ impl Default for Ec2Settings {
             region: None,
             host_regions: Vec::new(),
             max_parameters: crate::ec2::query::DEFAULT_MAX_PARAMETERS,
+            auth: Ec2Auth::default(),
         }
     }
 }

@@ -9,6 +9,7 @@
 pub mod admin;
 pub mod config;
 pub mod control;
+pub mod credentials;
 pub mod errors;
 pub mod ext_authz;
 pub mod grpc;
@@ -63,6 +64,8 @@ pub enum ServerError {
     Control(#[from] control::ControlError),
     #[error("inventory: {0}")]
     Inventory(#[from] crate::ec2::inventory_store::InventoryStoreError),
+    #[error("{0}")]
+    Credentials(#[from] crate::identity::CredentialsError),
 }
 
 /// The bound addresses, reported once listening (tests bind port 0).
@@ -153,6 +156,17 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
         decision_log,
         reload.clone(),
     );
+    let credentials = match &config.credentials {
+        Some(path) => {
+            let file = credentials::CredentialsFile::open(path, state.credentials.clone())?;
+            file.poll(Duration::from_secs(2));
+            Some(file)
+        }
+        None => None,
+    };
+    if credentials.is_none() && config.ec2.auth == config::Ec2Auth::SigV4 {
+        tracing::warn!("--ec2-auth sigv4 without --credentials: every signed request is refused");
+    }
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
     let grpc_server = grpc::GrpcServer::new(state.clone())?;
@@ -245,7 +259,9 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
     }
     println!("{}", serde_json::json!({ "listening": listening }));
 
-    signals.wait(&reload, token_file.as_ref()).await;
+    signals
+        .wait(&reload, token_file.as_ref(), credentials.as_ref())
+        .await;
     tracing::info!("shutting down: draining connections");
     let _ = shutdown_tx.send(true);
     for t in tasks {
@@ -315,8 +331,13 @@ impl Signals {
     }
 
     /// Returns on SIGTERM or SIGINT; SIGHUP triggers a reload (and re-reads
-    /// the control token file).
-    async fn wait(mut self, reload: &reload::ReloadHandle, token: Option<&control::TokenFile>) {
+    /// the control token file and the credentials file).
+    async fn wait(
+        mut self,
+        reload: &reload::ReloadHandle,
+        token: Option<&control::TokenFile>,
+        credentials: Option<&credentials::CredentialsFile>,
+    ) {
         loop {
             tokio::select! {
                 _ = self.term.recv() => return,
@@ -327,6 +348,10 @@ impl Signals {
                     if let Some(token) = token {
                         let token = token.clone();
                         let _ = tokio::task::spawn_blocking(move || token.reload()).await;
+                    }
+                    if let Some(file) = credentials {
+                        let file = file.clone();
+                        let _ = tokio::task::spawn_blocking(move || file.reload(true)).await;
                     }
                 }
             }

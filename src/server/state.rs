@@ -30,6 +30,8 @@ pub struct AppState {
     pub config: Arc<ServeConfig>,
     pub decision_log: DecisionLog,
     pub reload: ReloadHandle,
+    /// IAM users' access keys (`--credentials`), swapped whole on reload.
+    pub credentials: Arc<arc_swap::ArcSwap<crate::identity::CredentialStore>>,
     pub started: SystemTime,
     ids: Arc<DecisionIds>,
     /// Permits to run heavy work (decisions that compile a session policy)
@@ -80,6 +82,9 @@ impl AppState {
             config,
             decision_log,
             reload,
+            credentials: Arc::new(arc_swap::ArcSwap::from_pointee(
+                crate::identity::CredentialStore::empty(),
+            )),
             started: SystemTime::now(),
             ids: Arc::new(DecisionIds {
                 prefix: prefix.get(..16).unwrap_or(&prefix).to_owned(),

@@ -16,8 +16,15 @@
 //!    need `with_request_body` (with `allow_partial_message: false`).
 //!    Parameters are parsed with [`QueryParams::parse_with_limit`]
 //!    (`--ec2-max-parameters`).
-//! 2. Principal: a mapped peer URI SAN, else the trusted principal header
-//!    (as the generic mapping). Region: configuration, never the client's
+//! 2. Principal: on a SigV4 route (`iamgate.auth: sigv4`, or
+//!    `--ec2-auth sigv4` for routes without the extension) the IAM user
+//!    whose active access key signed the request, and nothing else: the
+//!    signature is verified ([`crate::identity::sigv4`]) over the body
+//!    Envoy forwarded, scoped to the route's region and `ec2`, and a
+//!    failure is EC2's `AuthFailure`, `SignatureDoesNotMatch`,
+//!    `IncompleteSignature`, `RequestExpired` or `InvalidClientTokenId`.
+//!    Otherwise (`proxy`) a mapped peer URI SAN, else the trusted principal
+//!    header (as the generic mapping). Region: configuration, never the client's
 //!    word: the route's `iamgate.region` extension, else, when the operator
 //!    maps hosts (`--ec2-host-region HOST=REGION`), the region of the
 //!    request's Host (an unmapped Host is refused), else `--ec2-region`; a
@@ -51,6 +58,7 @@
 //! no snapshot yet, a misconfigured route or server (an unknown `iamgate.*`
 //! extension, no region source).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::SystemTime;
@@ -74,7 +82,9 @@ use crate::ec2::message::AuthorizationMessage;
 use crate::ec2::query::{Body, QueryParams};
 use crate::ec2::response::{self as ec2_response, Ec2Error};
 use crate::engine::{Context, ContextValue, Outcome};
-use crate::server::config::{Ec2Settings, ServiceMapping};
+use crate::identity::sigv4::AmbiguousHeader;
+use crate::identity::{Expected, HeaderSource, SigV4Error, SignedRequest};
+use crate::server::config::{Ec2Auth, Ec2Settings, ServiceMapping};
 use crate::server::errors::ServeError;
 use crate::server::ext_authz::mapping::{
     self, HttpView, MAPPING_KEY, MappingError, PrincipalSource,
@@ -85,6 +95,11 @@ use crate::telemetry::Frontend;
 
 /// Context extension naming the region of an EC2 route.
 pub const REGION_KEY: &str = "iamgate.region";
+/// Context extension choosing who the caller of an EC2 route is (`proxy`
+/// or `sigv4`; see [`Ec2Auth`]).
+pub const AUTH_KEY: &str = "iamgate.auth";
+/// The service in the credential scope of EC2 requests.
+const SIGNING_SERVICE: &str = "ec2";
 /// Header Envoy sets when it forwarded only part of the body.
 const PARTIAL_BODY_HEADER: &str = "x-envoy-auth-partial-body";
 
@@ -188,26 +203,35 @@ fn decide_call(
     let region = route_region_for(&config.ec2, region_ext, &http.host)?;
     check_method(&http.method)?;
     let view = HttpView::new(http);
-    let principals = PrincipalSource::new(config);
-    let principal = mapping::principal(
-        &mapping::Verified::from_message(attrs, principals),
-        &view,
-        principals,
-    )
-    .map_err(|e| match e {
-        MappingError::NoPrincipal { .. } => Refusal::Ec2 {
-            error: Ec2Error::new(401, "AuthFailure", e.to_string()),
-            reason: Some("unauthenticated"),
-            decided: None,
-        },
-        other => Refusal::Ec2 {
-            error: Ec2Error::new(401, "AuthFailure", other.to_string()),
-            reason: Some("bad_request"),
-            decided: None,
-        },
-    })?;
-
-    let body = request_body(http, &view)?;
+    let auth = route_auth(&attrs.context_extensions, config.ec2.auth)?;
+    // On a SigV4 route the body is part of what was signed: read it first,
+    // and the principal is the signature's alone.
+    let (principal, body, user_id) = if auth == Ec2Auth::SigV4 {
+        let body = request_body(http, &view)?;
+        let (principal, user_id) = sigv4_principal(state, http, &view, body, &region, now)?;
+        (principal, body, user_id)
+    } else {
+        let principals = PrincipalSource::new(config);
+        let principal = mapping::principal(
+            &mapping::Verified::from_message(attrs, principals),
+            &view,
+            principals,
+        )
+        .map_err(|e| match e {
+            MappingError::NoPrincipal { .. } => Refusal::Ec2 {
+                error: Ec2Error::new(401, "AuthFailure", e.to_string()),
+                reason: Some("unauthenticated"),
+                decided: None,
+            },
+            other => Refusal::Ec2 {
+                error: Ec2Error::new(401, "AuthFailure", other.to_string()),
+                reason: Some("bad_request"),
+                decided: None,
+            },
+        })?;
+        let body = request_body(http, &view)?;
+        (principal, body, None)
+    };
     let content_type = view
         .header("content-type")
         .map_err(|e| Refusal::bad(Ec2Error::bad_request("MalformedQueryString", e.to_string())))?;
@@ -241,6 +265,12 @@ fn decide_call(
         &region,
         now,
     )?;
+    let mut request_keys = request_keys;
+    // The engine derives the other principal keys from the ARN; the user's
+    // unique id is the bundle's.
+    if let Some(id) = user_id {
+        request_keys.insert_static("aws:userid", ContextValue::One(id));
+    }
     let traceparent = view.traceparent();
     let mut first: Option<Decided> = None;
     for a in &call.authorizations {
@@ -352,17 +382,91 @@ fn denied(mut d: Decided) -> Decided {
     d
 }
 
+/// How a route's caller is identified: its `iamgate.auth` extension, else
+/// `--ec2-auth`. An unknown value is a configuration error.
+fn route_auth(ext: &HashMap<String, String>, default: Ec2Auth) -> Result<Ec2Auth, ServeError> {
+    match ext.get(AUTH_KEY) {
+        None => Ok(default),
+        Some(v) => v.parse().map_err(|message| {
+            ServeError::Internal(
+                MappingError::BadTemplate {
+                    key: AUTH_KEY.to_owned(),
+                    message,
+                }
+                .to_string(),
+            )
+        }),
+    }
+}
+
+/// A request's headers as SigV4 reads them.
+struct ViewHeaders<'v, 'r>(&'v HttpView<'r>);
+
+impl HeaderSource for ViewHeaders<'_, '_> {
+    fn header(&self, name: &str) -> Result<Option<Cow<'_, str>>, AmbiguousHeader> {
+        self.0.header(name).map_err(|_| AmbiguousHeader)
+    }
+}
+
+/// The caller of a SigV4 route: the IAM user whose active key signed the
+/// request (with the user's unique id when the bundle has it). Every
+/// failure is EC2's answer to the client; none reaches the backend.
+fn sigv4_principal(
+    state: &AppState,
+    http: &HttpRequest,
+    view: &HttpView<'_>,
+    body: Option<&[u8]>,
+    region: &str,
+    now: SystemTime,
+) -> Result<(String, Option<String>), Refusal> {
+    let refused = |e: SigV4Error| Refusal::Ec2 {
+        error: Ec2Error::new(e.status(), e.code(), e.to_string()),
+        reason: Some("unauthenticated"),
+        decided: None,
+    };
+    let store = state.credentials.load();
+    let headers = ViewHeaders(view);
+    let request = SignedRequest {
+        method: &http.method,
+        target: &http.path,
+        host: &http.host,
+        headers: &headers,
+        body: body.unwrap_or_default(),
+    };
+    let expected = Expected {
+        region,
+        service: SIGNING_SERVICE,
+    };
+    let key = crate::identity::verify(&request, &store, expected, now).map_err(|e| {
+        tracing::debug!(code = e.code(), "SigV4 signature refused");
+        refused(e)
+    })?;
+    let snapshot = state.snapshot()?;
+    let arn = key.resolve_user(&snapshot).map_err(|e| {
+        tracing::warn!(
+            access_key_id = %key.access_key_id,
+            user = %key.user_name,
+            error = %e,
+            "a valid access key names no user of the bundle; refused"
+        );
+        refused(SigV4Error::UnknownKey)
+    })?;
+    let user_id = snapshot.user(arn).flatten().map(str::to_owned);
+    Ok((arn.to_owned(), user_id))
+}
+
 /// The `iamgate.region` extension, checking that the route carries no
 /// other unknown `iamgate.*` extension (a typo would silently change what
 /// is decided).
 fn route_region(ext: &HashMap<String, String>) -> Result<Option<&str>, ServeError> {
     for key in ext.keys() {
-        if key.starts_with("iamgate.") && key != MAPPING_KEY && key != REGION_KEY {
+        if key.starts_with("iamgate.") && key != MAPPING_KEY && key != REGION_KEY && key != AUTH_KEY
+        {
             return Err(ServeError::Internal(
                 MappingError::BadTemplate {
                     key: key.clone(),
                     message: format!(
-                        "unknown iamgate extension on an EC2 route (known: `{MAPPING_KEY}`, `{REGION_KEY}`)"
+                        "unknown iamgate extension on an EC2 route (known: `{MAPPING_KEY}`, `{REGION_KEY}`, `{AUTH_KEY}`)"
                     ),
                 }
                 .to_string(),
