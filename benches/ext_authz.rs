@@ -17,7 +17,9 @@
 //! with headers and dynamic metadata, written to the wire as the server
 //! does), `answer_message` (the same allow built as a prost `CheckResponse`
 //! and encoded: how every other answer is made, and how the allow was) and
-//! `all` (read + map + authorize + answer). Without `IAMGATE_BENCH_BUNDLE` the built-in demo bundle is used,
+//! `all` (read + map + authorize + answer), and `sigv4_verify` (a SigV4
+//! signature checked with a warm signing-key cache, what a SigV4 EC2 route
+//! adds). Without `IAMGATE_BENCH_BUNDLE` the built-in demo bundle is used,
 //! with the demo's `bob` stopping a blue instance; with it, the request of
 //! `benches/load/gen_bundle.py` (user-0042 of account 111111111111, team
 //! red).
@@ -226,5 +228,89 @@ fn ext_authz(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, ext_authz);
+/// Headers of a signed request, as Envoy's header map gives them.
+struct SignedHeaders(Vec<(String, String)>);
+
+impl iamgate::identity::HeaderSource for SignedHeaders {
+    fn header(
+        &self,
+        name: &str,
+    ) -> Result<Option<std::borrow::Cow<'_, str>>, iamgate::identity::sigv4::AmbiguousHeader> {
+        Ok(self
+            .0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| std::borrow::Cow::Borrowed(v.as_str())))
+    }
+}
+
+/// `sigv4_verify`: one EC2 Query API POST as botocore signs it (signed by
+/// the `aws-sigv4` crate), verified with a warm signing-key cache: the
+/// cost a SigV4 route adds before mapping and deciding.
+#[expect(
+    clippy::expect_used,
+    reason = "a benchmark that cannot set up must stop"
+)]
+fn sigv4(c: &mut Criterion) {
+    use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+    use iamgate::identity::{CredentialStore, Expected, SignedRequest, verify};
+    const ID: &str = "AKIAIOSFODNN7EXAMPLE";
+    const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+    let store = CredentialStore::from_json(
+        format!(
+            r#"{{"AccessKey": {{"UserName": "bob", "AccessKeyId": "{ID}", "Status": "Active", "SecretAccessKey": "{SECRET}"}}}}"#
+        )
+        .as_bytes(),
+    )
+    .expect("credentials");
+    let now = SystemTime::now();
+    let identity = aws_credential_types::Credentials::new(ID, SECRET, None, None, "bench").into();
+    let params = aws_sigv4::sign::v4::SigningParams::builder()
+        .identity(&identity)
+        .region("us-east-1")
+        .name("ec2")
+        .time(now)
+        .settings(SigningSettings::default())
+        .build()
+        .expect("signing params")
+        .into();
+    let body = b"Action=StopInstances&Version=2016-11-15&InstanceId.1=i-0a111000000000001";
+    let mut headers = vec![
+        (
+            "content-type".to_owned(),
+            "application/x-www-form-urlencoded; charset=utf-8".to_owned(),
+        ),
+        ("host".to_owned(), "ec2.us-east-1.amazonaws.com".to_owned()),
+    ];
+    let signable = SignableRequest::new(
+        "POST",
+        "https://ec2.us-east-1.amazonaws.com/",
+        headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        SignableBody::Bytes(body),
+    )
+    .expect("signable");
+    let (instructions, _) = sign(signable, &params).expect("signed").into_parts();
+    for (k, v) in instructions.headers() {
+        headers.push((k.to_ascii_lowercase(), v.to_owned()));
+    }
+    let headers = SignedHeaders(headers);
+    let request = SignedRequest {
+        method: "POST",
+        target: "/",
+        host: "ec2.us-east-1.amazonaws.com",
+        headers: &headers,
+        body,
+    };
+    let scope = Expected {
+        region: "us-east-1",
+        service: "ec2",
+    };
+    verify(&request, &store, scope, now).expect("the bench signature verifies");
+    c.benchmark_group("ext_authz")
+        .bench_function("sigv4_verify", |b| {
+            b.iter(|| verify(black_box(&request), &store, scope, now).is_ok())
+        });
+}
+
+criterion_group!(benches, ext_authz, sigv4);
 criterion_main!(benches);
