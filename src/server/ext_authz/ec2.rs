@@ -850,6 +850,47 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_route_or_the_flag_selects_sigv4() {
+        let ext = |v: &[(&str, &str)]| -> HashMap<String, String> {
+            v.iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
+        };
+        assert_eq!(
+            route_auth(&ext(&[]), Ec2Auth::Proxy).unwrap(),
+            Ec2Auth::Proxy
+        );
+        assert_eq!(
+            route_auth(&ext(&[]), Ec2Auth::SigV4).unwrap(),
+            Ec2Auth::SigV4
+        );
+        let sigv4 = ext(&[(AUTH_KEY, "sigv4")]);
+        assert_eq!(route_auth(&sigv4, Ec2Auth::Proxy).unwrap(), Ec2Auth::SigV4);
+        let proxy = ext(&[(AUTH_KEY, "proxy")]);
+        assert_eq!(route_auth(&proxy, Ec2Auth::SigV4).unwrap(), Ec2Auth::Proxy);
+        // A typo is the operator's: an error_response, never a guess.
+        let typo = ext(&[(AUTH_KEY, "sigv2")]);
+        assert!(matches!(
+            route_auth(&typo, Ec2Auth::SigV4),
+            Err(ServeError::Internal(_))
+        ));
+        // The extension is known to the region check.
+        assert!(route_region(&sigv4).is_ok());
+    }
+
+    #[test]
+    fn sigv4_reads_headers_from_envoy_view() {
+        let h = http("/", &[("x-amz-date", "20260101T000000Z")], "");
+        let view = HttpView::new(&h);
+        let headers = ViewHeaders(&view);
+        assert_eq!(
+            headers.header("x-amz-date").unwrap().as_deref(),
+            Some("20260101T000000Z")
+        );
+        assert_eq!(headers.header("authorization").unwrap(), None);
+    }
+
     fn region_of(s: &Ec2Settings, ext: Option<&str>, host: &str) -> Result<String, String> {
         route_region_for(s, ext, host).map_err(|e| match e {
             Refusal::Ec2 { error, .. } => format!("{} {}", error.status, error.code),
