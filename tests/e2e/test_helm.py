@@ -21,6 +21,10 @@ chart, checked by the tools that consume them and against the real binary.
   cert-manager would write them, the bundle as a .tar.gz or a folder) and the
   binary must become ready with exactly those flags (listen addresses moved
   to 127.0.0.1 ephemeral ports).
+- The sidecar pod as rendered, run on loopback: the application (a stub
+  backend), iamgate with the rendered flags, Envoy with the rendered config;
+  a JWT caller is allowed as the principal iamgate decided for, a denied
+  action and a missing token never reach the application.
 """
 
 import copy
@@ -29,6 +33,7 @@ import pathlib
 import re
 import secrets
 import shutil
+import socket
 import subprocess
 import sys
 import tarfile
@@ -38,7 +43,8 @@ import requests
 import yaml
 
 from conftest import ROOT, start_server
-from envoy_util import envoy_binary
+from envoy_util import Backend, Envoy, envoy_binary
+from jwt_util import AUDIENCE, ISSUER, Issuer
 from telemetry.prometheus_server import PROMTOOL
 from test_tls import make_ca, make_leaf
 
@@ -495,12 +501,17 @@ def materialize(docs, dep, tmp, pki):
 LISTEN_FLAGS = ("--grpc-listen", "--http-listen", "--admin-listen")
 
 
-def start_with_rendered_args(docs, dep, tmp):
+def make_pki(tmp):
+    """A CA and a server certificate, as a cert-manager Secret would hold them."""
     pki = tmp / "pki"
     pki.mkdir()
     make_ca(pki, "ca")
     make_leaf(pki, "server", "ca", "IP:127.0.0.1,DNS:localhost")
-    mounts = materialize(docs, dep, tmp / "root", pki)
+    return pki
+
+
+def start_with_rendered_args(docs, dep, tmp):
+    mounts = materialize(docs, dep, tmp / "root", make_pki(tmp))
     ig = container(dep, "iamgate")
     assert ig["args"][0] == "serve"
     args = []
@@ -544,3 +555,93 @@ def test_deploy_kubernetes_args_start_the_real_binary(name, tmp_path):
         assert requests.get(server.admin + "/readyz", timeout=5).status_code == 200, server.log()
     finally:
         assert server.stop() == 0
+
+
+# ── the rendered sidecar pod, run on loopback ────────────────────────────
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_rendered_sidecar_pod_decides_end_to_end(helm, tmp_path):
+    """The sidecar pod as the chart renders it: the backend (the
+    application), iamgate with the rendered flags and Envoy with the rendered
+    config on loopback. A caller with a valid JWT is allowed and the backend
+    sees the principal iamgate decided for, not the one the client sent; a
+    denied action and a missing token never reach the backend. Test-only
+    changes to the rendered Envoy config: ephemeral listener and admin ports,
+    and the issuer's keys inline (local_jwks) instead of fetched from the IdP."""
+    backend = Backend(tmp_path, ROOT / "tests" / "e2e" / "envoy" / "backend.py")
+    grpc_port, admin_port = free_port(), free_port()
+    values = tmp_path / "pod-values.yaml"
+    values.write_text(yaml.safe_dump({
+        "ports": {"grpc": grpc_port, "admin": admin_port},
+        "identity": {"jwtPrincipals": ["corp:sub=arn:aws:iam::111111111111:user/{claim}"]},
+        "sidecar": {"app": {"port": backend.port}, "envoy": {
+            "jwt": {"provider": "corp", "issuer": ISSUER, "audiences": [AUDIENCE]},
+            "routes": [{"prefix": "/instances/", "action": "ec2:{path.2}Instances",
+                        "resource": "arn:aws:ec2:us-east-1:111111111111:instance/{path.1}",
+                        "context": {"aws:RequestedRegion": "us-east-1",
+                                    "ec2:ResourceTag/team": "blue"}}]}},
+    }))
+    rc, text = render(helm, [CI / "sidecar-values.yaml", values])
+    assert rc == 0, text
+    docs = [d for d in yaml.safe_load_all(text) if d]
+    dep = one(docs, "Deployment")
+    mounts = materialize(docs, dep, tmp_path / "root", make_pki(tmp_path))
+    args = []
+    for a in container(dep, "iamgate")["args"][1:]:
+        for mount, local in mounts.items():
+            a = a.replace("=" + mount, "=" + str(local))
+        args.append(a.replace("=0.0.0.0:", "=127.0.0.1:"))
+    assert f"--grpc-listen=127.0.0.1:{grpc_port}" in args
+    iamgate = None
+    envoy = None
+    try:
+        # start_server's ephemeral listen flags come first; the rendered
+        # ones, later, win.
+        iamgate = start_server(tmp_path, *args, env={"RUST_LOG": "warn"})
+        assert iamgate.addrs["grpc"] == f"127.0.0.1:{grpc_port}"
+        issuer = Issuer()
+        cfg = yaml.safe_load(one(docs, "ConfigMap", "rel-iamgate-envoy")["data"]["envoy.yaml"])
+        cfg["admin"]["address"]["socket_address"]["port_value"] = 0
+        cfg["static_resources"]["listeners"][0]["address"]["socket_address"] = {
+            "address": "127.0.0.1", "port_value": 0}
+        jwt_filter = http_filters(cfg)[1]["typed_config"]
+        provider = jwt_filter["providers"]["corp"]
+        del provider["remote_jwks"]
+        provider["local_jwks"] = {"inline_string": issuer.jwks}
+        cfg["static_resources"]["clusters"] = [
+            c for c in cfg["static_resources"]["clusters"] if c["name"] != "idp"]
+        template = tmp_path / "envoy.yaml"
+        template.write_text(yaml.safe_dump(cfg).replace("$", "$$"))
+        envoy = Envoy(envoy_binary(), tmp_path, template)
+
+        bob = "arn:aws:iam::111111111111:user/engineering/bob"
+        forged = {"x-iamgate-principal": "arn:aws:iam::111111111111:user/admin",
+                  **issuer.bearer("engineering/bob")}
+        status, _, body = envoy.call("POST", "/instances/i-0blue0000000000001/Start", headers=forged)
+        assert status == 200, (body, iamgate.log())
+        seen = backend.requests()
+        assert len(seen) == 1
+        assert seen[0]["headers"]["x-iamgate-principal"] == bob
+        assert seen[0]["headers"].get("x-iamgate-decision-id")
+
+        status, _, _ = envoy.call("POST", "/instances/i-0blue0000000000001/Terminate",
+                                  headers=issuer.bearer("engineering/bob"))
+        assert status == 403
+        status, _, _ = envoy.call("POST", "/instances/i-0blue0000000000001/Start",
+                                  headers={"x-iamgate-principal": bob})
+        assert status == 401
+        assert len(backend.requests()) == 1
+        status, _, _ = envoy.call("GET", "/healthz")
+        assert status == 200
+    finally:
+        if envoy:
+            envoy.stop()
+        if iamgate:
+            iamgate.stop()
+        backend.stop()
