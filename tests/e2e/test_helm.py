@@ -38,9 +38,11 @@ import subprocess
 import sys
 import tarfile
 
+import grpc
 import pytest
 import requests
 import yaml
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from conftest import ROOT, start_server
 from envoy_util import Backend, Envoy, envoy_binary
@@ -543,6 +545,14 @@ def test_rendered_args_start_the_real_binary(rendered, case, tmp_path):
         assert "revision" in json.dumps(status)
         if any(a.startswith("--control-listen") for a in args):
             assert "control" in server.addrs
+        probe = container(one(docs, "Deployment"), "iamgate")["startupProbe"]
+        if "grpc" in probe:
+            # What the kubelet's gRPC probe asks: grpc.health.v1, service "".
+            with grpc.insecure_channel(server.grpc) as channel:
+                reply = health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(service=probe["grpc"].get("service", "")),
+                    timeout=5)
+            assert reply.status == health_pb2.HealthCheckResponse.SERVING
     finally:
         assert server.stop() == 0
 
