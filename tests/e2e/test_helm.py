@@ -218,8 +218,36 @@ def test_rendered_manifests_pass_kubernetes_validate(rendered, case, tmp_path):
 @pytest.mark.parametrize("name", sorted(p.name for p in K8S.glob("*.yaml")))
 def test_deploy_kubernetes_passes_kubernetes_validate(name):
     rc, out, skipped = validate_file(K8S / name)
-    assert rc == 0 and not skipped, out
-    assert len(re.findall(r"passed for resource", out)) == len(k8s_docs()[name]), out
+    docs = k8s_docs()[name]
+    assert rc == 0, out
+    assert set(skipped) <= {"Certificate"}, out
+    assert len(re.findall(r"passed for resource", out)) == \
+        len([d for d in docs if d["kind"] not in skipped]), out
+    if skipped:
+        print(f"kubernetes-validate has no schema for {', '.join(skipped)} ({name}): "
+              "checked by test_certificates_are_the_mounted_secrets instead")
+
+
+def test_certificates_are_the_mounted_secrets():
+    """cert-manager's Certificates (no schema in kubernetes-validate) write
+    exactly the TLS Secrets the shared service mounts, for its Services' names."""
+    certs = by_kind(k8s_docs()["certificates.yaml"], "Certificate")
+    docs = k8s_docs()["shared-service.yaml"]
+    dep = one(docs, "Deployment")
+    ig = container(dep, "iamgate")
+    volumes = {v["name"]: v for v in dep["spec"]["template"]["spec"]["volumes"]}
+    tls_secrets = {volumes[m["name"]]["secret"]["secretName"] for m in ig["volumeMounts"]
+                   if m["mountPath"].endswith("tls")}
+    assert {c["spec"]["secretName"] for c in certs} == tls_secrets == {"iamgate-tls", "iamgate-control-tls"}
+    names = {c["spec"]["secretName"]: c["spec"]["dnsNames"] for c in certs}
+    ns = "iamgate"
+    for svc, secret in [("iamgate", "iamgate-tls"), ("iamgate-control", "iamgate-control-tls")]:
+        one(docs, "Service", svc)
+        assert f"{svc}.{ns}.svc" in names[secret]
+    for c in certs:
+        assert c["apiVersion"] == "cert-manager.io/v1"
+        assert c["spec"]["usages"] == ["server auth"]
+        assert c["spec"]["privateKey"]["rotationPolicy"] == "Always"
 
 
 def test_strict_validation_catches_a_misplaced_field(tmp_path):
