@@ -683,3 +683,27 @@ def test_rendered_sidecar_pod_decides_end_to_end(helm, tmp_path):
         if iamgate:
             iamgate.stop()
         backend.stop()
+
+
+def test_readme_proxy_cluster_for_the_shared_service_validates(tmp_path):
+    """The README's `iamgate` cluster for proxies calling the shared service
+    over mutual TLS, in place of the loopback cluster of
+    deploy/envoy/generic-jwt.yaml, passes `envoy --mode validate`."""
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("Each proxy's `iamgate` cluster")
+    block = readme[readme.index("```yaml\n", start) + 8:]
+    cluster = yaml.safe_load(block[:block.index("```")])[0]
+    assert cluster["name"] == "iamgate"
+    tls = pathlib.Path("/etc/envoy/tls")
+    pki = make_pki(tmp_path)
+    text = yaml.safe_dump(cluster)
+    for name, src in [("tls.crt", "server.pem"), ("tls.key", "server.key"), ("ca.crt", "ca.pem")]:
+        text = text.replace(str(tls / name), str(pki / src))
+    cfg = yaml.safe_load((ROOT / "deploy" / "envoy" / "generic-jwt.yaml").read_text())
+    clusters = cfg["static_resources"]["clusters"]
+    cfg["static_resources"]["clusters"] = [
+        yaml.safe_load(text) if c["name"] == "iamgate" else c for c in clusters]
+    path = tmp_path / "envoy.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    rc, out = run([envoy_binary(), "--mode", "validate", "-c", path])
+    assert rc == 0 and "OK" in out, out
