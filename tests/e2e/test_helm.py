@@ -28,6 +28,7 @@ chart, checked by the tools that consume them and against the real binary.
 """
 
 import copy
+import os
 import json
 import pathlib
 import re
@@ -37,6 +38,7 @@ import socket
 import subprocess
 import sys
 import tarfile
+import time
 
 import grpc
 import pytest
@@ -707,3 +709,47 @@ def test_readme_proxy_cluster_for_the_shared_service_validates(tmp_path):
     path.write_text(yaml.safe_dump(cfg))
     rc, out = run([envoy_binary(), "--mode", "validate", "-c", path])
     assert rc == 0 and "OK" in out, out
+
+
+def test_configmap_update_reloads_the_bundle(rendered, tmp_path):
+    """The chart's default bundle source is a ConfigMap holding a .tar.gz.
+    The kubelet updates a ConfigMap volume atomically: the new files go to a
+    fresh hidden folder and the `..data` link is swapped; `bundle.tar.gz` is
+    a link through `..data`. The binary started with the rendered flags
+    serves the new revision after such a swap, with no signal."""
+    _, docs = rendered["defaults"]
+    dep = one(docs, "Deployment")
+    bundle_arg = [a for a in container(dep, "iamgate")["args"] if a.startswith("--bundle=")]
+    assert bundle_arg == ["--bundle=/etc/iamgate/bundle/bundle.tar.gz"]
+    volume = [v for v in dep["spec"]["template"]["spec"]["volumes"] if v["name"] == "iamgate-bundle"][0]
+    assert volume["configMap"] == {"name": "rel-iamgate-bundle"}
+
+    mount = tmp_path / "etc" / "iamgate" / "bundle"
+    mount.mkdir(parents=True)
+
+    def publish(revision, stamp):
+        src = tmp_path / f"src-{stamp}"
+        shutil.copytree(DEMO_BUNDLE, src)
+        (src / "manifest.json").write_text(json.dumps({"revision": revision}))
+        folder = mount / f"..2026_12_06_00_00_0{stamp}"
+        folder.mkdir()
+        with tarfile.open(folder / "bundle.tar.gz", "w:gz") as tar:
+            tar.add(src, arcname="bundle")
+        tmp_link = mount / "..data_tmp"
+        tmp_link.symlink_to(folder.name)
+        os.replace(tmp_link, mount / "..data")
+
+    publish("cm-1", 1)
+    (mount / "bundle.tar.gz").symlink_to("..data/bundle.tar.gz")
+    server = start_server(tmp_path, f"--bundle={mount / 'bundle.tar.gz'}", env={"RUST_LOG": "warn"})
+    try:
+        def revision():
+            return requests.get(server.admin + "/v1/status", timeout=5).json()["manifest_revision"]
+        assert revision() == "cm-1"
+        publish("cm-2", 2)
+        deadline = time.monotonic() + 15
+        while revision() != "cm-2" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert revision() == "cm-2", server.log()
+    finally:
+        assert server.stop() == 0
