@@ -330,6 +330,65 @@ mod tests {
                "Condition": {"NotIpAddress": {"aws:SourceIp": cidr}}})
     }
 
+    /// A trust policy that names the account lets the identity policy
+    /// decide, and both statements are reported; one that names someone
+    /// else leaves the identity allow without effect (issue 13).
+    #[test]
+    fn trust_policies_must_allow_within_the_account() -> Result<(), EngineError> {
+        let role = "arn:aws:iam::111122223333:role/deploy";
+        let identity = PolicySet::new(vec![policy(
+            "id",
+            json!({"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": ["sts:AssumeRole", "sqs:SendMessage"], "Resource": "*"}]}),
+        )?]);
+        let trust = |who: &str| -> Result<PolicySet, EngineError> {
+            Ok(PolicySet::new(vec![Arc::new(CompiledPolicy::from_json(
+                "trust",
+                PolicyKind::Resource,
+                &json!({"Version": "2012-10-17", "Statement": [{"Sid": "Trust", "Effect": "Allow",
+                    "Principal": {"AWS": who}, "Action": ["sts:AssumeRole", "sqs:SendMessage"],
+                    "Resource": "*"}]}),
+            )?)]))
+        };
+        let caller = Principal::parse("arn:aws:iam::111122223333:user/alice")?;
+        let ctx = Context::new();
+        let account = trust("arn:aws:iam::111122223333:root")?;
+        let other = trust("arn:aws:iam::111122223333:user/bob")?;
+        let run = |resource: &PolicySet, action: &str| {
+            let applicable = Applicable {
+                identity: Some(&identity),
+                resource: Some(resource),
+                ..Applicable::default()
+            };
+            let req = Request::new(&caller, action, role, &ctx);
+            let d = decide(&applicable, &req);
+            let ids: Vec<String> = d.matched.iter().map(|m| m.policy_id().to_owned()).collect();
+            (d.outcome, d.reason, ids)
+        };
+        assert_eq!(
+            run(&account, "sts:AssumeRole"),
+            (
+                Outcome::Allowed,
+                Reason::IdentityAllows,
+                vec!["id".to_owned(), "trust".to_owned()]
+            )
+        );
+        assert_eq!(
+            run(&other, "STS:AssumeRole"),
+            (Outcome::ImplicitDeny, Reason::NoResourceAllow, vec![])
+        );
+        // An ordinary action under the same kind of policy: identity suffices.
+        assert_eq!(
+            run(&other, "sqs:SendMessage"),
+            (
+                Outcome::Allowed,
+                Reason::IdentityAllows,
+                vec!["id".to_owned()]
+            )
+        );
+        Ok(())
+    }
+
     /// Copies of a statement (same rule, other Sids) are evaluated once and
     /// all reported, in policy order; a near copy is not a copy.
     #[test]
