@@ -53,7 +53,7 @@ def envoy_bin():
     return envoy_binary()
 
 
-def demo_bundle(tmp_path, edit=None):
+def demo_bundle(tmp_path):
     """The built-in demo bundle as a directory, with bob's LaunchWithTeamTags
     split per resource type. The demo's single statement conditions
     `volume/*` on `ec2:InstanceType`, a key RunInstances does not give for
@@ -73,8 +73,6 @@ def demo_bundle(tmp_path, edit=None):
     volumes["Resource"] = "arn:aws:ec2:*:111111111111:volume/*"
     del volumes["Condition"]["StringLike"]
     statements.append(volumes)
-    if edit:
-        edit(doc)
     iam.write_text(json.dumps(doc))
     return bundle
 
@@ -100,8 +98,14 @@ class Ec2Stack:
         # Callers are identified as a deployment does: a JWT that Envoy's
         # jwt_authn verifies, whose `prod` or `dev` claim names the user.
         self.issuer = Issuer()
+        bundle = demo_bundle(tmp_path)
+        if bundle_edit:
+            iam = bundle / "iam" / f"{PROD}.json"
+            doc = json.loads(iam.read_text())
+            bundle_edit(doc)
+            iam.write_text(json.dumps(doc))
         self.server = start_with_control(
-            tmp_path, "--bundle", str(demo_bundle(tmp_path, bundle_edit)), "--no-watch",
+            tmp_path, "--bundle", str(bundle), "--no-watch",
             "--default-mapping", "ec2-query", *hosts,
             "--message-key-file", str(self.key_file), "--xff-trusted-hops", "1",
             "--jwt-principal", f"{PAYLOAD_KEY}:prod=arn:aws:iam::{PROD}:user/{{claim}}",
