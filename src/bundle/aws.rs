@@ -104,6 +104,27 @@ pub struct RoleDetail {
     pub permissions_boundary: Option<Boundary>,
     #[serde(default)]
     pub tags: Vec<Tag>,
+    /// The instance profiles the role is in.
+    #[serde(default)]
+    pub instance_profile_list: Vec<InstanceProfileDetail>,
+}
+
+/// An instance profile (`InstanceProfileList` of a role).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct InstanceProfileDetail {
+    pub instance_profile_name: String,
+    pub arn: String,
+    /// The profile's roles (IAM allows one).
+    #[serde(default)]
+    pub roles: Vec<InstanceProfileRole>,
+}
+
+/// A role of an instance profile (only its ARN is read).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct InstanceProfileRole {
+    pub arn: String,
 }
 
 /// A managed policy with its versions.

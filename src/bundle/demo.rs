@@ -255,6 +255,66 @@ mod tests {
         Ok(())
     }
 
+    /// The demo's instance profile `app` (role `ops-automation`): found by
+    /// name in its account only, and passing it to EC2 needs iam:PassRole
+    /// (issue 13).
+    #[test]
+    fn demo_instance_profile_needs_pass_role() -> Result<(), Box<dyn std::error::Error>> {
+        use crate::ec2::mapping::{InstanceProfile, map_call_with};
+        let snap = load_files(&files(), "demo")?;
+        let role = "arn:aws:iam::111111111111:role/service/ops-automation";
+        let app = snap.instance_profile(PROD, "APP").cloned();
+        assert_eq!(
+            app.map(|p| (p.arn, p.role_arns)),
+            Some((
+                "arn:aws:iam::111111111111:instance-profile/app".to_owned(),
+                vec![role.to_owned()]
+            ))
+        );
+        assert!(snap.instance_profile(DEV, "app").is_none());
+        let profiles = |account: &str, name: &str| {
+            snap.instance_profile(account, name)
+                .map(|p| InstanceProfile {
+                    arn: p.arn.clone(),
+                    role_arns: p.role_arns.clone(),
+                })
+        };
+        let params = QueryParams::parse(
+            "/?Action=RunInstances&ImageId=ami-0c0ffee0000000001&SubnetId=subnet-0a111000000000a01\
+             &IamInstanceProfile.Name=app",
+            None,
+        )?;
+        let call = map_call_with(&params, "us-east-1", PROD, snap.inventory(), &profiles)?;
+        let pass = call
+            .authorizations
+            .iter()
+            .find(|a| a.action == "iam:PassRole")
+            .ok_or("no iam:PassRole")?;
+        for (who, allowed) in [
+            ("arn:aws:iam::111111111111:user/engineering/bob", false),
+            ("arn:aws:iam::111111111111:user/alice", true),
+        ] {
+            let mut context = pass.context.clone();
+            context.insert(
+                "aws:RequestedRegion",
+                crate::engine::ContextValue::One("us-east-1".into()),
+            );
+            let answer = snap.authorize(&crate::bundle::AuthzRequest {
+                principal_arn: who.into(),
+                action: pass.action.clone(),
+                resource: pass.resource.clone(),
+                context,
+                ..Default::default()
+            })?;
+            assert_eq!(
+                answer.decision == crate::engine::Outcome::Allowed,
+                allowed,
+                "{who}"
+            );
+        }
+        Ok(())
+    }
+
     /// Launch / create-volume permission of each demo image and snapshot for
     /// the production account.
     #[test]

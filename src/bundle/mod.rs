@@ -18,7 +18,7 @@ pub mod store;
 
 pub use err::BundleError;
 pub use files::BundleFiles;
-pub use snapshot::{AuthzAnswer, AuthzRequest, MatchedInfo, Snapshot};
+pub use snapshot::{AuthzAnswer, AuthzRequest, InstanceProfile, MatchedInfo, Snapshot};
 pub use store::{ReloadAttempt, SnapshotStore};
 
 /// How a bundle on disk is read and what it must hold to serve.

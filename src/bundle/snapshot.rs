@@ -50,6 +50,19 @@ struct Entity {
 struct Names {
     users: FxHashMap<String, Arc<Entity>>,
     roles: FxHashMap<String, Arc<Entity>>,
+    /// Instance profiles by name in lower case.
+    profiles: FxHashMap<String, InstanceProfile>,
+}
+
+/// An IAM instance profile, from the `InstanceProfileList` of the roles in
+/// `get-account-authorization-details`: what EC2 needs to launch an
+/// instance with it (the roles it passes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceProfile {
+    pub arn: String,
+    pub name: String,
+    /// The profile's roles (IAM allows one).
+    pub role_arns: Vec<String>,
 }
 
 /// SCP and RCP levels that apply to one account.
@@ -289,11 +302,13 @@ impl Snapshot {
                     user_id: None,
                     trust,
                 });
-                by_name
-                    .entry(account)
-                    .or_default()
-                    .roles
-                    .insert(r.role_name.to_ascii_lowercase(), entity);
+                let names = by_name.entry(account).or_default();
+                names.roles.insert(r.role_name.to_ascii_lowercase(), entity);
+                for (j, p) in r.instance_profile_list.iter().enumerate() {
+                    let ppath = format!("{path}.InstanceProfileList[{j}]");
+                    add_profile(&mut names.profiles, p, &r.arn)
+                        .map_err(|reason| BundleError::invalid(*file, ppath, reason))?;
+                }
             }
         }
 
@@ -356,6 +371,15 @@ impl Snapshot {
     /// `ManagementAccountId` is unknown.
     pub fn org_membership(&self, account: &str) -> Option<&OrgMembership> {
         self.memberships.get(account)
+    }
+
+    /// The instance profile `name` of `account` (names compared
+    /// case-insensitively, as IAM does).
+    pub fn instance_profile(&self, account: &str, name: &str) -> Option<&InstanceProfile> {
+        self.by_name
+            .get(account)?
+            .profiles
+            .get(&*ascii_lowercase(name))
     }
 
     /// The bundle's EC2 inventory (the live one is in the inventory store).
@@ -790,6 +814,43 @@ impl Builder<'_> {
 }
 
 /// Reads `ec2/<account>/<region>/*.json` (AWS CLI `describe-*` output).
+/// Records profile `p` of role `role_arn`. A profile is listed under each of
+/// its roles; every listing must agree on its ARN and, since the profile is
+/// in the role's account, name that account.
+fn add_profile(
+    profiles: &mut FxHashMap<String, InstanceProfile>,
+    p: &crate::bundle::aws::InstanceProfileDetail,
+    role_arn: &str,
+) -> Result<(), String> {
+    let account = |arn: &str| crate::policy::arn::Arn::parse(arn).map(|a| a.account.to_owned());
+    if account(&p.arn).is_none() || account(&p.arn) != account(role_arn) {
+        return Err(format!(
+            "instance profile `{}` is not in the account of role `{role_arn}`",
+            p.arn
+        ));
+    }
+    let entry = profiles
+        .entry(p.instance_profile_name.to_ascii_lowercase())
+        .or_insert_with(|| InstanceProfile {
+            arn: p.arn.clone(),
+            name: p.instance_profile_name.clone(),
+            role_arns: Vec::new(),
+        });
+    if entry.arn != p.arn {
+        return Err(format!(
+            "instance profile `{}` is listed with two ARNs: `{}` and `{}`",
+            p.instance_profile_name, entry.arn, p.arn
+        ));
+    }
+    let roles = p.roles.iter().map(|r| r.arn.as_str()).chain([role_arn]);
+    for role in roles {
+        if !entry.role_arns.iter().any(|r| r == role) {
+            entry.role_arns.push(role.to_owned());
+        }
+    }
+    Ok(())
+}
+
 fn load_inventory(files: &BundleFiles) -> Result<(Inventory, String), BundleError> {
     let mut inventory = Inventory::new();
     let mut h = Sha256::new();

@@ -86,6 +86,15 @@
 //! the new resource, with `ec2:CreateAction` set to the creating action, as
 //! EC2 does.
 //!
+//! Passing a role: `RunInstances`, `AssociateIamInstanceProfile` and
+//! `ReplaceIamInstanceProfileAssociation` with `IamInstanceProfile.Arn` or
+//! `.Name` also need `iam:PassRole` on the profile's role, with
+//! `iam:PassedToService` = `ec2.amazonaws.com` (EC2 User Guide, "Grant
+//! permissions to attach an IAM role to an instance"; IAM User Guide, "Grant
+//! a user permissions to pass a role to an AWS service"). Profiles come from
+//! the caller's [`ProfileLookup`] (the bundle's IAM data); one the caller's
+//! account does not have is EC2's `InvalidParameterValue`.
+//!
 //! # Context keys
 //! Only keys the catalog lists for the action or the (action, resource
 //! type) pair are set, plus `aws:RequestedRegion` (global). Values: the
@@ -153,6 +162,22 @@ pub struct Authorization {
     /// The owner when the ARN carries no account (images, snapshots).
     pub resource_account: Option<String>,
 }
+
+/// An IAM instance profile as EC2 uses it: the roles it passes to an
+/// instance (IAM allows one per profile).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceProfile {
+    /// `arn:aws:iam::ACCOUNT:instance-profile/PATH/NAME`.
+    pub arn: String,
+    pub role_arns: Vec<String>,
+}
+
+/// Finds an instance profile by account and name (compared as IAM compares
+/// names, case-insensitively).
+pub type ProfileLookup<'a> = &'a dyn Fn(&str, &str) -> Option<InstanceProfile>;
+
+/// The service principal EC2 passes instance profile roles to.
+const EC2_SERVICE: &str = "ec2.amazonaws.com";
 
 /// Which permission attribute a check reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -229,6 +254,16 @@ pub enum MappingError {
     /// An id not in its type's canonical form (EC2's `*.Malformed`).
     #[error("Invalid id: \"{}\" (expecting {})", .0.id, .0.expected)]
     MalformedId(ids::IdError),
+    /// `IamInstanceProfile.Arn` / `.Name` names no instance profile of the
+    /// caller's account (EC2's `InvalidParameterValue`, in its words).
+    #[error(
+        "Value ({value}) for parameter {param} is invalid. Invalid IAM Instance Profile {what}"
+    )]
+    InvalidInstanceProfile {
+        param: &'static str,
+        what: &'static str,
+        value: String,
+    },
     /// A form iamgate cannot authorize faithfully, refused rather than
     /// guessed.
     #[error("unsupported by iamgate: {0}")]
@@ -245,7 +280,8 @@ impl MappingError {
             MappingError::MissingAction => "MissingAction",
             MappingError::InvalidAction(_) => "InvalidAction",
             MappingError::MissingParameter(_) => "MissingParameter",
-            MappingError::InvalidParameterValue { .. } => "InvalidParameterValue",
+            MappingError::InvalidParameterValue { .. }
+            | MappingError::InvalidInstanceProfile { .. } => "InvalidParameterValue",
             MappingError::InvalidParameterCombination(_) => "InvalidParameterCombination",
             MappingError::UnknownParameter(_) => "UnknownParameter",
             MappingError::MalformedId(e) => e.code,
@@ -321,11 +357,24 @@ pub fn partition_for_region(region: &str) -> &'static str {
 
 /// Maps one EC2 Query API call. `region` is the region the call is for (the
 /// host's or the route's), `caller_account` the calling principal's account.
+/// No instance profile is known: a call that names one is refused (see
+/// [`map_call_with`]).
 pub fn map_call(
     params: &QueryParams,
     region: &str,
     caller_account: &str,
     inventory: &Inventory,
+) -> Result<Ec2Call, MappingError> {
+    map_call_with(params, region, caller_account, inventory, &|_, _| None)
+}
+
+/// [`map_call`] with the instance profiles the caller's account has.
+pub fn map_call_with(
+    params: &QueryParams,
+    region: &str,
+    caller_account: &str,
+    inventory: &Inventory,
+    profiles: ProfileLookup<'_>,
 ) -> Result<Ec2Call, MappingError> {
     let name = params.get("Action").ok_or(MappingError::MissingAction)?;
     let def = catalog::action(name)
@@ -352,6 +401,7 @@ pub fn map_call(
         inventory,
         tag_specs: tag_specs(params, def)?,
         resolved: Vec::new(),
+        profile: None,
         call: Ec2Call {
             action: def.name.to_owned(),
             dry_run,
@@ -361,6 +411,12 @@ pub fn map_call(
         },
     };
     m.resolve_params()?;
+    if matches!(
+        def.name,
+        "RunInstances" | "AssociateIamInstanceProfile" | "ReplaceIamInstanceProfileAssociation"
+    ) {
+        m.profile = m.instance_profile(profiles)?;
+    }
     match def.name {
         "RunInstances" => m.run_instances()?,
         "CreateVolume" => m.create_volume()?,
@@ -373,6 +429,7 @@ pub fn map_call(
     }
     m.authorize_resolved();
     m.tag_on_create();
+    m.pass_role();
     if m.call.authorizations.is_empty() {
         if !m.def.resource_types.is_empty() {
             // An action with resource types is never authorized against `*`.
@@ -453,6 +510,8 @@ struct Mapper<'a> {
     tag_specs: Vec<TagSpec>,
     /// Every existing resource the request names, resolved.
     resolved: Vec<Target<'a>>,
+    /// The instance profile the call passes, resolved.
+    profile: Option<InstanceProfile>,
     call: Ec2Call,
 }
 
@@ -1159,6 +1218,72 @@ impl<'a> Mapper<'a> {
 
     // ---- RunInstances ----------------------------------------------------
 
+    /// The instance profile `IamInstanceProfile.Arn` / `.Name` names, in
+    /// the caller's account (EC2 uses no other account's profiles). Both
+    /// given must name the same profile.
+    fn instance_profile(
+        &self,
+        profiles: ProfileLookup<'_>,
+    ) -> Result<Option<InstanceProfile>, MappingError> {
+        let p = self.params;
+        let by_arn = match p.get("IamInstanceProfile.Arn") {
+            None => None,
+            Some(arn) => {
+                let invalid = || MappingError::InvalidInstanceProfile {
+                    param: "iamInstanceProfile.arn",
+                    what: "ARN",
+                    value: arn.to_owned(),
+                };
+                let parsed = crate::policy::arn::Arn::parse(arn).ok_or_else(invalid)?;
+                let name = parsed
+                    .resource
+                    .strip_prefix("instance-profile/")
+                    .and_then(|r| r.rsplit('/').next())
+                    .filter(|_| parsed.service == "iam" && parsed.account == self.caller)
+                    .ok_or_else(invalid)?;
+                let profile = profiles(self.caller, name)
+                    .filter(|found| found.arn == arn)
+                    .ok_or_else(invalid)?;
+                Some(profile)
+            }
+        };
+        let by_name = match p.get("IamInstanceProfile.Name") {
+            None => None,
+            Some(name) => Some(profiles(self.caller, name).ok_or_else(|| {
+                MappingError::InvalidInstanceProfile {
+                    param: "iamInstanceProfile.name",
+                    what: "name",
+                    value: name.to_owned(),
+                }
+            })?),
+        };
+        match (by_arn, by_name) {
+            (Some(a), Some(n)) if a != n => Err(MappingError::InvalidParameterCombination(
+                "IamInstanceProfile.Arn and IamInstanceProfile.Name name different instance profiles"
+                    .into(),
+            )),
+            (a, n) => Ok(a.or(n)),
+        }
+    }
+
+    /// `iam:PassRole` on each role of the profile the call passes.
+    fn pass_role(&mut self) {
+        let Some(profile) = self.profile.take() else {
+            return;
+        };
+        for role in profile.role_arns {
+            let mut context = Context::new();
+            context.insert_static("iam:PassedToService", one(EC2_SERVICE));
+            self.call.authorizations.push(Authorization {
+                action: "iam:PassRole".into(),
+                resource: role,
+                resource_type: "role".into(),
+                context,
+                resource_account: None,
+            });
+        }
+    }
+
     fn run_instances(&mut self) -> Result<(), MappingError> {
         let p = self.params;
         // The launch template by id or by name (resolved to its id).
@@ -1308,8 +1433,9 @@ impl<'a> Mapper<'a> {
             .unwrap_or("on-demand");
         inst.extra
             .push(("ec2:InstanceMarketType".into(), one(market)));
-        if let Some(arn) = p.get("IamInstanceProfile.Arn") {
-            inst.extra.push(("ec2:InstanceProfile".into(), one(arn)));
+        if let Some(profile) = &self.profile {
+            inst.extra
+                .push(("ec2:InstanceProfile".into(), one(profile.arn.clone())));
         }
         for (param, key) in [
             ("MetadataOptions.HttpTokens", "ec2:MetadataHttpTokens"),
@@ -2522,14 +2648,40 @@ mod tests {
         Ok(inv)
     }
 
+    /// The caller's instance profiles: `web` (role `web-role`, path
+    /// `/apps/`) and `empty` (no role).
+    pub(super) fn profiles(account: &str, name: &str) -> Option<InstanceProfile> {
+        let (arn, roles) = match name.to_ascii_lowercase().as_str() {
+            "web" => (
+                format!("arn:aws:iam::{account}:instance-profile/web"),
+                vec![format!("arn:aws:iam::{account}:role/apps/web-role")],
+            ),
+            "empty" => (
+                format!("arn:aws:iam::{account}:instance-profile/empty"),
+                vec![],
+            ),
+            _ => return None,
+        };
+        (account == ME).then_some(InstanceProfile {
+            arn,
+            role_arns: roles,
+        })
+    }
+
     fn map(target: &str) -> Res<Ec2Call> {
         let inv = inventory()?;
-        Ok(map_call(&QueryParams::parse(target, None)?, R, ME, &inv)?)
+        Ok(map_call_with(
+            &QueryParams::parse(target, None)?,
+            R,
+            ME,
+            &inv,
+            &profiles,
+        )?)
     }
 
     fn map_err(target: &str) -> Res<MappingError> {
         let inv = inventory()?;
-        match map_call(&QueryParams::parse(target, None)?, R, ME, &inv) {
+        match map_call_with(&QueryParams::parse(target, None)?, R, ME, &inv, &profiles) {
             Ok(c) => Err(format!("expected an error, got {c:?}").into()),
             Err(e) => Ok(e),
         }
@@ -3872,6 +4024,117 @@ mod tests {
                 pairs(&c)
             );
         }
+        Ok(())
+    }
+
+    /// Passing an instance profile's role needs `iam:PassRole` on the role,
+    /// passed to EC2 (issue 13).
+    #[test]
+    fn instance_profiles_need_pass_role() -> Res {
+        let role = "arn:aws:iam::111111111111:role/apps/web-role";
+        let profile = "arn:aws:iam::111111111111:instance-profile/web";
+        for q in [
+            format!(
+                "RunInstances&ImageId=ami-0mine&SubnetId=subnet-0aaa&IamInstanceProfile.Arn={profile}"
+            ),
+            "RunInstances&ImageId=ami-0mine&SubnetId=subnet-0aaa&IamInstanceProfile.Name=web"
+                .into(),
+            format!(
+                "RunInstances&ImageId=ami-0mine&SubnetId=subnet-0aaa&IamInstanceProfile.Name=WEB&IamInstanceProfile.Arn={profile}"
+            ),
+            "AssociateIamInstanceProfile&InstanceId=i-0aaa&IamInstanceProfile.Name=web".into(),
+            format!(
+                "ReplaceIamInstanceProfileAssociation&AssociationId=iip-assoc-0aaa&IamInstanceProfile.Arn={profile}"
+            ),
+        ] {
+            let c = map(&format!("/?Action={q}"))?;
+            let passes: Vec<&Authorization> = c
+                .authorizations
+                .iter()
+                .filter(|a| a.action == "iam:PassRole")
+                .collect();
+            assert_eq!(passes.len(), 1, "{q}: {:?}", pairs(&c));
+            let Some(pass) = passes.first() else {
+                continue;
+            };
+            assert_eq!(pass.resource, role, "{q}");
+            assert_eq!(val(pass, "iam:PassedToService"), Some("ec2.amazonaws.com"));
+            // The EC2 action itself is still authorized first.
+            assert_eq!(
+                c.authorizations.first().map(|a| a.action.as_str()),
+                Some(format!("ec2:{}", c.action).as_str())
+            );
+        }
+        // By name, the instance still carries the profile's ARN.
+        let c = map(
+            "/?Action=RunInstances&ImageId=ami-0mine&SubnetId=subnet-0aaa&IamInstanceProfile.Name=web",
+        )?;
+        let i = auth(&c, "arn:aws:ec2:us-east-1:111111111111:instance/*")?;
+        assert_eq!(val(i, "ec2:InstanceProfile"), Some(profile));
+        // A profile with no role passes nothing; no profile, nothing either.
+        for q in [
+            "RunInstances&ImageId=ami-0mine&SubnetId=subnet-0aaa&IamInstanceProfile.Name=empty",
+            "RunInstances&ImageId=ami-0mine&SubnetId=subnet-0aaa",
+            "DisassociateIamInstanceProfile&AssociationId=iip-assoc-0aaa",
+        ] {
+            let c = map(&format!("/?Action={q}"))?;
+            assert!(
+                c.authorizations.iter().all(|a| a.action != "iam:PassRole"),
+                "{q}"
+            );
+        }
+        Ok(())
+    }
+
+    /// A profile the caller's account does not have is EC2's
+    /// `InvalidParameterValue`, never a role-less launch.
+    #[test]
+    fn unknown_instance_profiles_are_refused() -> Res {
+        for (q, message) in [
+            (
+                "RunInstances&ImageId=ami-0mine&SubnetId=subnet-0aaa&IamInstanceProfile.Name=nope",
+                "Value (nope) for parameter iamInstanceProfile.name is invalid. \
+                 Invalid IAM Instance Profile name",
+            ),
+            (
+                "AssociateIamInstanceProfile&InstanceId=i-0aaa\
+                 &IamInstanceProfile.Arn=arn:aws:iam::111111111111:instance-profile/other/web",
+                "Value (arn:aws:iam::111111111111:instance-profile/other/web) for parameter \
+                 iamInstanceProfile.arn is invalid. Invalid IAM Instance Profile ARN",
+            ),
+            (
+                "ReplaceIamInstanceProfileAssociation&AssociationId=iip-assoc-0aaa\
+                 &IamInstanceProfile.Arn=arn:aws:iam::222222222222:instance-profile/web",
+                "Value (arn:aws:iam::222222222222:instance-profile/web) for parameter \
+                 iamInstanceProfile.arn is invalid. Invalid IAM Instance Profile ARN",
+            ),
+            (
+                "RunInstances&ImageId=ami-0mine&SubnetId=subnet-0aaa\
+                 &IamInstanceProfile.Arn=arn:aws:iam::111111111111:role/web",
+                "Value (arn:aws:iam::111111111111:role/web) for parameter \
+                 iamInstanceProfile.arn is invalid. Invalid IAM Instance Profile ARN",
+            ),
+        ] {
+            let e = map_err(&format!("/?Action={q}"))?;
+            assert_eq!(e.code(), "InvalidParameterValue", "{q}");
+            assert_eq!(e.to_string(), message, "{q}");
+        }
+        let e = map_err(
+            "/?Action=RunInstances&ImageId=ami-0mine&SubnetId=subnet-0aaa\
+             &IamInstanceProfile.Name=empty\
+             &IamInstanceProfile.Arn=arn:aws:iam::111111111111:instance-profile/web",
+        )?;
+        assert_eq!(e.code(), "InvalidParameterCombination");
+        // Without a profile lookup, every profile is unknown.
+        let inv = inventory()?;
+        let params = QueryParams::parse(
+            "/?Action=RunInstances&ImageId=ami-0mine&SubnetId=subnet-0aaa&IamInstanceProfile.Name=web",
+            None,
+        )?;
+        assert!(matches!(
+            map_call(&params, R, ME, &inv),
+            Err(MappingError::InvalidInstanceProfile { .. })
+        ));
         Ok(())
     }
 

@@ -70,7 +70,8 @@ pub enum Reason {
     NoBoundaryAllow,
     /// The session policy does not allow.
     NoSessionAllow,
-    /// Cross-account or anonymous: no resource-based policy allows.
+    /// Cross-account, anonymous, or a role trust or KMS key policy: no
+    /// resource-based policy allows.
     NoResourceAllow,
 }
 

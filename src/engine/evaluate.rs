@@ -11,13 +11,16 @@
 //! 4. The permissions boundary and the session policy, when present, must
 //!    also allow what identity-based policies (or a role grant) allow.
 //! 5. Cross-account: the caller's side and the resource-based policy must
-//!    both allow.
+//!    both allow. Role trust policies and KMS key policies must allow even
+//!    within one account: an identity-based allow counts only where the
+//!    trust or key policy allows the caller's account (the page's exception
+//!    for these two policy types).
 
 use smallvec::SmallVec;
 
 use crate::engine::compile::{PolicySet, PrincipalMatch, Slot, Twin};
 use crate::engine::decision::{Decision, MATCHED_INLINE, MatchedStatement, Outcome, Reason};
-use crate::engine::request::{PrincipalKind, Request};
+use crate::engine::request::{PrincipalKind, Request, ResourcePolicyRule};
 use crate::policy::variables::MissingKeys;
 
 /// The policies that apply to one request, by their role in the flow.
@@ -231,30 +234,32 @@ pub fn decide<'p>(policies: &Applicable<'p>, req: &Request<'_>) -> Decision<'p> 
         _ => None,
     };
     let caller_side = if root {
-        Ok(())
+        Ok(false)
     } else {
         caller_allows(&mut ev, policies, identity, role_grant, &mut matched)
     };
-    if let Err(reason) = caller_side {
-        return finish(ev, Outcome::ImplicitDeny, reason, Matches::new());
-    }
+    let used_grant = match caller_side {
+        Ok(used) => used,
+        Err(reason) => return finish(ev, Outcome::ImplicitDeny, reason, Matches::new()),
+    };
 
-    // 5. Cross-account: the resource's side must allow too.
-    if cross_account {
-        return match resource_allow {
-            Some((m, _)) => {
-                matched.push(m);
-                finish(ev, Outcome::Allowed, Reason::IdentityAllows, matched)
-            }
-            None => finish(
+    // 5. Cross-account, or a role trust or KMS key policy: the resource's
+    //    side must allow too.
+    let must_allow = cross_account || req.resource_policy_rule() == ResourcePolicyRule::MustAllow;
+    if must_allow {
+        let Some((m, _)) = resource_allow else {
+            return finish(
                 ev,
                 Outcome::ImplicitDeny,
                 Reason::NoResourceAllow,
                 Matches::new(),
-            ),
+            );
         };
+        if !used_grant {
+            matched.push(m);
+        }
     }
-    let reason = if root {
+    let reason = if root && !cross_account {
         Reason::RootUser
     } else {
         Reason::IdentityAllows
@@ -268,10 +273,11 @@ fn caller_allows<'p>(
     identity: Option<&'p PolicySet>,
     role_grant: Option<MatchedStatement<'p>>,
     matched: &mut Matches<'p>,
-) -> Result<(), Reason> {
-    let granted = match identity.and_then(|set| ev.allow(set)) {
-        Some((m, _)) => m,
-        None => role_grant.ok_or(Reason::NoIdentityAllow)?,
+) -> Result<bool, Reason> {
+    // Whether the grant to the session's role stood in for identity.
+    let (granted, used_grant) = match identity.and_then(|set| ev.allow(set)) {
+        Some((m, _)) => (m, false),
+        None => (role_grant.ok_or(Reason::NoIdentityAllow)?, true),
     };
     matched.push(granted);
     if let Some(set) = policies.boundary {
@@ -282,7 +288,7 @@ fn caller_allows<'p>(
         let (m, _) = ev.allow(set).ok_or(Reason::NoSessionAllow)?;
         matched.push(m);
     }
-    Ok(())
+    Ok(used_grant)
 }
 
 fn finish<'p>(
@@ -322,6 +328,65 @@ mod tests {
     fn guardrail(sid: &str, cidr: &str) -> serde_json::Value {
         json!({"Sid": sid, "Effect": "Deny", "Action": "ec2:*", "Resource": "*",
                "Condition": {"NotIpAddress": {"aws:SourceIp": cidr}}})
+    }
+
+    /// A trust policy that names the account lets the identity policy
+    /// decide, and both statements are reported; one that names someone
+    /// else leaves the identity allow without effect (issue 13).
+    #[test]
+    fn trust_policies_must_allow_within_the_account() -> Result<(), EngineError> {
+        let role = "arn:aws:iam::111122223333:role/deploy";
+        let identity = PolicySet::new(vec![policy(
+            "id",
+            json!({"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": ["sts:AssumeRole", "sqs:SendMessage"], "Resource": "*"}]}),
+        )?]);
+        let trust = |who: &str| -> Result<PolicySet, EngineError> {
+            Ok(PolicySet::new(vec![Arc::new(CompiledPolicy::from_json(
+                "trust",
+                PolicyKind::Resource,
+                &json!({"Version": "2012-10-17", "Statement": [{"Sid": "Trust", "Effect": "Allow",
+                    "Principal": {"AWS": who}, "Action": ["sts:AssumeRole", "sqs:SendMessage"],
+                    "Resource": "*"}]}),
+            )?)]))
+        };
+        let caller = Principal::parse("arn:aws:iam::111122223333:user/alice")?;
+        let ctx = Context::new();
+        let account = trust("arn:aws:iam::111122223333:root")?;
+        let other = trust("arn:aws:iam::111122223333:user/bob")?;
+        let run = |resource: &PolicySet, action: &str| {
+            let applicable = Applicable {
+                identity: Some(&identity),
+                resource: Some(resource),
+                ..Applicable::default()
+            };
+            let req = Request::new(&caller, action, role, &ctx);
+            let d = decide(&applicable, &req);
+            let ids: Vec<String> = d.matched.iter().map(|m| m.policy_id().to_owned()).collect();
+            (d.outcome, d.reason, ids)
+        };
+        assert_eq!(
+            run(&account, "sts:AssumeRole"),
+            (
+                Outcome::Allowed,
+                Reason::IdentityAllows,
+                vec!["id".to_owned(), "trust".to_owned()]
+            )
+        );
+        assert_eq!(
+            run(&other, "STS:AssumeRole"),
+            (Outcome::ImplicitDeny, Reason::NoResourceAllow, vec![])
+        );
+        // An ordinary action under the same kind of policy: identity suffices.
+        assert_eq!(
+            run(&other, "sqs:SendMessage"),
+            (
+                Outcome::Allowed,
+                Reason::IdentityAllows,
+                vec!["id".to_owned()]
+            )
+        );
+        Ok(())
     }
 
     /// Copies of a statement (same rule, other Sids) are evaluated once and

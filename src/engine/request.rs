@@ -343,11 +343,50 @@ impl Context {
     }
 }
 
+/// How an action's resource-based policy takes part in a decision within
+/// the caller's own account (IAM User Guide, "Policy evaluation logic":
+/// evaluating identity-based policies with resource-based policies).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResourcePolicyRule {
+    /// An allow in either the identity-based or the resource-based policy
+    /// is enough.
+    Either,
+    /// Role trust policies (the `sts:` actions a trust policy governs) and
+    /// KMS key policies: the resource-based policy must allow the caller
+    /// (directly, or its account so that identity policies decide), even
+    /// within one account. Cross-account requests need that anyway.
+    MustAllow,
+}
+
+impl ResourcePolicyRule {
+    /// The rule for an action given in lower case. One match on the service
+    /// prefix (and, for STS, on the action name), done once per request.
+    pub fn of(action_lower: &str) -> Self {
+        let Some((service, name)) = action_lower.split_once(':') else {
+            return Self::Either;
+        };
+        match (service, name) {
+            ("kms", _) => Self::MustAllow,
+            (
+                "sts",
+                "assumerole"
+                | "assumerolewithsaml"
+                | "assumerolewithwebidentity"
+                | "tagsession"
+                | "setsourceidentity"
+                | "setcontext",
+            ) => Self::MustAllow,
+            _ => Self::Either,
+        }
+    }
+}
+
 /// One authorization question.
 #[derive(Debug, Clone)]
 pub struct Request<'a> {
     principal: &'a Principal,
     action: Cow<'a, str>,
+    rule: ResourcePolicyRule,
     resource: &'a str,
     context: &'a Context,
     resource_account: Option<&'a str>,
@@ -362,6 +401,7 @@ impl<'a> Request<'a> {
         context: &'a Context,
     ) -> Self {
         let action = ascii_lowercase(action);
+        let rule = ResourcePolicyRule::of(&action);
         // Read once: the evaluation and the caller both need it.
         let resource_account = Arn::parse(resource)
             .map(|a| a.account)
@@ -369,6 +409,7 @@ impl<'a> Request<'a> {
         Self {
             principal,
             action,
+            rule,
             resource,
             context,
             resource_account,
@@ -389,6 +430,12 @@ impl<'a> Request<'a> {
     /// The action in lower case.
     pub fn action(&self) -> &str {
         &self.action
+    }
+
+    /// How the action's resource-based policy takes part (trust and key
+    /// policies must allow explicitly).
+    pub fn resource_policy_rule(&self) -> ResourcePolicyRule {
+        self.rule
     }
 
     /// The resource ARN (or `*`).
@@ -437,6 +484,29 @@ mod tests {
         assert!(Principal::parse("arn:aws:iam::111122223333:role/Admin").is_err());
         assert!(Principal::parse("nobody").is_err());
         Ok(())
+    }
+
+    #[test]
+    fn trust_and_key_policy_actions_must_be_allowed_by_the_resource() {
+        use ResourcePolicyRule::{Either, MustAllow};
+        for (action, rule) in [
+            ("sts:assumerole", MustAllow),
+            ("sts:assumerolewithsaml", MustAllow),
+            ("sts:assumerolewithwebidentity", MustAllow),
+            ("sts:tagsession", MustAllow),
+            ("sts:setsourceidentity", MustAllow),
+            ("sts:setcontext", MustAllow),
+            ("kms:decrypt", MustAllow),
+            ("kms:putkeypolicy", MustAllow),
+            ("sts:getcalleridentity", Either),
+            ("sts:decodeauthorizationmessage", Either),
+            ("iam:passrole", Either),
+            ("s3:getobject", Either),
+            ("kmsx:decrypt", Either),
+            ("kms", Either),
+        ] {
+            assert_eq!(ResourcePolicyRule::of(action), rule, "{action}");
+        }
     }
 
     #[test]

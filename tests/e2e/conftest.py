@@ -108,6 +108,17 @@ def start_server(tmp_path, *args, env=None, wait_ready=True, timeout=30):
 _STUBS = {}
 
 
+def wait_for(pred, timeout=15):
+    """Polls `pred` every 50 ms until it holds (True) or `timeout` seconds pass
+    (False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def grpc_stubs(tmp_path_factory, proto):
     """(NAME_pb2, NAME_pb2_grpc) for `proto/iamgate/v1/NAME.proto`, generated
     once per session with grpcio-tools: an independent gRPC stack. All of

@@ -19,7 +19,7 @@ import time
 import pytest
 import requests
 
-from conftest import BINARY, start_server
+from conftest import BINARY, start_server, wait_for
 
 ACCOUNT = "111111111111"
 ALICE = f"arn:aws:iam::{ACCOUNT}:user/alice"
@@ -109,15 +109,6 @@ def decide(server, action):
                           "context": {"aws:RequestedRegion": "us-east-1"}})
     assert r.status_code == 200, r.text
     return r.json()["decision"]
-
-
-def wait_for(pred, timeout=10):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def sighup_reload(server, timeout=10):

@@ -21,7 +21,7 @@ import grpc
 import pytest
 import requests
 
-from conftest import BINARY, grpc_stubs
+from conftest import BINARY, grpc_stubs, wait_for
 from control_util import control_get, control_post, start_with_control, write_token
 from envoy_util import Backend, Envoy, envoy_binary
 from jwt_util import PAYLOAD_KEY, Issuer
@@ -87,15 +87,6 @@ class Stack(Ec2Stack):
         r = control_get(self.server, f"/v1/inventory/{resource_id}")
         assert r.status_code == 200, r.text
         return r.json()["resource"]["attributes"].get("grants", [])
-
-
-def wait_for(pred, timeout=15):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 # ---- Item 7: the decision and admin listeners cannot change beliefs --------

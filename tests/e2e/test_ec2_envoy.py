@@ -85,10 +85,12 @@ class Ec2Stack:
     """iamgate (the demo bundle, a message key, one trusted XFF hop, the
     regional hosts of `host_regions`) + stub EC2 backend + Envoy, torn down
     together; logs shown on failure. `failure_mode_allow` and
-    `max_request_bytes` set Envoy's ext_authz filter; `args` go to iamgate."""
+    `max_request_bytes` set Envoy's ext_authz filter; `args` go to iamgate;
+    `bundle_edit` changes the production account's IAM file."""
 
     def __init__(self, tmp_path, envoy_bin, failure_mode_allow=False,
-                 max_request_bytes=65536, args=(), host_regions=HOST_REGIONS):
+                 max_request_bytes=65536, args=(), host_regions=HOST_REGIONS,
+                 bundle_edit=None):
         self.key_file = tmp_path / "message.key"
         self.key_file.write_text(secrets.token_hex(32) + "\n")
         hosts = [a for r in host_regions
@@ -96,8 +98,14 @@ class Ec2Stack:
         # Callers are identified as a deployment does: a JWT that Envoy's
         # jwt_authn verifies, whose `prod` or `dev` claim names the user.
         self.issuer = Issuer()
+        bundle = demo_bundle(tmp_path)
+        if bundle_edit:
+            iam = bundle / "iam" / f"{PROD}.json"
+            doc = json.loads(iam.read_text())
+            bundle_edit(doc)
+            iam.write_text(json.dumps(doc))
         self.server = start_with_control(
-            tmp_path, "--bundle", str(demo_bundle(tmp_path)), "--no-watch",
+            tmp_path, "--bundle", str(bundle), "--no-watch",
             "--default-mapping", "ec2-query", *hosts,
             "--message-key-file", str(self.key_file), "--xff-trusted-hops", "1",
             "--jwt-principal", f"{PAYLOAD_KEY}:prod=arn:aws:iam::{PROD}:user/{{claim}}",
@@ -545,3 +553,81 @@ def test_ephemeral_key_without_a_key_file(tmp_path):
         assert "cannot be decoded after a restart" in server.log()
     finally:
         server.stop()
+
+
+# ---- Instance profiles: iam:PassRole -------------------------------------------
+
+APP_ROLE = f"arn:aws:iam::{PROD}:role/service/ops-automation"
+ERIN = f"arn:aws:iam::{PROD}:user/engineering/erin"
+
+
+def add_erin(doc):
+    """erin: bob's policies without his boundary, plus iam:PassRole of the
+    ops-automation role to EC2 (the `app` instance profile's role)."""
+    (bob,) = [u for u in doc["UserDetailList"] if u["UserName"] == "bob"]
+    erin = copy.deepcopy(bob)
+    erin.update(UserName="erin", UserId="AIDADEMOERIN00000001", Arn=ERIN)
+    del erin["PermissionsBoundary"]
+    erin["UserPolicyList"].append({"PolicyName": "PassAppRole", "PolicyDocument": {
+        "Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Action": "iam:PassRole", "Resource": APP_ROLE,
+            "Condition": {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}}]}})
+    doc["UserDetailList"].append(erin)
+
+
+@pytest.fixture(scope="module")
+def passrole_stack(tmp_path_factory, envoy_bin):
+    s = Ec2Stack(tmp_path_factory.mktemp("ec2-passrole"), envoy_bin, bundle_edit=add_erin)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def passrole(passrole_stack):
+    passrole_stack.backend.record.write_text("")
+    return passrole_stack
+
+
+def test_run_instances_with_a_profile_needs_pass_role(passrole):
+    """issue 13: launching with an instance profile passes its role to EC2,
+    so the caller also needs iam:PassRole on it (iam:PassedToService =
+    ec2.amazonaws.com); RunInstances alone is not enough."""
+    for profile in ({"IamInstanceProfile.Name": "app"},
+                    {"IamInstanceProfile.Arn": f"arn:aws:iam::{PROD}:instance-profile/app"}):
+        status, _, body = passrole.call(BOB, run_instances(**profile))
+        assert status == 403, body
+        code, message, _ = error(body)
+        assert code == "UnauthorizedOperation"
+        assert message.startswith(
+            "You are not authorized to perform this operation. User: "
+            f"{BOB} is not authorized to perform: iam:PassRole on resource: {APP_ROLE} "
+            "because no identity-based policy allows the iam:PassRole action."), message
+        assert passrole.actions() == []
+
+        # The same launch by a user who may pass the role reaches EC2.
+        status, _, body = passrole.call(ERIN, run_instances(**profile))
+        assert status == 200, body
+        (seen,) = passrole.backend.requests()
+        assert seen["action"] == "RunInstances"
+        assert seen["headers"]["x-iamgate-principal"] == ERIN
+        passrole.backend.record.write_text("")
+
+
+def test_unknown_instance_profile_is_invalid_parameter_value(passrole):
+    """issue 13: a profile the account does not have is refused as EC2
+    refuses it, before any decision, and never reaches the backend."""
+    status, _, body = passrole.call(ERIN, run_instances(**{"IamInstanceProfile.Name": "nope"}))
+    assert status == 400, body
+    code, message, _ = error(body)
+    assert code == "InvalidParameterValue"
+    assert message == ("Value (nope) for parameter iamInstanceProfile.name is invalid. "
+                       "Invalid IAM Instance Profile name")
+    other = f"arn:aws:iam::{DEV}:instance-profile/app"
+    status, _, body = passrole.call(ALICE, {
+        "Action": "AssociateIamInstanceProfile", "Version": "2016-11-15",
+        "InstanceId": BLUE_WEB, "IamInstanceProfile.Arn": other})
+    assert status == 400, body
+    assert error(body)[:2] == ("InvalidParameterValue", (
+        f"Value ({other}) for parameter iamInstanceProfile.arn is invalid. "
+        "Invalid IAM Instance Profile ARN"))
+    assert passrole.actions() == []

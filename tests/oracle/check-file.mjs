@@ -41,7 +41,12 @@ const D13 = 'D13: Null counts a key with an empty list of values as present';
 const D14 = 'D14: a variable outside the last ARN component breaks the component split';
 const D3N = 'D3: an unresolved variable in NotResource drops the statement';
 const D15 = 'D15: a wildcard in the resource-type part of an ARN (`*/*`) is taken literally';
+const D16 = 'D16: with no role trust policy given, an identity allow of sts:AssumeRole is enough in the same account';
 const KNOWN_DEFECTS = {
+  'eval-trust-policy-missing.json': {
+    'assume a role with no trust policy allowing the caller': D16,
+    'tag a session': D16
+  },
   'ec2-guide-run-instances-optional-tag.json': {
     'CreateTags purpose=test within RunInstances': D15,
     'CreateTags purpose=test on a volume within RunInstances': D15

@@ -143,3 +143,68 @@ fn a_manifest_revision_is_short_printable_text() {
         );
     }
 }
+
+/// Instance profiles come from the roles' `InstanceProfileList`; a profile
+/// listed under two roles holds both, and every listing must agree on its
+/// ARN, in the role's account (issue 13).
+#[test]
+fn instance_profiles_are_read_from_the_roles() -> Result<(), BundleError> {
+    let profile = |name: &str, arn: &str, roles: &[&str]| {
+        json!({"InstanceProfileName": name, "Arn": arn, "Path": "/",
+            "Roles": roles.iter().map(|r| json!({"RoleName": "x", "Arn": r})).collect::<Vec<_>>()})
+    };
+    let file = |profiles_a: Value, profiles_b: Value| {
+        json!({"UserDetailList": [], "GroupDetailList": [], "Policies": [],
+            "RoleDetailList": [
+                {"RoleName": "a", "Arn": "arn:aws:iam::111122223333:role/a",
+                 "InstanceProfileList": profiles_a},
+                {"RoleName": "b", "Arn": "arn:aws:iam::111122223333:role/ops/b",
+                 "InstanceProfileList": profiles_b}]})
+        .to_string()
+    };
+    let web = "arn:aws:iam::111122223333:instance-profile/apps/Web";
+    let ok = file(
+        json!([profile("Web", web, &["arn:aws:iam::111122223333:role/a"])]),
+        json!([profile("Web", web, &[])]),
+    );
+    let snap = compile(&[("iam/111122223333.json", &ok)])?;
+    let found = snap.instance_profile(ACCT, "web").cloned();
+    assert_eq!(
+        found,
+        Some(InstanceProfile {
+            arn: web.to_owned(),
+            name: "Web".to_owned(),
+            role_arns: vec![
+                "arn:aws:iam::111122223333:role/a".to_owned(),
+                "arn:aws:iam::111122223333:role/ops/b".to_owned()
+            ],
+        })
+    );
+    assert!(snap.instance_profile("999988887777", "web").is_none());
+    assert!(snap.instance_profile(ACCT, "other").is_none());
+
+    let two_arns = file(
+        json!([profile("web", web, &[])]),
+        json!([profile(
+            "web",
+            "arn:aws:iam::111122223333:instance-profile/web",
+            &[]
+        )]),
+    );
+    let msg = refusal(&[("iam/111122223333.json", &two_arns)]);
+    assert!(
+        msg.contains("$.RoleDetailList[1].InstanceProfileList[0]") && msg.contains("two ARNs"),
+        "{msg}"
+    );
+    let elsewhere = file(
+        json!([profile(
+            "web",
+            "arn:aws:iam::999988887777:instance-profile/web",
+            &[]
+        )]),
+        json!([]),
+    );
+    let msg = refusal(&[("iam/111122223333.json", &elsewhere)]);
+    assert!(msg.contains("not in the account of role"), "{msg}");
+    Ok(())
+}

@@ -29,7 +29,8 @@
 //!    maps hosts (`--ec2-host-region HOST=REGION`), the region of the
 //!    request's Host (an unmapped Host is refused), else `--ec2-region`; a
 //!    server with none of them is misconfigured.
-//! 3. [`map_call`] turns the call into authorizations; every resource id in
+//! 3. [`map_call_with`] turns the call into authorizations (instance
+//!    profiles from the snapshot); every resource id in
 //!    them must be canonical ([`crate::ec2::ids`]: `i-0ABC` is refused, not
 //!    decided as a resource the backend may spell differently). Each gets
 //!    the request-wide keys (`aws:SourceIp` from the peer, or from
@@ -76,7 +77,8 @@ use envoy_types::pb::google::rpc;
 use crate::bundle::AuthzRequest;
 use crate::ec2::ids;
 use crate::ec2::mapping::{
-    Authorization, Ec2Call, MappingError as Ec2MappingError, PermissionKind, map_call,
+    Authorization, Ec2Call, InstanceProfile, MappingError as Ec2MappingError, PermissionKind,
+    map_call_with,
 };
 use crate::ec2::message::AuthorizationMessage;
 use crate::ec2::query::{Body, QueryParams};
@@ -248,7 +250,16 @@ fn decide_call(
     let caller_account = principal.split(':').nth(4).unwrap_or_default().to_owned();
     let snapshot = state.snapshot()?;
     let inventory = state.inventory.load();
-    let call = map_call(&params, &region, &caller_account, &inventory)
+    // Instance profiles are IAM data: the snapshot's, as EC2 mapping needs them.
+    let profiles = |account: &str, name: &str| {
+        snapshot
+            .instance_profile(account, name)
+            .map(|p| InstanceProfile {
+                arn: p.arn.clone(),
+                role_arns: p.role_arns.clone(),
+            })
+    };
+    let call = map_call_with(&params, &region, &caller_account, &inventory, &profiles)
         .map_err(|e| Refusal::bad(mapping_error(&e)))?;
     canonical_ids(&call).map_err(|e| {
         Refusal::bad(Ec2Error::bad_request(
@@ -1001,7 +1012,7 @@ mod tests {
         .unwrap();
         let call = |q: &str| {
             let params = QueryParams::parse(q, None).unwrap();
-            map_call(&params, "us-east-1", "111111111111", &inv).unwrap()
+            crate::ec2::mapping::map_call(&params, "us-east-1", "111111111111", &inv).unwrap()
         };
         let ok = call("/?Action=TerminateInstances&InstanceId.1=i-0123456789abcdef0");
         assert_eq!(canonical_ids(&ok), Ok(()));
