@@ -69,5 +69,11 @@ pub(crate) fn status(state: &AppState) -> Response<Body> {
         "inventory": state.inventory.status(),
         "uptime_seconds": now.duration_since(state.started).map(|d| d.as_secs_f64()).unwrap_or_default(),
     });
+    let mut body = body;
+    // Access keys: counts only (key ids and secrets stay out of status).
+    if state.config.credentials.is_some() {
+        let (keys, active) = state.credentials.load().counts();
+        body["credentials"] = json!({"keys": keys, "active": active});
+    }
     json_response(StatusCode::OK, body.to_string().into_bytes())
 }

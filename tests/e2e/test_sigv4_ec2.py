@@ -351,6 +351,9 @@ def test_credentials_reload_and_secrets_stay_out_of_logs(stack):
         time.sleep(0.2)
     stack.ec2("alice").describe_instances()
     status = requests.get(stack.server.admin + "/v1/status", timeout=10).text
+    # alice's key active; carol's and bob's inactive (the broken file was
+    # refused, so the previous keys still serve).
+    assert json.loads(status)["credentials"] == {"keys": 3, "active": 1}
     metrics = requests.get(stack.server.admin + "/metrics", timeout=10).text
     texts = [stack.server.log(), stack.decision_log.read_text(), status, metrics]
     for user in stack.keys:
