@@ -202,18 +202,18 @@ pub fn verify<'s, H: HeaderSource>(
     canonical.push('\n');
     canonical.push_str(parts.signed_headers);
     canonical.push('\n');
-    let payload = if req.body.is_empty() {
-        Cow::Borrowed(EMPTY_SHA256)
+    let payload_at = canonical.len();
+    if req.body.is_empty() {
+        canonical.push_str(EMPTY_SHA256);
     } else {
-        Cow::Owned(hex(&Sha256::digest(req.body)))
-    };
+        hex_into(&Sha256::digest(req.body), &mut canonical);
+    }
     // A payload hash the client declared must be the body's.
     if let Some(declared) = header("x-amz-content-sha256")?
-        && declared.trim() != payload
+        && canonical.get(payload_at..) != Some(declared.trim())
     {
         return Err(SigV4Error::Mismatch);
     }
-    canonical.push_str(&payload);
 
     let string_to_sign = string_to_sign(&parts, &canonical);
     let date = date8(parts.scope_date)?;
@@ -281,7 +281,7 @@ pub(crate) fn canonical_request_for_test<H: HeaderSource>(
     c.push('\n');
     c.push_str(&signed);
     c.push('\n');
-    c.push_str(&hex(&Sha256::digest(req.body)));
+    hex_into(&Sha256::digest(req.body), &mut c);
     Some(c)
 }
 
@@ -515,7 +515,7 @@ fn string_to_sign(parts: &Parts<'_>, canonical: &str) -> String {
         "{ALGORITHM}\n{}\n{}/{}/{}/aws4_request\n",
         parts.amz_date, parts.scope_date, parts.region, parts.service
     );
-    s.push_str(&hex(&Sha256::digest(canonical.as_bytes())));
+    hex_into(&Sha256::digest(canonical.as_bytes()), &mut s);
     s
 }
 
@@ -604,14 +604,13 @@ fn canonical_header_value(value: &str, out: &mut String) {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Appends `bytes` in lower-case hex.
+fn hex_into(bytes: &[u8], out: &mut String) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
     for &b in bytes {
-        s.push(nibble(HEX, b >> 4));
-        s.push(nibble(HEX, b & 0xf));
+        out.push(nibble(HEX, b >> 4));
+        out.push(nibble(HEX, b & 0xf));
     }
-    s
 }
 
 /// The digit of `n` (below 16) in `digits`.
