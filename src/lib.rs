@@ -4,6 +4,7 @@
 //! - [`policy`]: the IAM policy language (pure).
 //! - [`engine`]: compiled policy sets and the evaluation flow (pure).
 //! - [`ec2`]: the EC2 service model (catalog).
+//! - [`identity`]: access keys and SigV4 verification (who is calling).
 //! - [`testfile`]: policy test files, their runner and `bench`.
 //! - [`validate`]: policy validation findings.
 
