@@ -102,6 +102,9 @@ impl Target {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase", deny_unknown_fields)]
 struct OrgFile {
+    /// The file's JSON Schema (`schemas/bundle/organization.json`), for editors.
+    #[serde(default, rename = "$schema")]
+    _schema: Option<String>,
     #[serde(default)]
     id: Option<String>,
     #[serde(default)]
