@@ -34,15 +34,18 @@ rm -rf "$tmp"
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/parents" "$tmp/policies"
 
+export AWS_PAGER=""  # AWS CLI v2 would page the output
 org() { aws organizations --output json "$@"; }
 # Ids from a --query, one per line.
 ids() { aws organizations --output text "$@" | tr '\t' '\n' | sed '/^$/d; /^None$/d'; }
+# The `"Id": "PREFIX..."` values of a saved output (ids never hold quotes).
+saved_ids() { { grep -o "\"Id\": \"$1[^\"]*\"" "$2" || true; } | sed 's/.*: "//; s/"$//'; }
 
 org describe-organization >"$tmp/describe-organization.json"
 org list-roots >"$tmp/list-roots.json"
 
 # The tree, breadth first from the roots.
-queue=$(ids list-roots --query 'Roots[].Id')
+queue=$(saved_ids r- "$tmp/list-roots.json")
 while [ -n "$queue" ]; do
   next=""
   for parent in $queue; do
@@ -51,8 +54,7 @@ while [ -n "$queue" ]; do
       >"$tmp/parents/$parent/list-organizational-units-for-parent.json"
     org list-accounts-for-parent --parent-id "$parent" \
       >"$tmp/parents/$parent/list-accounts-for-parent.json"
-    next="$next $(ids list-organizational-units-for-parent --parent-id "$parent" \
-      --query 'OrganizationalUnits[].Id')"
+    next="$next $(saved_ids ou- "$tmp/parents/$parent/list-organizational-units-for-parent.json")"
   done
   queue=$(echo "$next" | xargs)
 done

@@ -29,9 +29,11 @@ def _free_port():
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def moto(tmp_path):
-    """A moto server; yields the environment the AWS CLI and boto3 use."""
+@pytest.fixture(scope="module")
+def moto(tmp_path_factory):
+    """A moto server (one for the module: it takes seconds to start); yields
+    the environment the AWS CLI and boto3 use."""
+    tmp_path = tmp_path_factory.mktemp("moto")
     moto_bin = VENV_BIN / "moto_server"
     assert moto_bin.exists(), "moto[server] is in tests/e2e/requirements.txt"
     port = _free_port()
