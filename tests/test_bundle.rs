@@ -81,6 +81,25 @@ fn outside_a_bundle_the_same_files_need_bundle() {
     let (code, out) = iamgate(&["test", "--bundle", s(&demo()), s(&dir)]);
     assert_eq!(code, 0, "{out}");
     assert_eq!(out.trim(), "12 passed, 0 failed");
+
+    // The bundle as operators ship it, a .tar.gz.
+    let archive = scratch("archive").with_extension("tar.gz");
+    let gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(&archive).unwrap(),
+        flate2::Compression::fast(),
+    );
+    let mut tar = tar::Builder::new(gz);
+    tar.append_dir_all(".", demo()).unwrap();
+    tar.into_inner().unwrap().finish().unwrap();
+    let (code, out) = iamgate(&["test", "--bundle", s(&archive), s(&dir)]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out.trim(), "12 passed, 0 failed");
+
+    // A bundle that does not exist is an error, not a failure.
+    let missing = scratch("no-such-bundle");
+    let (code, out) = iamgate(&["test", "--bundle", s(&missing), s(&dir)]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.starts_with("error: "), "{out}");
 }
 
 #[test]
