@@ -158,6 +158,25 @@ fn from_file(text: &str) -> Result<OrgSource, BundleError> {
         Some(d) => (Some(d.id), d.master_account_id),
         None => (None, None),
     };
+    // The same fact twice must agree: either could be a stale copy.
+    for (top, described, at) in [
+        (&f.id, &described_id, "$.Organization.Id"),
+        (
+            &f.management_account_id,
+            &described_mgmt,
+            "$.Organization.MasterAccountId",
+        ),
+    ] {
+        if let (Some(a), Some(b)) = (top, described)
+            && a != b
+        {
+            return Err(BundleError::invalid(
+                FILE,
+                at,
+                format!("`{b}` disagrees with the top-level `{a}`"),
+            ));
+        }
+    }
     let mut out = OrgSource {
         account_at: (0..f.accounts.len())
             .map(|i| At::new(FILE, format!("$.Accounts[{i}].ParentId")))
@@ -354,4 +373,56 @@ fn from_dir(files: &BundleFiles) -> Result<OrgSource, BundleError> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn org(text: &str) -> Result<Organization, String> {
+        let files = BundleFiles::from_pairs([(FILE, text)]);
+        read(&files)
+            .map(|o| o.map(|o| o.org).unwrap_or_default())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn describe_organization_stands_for_the_ids_and_must_agree_with_them() {
+        let o = org(
+            r#"{"Organization": {"Id": "o-aa111bb222", "MasterAccountId": "999999999999",
+                                          "FeatureSet": "ALL"}}"#,
+        )
+        .unwrap_or_default();
+        assert_eq!(o.id.as_deref(), Some("o-aa111bb222"));
+        assert_eq!(o.management_account_id.as_deref(), Some("999999999999"));
+        let e = org(r#"{"ManagementAccountId": "111111111111",
+                        "Organization": {"Id": "o-aa111bb222", "MasterAccountId": "999999999999"}}"#)
+        .err()
+        .unwrap_or_default();
+        assert!(
+            e.contains("$.Organization.MasterAccountId") && e.contains("disagrees"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_policy_is_one_shape_or_the_other() {
+        let e = org(
+            r#"{"Policies": [{"Id": "p-1", "Type": "SERVICE_CONTROL_POLICY",
+                        "Policy": {"PolicySummary": {"Id": "p-1", "Type": "SERVICE_CONTROL_POLICY"},
+                                   "Content": "{}"}}]}"#,
+        )
+        .err()
+        .unwrap_or_default();
+        assert!(e.contains("$.Policies[0]"), "{e}");
+        let o = org(r#"{"Policies": [{"Policy": {"PolicySummary": {"Id": "p-1", "Type": "SERVICE_CONTROL_POLICY"},
+                                   "Content": "{}"}, "Targets": [{"TargetId": "r-1", "Type": "ROOT"}, "ou-1"]}]}"#)
+        .unwrap_or_default();
+        let p = o.policies.first();
+        assert_eq!(p.map(|p| p.id.as_str()), Some("p-1"));
+        assert_eq!(
+            p.map(|p| p.targets.clone()),
+            Some(vec!["r-1".to_owned(), "ou-1".to_owned()])
+        );
+    }
 }
