@@ -31,6 +31,11 @@ enum Command {
         /// Also print a line for every passing test.
         #[arg(short, long)]
         verbose: bool,
+        /// Decide tests without `policies` against this bundle (directory
+        /// or .tar.gz); by default a file in a bundle's `tests/` uses that
+        /// bundle.
+        #[arg(long, value_name = "DIR")]
+        bundle: Option<PathBuf>,
     },
     /// Evaluate one request against the policies of a policy test file.
     Eval {
@@ -467,7 +472,11 @@ fn main() -> ExitCode {
     let mut out = stdout.lock();
     let result = match &cli.command {
         Command::Serve(_) => Ok(2),
-        Command::Test { paths, verbose } => commands::test::run(paths, *verbose, &mut out),
+        Command::Test {
+            paths,
+            verbose,
+            bundle,
+        } => commands::test::run(paths, *verbose, bundle.as_deref(), &mut out),
         Command::Eval {
             policies,
             principal,

@@ -217,12 +217,15 @@ fn public_resource_policy() {
             "$.Statement[0].Principal"
         )]
     );
-    // As an identity policy the same document is malformed.
+    // As an identity policy the same document is malformed, in each statement.
     let (code, findings, _) = run_json(&[], &["resource-public.json"]);
     assert_eq!(code, 1);
     assert_eq!(
         findings,
-        [f("ERROR", "MALFORMED_POLICY", "$.Statement[0].Principal")]
+        [
+            f("ERROR", "MALFORMED_POLICY", "$.Statement[0].Principal"),
+            f("ERROR", "MALFORMED_POLICY", "$.Statement[1].Principal"),
+        ]
     );
 }
 
@@ -245,9 +248,13 @@ fn suggestions() {
 fn errors_exit_one() {
     let (code, findings, _) = run_json(&[], &["malformed.json"]);
     assert_eq!(code, 1);
+    // The error does not hide the other statement's findings.
     assert_eq!(
         findings,
-        [f("ERROR", "MALFORMED_POLICY", "$.Statement[1].Effect")]
+        [
+            f("WARNING", "UNKNOWN_ACTION", "$.Statement[0].Action"),
+            f("ERROR", "MALFORMED_POLICY", "$.Statement[1].Effect"),
+        ]
     );
     let (code, findings, _) = run_json(&[], &["not-json.json"]);
     assert_eq!(code, 1);
@@ -255,7 +262,7 @@ fn errors_exit_one() {
     // One file with an error among files with warnings fails the run.
     let (code, text) = run(&[], &["security.json", "malformed.json", "clean.json"]);
     assert_eq!(code, 1);
-    assert!(text.ends_with("7 findings, 1 errors\n"), "{text}");
+    assert!(text.ends_with("8 findings, 1 errors\n"), "{text}");
     assert!(text.contains("error: MALFORMED_POLICY at `$.Statement[1].Effect`"));
 }
 
@@ -278,4 +285,77 @@ fn unreadable_files_exit_two() {
     let (code, text) = run(&[], &["no-such-file.json"]);
     assert_eq!(code, 2);
     assert!(text.contains("cannot read"), "{text}");
+}
+
+#[test]
+fn every_error_of_a_document_is_reported() {
+    let (code, findings, v) = run_json(&[], &["many-errors.json"]);
+    assert_eq!(code, 1);
+    let e = "ERROR";
+    let m = "MALFORMED_POLICY";
+    assert_eq!(
+        findings,
+        [
+            f(e, m, "$.Statement[0].Effect"),
+            f(e, m, "$.Statement[1]"),
+            f(e, m, "$.Statement[1].Action[1]"),
+            f(e, m, "$.Statement[1].Condition.StringEqualz"),
+            f(e, m, "$.Statement[1].Resource"),
+            f(e, m, "$.Statement[2].Sid"),
+            f(
+                "WARNING",
+                "RESOURCE_SERVICE_MISMATCH",
+                "$.Statement[3].Resource[1]"
+            ),
+        ]
+    );
+    let messages: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["message"].as_str().unwrap())
+        .collect();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("`Action` and `NotAction`")),
+        "{messages:?}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("duplicate statement id")),
+        "{messages:?}"
+    );
+    let (_, text) = run(&[], &["many-errors.json"]);
+    assert!(text.ends_with("7 findings, 6 errors\n"), "{text}");
+}
+
+#[test]
+fn resource_arns_of_another_service_are_flagged() {
+    let (code, findings, v) = run_json(&[], &["other-service.json"]);
+    assert_eq!(code, 0);
+    let w = "WARNING";
+    let c = "RESOURCE_SERVICE_MISMATCH";
+    assert_eq!(
+        findings,
+        [
+            f(w, c, "$.Statement[0].Resource"),
+            f(w, c, "$.Statement[1].Resource[0]"),
+            f(w, c, "$.Statement[2].Resource"),
+        ]
+    );
+    let first = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["path"] == "$.Statement[0].Resource")
+        .unwrap();
+    assert!(
+        first["message"]
+            .as_str()
+            .unwrap()
+            .contains("`arn:aws:s3:::example-bucket` is a resource of service `s3`"),
+        "{first}"
+    );
 }

@@ -37,6 +37,30 @@ pub const LAYOUT: &[Known] = &[
         holds: "the organization tree with its SCPs and RCPs",
     },
     Known {
+        pattern: "organization/describe-organization.json",
+        holds: "`aws organizations describe-organization` output",
+    },
+    Known {
+        pattern: "organization/list-roots.json",
+        holds: "`aws organizations list-roots` output",
+    },
+    Known {
+        pattern: "organization/parents/{name}/list-organizational-units-for-parent.json",
+        holds: "`aws organizations list-organizational-units-for-parent` output",
+    },
+    Known {
+        pattern: "organization/parents/{name}/list-accounts-for-parent.json",
+        holds: "`aws organizations list-accounts-for-parent` output",
+    },
+    Known {
+        pattern: "organization/policies/{name}/describe-policy.json",
+        holds: "`aws organizations describe-policy` output",
+    },
+    Known {
+        pattern: "organization/policies/{name}/list-targets-for-policy.json",
+        holds: "`aws organizations list-targets-for-policy` output",
+    },
+    Known {
         pattern: "resource-policies.json",
         holds: "resource policies",
     },

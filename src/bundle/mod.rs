@@ -13,6 +13,7 @@ pub mod err;
 pub mod files;
 pub mod gate;
 pub mod layout;
+pub mod organization;
 pub mod snapshot;
 pub mod store;
 

@@ -13,8 +13,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::bundle::aws::{
-    AttachedPolicy, AuthorizationDetails, InlinePolicy, Manifest, Organization,
-    ResourcePolicyEntry, Tag,
+    AttachedPolicy, AuthorizationDetails, InlinePolicy, Manifest, ResourcePolicyEntry, Tag,
 };
 use crate::bundle::err::BundleError;
 use crate::bundle::files::BundleFiles;
@@ -677,11 +676,11 @@ impl Builder<'_> {
     }
 
     fn organization(&mut self) -> Result<FxHashMap<String, AccountOrg>, BundleError> {
-        const FILE: &str = "organization.json";
-        let Some(text) = self.files.get(FILE) else {
+        use crate::bundle::organization::FILE;
+        let Some(source) = crate::bundle::organization::read(self.files)? else {
             return Ok(FxHashMap::default());
         };
-        let org: Organization = parse_json(FILE, text)?;
+        let org = &source.org;
         let parents: HashMap<&str, &str> = org
             .organizational_units
             .iter()
@@ -697,9 +696,10 @@ impl Builder<'_> {
                 "RESOURCE_CONTROL_POLICY" => PolicyKind::Rcp,
                 _ => continue,
             };
+            let at = source.content_at.get(i);
             let compiled = self.compile(
-                FILE,
-                &format!("$.Policies[{i}].Content"),
+                at.map_or(FILE, |a| a.file.as_str()),
+                at.map_or("$", |a| a.path.as_str()),
                 &p.id,
                 kind,
                 &p.content,
@@ -730,9 +730,10 @@ impl Builder<'_> {
             while !roots.contains(&cur) {
                 path.push(cur);
                 cur = parents.get(cur).copied().ok_or_else(|| {
+                    let at = source.account_at.get(i);
                     BundleError::invalid(
-                        FILE,
-                        format!("$.Accounts[{i}].ParentId"),
+                        at.map_or(FILE, |a| a.file.as_str()),
+                        at.map_or("$", |a| a.path.as_str()),
                         format!("`{cur}` is neither a root nor an organizational unit"),
                     )
                 })?;

@@ -34,6 +34,9 @@ pub enum TestFileError {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFile {
+    /// The file's JSON Schema (`schemas/policy-test.v1.json`), for editors.
+    #[serde(default, rename = "$schema")]
+    _schema: Option<String>,
     #[serde(default)]
     description: Option<String>,
     #[serde(default)]

@@ -6,6 +6,7 @@
 //! Pure: works on parsed JSON values and returns findings; printing and exit
 //! codes belong to the binary.
 //!
+//! - [`malformed`]: every error of a malformed document.
 //! - [`located`]: each statement's elements with their JSON paths.
 //! - [`patterns`]: wildcard pattern algebra (may two patterns overlap, does
 //!   one cover another).
@@ -13,6 +14,7 @@
 //! - [`catalog_checks`]: actions, resources and condition keys against the
 //!   EC2 catalog.
 //! - [`conditions`]: operators against key types, condition values.
+//! - [`services`]: resource ARNs of a service none of the actions acts on.
 //! - [`security`]: security warnings.
 //! - [`suggestions`]: redundant actions and resources.
 
@@ -20,14 +22,16 @@ mod catalog_checks;
 mod conditions;
 mod global_keys;
 mod located;
+mod malformed;
 mod patterns;
 mod security;
+mod services;
 mod suggestions;
 
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::policy::{PolicyKind, parse_document};
+use crate::policy::PolicyKind;
 
 /// How serious a finding is (Access Analyzer's finding types).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -66,27 +70,32 @@ impl Finding {
     }
 }
 
-/// Validates one policy document of the given kind.
+/// Validates one policy document of the given kind: every error (each
+/// malformed element, not only the first), then the other findings of the
+/// statements without errors.
 pub fn validate_document(value: &Value, kind: PolicyKind) -> Vec<Finding> {
-    let doc = match parse_document(value, kind) {
-        Err(e) => {
-            return vec![Finding::new(
-                Severity::Error,
-                "MALFORMED_POLICY",
-                e.path.clone(),
-                e.kind.to_string(),
-            )];
-        }
-        Ok(doc) => doc,
+    let malformed::Repaired {
+        errors: mut out,
+        parsed,
+        repaired_statements,
+    } = malformed::parse_all(value, kind);
+    let Some((value, doc)) = parsed else {
+        return out;
     };
     let variables = doc.version.has_variables();
-    let mut out = Vec::new();
-    for stmt in located::statements(value, &doc) {
-        catalog_checks::check(&stmt, variables, &mut out);
-        conditions::check(&stmt, variables, &mut out);
-        security::check(&stmt, kind, &mut out);
-        suggestions::check(&stmt, &mut out);
+    let mut found = Vec::new();
+    for stmt in located::statements(&value, &doc) {
+        catalog_checks::check(&stmt, variables, &mut found);
+        services::check(&stmt, &mut found);
+        conditions::check(&stmt, variables, &mut found);
+        security::check(&stmt, kind, &mut found);
+        suggestions::check(&stmt, &mut found);
     }
+    out.extend(found.into_iter().filter(|f| {
+        !repaired_statements
+            .iter()
+            .any(|s| malformed::is_within(&f.path, s))
+    }));
     out
 }
 
