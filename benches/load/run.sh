@@ -105,7 +105,9 @@ python3 "$HERE/gen_bundle.py" "$WORK/bundle" --principals 1000 --policies 10000 
     > "$WORK/bench.json"
 if [ "$SKIP_BUILD" != 1 ]; then
     log "building --release iamgate and examples/null_ext_authz"
-    cargo build --release --bin iamgate --example null_ext_authz >&2
+    # The iamgate crate alone: the workspace's comparison crate
+    # (benches/compare, cedar-policy and regorus) is not built.
+    cargo build --release -p iamgate --bin iamgate --example null_ext_authz >&2
 fi
 IAMGATE=$TARGET_DIR/release/iamgate
 NULL=$TARGET_DIR/release/examples/null_ext_authz
