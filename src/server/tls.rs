@@ -143,37 +143,3 @@ impl ReloadingAcceptor {
             .await
     }
 }
-
-/// Accepts TCP connections on `listener` and yields completed TLS
-/// handshakes, for servers that take a stream of connections (gRPC). Slow
-/// or failed handshakes never block other connections.
-pub fn incoming(
-    listener: tokio::net::TcpListener,
-    acceptor: ReloadingAcceptor,
-) -> tokio_stream::wrappers::ReceiverStream<std::io::Result<TlsStream<TcpStream>>> {
-    let (tx, rx) = tokio::sync::mpsc::channel(128);
-    tokio::spawn(async move {
-        loop {
-            let (stream, _) = match listener.accept().await {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    continue;
-                }
-            };
-            let _ = stream.set_nodelay(true);
-            let (acceptor, sender) = (acceptor.clone(), tx.clone());
-            tokio::spawn(async move {
-                let handshake =
-                    tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream));
-                if let Ok(Ok(tls)) = handshake.await {
-                    let _ = sender.send(Ok(tls)).await;
-                }
-            });
-            if tx.is_closed() {
-                break;
-            }
-        }
-    });
-    tokio_stream::wrappers::ReceiverStream::new(rx)
-}
