@@ -481,7 +481,9 @@ def test_systemd_unit_constraints_run(tmp_path, monkeypatch):
     try:
         os.chown(logs, uid, uid)
         wrapper = tmp_path / "iamgate-confined"
-        wrapper.write_text(f"#!/bin/sh\nSANDBOX_VIEW={view} exec {SANDBOX} / {uid} "
+        # The checkout stands in for the installed binary, unit config and
+        # bundle: visible read-only even if it lies below /tmp, /home or /root.
+        wrapper.write_text(f"#!/bin/sh\nSANDBOX_VIEW={view} SANDBOX_EXPOSE={ROOT} exec {SANDBOX} / {uid} "
                            f"{logs}:/var/log/iamgate {conftest.BINARY} \"$@\"\n")
         wrapper.chmod(0o755)
         monkeypatch.setattr(conftest, "BINARY", wrapper)

@@ -14,20 +14,29 @@
 # system, none of it writable, with what an OCI runtime always provides:
 # /proc and the default devices in /dev (null, zero, full, random, urandom,
 # tty); it must have /proc and /dev mount points, as a runtime would create
-# them. Needs root and unshare(CLONE_NEWNS).
+# them. SANDBOX_EXPOSE (space-separated host directories) stay visible,
+# read-only, under ROOT `/` even below /tmp, /home or /root, as installed
+# files would be. Needs root and unshare(CLONE_NEWNS).
 set -eu
 root=$1 uid=$2 writable=$3
 shift 3
 # An empty directory to build the view on (SANDBOX_VIEW, else a new one).
 view=${SANDBOX_VIEW:-$(mktemp -d /tmp/iamgate-sandbox.XXXXXX)}
 exec unshare --mount --propagation private sh -eu -c '
-view=$1 root=$2 uid=$3 writable=$4
-shift 4
+view=$1 root=$2 uid=$3 writable=$4 expose=$5
+shift 5
 mount --rbind "$root" "$view"
 mount -o remount,bind,ro "$view"
 if [ "$root" = "/" ]; then
   for d in tmp home root; do
     mount -t tmpfs -o mode=1777,size=16m tmpfs "$view/$d"
+  done
+  # Installed files stay visible, read-only, even where a checkout lives
+  # under /tmp, /home or /root (a unit would run /usr/local/bin/iamgate).
+  for d in $expose; do
+    mkdir -p "$view$d"
+    mount --bind "$d" "$view$d"
+    mount -o remount,bind,ro "$view$d"
   done
 else
   mount --rbind /proc "$view/proc"
@@ -49,4 +58,4 @@ fi
 # setpriv and chroot are the host binaries (ROOT may have neither):
 # no_new_privs, then chroot and switch to UID, which leaves no capability.
 exec setpriv --no-new-privs chroot --userspec="$uid:$uid" --groups="$uid" "$view" "$@"
-' sh "$view" "$root" "$uid" "$writable" "$@"
+' sh "$view" "$root" "$uid" "$writable" "${SANDBOX_EXPOSE:-}" "$@"
