@@ -848,30 +848,34 @@ mod tests {
             e
         };
         let payload = |sub: &str| object(vec![("jwt_payload", nested(vec![("sub", string(sub))]))]);
-        let mut m = Vec::new();
-        for e in [
-            entry(JWT, Some(payload("first"))),
-            entry("other", None),
-            entry(JWT, Some(payload("second"))),
-        ] {
-            prost::encoding::encode_key(1, prost::encoding::WireType::LengthDelimited, &mut m);
-            prost::encoding::encode_varint(e.len() as u64, &mut m);
-            m.extend(e);
-        }
+        // Appends `body` to `out` as length-delimited field `tag`.
+        let field = |tag: u32, body: &[u8], out: &mut Vec<u8>| {
+            prost::encoding::encode_key(tag, prost::encoding::WireType::LengthDelimited, out);
+            prost::encoding::encode_varint(body.len() as u64, out);
+            out.extend(body);
+        };
+        // A CheckRequest whose attributes are `attributes` followed by a
+        // metadata_context (field 11) of the encoded entries `entries`.
+        let check = |mut attributes: Vec<u8>, entries: &[Vec<u8>]| {
+            let mut m = Vec::new();
+            for e in entries {
+                field(1, e, &mut m);
+            }
+            field(11, &m, &mut attributes);
+            let mut bytes = Vec::new();
+            field(1, &attributes, &mut bytes);
+            bytes
+        };
         let mut c = full();
         c.attributes.as_mut().unwrap().metadata_context = None;
-        let mut attributes = c.attributes.as_ref().unwrap().encode_to_vec();
-        prost::encoding::encode_key(
-            11,
-            prost::encoding::WireType::LengthDelimited,
-            &mut attributes,
+        let bytes = check(
+            c.attributes.as_ref().unwrap().encode_to_vec(),
+            &[
+                entry(JWT, Some(payload("first"))),
+                entry("other", None),
+                entry(JWT, Some(payload("second"))),
+            ],
         );
-        prost::encoding::encode_varint(m.len() as u64, &mut attributes);
-        attributes.extend(&m);
-        let mut bytes = Vec::new();
-        prost::encoding::encode_key(1, prost::encoding::WireType::LengthDelimited, &mut bytes);
-        prost::encoding::encode_varint(attributes.len() as u64, &mut bytes);
-        bytes.extend(&attributes);
         same(&bytes);
         let view = CheckView::parse_with(&bytes, PATHS).unwrap();
         assert_eq!(view.metadata[0], MetadataValue::String("second"));
@@ -879,22 +883,7 @@ mod tests {
         // prost, which re-encodes it as one.
         let mut twice = entry(JWT, Some(payload("a")));
         prost::encoding::message::encode(2, &payload("b"), &mut twice);
-        let mut m = Vec::new();
-        prost::encoding::encode_key(1, prost::encoding::WireType::LengthDelimited, &mut m);
-        prost::encoding::encode_varint(twice.len() as u64, &mut m);
-        m.extend(twice);
-        let mut attributes = AttributeContext::default().encode_to_vec();
-        prost::encoding::encode_key(
-            11,
-            prost::encoding::WireType::LengthDelimited,
-            &mut attributes,
-        );
-        prost::encoding::encode_varint(m.len() as u64, &mut attributes);
-        attributes.extend(&m);
-        let mut bytes = Vec::new();
-        prost::encoding::encode_key(1, prost::encoding::WireType::LengthDelimited, &mut bytes);
-        prost::encoding::encode_varint(attributes.len() as u64, &mut bytes);
-        bytes.extend(&attributes);
+        let bytes = check(AttributeContext::default().encode_to_vec(), &[twice]);
         assert_eq!(
             CheckView::parse_with(&bytes, PATHS).unwrap_err(),
             WireError::Unusual
