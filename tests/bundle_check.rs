@@ -12,9 +12,8 @@ use std::process::Command;
 
 use serde_json::Value;
 
-fn demo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/bundle/demo")
-}
+mod support;
+use support::{copy_dir, demo, edit};
 
 /// A fresh copy of the demo bundle in a directory of its own.
 fn demo_copy(name: &str) -> PathBuf {
@@ -24,25 +23,6 @@ fn demo_copy(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     copy_dir(&demo(), &dir);
     dir
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
-fn edit(path: &Path, from: &str, to: &str) {
-    let text = std::fs::read_to_string(path).unwrap();
-    assert!(text.contains(from), "{} has no `{from}`", path.display());
-    std::fs::write(path, text.replacen(from, to, 1)).unwrap();
 }
 
 /// Runs `iamgate bundle check <args>`: (exit code, stdout).

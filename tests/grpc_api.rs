@@ -21,6 +21,9 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
+mod support;
+use support::copy_dir;
+
 const BOB: &str = "arn:aws:iam::111111111111:user/engineering/bob";
 const BLUE: &str = "arn:aws:ec2:us-east-1:111111111111:instance/i-0blue0000000000001";
 
@@ -659,17 +662,4 @@ fn temp_dir(tag: &str) -> PathBuf {
         std::env::temp_dir().join(format!("iamgate-grpc-{tag}-{}-{nanos}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
