@@ -25,7 +25,8 @@
 //!    the IAM user whose access key signed the request, verified first
 //!    (`super::sigv4`, credential scope `iamgate.region` /
 //!    `iamgate.service` from the route) and passed in as
-//!    [`Caller::Signed`]; `aws:userid` is the bundle's id for that user.
+//!    [`Caller::Signed`]; `aws:userid` is the bundle's id for that user and
+//!    `aws:RequestedRegion` the route's region.
 //! 3. Templates render with `{method}`, `{host}`, `{path.N}` (0-based,
 //!    percent-decoded), `{path.N+}` (segments N.. joined with `/`),
 //!    `{header.NAME}` and `{query.NAME}` (form-decoded); `{{` and `}}` are
@@ -366,10 +367,12 @@ pub enum Caller<'c> {
     /// The IAM user whose access key signed the request, already verified
     /// (`super::sigv4`), with the user's unique id when the bundle has it.
     /// Only a route with `iamgate.auth: sigv4` takes it; no identity source
-    /// is read for such a route.
+    /// is read for such a route. `region` is the route's (the credential
+    /// scope's), which becomes `aws:RequestedRegion`.
     Signed {
         arn: String,
         user_id: Option<String>,
+        region: String,
     },
 }
 
@@ -468,10 +471,18 @@ pub fn map_request_as(
     view.path_rules = path_rules;
     // On a SigV4 route the signature alone names the caller; on any other
     // route a signature is never taken for one.
-    let (principal_arn, user_id) = match (caller, signed) {
-        (Caller::Signed { arn, user_id }, true) => (arn, user_id),
+    let (principal_arn, user_id, region) = match (caller, signed) {
+        (
+            Caller::Signed {
+                arn,
+                user_id,
+                region,
+            },
+            true,
+        ) => (arn, user_id, Some(region)),
         (Caller::Sources(principals), false) => (
             principal(&Verified::from_view(check), &view, principals)?,
+            None,
             None,
         ),
         (Caller::Sources(_), true) => {
@@ -497,6 +508,10 @@ pub fn map_request_as(
     // unique id is the bundle's.
     if let Some(id) = user_id {
         context.insert_static("aws:userid", ContextValue::One(id));
+    }
+    // The region the request was signed for and sent to (the route's).
+    if let Some(region) = region {
+        context.insert_static("aws:requestedregion", ContextValue::One(region));
     }
     for (name, t) in &extra {
         context.insert(name, ContextValue::One(t.render(&view)?));
@@ -1391,10 +1406,14 @@ mod tests {
         let signed = Caller::Signed {
             arn: signer.to_owned(),
             user_id: Some("AIDAALICE".to_owned()),
+            region: "eu-west-1".to_owned(),
         };
         let r = map_request_as(&view, signed.clone(), now).unwrap();
         assert_eq!(r.principal_arn, signer);
         assert_eq!(ctx(&r, "aws:userid").as_deref(), Some("AIDAALICE"));
+        // The route's `iamgate.context.aws:RequestedRegion` (configuration)
+        // still wins over the derived key.
+        assert_eq!(ctx(&r, "aws:RequestedRegion").as_deref(), Some("us-east-1"));
         // The identity sources cannot map a SigV4 route.
         let e = map_request(&view, src(), now).unwrap_err();
         assert!(e.is_config(), "{e}");

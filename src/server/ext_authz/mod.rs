@@ -133,7 +133,11 @@ impl ExtAuthz {
                 Err(e) => return Ok(self.undecodable(e)),
             };
             match signed {
-                Ok((arn, user_id)) => mapping::Caller::Signed { arn, user_id },
+                Ok((arn, user_id, region)) => mapping::Caller::Signed {
+                    arn,
+                    user_id,
+                    region,
+                },
                 Err(sigv4::Refused::Aws(e)) => {
                     let reason = "unauthenticated";
                     self.state.metrics.request_error(frontend, reason);

@@ -240,14 +240,14 @@ pub fn route_scope(ext: &HashMap<String, String>) -> Result<(&str, &str), Mappin
     Ok((region, service))
 }
 
-/// Who signed a generic route's request, or the refusal to answer. `Err`
-/// holds the complete answer (a denial in AWS's words, or iamgate's own
-/// failure).
+/// Who signed a generic route's request: the user's ARN, unique id (when
+/// the bundle has it) and the route's region; or why not (a denial in
+/// AWS's words, or iamgate's own failure).
 pub fn generic_signer(
     state: &AppState,
     check: &CheckRequest,
     now: SystemTime,
-) -> Result<(String, Option<String>), Refused> {
+) -> Result<(String, Option<String>, String), Refused> {
     let attrs = check
         .attributes
         .as_ref()
@@ -268,10 +268,14 @@ pub fn generic_signer(
         let status = if e == BodyError::Partial { 413 } else { 400 };
         Refused::Aws(AwsError::new(status, "InvalidRequest", e.to_string()))
     })?;
-    signer(state, http, &view, body, Expected { region, service }, now).map_err(|e| match e {
-        SignerError::SigV4(e) => Refused::Aws(AwsError::new(e.status(), e.code(), e.to_string())),
-        SignerError::Serve(e) => Refused::Serve(e),
-    })
+    let (arn, user_id) = signer(state, http, &view, body, Expected { region, service }, now)
+        .map_err(|e| match e {
+            SignerError::SigV4(e) => {
+                Refused::Aws(AwsError::new(e.status(), e.code(), e.to_string()))
+            }
+            SignerError::Serve(e) => Refused::Serve(e),
+        })?;
+    Ok((arn, user_id, region.to_owned()))
 }
 
 /// Why [`generic_signer`] gave no principal.
