@@ -987,8 +987,8 @@ mod tests {
 
     #[test]
     fn resources_round_trip_and_kinds_follow_ids() {
-        let Ok(Change::Upsert { resource }) = change(sg()) else {
-            unreachable!("a valid upsert")
+        let Change::Upsert { resource } = change(sg()).expect("a valid change") else {
+            panic!("not an upsert")
         };
         assert_eq!(resource.kind, ResourceKind::SecurityGroup);
         assert_eq!(resource.tag("team"), Some("blue"));

@@ -216,7 +216,6 @@ pub fn verdict_json(v: &NetworkVerdict) -> Value {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use crate::ec2::network::MatchedRule;

@@ -741,7 +741,6 @@ fn header(key: &str, value: &str) -> HeaderValueOption {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use crate::identity::HeaderSource as _;

@@ -1294,7 +1294,6 @@ fn clip(s: &str) -> &str {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use envoy_types::pb::envoy::config::core::v3::Address as EnvoyAddress;
