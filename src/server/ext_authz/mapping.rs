@@ -68,6 +68,7 @@ use crate::server::ext_authz::sigv4;
 use crate::server::ext_authz::wire::{
     self, CheckView, HttpFields, MetadataPath, MetadataValue, RawHeader,
 };
+use crate::uri;
 
 /// Context extension holding the action template.
 pub const ACTION_KEY: &str = "iamgate.action";
@@ -1196,6 +1197,9 @@ pub fn split_path<'r>(
     }
     let mut out = SmallVec::new();
     for (i, raw) in rest.split('/').enumerate() {
+        if raw.contains('\\') {
+            return bad(format!("segment {i} contains a backslash"));
+        }
         let decoded = percent_decode(raw, false)
             .map_err(|m| MappingError::Path(format!("segment {i}: {m}")))?;
         if decoded.contains('/') {
@@ -1240,49 +1244,16 @@ pub fn split_query(raw: &str) -> Result<Vec<(String, String)>, MappingError> {
     Ok(out)
 }
 
-/// Strict percent-decoding: every `%` starts two hex digits, the result is
-/// UTF-8 without control characters. Borrows when there is nothing to
-/// decode.
+/// Strict percent-decoding ([`crate::uri`], the one decoder of every
+/// mapping): a path segment (`+` is itself) or a form-encoded query part
+/// (`+` is a space).
 fn percent_decode(raw: &str, plus_is_space: bool) -> Result<Cow<'_, str>, String> {
-    let bytes = raw.as_bytes();
-    if !bytes
-        .iter()
-        .any(|&b| b == b'%' || (plus_is_space && b == b'+'))
-    {
-        if raw.chars().any(char::is_control) {
-            return Err("decodes to a control character".to_owned());
-        }
-        return Ok(Cow::Borrowed(raw));
-    }
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        match b {
-            b'%' => {
-                let hex = bytes
-                    .get(i + 1..i + 3)
-                    .and_then(|h| std::str::from_utf8(h).ok())
-                    .filter(|h| h.bytes().all(|c| c.is_ascii_hexdigit()))
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-                    .ok_or_else(|| format!("invalid percent-encoding at byte {i}"))?;
-                out.push(hex);
-                i += 3;
-            }
-            b'+' if plus_is_space => {
-                out.push(b' ');
-                i += 1;
-            }
-            _ => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    let s = String::from_utf8(out).map_err(|_| "decodes to invalid UTF-8".to_owned())?;
-    if s.chars().any(char::is_control) {
-        return Err("decodes to a control character".to_owned());
-    }
-    Ok(Cow::Owned(s))
+    let component = if plus_is_space {
+        uri::Component::Query
+    } else {
+        uri::Component::PathSegment
+    };
+    uri::decode(raw.as_bytes(), component).map_err(|e| e.to_string())
 }
 
 fn clip(s: &str) -> &str {
