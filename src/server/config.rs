@@ -431,7 +431,6 @@ impl std::str::FromStr for HostRegion {
     }
 }
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod identity_tests {
     use super::*;
 
