@@ -16,6 +16,7 @@ pub mod layout;
 pub mod organization;
 pub mod snapshot;
 pub mod store;
+pub mod source;
 
 pub use err::BundleError;
 pub use files::BundleFiles;
