@@ -307,7 +307,12 @@ struct ServeArgs {
     /// Ed25519 public key (PEM, `openssl pkey -pubout`) trusted to sign
     /// bundles; repeatable (key rotation). With any, unsigned, wrongly
     /// signed or tampered bundles are refused.
-    #[arg(long, value_name = "PEM", env = "IAMGATE_BUNDLE_VERIFY_KEY", value_delimiter = ',')]
+    #[arg(
+        long,
+        value_name = "PEM",
+        env = "IAMGATE_BUNDLE_VERIFY_KEY",
+        value_delimiter = ','
+    )]
     bundle_verify_key: Vec<PathBuf>,
     /// Seconds between polls of an http(s):// or s3:// --bundle (±20 %
     /// jitter; longer, exponentially, while the source fails).

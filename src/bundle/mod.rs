@@ -15,8 +15,8 @@ pub mod gate;
 pub mod layout;
 pub mod organization;
 pub mod snapshot;
-pub mod store;
 pub mod source;
+pub mod store;
 
 pub use err::BundleError;
 pub use files::BundleFiles;

@@ -28,7 +28,11 @@ pub fn run(
 ) -> std::io::Result<u8> {
     let refuse = |out: &mut dyn Write, code: u8, message: String| -> std::io::Result<u8> {
         if json {
-            writeln!(out, "{}", serde_json::json!({"ok": false, "message": message}))?;
+            writeln!(
+                out,
+                "{}",
+                serde_json::json!({"ok": false, "message": message})
+            )?;
         } else {
             writeln!(out, "refused: {message}")?;
         }

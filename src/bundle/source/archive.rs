@@ -80,7 +80,8 @@ mod tests {
 
     #[test]
     fn issue_15_a_built_archive_reads_back_with_its_signature_file() {
-        let files = BundleFiles::from_pairs([("iam/111122223333.json", "{}"), ("tests/a.json", "[]")]);
+        let files =
+            BundleFiles::from_pairs([("iam/111122223333.json", "{}"), ("tests/a.json", "[]")]);
         let mut first = Vec::new();
         write_tar_gz(&files, Some("{\"sig\":1}"), &mut first).unwrap();
         let mut second = Vec::new();
@@ -92,7 +93,9 @@ mod tests {
             files.iter().collect::<Vec<_>>()
         );
         assert_eq!(
-            signature_in_tar_gz(&first, "b", 1 << 20).unwrap().as_deref(),
+            signature_in_tar_gz(&first, "b", 1 << 20)
+                .unwrap()
+                .as_deref(),
             Some("{\"sig\":1}")
         );
         let mut unsigned = Vec::new();

@@ -97,8 +97,8 @@ impl BundleCache {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(format!("`{}`: {e}", record_path.display())),
         };
-        let record: CacheRecord = serde_json::from_str(&text)
-            .map_err(|e| format!("`{}`: {e}", record_path.display()))?;
+        let record: CacheRecord =
+            serde_json::from_str(&text).map_err(|e| format!("`{}`: {e}", record_path.display()))?;
         if record.source != source {
             return Err(format!(
                 "the cache holds a bundle of `{}`, not of `{source}`",
@@ -110,10 +110,13 @@ impl BundleCache {
             .map_err(|e| format!("`{}`: {e}", archive_path.display()))?
             .len();
         if len > max_bytes {
-            return Err(format!("`{}` exceeds {max_bytes} bytes", archive_path.display()));
+            return Err(format!(
+                "`{}` exceeds {max_bytes} bytes",
+                archive_path.display()
+            ));
         }
-        let bytes =
-            std::fs::read(&archive_path).map_err(|e| format!("`{}`: {e}", archive_path.display()))?;
+        let bytes = std::fs::read(&archive_path)
+            .map_err(|e| format!("`{}`: {e}", archive_path.display()))?;
         if sha256_hex(&bytes) != record.sha256 {
             return Err(format!(
                 "`{}` does not match the SHA-256 its record holds",
@@ -139,11 +142,29 @@ mod tests {
             .store("http://x/b.tgz", Some("\"e1\""), "r1", 5.0, b"archive")
             .unwrap();
         let (record, bytes) = cache.load("http://x/b.tgz", 1 << 20).unwrap().unwrap();
-        assert_eq!((record.revision.as_str(), &bytes[..]), ("r1", &b"archive"[..]));
-        assert!(cache.load("http://y/b.tgz", 1 << 20).unwrap_err().contains("not of"));
-        assert!(cache.load("http://x/b.tgz", 3).unwrap_err().contains("exceeds"));
+        assert_eq!(
+            (record.revision.as_str(), &bytes[..]),
+            ("r1", &b"archive"[..])
+        );
+        assert!(
+            cache
+                .load("http://y/b.tgz", 1 << 20)
+                .unwrap_err()
+                .contains("not of")
+        );
+        assert!(
+            cache
+                .load("http://x/b.tgz", 3)
+                .unwrap_err()
+                .contains("exceeds")
+        );
         std::fs::write(dir.join(ARCHIVE), b"archivf").unwrap();
-        assert!(cache.load("http://x/b.tgz", 1 << 20).unwrap_err().contains("SHA-256"));
+        assert!(
+            cache
+                .load("http://x/b.tgz", 1 << 20)
+                .unwrap_err()
+                .contains("SHA-256")
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -44,7 +44,10 @@ pub enum Fetched {
     /// 304: the bundle behind the ETag sent is still current.
     NotModified,
     /// 200: a bundle, and its ETag if the server gave one.
-    Body { bytes: Vec<u8>, etag: Option<String> },
+    Body {
+        bytes: Vec<u8>,
+        etag: Option<String>,
+    },
 }
 
 /// How to reach bundle servers: TLS trust, limits, timeout.
@@ -80,8 +83,8 @@ impl HttpClient {
         match CertificateDer::pem_file_iter(path) {
             Ok(certs) => {
                 for cert in certs {
-                    let cert = cert
-                        .map_err(|e| FetchError::Tls(format!("`{}`: {e}", path.display())))?;
+                    let cert =
+                        cert.map_err(|e| FetchError::Tls(format!("`{}`: {e}", path.display())))?;
                     roots
                         .add(cert)
                         .map_err(|e| FetchError::Tls(format!("`{}`: {e}", path.display())))?;
@@ -133,7 +136,10 @@ impl HttpClient {
             .authority()
             .ok_or_else(|| FetchError::Url(url.to_owned()))?
             .clone();
-        let host = authority.host().trim_start_matches('[').trim_end_matches(']');
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
         let port = authority.port_u16().unwrap_or(if tls { 443 } else { 80 });
         let addr = format!("{}:{port}", authority.host());
         let tcp = tokio::net::TcpStream::connect(&addr)
@@ -149,7 +155,10 @@ impl HttpClient {
             .unwrap_or_else(|| "/".to_owned());
         let mut req = Request::get(path)
             .header(http::header::HOST, authority.as_str())
-            .header(http::header::USER_AGENT, concat!("iamgate/", env!("CARGO_PKG_VERSION")));
+            .header(
+                http::header::USER_AGENT,
+                concat!("iamgate/", env!("CARGO_PKG_VERSION")),
+            );
         for (k, v) in headers {
             req = req.header(k.as_str(), v.as_str());
         }
@@ -217,8 +226,8 @@ impl HttpClient {
             while let Some(frame) = body.frame().await {
                 let frame = frame.map_err(http)?;
                 if let Ok(data) = frame.into_data() {
-                    let total = u64::try_from(bytes.len().saturating_add(data.len()))
-                        .unwrap_or(u64::MAX);
+                    let total =
+                        u64::try_from(bytes.len().saturating_add(data.len())).unwrap_or(u64::MAX);
                     if total > self.max_bytes {
                         return Err(too_large);
                     }

@@ -120,7 +120,10 @@ fn gate(
     let key_id = if keys.is_empty() {
         None
     } else {
-        Some(signature::verify(files, signature_file, keys).map_err(|e| signature_error(source, e))?)
+        Some(
+            signature::verify(files, signature_file, keys)
+                .map_err(|e| signature_error(source, e))?,
+        )
     };
     let snapshot = load_files(files, source)?;
     if snapshot.stats().principals == 0 && !options.allow_empty {
@@ -316,9 +319,7 @@ impl RemoteBundle {
             .map_err(|e| err(e.to_string()))?;
             ("s3", Location::S3(loc))
         } else {
-            let uri: ::http::Uri = url
-                .parse()
-                .map_err(|_| err("not a URL".to_owned()))?;
+            let uri: ::http::Uri = url.parse().map_err(|_| err("not a URL".to_owned()))?;
             if uri.host().is_none() {
                 return Err(err("the URL has no host".to_owned()));
             }

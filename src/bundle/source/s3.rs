@@ -77,7 +77,11 @@ impl S3Location {
     }
 
     /// A conditional, signed GET of the object.
-    pub async fn get(&self, client: &HttpClient, etag: Option<&str>) -> Result<Fetched, FetchError> {
+    pub async fn get(
+        &self,
+        client: &HttpClient,
+        etag: Option<&str>,
+    ) -> Result<Fetched, FetchError> {
         let url = self.http_url()?;
         let creds = credentials()?;
         let headers = sign_get(&url, &self.region, &creds, SystemTime::now())?;
@@ -247,7 +251,10 @@ mod tests {
         .unwrap();
         assert_eq!(loc.http_url().unwrap(), "http://127.0.0.1:9000/b/k.tgz");
         for bad in ["s3://", "s3://b", "s3://b/", "s3://B/k", "http://b/k"] {
-            assert!(S3Location::parse(bad, "r".into(), None, false).is_err(), "{bad}");
+            assert!(
+                S3Location::parse(bad, "r".into(), None, false).is_err(),
+                "{bad}"
+            );
         }
         let text = "[default]\naws_access_key_id = A\naws_secret_access_key=S\n\n[ci]\naws_access_key_id=C\naws_secret_access_key=D\naws_session_token=T\n";
         let ci = from_shared_file(text, "ci").unwrap();
@@ -255,7 +262,10 @@ mod tests {
             (ci.access_key_id.as_str(), ci.session_token.as_deref()),
             ("C", Some("T"))
         );
-        assert_eq!(from_shared_file(text, "default").unwrap().access_key_id, "A");
+        assert_eq!(
+            from_shared_file(text, "default").unwrap().access_key_id,
+            "A"
+        );
         assert!(from_shared_file(text, "missing").is_none());
     }
 
@@ -282,7 +292,9 @@ mod tests {
         };
         let auth = get("authorization");
         assert!(
-            auth.starts_with("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20231114/us-east-1/s3/aws4_request"),
+            auth.starts_with(
+                "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20231114/us-east-1/s3/aws4_request"
+            ),
             "{auth}"
         );
         assert!(auth.contains("x-amz-content-sha256"), "{auth}");

@@ -163,12 +163,13 @@ impl SigningKey {
             path: shown.clone(),
             message: e.to_string(),
         })?;
-        let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der.secret_pkcs8_der()).map_err(
-            |e| KeyError::Invalid {
-                path: shown,
-                message: format!("not an Ed25519 private key in PKCS#8: {e}"),
-            },
-        )?;
+        let pair =
+            Ed25519KeyPair::from_pkcs8_maybe_unchecked(der.secret_pkcs8_der()).map_err(|e| {
+                KeyError::Invalid {
+                    path: shown,
+                    message: format!("not an Ed25519 private key in PKCS#8: {e}"),
+                }
+            })?;
         Ok(Self {
             key_id: key_id(pair.public_key().as_ref()),
             pair,
@@ -298,7 +299,9 @@ pub fn verify(
     for (path, digest) in &actual {
         match listed.get(path) {
             None => problems.push(format!("`{path}` added")),
-            Some(d) if !d.eq_ignore_ascii_case(digest) => problems.push(format!("`{path}` changed")),
+            Some(d) if !d.eq_ignore_ascii_case(digest) => {
+                problems.push(format!("`{path}` changed"))
+            }
             Some(_) => {}
         }
     }
@@ -337,7 +340,10 @@ mod tests {
     }
 
     fn bundle() -> BundleFiles {
-        BundleFiles::from_pairs([("iam/1.json", "{}"), ("manifest.json", "{\"revision\":\"r\"}")])
+        BundleFiles::from_pairs([
+            ("iam/1.json", "{}"),
+            ("manifest.json", "{\"revision\":\"r\"}"),
+        ])
     }
 
     #[test]
@@ -361,8 +367,10 @@ mod tests {
             verify(&bundle(), None, std::slice::from_ref(&key)).unwrap_err(),
             SignatureError::Unsigned
         );
-        let changed =
-            BundleFiles::from_pairs([("iam/1.json", "{ }"), ("manifest.json", "{\"revision\":\"r\"}")]);
+        let changed = BundleFiles::from_pairs([
+            ("iam/1.json", "{ }"),
+            ("manifest.json", "{\"revision\":\"r\"}"),
+        ]);
         let added = BundleFiles::from_pairs([
             ("iam/1.json", "{}"),
             ("iam/2.json", "{}"),
