@@ -375,10 +375,14 @@ def test_cache_serves_when_the_source_is_down(tmp_path, keys):
 
 @pytest.fixture
 def moto(tmp_path):
+    """moto's S3 API with request authentication on: after the first three
+    actions (which create the IAM user, its key and its policy) every
+    request's SigV4 signature is verified against moto's IAM keys."""
     port = free_port()
     log = open(tmp_path / "moto.log", "w")
+    env = dict(os.environ, INITIAL_NO_AUTH_ACTION_COUNT="3")
     proc = subprocess.Popen([str(BIN / "moto_server"), "-p", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT)
+                            stdout=log, stderr=subprocess.STDOUT, env=env)
     ok = wait_for(lambda: _connectable(port), 30)
     if not ok:
         proc.kill()
@@ -398,13 +402,21 @@ def _connectable(port):
 
 def test_s3_bundle_over_moto(tmp_path, keys, moto):
     """issue 15: `--bundle s3://bucket/key` with SigV4-signed GETs against
-    moto's S3 API (path-style, custom endpoint), credentials from the
-    shared credentials file; ETag polling picks up a new object."""
+    moto's S3 API (path-style, custom endpoint, signatures verified by
+    moto), credentials from the shared credentials file; ETag polling
+    picks up a new object; a wrong secret is refused by S3 (403)."""
     import boto3
 
-    env = {"AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE",
-           "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-           "AWS_DEFAULT_REGION": "us-east-1"}
+    setup = dict(endpoint_url=moto, region_name="us-east-1",
+                 aws_access_key_id="AKIAIOSFODNN7EXAMPLE", aws_secret_access_key="setup")
+    iam = boto3.client("iam", **setup)
+    iam.create_user(UserName="bundle-reader")
+    key = iam.create_access_key(UserName="bundle-reader")["AccessKey"]
+    iam.put_user_policy(UserName="bundle-reader", PolicyName="s3", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17",
+         "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
+    env = {"AWS_ACCESS_KEY_ID": key["AccessKeyId"],
+           "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
     s3 = boto3.client("s3", endpoint_url=moto, region_name="us-east-1",
                       aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
                       aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
@@ -433,11 +445,20 @@ def test_s3_bundle_over_moto(tmp_path, keys, moto):
         publish(tmp_path, archive, "s3-2", keys["k1"][0])
         s3.put_object(Bucket="policy-bundles", Key="prod/bundle.tar.gz", Body=archive.read_bytes())
         assert wait_for(lambda: revision_of(server).startswith("s3-2+"), 10), server.log()
-        # The requests moto saw were signed with SigV4 by the configured key.
+        # moto verified every GET's signature and answered 200 or 304.
         log = (tmp_path / "moto.log").read_text()
-        assert "GET /policy-bundles/prod/bundle.tar.gz" in log, log[-2000:]
+        gets = [line for line in log.splitlines() if "GET /policy-bundles/prod/bundle.tar.gz" in line]
+        assert gets and all('" 200 ' in g or '" 304 ' in g for g in gets), gets
     finally:
         server.stop()
+
+    # A wrong secret: S3 refuses the signature (403); nothing is served.
+    wrong = dict(run_env, AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "missing"),
+                 AWS_ACCESS_KEY_ID=env["AWS_ACCESS_KEY_ID"], AWS_SECRET_ACCESS_KEY="wrong")
+    with pytest.raises(RuntimeError, match="answered 403"):
+        start_server(tmp_path, "--bundle", "s3://policy-bundles/prod/bundle.tar.gz",
+                     "--bundle-s3-endpoint", moto, "--bundle-s3-path-style",
+                     env=wrong, timeout=10)
 
     # Without credentials the fetch fails before any request is sent.
     bare = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
