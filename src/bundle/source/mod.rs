@@ -545,3 +545,85 @@ impl RemoteBundle {
         self.state().status.clone()
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn signed_archive(key: &signature::SigningKey) -> Vec<u8> {
+        let files = crate::bundle::demo::files();
+        let sig =
+            serde_json::to_string(&signature::sign(&files, std::slice::from_ref(key))).unwrap();
+        let mut out = Vec::new();
+        archive::write_tar_gz(&files, Some(&sig), &mut out).unwrap();
+        out
+    }
+
+    fn remote(cache: &Path, keys: Vec<VerifyKey>) -> RemoteBundle {
+        let settings = SourceSettings {
+            cache_dir: Some(cache.to_path_buf()),
+            ..SourceSettings::default()
+        };
+        RemoteBundle::new(
+            "http://127.0.0.1:9/bundle.tar.gz?token=secret",
+            &settings,
+            LoadOptions::default(),
+            keys,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn issue_15_a_cached_bundle_passes_the_same_checks_as_a_fetched_one() {
+        let dir = std::env::temp_dir().join(format!("iamgate-remote-{}", uuid::Uuid::new_v4()));
+        let (signer, key) = signature::test_keypair();
+        let (_, other) = signature::test_keypair();
+        let bytes = signed_archive(&signer);
+
+        let r = remote(&dir, vec![key.clone()]);
+        assert_eq!(
+            r.url, "http://127.0.0.1:9/bundle.tar.gz",
+            "the query is not shown"
+        );
+        assert!(r.load().is_err(), "nothing fetched yet");
+        r.offer(bytes.clone(), Some("\"e1\"".into()));
+        let snapshot = r.load().unwrap();
+        r.settle(Some("\"e1\"".into()), true);
+        r.persist();
+        let st = r.status();
+        assert_eq!(st.served_from, Some("source"));
+        assert_eq!(st.etag.as_deref(), Some("\"e1\""));
+        assert_eq!(
+            st.verification.active_key_id.as_deref(),
+            Some(key.key_id.as_str())
+        );
+
+        // A restart: the cache holds the bundle and its ETag.
+        let r = remote(&dir, vec![key.clone()]);
+        let record = r.cached().unwrap();
+        assert_eq!(record.etag.as_deref(), Some("\"e1\""));
+        assert_eq!(record.revision, snapshot.revision().to_string());
+        assert_eq!(r.load().unwrap().revision(), snapshot.revision());
+        assert_eq!(r.status().served_from, Some("cache"));
+
+        // The same cache under another trusted key fails its signature check.
+        let r = remote(&dir, vec![other]);
+        assert!(r.cached().is_some());
+        let err = r.load().unwrap_err();
+        assert!(matches!(err, BundleError::Signature { .. }), "{err}");
+        let st = r.status();
+        assert_eq!(st.verification.last_refusal.unwrap().reason, "unknown_key");
+        // Refused for what it holds: its ETag is kept, so it is not fetched again.
+        r.settle(Some("\"e2\"".into()), false);
+        assert_eq!(r.status().etag.as_deref(), Some("\"e2\""));
+
+        // Unsigned content is refused when keys are configured.
+        let mut unsigned = Vec::new();
+        archive::write_tar_gz(&crate::bundle::demo::files(), None, &mut unsigned).unwrap();
+        let r = remote(&dir, vec![key]);
+        r.offer(unsigned, None);
+        assert!(r.load().unwrap_err().to_string().contains("not signed"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

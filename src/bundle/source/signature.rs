@@ -317,26 +317,33 @@ pub fn verify(
     }
 }
 
+/// A fresh key pair, for tests.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) fn test_keypair() -> (SigningKey, VerifyKey) {
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+    let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+    let raw: [u8; 32] = pair.public_key().as_ref().try_into().unwrap();
+    let mut spki = ED25519_SPKI_PREFIX.to_vec();
+    spki.extend_from_slice(&raw);
+    let verify = VerifyKey::from_spki_der(&spki).unwrap();
+    (
+        SigningKey {
+            key_id: key_id(&raw),
+            pair,
+        },
+        verify,
+    )
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 
     fn keypair() -> (SigningKey, VerifyKey) {
-        let rng = ring::rand::SystemRandom::new();
-        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
-        let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
-        let raw: [u8; 32] = pair.public_key().as_ref().try_into().unwrap();
-        let mut spki = ED25519_SPKI_PREFIX.to_vec();
-        spki.extend_from_slice(&raw);
-        let verify = VerifyKey::from_spki_der(&spki).unwrap();
-        (
-            SigningKey {
-                key_id: key_id(&raw),
-                pair,
-            },
-            verify,
-        )
+        test_keypair()
     }
 
     fn bundle() -> BundleFiles {
