@@ -149,8 +149,13 @@ class EtagServer:
 class Nginx:
     """The real nginx, unprivileged, on a loopback port, serving `root`."""
 
-    def __init__(self, tmp, root):
+    def __init__(self, tmp, root, tls=None):
         self.port = free_port()
+        self.scheme = "https" if tls else "http"
+        listen = f"127.0.0.1:{self.port}"
+        if tls:
+            cert, key = tls
+            listen += f" ssl; ssl_certificate {cert}; ssl_certificate_key {key}"
         self.dir = tmp / "nginx"
         self.dir.mkdir(exist_ok=True)
         self.access_log = self.dir / "access.log"
@@ -171,7 +176,7 @@ http {{
     uwsgi_temp_path {self.dir}/uwsgi;
     scgi_temp_path {self.dir}/scgi;
     server {{
-        listen 127.0.0.1:{self.port};
+        listen {listen};
         root {root};
         etag on;
     }}
@@ -189,7 +194,7 @@ http {{
             return False
 
     def url(self, name):
-        return f"http://127.0.0.1:{self.port}/{name}"
+        return f"{self.scheme}://127.0.0.1:{self.port}/{name}"
 
     def statuses(self):
         if not self.access_log.exists():
@@ -247,6 +252,37 @@ def test_signed_bundle_from_nginx_converges_with_etags(tmp_path, keys):
             assert r.status_code == 200 and r.json()["revision"].startswith("rev-2+"), r.text
         finally:
             server.stop()
+    finally:
+        nginx.stop()
+
+
+def test_https_bundle_trusts_the_ca_file(tmp_path, keys):
+    """issue 15: an https:// bundle from nginx over TLS is fetched when
+    --bundle-ca-file holds the server's CA, and refused (TLS error, nothing
+    served) when the system's CAs are all it trusts."""
+    from test_tls import make_ca, make_leaf
+
+    pki = tmp_path / "pki"
+    pki.mkdir()
+    make_ca(pki, "ca")
+    make_leaf(pki, "server", "ca", "IP:127.0.0.1,DNS:localhost")
+    site = tmp_path / "site"
+    site.mkdir()
+    publish(tmp_path, site / "bundle.tar.gz", "tls-1", keys["k1"][0])
+    nginx = Nginx(tmp_path, site, tls=(pki / "server.pem", pki / "server.key"))
+    try:
+        url = nginx.url("bundle.tar.gz")
+        assert url.startswith("https://")
+        server = start_server(tmp_path, "--bundle", url, "--bundle-ca-file", str(pki / "ca.pem"),
+                              "--bundle-verify-key", str(keys["k1"][1]),
+                              "--bundle-poll-interval", "0.3")
+        try:
+            assert revision_of(server).startswith("tls-1+"), server.log()
+            assert wait_for(lambda: status(server)["bundle_source"]["not_modified"] >= 1, 10)
+        finally:
+            server.stop()
+        with pytest.raises(RuntimeError, match="TLS"):
+            start_server(tmp_path, "--bundle", url, timeout=10)
     finally:
         nginx.stop()
 
