@@ -339,6 +339,11 @@ struct ServeArgs {
     /// stale) when the source cannot be reached at startup.
     #[arg(long, env = "IAMGATE_BUNDLE_CACHE")]
     bundle_cache: Option<PathBuf>,
+    /// Long polling of an http(s):// --bundle: ask the server to hold each
+    /// poll up to this many seconds until the bundle changes (`Prefer:
+    /// wait=N`); servers that do not hold requests are polled as usual.
+    #[arg(long, env = "IAMGATE_BUNDLE_LONG_POLL", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    bundle_long_poll: Option<u64>,
 }
 
 /// A positive number of seconds.
@@ -436,6 +441,7 @@ impl ServeArgs {
                 s3_region: self.bundle_s3_region,
                 s3_path_style: self.bundle_s3_path_style,
                 cache_dir: self.bundle_cache,
+                long_poll: self.bundle_long_poll.map(Duration::from_secs),
             },
         }
     }

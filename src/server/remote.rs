@@ -114,9 +114,26 @@ pub fn spawn_poller(
         };
         persist(remote.clone()).await;
         let mut errors: u32 = 0;
+        // With long polling the first request goes out at once and is held.
+        let mut held = remote.long_poll.is_some();
         loop {
-            tokio::time::sleep(next_wait(remote.poll_interval, errors)).await;
-            match remote.fetch().await {
+            // A server that held the last request (long polling) is asked
+            // again at once: it answers when the bundle changes.
+            if !held {
+                tokio::time::sleep(next_wait(remote.poll_interval, errors)).await;
+            }
+            let started = tokio::time::Instant::now();
+            let fetched = remote.fetch_waiting(remote.long_poll).await;
+            // Held means the server applied the preference and actually
+            // waited (at least half of it) or brought a new bundle; a server
+            // that claims to wait but answers at once falls back to the
+            // poll interval.
+            held = match (&fetched, remote.long_poll) {
+                (Ok((Fetched::NotModified, true)), Some(wait)) => started.elapsed() >= wait / 2,
+                (Ok((Fetched::Body { .. }, true)), Some(_)) => true,
+                _ => false,
+            };
+            match fetched.map(|(f, _)| f) {
                 Ok(Fetched::NotModified) => {
                     errors = 0;
                     metrics.bundle_fetch("not_modified");

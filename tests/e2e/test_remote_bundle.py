@@ -112,24 +112,44 @@ class EtagServer:
     and honouring If-None-Match; counts 200s and 304s. Needed where a test
     controls ETags exactly."""
 
-    def __init__(self, path):
+    def __init__(self, path, long_poll=False):
         self.path = path
         self.hits = {"200": 0, "304": 0}
+        self.changed = threading.Condition()
+        self.waiting = 0
         outer = self
+
+        def current():
+            data = outer.path.read_bytes()
+            return data, '"%s"' % hashlib.sha256(data).hexdigest()[:32]
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
-                data = outer.path.read_bytes()
-                etag = '"%s"' % hashlib.sha256(data).hexdigest()[:32]
+                data, etag = current()
+                prefer = self.headers.get("Prefer", "")
+                waited = None
+                if long_poll and prefer.startswith("wait=") and self.headers.get("If-None-Match") == etag:
+                    # Long polling: hold the request until the file changes.
+                    waited = prefer
+                    with outer.changed:
+                        outer.waiting += 1
+                        outer.changed.wait_for(lambda: current()[1] != etag,
+                                               timeout=int(prefer[5:]))
+                        outer.waiting -= 1
+                    data, etag = current()
                 if self.headers.get("If-None-Match") == etag:
                     outer.hits["304"] += 1
                     self.send_response(304)
                     self.send_header("ETag", etag)
+                    if waited:
+                        self.send_header("Preference-Applied", waited)
                     self.end_headers()
                     return
                 outer.hits["200"] += 1
                 self.send_response(200)
                 self.send_header("ETag", etag)
+                if waited:
+                    self.send_header("Preference-Applied", waited)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -141,7 +161,12 @@ class EtagServer:
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/bundle.tar.gz"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
+    def notify(self):
+        with self.changed:
+            self.changed.notify_all()
+
     def stop(self):
+        self.notify()
         self.httpd.shutdown()
         self.httpd.server_close()
 
@@ -354,6 +379,36 @@ def test_unsigned_wrongly_signed_and_tampered_bundles_are_refused(tmp_path, keys
                                capture_output=True, text=True)
         assert check.returncode == 2
         assert json.loads(check.stdout)["error"]["reason"] == "unsigned"
+    finally:
+        source.stop()
+
+
+def test_long_polling_activates_a_change_at_once(tmp_path, keys):
+    """issue 15: with --bundle-long-poll the server holds each poll until
+    the bundle changes (`Prefer: wait=N`, answered with
+    `Preference-Applied`), so a new bundle is active well before the
+    (here 60 s) poll interval, with a handful of requests."""
+    archive = tmp_path / "bundle.tar.gz"
+    publish(tmp_path, archive, "long-1", keys["k1"][0])
+    source = EtagServer(archive, long_poll=True)
+    try:
+        server = start_server(tmp_path, "--bundle", source.url,
+                              "--bundle-verify-key", str(keys["k1"][1]),
+                              "--bundle-poll-interval", "60", "--bundle-long-poll", "20")
+        try:
+            assert revision_of(server).startswith("long-1+")
+            for revision in ("long-2", "long-3"):
+                # A held request is outstanding: the sidecar asked at once.
+                assert wait_for(lambda: source.waiting == 1, 5), source.hits
+                publish(tmp_path, archive, revision, keys["k1"][0])
+                t0 = time.monotonic()
+                source.notify()
+                assert wait_for(lambda: revision_of(server).startswith(revision + "+"), 10)
+                assert time.monotonic() - t0 < 3, "the held poll answers the change at once"
+            # The first load and two changes; no interval-driven polls.
+            assert source.hits["200"] == 3, source.hits
+        finally:
+            server.stop()
     finally:
         source.stop()
 

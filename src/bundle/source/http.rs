@@ -114,8 +114,30 @@ impl HttpClient {
         headers: &[(String, String)],
         etag: Option<&str>,
     ) -> Result<Fetched, FetchError> {
-        let seconds = self.timeout.as_secs_f64();
-        tokio::time::timeout(self.timeout, self.get_inner(url, headers, etag))
+        self.get_waiting(url, headers, etag, None)
+            .await
+            .map(|(f, _)| f)
+    }
+
+    /// As [`HttpClient::get`], and with `wait` asks the server to hold the
+    /// request until the bundle changes or `wait` passes (long polling,
+    /// RFC 7240 `Prefer: wait=N`); the timeout grows by `wait`. Also says
+    /// whether the server applied the preference (`Preference-Applied`).
+    pub async fn get_waiting(
+        &self,
+        url: &str,
+        headers: &[(String, String)],
+        etag: Option<&str>,
+        wait: Option<Duration>,
+    ) -> Result<(Fetched, bool), FetchError> {
+        let mut headers = headers.to_vec();
+        let mut timeout = self.timeout;
+        if let Some(wait) = wait {
+            headers.push(("prefer".to_owned(), format!("wait={}", wait.as_secs())));
+            timeout = timeout.saturating_add(wait);
+        }
+        let seconds = timeout.as_secs_f64();
+        tokio::time::timeout(timeout, self.get_inner(url, &headers, etag))
             .await
             .map_err(|_| FetchError::Timeout { seconds })?
     }
@@ -125,7 +147,7 @@ impl HttpClient {
         url: &str,
         headers: &[(String, String)],
         etag: Option<&str>,
-    ) -> Result<Fetched, FetchError> {
+    ) -> Result<(Fetched, bool), FetchError> {
         let uri: Uri = url.parse().map_err(|_| FetchError::Url(url.to_owned()))?;
         let tls = match uri.scheme_str() {
             Some("https") => true,
@@ -185,7 +207,7 @@ impl HttpClient {
         &self,
         io: TokioIo<T>,
         req: Request<Empty<bytes::Bytes>>,
-    ) -> Result<Fetched, FetchError>
+    ) -> Result<(Fetched, bool), FetchError>
     where
         T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
@@ -196,8 +218,14 @@ impl HttpClient {
         let driver = tokio::spawn(conn);
         let result = async {
             let resp = sender.send_request(req).await.map_err(http)?;
+            let waited = resp
+                .headers()
+                .get_all("preference-applied")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .any(|v| v.split(',').any(|p| p.trim().starts_with("wait")));
             match resp.status() {
-                StatusCode::NOT_MODIFIED => return Ok(Fetched::NotModified),
+                StatusCode::NOT_MODIFIED => return Ok((Fetched::NotModified, waited)),
                 StatusCode::OK => {}
                 other => {
                     return Err(FetchError::Status {
@@ -234,7 +262,7 @@ impl HttpClient {
                     bytes.extend_from_slice(&data);
                 }
             }
-            Ok(Fetched::Body { bytes, etag })
+            Ok((Fetched::Body { bytes, etag }, waited))
         }
         .await;
         driver.abort();

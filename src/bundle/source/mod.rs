@@ -53,6 +53,9 @@ pub struct SourceSettings {
     pub s3_path_style: bool,
     /// `--bundle-cache`.
     pub cache_dir: Option<PathBuf>,
+    /// `--bundle-long-poll`: ask an http(s) server to hold each poll this
+    /// long until the bundle changes (`Prefer: wait=N`).
+    pub long_poll: Option<Duration>,
 }
 
 impl Default for SourceSettings {
@@ -66,6 +69,7 @@ impl Default for SourceSettings {
             s3_region: None,
             s3_path_style: false,
             cache_dir: None,
+            long_poll: None,
         }
     }
 }
@@ -281,6 +285,8 @@ pub struct RemoteBundle {
     pub keys: Vec<VerifyKey>,
     pub poll_interval: Duration,
     pub cache: Option<BundleCache>,
+    /// Long polling (http(s) sources only).
+    pub long_poll: Option<Duration>,
     state: Mutex<RemoteState>,
 }
 
@@ -360,6 +366,7 @@ impl RemoteBundle {
             keys,
             poll_interval: settings.poll_interval,
             cache,
+            long_poll: settings.long_poll,
             state: Mutex::new(RemoteState {
                 etag: None,
                 candidate: None,
@@ -378,10 +385,26 @@ impl RemoteBundle {
 
     /// A conditional GET with the current ETag; counts the poll.
     pub async fn fetch(&self) -> Result<Fetched, FetchError> {
+        self.fetch_waiting(None).await.map(|(f, _)| f)
+    }
+
+    /// As [`RemoteBundle::fetch`], long polling for `wait` when the source
+    /// is http(s); says whether the server held the request.
+    pub async fn fetch_waiting(
+        &self,
+        wait: Option<Duration>,
+    ) -> Result<(Fetched, bool), FetchError> {
         let etag = self.state().etag.clone();
         let result = match &self.location {
-            Location::Http(url) => self.client.get(url, &[], etag.as_deref()).await,
-            Location::S3(loc) => loc.get(&self.client, etag.as_deref()).await,
+            Location::Http(url) => {
+                self.client
+                    .get_waiting(url, &[], etag.as_deref(), wait)
+                    .await
+            }
+            Location::S3(loc) => loc
+                .get(&self.client, etag.as_deref())
+                .await
+                .map(|f| (f, false)),
         };
         let now = unix_now();
         let mut st = self.state();
@@ -389,7 +412,7 @@ impl RemoteBundle {
         s.polls += 1;
         s.last_poll_at = Some(now);
         match &result {
-            Ok(fetched) => {
+            Ok((fetched, _)) => {
                 match fetched {
                     Fetched::NotModified => s.not_modified += 1,
                     Fetched::Body { .. } => s.updates += 1,
