@@ -81,6 +81,11 @@ impl HttpClient {
         let path = ca_file.unwrap_or(std::path::Path::new(SYSTEM_CA_FILE));
         let mut roots = rustls::RootCertStore::empty();
         match CertificateDer::pem_file_iter(path) {
+            // The system's bundle: whatever in it parses (one odd entry
+            // must not stop an http:// source from starting).
+            Ok(certs) if ca_file.is_none() => {
+                roots.add_parsable_certificates(certs.filter_map(Result::ok));
+            }
             Ok(certs) => {
                 for cert in certs {
                     let cert =
