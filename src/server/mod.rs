@@ -140,7 +140,9 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
             metrics.clone(),
         );
     }
-    if config.wait_for_bundle && store.load().is_none() {
+    // A remote source has its own poller.
+    let remote_source = matches!(source, BundleSource::Remote(_));
+    if config.wait_for_bundle && store.load().is_none() && !remote_source {
         // Also poll, in case the bundle path does not exist yet.
         let (handle, store) = (reload.clone(), store.clone());
         tokio::spawn(async move {

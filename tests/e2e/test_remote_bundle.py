@@ -112,7 +112,7 @@ class EtagServer:
     and honouring If-None-Match; counts 200s and 304s. Needed where a test
     controls ETags exactly."""
 
-    def __init__(self, path, long_poll=False):
+    def __init__(self, path, long_poll=False, port=0):
         self.path = path
         self.hits = {"200": 0, "304": 0}
         self.changed = threading.Condition()
@@ -157,7 +157,7 @@ class EtagServer:
             def log_message(self, *a):
                 pass
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/bundle.tar.gz"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
@@ -411,6 +411,33 @@ def test_long_polling_activates_a_change_at_once(tmp_path, keys):
             server.stop()
     finally:
         source.stop()
+
+
+def test_wait_for_bundle_becomes_ready_when_the_source_appears(tmp_path, keys):
+    """issue 15: with --wait-for-bundle and no cache, a sidecar whose source
+    is down starts not ready (fail closed), backs off, and becomes ready
+    once the source serves a good bundle."""
+    archive = tmp_path / "bundle.tar.gz"
+    publish(tmp_path, archive, "late-1", keys["k1"][0])
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/bundle.tar.gz"
+    server = start_server(tmp_path, "--bundle", url, "--wait-for-bundle",
+                          "--bundle-verify-key", str(keys["k1"][1]),
+                          "--bundle-poll-interval", "0.3", wait_ready=False)
+    try:
+        assert requests.get(server.admin + "/readyz", timeout=5).status_code == 503
+        assert wait_for(lambda: status(server)["bundle_source"]["errors"] >= 2, 10)
+        st = status(server)
+        assert st["ready"] is False and st["bundle_source"]["stale"] is True
+        assert "127.0.0.1" in st["bundle_source"]["last_error"]
+        late = EtagServer(archive, port=port)
+        try:
+            assert wait_for(lambda: (revision_of(server) or "").startswith("late-1+"), 15), server.log()
+            assert status(server)["bundle_source"]["stale"] is False
+        finally:
+            late.stop()
+    finally:
+        server.stop()
 
 
 def test_cache_serves_when_the_source_is_down(tmp_path, keys):
