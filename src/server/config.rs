@@ -62,6 +62,9 @@ pub struct ServeConfig {
     /// `--credentials`: IAM users' access keys for SigV4 (watched; never
     /// in the bundle).
     pub credentials: Option<PathBuf>,
+    /// Remote (`http(s)://`, `s3://`) and signed bundles: verification
+    /// keys, polling, TLS, S3 addressing, the persisted last-known-good.
+    pub bundle_sources: crate::bundle::source::SourceSettings,
 }
 
 /// Connection limits and timeouts of the listeners. Connection limits are
