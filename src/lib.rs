@@ -7,12 +7,14 @@
 //! - [`identity`]: access keys and SigV4 verification (who is calling).
 //! - [`testfile`]: policy test files, their runner and `bench`.
 //! - [`validate`]: policy validation findings.
+//! - [`k8s`]: Kubernetes reviews, users' IAM principals, ACK EC2 kinds.
 
 pub mod bundle;
 pub mod commands;
 pub mod ec2;
 pub mod engine;
 pub mod identity;
+pub mod k8s;
 pub mod policy;
 pub mod server;
 pub mod telemetry;
