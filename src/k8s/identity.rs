@@ -454,15 +454,21 @@ fn from_extra(user: &UserInfo, arn: &str) -> Result<String, Unmapped> {
             return Err(mismatch("canonicalArn", canonical));
         }
     }
-    if let Some(name) = extra_value(user, "sessionName")? {
-        if session.is_some_and(|s| s != name) || (session.is_none() && !name.is_empty()) {
-            return Err(mismatch("sessionName", name));
-        }
+    if let Some(name) = extra_value(user, "sessionName")?
+        && (session.is_some_and(|s| s != name) || (session.is_none() && !name.is_empty()))
+    {
+        return Err(mismatch("sessionName", name));
     }
     Ok(arn.to_owned())
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 mod tests {
     use super::*;
     use std::collections::BTreeMap;

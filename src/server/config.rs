@@ -62,6 +62,8 @@ pub struct ServeConfig {
     /// `--credentials`: IAM users' access keys for SigV4 (watched; never
     /// in the bundle).
     pub credentials: Option<PathBuf>,
+    /// Kubernetes admission and authorization webhooks (`--webhook-listen`).
+    pub webhook: Option<crate::server::webhook::WebhookConfig>,
 }
 
 /// Connection limits and timeouts of the listeners. Connection limits are
