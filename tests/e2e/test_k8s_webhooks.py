@@ -19,6 +19,7 @@ identified through the AWS IAM authenticator's `extra` or through an
 """
 
 import copy
+import re
 import json
 import pathlib
 import socket
@@ -591,3 +592,132 @@ def test_webhook_decisions_are_counted_and_logged(hook):
     lines = [json.loads(l) for l in hook.decision_log.read_text().splitlines() if l.strip()]
     webhook = [l for l in lines if l.get("frontend") == "webhook"]
     assert webhook and {"decision_id", "revision", "principal", "action"} <= set(webhook[-1])
+
+
+# ---- deploy/kubernetes and the Helm chart (validated offline) -------------------------
+
+from conftest import BINARY, ROOT  # noqa: E402
+from test_helm import CHART, helm, render, run, validate_file  # noqa: E402,F401
+
+DEPLOY = ROOT / "deploy" / "kubernetes"
+
+
+def serve_flags():
+    rc, out = run([BINARY, "serve", "--help"])
+    assert rc == 0, out
+    return set(re.findall(r"--[a-z0-9-]+", out))
+
+
+def flags_of(args):
+    return {a.split("=", 1)[0] for a in args if a.startswith("--")}
+
+
+def crd_plurals():
+    return sorted(yaml.safe_load((CRDS / f).read_text())["spec"]["names"]["plural"]
+                  for _, f in KINDS.values())
+
+
+def check_admission_webhook(vwc, service_name):
+    (w,) = vwc["webhooks"]
+    assert w["failurePolicy"] == "Fail" and w["sideEffects"] == "None"
+    assert w["admissionReviewVersions"] == ["v1"]
+    assert w["clientConfig"]["service"]["name"] == service_name
+    assert w["clientConfig"]["service"]["path"] == "/admission"
+    (rule,) = w["rules"]
+    assert rule["apiGroups"] == [GROUP]
+    assert sorted(rule["operations"]) == ["CREATE", "DELETE", "UPDATE"]
+    assert sorted(rule["resources"]) == crd_plurals()
+    assert vwc["metadata"]["annotations"]["cert-manager.io/inject-ca-from"]
+
+
+def merge_patch(deployment, patch):
+    """kubectl's strategic merge for what the patch touches: containers by
+    name, their args replaced, ports / volumeMounts / volumes merged by key."""
+    out = copy.deepcopy(deployment)
+    spec, pspec = out["spec"]["template"]["spec"], patch["spec"]["template"]["spec"]
+    for pc in pspec["containers"]:
+        (c,) = [c for c in spec["containers"] if c["name"] == pc["name"]]
+        c["args"] = pc["args"]
+        for field, key in (("ports", "containerPort"), ("volumeMounts", "mountPath")):
+            keep = [x for x in c.get(field, []) if x[key] not in {p[key] for p in pc[field]}]
+            c[field] = keep + pc[field]
+    names = {v["name"] for v in pspec["volumes"]}
+    spec["volumes"] = [v for v in spec["volumes"] if v["name"] not in names] + pspec["volumes"]
+    return out
+
+
+def test_deploy_kubernetes_webhook_files(tmp_path):
+    """issue 16: deploy/kubernetes/webhook.yaml passes kubernetes-validate
+    (test_helm checks every file there too), the Deployment patched with
+    webhook/deployment-patch.yaml still does and passes only flags the binary
+    has, and the authorization webhook's kubeconfig and
+    AuthorizationConfiguration point at the webhook Service's /authorize."""
+    docs = [d for d in yaml.safe_load_all((DEPLOY / "webhook.yaml").read_text()) if d]
+    rc, out, skipped = validate_file(DEPLOY / "webhook.yaml")
+    assert rc == 0 and skipped == ["Certificate"], out
+    (svc,) = [d for d in docs if d["kind"] == "Service"]
+    (vwc,) = [d for d in docs if d["kind"] == "ValidatingWebhookConfiguration"]
+    (cert,) = [d for d in docs if d["kind"] == "Certificate"]
+    check_admission_webhook(vwc, svc["metadata"]["name"])
+    assert vwc["metadata"]["annotations"]["cert-manager.io/inject-ca-from"] == \
+        "iamgate/" + cert["metadata"]["name"]
+    assert f"{svc['metadata']['name']}.iamgate.svc" in cert["spec"]["dnsNames"]
+
+    shared = [d for d in yaml.safe_load_all((DEPLOY / "shared-service.yaml").read_text()) if d]
+    (dep,) = [d for d in shared if d["kind"] == "Deployment"]
+    patch = yaml.safe_load((DEPLOY / "webhook" / "deployment-patch.yaml").read_text())
+    patched = merge_patch(dep, patch)
+    path = tmp_path / "patched.yaml"
+    path.write_text(yaml.safe_dump(patched))
+    rc, out, _ = validate_file(path)
+    assert rc == 0, out
+    (ig,) = [c for c in patched["spec"]["template"]["spec"]["containers"] if c["name"] == "iamgate"]
+    (orig,) = [c for c in dep["spec"]["template"]["spec"]["containers"] if c["name"] == "iamgate"]
+    assert set(orig["args"]) <= set(ig["args"]), "the patch must keep the Deployment's own flags"
+    assert flags_of(ig["args"]) <= serve_flags()
+    secrets = {v["name"]: v for v in patched["spec"]["template"]["spec"]["volumes"]}
+    assert secrets["webhook-tls"]["secret"]["secretName"] == cert["spec"]["secretName"]
+
+    kubeconfig = yaml.safe_load((DEPLOY / "webhook" / "authorization-kubeconfig.yaml").read_text())
+    assert kubeconfig["kind"] == "Config"
+    (cluster,) = kubeconfig["clusters"]
+    assert cluster["cluster"]["server"] == \
+        f"https://{svc['metadata']['name']}.iamgate.svc:443/authorize"
+    assert kubeconfig["users"][0]["user"]["client-certificate"]
+    authz = yaml.safe_load((DEPLOY / "webhook" / "authorization-config.yaml").read_text())
+    assert authz["kind"] == "AuthorizationConfiguration"
+    types = [a["type"] for a in authz["authorizers"]]
+    assert types.index("Webhook") < types.index("RBAC")
+    (webhook,) = [a for a in authz["authorizers"] if a["type"] == "Webhook"]
+    assert webhook["webhook"]["subjectAccessReviewVersion"] == "v1"
+    assert webhook["webhook"]["connectionInfo"]["kubeConfigFile"].endswith(
+        "authorization-kubeconfig.yaml")
+
+
+def test_helm_chart_webhook(helm, tmp_path):
+    """issue 16: the chart's webhook (ci/webhook-values.yaml) lints, renders
+    manifests that pass kubernetes-validate, a ValidatingWebhookConfiguration
+    with failurePolicy Fail for the ACK kinds, and only flags the binary
+    has; enabling it without TLS or a CA bundle is refused."""
+    values = CHART / "ci" / "webhook-values.yaml"
+    rc, out = run([helm, "lint", "--strict", CHART, "-f", values])
+    assert rc == 0, out
+    rc, text = render(helm, [values])
+    assert rc == 0, text
+    path = tmp_path / "webhook.yaml"
+    path.write_text(text)
+    rc, out, skipped = validate_file(path)
+    assert rc == 0 and not skipped, out
+    docs = [d for d in yaml.safe_load_all(text) if d]
+    (vwc,) = [d for d in docs if d["kind"] == "ValidatingWebhookConfiguration"]
+    svc = [d for d in docs if d["kind"] == "Service" and d["metadata"]["name"].endswith("-webhook")]
+    check_admission_webhook(vwc, svc[0]["metadata"]["name"])
+    (dep,) = [d for d in docs if d["kind"] == "Deployment"]
+    (ig,) = [c for c in dep["spec"]["template"]["spec"]["containers"] if c["name"] == "iamgate"]
+    assert {"--webhook-listen", "--webhook-tls-cert", "--webhook-client-ca",
+            "--webhook-aws-auth"} <= flags_of(ig["args"]) <= serve_flags()
+    for bad, why in [(["webhook.enabled=true"], "secretName"),
+                     (["webhook.enabled=true", "webhook.secretName=x"], "caBundle"),
+                     (["webhook.enabled=true", "webhook.failurePolicy=Never"], "failurePolicy")]:
+        rc, out = render(helm, [], *bad)
+        assert rc != 0 and why in out, out
