@@ -516,18 +516,16 @@ fn admit(
             Err(CallRefusal { refused, decided }) => {
                 if let Some(d) = &decided {
                     ids.push(d.decision_id.clone());
+                    missing.extend(d.answer.missing_context_keys.iter().cloned());
                 }
+                resp.warnings.extend(missing_key_warnings(missing));
                 resp.audit_annotations
                     .insert("decision-id".into(), ids.join(","));
                 return refuse(refused, resp);
             }
         }
     }
-    for key in missing {
-        resp.warnings.push(format!(
-            "the policies read context key `{key}`, which this object does not give"
-        ));
-    }
+    resp.warnings.extend(missing_key_warnings(missing));
     resp.audit_annotations
         .insert("decision-id".into(), ids.join(","));
     if req.dry_run == Some(true) {
@@ -536,6 +534,12 @@ fn admit(
     }
     resp.allowed = true;
     resp
+}
+
+fn missing_key_warnings(keys: std::collections::BTreeSet<String>) -> impl Iterator<Item = String> {
+    keys.into_iter().map(|key| {
+        format!("the policies read context key `{key}`, which this object does not give")
+    })
 }
 
 struct CallRefusal {

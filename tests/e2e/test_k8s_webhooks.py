@@ -13,7 +13,7 @@ Principals (the built-in demo bundle, as tests/e2e/test_ec2_envoy.py uses
 it): bob (team blue: launches t3 instances tagged team=blue, never
 terminates), alice (administrator; explicitly denied DeleteVpc, the default
 security group's deletion and public subnets' deletion in this test's
-bundle), the `ops-automation` role (Describe and StopInstances). Users are
+bundle, and launches from 203.0.113.0/24), the `ops-automation` role (Describe and StopInstances). Users are
 identified through the AWS IAM authenticator's `extra` or through an
 `aws-auth` mapping read in reverse.
 """
@@ -221,6 +221,10 @@ def alice_denials(doc):
              "Resource": f"arn:aws:ec2:*:{PROD}:security-group/{SG_DEFAULT}"},
             {"Sid": "KeepPublicSubnets", "Effect": "Deny", "Action": "ec2:DeleteSubnet",
              "Resource": "*", "Condition": {"StringEquals": {"ec2:ResourceTag/tier": "public"}}},
+            # Reads a key no Kubernetes object gives (the controller's
+            # address is not the user's): admission warns about it.
+            {"Sid": "NoLaunchFromTheGuestNetwork", "Effect": "Deny", "Action": "ec2:RunInstances",
+             "Resource": "*", "Condition": {"IpAddress": {"aws:SourceIp": "203.0.113.0/24"}}},
         ]}}]
 
 
@@ -331,6 +335,7 @@ def test_instance_profile_needs_pass_role_and_key_pairs_resolve(hook):
     profiled = instance(iamInstanceProfile={"name": "app"})
     r = hook.admit(admission_review("CREATE", profiled, user=ALICE_EXTRA))
     assert r["allowed"], r
+    assert any("`aws:SourceIp`" in w for w in r["warnings"]), r
     # bob's boundary does not allow iam:PassRole.
     message = denied(hook.admit(admission_review("CREATE", profiled, user=BOB_EXTRA)))
     assert "iam:PassRole" in message and "role/service/ops-automation" in message
