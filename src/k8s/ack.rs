@@ -362,7 +362,8 @@ fn tag_specification(call: &mut Ec2Intent, resource_type: &str, tags: &BTreeMap<
 }
 
 /// Spec fields applied by the create call itself, per kind (`None`: all
-/// but `tags`).
+/// but `tags` and `sourceDestCheckEnabled`, which the controller applies with
+/// `ModifyInstanceAttribute`).
 fn create_fields(kind: AckKind) -> Option<&'static [&'static str]> {
     match kind {
         AckKind::Instance => None,
@@ -431,7 +432,12 @@ fn create(
             }
             continue;
         }
-        if fields.is_some_and(|f| !f.contains(&k.as_str())) {
+        // `None`: every field but those applied after the create.
+        let after_create = match fields {
+            Some(f) => !f.contains(&k.as_str()),
+            None => kind == AckKind::Instance && k == "sourceDestCheckEnabled",
+        };
+        if after_create {
             reject_nested_references(v, &path)?;
             plan.warnings.push(format!(
                 "{path}: applied by the controller after {} with another EC2 call, not authorized by this webhook",
@@ -909,5 +915,176 @@ mod tests {
                 .verb_actions("update", "status")
                 .is_empty()
         );
+    }
+
+    /// A sample value for every leaf of a CRD's `openAPIV3Schema` (lists get
+    /// one item); references (`*Ref`, `*Refs`) are left out.
+    fn sample(schema: &yaml_serde::Value) -> Option<Value> {
+        let ty = schema
+            .get("type")
+            .and_then(yaml_serde::Value::as_str)
+            .unwrap_or("object");
+        Some(match ty {
+            "string" => json!("x-1"),
+            "integer" => json!(1),
+            "boolean" => json!(true),
+            "array" => json!([sample(schema.get("items")?)?]),
+            _ => {
+                let mut m = serde_json::Map::new();
+                if let Some(yaml_serde::Value::Mapping(props)) = schema.get("properties") {
+                    for (k, v) in props {
+                        let k = k.as_str()?;
+                        if !is_reference(k)
+                            && let Some(v) = sample(v)
+                        {
+                            m.insert(k.to_owned(), v);
+                        }
+                    }
+                }
+                Value::Object(m)
+            }
+        })
+    }
+
+    fn crd_spec(file: &str) -> Value {
+        let path = format!("{}/tests/e2e/k8s/crds/{file}", env!("CARGO_MANIFEST_DIR"));
+        let doc: yaml_serde::Value =
+            yaml_serde::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let schema = &doc["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"];
+        sample(schema).unwrap()
+    }
+
+    /// Whether `name` fits a catalog parameter pattern (`N` is an index).
+    fn fits(pattern: &str, name: &str) -> bool {
+        let (p, n): (Vec<&str>, Vec<&str>) =
+            (pattern.split('.').collect(), name.split('.').collect());
+        p.len() == n.len()
+            && p.iter().zip(&n).all(|(p, n)| {
+                if *p == "N" {
+                    n.bytes().all(|b| b.is_ascii_digit())
+                } else {
+                    p == n
+                }
+            })
+    }
+
+    /// Every field of every mapped kind's CRD (with a value) becomes a
+    /// parameter botocore's EC2 model gives the create call, or a warning:
+    /// the naming rules are checked against the CRDs themselves.
+    #[test]
+    fn every_crd_field_maps_to_a_parameter_of_the_call() {
+        for (kind, file) in [
+            (AckKind::Instance, "ec2.services.k8s.aws_instances.yaml"),
+            (
+                AckKind::SecurityGroup,
+                "ec2.services.k8s.aws_securitygroups.yaml",
+            ),
+            (AckKind::Subnet, "ec2.services.k8s.aws_subnets.yaml"),
+            (AckKind::Vpc, "ec2.services.k8s.aws_vpcs.yaml"),
+        ] {
+            let object =
+                json!({"metadata": {"name": "n", "namespace": "ns"}, "spec": crd_spec(file)});
+            let plan = plan(kind, "CREATE", Some(&object), None, &[]).unwrap();
+            let table = crate::ec2::catalog::action_params(kind.create_action()).unwrap();
+            let unknown: Vec<&str> = plan.calls[0]
+                .params
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .filter(|n| *n != "Action" && !table.params.iter().any(|p| fits(p.name, n)))
+                .collect();
+            assert!(unknown.is_empty(), "{}: {unknown:?}", kind.kind());
+        }
+    }
+
+    /// The plan goes through the EC2 mapping as a Query API call would.
+    #[test]
+    fn instance_plans_go_through_the_ec2_mapping() {
+        use crate::ec2::inventory::Inventory;
+        use crate::ec2::mapping::{InstanceProfile, map_call_with};
+        use crate::ec2::query::QueryParams;
+        let (acct, region) = ("111111111111", "us-east-1");
+        let mut inv = Inventory::new();
+        for doc in [
+            json!({"Images": [{"ImageId": "ami-0123456789abcdef0", "OwnerId": acct, "Public": false}]}),
+            json!({"Subnets": [{"SubnetId": "subnet-0123456789abcdef0", "VpcId": "vpc-0123456789abcdef0",
+                "AvailabilityZone": "us-east-1a", "OwnerId": acct}]}),
+            json!({"SecurityGroups": [{"GroupId": "sg-0123456789abcdef0", "GroupName": "web",
+                "VpcId": "vpc-0123456789abcdef0", "OwnerId": acct}]}),
+            json!({"KeyPairs": [{"KeyPairId": "key-0123456789abcdef0", "KeyName": "deploy"}]}),
+        ] {
+            inv.load_cli_output(&doc, acct, region).unwrap();
+        }
+        let object = json!({"metadata": {"name": "web", "namespace": "team-a"}, "spec": {
+            "imageID": "ami-0123456789abcdef0", "instanceType": "t3.micro",
+            "subnetID": "subnet-0123456789abcdef0", "securityGroupIDs": ["sg-0123456789abcdef0"],
+            "keyName": "deploy", "iamInstanceProfile": {"name": "app"},
+            "blockDeviceMappings": [{"deviceName": "/dev/xvda", "ebs": {"volumeSize": 20, "volumeType": "gp3"}}],
+            "tags": [{"key": "team", "value": "blue"}]}});
+        let tags = ["services.k8s.aws/namespace=%K8S_NAMESPACE%"
+            .parse()
+            .unwrap()];
+        let plan = plan(AckKind::Instance, "CREATE", Some(&object), None, &tags).unwrap();
+        let params = QueryParams::from_pairs(plan.calls[0].params.clone()).unwrap();
+        let profiles = |_: &str, name: &str| {
+            (name == "app").then(|| InstanceProfile {
+                arn: format!("arn:aws:iam::{acct}:instance-profile/app"),
+                role_arns: vec![format!("arn:aws:iam::{acct}:role/app")],
+            })
+        };
+        let call = map_call_with(&params, region, acct, &inv, &profiles).unwrap();
+        let pairs: Vec<(String, String)> = call
+            .authorizations
+            .iter()
+            .map(|a| (a.action.clone(), a.resource.clone()))
+            .collect();
+        for (action, resource) in [
+            (
+                "ec2:RunInstances",
+                format!("arn:aws:ec2:{region}:{acct}:instance/*"),
+            ),
+            (
+                "ec2:RunInstances",
+                format!("arn:aws:ec2:{region}::image/ami-0123456789abcdef0"),
+            ),
+            (
+                "ec2:RunInstances",
+                format!("arn:aws:ec2:{region}:{acct}:subnet/subnet-0123456789abcdef0"),
+            ),
+            (
+                "ec2:RunInstances",
+                format!("arn:aws:ec2:{region}:{acct}:security-group/sg-0123456789abcdef0"),
+            ),
+            (
+                "ec2:RunInstances",
+                format!("arn:aws:ec2:{region}:{acct}:key-pair/deploy"),
+            ),
+            (
+                "ec2:RunInstances",
+                format!("arn:aws:ec2:{region}:{acct}:volume/*"),
+            ),
+            (
+                "ec2:CreateTags",
+                format!("arn:aws:ec2:{region}:{acct}:instance/*"),
+            ),
+            ("iam:PassRole", format!("arn:aws:iam::{acct}:role/app")),
+        ] {
+            assert!(
+                pairs.contains(&(action.to_owned(), resource.clone())),
+                "{action} {resource}: {pairs:?}"
+            );
+        }
+        let instance = call
+            .authorizations
+            .iter()
+            .find(|a| a.action == "ec2:RunInstances" && a.resource.ends_with("instance/*"))
+            .unwrap();
+        let keys: Vec<(&str, String)> = instance
+            .context
+            .iter()
+            .map(|(k, v)| (k, format!("{v:?}")))
+            .collect();
+        let text = format!("{keys:?}");
+        assert!(text.contains("t3.micro"), "{text}");
+        assert!(text.contains("services.k8s.aws/namespace"), "{text}");
     }
 }
