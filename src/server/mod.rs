@@ -200,6 +200,7 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
     let webhook = match &config.webhook {
         Some(w) => {
             let hook = Arc::new(webhook::Webhook::new(w.clone())?);
+            hook.watch_aws_auth(Duration::from_secs(2));
             let tls = tls::ReloadingAcceptor::start(
                 w.tls.clone(),
                 &[b"h2", b"http/1.1"],

@@ -185,30 +185,69 @@ pub enum WebhookError {
 #[derive(Debug)]
 pub struct Webhook {
     config: WebhookConfig,
-    principals: PrincipalMapper,
+    /// Swapped whole when the aws-auth file changes (a file that no longer
+    /// parses keeps the previous mapping).
+    principals: arc_swap::ArcSwap<PrincipalMapper>,
+}
+
+fn read_aws_auth(path: &std::path::Path) -> Result<AwsAuth, WebhookError> {
+    let bad = |message: String| WebhookError::AwsAuth {
+        path: path.display().to_string(),
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    AwsAuth::parse(&text).map_err(|e| bad(e.to_string()))
+}
+
+fn modified(path: &std::path::Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
 impl Webhook {
     /// Reads the aws-auth mapping (a bad one stops the start).
     pub fn new(config: WebhookConfig) -> Result<Self, WebhookError> {
-        let aws_auth = match &config.aws_auth {
-            None => None,
-            Some(path) => {
-                let bad = |message: String| WebhookError::AwsAuth {
-                    path: path.display().to_string(),
-                    message,
-                };
-                let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
-                Some(AwsAuth::parse(&text).map_err(|e| bad(e.to_string()))?)
-            }
-        };
+        let aws_auth = config.aws_auth.as_deref().map(read_aws_auth).transpose()?;
         Ok(Self {
-            principals: PrincipalMapper {
+            principals: arc_swap::ArcSwap::from_pointee(PrincipalMapper {
                 aws_auth,
                 require_extra: config.require_extra,
-            },
+            }),
             config,
         })
+    }
+
+    /// Re-reads the aws-auth file every `interval` when it changes (a
+    /// ConfigMap update); a file that does not parse is logged and the
+    /// previous mapping keeps serving.
+    pub fn watch_aws_auth(self: &Arc<Self>, interval: std::time::Duration) {
+        let Some(path) = self.config.aws_auth.clone() else {
+            return;
+        };
+        let hook = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut seen = modified(&path);
+            loop {
+                tokio::time::sleep(interval).await;
+                let Some(hook) = hook.upgrade() else { return };
+                let now = modified(&path);
+                if now == seen {
+                    continue;
+                }
+                seen = now;
+                match read_aws_auth(&path) {
+                    Ok(map) => {
+                        hook.principals.store(Arc::new(PrincipalMapper {
+                            aws_auth: Some(map),
+                            require_extra: hook.config.require_extra,
+                        }));
+                        tracing::info!(path = %path.display(), "aws-auth mapping reloaded");
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "aws-auth mapping unusable; keeping the previous one");
+                    }
+                }
+            }
+        });
     }
 
     fn namespace_default(&self, namespace: &str) -> Option<&NamespaceDefault> {
@@ -444,7 +483,7 @@ fn admit(
     }
     let mut resp = base;
     resp.warnings = plan.warnings.clone();
-    let (principal, source) = match hook.principals.principal(&req.user_info) {
+    let (principal, source) = match hook.principals.load().principal(&req.user_info) {
         Ok(p) => p,
         Err(e) => {
             return match hook.config.unmapped_admission {
@@ -701,7 +740,7 @@ fn authorize(
     review: &review::AccessReview,
     now: SystemTime,
 ) -> AccessReviewStatus {
-    let principal = match hook.principals.principal(&review.user) {
+    let principal = match hook.principals.load().principal(&review.user) {
         Ok((p, _)) => p,
         Err(e) => return no_opinion(format!("iamgate has no opinion: {e}")),
     };

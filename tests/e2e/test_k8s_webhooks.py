@@ -35,6 +35,7 @@ from kubernetes import client as k8s
 from test_ec2_envoy import (  # noqa: F401  (fixture)
     ALICE, BLUE_WEB, BOB, PROD, PROD_AMI, SUBNET, Ec2Stack, envoy_bin, error,
 )
+from control_util import control_post
 from test_tls import make_ca, make_leaf
 
 CRDS = pathlib.Path(__file__).resolve().parent / "k8s" / "crds"
@@ -180,6 +181,7 @@ class Webhook:
             "--webhook-resource-arn", f"arn:aws:eks:us-east-1:{PROD}:cluster/prod",
             "--webhook-non-resource-action", "eks:AccessKubernetesApi",
             "--webhook-non-resource-arn", f"arn:aws:eks:us-east-1:{PROD}:cluster/prod{{path}}",
+            "--webhook-name-tag", "services.k8s.aws/name",
             "--decision-log", str(self.decision_log),
         ])
         self.server = self.stack.server
@@ -597,6 +599,47 @@ def test_webhook_decisions_are_counted_and_logged(hook):
     lines = [json.loads(l) for l in hook.decision_log.read_text().splitlines() if l.strip()]
     webhook = [l for l in lines if l.get("frontend") == "webhook"]
     assert webhook and {"decision_id", "revision", "principal", "action"} <= set(webhook[-1])
+
+
+
+def test_access_reviews_find_a_named_objects_resource_in_the_inventory(hook):
+    """issue 16: the resource of `delete instances web` in team-a is the
+    instance the controller created for it (its namespace and name tags),
+    with its tags; without a match, any instance of the account."""
+    iid = "i-0c8a5000000000001"
+    r = control_post(hook.server, "/v1/inventory", json={"changes": [{"op": "upsert", "resource": {
+        "id": iid, "account": PROD, "region": "us-east-1",
+        "tags": {"services.k8s.aws/namespace": "team-a", "services.k8s.aws/name": "web",
+                 "team": "blue"},
+        "attributes": {"instance_type": "t3.micro"}}}]})
+    assert r.status_code == 200, r.text
+    s = hook.authorize(access_review(BOB_EXTRA, "delete", "instances", name="web"))
+    assert s["denied"] is True and f"instance/{iid}:" in s["reason"], s
+    s = hook.authorize(access_review(BOB_EXTRA, "delete", "instances", name="web", namespace="team-b"))
+    assert s["denied"] is True and "instance/*:" in s["reason"], s
+
+
+def test_aws_auth_changes_are_picked_up_and_bad_ones_ignored(hook):
+    """issue 16: the aws-auth file is re-read when it changes (a ConfigMap
+    update); one that does not parse keeps the previous mapping."""
+    import time
+    path = hook.pki / "aws-auth.yaml"
+    carol = mapped_user("carol-ops", [])
+    assert hook.authorize(access_review(carol, "list", "instances"))["allowed"] is False
+    doc = yaml.safe_load(AWS_AUTH)
+    doc["data"]["mapUsers"] += f"- userarn: arn:aws:iam::{PROD}:user/carol\n  username: carol-ops\n"
+    try:
+        path.write_text(yaml.safe_dump(doc))
+        deadline = time.monotonic() + 10
+        while not hook.authorize(access_review(carol, "list", "instances"))["allowed"]:
+            assert time.monotonic() < deadline, "the new aws-auth mapping was not picked up"
+            time.sleep(0.3)
+        path.write_text("data:\n  mapUsers: [not, a, string]\n")
+        time.sleep(3)
+        assert hook.authorize(access_review(carol, "list", "instances"))["allowed"] is True
+        assert "aws-auth mapping unusable" in hook.server.log()
+    finally:
+        path.write_text(AWS_AUTH)
 
 
 # ---- deploy/kubernetes and the Helm chart (validated offline) -------------------------
