@@ -12,8 +12,10 @@
 //! Fail closed: a reference to another Kubernetes object (`subnetRef`,
 //! `vpcRef`, ...) is refused, since iamgate cannot see which resource the
 //! controller will resolve it to; an UPDATE of a spec field the controller
-//! applies with a call iamgate does not map is refused; calls the
-//! controller makes after a create (rules of a new security group, VPC
+//! applies with a call iamgate does not map is refused (attribute changes
+//! become `ModifyInstanceAttribute` / `ModifySubnetAttribute` /
+//! `ModifyVpcAttribute`, one call per attribute as EC2 takes them); calls
+//! the controller makes after a create (rules of a new security group, VPC
 //! attributes) are named in warnings. Pure: JSON in, Query parameters out.
 
 use std::collections::BTreeMap;
@@ -519,6 +521,24 @@ fn update(
                     plan.calls.push(call);
                 }
             }
+            (_, field) if attribute_call(kind, field).is_some() => {
+                let Some(value) = n.filter(|v| !v.is_null()) else {
+                    plan.warnings.push(format!(
+                        "spec.{field} removed: the controller leaves the attribute as it is"
+                    ));
+                    continue;
+                };
+                let Some((action, id_param, params)) = attribute_call(kind, field) else {
+                    continue;
+                };
+                let mut call = Ec2Intent::new(action);
+                call.push(id_param, id);
+                let value = scalar(value, &format!("spec.{field}"))?;
+                for (name, fixed) in params {
+                    call.push(*name, fixed.map_or_else(|| value.clone(), str::to_owned));
+                }
+                plan.calls.push(call);
+            }
             _ => {
                 return Err(AckError::UnsupportedUpdate {
                     path: format!("spec.{k}"),
@@ -560,6 +580,83 @@ fn update(
         plan.no_call = Some("the change needs no EC2 call".into());
     }
     Ok(plan)
+}
+
+/// The call that applies a change of an attribute field on an existing
+/// resource (EC2 modifies one attribute per call): the action, its id
+/// parameter, and the parameters (`None`: the field's value).
+#[allow(clippy::type_complexity)]
+fn attribute_call(
+    kind: AckKind,
+    field: &str,
+) -> Option<(
+    &'static str,
+    &'static str,
+    &'static [(&'static str, Option<&'static str>)],
+)> {
+    let (action, id, params): (_, _, &'static [(&'static str, Option<&'static str>)]) =
+        match (kind, field) {
+            (AckKind::Instance, "sourceDestCheckEnabled") => (
+                "ModifyInstanceAttribute",
+                "InstanceId",
+                &[("SourceDestCheck.Value", None)],
+            ),
+            (AckKind::Vpc, "enableDNSHostnames") => (
+                "ModifyVpcAttribute",
+                "VpcId",
+                &[("EnableDnsHostnames.Value", None)],
+            ),
+            (AckKind::Vpc, "enableDNSSupport") => (
+                "ModifyVpcAttribute",
+                "VpcId",
+                &[("EnableDnsSupport.Value", None)],
+            ),
+            (AckKind::Vpc, "enableNetworkAddressUsageMetrics") => (
+                "ModifyVpcAttribute",
+                "VpcId",
+                &[("EnableNetworkAddressUsageMetrics.Value", None)],
+            ),
+            (AckKind::Subnet, "assignIPv6AddressOnCreation") => (
+                "ModifySubnetAttribute",
+                "SubnetId",
+                &[("AssignIpv6AddressOnCreation.Value", None)],
+            ),
+            (AckKind::Subnet, "enableDNS64") => (
+                "ModifySubnetAttribute",
+                "SubnetId",
+                &[("EnableDns64.Value", None)],
+            ),
+            (AckKind::Subnet, "enableResourceNameDNSAAAARecord") => (
+                "ModifySubnetAttribute",
+                "SubnetId",
+                &[("EnableResourceNameDnsAAAARecordOnLaunch.Value", None)],
+            ),
+            (AckKind::Subnet, "enableResourceNameDNSARecord") => (
+                "ModifySubnetAttribute",
+                "SubnetId",
+                &[("EnableResourceNameDnsARecordOnLaunch.Value", None)],
+            ),
+            (AckKind::Subnet, "mapPublicIPOnLaunch") => (
+                "ModifySubnetAttribute",
+                "SubnetId",
+                &[("MapPublicIpOnLaunch.Value", None)],
+            ),
+            (AckKind::Subnet, "hostnameType") => (
+                "ModifySubnetAttribute",
+                "SubnetId",
+                &[("PrivateDnsHostnameTypeOnLaunch", None)],
+            ),
+            (AckKind::Subnet, "customerOwnedIPv4Pool") => (
+                "ModifySubnetAttribute",
+                "SubnetId",
+                &[
+                    ("CustomerOwnedIpv4Pool", None),
+                    ("MapCustomerOwnedIpOnLaunch.Value", Some("true")),
+                ],
+            ),
+            _ => return None,
+        };
+    Some((action, id, params))
 }
 
 /// Rules in `new` and not in `old` (added), and the reverse (removed).
@@ -862,6 +959,56 @@ mod tests {
         let r = params(&p.calls[1]);
         assert_eq!(r["Action"], "RevokeSecurityGroupIngress");
         assert_eq!(r["IpPermissions.1.IpRanges.1.CidrIp"], "10.0.0.0/8");
+    }
+
+    #[test]
+    fn attribute_updates_are_one_modify_call_each() {
+        let old = json!({"spec": {"vpcID": "vpc-1", "cidrBlock": "10.0.1.0/24", "mapPublicIPOnLaunch": false},
+            "status": {"subnetID": "subnet-1"}});
+        let mut new = old.clone();
+        new["spec"]["mapPublicIPOnLaunch"] = json!(true);
+        new["spec"]["enableDNS64"] = json!(true);
+        let p = plan(AckKind::Subnet, "UPDATE", Some(&new), Some(&old), &[]).unwrap();
+        let calls: Vec<BTreeMap<&str, &str>> = p.calls.iter().map(params).collect();
+        assert_eq!(calls.len(), 2);
+        assert!(
+            calls
+                .iter()
+                .all(|c| c["Action"] == "ModifySubnetAttribute" && c["SubnetId"] == "subnet-1")
+        );
+        assert!(
+            calls
+                .iter()
+                .any(|c| c.get("MapPublicIpOnLaunch.Value") == Some(&"true"))
+        );
+        assert!(
+            calls
+                .iter()
+                .any(|c| c.get("EnableDns64.Value") == Some(&"true"))
+        );
+        // Every attribute call names only parameters its action has.
+        for kind in AckKind::ALL {
+            for field in [
+                "sourceDestCheckEnabled",
+                "enableDNSHostnames",
+                "enableDNSSupport",
+                "enableNetworkAddressUsageMetrics",
+                "assignIPv6AddressOnCreation",
+                "enableDNS64",
+                "enableResourceNameDNSAAAARecord",
+                "enableResourceNameDNSARecord",
+                "mapPublicIPOnLaunch",
+                "hostnameType",
+                "customerOwnedIPv4Pool",
+            ] {
+                if let Some((action, id, names)) = attribute_call(kind, field) {
+                    let table = crate::ec2::catalog::action_params(action).unwrap();
+                    for n in std::iter::once(id).chain(names.iter().map(|(n, _)| *n)) {
+                        assert!(table.params.iter().any(|p| p.name == n), "{action} {n}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -404,6 +404,17 @@ def test_security_group_rule_changes_authorize_and_revoke(hook):
     assert f"ec2:AuthorizeSecurityGroupIngress on resource: arn:aws:ec2:us-east-1:{PROD}:security-group/{SG_APP}" in message
 
 
+def test_attribute_changes_are_modify_calls(hook):
+    old = ack_object("Subnet", "pub", {"vpcID": VPC, "cidrBlock": "10.11.1.0/24",
+                                       "mapPublicIPOnLaunch": False}, status={"subnetID": SUBNET})
+    new = copy.deepcopy(old)
+    new["spec"]["mapPublicIPOnLaunch"] = True
+    jsonschema.validate(new, schema("Subnet"))
+    assert hook.admit(admission_review("UPDATE", new, old, user=ALICE_EXTRA))["allowed"]
+    message = denied(hook.admit(admission_review("UPDATE", new, old, user=BOB_EXTRA)))
+    assert f"ec2:ModifySubnetAttribute on resource: arn:aws:ec2:us-east-1:{PROD}:subnet/{SUBNET}" in message
+
+
 def test_region_and_account_come_from_ack_annotations(hook):
     other = ack_object("VPC", "eu", {"cidrBlocks": ["10.30.0.0/16"]},
                        annotations={"services.k8s.aws/region": "ap-south-1"})
