@@ -417,12 +417,30 @@ fn passed(uid: &str, why: &str) -> AdmissionResponse {
     r
 }
 
-/// Answers one admission request.
+/// Answers one admission request: every answer names the revision of the
+/// snapshot it was given on (one snapshot per review).
 fn admit(
     state: &AppState,
     hook: &Webhook,
     req: &AdmissionRequest,
     now: SystemTime,
+) -> AdmissionResponse {
+    let snapshot = state.snapshot();
+    let mut resp = admit_on(state, hook, req, now, &snapshot);
+    if let Ok(s) = &snapshot {
+        resp.audit_annotations
+            .entry("revision".into())
+            .or_insert_with(|| s.revision().to_string());
+    }
+    resp
+}
+
+fn admit_on(
+    state: &AppState,
+    hook: &Webhook,
+    req: &AdmissionRequest,
+    now: SystemTime,
+    snapshot: &Result<Arc<Snapshot>, ServeError>,
 ) -> AdmissionResponse {
     let refuse = |r: Refused, mut resp: AdmissionResponse| {
         if r.code != 403 {
@@ -519,7 +537,7 @@ fn admit(
         Ok(a) => a,
         Err(r) => return refuse(r, resp),
     };
-    let snapshot = match state.snapshot() {
+    let snapshot = match snapshot {
         Ok(s) => s,
         Err(e) => {
             return refuse(
@@ -539,7 +557,7 @@ fn admit(
     for intent in &plan.calls {
         match decide_call(
             state,
-            &snapshot,
+            snapshot,
             &intent.params,
             &principal,
             &region,

@@ -294,6 +294,7 @@ def test_instance_delete_update_and_the_controllers_writes(hook):
     relabeled["metadata"]["finalizers"] = ["finalizers.ec2.services.k8s.aws/Instance"]
     r = hook.admit(admission_review("UPDATE", relabeled, created, user=MALLORY))
     assert r["allowed"] is True and "no-ec2-call" in r["auditAnnotations"], r
+    assert r["auditAnnotations"]["revision"].startswith("demo-1+sha256:")
 
     # A tag change is CreateTags / DeleteTags on the instance: bob may tag
     # only on launch (ec2:CreateAction), alice may.
