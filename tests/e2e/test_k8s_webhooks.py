@@ -781,3 +781,22 @@ def test_helm_chart_webhook(helm, tmp_path):
                      (["webhook.enabled=true", "webhook.failurePolicy=Never"], "failurePolicy")]:
         rc, out = render(helm, [], *bad)
         assert rc != 0 and why in out, out
+
+
+def test_a_bad_aws_auth_mapping_stops_the_start(tmp_path):
+    """issue 16: an aws-auth file that does not parse is refused at start,
+    with what and where, instead of serving with no mapping."""
+    import subprocess
+    make_ca(tmp_path, "ca")
+    make_leaf(tmp_path, "server", "ca", "IP:127.0.0.1")
+    bad = tmp_path / "aws-auth.yaml"
+    bad.write_text("data:\n  mapRoles: |\n    - rolearn: arn:aws:iam::111111111111:user/bob\n      username: x\n")
+    p = subprocess.run([str(BINARY), "serve", "--grpc-listen", "127.0.0.1:0",
+                        "--http-listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
+                        "--webhook-listen", "127.0.0.1:0",
+                        "--webhook-tls-cert", str(tmp_path / "server.pem"),
+                        "--webhook-tls-key", str(tmp_path / "server.key"),
+                        "--webhook-aws-auth", str(bad)],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 1, p.stderr
+    assert "mapRoles[0]" in p.stderr and "not a role ARN" in p.stderr, p.stderr
