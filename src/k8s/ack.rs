@@ -1234,4 +1234,51 @@ mod tests {
         assert!(text.contains("t3.micro"), "{text}");
         assert!(text.contains("services.k8s.aws/namespace"), "{text}");
     }
+
+    /// Arbitrary JSON (depth-limited), for objects the API server would
+    /// never send.
+    fn any_json() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            "[a-zA-Z0-9./-]{0,8}".prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 32, 4, |inner| {
+            let key = prop_oneof![
+                Just("spec".to_owned()),
+                Just("status".to_owned()),
+                Just("tags".to_owned()),
+                Just("metadata".to_owned()),
+                Just("annotations".to_owned()),
+                Just("instanceID".to_owned()),
+                Just("ingressRules".to_owned()),
+                Just("cidrBlocks".to_owned()),
+                Just("key".to_owned()),
+                Just("subnetRef".to_owned()),
+                "[a-zA-Z]{1,6}",
+            ];
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::btree_map(key, inner, 0..5)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// Whatever the objects hold, planning answers (a plan or a typed
+        /// refusal) and never panics.
+        #[test]
+        fn planning_never_panics(new in any_json(), old in any_json(), k in 0usize..4, op in 0usize..4) {
+            let kind = AckKind::ALL[k];
+            let op = ["CREATE", "UPDATE", "DELETE", "CONNECT"][op];
+            let _ = plan(kind, op, Some(&new), Some(&old), &[]);
+            let review = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": new});
+            let _ = crate::k8s::review::parse_admission(review.to_string().as_bytes());
+            let review = json!({"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": old});
+            let _ = crate::k8s::review::parse_access_review(review.to_string().as_bytes());
+        }
+    }
 }
