@@ -37,6 +37,10 @@ pub enum Unmapped {
         "user `{0}` carries no AWS IAM authenticator `extra`, which the configuration requires"
     )]
     NoExtra(String),
+    #[error(
+        "user `{0}` carries no AWS IAM authenticator `extra` and no aws-auth mapping is configured"
+    )]
+    NoMapping(String),
     #[error("user `{0}` matches no aws-auth mapping")]
     NotFound(String),
     #[error("user `{user}` matches several aws-auth mappings: {entries}")]
@@ -406,7 +410,7 @@ impl PrincipalMapper {
         }
         match &self.aws_auth {
             Some(map) => map.principal(user).map(|p| (p, Source::AwsAuth)),
-            None => Err(Unmapped::NoExtra(user.username.clone())),
+            None => Err(Unmapped::NoMapping(user.username.clone())),
         }
     }
 }
