@@ -344,6 +344,93 @@ struct ServeArgs {
     /// wait=N`); servers that do not hold requests are polled as usual.
     #[arg(long, env = "IAMGATE_BUNDLE_LONG_POLL", value_parser = clap::value_parser!(u64).range(1..=3600))]
     bundle_long_poll: Option<u64>,
+    /// Listen address of the Kubernetes webhooks (HTTPS only): POST
+    /// /admission (AdmissionReview) and /authorize (SubjectAccessReview).
+    #[arg(long, env = "IAMGATE_WEBHOOK_LISTEN", requires_all = ["webhook_tls_cert", "webhook_tls_key"])]
+    webhook_listen: Option<std::net::SocketAddr>,
+    /// PEM certificate chain of the webhook listener (re-read on change).
+    #[arg(long, env = "IAMGATE_WEBHOOK_TLS_CERT", requires = "webhook_listen")]
+    webhook_tls_cert: Option<PathBuf>,
+    /// PEM private key for --webhook-tls-cert.
+    #[arg(long, env = "IAMGATE_WEBHOOK_TLS_KEY", requires = "webhook_listen")]
+    webhook_tls_key: Option<PathBuf>,
+    /// PEM CA bundle: the webhook listener requires client certificates
+    /// signed by it (the API server's webhook client certificate).
+    #[arg(long, env = "IAMGATE_WEBHOOK_CLIENT_CA", requires = "webhook_listen")]
+    webhook_client_ca: Option<PathBuf>,
+    /// The ACK controller's own user (`system:serviceaccount:NS:NAME`),
+    /// whose writes pass admission; repeatable.
+    #[arg(long, env = "IAMGATE_WEBHOOK_CONTROLLER_USERS", value_delimiter = ',')]
+    webhook_controller_user: Vec<String>,
+    /// EKS aws-auth ConfigMap (YAML) to read usernames back to IAM principals.
+    #[arg(long, env = "IAMGATE_WEBHOOK_AWS_AUTH")]
+    webhook_aws_auth: Option<PathBuf>,
+    /// Identify users only by the AWS IAM authenticator's `extra`, never by
+    /// their username.
+    #[arg(long, env = "IAMGATE_WEBHOOK_REQUIRE_EXTRA")]
+    webhook_require_extra: bool,
+    /// Admission of a user with no IAM principal: `deny` or `allow`.
+    #[arg(long, env = "IAMGATE_WEBHOOK_UNMAPPED", default_value = "deny")]
+    webhook_unmapped: iamgate::server::webhook::Unmapped,
+    /// SubjectAccessReview answer to an implicit deny: `no-opinion` (RBAC
+    /// decides) or `deny`.
+    #[arg(
+        long,
+        env = "IAMGATE_WEBHOOK_IMPLICIT_DENY",
+        default_value = "no-opinion"
+    )]
+    webhook_implicit_deny: iamgate::server::webhook::ImplicitDeny,
+    /// The ACK controller's region (its --aws-region).
+    #[arg(long, env = "IAMGATE_WEBHOOK_REGION", value_parser = parse_region)]
+    webhook_region: Option<String>,
+    /// The ACK controller's account (default: the user's).
+    #[arg(long, env = "IAMGATE_WEBHOOK_ACCOUNT", value_parser = parse_account)]
+    webhook_account: Option<String>,
+    /// NAMESPACE=REGION[/ACCOUNT], repeatable: a namespace's defaults (its
+    /// services.k8s.aws/default-region and owner-account-id annotations).
+    #[arg(
+        long,
+        env = "IAMGATE_WEBHOOK_NAMESPACE_DEFAULTS",
+        value_delimiter = ','
+    )]
+    webhook_namespace_default: Vec<iamgate::server::webhook::NamespaceDefault>,
+    /// KEY=VALUE, repeatable: the controller's --resource-tags
+    /// (%K8S_NAMESPACE%, %K8S_RESOURCE_NAME% expanded).
+    #[arg(long, env = "IAMGATE_WEBHOOK_RESOURCE_TAGS", value_delimiter = ',')]
+    webhook_resource_tag: Vec<iamgate::k8s::ack::ControllerTag>,
+    /// Tag carrying an object's name on the resources the controller made
+    /// (SubjectAccessReviews on named objects find them by it).
+    #[arg(long, env = "IAMGATE_WEBHOOK_NAME_TAG")]
+    webhook_name_tag: Option<String>,
+    /// SubjectAccessReview action template for other resources ({verb},
+    /// {group}, {version}, {resource}, {subresource}, {namespace}, {name}).
+    #[arg(
+        long,
+        env = "IAMGATE_WEBHOOK_RESOURCE_ACTION",
+        requires = "webhook_resource_arn"
+    )]
+    webhook_resource_action: Option<String>,
+    /// Resource ARN template for --webhook-resource-action.
+    #[arg(
+        long,
+        env = "IAMGATE_WEBHOOK_RESOURCE_ARN",
+        requires = "webhook_resource_action"
+    )]
+    webhook_resource_arn: Option<String>,
+    /// SubjectAccessReview action template for non-resource URLs ({verb}, {path}).
+    #[arg(
+        long,
+        env = "IAMGATE_WEBHOOK_NON_RESOURCE_ACTION",
+        requires = "webhook_non_resource_arn"
+    )]
+    webhook_non_resource_action: Option<String>,
+    /// Resource ARN template for --webhook-non-resource-action.
+    #[arg(
+        long,
+        env = "IAMGATE_WEBHOOK_NON_RESOURCE_ARN",
+        requires = "webhook_non_resource_action"
+    )]
+    webhook_non_resource_arn: Option<String>,
 }
 
 /// A positive number of seconds.
@@ -360,6 +447,15 @@ fn parse_region(s: &str) -> Result<String, String> {
         Ok(s.to_owned())
     } else {
         Err(format!("`{s}` is not a region name (e.g. `us-east-1`)"))
+    }
+}
+
+/// `--webhook-account`: a 12-digit account id.
+fn parse_account(s: &str) -> Result<String, String> {
+    if s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(s.to_owned())
+    } else {
+        Err(format!("`{s}` is not a 12-digit account id"))
     }
 }
 
@@ -442,6 +538,37 @@ impl ServeArgs {
                 s3_path_style: self.bundle_s3_path_style,
                 cache_dir: self.bundle_cache,
                 long_poll: self.bundle_long_poll.map(Duration::from_secs),
+            },
+            webhook: match (
+                self.webhook_listen,
+                self.webhook_tls_cert,
+                self.webhook_tls_key,
+            ) {
+                (Some(listen), Some(cert), Some(key)) => {
+                    Some(iamgate::server::webhook::WebhookConfig {
+                        listen,
+                        tls: iamgate::server::tls::TlsFiles {
+                            cert,
+                            key,
+                            client_ca: self.webhook_client_ca,
+                        },
+                        controller_users: self.webhook_controller_user,
+                        aws_auth: self.webhook_aws_auth,
+                        require_extra: self.webhook_require_extra,
+                        unmapped_admission: self.webhook_unmapped,
+                        implicit_deny: self.webhook_implicit_deny,
+                        region: self.webhook_region,
+                        account: self.webhook_account,
+                        namespace_defaults: self.webhook_namespace_default,
+                        controller_tags: self.webhook_resource_tag,
+                        name_tag: self.webhook_name_tag,
+                        resource_action: self.webhook_resource_action,
+                        resource_arn: self.webhook_resource_arn,
+                        non_resource_action: self.webhook_non_resource_action,
+                        non_resource_arn: self.webhook_non_resource_arn,
+                    })
+                }
+                _ => None,
             },
         }
     }

@@ -65,6 +65,8 @@ pub struct ServeConfig {
     /// Remote (`http(s)://`, `s3://`) and signed bundles: verification
     /// keys, polling, TLS, S3 addressing, the persisted last-known-good.
     pub bundle_sources: crate::bundle::source::SourceSettings,
+    /// Kubernetes admission and authorization webhooks (`--webhook-listen`).
+    pub webhook: Option<crate::server::webhook::WebhookConfig>,
 }
 
 /// Connection limits and timeouts of the listeners. Connection limits are

@@ -23,6 +23,7 @@ pub mod reload;
 pub mod remote;
 pub mod state;
 pub mod tls;
+pub mod webhook;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -67,6 +68,8 @@ pub enum ServerError {
     Inventory(#[from] crate::ec2::inventory_store::InventoryStoreError),
     #[error("{0}")]
     Credentials(#[from] crate::identity::CredentialsError),
+    #[error("webhook: {0}")]
+    Webhook(#[from] webhook::WebhookError),
 }
 
 /// The bound addresses, reported once listening (tests bind port 0).
@@ -211,6 +214,21 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
         admin: admin.local_addr().unwrap_or(config.admin_listen),
         control: control.as_ref().and_then(|(_, l)| l.local_addr().ok()),
     };
+    // Kubernetes webhooks: HTTPS only, on their own listener.
+    let webhook = match &config.webhook {
+        Some(w) => {
+            let hook = Arc::new(webhook::Webhook::new(w.clone())?);
+            hook.watch_aws_auth(Duration::from_secs(2));
+            let tls = tls::ReloadingAcceptor::start(
+                w.tls.clone(),
+                &[b"h2", b"http/1.1"],
+                Duration::from_secs(2),
+            )?;
+            Some((hook, tls, bind(w.listen).await?))
+        }
+        None => None,
+    };
+    let webhook_addr = webhook.as_ref().and_then(|(_, _, l)| l.local_addr().ok());
     let token_file = control.as_ref().and_then(|(c, _)| c.token_file().cloned());
     let drain = Duration::from_secs(10);
     // TLS on the API listeners (HTTP/JSON and gRPC); admin stays plain on
@@ -227,6 +245,7 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
         None => None,
     };
     let (api_options, admin_options) = listener_options(&config, drain, api_tls);
+    let webhook_options = api_options.clone();
     let mut tasks = Vec::new();
     tasks.push(tokio::spawn(grpc_server.serve(
         grpc,
@@ -249,6 +268,19 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
             move |req, peer| admin::handle(state.clone(), req, peer),
             shutdown_rx.clone(),
             admin_options,
+        )));
+    }
+    if let Some((hook, tls, listener)) = webhook {
+        let state = state.clone();
+        let options = http_util::ServeOptions {
+            tls: Some(tls),
+            ..webhook_options
+        };
+        tasks.push(tokio::spawn(http_util::serve(
+            listener,
+            move |req, peer| webhook::handle(state.clone(), hook.clone(), req, peer),
+            shutdown_rx.clone(),
+            options,
         )));
     }
     if let Some((control, listener)) = control {
@@ -274,6 +306,9 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
     });
     if let Some(c) = addrs.control {
         listening["control"] = serde_json::Value::String(c.to_string());
+    }
+    if let Some(w) = webhook_addr {
+        listening["webhook"] = serde_json::Value::String(w.to_string());
     }
     println!("{}", serde_json::json!({ "listening": listening }));
 
