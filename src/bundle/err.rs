@@ -36,6 +36,18 @@ pub enum BundleError {
     Timeout { seconds: f64 },
     #[error("{stuck} earlier bundle loads are still running; not starting another")]
     Busy { stuck: usize },
+    /// The candidate changes more sampled decisions than allowed (issue 15:
+    /// decision-diff gated reloads).
+    #[error(
+        "the bundle changes {changed} of {sampled} sampled decisions; at most {limit} allowed \
+         ({limit_source})"
+    )]
+    DecisionDiff {
+        changed: usize,
+        sampled: usize,
+        limit: u64,
+        limit_source: &'static str,
+    },
 }
 
 impl BundleError {

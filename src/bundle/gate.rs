@@ -103,3 +103,137 @@ pub fn run_bundle_tests(files: &BundleFiles, snapshot: &Snapshot) -> Result<usiz
     }
     Ok(ran)
 }
+
+/// The decision-diff gate of reloads (issue 15): a candidate snapshot is
+/// decided on the sample of recent requests beside the active one, and
+/// refused like a failing test when it changes more decisions than the
+/// limit: the lower of the operator's `--max-changed-decisions` and the
+/// bundle's own `manifest.json` `max_changed_decisions`. Without either,
+/// the counts are still computed and reported.
+#[derive(Debug)]
+pub struct DiffGate {
+    sample: std::sync::Arc<crate::bundle::sample::RequestSample>,
+    max_changed: Option<u64>,
+    last: std::sync::Mutex<Option<DiffSummary>>,
+}
+
+/// The last comparison at a reload, for `/v1/status`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DiffSummary {
+    /// Seconds since the Unix epoch.
+    pub at: f64,
+    pub active_revision: String,
+    pub candidate_revision: String,
+    /// Sampled requests decided on both snapshots.
+    pub sampled: usize,
+    /// Those whose decision differs.
+    pub changed: usize,
+    /// Changed decisions by `from -> to`.
+    pub by_change: std::collections::BTreeMap<String, usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit_source: Option<&'static str>,
+    /// Whether the candidate was refused for it.
+    pub refused: bool,
+}
+
+impl Default for DiffGate {
+    fn default() -> Self {
+        Self::new(
+            std::sync::Arc::new(crate::bundle::sample::RequestSample::disabled()),
+            None,
+        )
+    }
+}
+
+impl DiffGate {
+    /// A gate over `sample` with the operator's limit, if any.
+    pub fn new(
+        sample: std::sync::Arc<crate::bundle::sample::RequestSample>,
+        max_changed: Option<u64>,
+    ) -> Self {
+        Self {
+            sample,
+            max_changed,
+            last: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The sample the decision path feeds.
+    pub fn sample(&self) -> &crate::bundle::sample::RequestSample {
+        &self.sample
+    }
+
+    /// The limit that applies to `candidate`, and where it comes from.
+    pub fn limit_for(&self, candidate: &Snapshot) -> Option<(u64, &'static str)> {
+        match (self.max_changed, candidate.max_changed_decisions()) {
+            (Some(op), Some(m)) if m < op => Some((m, "manifest.json max_changed_decisions")),
+            (Some(op), _) => Some((op, "--max-changed-decisions")),
+            (None, Some(m)) => Some((m, "manifest.json max_changed_decisions")),
+            (None, None) => None,
+        }
+    }
+
+    /// Compares `candidate` with the `active` snapshot on the sample.
+    /// Nothing to compare (no active snapshot, or an empty sample) passes.
+    /// The summary is kept for [`DiffGate::last`] whether or not the
+    /// candidate passes.
+    pub fn check(
+        &self,
+        active: Option<&Snapshot>,
+        candidate: &Snapshot,
+    ) -> Result<Option<DiffSummary>, BundleError> {
+        let Some(active) = active else {
+            return Ok(None);
+        };
+        let requests: Vec<AuthzRequest> = self
+            .sample
+            .requests()
+            .iter()
+            .map(crate::bundle::sample::SampledRequest::to_request)
+            .collect();
+        if requests.is_empty() {
+            return Ok(None);
+        }
+        let report = crate::bundle::diff::diff(active, candidate, &requests);
+        let limit = self.limit_for(candidate);
+        let changed = report.changed.len();
+        let refused = limit.is_some_and(|(l, _)| u64::try_from(changed).unwrap_or(u64::MAX) > l);
+        let summary = DiffSummary {
+            at: std::time::SystemTime::now()
+                .duration_since(std::time::SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or_default(),
+            active_revision: active.revision().to_string(),
+            candidate_revision: candidate.revision().to_string(),
+            sampled: report.compared,
+            changed,
+            by_change: report.by_change(),
+            limit: limit.map(|(l, _)| l),
+            limit_source: limit.map(|(_, s)| s),
+            refused,
+        };
+        *self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(summary.clone());
+        match limit {
+            Some((limit, limit_source)) if refused => Err(BundleError::DecisionDiff {
+                changed,
+                sampled: report.compared,
+                limit,
+                limit_source,
+            }),
+            _ => Ok(Some(summary)),
+        }
+    }
+
+    /// The last comparison made at a reload.
+    pub fn last(&self) -> Option<DiffSummary> {
+        self.last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}

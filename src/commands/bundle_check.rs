@@ -33,6 +33,7 @@ pub fn exit_code(err: &BundleError) -> u8 {
         | BundleError::Empty { .. }
         | BundleError::Timeout { .. }
         | BundleError::Busy { .. } => INVALID,
+        BundleError::DecisionDiff { .. } => TEST_FAILED,
     }
 }
 
@@ -63,6 +64,13 @@ fn error_json(err: &BundleError) -> serde_json::Value {
         BundleError::Empty { source_name } => json!({"kind": "empty", "file": source_name}),
         BundleError::Timeout { seconds } => json!({"kind": "timeout", "seconds": seconds}),
         BundleError::Busy { stuck } => json!({"kind": "busy", "stuck": stuck}),
+        BundleError::DecisionDiff {
+            changed,
+            sampled,
+            limit,
+            limit_source,
+        } => json!({"kind": "decision_diff", "changed": changed, "sampled": sampled,
+                     "limit": limit, "limit_source": limit_source}),
     };
     json!({"ok": false, "error": detail, "message": err.to_string()})
 }
