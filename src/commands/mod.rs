@@ -6,6 +6,7 @@
 
 pub mod bench;
 pub mod bundle_check;
+pub mod bundle_diff;
 pub mod decode_message;
 pub mod eval;
 pub mod test;

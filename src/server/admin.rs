@@ -70,6 +70,13 @@ pub(crate) fn status(state: &AppState) -> Response<Body> {
         "uptime_seconds": now.duration_since(state.started).map(|d| d.as_secs_f64()).unwrap_or_default(),
     });
     let mut body = body;
+    // Issue 15: the last reload's decision diff and the shadow snapshot.
+    if let Some(d) = state.diff_gate.last() {
+        body["decision_diff"] = json!(d);
+    }
+    if let Some(s) = state.shadow.status() {
+        body["shadow"] = s;
+    }
     // Access keys: counts only (key ids and secrets stay out of status).
     if state.config.credentials.is_some() {
         let (keys, active) = state.credentials.load().counts();

@@ -8,6 +8,7 @@
 //! - `POST /v1/reload`, and `POST /v1/decode-authorization-message` (the
 //!   decoded message holds the request's context).
 //! - `GET /v1/status`, as on the admin listener.
+//! - `POST /v1/shadow/promote`: the shadow snapshot becomes the active one.
 //!
 //! Every request is authenticated before it is routed: a bearer token
 //! (`authorization: Bearer <token>`, compared with the one in
@@ -466,6 +467,8 @@ async fn route_http(
         (Method::POST, "/v1/reload") => Ok(reload(state).await),
         (Method::POST, "/v1/decode-authorization-message") => decode_message(state, req).await,
         (Method::GET, "/v1/status") => Ok(crate::server::admin::status(state)),
+        (Method::POST, "/v1/shadow/promote") => Ok(promote_shadow(state).await),
+        (_, "/v1/shadow/promote") => Err(ServeError::MethodNotAllowed),
         (_, "/v1/reload" | "/v1/decode-authorization-message" | "/v1/status") => {
             Err(ServeError::MethodNotAllowed)
         }
@@ -477,6 +480,27 @@ async fn route_http(
 /// the bundle was refused (the running snapshot keeps serving).
 async fn reload(state: &AppState) -> Response<http_util::Body> {
     match state.reload.reload().await {
+        Ok(revision) => json_response(
+            StatusCode::OK,
+            json!({"ok": true, "revision": revision})
+                .to_string()
+                .into_bytes(),
+        ),
+        Err(e) => json_response(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({"ok": false, "error": e,
+                   "revision": state.store.load().map(|s| s.revision().to_string())})
+            .to_string()
+            .into_bytes(),
+        ),
+    }
+}
+
+/// `POST /v1/shadow/promote`: makes the shadow snapshot the active one
+/// through the normal activation path; 200 with the revision, or 422 with
+/// why not (the running snapshot keeps serving).
+async fn promote_shadow(state: &AppState) -> Response<http_util::Body> {
+    match state.shadow.promote(state).await {
         Ok(revision) => json_response(
             StatusCode::OK,
             json!({"ok": true, "revision": revision})

@@ -20,6 +20,7 @@ pub mod inventory_api;
 pub mod io;
 pub mod network_api;
 pub mod reload;
+pub mod shadow;
 pub mod state;
 pub mod tls;
 
@@ -112,8 +113,17 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
         tracing::warn!("not ready: waiting for a valid bundle");
     }
 
-    let reload = reload::spawn(
+    let fleet = &config.fleet;
+    let diff_gate = Arc::new(crate::bundle::gate::DiffGate::new(
+        Arc::new(crate::bundle::sample::RequestSample::new(
+            fleet.decision_sample_size,
+            fleet.decision_sample_every,
+        )),
+        fleet.max_changed_decisions,
+    ));
+    let reload = reload::spawn_gated(
         source.clone(),
+        diff_gate.clone(),
         store.clone(),
         inventory.clone(),
         metrics.clone(),
@@ -148,6 +158,25 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
         }
     };
 
+    let shadow = match &fleet.shadow_bundle {
+        Some(path) => shadow::Shadow::start(
+            BundleSource::Path {
+                path: path.clone(),
+                options: crate::bundle::LoadOptions {
+                    max_bytes: config.max_bundle_bytes,
+                    allow_empty: config.allow_empty_bundle,
+                },
+            },
+            fleet.shadow_sample_every,
+            fleet.shadow_queue,
+            config.reload_timeout,
+            metrics.clone(),
+            decision_log.clone(),
+        )
+        .await
+        .map_err(ServerError::DecisionLog)?,
+        None => shadow::Shadow::disabled(),
+    };
     let state = AppState::new(
         store,
         inventory,
@@ -155,7 +184,8 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
         config.clone(),
         decision_log,
         reload.clone(),
-    );
+    )
+    .with_fleet(diff_gate, Arc::new(shadow));
     let credentials = match &config.credentials {
         Some(path) => {
             let file = credentials::CredentialsFile::open(path, state.credentials.clone())?;

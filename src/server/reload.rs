@@ -199,6 +199,35 @@ pub fn spawn(
     spawn_with(load, store, inventory, metrics, debounce, timeout)
 }
 
+/// [`spawn`], with the decision-diff gate (issue 15): each loaded
+/// candidate is also decided on the gate's sample of recent requests beside
+/// the active snapshot, the counts published, and a candidate that changes
+/// too many decisions refused like a failing test.
+pub fn spawn_gated(
+    source: BundleSource,
+    gate: Arc<crate::bundle::gate::DiffGate>,
+    store: Arc<SnapshotStore>,
+    inventory: Arc<InventoryStore>,
+    metrics: Metrics,
+    debounce: Duration,
+    timeout: Duration,
+) -> ReloadHandle {
+    let (active, m) = (store.clone(), metrics.clone());
+    let load: Load = Arc::new(move || {
+        let candidate = source.load()?;
+        let result = gate.check(active.load().as_deref(), &candidate);
+        match &result {
+            Ok(Some(s)) => m.reload_diff(s.sampled, s.changed, false),
+            Err(BundleError::DecisionDiff {
+                changed, sampled, ..
+            }) => m.reload_diff(*sampled, *changed, true),
+            _ => {}
+        }
+        result.map(|_| candidate)
+    });
+    spawn_with(load, store, inventory, metrics, debounce, timeout)
+}
+
 fn spawn_with(
     load: Load,
     store: Arc<SnapshotStore>,

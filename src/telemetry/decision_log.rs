@@ -27,6 +27,23 @@ pub struct DecisionRecord {
     pub matched: Vec<MatchedInfo>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trace_id: Option<String>,
+    /// The request context, with `--decision-log-context` only: keys that
+    /// name secrets are never logged, masked keys are replaced.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context: Option<serde_json::Map<String, serde_json::Value>>,
+    /// The shadow snapshot's decision, on records of requests the shadow
+    /// decided differently (`frontend` is then `shadow`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<ShadowOutcome>,
+}
+
+/// What the shadow snapshot answered.
+#[derive(Debug, Clone, Serialize)]
+pub struct ShadowOutcome {
+    pub revision: String,
+    pub decision: &'static str,
+    /// The decision the active snapshot gave (also `decision` above).
+    pub active_decision: &'static str,
 }
 
 /// Writes one record as a JSON line (a record that cannot be serialised is
@@ -50,6 +67,26 @@ pub enum LogSink {
 pub struct DecisionLog {
     tx: Option<SyncSender<DecisionRecord>>,
     metrics: Option<Metrics>,
+    log_context: bool,
+}
+
+/// A context as a JSON object (keys in lower case, as the engine matches
+/// them), keys that name secrets left out.
+pub fn context_json(ctx: &crate::engine::Context) -> serde_json::Map<String, serde_json::Value> {
+    use crate::engine::ContextValue;
+    let mut out = serde_json::Map::new();
+    for (k, v) in ctx.iter() {
+        if crate::bundle::sample::is_secret_key(k) {
+            continue;
+        }
+        let v = match v {
+            ContextValue::One(s) => serde_json::Value::from(s.as_str()),
+            ContextValue::Shared(s) => serde_json::Value::from(&**s),
+            ContextValue::Many(m) => serde_json::Value::from(m.clone()),
+        };
+        out.insert(k.to_owned(), v);
+    }
+    out
 }
 
 impl DecisionLog {
@@ -89,12 +126,25 @@ impl DecisionLog {
         Ok(Self {
             tx: Some(tx),
             metrics: Some(metrics),
+            log_context: false,
         })
     }
 
     /// Whether records are being written.
     pub fn enabled(&self) -> bool {
         self.tx.is_some()
+    }
+
+    /// The context of a request as logged: `None` unless the log records
+    /// contexts; keys that name secrets left out.
+    pub fn context_of(
+        &self,
+        req: &crate::bundle::AuthzRequest,
+    ) -> Option<serde_json::Map<String, serde_json::Value>> {
+        if !self.log_context || self.tx.is_none() {
+            return None;
+        }
+        Some(context_json(&req.context))
     }
 
     /// Queues a record; drops (and counts) it when the queue is full.
