@@ -145,17 +145,21 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
         });
     }
 
-    let decision_log = match config.decision_log.as_deref() {
-        None => DecisionLog::disabled(),
-        Some(sink) => {
-            let sink = if sink == "-" {
+    let decision_log = {
+        let sink = config.decision_log.as_deref().map(|sink| {
+            if sink == "-" {
                 LogSink::Stdout
             } else {
                 LogSink::File(sink.into())
-            };
-            DecisionLog::start(sink, config.decision_log_queue, metrics.clone())
-                .map_err(ServerError::DecisionLog)?
-        }
+            }
+        });
+        DecisionLog::start_with(
+            sink,
+            config.decision_log_queue,
+            metrics.clone(),
+            &config.fleet.log_ship,
+        )
+        .map_err(ServerError::DecisionLog)?
     };
 
     let shadow = match &fleet.shadow_bundle {
@@ -297,6 +301,8 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
     for t in tasks {
         let _ = t.await;
     }
+    // Decision-log records still queued are written and shipped.
+    state.decision_log.shutdown(Duration::from_secs(5)).await;
     Ok(())
 }
 

@@ -1,7 +1,10 @@
 //! The decision log: one JSON line per decision, written by a background
-//! thread from a bounded queue. A full queue drops the record and counts it;
-//! logging never delays or changes a decision. Records carry no secrets:
-//! no credentials, no `authorization` header, no context values.
+//! thread from a bounded queue to stdout or a file, and handed to the
+//! shipping sinks ([`decision_log_ship`]: HTTP upload, OTLP logs). A full
+//! queue drops the record and counts it; logging never delays or changes a
+//! decision. Records carry no secrets: no credentials, no `authorization`
+//! header; context values only with `--decision-log-context`, never those
+//! of keys that name secrets, and masked as `--decision-log-mask` says.
 
 use std::io::Write;
 use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
@@ -9,6 +12,7 @@ use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 use serde::Serialize;
 
 use crate::bundle::MatchedInfo;
+use crate::telemetry::decision_log_ship::{self, Mask, ShipError, ShipSettings};
 use crate::telemetry::metrics::Metrics;
 
 /// One decision, as logged.
@@ -46,15 +50,6 @@ pub struct ShadowOutcome {
     pub active_decision: &'static str,
 }
 
-/// Writes one record as a JSON line (a record that cannot be serialised is
-/// skipped whole, never written in part).
-fn write_line(w: &mut impl Write, rec: &DecisionRecord) {
-    if let Ok(mut line) = serde_json::to_vec(rec) {
-        line.push(b'\n');
-        let _ = w.write_all(&line);
-    }
-}
-
 /// Where the log goes.
 #[derive(Debug, Clone)]
 pub enum LogSink {
@@ -65,9 +60,23 @@ pub enum LogSink {
 /// A handle to the decision log (cheap to clone); disabled by default.
 #[derive(Debug, Clone, Default)]
 pub struct DecisionLog {
-    tx: Option<SyncSender<DecisionRecord>>,
+    tx: Option<SyncSender<Msg>>,
     metrics: Option<Metrics>,
     log_context: bool,
+    /// The shipping sinks' tasks, awaited at shutdown.
+    shippers: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+/// What the writer thread is handed.
+#[derive(Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "records are nearly every message; boxing would cost an allocation per decision"
+)]
+enum Msg {
+    Record(DecisionRecord),
+    /// Flush, close the shipping sinks, answer, and stop.
+    Shutdown(tokio::sync::oneshot::Sender<()>),
 }
 
 /// A context as a JSON object (keys in lower case, as the engine matches
@@ -97,37 +106,122 @@ impl DecisionLog {
 
     /// Starts the writer thread with a queue of `capacity` records.
     pub fn start(sink: LogSink, capacity: usize, metrics: Metrics) -> std::io::Result<Self> {
-        let mut out: Box<dyn Write + Send> = match &sink {
-            LogSink::Stdout => Box::new(std::io::stdout()),
-            LogSink::File(p) => Box::new(
+        Self::start_with(Some(sink), capacity, metrics, &ShipSettings::default())
+    }
+
+    /// Starts the writer thread with a queue of `capacity` records, writing
+    /// to `sink` (if any) and handing each record to the shipping sinks of
+    /// `ship` (started on the current tokio runtime), every output masked
+    /// as `ship.mask` says. Disabled when there is nowhere to write.
+    pub fn start_with(
+        sink: Option<LogSink>,
+        capacity: usize,
+        metrics: Metrics,
+        ship: &ShipSettings,
+    ) -> std::io::Result<Self> {
+        let invalid = |e: ShipError| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
+        let mask = Mask::parse(&ship.mask).map_err(invalid)?;
+        if sink.is_none() && !ship.ships() {
+            return Ok(Self::disabled());
+        }
+        let mut out: Option<Box<dyn Write + Send>> = match &sink {
+            None => None,
+            Some(LogSink::Stdout) => Some(Box::new(std::io::stdout())),
+            Some(LogSink::File(p)) => Some(Box::new(
                 std::fs::OpenOptions::new()
                     .create(true)
                     .append(true)
                     .open(p)?,
-            ),
+            )),
         };
-        let (tx, rx) = sync_channel::<DecisionRecord>(capacity.max(1));
+        let (mut sinks, tasks) = if ship.ships() {
+            decision_log_ship::start(ship, &metrics).map_err(invalid)?
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        let (tx, rx) = sync_channel::<Msg>(capacity.max(1));
+        let m = metrics.clone();
         std::thread::Builder::new()
             .name("iamgate-decision-log".to_owned())
             .spawn(move || {
-                let mut w = std::io::BufWriter::new(&mut out);
+                let mut w = out.as_mut().map(std::io::BufWriter::new);
                 while let Ok(first) = rx.recv() {
                     // Write what is queued, then flush once the queue is
                     // momentarily empty: no record waits in the buffer.
                     let mut next = Some(first);
-                    while let Some(rec) = next {
-                        write_line(&mut w, &rec);
+                    while let Some(msg) = next {
+                        match msg {
+                            Msg::Record(mut rec) => {
+                                mask.apply(&mut rec);
+                                // A record that cannot be serialised is
+                                // skipped whole, never written in part.
+                                if let Ok(mut line) = serde_json::to_vec(&rec) {
+                                    for s in &sinks {
+                                        s.push(&rec, &line, &m);
+                                    }
+                                    if let Some(w) = w.as_mut() {
+                                        line.push(b'\n');
+                                        let _ = w.write_all(&line);
+                                    }
+                                }
+                            }
+                            Msg::Shutdown(done) => {
+                                if let Some(w) = w.as_mut() {
+                                    let _ = w.flush();
+                                }
+                                // Closing the sinks' channels makes them
+                                // send what they hold and stop.
+                                sinks.clear();
+                                let _ = done.send(());
+                                return;
+                            }
+                        }
                         next = rx.try_recv().ok();
                     }
+                    if let Some(w) = w.as_mut() {
+                        let _ = w.flush();
+                    }
+                }
+                if let Some(w) = w.as_mut() {
                     let _ = w.flush();
                 }
-                let _ = w.flush();
             })?;
         Ok(Self {
             tx: Some(tx),
             metrics: Some(metrics),
-            log_context: false,
+            log_context: ship.log_context,
+            shippers: std::sync::Arc::new(std::sync::Mutex::new(tasks)),
         })
+    }
+
+    /// Flushes the log and the shipping sinks at shutdown: records queued
+    /// before this call are written and sent, waiting at most `deadline`.
+    /// Records after it are dropped and counted.
+    pub async fn shutdown(&self, deadline: std::time::Duration) {
+        let Some(tx) = &self.tx else { return };
+        let started = tokio::time::Instant::now() + deadline;
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let tx = tx.clone();
+        // The queue may be full: wait for room off the async workers.
+        let sent = tokio::task::spawn_blocking(move || tx.send(Msg::Shutdown(done_tx)).is_ok());
+        if !matches!(tokio::time::timeout_at(started, sent).await, Ok(Ok(true))) {
+            return;
+        }
+        let _ = tokio::time::timeout_at(started, done_rx).await;
+        let tasks: Vec<_> = std::mem::take(
+            &mut *self
+                .shippers
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for t in tasks {
+            if tokio::time::timeout_at(started, t).await.is_err() {
+                tracing::warn!(
+                    "decision log: shipping did not finish before the shutdown deadline"
+                );
+                return;
+            }
+        }
     }
 
     /// Whether records are being written.
@@ -150,7 +244,7 @@ impl DecisionLog {
     /// Queues a record; drops (and counts) it when the queue is full.
     pub fn record(&self, rec: DecisionRecord) {
         let Some(tx) = &self.tx else { return };
-        match tx.try_send(rec) {
+        match tx.try_send(Msg::Record(rec)) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
                 if let Some(m) = &self.metrics {
