@@ -395,7 +395,7 @@ async fn deliver_http(target: &HttpTarget, batch: &[Vec<u8>], d: Delivery, metri
 }
 
 fn otlp_exporter(url: &str) -> Result<opentelemetry_otlp::LogExporter, ShipError> {
-    use opentelemetry_otlp::{WithExportConfig, WithTonicConfig as _};
+    use opentelemetry_otlp::WithExportConfig;
     let _ = url.parse::<Uri>().map_err(|_| ShipError::Otlp {
         url: url.to_owned(),
         message: "not a URL".to_owned(),
@@ -404,7 +404,6 @@ fn otlp_exporter(url: &str) -> Result<opentelemetry_otlp::LogExporter, ShipError
         .with_tonic()
         .with_endpoint(url)
         .with_timeout(ATTEMPT_TIMEOUT)
-        .with_compression(opentelemetry_otlp::Compression::Gzip)
         .build()
         .map_err(|e| ShipError::Otlp {
             url: url.to_owned(),
