@@ -3,8 +3,9 @@
 //! traffic the sidecar actually sees (see [`crate::bundle::diff`]).
 //!
 //! The sample is fed from the decision path, so offering a request costs
-//! one relaxed atomic increment when the request is not picked (1 in
-//! `every`), and a `try_lock` when it is: a busy sample skips the request
+//! a thread-local counter increment when the request is not picked (1 in
+//! `every` per thread: no cache line shared between cores), and a
+//! `try_lock` when it is: a busy sample skips the request
 //! rather than making a decision wait. Only a picked request that is not
 //! already in the sample is copied. The sample keeps what decides
 //! (principal, action, resource, context, session tags, resource account)
@@ -12,10 +13,10 @@
 //! secret (tokens, signatures, passwords, credentials). It must not know
 //! about listeners or metrics.
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use rustc_hash::{FxHashSet, FxHasher};
 use serde::Serialize;
@@ -44,6 +45,22 @@ const SECRET_KEY_PARTS: [&str; 7] = [
     "credential",
     "cookie",
 ];
+
+/// Whether this call is the one in `every` to pick, counting on the
+/// calling thread: sampling without touching memory other cores write.
+/// Each caller passes its own counter (a `thread_local!` of its module).
+#[inline]
+pub fn tick(counter: &'static std::thread::LocalKey<Cell<u64>>, every: u64) -> bool {
+    counter.with(|c| {
+        let n = c.get();
+        c.set(n.wrapping_add(1));
+        n.is_multiple_of(every)
+    })
+}
+
+thread_local! {
+    static OFFERED: Cell<u64> = const { Cell::new(0) };
+}
 
 /// One sampled request: what decides, and nothing secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -158,7 +175,6 @@ struct Ring {
 pub struct RequestSample {
     capacity: usize,
     every: u64,
-    offered: AtomicU64,
     ring: Mutex<Ring>,
 }
 
@@ -175,7 +191,6 @@ impl RequestSample {
         Self {
             capacity,
             every: every.max(1),
-            offered: AtomicU64::new(0),
             ring: Mutex::new(Ring::default()),
         }
     }
@@ -191,7 +206,7 @@ impl RequestSample {
     }
 
     /// Offers a decided request. Never blocks: a request not picked costs
-    /// an atomic increment; a picked one that finds the sample busy is
+    /// a thread-local increment; a picked one that finds the sample busy is
     /// skipped. A session policy (compiled per request) or an oversized
     /// request is not kept.
     #[inline]
@@ -199,14 +214,9 @@ impl RequestSample {
         if self.capacity == 0 {
             return;
         }
-        if !self
-            .offered
-            .fetch_add(1, Ordering::Relaxed)
-            .is_multiple_of(self.every)
-        {
-            return;
+        if tick(&OFFERED, self.every) {
+            self.keep(req);
         }
-        self.keep(req);
     }
 
     #[cold]
@@ -251,6 +261,11 @@ impl RequestSample {
             .len()
     }
 
+    /// How many requests may be kept.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     /// Whether no request is kept.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -291,11 +306,27 @@ mod tests {
 
     #[test]
     fn only_one_in_every_is_taken() {
-        let s = RequestSample::new(100, 4);
+        // A fresh thread: the count is per thread.
+        let s = std::thread::scope(|t| {
+            t.spawn(|| {
+                let s = RequestSample::new(100, 4);
+                for i in 0..40 {
+                    s.offer(&req(&format!("arn:aws:iam::1:user/u{i}"), "*"));
+                }
+                s.len()
+            })
+            .join()
+        });
+        assert!(matches!(s, Ok(10)), "{s:?}");
+    }
+
+    #[test]
+    fn every_one_is_taken_with_every_one() {
+        let s = RequestSample::new(100, 1);
         for i in 0..40 {
             s.offer(&req(&format!("arn:aws:iam::1:user/u{i}"), "*"));
         }
-        assert_eq!(s.len(), 10);
+        assert_eq!(s.len(), 40);
     }
 
     #[test]

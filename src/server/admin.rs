@@ -71,6 +71,10 @@ pub(crate) fn status(state: &AppState) -> Response<Body> {
     });
     let mut body = body;
     // Issue 15: the last reload's decision diff and the shadow snapshot.
+    let sample = state.diff_gate.sample();
+    if sample.enabled() {
+        body["decision_sample"] = json!({"kept": sample.len(), "capacity": sample.capacity()});
+    }
     if let Some(d) = state.diff_gate.last() {
         body["decision_diff"] = json!(d);
     }

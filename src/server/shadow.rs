@@ -4,7 +4,7 @@
 //! decision path.
 //!
 //! The decision path only offers a request ([`Shadow::offer`]): one in
-//! `every` is copied into a bounded queue (`try_send`; a full queue drops
+//! `every` (counted per thread) is copied into a bounded queue (`try_send`; a full queue drops
 //! it and counts the drop), so the shadow never delays or changes an
 //! answer. One thread decides queued requests on the shadow snapshot and
 //! counts disagreements by action and decision pair; each disagreement is
@@ -37,9 +37,12 @@ struct Job {
     decision_id: String,
 }
 
+thread_local! {
+    static OFFERED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
 #[derive(Debug, Default)]
 struct Counts {
-    offered: AtomicU64,
     evaluated: AtomicU64,
     disagreements: AtomicU64,
     dropped: AtomicU64,
@@ -130,7 +133,7 @@ impl Shadow {
     }
 
     /// Offers a decided request to the shadow. Never blocks: a request not
-    /// picked costs an atomic increment; a picked one is copied and queued,
+    /// picked costs a thread-local increment; a picked one is copied and queued,
     /// or dropped (and counted) when the queue is full.
     #[inline]
     pub fn offer(
@@ -141,15 +144,9 @@ impl Shadow {
         decision_id: &str,
     ) {
         let Some(tx) = &self.tx else { return };
-        if !self
-            .counts
-            .offered
-            .fetch_add(1, Ordering::Relaxed)
-            .is_multiple_of(self.every)
-        {
-            return;
+        if crate::bundle::sample::tick(&OFFERED, self.every) {
+            self.queue(tx, req, answer, frontend, decision_id);
         }
-        self.queue(tx, req, answer, frontend, decision_id);
     }
 
     #[cold]
