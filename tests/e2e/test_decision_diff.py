@@ -163,3 +163,32 @@ def test_the_sample_keeps_no_secrets_and_only_what_decides(tmp_path):
         assert "limit" not in d
     finally:
         server.stop()
+
+
+def test_a_logged_context_decides_the_diff(tmp_path):
+    """issue 15: with --decision-log-context the log carries each request's
+    context (keys naming secrets left out), and `bundle diff` decides the
+    logged requests with it: a condition on aws:SourceIp changes exactly the
+    requests from the addresses it no longer allows."""
+    def grants(cidr):
+        return {"alice": [{"Effect": "Allow", "Action": "ec2:StartInstances", "Resource": "*",
+                           "Condition": {"IpAddress": {"aws:SourceIp": cidr}}}]}
+    old = write_bundle(tmp_path / "old", grants("10.0.0.0/8"), "old")
+    new = write_bundle(tmp_path / "new", grants("10.1.0.0/16"), "new")
+    log = tmp_path / "decisions.jsonl"
+    server = start_server(tmp_path, "--bundle", str(old), "--decision-log", str(log),
+                          "--decision-log-context", "--no-watch")
+    try:
+        for ip in ("10.1.2.3", "10.2.3.4", "192.0.2.1"):
+            authorize(server, "alice", "ec2:StartInstances",
+                      context={"aws:SourceIp": ip, "x:SessionToken": "s3cr3t"})
+        assert wait_for(lambda: log.exists() and len(log.read_text().splitlines()) == 3)
+    finally:
+        server.stop()
+    assert "s3cr3t" not in log.read_text()
+    assert json.loads(log.read_text().splitlines()[0])["context"]["aws:sourceip"] == "10.1.2.3"
+    code, out = diff(old, new, "--requests", log, "--json")
+    assert code == 1, out
+    report = json.loads(out)
+    assert (report["compared"], report["changed"]) == (3, 1)
+    assert report["by_change"] == {"allowed -> implicitDeny": 1}
