@@ -322,8 +322,8 @@ struct ServeArgs {
     /// counted.
     #[arg(long, env = "IAMGATE_SHADOW_QUEUE", default_value_t = 4096)]
     shadow_queue: usize,
-    /// Ship decision-log records to this HTTP(S) URL: gzip'd JSON-array
-    /// batches POSTed like OPA's decision-log plugin.
+    /// Ship decision-log records to this http:// or https:// URL: gzip'd
+    /// JSON-array batches POSTed like OPA's decision-log plugin.
     #[arg(long, env = "IAMGATE_DECISION_LOG_HTTP")]
     decision_log_http: Option<String>,
     /// Export decision-log records as OTLP logs to this gRPC endpoint
@@ -353,6 +353,10 @@ struct ServeArgs {
     /// Also log each decision's request context (masked as configured).
     #[arg(long, env = "IAMGATE_DECISION_LOG_CONTEXT")]
     decision_log_context: bool,
+    /// PEM CA certificates that verify an https:// --decision-log-http
+    /// (default: /etc/ssl/certs/ca-certificates.crt).
+    #[arg(long, env = "IAMGATE_DECISION_LOG_HTTP_CA")]
+    decision_log_http_ca: Option<PathBuf>,
 }
 
 /// `--ec2-region`: a region name.
@@ -449,6 +453,7 @@ impl ServeArgs {
                     retries: self.decision_log_retries,
                     mask: self.decision_log_mask,
                     log_context: self.decision_log_context,
+                    http_ca: self.decision_log_http_ca,
                 },
             },
         }

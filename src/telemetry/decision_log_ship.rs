@@ -1,7 +1,7 @@
 //! Decision logs that leave the box (issue 15): batched HTTP upload (like
 //! OPA's decision-log plugin: a gzip'd JSON array per POST, batches bounded
 //! in bytes, retries with exponential backoff) and OTLP logs export
-//! (opentelemetry-otlp over gRPC), plus the masking of fields and context
+//! (opentelemetry-otlp over gRPC; plain `http://` endpoints), plus the masking of fields and context
 //! keys that applies to every decision-log output.
 //!
 //! Each sink has a bounded buffer fed by the decision log's writer thread
@@ -45,6 +45,9 @@ pub struct ShipSettings {
     pub mask: Vec<String>,
     /// Log each decision's request context (masked).
     pub log_context: bool,
+    /// PEM CA certificates that verify an `https://` upload URL (default:
+    /// the system's `/etc/ssl/certs/ca-certificates.crt`).
+    pub http_ca: Option<std::path::PathBuf>,
 }
 
 impl Default for ShipSettings {
@@ -58,6 +61,7 @@ impl Default for ShipSettings {
             retries: 5,
             mask: Vec::new(),
             log_context: false,
+            http_ca: None,
         }
     }
 }
@@ -188,7 +192,7 @@ pub fn start(
         retries: settings.retries.max(1),
     };
     if let Some(url) = &settings.http_url {
-        let target = HttpTarget::parse(url)?;
+        let target = HttpTarget::parse(url, settings.http_ca.as_deref())?;
         let (tx, rx) = mpsc::channel(settings.buffer.max(1));
         tasks.push(tokio::spawn(ship_http(target, rx, policy, metrics.clone())));
         sinks.push(Sink::Http(tx));
@@ -264,37 +268,92 @@ async fn next_batch<T>(
 }
 
 /// Where HTTP batches go.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 struct HttpTarget {
     uri: Uri,
     host: String,
     port: u16,
     authority: String,
     path: String,
+    /// For `https://`: the connector and the name the certificate must
+    /// carry.
+    tls: Option<(
+        tokio_rustls::TlsConnector,
+        rustls_pki_types::ServerName<'static>,
+    )>,
+}
+
+impl std::fmt::Debug for HttpTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HttpTarget({})", self.uri)
+    }
+}
+
+/// Where the system keeps its CA certificates (Debian and derivatives).
+const SYSTEM_CA_FILE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// A TLS client verifying servers against the CA certificates in `ca`.
+fn tls_connector(ca: &std::path::Path) -> Result<tokio_rustls::TlsConnector, String> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let shown = ca.display();
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).map_err(|e| format!("`{shown}`: {e}"))? {
+        let cert = cert.map_err(|e| format!("`{shown}`: {e}"))?;
+        roots.add(cert).map_err(|e| format!("`{shown}`: {e}"))?;
+    }
+    if roots.is_empty() {
+        return Err(format!("`{shown}` holds no certificate"));
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_rustls::TlsConnector::from(std::sync::Arc::new(
+        config,
+    )))
 }
 
 impl HttpTarget {
-    fn parse(url: &str) -> Result<Self, ShipError> {
+    fn parse(url: &str, ca: Option<&std::path::Path>) -> Result<Self, ShipError> {
         let bad = |message: &str| ShipError::HttpUrl {
             url: url.to_owned(),
             message: message.to_owned(),
         };
         let uri: Uri = url.parse().map_err(|_| bad("not a URL"))?;
-        if uri.scheme_str() != Some("http") {
-            return Err(bad("only http:// is supported (put a TLS proxy in front)"));
-        }
+        let https = match uri.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
+            _ => return Err(bad("expected an http:// or https:// URL")),
+        };
         let authority = uri.authority().ok_or_else(|| bad("no host"))?.to_string();
-        let host = uri.host().ok_or_else(|| bad("no host"))?.to_owned();
-        let port = uri.port_u16().unwrap_or(80);
+        let host = uri
+            .host()
+            .ok_or_else(|| bad("no host"))?
+            .trim_matches(['[', ']'])
+            .to_owned();
+        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
         let path = uri
             .path_and_query()
             .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned());
+        let tls = if https {
+            let ca = ca.unwrap_or(std::path::Path::new(SYSTEM_CA_FILE));
+            let connector = tls_connector(ca).map_err(|e| bad(&format!("CA certificates: {e}")))?;
+            let name = rustls_pki_types::ServerName::try_from(host.clone())
+                .map_err(|e| bad(&e.to_string()))?;
+            Some((connector, name))
+        } else {
+            None
+        };
         Ok(Self {
             uri,
-            host: host.trim_matches(['[', ']']).to_owned(),
+            host,
             port,
             authority,
             path,
+            tls,
         })
     }
 }
@@ -304,6 +363,22 @@ async fn post(target: &HttpTarget, body: Bytes) -> Result<http::StatusCode, Stri
     let stream = tokio::net::TcpStream::connect((target.host.as_str(), target.port))
         .await
         .map_err(|e| format!("connect: {e}"))?;
+    match &target.tls {
+        None => post_on(target, stream, body).await,
+        Some((connector, name)) => {
+            let tls = connector
+                .connect(name.clone(), stream)
+                .await
+                .map_err(|e| format!("TLS: {e}"))?;
+            post_on(target, tls, body).await
+        }
+    }
+}
+
+async fn post_on<S>(target: &HttpTarget, stream: S, body: Bytes) -> Result<http::StatusCode, String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(|e| format!("handshake: {e}"))?;
@@ -595,7 +670,12 @@ mod tests {
         );
         assert!(backoff(3) >= Duration::from_millis(400));
         assert!(backoff(30) <= Duration::from_millis(6250));
-        assert!(HttpTarget::parse("https://x/").is_err());
-        assert!(HttpTarget::parse("http://127.0.0.1:9/logs").is_ok_and(|t| t.path == "/logs"));
+        assert!(HttpTarget::parse("ftp://x/", None).is_err());
+        assert!(
+            HttpTarget::parse("https://x/", Some(std::path::Path::new("/nonexistent"))).is_err()
+        );
+        assert!(
+            HttpTarget::parse("http://127.0.0.1:9/logs", None).is_ok_and(|t| t.path == "/logs")
+        );
     }
 }

@@ -7,6 +7,7 @@ ships (no collector binary can run here)."""
 import gzip
 import json
 import signal
+import ssl
 import threading
 import time
 from concurrent import futures
@@ -17,6 +18,7 @@ from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service
 
 from conftest import start_server, wait_for
 from decision_util import allow, arn, authorize, metric, write_bundle
+from test_tls import make_ca, make_leaf
 
 GRANTS = {"alice": [allow("ec2:Describe*", "ec2:StartInstances")]}
 
@@ -25,7 +27,7 @@ class HttpReceiver:
     """Keeps every record of every batch. `fail_first` requests get a 503;
     with `hang`, a request is read and recorded, then never answered."""
 
-    def __init__(self, fail_first=0, hang=False):
+    def __init__(self, fail_first=0, hang=False, tls=None):
         self.batches = []
         self.encodings = []
         self.fail_first = fail_first
@@ -55,7 +57,13 @@ class HttpReceiver:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/logs"
+        scheme = "http"
+        if tls:  # (cert, key) files
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*tls)
+            self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
+            scheme = "https"
+        self.url = f"{scheme}://127.0.0.1:{self.server.server_address[1]}/logs"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def records(self):
@@ -156,6 +164,37 @@ def test_records_queued_at_shutdown_are_flushed(tmp_path):
         assert {r["principal"] for r in rx.records()} == {arn("alice")}
     finally:
         server.stop()
+        rx.close()
+
+
+def test_https_upload_verifies_the_receiver(tmp_path):
+    """issue 15: an https:// receiver is verified against
+    --decision-log-http-ca; one whose certificate another CA signed gets
+    nothing (every attempt fails and the batch is dropped, counted)."""
+    make_ca(tmp_path, "ca")
+    make_ca(tmp_path, "other")
+    make_leaf(tmp_path, "server", "ca", "IP:127.0.0.1")
+    rx = HttpReceiver(tls=(str(tmp_path / "server.pem"), str(tmp_path / "server.key")))
+    bundle = write_bundle(tmp_path / "b", GRANTS, "one")
+    good = start_server(tmp_path, "--bundle", str(bundle), "--no-watch",
+                        "--decision-log-http", rx.url, "--decision-log-flush-ms", "50",
+                        "--decision-log-http-ca", str(tmp_path / "ca.pem"))
+    bad = start_server(tmp_path, "--bundle", str(bundle), "--no-watch",
+                       "--decision-log-http", rx.url, "--decision-log-flush-ms", "50",
+                       "--decision-log-retries", "2",
+                       "--decision-log-http-ca", str(tmp_path / "other.pem"))
+    try:
+        for _ in range(3):
+            authorize(good, "alice", "ec2:StartInstances")
+        authorize(bad, "alice", "ec2:StopInstances")
+        assert wait_for(lambda: len(rx.records()) == 3, timeout=15)
+        assert wait_for(lambda: metric(bad, "iamgate_decision_log_ship_dropped_total",
+                                       {"sink": "http", "reason": "delivery_failed"}) == 1, timeout=15)
+        assert metric(bad, "iamgate_decision_log_ship_attempt_failures_total", {"sink": "http"}) == 2
+        assert {r["action"] for r in rx.records()} == {"ec2:StartInstances"}
+    finally:
+        good.stop()
+        bad.stop()
         rx.close()
 
 
