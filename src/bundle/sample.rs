@@ -141,16 +141,21 @@ fn request_bytes(req: &AuthzRequest) -> usize {
         + req.resource_account.as_ref().map_or(0, String::len)
 }
 
+/// Context keys left out of the de-duplication key: the clock, which
+/// front-ends set on every request, would make every request new (the copy
+/// kept still carries the time it was decided at).
+const CLOCK_KEYS: [&str; 2] = ["aws:currenttime", "aws:epochtime"];
+
 /// A hash of what decides a request: two requests with the same hash are
 /// kept once. Context keys are hashed in order (a front-end inserts them in
-/// a fixed order), secrets left out as in [`SampledRequest::of`].
+/// a fixed order), secrets and the clock left out.
 fn request_key(req: &AuthzRequest) -> u64 {
     let mut h = FxHasher::default();
     req.principal_arn.hash(&mut h);
     req.action.hash(&mut h);
     req.resource.hash(&mut h);
     for (k, v) in req.context.iter() {
-        if is_secret_key(k) {
+        if is_secret_key(k) || CLOCK_KEYS.contains(&k) {
             continue;
         }
         k.hash(&mut h);
@@ -346,6 +351,18 @@ mod tests {
             ContextValue::One("x".repeat(MAX_REQUEST_BYTES)),
         );
         s.offer(&huge);
+        assert_eq!(s.len(), 1);
+    }
+
+    #[test]
+    fn the_clock_does_not_make_a_request_new() {
+        let s = RequestSample::new(10, 1);
+        for t in 0..3 {
+            let mut r = req("arn:aws:iam::1:user/a", "*");
+            r.context
+                .insert("aws:EpochTime", ContextValue::One(format!("{t}")));
+            s.offer(&r);
+        }
         assert_eq!(s.len(), 1);
     }
 

@@ -9,7 +9,8 @@
 //! answer. One thread decides queued requests on the shadow snapshot and
 //! counts disagreements by action and decision pair; each disagreement is
 //! also written to the decision log with both outcomes.
-//! `POST /v1/shadow/promote` (control listener only) loads the shadow's
+//! `POST /v1/shadow/reload` (control listener only) reads the shadow's
+//! source again; `POST /v1/shadow/promote` loads the shadow's
 //! source again and activates it through the normal path
 //! ([`crate::server::reload::apply`]): a source that no longer loads is
 //! refused and the active snapshot keeps serving.
@@ -203,6 +204,44 @@ impl Shadow {
             "dropped": c.dropped.load(Ordering::Relaxed),
             "promoted": self.promoted.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone(),
         }))
+    }
+
+    /// Loads the shadow's source again and, if it is valid, evaluates it
+    /// from now on (the counts start over). A refused source keeps the
+    /// previous shadow. Returns the shadow's revision or why not.
+    pub async fn reload(&self, timeout: Duration) -> Result<String, String> {
+        let Some(source) = &self.source else {
+            return Err("no --shadow-bundle is configured".to_owned());
+        };
+        let _one = self.promoting.lock().await;
+        match reload::load_bounded(source, timeout).await {
+            Ok(s) => {
+                let revision = s.revision().to_string();
+                self.snapshot.store(Some(Arc::new(s)));
+                for c in [
+                    &self.counts.evaluated,
+                    &self.counts.disagreements,
+                    &self.counts.dropped,
+                ] {
+                    c.store(0, Ordering::Relaxed);
+                }
+                *self
+                    .error
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
+                tracing::info!(revision = %revision, "shadow snapshot reloaded");
+                Ok(revision)
+            }
+            Err(e) => {
+                let e = e.to_string();
+                tracing::error!(error = %e, "shadow bundle refused; the previous shadow stays");
+                *self
+                    .error
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e.clone());
+                Err(e)
+            }
+        }
     }
 
     /// Makes the shadow the active snapshot: loads its source again

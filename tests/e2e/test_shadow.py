@@ -62,6 +62,23 @@ def test_disagreements_are_counted_and_logged_and_answers_never_change(tmp_path)
                     if "shadow" not in r and r["action"] == "ec2:StopInstances"]
         assert [r["decision_id"] for r in answered] == [stop["decision_id"]]
 
+        # A shadow source that no longer loads: neither reloaded nor
+        # promoted; the active snapshot keeps serving (last known good).
+        iam = next((shadow / "iam").glob("*.json"))
+        iam.write_text("{not json")
+        r = control_post(server, "/v1/shadow/reload")
+        assert r.status_code == 422, r.text
+        r = control_post(server, "/v1/shadow/promote")
+        assert r.status_code == 422 and r.json()["revision"].startswith("active+"), r.text
+        broken = status(server)
+        assert broken["revision"].startswith("active+") and broken["last_reload"]["ok"] is False
+        assert broken["shadow"]["revision"] == st["revision"] and broken["shadow"]["error"]
+        assert authorize(server, "bob", "ec2:StopInstances") == "implicitDeny"
+        write_bundle(shadow, SHADOW, "shadow")
+        r = control_post(server, "/v1/shadow/reload")
+        assert r.status_code == 200 and r.json()["revision"] == st["revision"], r.text
+        assert status(server)["shadow"]["error"] is None
+
         # Promotion is not served on the decision or admin listeners, and
         # needs the control token.
         for base in (server.http, server.admin):
