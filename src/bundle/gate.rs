@@ -237,3 +237,127 @@ impl DiffGate {
             .clone()
     }
 }
+
+#[cfg(test)]
+mod diff_gate_tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::bundle::sample::RequestSample;
+
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+    fn snapshot(actions: &[&str], manifest: Option<&str>) -> Result<Snapshot, BundleError> {
+        let policy = serde_json::json!({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": actions, "Resource": "*"}]});
+        let account = serde_json::json!({"UserDetailList": [{"UserName": "alice", "UserId": "AIDA1",
+            "Arn": "arn:aws:iam::111122223333:user/alice", "Path": "/",
+            "UserPolicyList": [{"PolicyName": "p", "PolicyDocument": policy}]}],
+            "GroupDetailList": [], "RoleDetailList": [], "Policies": []});
+        let mut files = vec![("iam/111122223333.json".to_owned(), account.to_string())];
+        if let Some(m) = manifest {
+            files.push(("manifest.json".to_owned(), m.to_owned()));
+        }
+        Snapshot::compile(&BundleFiles::from_pairs(files), "test")
+    }
+
+    fn sample(actions: &[&str]) -> Arc<RequestSample> {
+        let s = Arc::new(RequestSample::new(16, 1));
+        for a in actions {
+            s.offer(&AuthzRequest {
+                principal_arn: "arn:aws:iam::111122223333:user/alice".into(),
+                action: (*a).into(),
+                resource: "*".into(),
+                ..AuthzRequest::default()
+            });
+        }
+        s
+    }
+
+    const ACTIONS: [&str; 4] = [
+        "ec2:StartInstances",
+        "ec2:StopInstances",
+        "ec2:RebootInstances",
+        "ec2:TerminateInstances",
+    ];
+
+    #[test]
+    fn the_lower_limit_applies_and_past_it_the_candidate_is_refused() -> TestResult {
+        let active = snapshot(&["ec2:StartInstances"], None)?;
+        // Two decisions change: StopInstances and RebootInstances.
+        let candidate = snapshot(
+            &[
+                "ec2:StartInstances",
+                "ec2:StopInstances",
+                "ec2:RebootInstances",
+            ],
+            None,
+        )?;
+        let gate = DiffGate::new(sample(&ACTIONS), Some(2));
+        let passed = gate.check(Some(&active), &candidate)?;
+        assert!(passed.is_some_and(|s| s.sampled == 4 && s.changed == 2 && !s.refused));
+
+        let gate = DiffGate::new(sample(&ACTIONS), Some(1));
+        let refused = gate.check(Some(&active), &candidate).err();
+        assert!(
+            matches!(
+                refused,
+                Some(BundleError::DecisionDiff {
+                    changed: 2,
+                    sampled: 4,
+                    limit: 1,
+                    limit_source: "--max-changed-decisions"
+                })
+            ),
+            "{refused:?}"
+        );
+        assert!(
+            gate.last().is_some_and(
+                |s| s.refused && s.by_change.get("implicitDeny -> allowed") == Some(&2)
+            )
+        );
+
+        // The bundle's own expectation is lower than the operator's.
+        let expecting_one = snapshot(
+            &[
+                "ec2:StartInstances",
+                "ec2:StopInstances",
+                "ec2:RebootInstances",
+            ],
+            Some(r#"{"max_changed_decisions": 1}"#),
+        )?;
+        let gate = DiffGate::new(sample(&ACTIONS), Some(10));
+        assert!(matches!(
+            gate.check(Some(&active), &expecting_one),
+            Err(BundleError::DecisionDiff {
+                limit: 1,
+                limit_source: "manifest.json max_changed_decisions",
+                ..
+            })
+        ));
+        // ...but cannot raise it.
+        let expecting_ten = snapshot(
+            &[
+                "ec2:StartInstances",
+                "ec2:StopInstances",
+                "ec2:RebootInstances",
+            ],
+            Some(r#"{"max_changed_decisions": 10}"#),
+        )?;
+        let gate = DiffGate::new(sample(&ACTIONS), Some(1));
+        assert!(gate.check(Some(&active), &expecting_ten).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn nothing_to_compare_passes_without_a_summary() -> TestResult {
+        let active = snapshot(&["ec2:StartInstances"], None)?;
+        let candidate = snapshot(&["ec2:DescribeImages"], None)?;
+        let gate = DiffGate::new(sample(&ACTIONS), Some(0));
+        assert!(gate.check(None, &candidate)?.is_none());
+        let empty = DiffGate::new(sample(&[]), Some(0));
+        assert!(empty.check(Some(&active), &candidate)?.is_none());
+        assert!(gate.last().is_none() && empty.last().is_none());
+        Ok(())
+    }
+}
