@@ -202,9 +202,17 @@ impl DecisionLog {
         let started = tokio::time::Instant::now() + deadline;
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
         let tx = tx.clone();
-        // The queue may be full: wait for room off the async workers.
-        let sent = tokio::task::spawn_blocking(move || tx.send(Msg::Shutdown(done_tx)).is_ok());
-        if !matches!(tokio::time::timeout_at(started, sent).await, Ok(Ok(true))) {
+        // The queue may be full: wait for room on a plain thread (the
+        // runtime's shutdown would wait for a blocking-pool task stuck on a
+        // writer that never drains).
+        let (sent_tx, sent) = tokio::sync::oneshot::channel();
+        let spawned = std::thread::Builder::new()
+            .name("iamgate-decision-log-close".into())
+            .spawn(move || {
+                let _ = sent_tx.send(tx.send(Msg::Shutdown(done_tx)).is_ok());
+            });
+        if spawned.is_err() || !matches!(tokio::time::timeout_at(started, sent).await, Ok(Ok(true)))
+        {
             return;
         }
         let _ = tokio::time::timeout_at(started, done_rx).await;

@@ -435,3 +435,32 @@ impl Issue15Metrics {
         })
     }
 }
+
+#[cfg(test)]
+mod issue15_tests {
+    use super::*;
+
+    #[test]
+    fn shadow_disagreement_actions_are_bounded() -> Result<(), Box<dyn std::error::Error>> {
+        let m = Metrics::new()?;
+        for i in 0..MAX_SHADOW_ACTIONS + 10 {
+            m.shadow_compared(&format!("svc:Action{i}"), "allowed", "implicitDeny");
+        }
+        // Agreement counts an evaluation, no disagreement.
+        m.shadow_compared("svc:Action0", "allowed", "allowed");
+        let text = String::from_utf8(m.render()?)?;
+        let series = text
+            .lines()
+            .filter(|l| l.starts_with("iamgate_shadow_disagreements_total{"))
+            .count();
+        assert_eq!(series, MAX_SHADOW_ACTIONS + 1);
+        assert!(text.contains(
+            "iamgate_shadow_disagreements_total{action=\"other\",active=\"allowed\",shadow=\"implicitDeny\"} 10"
+        ));
+        assert!(text.contains(&format!(
+            "iamgate_shadow_evaluations_total {}",
+            MAX_SHADOW_ACTIONS + 11
+        )));
+        Ok(())
+    }
+}
