@@ -51,10 +51,16 @@ const SECRET_KEY_PARTS: [&str; 7] = [
 /// Each caller passes its own counter (a `thread_local!` of its module).
 #[inline]
 pub fn tick(counter: &'static std::thread::LocalKey<Cell<u64>>, every: u64) -> bool {
-    counter.with(|c| {
-        let n = c.get();
-        c.set(n.wrapping_add(1));
-        n.is_multiple_of(every)
+    // A countdown rather than a modulo: no division per decision.
+    counter.with(|c| match c.get() {
+        0 => {
+            c.set(every.saturating_sub(1));
+            true
+        }
+        n => {
+            c.set(n - 1);
+            false
+        }
     })
 }
 
