@@ -133,7 +133,8 @@ def test_a_hung_receiver_never_delays_decisions_and_drops_are_counted(tmp_path):
             t = time.monotonic()
             assert authorize(server, "alice", "ec2:DescribeImages") == "allowed"
             slowest = max(slowest, time.monotonic() - t)
-        assert slowest < 1.0, slowest
+        # A decision held up by the shipper would wait out its 5 s attempt.
+        assert slowest < 2.0, slowest
         received = len(rx.records())  # read by the hung receiver, never acknowledged
         dropped = lambda: metric(server, "iamgate_decision_log_ship_dropped_total",
                                  {"sink": "http", "reason": "buffer_full"})
