@@ -160,8 +160,9 @@ impl Shadow {
         decision_id: &str,
     ) {
         // A session policy is compiled per request: not worth a second
-        // compilation off the path, and not kept.
-        if req.session_policy.is_some() {
+        // compilation off the path, and not kept. Without a loaded shadow
+        // there is nothing to copy for.
+        if req.session_policy.is_some() || self.snapshot.load().is_none() {
             return;
         }
         let job = Job {

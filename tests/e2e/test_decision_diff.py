@@ -3,6 +3,7 @@ reloads gated on the decisions they change, through the real binary."""
 
 import json
 import subprocess
+import tarfile
 
 import requests
 
@@ -78,6 +79,14 @@ def test_bundle_diff_reports_changes_from_a_decision_log_and_test_files(tmp_path
     ]}))
     code, out = diff(old, new, "--requests", tf, "--json")
     assert code == 1 and json.loads(out)["changed"] == 1, out
+
+    # Bundles as .tar.gz decide the same.
+    archive = tmp_path / "new.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for f in sorted(new.rglob("*")):
+            tar.add(f, arcname=str(f.relative_to(new)), recursive=False)
+    code, out = diff(old, archive, "--requests", log, "--json")
+    assert code == 1 and json.loads(out)["changed"] == 3, out
 
     # The same bundle on both sides changes nothing.
     code, out = diff(old, old, "--requests", log, "--requests", tf)
