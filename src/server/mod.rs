@@ -181,6 +181,21 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
         .map_err(ServerError::DecisionLog)?,
         None => shadow::Shadow::disabled(),
     };
+    let shadow = Arc::new(shadow);
+    // The shadow bundle is watched like the main one.
+    let _shadow_watcher = match (&fleet.shadow_bundle, config.watch) {
+        (Some(path), true) => {
+            let (sh, timeout) = (shadow.clone(), config.reload_timeout);
+            let handle = reload::trigger_task(Duration::from_millis(300), move || {
+                let sh = sh.clone();
+                async move {
+                    let _ = sh.reload(timeout).await;
+                }
+            });
+            Some(reload::watch(path, handle)?)
+        }
+        _ => None,
+    };
     let state = AppState::new(
         store,
         inventory,
@@ -189,7 +204,7 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
         decision_log,
         reload.clone(),
     )
-    .with_fleet(diff_gate, Arc::new(shadow));
+    .with_fleet(diff_gate, shadow);
     let credentials = match &config.credentials {
         Some(path) => {
             let file = credentials::CredentialsFile::open(path, state.credentials.clone())?;

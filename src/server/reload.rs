@@ -277,6 +277,31 @@ fn spawn_with(
     ReloadHandle { tx }
 }
 
+/// A handle whose triggers run `on_trigger` (after `debounce`, once per
+/// burst) instead of reloading the main bundle: [`watch`] for another
+/// source, such as the shadow bundle. `reload()` on it only triggers.
+pub fn trigger_task<F, Fut>(debounce: Duration, on_trigger: F) -> ReloadHandle
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let (tx, mut rx) = mpsc::channel::<Option<Reply>>(64);
+    tokio::spawn(async move {
+        while let Some(first) = rx.recv().await {
+            tokio::time::sleep(debounce).await;
+            let mut waiters: Vec<Reply> = first.into_iter().collect();
+            while let Ok(more) = rx.try_recv() {
+                waiters.extend(more);
+            }
+            on_trigger().await;
+            for w in waiters {
+                let _ = w.send(Ok(String::new()));
+            }
+        }
+    });
+    ReloadHandle { tx }
+}
+
 /// Watches the bundle path and triggers reloads on change. The returned
 /// watcher must be kept alive.
 ///

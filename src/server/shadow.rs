@@ -208,7 +208,7 @@ impl Shadow {
     }
 
     /// Loads the shadow's source again and, if it is valid, evaluates it
-    /// from now on (the counts start over). A refused source keeps the
+    /// from now on (the counts start over when its revision changes). A refused source keeps the
     /// previous shadow. Returns the shadow's revision or why not.
     pub async fn reload(&self, timeout: Duration) -> Result<String, String> {
         let Some(source) = &self.source else {
@@ -218,13 +218,22 @@ impl Shadow {
         match reload::load_bounded(source, timeout).await {
             Ok(s) => {
                 let revision = s.revision().to_string();
+                let same = self
+                    .snapshot
+                    .load()
+                    .as_ref()
+                    .is_some_and(|old| old.revision() == s.revision());
                 self.snapshot.store(Some(Arc::new(s)));
-                for c in [
-                    &self.counts.evaluated,
-                    &self.counts.disagreements,
-                    &self.counts.dropped,
-                ] {
-                    c.store(0, Ordering::Relaxed);
+                // New content starts new counts; the same content (a
+                // rewrite, a touch) keeps them.
+                if !same {
+                    for c in [
+                        &self.counts.evaluated,
+                        &self.counts.disagreements,
+                        &self.counts.dropped,
+                    ] {
+                        c.store(0, Ordering::Relaxed);
+                    }
                 }
                 *self
                     .error

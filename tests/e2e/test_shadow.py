@@ -151,3 +151,29 @@ def test_a_full_shadow_queue_drops_and_counts_never_waits(tmp_path):
         assert s["disagreements"] == s["evaluated"]
     finally:
         server.stop()
+
+
+def test_the_shadow_bundle_is_watched(tmp_path):
+    """issue 15: a new shadow bundle written in place is picked up like the
+    main one (its counts start over); a broken rewrite keeps the previous
+    shadow and reports why."""
+    active = write_bundle(tmp_path / "active", ACTIVE, "active")
+    shadow = write_bundle(tmp_path / "shadow", SHADOW, "shadow")
+    server = start_server(tmp_path, "--bundle", str(active), "--shadow-bundle", str(shadow))
+    try:
+        first = status(server)["shadow"]["revision"]
+        assert authorize(server, "bob", "ec2:StopInstances") == "implicitDeny"
+        assert wait_for(lambda: status(server)["shadow"]["disagreements"] == 1)
+        write_bundle(shadow, ACTIVE, "shadow-2")
+        assert wait_for(lambda: status(server)["shadow"]["revision"].startswith("shadow-2+"))
+        assert status(server)["shadow"]["disagreements"] == 0
+        assert authorize(server, "bob", "ec2:StopInstances") == "implicitDeny"
+        assert wait_for(lambda: status(server)["shadow"]["evaluated"] == 1)
+        assert status(server)["shadow"]["disagreements"] == 0
+        (shadow / "manifest.json").write_text("{")
+        assert wait_for(lambda: status(server)["shadow"]["error"] is not None)
+        st = status(server)
+        assert st["shadow"]["revision"].startswith("shadow-2+") and first != st["shadow"]["revision"]
+        assert st["revision"].startswith("active+")
+    finally:
+        server.stop()
