@@ -327,7 +327,8 @@ struct ServeArgs {
     #[arg(long, env = "IAMGATE_DECISION_LOG_HTTP")]
     decision_log_http: Option<String>,
     /// Export decision-log records as OTLP logs to this gRPC endpoint
-    /// (`http://HOST:PORT`).
+    /// (`http://HOST:PORT`, or `https://` verified against
+    /// --decision-log-otlp-ca).
     #[arg(long, env = "IAMGATE_DECISION_LOG_OTLP")]
     decision_log_otlp: Option<String>,
     /// Records a shipping sink buffers; more are dropped and counted.
@@ -357,6 +358,10 @@ struct ServeArgs {
     /// (default: /etc/ssl/certs/ca-certificates.crt).
     #[arg(long, env = "IAMGATE_DECISION_LOG_HTTP_CA")]
     decision_log_http_ca: Option<PathBuf>,
+    /// PEM CA certificates that verify an https:// --decision-log-otlp
+    /// (default: /etc/ssl/certs/ca-certificates.crt).
+    #[arg(long, env = "IAMGATE_DECISION_LOG_OTLP_CA")]
+    decision_log_otlp_ca: Option<PathBuf>,
 }
 
 /// `--ec2-region`: a region name.
@@ -454,6 +459,7 @@ impl ServeArgs {
                     mask: self.decision_log_mask,
                     log_context: self.decision_log_context,
                     http_ca: self.decision_log_http_ca,
+                    otlp_ca: self.decision_log_otlp_ca,
                 },
             },
         }

@@ -1,7 +1,7 @@
 //! Decision logs that leave the box (issue 15): batched HTTP upload (like
 //! OPA's decision-log plugin: a gzip'd JSON array per POST, batches bounded
 //! in bytes, retries with exponential backoff) and OTLP logs export
-//! (opentelemetry-otlp over gRPC; plain `http://` endpoints), plus the masking of fields and context
+//! (opentelemetry-otlp over gRPC, TLS for `https://` endpoints), plus the masking of fields and context
 //! keys that applies to every decision-log output.
 //!
 //! Each sink has a bounded buffer fed by the decision log's writer thread
@@ -48,6 +48,8 @@ pub struct ShipSettings {
     /// PEM CA certificates that verify an `https://` upload URL (default:
     /// the system's `/etc/ssl/certs/ca-certificates.crt`).
     pub http_ca: Option<std::path::PathBuf>,
+    /// The same for an `https://` OTLP endpoint.
+    pub otlp_ca: Option<std::path::PathBuf>,
 }
 
 impl Default for ShipSettings {
@@ -62,6 +64,7 @@ impl Default for ShipSettings {
             mask: Vec::new(),
             log_context: false,
             http_ca: None,
+            otlp_ca: None,
         }
     }
 }
@@ -198,7 +201,7 @@ pub fn start(
         sinks.push(Sink::Http(tx));
     }
     if let Some(url) = &settings.otlp_endpoint {
-        let exporter = otlp_exporter(url)?;
+        let exporter = otlp_exporter(url, settings.otlp_ca.as_deref())?;
         let (tx, rx) = mpsc::channel(settings.buffer.max(1));
         tasks.push(tokio::spawn(ship_otlp(
             exporter,
@@ -469,21 +472,36 @@ async fn deliver_http(target: &HttpTarget, batch: &[Vec<u8>], d: Delivery, metri
     metrics.log_ship_dropped("http", "delivery_failed", batch.len());
 }
 
-fn otlp_exporter(url: &str) -> Result<opentelemetry_otlp::LogExporter, ShipError> {
-    use opentelemetry_otlp::WithExportConfig;
-    let _ = url.parse::<Uri>().map_err(|_| ShipError::Otlp {
+fn otlp_exporter(
+    url: &str,
+    ca: Option<&std::path::Path>,
+) -> Result<opentelemetry_otlp::LogExporter, ShipError> {
+    use opentelemetry_otlp::{WithExportConfig, WithTonicConfig as _};
+    let bad = |message: String| ShipError::Otlp {
         url: url.to_owned(),
-        message: "not a URL".to_owned(),
-    })?;
-    let mut exporter = opentelemetry_otlp::LogExporter::builder()
+        message,
+    };
+    let uri = url
+        .parse::<Uri>()
+        .map_err(|_| bad("not a URL".to_owned()))?;
+    let builder = opentelemetry_otlp::LogExporter::builder()
         .with_tonic()
         .with_endpoint(url)
-        .with_timeout(ATTEMPT_TIMEOUT)
-        .build()
-        .map_err(|e| ShipError::Otlp {
-            url: url.to_owned(),
-            message: e.to_string(),
-        })?;
+        .with_timeout(ATTEMPT_TIMEOUT);
+    let builder = match uri.scheme_str() {
+        Some("http") => builder,
+        Some("https") => {
+            let ca = ca.unwrap_or(std::path::Path::new(SYSTEM_CA_FILE));
+            let pem = std::fs::read(ca)
+                .map_err(|e| bad(format!("CA certificates `{}`: {e}", ca.display())))?;
+            builder.with_tls_config(
+                tonic::transport::ClientTlsConfig::new()
+                    .ca_certificate(tonic::transport::Certificate::from_pem(pem)),
+            )
+        }
+        _ => return Err(bad("expected an http:// or https:// URL".to_owned())),
+    };
+    let mut exporter = builder.build().map_err(|e| bad(e.to_string()))?;
     use opentelemetry_sdk::logs::LogExporter as _;
     exporter.set_resource(
         &opentelemetry_sdk::Resource::builder()

@@ -215,6 +215,40 @@ class _Logs(logs_service_pb2_grpc.LogsServiceServicer):
         return logs_service_pb2.ExportLogsServiceResponse()
 
 
+def start_logs_service(tls=None):
+    """A grpcio LogsService on loopback; `tls` is (cert, key) files."""
+    svc = _Logs()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    logs_service_pb2_grpc.add_LogsServiceServicer_to_server(svc, server)
+    if tls:
+        creds = grpc.ssl_server_credentials([(open(tls[1], "rb").read(), open(tls[0], "rb").read())])
+        port = server.add_secure_port("127.0.0.1:0", creds)
+    else:
+        port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    return svc, server, port
+
+
+def test_otlp_logs_export_over_tls(tmp_path):
+    """issue 15: an https:// OTLP endpoint is verified against
+    --decision-log-otlp-ca."""
+    make_ca(tmp_path, "ca")
+    make_leaf(tmp_path, "server", "ca", "IP:127.0.0.1")
+    svc, grpc_server, port = start_logs_service((tmp_path / "server.pem", tmp_path / "server.key"))
+    bundle = write_bundle(tmp_path / "b", GRANTS, "one")
+    server = start_server(tmp_path, "--bundle", str(bundle), "--no-watch",
+                          "--decision-log-otlp", f"https://127.0.0.1:{port}",
+                          "--decision-log-otlp-ca", str(tmp_path / "ca.pem"),
+                          "--decision-log-flush-ms", "100")
+    try:
+        authorize(server, "alice", "ec2:StartInstances")
+        assert wait_for(lambda: len(svc.records) == 1, timeout=20), len(svc.records)
+        assert metric(server, "iamgate_decision_log_shipped_total", {"sink": "otlp"}) == 1
+    finally:
+        server.stop()
+        grpc_server.stop(grace=None)
+
+
 def test_otlp_logs_export(tmp_path):
     """issue 15: every decision is exported as an OTLP log record (body: the
     masked JSON record; attributes: decision, action, revision) to a real
