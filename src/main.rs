@@ -143,6 +143,25 @@ enum BundleCommand {
         #[arg(long)]
         allow_empty_bundle: bool,
     },
+    /// Decide the same requests on two bundles and report which change
+    /// decision, grouped by principal and action: exit 0 if none changes,
+    /// 1 if some do, 2 if a bundle or request file cannot be used.
+    Diff {
+        /// The bundle serving now (directory or .tar.gz).
+        old: PathBuf,
+        /// The candidate bundle (directory or .tar.gz).
+        new: PathBuf,
+        /// Policy test files (or folders of them) or decision-log JSON
+        /// lines; repeatable.
+        #[arg(long, required = true)]
+        requests: Vec<PathBuf>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// As `serve --max-bundle-bytes`.
+        #[arg(long, default_value_t = iamgate::bundle::files::DEFAULT_MAX_BUNDLE_BYTES)]
+        max_bundle_bytes: u64,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -431,6 +450,71 @@ struct ServeArgs {
         requires = "webhook_non_resource_action"
     )]
     webhook_non_resource_arn: Option<String>,
+    /// Refuse a reloaded bundle that changes more than N decisions of the
+    /// sample of recent requests (the running snapshot keeps serving); a
+    /// bundle's manifest.json `max_changed_decisions` may set a lower limit.
+    #[arg(long, env = "IAMGATE_MAX_CHANGED_DECISIONS")]
+    max_changed_decisions: Option<u64>,
+    /// Recent distinct requests kept to compare a reloaded bundle with the
+    /// active one (0: none).
+    #[arg(long, env = "IAMGATE_DECISION_SAMPLE_SIZE", default_value_t = iamgate::bundle::sample::DEFAULT_CAPACITY)]
+    decision_sample_size: usize,
+    /// One decided request in N is offered to that sample.
+    #[arg(long, env = "IAMGATE_DECISION_SAMPLE_EVERY", default_value_t = iamgate::bundle::sample::DEFAULT_EVERY, value_parser = clap::value_parser!(u64).range(1..))]
+    decision_sample_every: u64,
+    /// A second bundle (directory or .tar.gz), validated like the main one
+    /// and evaluated beside it on a sample of live requests, off the
+    /// decision path; promote it with `POST /v1/shadow/promote` (control
+    /// listener).
+    #[arg(long, env = "IAMGATE_SHADOW_BUNDLE")]
+    shadow_bundle: Option<PathBuf>,
+    /// One live request in N is decided again on the shadow bundle.
+    #[arg(long, env = "IAMGATE_SHADOW_SAMPLE_EVERY", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    shadow_sample_every: u64,
+    /// Requests waiting for the shadow evaluator; more are dropped and
+    /// counted.
+    #[arg(long, env = "IAMGATE_SHADOW_QUEUE", default_value_t = 4096)]
+    shadow_queue: usize,
+    /// Ship decision-log records to this http:// or https:// URL: gzip'd
+    /// JSON-array batches POSTed like OPA's decision-log plugin.
+    #[arg(long, env = "IAMGATE_DECISION_LOG_HTTP")]
+    decision_log_http: Option<String>,
+    /// Export decision-log records as OTLP logs to this gRPC endpoint
+    /// (`http://HOST:PORT`, or `https://` verified against
+    /// --decision-log-otlp-ca).
+    #[arg(long, env = "IAMGATE_DECISION_LOG_OTLP")]
+    decision_log_otlp: Option<String>,
+    /// Records a shipping sink buffers; more are dropped and counted.
+    #[arg(
+        long,
+        env = "IAMGATE_DECISION_LOG_SHIP_BUFFER",
+        default_value_t = 10_000
+    )]
+    decision_log_ship_buffer: usize,
+    /// Largest upload batch, in bytes of JSON before compression.
+    #[arg(long, env = "IAMGATE_DECISION_LOG_BATCH_BYTES", default_value_t = 1024 * 1024)]
+    decision_log_batch_bytes: usize,
+    /// Longest a record waits before its batch is sent, in milliseconds.
+    #[arg(long, env = "IAMGATE_DECISION_LOG_FLUSH_MS", default_value_t = 1000)]
+    decision_log_flush_ms: u64,
+    /// Delivery attempts of one batch before it is dropped and counted.
+    #[arg(long, env = "IAMGATE_DECISION_LOG_RETRIES", default_value_t = 5)]
+    decision_log_retries: u32,
+    /// Decision-log fields to mask, repeatable: `principal`, `resource`,
+    /// `context` (all of it) or `context.KEY` (e.g. `context.aws:SourceIp`).
+    #[arg(long, env = "IAMGATE_DECISION_LOG_MASK", value_delimiter = ',')]
+    decision_log_mask: Vec<String>,
+    /// Also log each decision's request context (masked as configured).
+    #[arg(long, env = "IAMGATE_DECISION_LOG_CONTEXT")]
+    decision_log_context: bool,
+    /// PEM CA certificates that verify an https:// --decision-log-http
+    /// (default: /etc/ssl/certs/ca-certificates.crt).
+    #[arg(long, env = "IAMGATE_DECISION_LOG_HTTP_CA")]
+    decision_log_http_ca: Option<PathBuf>,
+    /// PEM CA certificates that verify an https:// --decision-log-otlp
+    /// (default: /etc/ssl/certs/ca-certificates.crt).
+    #[arg(long, env = "IAMGATE_DECISION_LOG_OTLP_CA")]
+    decision_log_otlp_ca: Option<PathBuf>,
 }
 
 /// A positive number of seconds.
@@ -569,6 +653,26 @@ impl ServeArgs {
                     })
                 }
                 _ => None,
+            },
+            fleet: iamgate::server::config::FleetSettings {
+                max_changed_decisions: self.max_changed_decisions,
+                decision_sample_size: self.decision_sample_size,
+                decision_sample_every: self.decision_sample_every,
+                shadow_bundle: self.shadow_bundle,
+                shadow_sample_every: self.shadow_sample_every,
+                shadow_queue: self.shadow_queue,
+                log_ship: iamgate::telemetry::decision_log_ship::ShipSettings {
+                    http_url: self.decision_log_http,
+                    otlp_endpoint: self.decision_log_otlp,
+                    buffer: self.decision_log_ship_buffer,
+                    batch_bytes: self.decision_log_batch_bytes,
+                    flush_interval: Duration::from_millis(self.decision_log_flush_ms),
+                    retries: self.decision_log_retries,
+                    mask: self.decision_log_mask,
+                    log_context: self.decision_log_context,
+                    http_ca: self.decision_log_http_ca,
+                    otlp_ca: self.decision_log_otlp_ca,
+                },
             },
         }
     }
@@ -749,6 +853,22 @@ fn main() -> ExitCode {
             };
             commands::bundle_build::run(dir, output, sign, options, *json, &mut out)
         }
+        Command::Bundle(BundleCommand::Diff {
+            old,
+            new,
+            requests,
+            json,
+            max_bundle_bytes,
+        }) => commands::bundle_diff::run(
+            &commands::bundle_diff::DiffArgs {
+                old,
+                new,
+                requests,
+                max_bundle_bytes: *max_bundle_bytes,
+                json: *json,
+            },
+            &mut out,
+        ),
         Command::DecodeMessage { key_file, message } => {
             commands::decode_message::run(key_file, message, &mut std::io::stderr(), &mut out)
         }

@@ -108,6 +108,9 @@ pub struct Snapshot {
     /// Hash of the bundle's `ec2/` files: reloads re-seed the live
     /// inventory only when it changes.
     inventory_hash: String,
+    /// `manifest.json`'s `max_changed_decisions` (see
+    /// [`crate::bundle::diff::manifest_limit`]).
+    max_changed_decisions: Option<u64>,
 }
 
 /// One authorization question to a snapshot.
@@ -320,6 +323,7 @@ impl Snapshot {
         let resource_policies = b.resource_policies()?;
         let (inventory, inventory_hash) = load_inventory(files)?;
         let (revision, manifest_revision) = revision(files)?;
+        let max_changed_decisions = crate::bundle::diff::manifest_limit(files)?;
         let stats = Stats {
             accounts: known_accounts.len(),
             principals: by_name
@@ -343,6 +347,7 @@ impl Snapshot {
             known_accounts,
             resource_policies,
             stats,
+            max_changed_decisions,
             inventory: Arc::new(inventory),
             inventory_hash,
         })
@@ -421,6 +426,12 @@ impl Snapshot {
     /// Counts of what the snapshot holds.
     pub fn stats(&self) -> Stats {
         self.stats
+    }
+
+    /// The most sampled decisions this bundle expects to change when it
+    /// replaces the active snapshot (`manifest.json`), if it says.
+    pub fn max_changed_decisions(&self) -> Option<u64> {
+        self.max_changed_decisions
     }
 
     /// Decides a request. An unknown principal is an implicit deny with

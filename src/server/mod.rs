@@ -21,6 +21,7 @@ pub mod io;
 pub mod network_api;
 pub mod reload;
 pub mod remote;
+pub mod shadow;
 pub mod state;
 pub mod tls;
 pub mod webhook;
@@ -122,8 +123,17 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
         tracing::warn!("not ready: waiting for a valid bundle");
     }
 
-    let reload = reload::spawn(
+    let fleet = &config.fleet;
+    let diff_gate = Arc::new(crate::bundle::gate::DiffGate::new(
+        Arc::new(crate::bundle::sample::RequestSample::new(
+            fleet.decision_sample_size,
+            fleet.decision_sample_every,
+        )),
+        fleet.max_changed_decisions,
+    ));
+    let reload = reload::spawn_gated(
         source.clone(),
+        diff_gate.clone(),
         store.clone(),
         inventory.clone(),
         metrics.clone(),
@@ -156,19 +166,53 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
         });
     }
 
-    let decision_log = match config.decision_log.as_deref() {
-        None => DecisionLog::disabled(),
-        Some(sink) => {
-            let sink = if sink == "-" {
+    let decision_log = {
+        let sink = config.decision_log.as_deref().map(|sink| {
+            if sink == "-" {
                 LogSink::Stdout
             } else {
                 LogSink::File(sink.into())
-            };
-            DecisionLog::start(sink, config.decision_log_queue, metrics.clone())
-                .map_err(ServerError::DecisionLog)?
-        }
+            }
+        });
+        DecisionLog::start_with(
+            sink,
+            config.decision_log_queue,
+            metrics.clone(),
+            &config.fleet.log_ship,
+        )
+        .map_err(ServerError::DecisionLog)?
     };
 
+    let shadow = match &fleet.shadow_bundle {
+        Some(path) => shadow::Shadow::start(
+            // The shadow may be promoted, so it answers to the same
+            // signature keys as the main bundle.
+            shadow_source(path, &config).map_err(|e| ServerError::Bundle(e.to_string()))?,
+            fleet.shadow_sample_every,
+            fleet.shadow_queue,
+            config.reload_timeout,
+            metrics.clone(),
+            decision_log.clone(),
+        )
+        .await
+        .map_err(ServerError::DecisionLog)?,
+        None => shadow::Shadow::disabled(),
+    };
+    let shadow = Arc::new(shadow);
+    // The shadow bundle is watched like the main one.
+    let _shadow_watcher = match (&fleet.shadow_bundle, config.watch) {
+        (Some(path), true) => {
+            let (sh, timeout) = (shadow.clone(), config.reload_timeout);
+            let handle = reload::trigger_task(Duration::from_millis(300), move || {
+                let sh = sh.clone();
+                async move {
+                    let _ = sh.reload(timeout).await;
+                }
+            });
+            Some(reload::watch(path, handle)?)
+        }
+        _ => None,
+    };
     let state = AppState::new(
         store,
         inventory,
@@ -176,7 +220,8 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
         config.clone(),
         decision_log,
         reload.clone(),
-    );
+    )
+    .with_fleet(diff_gate, shadow);
     let credentials = match &config.credentials {
         Some(path) => {
             let file = credentials::CredentialsFile::open(path, state.credentials.clone())?;
@@ -320,6 +365,8 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
     for t in tasks {
         let _ = t.await;
     }
+    // Decision-log records still queued are written and shipped.
+    state.decision_log.shutdown(Duration::from_secs(5)).await;
     Ok(())
 }
 
@@ -410,4 +457,30 @@ impl Signals {
             }
         }
     }
+}
+
+/// `--shadow-bundle` as a source: a local path, signed when
+/// `--bundle-verify-key` is set (a promoted shadow becomes the active
+/// snapshot, so it must pass the same signature check).
+fn shadow_source(
+    path: &std::path::Path,
+    config: &ServeConfig,
+) -> Result<BundleSource, crate::bundle::source::SourceError> {
+    let options = crate::bundle::LoadOptions {
+        max_bytes: config.max_bundle_bytes,
+        allow_empty: config.allow_empty_bundle,
+    };
+    let keys = crate::bundle::source::load_keys(&config.bundle_sources.verify_keys)?;
+    Ok(if keys.is_empty() {
+        BundleSource::Path {
+            path: path.to_path_buf(),
+            options,
+        }
+    } else {
+        BundleSource::Signed {
+            path: path.to_path_buf(),
+            options,
+            keys: Arc::new(keys),
+        }
+    })
 }
