@@ -177,3 +177,39 @@ def test_the_shadow_bundle_is_watched(tmp_path):
         assert st["revision"].startswith("active+")
     finally:
         server.stop()
+
+
+def test_with_verify_keys_an_unsigned_shadow_is_refused_and_cannot_be_promoted(tmp_path):
+    """issue 15: a promoted shadow becomes the active snapshot, so with
+    `--bundle-verify-key` the shadow answers to the same keys as the main
+    bundle: an unsigned shadow never loads and promotion is refused, while a
+    shadow signed by a trusted key is evaluated and can be promoted."""
+    from test_remote_bundle import build, keypair
+
+    priv, pub = keypair(tmp_path, "signer")
+    active = tmp_path / "active.tar.gz"
+    build(write_bundle(tmp_path / "active", ACTIVE, "active"), active, priv)
+    shadow_dir = write_bundle(tmp_path / "shadow", SHADOW, "shadow")
+    unsigned = tmp_path / "shadow.tar.gz"
+    build(shadow_dir, unsigned)
+    server = start_with_control(tmp_path, "--bundle", str(active), "--shadow-bundle", str(unsigned),
+                                "--bundle-verify-key", str(pub), "--no-watch")
+    try:
+        st = status(server)
+        assert st["revision"].startswith("active+")
+        assert "signature" in st["shadow"]["error"], st["shadow"]
+        assert st["shadow"]["revision"] is None
+        r = control_post(server, "/v1/shadow/promote")
+        assert r.status_code == 422, r.text
+        assert status(server)["revision"].startswith("active+")
+        assert authorize(server, "alice", "ec2:StartInstances") == "allowed"
+
+        build(shadow_dir, unsigned, priv)
+        r = control_post(server, "/v1/shadow/reload")
+        assert r.status_code == 200, r.text
+        assert status(server)["shadow"]["revision"].startswith("shadow+")
+        r = control_post(server, "/v1/shadow/promote")
+        assert r.status_code == 200, r.text
+        assert status(server)["revision"].startswith("shadow+")
+    finally:
+        server.stop()
