@@ -299,6 +299,7 @@ fn decide_call(
             context,
             session_tags: Vec::new(),
             session_policy: None,
+            session_policy_arns: Vec::new(),
             resource_account: engine_resource_account(a, &call),
             outcome_only: false,
         };

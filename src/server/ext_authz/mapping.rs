@@ -434,6 +434,7 @@ pub fn map_request(
         context,
         session_tags: Vec::new(),
         session_policy: None,
+        session_policy_arns: Vec::new(),
         resource_account: None,
         outcome_only: true,
     })
