@@ -15,6 +15,7 @@ pub mod engine;
 pub mod identity;
 pub mod policy;
 pub mod server;
+pub mod sts;
 pub mod telemetry;
 pub mod testfile;
 pub mod validate;

@@ -13,7 +13,7 @@
 pub mod credentials;
 pub mod session;
 pub mod sigv4;
-mod time;
+pub mod time;
 
 pub use credentials::{AccessKey, CredentialStore, CredentialsError, KeyStatus, ResolveError};
 pub use session::{IssuedCredentials, SessionClaims, SessionKeyError, SessionKeys, TokenError};
