@@ -62,6 +62,12 @@ pub struct ServeConfig {
     /// `--credentials`: IAM users' access keys for SigV4 (watched; never
     /// in the bundle).
     pub credentials: Option<PathBuf>,
+    /// `--session-key`: the keys sealing temporary credentials.
+    pub session_key: Option<PathBuf>,
+    /// `--sts-listen`: the STS Query API listener.
+    pub sts_listen: Option<std::net::SocketAddr>,
+    /// `--sts-region`: the region of STS requests' credential scope.
+    pub sts_region: String,
 }
 
 /// Connection limits and timeouts of the listeners. Connection limits are

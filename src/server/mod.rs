@@ -21,6 +21,7 @@ pub mod io;
 pub mod network_api;
 pub mod reload;
 pub mod state;
+pub mod sts;
 pub mod tls;
 
 use std::sync::Arc;
@@ -66,6 +67,8 @@ pub enum ServerError {
     Inventory(#[from] crate::ec2::inventory_store::InventoryStoreError),
     #[error("{0}")]
     Credentials(#[from] crate::identity::CredentialsError),
+    #[error("{0}")]
+    Sts(#[from] sts::StsSetupError),
 }
 
 /// The bound addresses, reported once listening (tests bind port 0).
@@ -156,6 +159,7 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
         decision_log,
         reload.clone(),
     );
+    let state = sts::with_session_keys(state, &config)?;
     let credentials = match &config.credentials {
         Some(path) => {
             let file = credentials::CredentialsFile::open(path, state.credentials.clone())?;
@@ -210,6 +214,26 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
     };
     let (api_options, admin_options) = listener_options(&config, drain, api_tls);
     let mut tasks = Vec::new();
+    // The STS listener: plain HTTP, the API listeners' limits.
+    let sts_addr = match config.sts_listen {
+        Some(addr) => {
+            let listener = bind(addr).await?;
+            let bound = listener.local_addr().unwrap_or(addr);
+            let state = state.clone();
+            let options = http_util::ServeOptions {
+                tls: None,
+                ..api_options.clone()
+            };
+            tasks.push(tokio::spawn(http_util::serve(
+                listener,
+                move |req, peer| sts::handle(state.clone(), req, peer),
+                shutdown_rx.clone(),
+                options,
+            )));
+            Some(bound)
+        }
+        None => None,
+    };
     tasks.push(tokio::spawn(grpc_server.serve(
         grpc,
         shutdown_rx.clone(),
@@ -256,6 +280,9 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
     });
     if let Some(c) = addrs.control {
         listening["control"] = serde_json::Value::String(c.to_string());
+    }
+    if let Some(a) = sts_addr {
+        listening["sts"] = serde_json::Value::String(a.to_string());
     }
     println!("{}", serde_json::json!({ "listening": listening }));
 

@@ -208,10 +208,11 @@ fn decide_call(
     let auth = route_auth(&attrs.context_extensions, config.ec2.auth)?;
     // On a SigV4 route the body is part of what was signed: read it first,
     // and the principal is the signature's alone.
-    let (principal, body, user_id) = if auth == Ec2Auth::SigV4 {
+    let (principal, body, user_id, session) = if auth == Ec2Auth::SigV4 {
         let body = request_body(http, &view)?;
-        let (principal, user_id) = sigv4_principal(state, http, &view, body, &region, now)?;
-        (principal, body, user_id)
+        let (principal, user_id, session) =
+            sigv4_principal(state, http, &view, body, &region, now)?;
+        (principal, body, user_id, session)
     } else {
         let principals = PrincipalSource::new(config);
         let principal = mapping::principal(
@@ -232,7 +233,7 @@ fn decide_call(
             },
         })?;
         let body = request_body(http, &view)?;
-        (principal, body, None)
+        (principal, body, None, None)
     };
     let content_type = view
         .header("content-type")
@@ -292,7 +293,7 @@ fn decide_call(
         if let Some(owner) = &a.resource_account {
             context.insert("aws:ResourceAccount", ContextValue::One(owner.clone()));
         }
-        let req = AuthzRequest {
+        let mut req = AuthzRequest {
             principal_arn: principal.clone(),
             action: a.action.clone(),
             resource: a.resource.clone(),
@@ -303,6 +304,11 @@ fn decide_call(
             resource_account: engine_resource_account(a, &call),
             outcome_only: false,
         };
+        // A session decides as its role (or user), narrowed by its
+        // session policies, with its tags and session keys.
+        if let Some(claims) = &session {
+            crate::sts::session::apply(claims, &mut req);
+        }
         let d = state
             .decide_on(&snapshot, Frontend::ExtAuthz, &req, traceparent.as_deref())
             .map_err(Refusal::Counted)?;
@@ -421,8 +427,9 @@ impl HeaderSource for ViewHeaders<'_, '_> {
 }
 
 /// The caller of a SigV4 route: the IAM user whose active key signed the
-/// request (with the user's unique id when the bundle has it). Every
-/// failure is EC2's answer to the client; none reaches the backend.
+/// request (with the user's unique id when the bundle has it), or the
+/// session whose temporary credentials signed it. Every failure is EC2's
+/// answer to the client; none reaches the backend.
 fn sigv4_principal(
     state: &AppState,
     http: &HttpRequest,
@@ -430,7 +437,7 @@ fn sigv4_principal(
     body: Option<&[u8]>,
     region: &str,
     now: SystemTime,
-) -> Result<(String, Option<String>), Refusal> {
+) -> Result<SigV4Caller, Refusal> {
     let refused = |e: SigV4Error| Refusal::Ec2 {
         error: Ec2Error::new(e.status(), e.code(), e.to_string()),
         reason: Some("unauthenticated"),
@@ -449,10 +456,18 @@ fn sigv4_principal(
         region,
         service: SIGNING_SERVICE,
     };
-    let key = crate::identity::verify(&request, &store, expected, now).map_err(|e| {
-        tracing::debug!(code = e.code(), "SigV4 signature refused");
-        refused(e)
-    })?;
+    let caller =
+        crate::identity::verify_caller(&request, &store, state.sessions.as_deref(), expected, now)
+            .map_err(|e| {
+                tracing::debug!(code = e.code(), "SigV4 signature refused");
+                refused(e)
+            })?;
+    let key = match caller {
+        crate::identity::Caller::Key(k) => k,
+        crate::identity::Caller::Session(claims) => {
+            return Ok((claims.principal_arn.clone(), None, Some(claims)));
+        }
+    };
     let snapshot = state.snapshot()?;
     let arn = key.resolve_user(&snapshot).map_err(|e| {
         tracing::warn!(
@@ -464,8 +479,16 @@ fn sigv4_principal(
         refused(SigV4Error::UnknownKey)
     })?;
     let user_id = snapshot.user(arn).flatten().map(str::to_owned);
-    Ok((arn.to_owned(), user_id))
+    Ok((arn.to_owned(), user_id, None))
 }
+
+/// A SigV4 caller: principal ARN, the user's unique id, and the session
+/// when temporary credentials signed.
+type SigV4Caller = (
+    String,
+    Option<String>,
+    Option<Box<crate::identity::SessionClaims>>,
+);
 
 /// The `iamgate.region` extension, checking that the route carries no
 /// other unknown `iamgate.*` extension (a typo would silently change what
