@@ -559,3 +559,107 @@ fn session_credentials_verify_until_they_expire() {
         SigV4Error::Mismatch
     );
 }
+
+/// Issue 13: a presigned URL made with session credentials carries the
+/// token as the `X-Amz-Security-Token` query parameter (signed with the
+/// rest of the query): accepted while the session lasts, refused as
+/// expired after it, and refused when the token is swapped.
+#[test]
+fn presigned_session_urls_verify() {
+    use crate::identity::session::SessionKeys;
+    use aws_sigv4::http_request::{
+        SignableBody, SignableRequest, SignatureLocation, SigningSettings, sign,
+    };
+    let keys =
+        SessionKeys::parse("k1 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f")
+            .unwrap();
+    let issued_at = SystemTime::now();
+    let creds = keys
+        .issue(crate::identity::session::tests_support::claims_at(
+            issued_at, 900,
+        ))
+        .unwrap();
+    let presign = |at: SystemTime| -> Parsed {
+        let c = aws_credential_types::Credentials::new(
+            &creds.access_key_id,
+            &creds.secret_access_key,
+            Some(creds.session_token.clone()),
+            None,
+            "test",
+        );
+        let identity = c.into();
+        let mut settings = SigningSettings::default();
+        settings.signature_location = SignatureLocation::QueryParams;
+        settings.expires_in = Some(Duration::from_secs(3600));
+        let params = aws_sigv4::sign::v4::SigningParams::builder()
+            .identity(&identity)
+            .region("us-east-1")
+            .name("ec2")
+            .time(at)
+            .settings(settings)
+            .build()
+            .unwrap()
+            .into();
+        let url =
+            "https://ec2.us-east-1.amazonaws.com/?Action=DescribeInstances&Version=2016-11-15";
+        let headers = [("host", "ec2.us-east-1.amazonaws.com")];
+        let signable = SignableRequest::new(
+            "GET",
+            url,
+            headers.iter().copied(),
+            SignableBody::Bytes(b""),
+        )
+        .unwrap();
+        let (instructions, _) = sign(signable, &params).unwrap().into_parts();
+        let mut target = "/?Action=DescribeInstances&Version=2016-11-15".to_owned();
+        for (k, v) in instructions.params() {
+            target.push('&');
+            target.push_str(k);
+            target.push('=');
+            target.push_str(
+                &percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC)
+                    .to_string(),
+            );
+        }
+        assert!(target.contains("X-Amz-Security-Token="));
+        Parsed {
+            method: "GET".into(),
+            target,
+            host: "ec2.us-east-1.amazonaws.com".into(),
+            headers: TestHeaders(vec![("host".into(), "ec2.us-east-1.amazonaws.com".into())]),
+            body: Vec::new(),
+        }
+    };
+    let store = CredentialStore::empty();
+    let ec2 = Expected {
+        region: "us-east-1",
+        service: "ec2",
+    };
+    let at = issued_at + Duration::from_secs(10);
+    let p = presign(at);
+    assert!(matches!(
+        verify_caller(&p.request(), &store, Some(&keys), ec2, at),
+        Ok(Caller::Session(_))
+    ));
+    let late = issued_at + Duration::from_secs(1000);
+    let p = presign(late);
+    assert_eq!(
+        verify_caller(&p.request(), &store, Some(&keys), ec2, late).unwrap_err(),
+        SigV4Error::TokenExpired
+    );
+    let mut p = presign(at);
+    let other = keys
+        .issue(crate::identity::session::tests_support::claims_at(
+            issued_at, 900,
+        ))
+        .unwrap();
+    let start = p.target.find("X-Amz-Security-Token=").unwrap() + "X-Amz-Security-Token=".len();
+    let end = p.target[start..]
+        .find('&')
+        .map_or(p.target.len(), |e| start + e);
+    p.target.replace_range(start..end, &other.session_token);
+    assert_eq!(
+        verify_caller(&p.request(), &store, Some(&keys), ec2, at).unwrap_err(),
+        SigV4Error::SecurityToken
+    );
+}

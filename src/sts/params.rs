@@ -67,6 +67,24 @@ impl Params {
         })
     }
 
+    /// Refuses a `PREFIX.member.N...` entry whose tail is none of
+    /// `suffixes` (`Tags.member.1.Colour`).
+    pub fn check_list(&self, prefix: &str, suffixes: &[&str]) -> Result<(), StsError> {
+        let head = format!("{prefix}.member.");
+        for rest in self.map.keys().filter_map(|k| k.strip_prefix(&head)) {
+            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+            let tail = rest.get(digits..).unwrap_or_default();
+            if digits == 0 || rest.starts_with('0') || !suffixes.contains(&tail) {
+                return Err(StsError::new(
+                    400,
+                    "InvalidParameterValue",
+                    format!("unknown parameter `{head}{}`", printable(rest)),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// `PREFIX.member.N` values in order of N (1, 2, ... without gaps).
     pub fn members(&self, prefix: &str, suffix: &str) -> Result<Vec<&str>, StsError> {
         let mut out = Vec::new();
@@ -80,18 +98,21 @@ impl Params {
                 return Err(StsError::validation(format!("too many `{prefix}` members")));
             }
         }
+        // Every `PREFIX.member.N[.suffix]` must be one of the ones read:
+        // a gap or a stray entry is refused, never silently dropped.
+        let head = format!("{prefix}.member.");
         let counted = self
             .map
             .keys()
-            .filter(|k| {
-                k.strip_prefix(prefix)
-                    .and_then(|r| r.strip_prefix(".member."))
-                    .is_some_and(|r| r.ends_with(suffix) || suffix.is_empty())
+            .filter_map(|k| k.strip_prefix(&head))
+            .filter(|rest| {
+                let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+                rest.get(digits..) == Some(suffix)
             })
             .count();
-        if counted != out.len() && suffix.is_empty() {
+        if counted != out.len() {
             return Err(StsError::validation(format!(
-                "`{prefix}.member.N` must be numbered 1, 2, ... without gaps"
+                "`{prefix}.member.N{suffix}` must be numbered 1, 2, ... without gaps"
             )));
         }
         Ok(out)
@@ -163,6 +184,9 @@ impl AssumeRoleInput {
                 format!("unknown parameter `{}`", printable(k)),
             ));
         }
+        p.check_list("PolicyArns", &[".arn"])?;
+        p.check_list("Tags", &[".Key", ".Value"])?;
+        p.check_list("TransitiveTagKeys", &[""])?;
         let role_arn = p
             .get("RoleArn")
             .ok_or_else(|| missing("roleArn"))?
@@ -425,6 +449,22 @@ mod tests {
             ("&Policy=%7Bnot+json", "MalformedPolicyDocument"),
             ("&Bogus=1", "InvalidParameterValue"),
             ("&RoleSessionName=again", "InvalidParameterCombination"),
+            (
+                "&Tags.member.2.Key=a&Tags.member.2.Value=1",
+                "ValidationError",
+            ),
+            (
+                "&Tags.member.1.Key=a&Tags.member.1.Value=1&Tags.member.1.Colour=x",
+                "InvalidParameterValue",
+            ),
+            (
+                "&Tags.member.01.Key=a&Tags.member.01.Value=1",
+                "InvalidParameterValue",
+            ),
+            (
+                "&PolicyArns.member.2.arn=arn%3Aaws%3Aiam%3A%3Aaws%3Apolicy%2FX",
+                "ValidationError",
+            ),
         ] {
             let e = input(&format!("{BASE}{bad}")).unwrap_err();
             assert_eq!(e.code, code, "{bad}: {e:?}");
