@@ -285,7 +285,8 @@ struct ServeArgs {
     session_key: Option<PathBuf>,
     /// Serve the STS Query API (AssumeRole, GetCallerIdentity,
     /// GetSessionToken, DecodeAuthorizationMessage) on this address
-    /// (plain HTTP; needs --session-key to issue credentials).
+    /// (TLS with --tls-cert/--tls-key like the API listeners, else plain
+    /// HTTP; needs --session-key to issue credentials).
     #[arg(long, env = "IAMGATE_STS_LISTEN")]
     sts_listen: Option<std::net::SocketAddr>,
     /// The region in STS requests' credential scope.

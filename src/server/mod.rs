@@ -214,21 +214,18 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
     };
     let (api_options, admin_options) = listener_options(&config, drain, api_tls);
     let mut tasks = Vec::new();
-    // The STS listener: plain HTTP, the API listeners' limits.
+    // The STS listener: the API listeners' limits and TLS (when
+    // configured).
     let sts_addr = match config.sts_listen {
         Some(addr) => {
             let listener = bind(addr).await?;
             let bound = listener.local_addr().unwrap_or(addr);
             let state = state.clone();
-            let options = http_util::ServeOptions {
-                tls: None,
-                ..api_options.clone()
-            };
             tasks.push(tokio::spawn(http_util::serve(
                 listener,
                 move |req, peer| sts::handle(state.clone(), req, peer),
                 shutdown_rx.clone(),
-                options,
+                api_options.clone(),
             )));
             Some(bound)
         }

@@ -1,4 +1,5 @@
-//! The STS Query API listener (`--sts-listen`): `GetCallerIdentity`,
+//! The STS Query API listener (`--sts-listen`, TLS with the API
+//! listeners' `--tls-cert`/`--tls-key` when given): `GetCallerIdentity`,
 //! `AssumeRole`, `GetSessionToken` and `DecodeAuthorizationMessage`,
 //! answered in STS's XML so that the AWS CLI and SDKs (`--endpoint-url`)
 //! parse every answer and error.
@@ -291,7 +292,8 @@ fn request_for(
     let secs = epoch_secs(now);
     let c = &mut req.context;
     c.insert_static("aws:SourceIp", ContextValue::One(peer.ip().to_string()));
-    c.insert_static("aws:SecureTransport", ContextValue::One("false".into()));
+    let secure = state.config.tls.is_some();
+    c.insert_static("aws:SecureTransport", ContextValue::One(secure.to_string()));
     c.insert_static("aws:CurrentTime", ContextValue::One(iso8601(secs)));
     c.insert_static("aws:EpochTime", ContextValue::One(secs.to_string()));
     c.insert_static(

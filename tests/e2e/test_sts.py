@@ -390,3 +390,41 @@ def test_secrets_stay_out_of_logs(stack):
     for text in (stack.server.log(), stack.decision_log.read_text(), metrics):
         assert c["SecretAccessKey"] not in text
         assert c["SessionToken"] not in text
+
+
+def test_sts_over_tls(tmp_path):
+    """Issue 13: with --tls-cert/--tls-key the STS listener serves TLS like
+    the API listeners; botocore verifies the certificate and the signature
+    is checked as over plain HTTP."""
+    from conftest import start_server
+    from test_tls import make_ca, make_leaf
+    make_ca(tmp_path, "ca")
+    make_leaf(tmp_path, "server", "ca", "IP:127.0.0.1,DNS:localhost")
+    alice = key("alice")
+    creds = tmp_path / "credentials.json"
+    creds.write_text(json.dumps([alice]))
+    session_key = tmp_path / "session.keys"
+    session_key.write_text(f"k1 {secrets.token_hex(32)}\n")
+    server = start_server(tmp_path, "--no-watch", "--tls-cert", str(tmp_path / "server.pem"),
+                          "--tls-key", str(tmp_path / "server.key"),
+                          "--credentials", str(creds), "--session-key", str(session_key),
+                          "--sts-listen", "127.0.0.1:0")
+    try:
+        k = alice["AccessKey"]
+        sts = boto3.client("sts", endpoint_url="https://" + server.addrs["sts"],
+                           region_name=REGION, verify=str(tmp_path / "ca.pem"),
+                           aws_access_key_id=k["AccessKeyId"],
+                           aws_secret_access_key=k["SecretAccessKey"],
+                           config=Config(retries={"max_attempts": 1}))
+        assert sts.get_caller_identity()["Arn"] == f"arn:aws:iam::{PROD}:user/alice"
+    finally:
+        server.stop()
+
+
+def test_sts_listen_needs_a_session_key(tmp_path):
+    """Issue 13: --sts-listen without --session-key refuses to start (it
+    could not issue credentials)."""
+    from conftest import start_server
+    with pytest.raises(RuntimeError) as e:
+        start_server(tmp_path, "--no-watch", "--sts-listen", "127.0.0.1:0", timeout=10)
+    assert "--session-key" in str(e.value)
