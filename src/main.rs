@@ -116,6 +116,32 @@ enum BundleCommand {
         /// As `serve --allow-empty-bundle`.
         #[arg(long)]
         allow_empty_bundle: bool,
+        /// As `serve --bundle-verify-key` (repeatable): the bundle's
+        /// signature must verify by one of these public keys.
+        #[arg(long, value_name = "PEM")]
+        bundle_verify_key: Vec<PathBuf>,
+    },
+    /// Check a bundle directory as `check` does and write it as a .tar.gz
+    /// with a manifest of every file's SHA-256, signed with --sign.
+    Build {
+        /// Bundle directory.
+        dir: PathBuf,
+        /// The archive to write (replaced atomically).
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Ed25519 private key (PEM, `openssl genpkey -algorithm ed25519`);
+        /// repeatable, one signature per key.
+        #[arg(long, value_name = "KEY.pem")]
+        sign: Vec<PathBuf>,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
+        /// As `serve --max-bundle-bytes`.
+        #[arg(long, default_value_t = iamgate::bundle::files::DEFAULT_MAX_BUNDLE_BYTES)]
+        max_bundle_bytes: u64,
+        /// As `serve --allow-empty-bundle`.
+        #[arg(long)]
+        allow_empty_bundle: bool,
     },
 }
 
@@ -292,6 +318,54 @@ struct ServeArgs {
     /// The region in STS requests' credential scope.
     #[arg(long, env = "IAMGATE_STS_REGION", default_value = "us-east-1", value_parser = parse_region)]
     sts_region: String,
+    /// Ed25519 public key (PEM, `openssl pkey -pubout`) trusted to sign
+    /// bundles; repeatable (key rotation). With any, unsigned, wrongly
+    /// signed or tampered bundles are refused.
+    #[arg(
+        long,
+        value_name = "PEM",
+        env = "IAMGATE_BUNDLE_VERIFY_KEY",
+        value_delimiter = ','
+    )]
+    bundle_verify_key: Vec<PathBuf>,
+    /// Seconds between polls of an http(s):// or s3:// --bundle (±20 %
+    /// jitter; longer, exponentially, while the source fails).
+    #[arg(long, env = "IAMGATE_BUNDLE_POLL_INTERVAL", default_value_t = 30.0, value_parser = parse_seconds)]
+    bundle_poll_interval: f64,
+    /// Time one fetch of a remote bundle may take, in milliseconds.
+    #[arg(long, env = "IAMGATE_BUNDLE_FETCH_TIMEOUT_MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..))]
+    bundle_fetch_timeout_ms: u64,
+    /// PEM CA bundle trusted for an https:// --bundle (default: the system's).
+    #[arg(long, env = "IAMGATE_BUNDLE_CA_FILE")]
+    bundle_ca_file: Option<PathBuf>,
+    /// S3 endpoint for an s3:// --bundle (an S3-compatible store), e.g.
+    /// `http://127.0.0.1:9000`.
+    #[arg(long, env = "IAMGATE_BUNDLE_S3_ENDPOINT")]
+    bundle_s3_endpoint: Option<String>,
+    /// Region for SigV4 of an s3:// --bundle (default AWS_REGION,
+    /// AWS_DEFAULT_REGION, else us-east-1).
+    #[arg(long, env = "IAMGATE_BUNDLE_S3_REGION")]
+    bundle_s3_region: Option<String>,
+    /// Path-style S3 addressing (`ENDPOINT/BUCKET/KEY`).
+    #[arg(long, env = "IAMGATE_BUNDLE_S3_PATH_STYLE")]
+    bundle_s3_path_style: bool,
+    /// Directory keeping the last activated remote bundle; served (marked
+    /// stale) when the source cannot be reached at startup.
+    #[arg(long, env = "IAMGATE_BUNDLE_CACHE")]
+    bundle_cache: Option<PathBuf>,
+    /// Long polling of an http(s):// --bundle: ask the server to hold each
+    /// poll up to this many seconds until the bundle changes (`Prefer:
+    /// wait=N`); servers that do not hold requests are polled as usual.
+    #[arg(long, env = "IAMGATE_BUNDLE_LONG_POLL", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    bundle_long_poll: Option<u64>,
+}
+
+/// A positive number of seconds.
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= 86_400.0 => Ok(v),
+        _ => Err(format!("`{s}` is not a number of seconds in (0, 86400]")),
+    }
 }
 
 /// `--ec2-region`: a region name.
@@ -375,6 +449,17 @@ impl ServeArgs {
             session_key: self.session_key,
             sts_listen: self.sts_listen,
             sts_region: self.sts_region,
+            bundle_sources: iamgate::bundle::source::SourceSettings {
+                verify_keys: self.bundle_verify_key,
+                poll_interval: Duration::from_secs_f64(self.bundle_poll_interval),
+                fetch_timeout: Duration::from_millis(self.bundle_fetch_timeout_ms),
+                ca_file: self.bundle_ca_file,
+                s3_endpoint: self.bundle_s3_endpoint,
+                s3_region: self.bundle_s3_region,
+                s3_path_style: self.bundle_s3_path_style,
+                cache_dir: self.bundle_cache,
+                long_poll: self.bundle_long_poll.map(Duration::from_secs),
+            },
         }
     }
 }
@@ -527,12 +612,32 @@ fn main() -> ExitCode {
             json,
             max_bundle_bytes,
             allow_empty_bundle,
+            bundle_verify_key,
         }) => {
             let options = iamgate::bundle::LoadOptions {
                 max_bytes: *max_bundle_bytes,
                 allow_empty: *allow_empty_bundle,
             };
-            commands::bundle_check::run(path, options, *json, &mut out)
+            match iamgate::bundle::source::load_keys(bundle_verify_key) {
+                Ok(keys) => {
+                    commands::bundle_check::run_verified(path, options, keys, *json, &mut out)
+                }
+                Err(e) => Err(std::io::Error::other(e.to_string())),
+            }
+        }
+        Command::Bundle(BundleCommand::Build {
+            dir,
+            output,
+            sign,
+            json,
+            max_bundle_bytes,
+            allow_empty_bundle,
+        }) => {
+            let options = iamgate::bundle::LoadOptions {
+                max_bytes: *max_bundle_bytes,
+                allow_empty: *allow_empty_bundle,
+            };
+            commands::bundle_build::run(dir, output, sign, options, *json, &mut out)
         }
         Command::DecodeMessage { key_file, message } => {
             commands::decode_message::run(key_file, message, &mut std::io::stderr(), &mut out)

@@ -36,6 +36,13 @@ pub enum BundleError {
     Timeout { seconds: f64 },
     #[error("{stuck} earlier bundle loads are still running; not starting another")]
     Busy { stuck: usize },
+    /// `--bundle-verify-key` is set and the bundle's signature or manifest
+    /// does not hold.
+    #[error("`{source_name}`: bundle signature check failed: {reason}")]
+    Signature {
+        source_name: String,
+        reason: crate::bundle::source::signature::SignatureError,
+    },
 }
 
 impl BundleError {

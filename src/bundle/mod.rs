@@ -15,6 +15,7 @@ pub mod gate;
 pub mod layout;
 pub mod organization;
 pub mod snapshot;
+pub mod source;
 pub mod store;
 
 pub use err::BundleError;

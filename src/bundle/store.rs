@@ -31,6 +31,8 @@ pub struct ReloadAttempt {
 pub struct SnapshotStore {
     current: ArcSwapOption<Snapshot>,
     last: Mutex<Option<ReloadAttempt>>,
+    /// How the bundle source is doing (remote sources), for `/v1/status`.
+    source_status: Mutex<Option<serde_json::Value>>,
 }
 
 fn now() -> f64 {
@@ -98,5 +100,21 @@ impl SnapshotStore {
             .last
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(attempt);
+    }
+
+    /// Publishes the bundle source's status (remote sources).
+    pub fn set_source_status(&self, status: serde_json::Value) {
+        *self
+            .source_status
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(status);
+    }
+
+    /// The bundle source's status, if the source reports one.
+    pub fn source_status(&self) -> Option<serde_json::Value> {
+        self.source_status
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 }

@@ -32,7 +32,8 @@ pub fn exit_code(err: &BundleError) -> u8 {
         | BundleError::TooLarge { .. }
         | BundleError::Empty { .. }
         | BundleError::Timeout { .. }
-        | BundleError::Busy { .. } => INVALID,
+        | BundleError::Busy { .. }
+        | BundleError::Signature { .. } => INVALID,
     }
 }
 
@@ -63,6 +64,11 @@ fn error_json(err: &BundleError) -> serde_json::Value {
         BundleError::Empty { source_name } => json!({"kind": "empty", "file": source_name}),
         BundleError::Timeout { seconds } => json!({"kind": "timeout", "seconds": seconds}),
         BundleError::Busy { stuck } => json!({"kind": "busy", "stuck": stuck}),
+        BundleError::Signature {
+            source_name,
+            reason,
+        } => json!({"kind": "signature", "file": source_name, "reason": reason.label(),
+                     "message": reason.to_string()}),
     };
     json!({"ok": false, "error": detail, "message": err.to_string()})
 }
@@ -75,9 +81,29 @@ pub fn run(
     json: bool,
     out: &mut dyn Write,
 ) -> std::io::Result<u8> {
-    let source = BundleSource::Path {
-        path: path.to_path_buf(),
-        options,
+    run_verified(path, options, Vec::new(), json, out)
+}
+
+/// As [`run`], and with `keys` the bundle's signature must verify by one
+/// of them (as `serve --bundle-verify-key`).
+pub fn run_verified(
+    path: &Path,
+    options: LoadOptions,
+    keys: Vec<crate::bundle::source::signature::VerifyKey>,
+    json: bool,
+    out: &mut dyn Write,
+) -> std::io::Result<u8> {
+    let source = if keys.is_empty() {
+        BundleSource::Path {
+            path: path.to_path_buf(),
+            options,
+        }
+    } else {
+        BundleSource::Signed {
+            path: path.to_path_buf(),
+            options,
+            keys: std::sync::Arc::new(keys),
+        }
     };
     match source.load() {
         Ok(snapshot) => {

@@ -1,10 +1,11 @@
 //! The offline subcommands of the `iamgate` binary (`test`, `eval`,
-//! `validate`, `bench`, `decode-message`, `bundle check`): each takes parsed
+//! `validate`, `bench`, `decode-message`, `bundle check`, `bundle build`): each takes parsed
 //! arguments, writes its report to the given writer and returns the process
 //! exit code.
 //! Argument parsing stays in `main.rs`.
 
 pub mod bench;
+pub mod bundle_build;
 pub mod bundle_check;
 pub mod decode_message;
 pub mod eval;

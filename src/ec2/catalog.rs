@@ -649,9 +649,7 @@ mod tests {
 
     #[test]
     fn run_instances() {
-        let Some(a) = action("RunInstances") else {
-            unreachable!("RunInstances is missing")
-        };
+        let a = action("RunInstances").expect("RunInstances is missing");
         assert_eq!(a.name, "RunInstances");
         assert_eq!(a.access_level, AccessLevel::Write);
         for rt in [
@@ -738,9 +736,7 @@ mod tests {
 
     #[test]
     fn instance_arn_template() {
-        let Some(instance) = resource_type("instance") else {
-            unreachable!("instance is missing")
-        };
+        let instance = resource_type("instance").expect("instance is missing");
         assert_eq!(
             instance.arn_template,
             "arn:${Partition}:ec2:${Region}:${Account}:instance/${InstanceId}"
@@ -767,9 +763,7 @@ mod tests {
 
     #[test]
     fn arn_templates_without_region_or_account() {
-        let Some(image) = resource_type("image") else {
-            unreachable!("image is missing")
-        };
+        let image = resource_type("image").expect("image is missing");
         assert_eq!(
             image.arn("aws", "us-east-1", "111122223333", "ami-1"),
             "arn:aws:ec2:us-east-1::image/ami-1"
@@ -777,17 +771,13 @@ mod tests {
         assert!(image.matches_arn("arn:aws:ec2:us-east-1::image/ami-1"));
         assert!(!image.matches_arn("arn:aws:ec2:us-east-1:111122223333:image/ami-1"));
 
-        let Some(role) = resource_type("role") else {
-            unreachable!("role is missing")
-        };
+        let role = resource_type("role").expect("role is missing");
         assert_eq!(role.service(), "iam");
         let arn = role.arn("aws", "us-east-1", "111122223333", "path/to/MyRole");
         assert_eq!(arn, "arn:aws:iam::111122223333:role/path/to/MyRole");
         assert_eq!(role.resource_id(&arn), Some("path/to/MyRole"));
 
-        let Some(lc) = resource_type("license-configuration") else {
-            unreachable!("license-configuration is missing")
-        };
+        let lc = resource_type("license-configuration").expect("license-configuration is missing");
         assert!(lc.matches_arn(
             "arn:aws:license-manager:us-east-1:111122223333:license-configuration:lic-1"
         ));

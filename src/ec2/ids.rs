@@ -319,7 +319,6 @@ fn body_ok(body: Body, s: &str) -> bool {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -722,7 +722,7 @@ mod tests {
             let store = InventoryStore::open(&dir).ok();
             let store = store.as_ref();
             assert!(store.is_some());
-            let Some(store) = store else { return };
+            let store = store.expect("a fresh directory opens");
             assert!(
                 InventoryStore::open(&dir).is_err(),
                 "a second server is kept out"
@@ -733,9 +733,7 @@ mod tests {
             store.lock().seq
         };
         let store = InventoryStore::open(&dir).ok();
-        let Some(store) = store else {
-            unreachable!("the directory reopens once released")
-        };
+        let store = store.expect("the directory reopens once released");
         store.seed(&seed, "h1");
         assert_eq!(grants_of(&store, "ami-1"), Some(vec![]));
         assert!(store.lock().seq > seq, "the sequence continues");
@@ -752,9 +750,7 @@ mod tests {
     #[test]
     fn a_failed_write_changes_nothing() {
         let dir = std::env::temp_dir().join(format!("iamgate-inv-{}", uuid::Uuid::new_v4()));
-        let Ok(store) = InventoryStore::open(&dir) else {
-            unreachable!("a fresh directory opens")
-        };
+        let store = InventoryStore::open(&dir).expect("a fresh directory opens");
         store.seed(&seed_of(&[instance("i-1", "blue")]), "h1");
         let before = store.load();
         // The directory disappears under the server.

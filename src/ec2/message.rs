@@ -405,7 +405,6 @@ pub fn canonical_key(lower: &str) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use crate::bundle::{AuthzAnswer, AuthzRequest, MatchedInfo};

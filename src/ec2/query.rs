@@ -25,6 +25,8 @@
 //!   second spelling of an entry could reach the backend unchecked; with
 //!   one spelling per entry, the entries checked are the entries the
 //!   backend reads. Refused as [`QueryError::BadName`].
+//! - Values are decoded by [`crate::uri`] (the decoder every mapping
+//!   shares), with its query rules:
 //! - Each value is decoded exactly once: `%XX` becomes the byte `XX` and
 //!   `+` a space (form encoding, which EC2 applies to the query string
 //!   too). `%2B` is a literal `+`; `%25` a literal `%` (never decoded
@@ -72,6 +74,8 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+
+use crate::uri::{Component, DecodeError};
 
 /// A request body handed to [`QueryParams::parse`].
 #[derive(Debug, Clone, Copy)]
@@ -404,11 +408,29 @@ impl QueryParams {
             check_name(name, source)?;
             // A canonical name is ASCII and needs no decoding.
             let name = String::from_utf8_lossy(name).into_owned();
-            let value_bytes = decode(value, source, value_at)?;
-            let value = String::from_utf8(value_bytes).map_err(|_| QueryError::NotUtf8 {
-                part: source,
-                name: name.clone(),
-            })?;
+            let value = crate::uri::decode(value, Component::Query)
+                .map_err(|e| match e {
+                    DecodeError::InvalidPercentEncoding { offset } => {
+                        QueryError::InvalidPercentEncoding {
+                            part: source,
+                            offset: value_at + offset,
+                        }
+                    }
+                    DecodeError::RawCharacter { offset, byte } => QueryError::RawCharacter {
+                        part: source,
+                        offset: value_at + offset,
+                        byte,
+                    },
+                    DecodeError::NotUtf8 => QueryError::NotUtf8 {
+                        part: source,
+                        name: name.clone(),
+                    },
+                    DecodeError::ControlCharacter => QueryError::ControlCharacter {
+                        part: source,
+                        name: name.clone(),
+                    },
+                })?
+                .into_owned();
             self.push(name, value, source)?;
         }
         Ok(())
@@ -522,73 +544,6 @@ fn check_name(raw: &[u8], part: Source) -> Result<(), QueryError> {
 
 fn is_control(c: char) -> bool {
     c.is_control()
-}
-
-/// Whether a raw byte may appear unencoded in a query (RFC 3986 `query`
-/// minus `;`, which some servers take as a pair separator; `&` is split on
-/// by the caller).
-fn raw_allowed(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'-' | b'.'
-                | b'_'
-                | b'~'
-                | b'!'
-                | b'$'
-                | b'\''
-                | b'('
-                | b')'
-                | b'*'
-                | b'+'
-                | b','
-                | b'='
-                | b':'
-                | b'@'
-                | b'/'
-                | b'?'
-        )
-}
-
-/// Decodes `%XX` and `+` once. `at` is the offset of `raw` in the source.
-fn decode(raw: &[u8], source: Source, at: usize) -> Result<Vec<u8>, QueryError> {
-    let mut out = Vec::with_capacity(raw.len());
-    let mut i = 0;
-    while let Some(&b) = raw.get(i) {
-        match b {
-            b'%' => {
-                let hex = |j: usize| raw.get(j).and_then(|h| (*h as char).to_digit(16));
-                match (hex(i + 1), hex(i + 2)) {
-                    (Some(hi), Some(lo)) => {
-                        out.push(u8::try_from(hi * 16 + lo).unwrap_or(0));
-                        i += 3;
-                    }
-                    _ => {
-                        return Err(QueryError::InvalidPercentEncoding {
-                            part: source,
-                            offset: at + i,
-                        });
-                    }
-                }
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b if raw_allowed(b) => {
-                out.push(b);
-                i += 1;
-            }
-            byte => {
-                return Err(QueryError::RawCharacter {
-                    part: source,
-                    offset: at + i,
-                    byte,
-                });
-            }
-        }
-    }
-    Ok(out)
 }
 
 /// Whether a content type is `application/x-www-form-urlencoded`, with at

@@ -178,7 +178,6 @@ pub fn unauthorized_message(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use crate::bundle::MatchedInfo;

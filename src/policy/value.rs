@@ -267,19 +267,16 @@ pub fn parse_bool(s: &str) -> Option<bool> {
 mod tests {
     use super::*;
 
+    /// Parses a decimal the test expects to be valid: a parse failure fails
+    /// the test instead of comparing a stand-in value (issue 12).
     fn d(s: &str) -> Decimal {
-        Decimal::parse(s).unwrap_or_else(|| {
-            Decimal::parse("999999999").unwrap_or(Decimal {
-                negative: false,
-                int: String::new(),
-                frac: String::new(),
-            })
-        })
+        Decimal::parse(s).unwrap_or_else(|| panic!("`{s}` does not parse as a decimal"))
     }
 
     #[test]
     fn decimals_compare_exactly() {
         assert_eq!(d("1.50"), d("+01.5"));
+        assert_ne!(d("1.50"), d("1.51"));
         assert!(d("-2") < d("-1.5"));
         assert!(d("10") > d("9.999"));
         assert!(d("0.1") < d("0.10000001"));

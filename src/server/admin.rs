@@ -68,6 +68,7 @@ pub(crate) fn status(state: &AppState) -> Response<Body> {
         "last_reload": state.store.last_attempt(),
         "inventory": state.inventory.status(),
         "uptime_seconds": now.duration_since(state.started).map(|d| d.as_secs_f64()).unwrap_or_default(),
+        "bundle_source": state.store.source_status(),
     });
     let mut body = body;
     // Access keys: counts only (key ids and secrets stay out of status).

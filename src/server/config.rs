@@ -68,6 +68,9 @@ pub struct ServeConfig {
     pub sts_listen: Option<std::net::SocketAddr>,
     /// `--sts-region`: the region of STS requests' credential scope.
     pub sts_region: String,
+    /// Remote (`http(s)://`, `s3://`) and signed bundles: verification
+    /// keys, polling, TLS, S3 addressing, the persisted last-known-good.
+    pub bundle_sources: crate::bundle::source::SourceSettings,
 }
 
 /// Connection limits and timeouts of the listeners. Connection limits are
@@ -437,7 +440,6 @@ impl std::str::FromStr for HostRegion {
     }
 }
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod identity_tests {
     use super::*;
 

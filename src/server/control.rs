@@ -582,9 +582,7 @@ mod tests {
     #[test]
     fn the_token_is_compared_whole_and_follows_the_file() {
         let path = temp_file(TOKEN);
-        let Ok(file) = TokenFile::open(&path) else {
-            unreachable!("a valid token file")
-        };
+        let file = TokenFile::open(&path).expect("a valid token file");
         let auth = Authenticator {
             token: Some(file.clone()),
             client_certificates: false,

@@ -33,9 +33,10 @@ pub struct PrincipalJson {
     pub session_policy: Option<Value>,
 }
 
+/// The body of `POST /v1/authorize`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct AuthorizeJson {
+pub struct AuthorizeJson {
     principal: PrincipalJson,
     action: String,
     resource: String,
@@ -162,15 +163,15 @@ async fn route(state: &AppState, req: Request<Incoming>) -> Result<Response<Body
     }
 }
 
+/// Parses a `POST /v1/authorize` body as the handler does (the load
+/// bench's null HTTP server parses with this too, so that the two differ
+/// only in what follows the parse).
+pub fn parse_authorize(body: &[u8]) -> Result<AuthorizeJson, ServeError> {
+    parse(body)
+}
+
 fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ServeError> {
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let v = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let at = e.path().to_string();
-        ServeError::BadRequest(format!("at `$.{at}`: {}", e.inner()))
-    })?;
-    de.end()
-        .map_err(|e| ServeError::BadRequest(e.to_string()))?;
-    Ok(v)
+    crate::server::http_util::parse_json(body)
 }
 
 /// Builds the snapshot request from JSON parts.

@@ -98,6 +98,31 @@ pub async fn read_json_body(
     Ok(body)
 }
 
+/// Parses a JSON body into `T`, the whole body and nothing after it. A
+/// value of the wrong shape is a 400 naming where it is, as a JSONPath
+/// (`$` for the root, `$.items[1].action` below it). The one helper of
+/// every JSON listener.
+pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ServeError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let v = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = json_path(e.path());
+        ServeError::BadRequest(format!("at `{path}`: {}", e.inner()))
+    })?;
+    de.end()
+        .map_err(|e| ServeError::BadRequest(e.to_string()))?;
+    Ok(v)
+}
+
+/// `serde_path_to_error`'s path as JSONPath: its `Display` writes `.` for
+/// the root, which would read `$..`.
+fn json_path(path: &serde_path_to_error::Path) -> String {
+    if path.iter().next().is_none() {
+        "$".to_owned()
+    } else {
+        format!("$.{path}")
+    }
+}
+
 /// A JSON response.
 pub fn json(status: StatusCode, body: Vec<u8>) -> Response<Body> {
     let mut r = Response::new(Full::new(Bytes::from(body)));
@@ -359,5 +384,48 @@ impl Watch<'_> {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Shape {
+        items: Vec<Item>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Item {
+        action: String,
+    }
+
+    fn message(body: &[u8]) -> String {
+        match parse_json::<Shape>(body) {
+            Err(ServeError::BadRequest(m)) => m,
+            other => panic!("expected a bad request, got {other:?}"),
+        }
+    }
+
+    /// Issue 12: the root is `$`, not `$..`; deeper paths are JSONPath.
+    #[test]
+    fn error_paths_are_jsonpath() {
+        let root = message(br#""x""#);
+        assert!(root.starts_with("at `$`: "), "{root}");
+        let root = message(br#"{"other": 1}"#);
+        assert!(
+            root.starts_with("at `$.other`: unknown field `other`"),
+            "{root}"
+        );
+        let deep = message(br#"{"items": [{"action": "a"}, {"action": 1}]}"#);
+        assert!(deep.starts_with("at `$.items[1].action`: "), "{deep}");
+        let trailing = message(br#"{"items": []} x"#);
+        assert!(trailing.contains("trailing characters"), "{trailing}");
+        assert!(parse_json::<Shape>(br#"{"items": [{"action": "a"}]}"#).is_ok());
     }
 }

@@ -671,14 +671,7 @@ async fn read_json(state: &AppState, req: Request<Incoming>) -> Result<bytes::By
 }
 
 fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ServeError> {
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let v = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        ServeError::BadRequest(at(&format!("$.{path}"), e.inner()))
-    })?;
-    de.end()
-        .map_err(|e| ServeError::BadRequest(e.to_string()))?;
-    Ok(v)
+    crate::server::http_util::parse_json(body)
 }
 
 /// `account` and `region` of `POST /v1/inventory/cli`, both required.
@@ -994,8 +987,8 @@ mod tests {
 
     #[test]
     fn resources_round_trip_and_kinds_follow_ids() {
-        let Ok(Change::Upsert { resource }) = change(sg()) else {
-            unreachable!("a valid upsert")
+        let Change::Upsert { resource } = change(sg()).expect("a valid change") else {
+            panic!("not an upsert")
         };
         assert_eq!(resource.kind, ResourceKind::SecurityGroup);
         assert_eq!(resource.tag("team"), Some("blue"));

@@ -20,6 +20,7 @@ pub mod inventory_api;
 pub mod io;
 pub mod network_api;
 pub mod reload;
+pub mod remote;
 pub mod state;
 pub mod sts;
 pub mod tls;
@@ -92,7 +93,8 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
     let config = Arc::new(config);
     let metrics = Metrics::new()?;
     let store = Arc::new(SnapshotStore::new());
-    let source = BundleSource::from_config(&config);
+    let source =
+        BundleSource::try_from_config(&config).map_err(|e| ServerError::Bundle(e.to_string()))?;
 
     // Runtime inventory changes of a previous run, replayed once the first
     // bundle seeds the inventory.
@@ -101,7 +103,12 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
         None => InventoryStore::new(),
     });
     // The first load happens before any listener opens.
-    let first = reload::load_bounded(&source, config.reload_timeout).await;
+    let first = match &source {
+        BundleSource::Remote(remote) => {
+            remote::first_load(remote, &source, &store, &metrics, config.reload_timeout).await
+        }
+        _ => reload::load_bounded(&source, config.reload_timeout).await,
+    };
     let first = {
         let (store, inventory, metrics) = (store.clone(), inventory.clone(), metrics.clone());
         tokio::task::spawn_blocking(move || reload::apply(&store, &inventory, &metrics, first))
@@ -125,9 +132,20 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
     );
     let _watcher = match (&source, config.watch) {
         (BundleSource::Path { path, .. }, true) => Some(reload::watch(path, reload.clone())?),
+        (BundleSource::Signed { path, .. }, true) => Some(reload::watch(path, reload.clone())?),
         _ => None,
     };
-    if config.wait_for_bundle && store.load().is_none() {
+    if let BundleSource::Remote(remote) = &source {
+        remote::spawn_poller(
+            remote.clone(),
+            reload.clone(),
+            store.clone(),
+            metrics.clone(),
+        );
+    }
+    // A remote source has its own poller.
+    let remote_source = matches!(source, BundleSource::Remote(_));
+    if config.wait_for_bundle && store.load().is_none() && !remote_source {
         // Also poll, in case the bundle path does not exist yet.
         let (handle, store) = (reload.clone(), store.clone());
         tokio::spawn(async move {

@@ -201,14 +201,7 @@ fn answer_json(state: &AppState, body: &[u8]) -> Result<Value, ServeError> {
 }
 
 fn parse_json(body: &[u8]) -> Result<CheckJson, ServeError> {
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let v = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let at = e.path().to_string();
-        ServeError::BadRequest(format!("at `$.{at}`: {}", e.inner()))
-    })?;
-    de.end()
-        .map_err(|e| ServeError::BadRequest(e.to_string()))?;
-    Ok(v)
+    crate::server::http_util::parse_json(body)
 }
 
 /// The JSON shape of a verdict.
@@ -223,7 +216,6 @@ pub fn verdict_json(v: &NetworkVerdict) -> Value {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use crate::ec2::network::MatchedRule;

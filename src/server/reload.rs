@@ -29,6 +29,15 @@ pub enum BundleSource {
     Path { path: PathBuf, options: LoadOptions },
     /// The demo bundle built into the binary.
     Demo,
+    /// A directory or `.tar.gz` on disk whose signature must verify
+    /// (`--bundle-verify-key`).
+    Signed {
+        path: PathBuf,
+        options: LoadOptions,
+        keys: Arc<Vec<crate::bundle::source::signature::VerifyKey>>,
+    },
+    /// An `http(s)://` or `s3://` bundle, polled ([`crate::server::remote`]).
+    Remote(Arc<crate::bundle::source::RemoteBundle>),
 }
 
 impl BundleSource {
@@ -46,11 +55,53 @@ impl BundleSource {
         }
     }
 
+    /// The bundle `serve` was configured with, remote sources and
+    /// signature keys included (keys are read here).
+    pub fn try_from_config(
+        config: &ServeConfig,
+    ) -> Result<Self, crate::bundle::source::SourceError> {
+        use crate::bundle::source;
+        let settings = &config.bundle_sources;
+        let keys = source::load_keys(&settings.verify_keys)?;
+        let options = LoadOptions {
+            max_bytes: config.max_bundle_bytes,
+            allow_empty: config.allow_empty_bundle,
+        };
+        let Some(path) = &config.bundle else {
+            if !keys.is_empty() {
+                return Err(source::SourceError::Source {
+                    url: "(built-in demo)".to_owned(),
+                    message: "--bundle-verify-key needs a --bundle".to_owned(),
+                });
+            }
+            return Ok(BundleSource::Demo);
+        };
+        let text = path.to_string_lossy();
+        if source::is_remote(&text) {
+            let remote = source::RemoteBundle::new(&text, settings, options, keys)?;
+            return Ok(BundleSource::Remote(Arc::new(remote)));
+        }
+        if keys.is_empty() {
+            return Ok(Self::from_config(config));
+        }
+        Ok(BundleSource::Signed {
+            path: path.clone(),
+            options,
+            keys: Arc::new(keys),
+        })
+    }
+
     /// Reads, compiles and gates the bundle (blocking).
     pub fn load(&self) -> Result<Snapshot, BundleError> {
         match self {
             BundleSource::Path { path, options } => load_path_with(path, options),
             BundleSource::Demo => load_files(&demo::files(), "built-in demo bundle"),
+            BundleSource::Signed {
+                path,
+                options,
+                keys,
+            } => crate::bundle::source::load_path_verified(path, options, keys),
+            BundleSource::Remote(remote) => remote.load(),
         }
     }
 }
@@ -178,6 +229,9 @@ pub fn apply(
         }
         Err(e) => {
             metrics.reload(false);
+            if let BundleError::Signature { reason, .. } = &e {
+                metrics.bundle_signature_refused(reason.label());
+            }
             store.record_failure(&e);
             tracing::error!(error = %e, "bundle refused; the running snapshot keeps serving");
             Err(e.to_string())

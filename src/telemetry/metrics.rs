@@ -84,6 +84,9 @@ pub struct Metrics {
     principals: IntGauge,
     log_drops: IntCounter,
     batch_items: IntCounter,
+    bundle_fetches: IntCounterVec,
+    bundle_signature_refusals: IntCounterVec,
+    bundle_stale: IntGauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -174,6 +177,30 @@ impl Metrics {
         registry.register(Box::new(principals.clone()))?;
         registry.register(Box::new(log_drops.clone()))?;
         registry.register(Box::new(batch_items.clone()))?;
+        let bundle_fetches = IntCounterVec::new(
+            Opts::new(
+                "iamgate_bundle_fetches_total",
+                "Polls of a remote bundle source, by result (updated, not_modified, error).",
+            ),
+            &["result"],
+        )?;
+        let bundle_signature_refusals = IntCounterVec::new(
+            Opts::new(
+                "iamgate_bundle_signature_refusals_total",
+                "Bundles refused by signature verification, by reason.",
+            ),
+            &["reason"],
+        )?;
+        let bundle_stale = IntGauge::new(
+            "iamgate_bundle_source_stale",
+            "1 while the remote bundle source cannot be reached (the active bundle may be outdated).",
+        )?;
+        registry.register(Box::new(bundle_fetches.clone()))?;
+        registry.register(Box::new(bundle_signature_refusals.clone()))?;
+        registry.register(Box::new(bundle_stale.clone()))?;
+        for result in ["updated", "not_modified", "error"] {
+            bundle_fetches.with_label_values(&[result]);
+        }
 
         let mut decisions = Vec::new();
         let mut latency = Vec::new();
@@ -200,6 +227,9 @@ impl Metrics {
             principals,
             log_drops,
             batch_items,
+            bundle_fetches,
+            bundle_signature_refusals,
+            bundle_stale,
         })
     }
 
@@ -259,6 +289,24 @@ impl Metrics {
     pub fn batch_items(&self, n: usize) {
         self.batch_items
             .inc_by(u64::try_from(n).unwrap_or(u64::MAX));
+    }
+
+    /// Counts one poll of a remote bundle source (`updated`,
+    /// `not_modified`, `error`).
+    pub fn bundle_fetch(&self, result: &'static str) {
+        self.bundle_fetches.with_label_values(&[result]).inc();
+    }
+
+    /// Counts a bundle refused by signature verification.
+    pub fn bundle_signature_refused(&self, reason: &'static str) {
+        self.bundle_signature_refusals
+            .with_label_values(&[reason])
+            .inc();
+    }
+
+    /// Whether the remote bundle source is unreachable.
+    pub fn bundle_stale(&self, stale: bool) {
+        self.bundle_stale.set(i64::from(stale));
     }
 
     /// The Prometheus text exposition of every metric.

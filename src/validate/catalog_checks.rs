@@ -253,12 +253,9 @@ mod tests {
     fn findings_in(version: &str, statement: Value) -> Vec<Finding> {
         let doc = json!({"Version": version, "Statement": [statement]});
         let mut out = Vec::new();
-        if let Ok(parsed) = parse_document(&doc, PolicyKind::Identity) {
-            for s in statements(&doc, &parsed) {
-                check(&s, parsed.version.has_variables(), &mut out);
-            }
-        } else {
-            unreachable!("test documents parse");
+        let parsed = parse_document(&doc, PolicyKind::Identity).expect("test documents parse");
+        for s in statements(&doc, &parsed) {
+            check(&s, parsed.version.has_variables(), &mut out);
         }
         out
     }

@@ -196,12 +196,9 @@ mod tests {
         let doc = json!({"Version": version, "Statement": {"Effect": "Allow",
             "Action": "ec2:*", "Resource": "*", "Condition": condition}});
         let mut out = Vec::new();
-        if let Ok(parsed) = parse_document(&doc, PolicyKind::Identity) {
-            for s in statements(&doc, &parsed) {
-                check(&s, parsed.version.has_variables(), &mut out);
-            }
-        } else {
-            unreachable!("test documents parse");
+        let parsed = parse_document(&doc, PolicyKind::Identity).expect("test documents parse");
+        for s in statements(&doc, &parsed) {
+            check(&s, parsed.version.has_variables(), &mut out);
         }
         out
     }

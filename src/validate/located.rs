@@ -187,10 +187,8 @@ mod tests {
     use serde_json::json;
 
     fn located(v: &Value, f: impl FnOnce(&[Stmt<'_>])) {
-        match parse_document(v, PolicyKind::Identity) {
-            Ok(doc) => f(&statements(v, &doc)),
-            Err(e) => unreachable!("{e}"),
-        }
+        let doc = parse_document(v, PolicyKind::Identity).expect("test documents parse");
+        f(&statements(v, &doc));
     }
 
     #[test]

@@ -153,12 +153,9 @@ mod tests {
     fn findings(kind: PolicyKind, statement: Value) -> Vec<(&'static str, String)> {
         let doc = json!({"Version": "2012-10-17", "Statement": [statement]});
         let mut out = Vec::new();
-        if let Ok(parsed) = parse_document(&doc, kind) {
-            for s in statements(&doc, &parsed) {
-                check(&s, kind, &mut out);
-            }
-        } else {
-            unreachable!("test documents parse");
+        let parsed = parse_document(&doc, kind).expect("test documents parse");
+        for s in statements(&doc, &parsed) {
+            check(&s, kind, &mut out);
         }
         let mut v: Vec<_> = out.into_iter().map(|f| (f.code, f.path)).collect();
         v.sort();

@@ -83,12 +83,9 @@ mod tests {
     fn findings(statement: Value) -> Vec<Finding> {
         let doc = json!({"Version": "2012-10-17", "Statement": statement});
         let mut out = Vec::new();
-        if let Ok(parsed) = parse_document(&doc, PolicyKind::Identity) {
-            for s in statements(&doc, &parsed) {
-                check(&s, &mut out);
-            }
-        } else {
-            unreachable!("test documents parse");
+        let parsed = parse_document(&doc, PolicyKind::Identity).expect("test documents parse");
+        for s in statements(&doc, &parsed) {
+            check(&s, &mut out);
         }
         out
     }

@@ -59,7 +59,6 @@
 //! no snapshot yet, a misconfigured route or server (an unknown `iamgate.*`
 //! extension, no region source).
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::SystemTime;
@@ -84,26 +83,24 @@ use crate::ec2::message::AuthorizationMessage;
 use crate::ec2::query::{Body, QueryParams};
 use crate::ec2::response::{self as ec2_response, Ec2Error};
 use crate::engine::{Context, ContextValue, Outcome};
-use crate::identity::sigv4::AmbiguousHeader;
-use crate::identity::{Expected, HeaderSource, SigV4Error, SignedRequest};
+use crate::identity::Expected;
 use crate::server::config::{Ec2Auth, Ec2Settings, ServiceMapping};
 use crate::server::errors::ServeError;
 use crate::server::ext_authz::mapping::{
     self, HttpView, MAPPING_KEY, MappingError, PrincipalSource,
 };
 use crate::server::ext_authz::response::{self, DECISION_ID_HEADER, is_failure};
+use crate::server::ext_authz::sigv4::{self, BodyError, SignerError};
 use crate::server::state::{AppState, Decided};
 use crate::telemetry::Frontend;
 
-/// Context extension naming the region of an EC2 route.
-pub const REGION_KEY: &str = "iamgate.region";
 /// Context extension choosing who the caller of an EC2 route is (`proxy`
 /// or `sigv4`; see [`Ec2Auth`]).
-pub const AUTH_KEY: &str = "iamgate.auth";
+pub use super::sigv4::AUTH_KEY;
+/// Context extension naming the region of an EC2 route.
+pub use super::sigv4::REGION_KEY;
 /// The service in the credential scope of EC2 requests.
 const SIGNING_SERVICE: &str = "ec2";
-/// Header Envoy sets when it forwarded only part of the body.
-const PARTIAL_BODY_HEADER: &str = "x-envoy-auth-partial-body";
 
 /// The service mapping a request's route selects: its `iamgate.mapping`
 /// extension, else `default`. An unknown name is a configuration error.
@@ -417,19 +414,10 @@ fn route_auth(ext: &HashMap<String, String>, default: Ec2Auth) -> Result<Ec2Auth
     }
 }
 
-/// A request's headers as SigV4 reads them.
-struct ViewHeaders<'v, 'r>(&'v HttpView<'r>);
-
-impl HeaderSource for ViewHeaders<'_, '_> {
-    fn header(&self, name: &str) -> Result<Option<Cow<'_, str>>, AmbiguousHeader> {
-        self.0.header(name).map_err(|_| AmbiguousHeader)
-    }
-}
-
 /// The caller of a SigV4 route: the IAM user whose active key signed the
-/// request (with the user's unique id when the bundle has it), or the
-/// session whose temporary credentials signed it. Every failure is EC2's
-/// answer to the client; none reaches the backend.
+/// request, or the session whose temporary credentials signed it
+/// ([`sigv4::signer_or_session`]). Every failure is EC2's answer to the
+/// client; none reaches the backend.
 fn sigv4_principal(
     state: &AppState,
     http: &HttpRequest,
@@ -437,58 +425,20 @@ fn sigv4_principal(
     body: Option<&[u8]>,
     region: &str,
     now: SystemTime,
-) -> Result<SigV4Caller, Refusal> {
-    let refused = |e: SigV4Error| Refusal::Ec2 {
-        error: Ec2Error::new(e.status(), e.code(), e.to_string()),
-        reason: Some("unauthenticated"),
-        decided: None,
-    };
-    let store = state.credentials.load();
-    let headers = ViewHeaders(view);
-    let request = SignedRequest {
-        method: &http.method,
-        target: &http.path,
-        host: &http.host,
-        headers: &headers,
-        body: body.unwrap_or_default(),
-    };
+) -> Result<sigv4::SignedBy, Refusal> {
     let expected = Expected {
         region,
         service: SIGNING_SERVICE,
     };
-    let caller =
-        crate::identity::verify_caller(&request, &store, state.sessions.as_deref(), expected, now)
-            .map_err(|e| {
-                tracing::debug!(code = e.code(), "SigV4 signature refused");
-                refused(e)
-            })?;
-    let key = match caller {
-        crate::identity::Caller::Key(k) => k,
-        crate::identity::Caller::Session(claims) => {
-            return Ok((claims.principal_arn.clone(), None, Some(claims)));
-        }
-    };
-    let snapshot = state.snapshot()?;
-    let arn = key.resolve_user(&snapshot).map_err(|e| {
-        tracing::warn!(
-            access_key_id = %key.access_key_id,
-            user = %key.user_name,
-            error = %e,
-            "a valid access key names no user of the bundle; refused"
-        );
-        refused(SigV4Error::UnknownKey)
-    })?;
-    let user_id = snapshot.user(arn).flatten().map(str::to_owned);
-    Ok((arn.to_owned(), user_id, None))
+    sigv4::signer_or_session(state, http, view, body, expected, now).map_err(|e| match e {
+        SignerError::SigV4(e) => Refusal::Ec2 {
+            error: Ec2Error::new(e.status(), e.code(), e.to_string()),
+            reason: Some("unauthenticated"),
+            decided: None,
+        },
+        SignerError::Serve(e) => Refusal::Serve(e),
+    })
 }
-
-/// A SigV4 caller: principal ARN, the user's unique id, and the session
-/// when temporary credentials signed.
-type SigV4Caller = (
-    String,
-    Option<String>,
-    Option<Box<crate::identity::SessionClaims>>,
-);
 
 /// The `iamgate.region` extension, checking that the route carries no
 /// other unknown `iamgate.*` extension (a typo would silently change what
@@ -627,83 +577,25 @@ fn canonical_ids(call: &Ec2Call) -> Result<(), ids::IdError> {
     Ok(())
 }
 
-/// The body Envoy forwarded, if any; refuses a request whose body the
-/// check may not have seen in full (see the module docs).
+/// The body Envoy forwarded, if any ([`sigv4::forwarded_body`]), refusals
+/// in EC2's words.
 fn request_body<'h>(
     http: &'h HttpRequest,
     view: &HttpView<'_>,
 ) -> Result<Option<&'h [u8]>, Refusal> {
-    let bytes: &[u8] = if http.raw_body.is_empty() {
-        http.body.as_bytes()
-    } else {
-        &http.raw_body
-    };
-    let header = |name: &str| -> Result<Option<String>, Refusal> {
-        view.header(name)
-            .map(|v| v.map(|v| v.into_owned()))
-            .map_err(|e| Refusal::bad(Ec2Error::bad_request("InvalidRequest", e.to_string())))
-    };
-    // Envoy sets this header (dropping any client copy) exactly when it
-    // forwarded the body it buffered.
-    let partial = header(PARTIAL_BODY_HEADER)?;
-    let content_length = header("content-length")?;
-    let chunked = header("transfer-encoding")?.is_some();
-    let declared = match content_length.as_deref().map(str::trim) {
-        None => None,
-        Some(v) => Some(v.parse::<u64>().map_err(|_| {
-            Refusal::bad(Ec2Error::bad_request(
-                "InvalidRequest",
-                "the content-length header is not a number",
-            ))
-        })?),
-    };
-    tracing::debug!(
-        method = %http.method,
-        size = http.size,
-        partial = ?partial,
-        content_length = ?declared,
-        chunked,
-        body_bytes = bytes.len(),
-        "EC2 request body"
-    );
-    let unseen = || {
-        Refusal::bad(Ec2Error::bad_request(
+    sigv4::forwarded_body(http, view).map_err(|e| match e {
+        BodyError::Partial => Refusal::bad(Ec2Error::bad_request(
+            "RequestEntityTooLarge",
+            "the authorizer was sent only part of the request body (Envoy's with_request_body.max_request_bytes); its parameters cannot be authorized",
+        )),
+        BodyError::Unseen => Refusal::bad(Ec2Error::bad_request(
             "InvalidRequest",
             "the request body was not sent to the authorizer, so its parameters cannot be authorized (an EC2 route needs the ext_authz filter's with_request_body)",
-        ))
-    };
-    let len = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
-    match partial.as_deref().map(str::trim) {
-        Some(p) if p.eq_ignore_ascii_case("false") => {
-            let size = u64::try_from(http.size).unwrap_or(0);
-            if len < size || declared.is_some_and(|d| d != len) {
-                return Err(partial_body());
-            }
-            Ok((!bytes.is_empty()).then_some(bytes))
+        )),
+        BodyError::Header(message) => {
+            Refusal::bad(Ec2Error::bad_request("InvalidRequest", message))
         }
-        Some(_) => Err(partial_body()),
-        // Not Envoy's with_request_body: whole only if its length says so.
-        None if !bytes.is_empty() => {
-            let size = u64::try_from(http.size).unwrap_or(0);
-            if declared == Some(len) && !chunked && len >= size {
-                Ok(Some(bytes))
-            } else {
-                Err(unseen())
-            }
-        }
-        // Envoy forwarded no body: fine only when there is none.
-        None if chunked || declared.is_some_and(|d| d > 0) => Err(unseen()),
-        None if http.method == "GET" => Ok(None),
-        None if declared == Some(0) => Ok(None),
-        None => Err(unseen()),
-    }
-}
-
-fn partial_body() -> Refusal {
-    Refusal::bad(Ec2Error::bad_request(
-        "RequestEntityTooLarge",
-        "the authorizer was sent only part of the request body (Envoy's with_request_body.max_request_bytes); its parameters cannot be authorized",
-    ))
+    })
 }
 
 /// The request-wide context keys every authorization of the call gets.
@@ -857,9 +749,10 @@ fn header(key: &str, value: &str) -> HeaderValueOption {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
+    use crate::identity::HeaderSource as _;
+    use crate::server::ext_authz::sigv4::{PARTIAL_BODY_HEADER, ViewHeaders};
 
     fn http(path: &str, headers: &[(&str, &str)], body: &str) -> HttpRequest {
         HttpRequest {

@@ -21,6 +21,12 @@
 //!    read from `metadata_context` (`--jwt-principal`; a payload without a
 //!    usable claim is refused, 403); a header a trusted hop sets
 //!    (`--principal-header`, none by default). Without any, 401.
+//!    A route with `iamgate.auth: sigv4` reads none of them: its caller is
+//!    the IAM user whose access key signed the request, verified first
+//!    (`super::sigv4`, credential scope `iamgate.region` /
+//!    `iamgate.service` from the route) and passed in as
+//!    [`Caller::Signed`]; `aws:userid` is the bundle's id for that user and
+//!    `aws:RequestedRegion` the route's region.
 //! 3. Templates render with `{method}`, `{host}`, `{path.N}` (0-based,
 //!    percent-decoded), `{path.N+}` (segments N.. joined with `/`),
 //!    `{header.NAME}` and `{query.NAME}` (form-decoded); `{{` and `}}` are
@@ -58,9 +64,11 @@ use crate::bundle::AuthzRequest;
 use crate::engine::{Context, ContextValue, ascii_lowercase};
 use crate::server::config::{JwtMapping, ServeConfig, UriSanMapping};
 use crate::server::errors::ServeError;
+use crate::server::ext_authz::sigv4;
 use crate::server::ext_authz::wire::{
     self, CheckView, HttpFields, MetadataPath, MetadataValue, RawHeader,
 };
+use crate::uri;
 
 /// Context extension holding the action template.
 pub const ACTION_KEY: &str = "iamgate.action";
@@ -352,11 +360,39 @@ pub fn metadata_value<'m>(
     }
 }
 
+/// Who the caller of a mapped request is.
+#[derive(Debug, Clone)]
+pub enum Caller<'c> {
+    /// From the operator's identity sources (a `proxy` route).
+    Sources(PrincipalSource<'c>),
+    /// The IAM user whose access key signed the request, already verified
+    /// (`super::sigv4`), with the user's unique id when the bundle has it.
+    /// Only a route with `iamgate.auth: sigv4` takes it; no identity source
+    /// is read for such a route. `region` is the route's (the credential
+    /// scope's), which becomes `aws:RequestedRegion`.
+    Signed {
+        arn: String,
+        user_id: Option<String>,
+        region: String,
+    },
+}
+
 /// Maps a `CheckRequest` (read off the wire) to the request iamgate
-/// decides.
+/// decides, the principal from the identity sources. A route that requires
+/// SigV4 (`iamgate.auth: sigv4`) is refused here as misconfigured: its
+/// caller comes only from [`map_request_as`] after verification.
 pub fn map_request(
     check: &CheckView<'_>,
     principals: PrincipalSource<'_>,
+    now: SystemTime,
+) -> Result<AuthzRequest, MappingError> {
+    map_request_as(check, Caller::Sources(principals), now)
+}
+
+/// Maps a `CheckRequest` (read off the wire) for `caller`.
+pub fn map_request_as(
+    check: &CheckView<'_>,
+    caller: Caller<'_>,
     now: SystemTime,
 ) -> Result<AuthzRequest, MappingError> {
     if !check.has_attributes {
@@ -369,11 +405,14 @@ pub fn map_request(
     let mut unknown: Option<MappingError> = None;
     let mut extra_src: SmallVec<[(&str, &str, &str); 4]> = SmallVec::new();
     let mut path_rules = PathRules::default();
+    let (mut auth_src, mut scope_keys) = (None, false);
     for &(key, value) in &check.extensions {
         match key {
             ACTION_KEY => action_src = Some(value),
             RESOURCE_KEY => resource_src = Some(value),
             MAPPING_KEY => {}
+            sigv4::AUTH_KEY => auth_src = Some(value),
+            sigv4::REGION_KEY | sigv4::SERVICE_KEY => scope_keys = true,
             ALLOW_PARAMS_KEY => path_rules.allow_params = switch(key, value)?,
             ALLOW_SPACES_KEY => path_rules.allow_spaces = switch(key, value)?,
             k => {
@@ -390,7 +429,10 @@ pub fn map_request(
                     unknown = Some(MappingError::BadTemplate {
                         key: key.to_owned(),
                         message: format!(
-                            "unknown iamgate extension (known: `{ACTION_KEY}`, `{RESOURCE_KEY}`, `{CONTEXT_PREFIX}KEY`, `{ALLOW_PARAMS_KEY}`, `{ALLOW_SPACES_KEY}`, `{MAPPING_KEY}`)"
+                            "unknown iamgate extension (known: `{ACTION_KEY}`, `{RESOURCE_KEY}`, `{CONTEXT_PREFIX}KEY`, `{ALLOW_PARAMS_KEY}`, `{ALLOW_SPACES_KEY}`, `{MAPPING_KEY}`, `{}`, `{}`, `{}`)",
+                            sigv4::AUTH_KEY,
+                            sigv4::REGION_KEY,
+                            sigv4::SERVICE_KEY
                         ),
                     });
                 }
@@ -401,6 +443,18 @@ pub fn map_request(
     let resource_t = template(resource_src, RESOURCE_KEY, Role::Resource)?;
     if let Some(e) = unknown {
         return Err(e);
+    }
+    let signed = sigv4::route_auth(auth_src)? == Some(sigv4::RouteAuth::SigV4);
+    if scope_keys && !signed {
+        return Err(MappingError::BadTemplate {
+            key: sigv4::REGION_KEY.to_owned(),
+            message: format!(
+                "`{}` and `{}` name a SigV4 credential scope: only on a route with `{}: sigv4`",
+                sigv4::REGION_KEY,
+                sigv4::SERVICE_KEY,
+                sigv4::AUTH_KEY
+            ),
+        });
     }
     let mut extra: SmallVec<[(&str, Template<'_>); 4]> = SmallVec::new();
     for (key, name, value) in extra_src {
@@ -416,13 +470,50 @@ pub fn map_request(
     let http = check.http.as_ref().ok_or(MappingError::NoHttpRequest)?;
     let mut view = HttpView::from_wire(http);
     view.path_rules = path_rules;
-    let principal_arn = principal(&Verified::from_view(check), &view, principals)?;
+    // On a SigV4 route the signature alone names the caller; on any other
+    // route a signature is never taken for one.
+    let (principal_arn, user_id, region) = match (caller, signed) {
+        (
+            Caller::Signed {
+                arn,
+                user_id,
+                region,
+            },
+            true,
+        ) => (arn, user_id, Some(region)),
+        (Caller::Sources(principals), false) => (
+            principal(&Verified::from_view(check), &view, principals)?,
+            None,
+            None,
+        ),
+        (Caller::Sources(_), true) => {
+            return Err(MappingError::BadTemplate {
+                key: sigv4::AUTH_KEY.to_owned(),
+                message: "a SigV4 route's caller comes only from its verified signature".to_owned(),
+            });
+        }
+        (Caller::Signed { .. }, false) => {
+            return Err(MappingError::BadTemplate {
+                key: sigv4::AUTH_KEY.to_owned(),
+                message: "a signed caller on a route without `iamgate.auth: sigv4`".to_owned(),
+            });
+        }
+    };
     let action = action_t.render(&view)?;
     let resource = resource_t.render(&view)?;
 
     let mut context = Context::new();
     let source_ip = check.source_address.and_then(|a| a.parse::<IpAddr>().ok());
     insert_request_keys(&mut context, source_ip, http.scheme, now);
+    // The engine derives the other principal keys from the ARN; the user's
+    // unique id is the bundle's.
+    if let Some(id) = user_id {
+        context.insert_static("aws:userid", ContextValue::One(id));
+    }
+    // The region the request was signed for and sent to (the route's).
+    if let Some(region) = region {
+        context.insert_static("aws:requestedregion", ContextValue::One(region));
+    }
     for (name, t) in &extra {
         context.insert(name, ContextValue::One(t.render(&view)?));
     }
@@ -1107,6 +1198,9 @@ pub fn split_path<'r>(
     }
     let mut out = SmallVec::new();
     for (i, raw) in rest.split('/').enumerate() {
+        if raw.contains('\\') {
+            return bad(format!("segment {i} contains a backslash"));
+        }
         let decoded = percent_decode(raw, false)
             .map_err(|m| MappingError::Path(format!("segment {i}: {m}")))?;
         if decoded.contains('/') {
@@ -1151,49 +1245,16 @@ pub fn split_query(raw: &str) -> Result<Vec<(String, String)>, MappingError> {
     Ok(out)
 }
 
-/// Strict percent-decoding: every `%` starts two hex digits, the result is
-/// UTF-8 without control characters. Borrows when there is nothing to
-/// decode.
+/// Strict percent-decoding ([`crate::uri`], the one decoder of every
+/// mapping): a path segment (`+` is itself) or a form-encoded query part
+/// (`+` is a space).
 fn percent_decode(raw: &str, plus_is_space: bool) -> Result<Cow<'_, str>, String> {
-    let bytes = raw.as_bytes();
-    if !bytes
-        .iter()
-        .any(|&b| b == b'%' || (plus_is_space && b == b'+'))
-    {
-        if raw.chars().any(char::is_control) {
-            return Err("decodes to a control character".to_owned());
-        }
-        return Ok(Cow::Borrowed(raw));
-    }
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        match b {
-            b'%' => {
-                let hex = bytes
-                    .get(i + 1..i + 3)
-                    .and_then(|h| std::str::from_utf8(h).ok())
-                    .filter(|h| h.bytes().all(|c| c.is_ascii_hexdigit()))
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-                    .ok_or_else(|| format!("invalid percent-encoding at byte {i}"))?;
-                out.push(hex);
-                i += 3;
-            }
-            b'+' if plus_is_space => {
-                out.push(b' ');
-                i += 1;
-            }
-            _ => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    let s = String::from_utf8(out).map_err(|_| "decodes to invalid UTF-8".to_owned())?;
-    if s.chars().any(char::is_control) {
-        return Err("decodes to a control character".to_owned());
-    }
-    Ok(Cow::Owned(s))
+    let component = if plus_is_space {
+        uri::Component::Query
+    } else {
+        uri::Component::PathSegment
+    };
+    uri::decode(raw.as_bytes(), component).map_err(|e| e.to_string())
 }
 
 fn clip(s: &str) -> &str {
@@ -1205,7 +1266,6 @@ fn clip(s: &str) -> &str {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use envoy_types::pb::envoy::config::core::v3::Address as EnvoyAddress;
@@ -1291,6 +1351,75 @@ mod tests {
             src(),
             UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000),
         )
+    }
+
+    /// Issue 13: on a SigV4 route the verified signer is the principal and
+    /// no identity source (here the trusted header) is read; such a route
+    /// is never mapped from the identity sources, and a scope without
+    /// SigV4 is the route's error.
+    #[test]
+    fn sigv4_routes_take_the_signer_only() {
+        let mut ext = ROUTE.to_vec();
+        ext.extend([
+            ("iamgate.auth", "sigv4"),
+            ("iamgate.region", "us-east-1"),
+            ("iamgate.service", "widgets"),
+        ]);
+        let c = check(
+            "/instances/i-1/Describe",
+            &[("x-iamgate-principal", BOB), ("x-team", "a")],
+            &ext,
+        );
+        let bytes = c.encode_to_vec();
+        let view = CheckView::parse_with(&bytes, &src().metadata_paths()).unwrap();
+        let signer = "arn:aws:iam::111111111111:user/alice";
+        let now = UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000);
+        let signed = Caller::Signed {
+            arn: signer.to_owned(),
+            user_id: Some("AIDAALICE".to_owned()),
+            region: "eu-west-1".to_owned(),
+        };
+        let r = map_request_as(&view, signed.clone(), now).unwrap();
+        assert_eq!(r.principal_arn, signer);
+        assert_eq!(ctx(&r, "aws:userid").as_deref(), Some("AIDAALICE"));
+        // The route's `iamgate.context.aws:RequestedRegion` (configuration)
+        // still wins over the derived key.
+        assert_eq!(ctx(&r, "aws:RequestedRegion").as_deref(), Some("us-east-1"));
+        // The identity sources cannot map a SigV4 route.
+        let e = map_request(&view, src(), now).unwrap_err();
+        assert!(e.is_config(), "{e}");
+        // A signer is never taken on a route that does not require SigV4.
+        let plain = check(
+            "/instances/i-1/Describe",
+            &[("x-iamgate-principal", BOB), ("x-team", "a")],
+            ROUTE,
+        );
+        let bytes = plain.encode_to_vec();
+        let view = CheckView::parse_with(&bytes, &src().metadata_paths()).unwrap();
+        assert!(map_request_as(&view, signed, now).unwrap_err().is_config());
+        // A credential scope on a proxy route, or an unknown auth value.
+        for extra in [
+            [("iamgate.auth", "proxy"), ("iamgate.region", "us-east-1")],
+            [("iamgate.auth", "SIGV4"), ("iamgate.context.k", "v")],
+        ] {
+            let mut ext = ROUTE.to_vec();
+            ext.extend(extra);
+            let c = check(
+                "/instances/i-1/Describe",
+                &[("x-iamgate-principal", BOB)],
+                &ext,
+            );
+            assert!(map(&c).unwrap_err().is_config(), "{extra:?}");
+        }
+        // `proxy` is the default, spelled out.
+        let mut ext = ROUTE.to_vec();
+        ext.push(("iamgate.auth", "proxy"));
+        let c = check(
+            "/instances/i-1/Describe",
+            &[("x-iamgate-principal", BOB), ("x-team", "a")],
+            &ext,
+        );
+        assert_eq!(map(&c).unwrap().principal_arn, BOB);
     }
 
     fn ctx(r: &AuthzRequest, key: &str) -> Option<String> {

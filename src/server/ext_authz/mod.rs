@@ -8,6 +8,8 @@
 //! itself lives in `server::grpc`.
 //! Routes whose `iamgate.mapping` (or `--default-mapping`) is `ec2-query`
 //! go to [`ec2`], which maps an EC2 Query API call and answers as EC2.
+//! A generic route with `iamgate.auth: sigv4` takes its caller from the
+//! request's signature alone ([`sigv4`]).
 //! A `CheckRequest` without an HTTP request comes from Envoy's network
 //! filter (one per TCP connection) and goes to [`network`] (security
 //! groups).
@@ -22,6 +24,7 @@ pub mod mapping;
 pub mod network;
 pub mod response;
 pub mod service;
+pub mod sigv4;
 pub mod wire;
 
 use std::time::SystemTime;
@@ -122,8 +125,36 @@ impl ExtAuthz {
                 return Ok(response::refused(&err).into());
             }
         }
-        let principals = mapping::PrincipalSource::new(config);
-        let mapped = match mapping::map_request(view, principals, now) {
+        // A SigV4 route: the signature, over the body Envoy forwarded, names
+        // the caller (the whole message is decoded for the body).
+        let caller = if view.extension(sigv4::AUTH_KEY) == Some("sigv4") {
+            let signed = match decode(bytes) {
+                Ok(check) => sigv4::generic_signer(&self.state, &check, now),
+                Err(e) => return Ok(self.undecodable(e)),
+            };
+            match signed {
+                Ok((arn, user_id, region)) => mapping::Caller::Signed {
+                    arn,
+                    user_id,
+                    region,
+                },
+                Err(sigv4::Refused::Aws(e)) => {
+                    let reason = "unauthenticated";
+                    self.state.metrics.request_error(frontend, reason);
+                    return Ok(e.denied(reason).into());
+                }
+                Err(sigv4::Refused::Serve(e)) => {
+                    if let ServeError::Internal(message) = &e {
+                        tracing::warn!(error = %message, "ext_authz: misconfigured route");
+                    }
+                    self.state.metrics.request_error(frontend, e.reason());
+                    return Ok(response::refused(&e).into());
+                }
+            }
+        } else {
+            mapping::Caller::Sources(mapping::PrincipalSource::new(config))
+        };
+        let mapped = match mapping::map_request_as(view, caller, now) {
             Ok(m) => m,
             Err(e) => {
                 if e.is_config() {

@@ -152,7 +152,6 @@ fn status(code: tonic::Code, message: String) -> rpc::Status {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use crate::ec2::network::{Direction, MatchedRule};

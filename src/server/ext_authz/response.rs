@@ -162,7 +162,6 @@ pub(crate) fn metadata(fields: &[(&str, &str)]) -> Struct {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use crate::bundle::AuthzAnswer;

@@ -291,7 +291,6 @@ where
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use crate::bundle::AuthzAnswer;
@@ -339,5 +338,97 @@ mod tests {
                 reference
             );
         }
+    }
+
+    /// Issue 12: `prost::encoding` is `#[doc(hidden)]`, outside prost's
+    /// semver, so Cargo.toml pins prost exactly; this pins what the allow
+    /// writer takes from it to the protobuf wire format itself (golden
+    /// bytes from the encoding spec), so a prost upgrade that changes any
+    /// of these fails here rather than on the wire.
+    #[test]
+    fn prost_encoding_primitives_match_the_wire_format() {
+        let key = |tag, wire| {
+            let mut out = Vec::new();
+            encode_key(tag, wire, &mut out);
+            out
+        };
+        // (field number << 3) | wire type, as a varint.
+        assert_eq!(key(1, WireType::LengthDelimited), [0x0a]);
+        assert_eq!(key(3, WireType::Varint), [0x18]);
+        assert_eq!(key(4, WireType::LengthDelimited), [0x22]);
+        assert_eq!(key(16, WireType::LengthDelimited), [0x82, 0x01]);
+        assert_eq!(key_len(15), 1);
+        assert_eq!(key_len(16), 2);
+        let varint = |v| {
+            let mut out = Vec::new();
+            encode_varint(v, &mut out);
+            out
+        };
+        assert_eq!(varint(0), [0x00]);
+        assert_eq!(varint(1), [0x01]);
+        assert_eq!(varint(127), [0x7f]);
+        assert_eq!(varint(300), [0xac, 0x02]);
+        assert_eq!(varint(16_384), [0x80, 0x80, 0x01]);
+        for v in [
+            0,
+            1,
+            127,
+            128,
+            300,
+            16_383,
+            16_384,
+            u64::from(u32::MAX),
+            u64::MAX,
+        ] {
+            assert_eq!(encoded_len_varint(v), varint(v).len(), "{v}");
+        }
+        assert_eq!(encoded_len_varint(u64::MAX), 10);
+        // A whole allow, byte for byte: status {} (0a 00), ok_response with
+        // the two headers (append_action OVERWRITE_IF_EXISTS_OR_ADD = 2),
+        // dynamic_metadata with three string fields.
+        let allow = AllowAnswer {
+            decision_id: "d".to_owned(),
+            principal: "p".to_owned(),
+            revision: "r".into(),
+        };
+        let mut want: Vec<u8> = vec![0x0a, 0x00];
+        let option = |k: &str, v: &str| {
+            let header: Vec<u8> = [
+                &[0x0a, k.len() as u8][..],
+                k.as_bytes(),
+                &[0x12, v.len() as u8],
+                v.as_bytes(),
+            ]
+            .concat();
+            let opt: Vec<u8> = [&[0x0a, header.len() as u8][..], &header, &[0x18, 0x02]].concat();
+            [&[0x12, opt.len() as u8][..], &opt].concat()
+        };
+        let ok: Vec<u8> = [
+            option(DECISION_ID_HEADER, "d"),
+            option(PRINCIPAL_HEADER, "p"),
+        ]
+        .concat();
+        want.extend([0x1a, ok.len() as u8]);
+        want.extend(&ok);
+        let entry = |k: &str, v: &str| {
+            let value: Vec<u8> = [&[0x1a, v.len() as u8][..], v.as_bytes()].concat();
+            let e: Vec<u8> = [
+                &[0x0a, k.len() as u8][..],
+                k.as_bytes(),
+                &[0x12, value.len() as u8],
+                &value,
+            ]
+            .concat();
+            [&[0x0a, e.len() as u8][..], &e].concat()
+        };
+        let meta: Vec<u8> = [
+            entry("decision_id", "d"),
+            entry("decision", "allowed"),
+            entry("revision", "r"),
+        ]
+        .concat();
+        want.extend([0x22, meta.len() as u8]);
+        want.extend(&meta);
+        assert_eq!(CheckAnswer::Allowed(allow).encode_to_vec(), want);
     }
 }

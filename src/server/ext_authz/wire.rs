@@ -505,7 +505,6 @@ impl<'a> Iterator for Fields<'a> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use envoy_types::pb::envoy::config::core::v3::address::Address as AddressKind;
