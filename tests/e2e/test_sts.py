@@ -428,3 +428,63 @@ def test_sts_listen_needs_a_session_key(tmp_path):
     with pytest.raises(RuntimeError) as e:
         start_server(tmp_path, "--no-watch", "--sts-listen", "127.0.0.1:0", timeout=10)
     assert "--session-key" in str(e.value)
+
+
+def test_session_credentials_on_a_generic_sigv4_route(tmp_path):
+    """Issue 13: temporary credentials from GetSessionToken sign a request
+    on a GENERIC SigV4 route (the stack of test_sigv4_generic.py: real
+    Envoy, a recording backend): it reaches the backend as the session's
+    user; an altered token is InvalidClientTokenId and never reaches it."""
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    from conftest import start_server
+    from envoy_util import Backend
+    carol = key("carol")
+    creds = tmp_path / "credentials.json"
+    creds.write_text(json.dumps([carol]))
+    session_key = tmp_path / "session.keys"
+    session_key.write_text(f"k1 {secrets.token_hex(32)}\n")
+    server = start_server(tmp_path, "--no-watch", "--credentials", str(creds),
+                          "--session-key", str(session_key), "--sts-listen", "127.0.0.1:0")
+    backend = Backend(tmp_path, HERE / "envoy" / "backend.py")
+    try:
+        envoy = Envoy(envoy_binary(), tmp_path, HERE / "sigv4_generic" / "bootstrap.yaml",
+                      iamgate_grpc_port=int(server.grpc.rsplit(":", 1)[1]),
+                      backend_port=backend.port)
+    except Exception:
+        backend.stop()
+        server.stop()
+        raise
+    try:
+        k = carol["AccessKey"]
+        sts = boto3.client("sts", endpoint_url="http://" + server.addrs["sts"],
+                           region_name=REGION, aws_access_key_id=k["AccessKeyId"],
+                           aws_secret_access_key=k["SecretAccessKey"],
+                           config=Config(retries={"max_attempts": 1}))
+        c = sts.get_session_token(DurationSeconds=900)["Credentials"]
+        url = f"http://127.0.0.1:{envoy.port}"
+
+        def send(token, path):
+            req = AWSRequest(method="GET", url=url + path)
+            SigV4Auth(Credentials(c["AccessKeyId"], c["SecretAccessKey"], token),
+                      "widgets", REGION).add_auth(req)
+            return requests.get(url + path, headers=dict(req.headers.items()), timeout=10)
+
+        ok_path = f"/DescribeInstances/{BLUE_WEB}"
+        r = send(c["SessionToken"], ok_path)
+        assert r.status_code == 200, r.text + server.log()
+        seen = [q for q in backend.requests() if q["path"] == ok_path]
+        assert seen and seen[0]["headers"]["x-iamgate-principal"] == f"arn:aws:iam::{PROD}:user/carol"
+        token = c["SessionToken"]
+        bad = token[:-3] + ("A" if token[-3] != "A" else "B") + token[-2:]
+        bad_path = f"/DescribeInstances/{BLUE_WEB}-x"
+        r = send(bad, bad_path)
+        assert r.status_code in (401, 403), r.text
+        assert "InvalidClientTokenId" in r.text
+        assert not [q for q in backend.requests() if q["path"] == bad_path]
+    finally:
+        envoy.stop()
+        backend.stop()
+        server.stop()

@@ -301,7 +301,7 @@ pub fn generic_signer(
     state: &AppState,
     check: &CheckRequest,
     now: SystemTime,
-) -> Result<(String, Option<String>, String), Refused> {
+) -> Result<GenericSigner, Refused> {
     let attrs = check
         .attributes
         .as_ref()
@@ -322,15 +322,26 @@ pub fn generic_signer(
         let status = if e == BodyError::Partial { 413 } else { 400 };
         Refused::Aws(AwsError::new(status, "InvalidRequest", e.to_string()))
     })?;
-    let (arn, user_id) = signer(state, http, &view, body, Expected { region, service }, now)
-        .map_err(|e| match e {
-            SignerError::SigV4(e) => {
-                Refused::Aws(AwsError::new(e.status(), e.code(), e.to_string()))
-            }
-            SignerError::Serve(e) => Refused::Serve(e),
-        })?;
-    Ok((arn, user_id, region.to_owned()))
+    let (arn, user_id, session) =
+        signer_or_session(state, http, &view, body, Expected { region, service }, now).map_err(
+            |e| match e {
+                SignerError::SigV4(e) => {
+                    Refused::Aws(AwsError::new(e.status(), e.code(), e.to_string()))
+                }
+                SignerError::Serve(e) => Refused::Serve(e),
+            },
+        )?;
+    Ok((arn, user_id, region.to_owned(), session))
 }
+
+/// A generic route's signer: principal ARN, the user's unique id, the
+/// route's region, and the session when temporary credentials signed.
+pub type GenericSigner = (
+    String,
+    Option<String>,
+    String,
+    Option<Box<crate::identity::SessionClaims>>,
+);
 
 /// Why [`generic_signer`] gave no principal.
 #[derive(Debug)]
