@@ -488,3 +488,27 @@ def test_session_credentials_on_a_generic_sigv4_route(tmp_path):
         envoy.stop()
         backend.stop()
         server.stop()
+
+
+def test_presigned_get_caller_identity(stack):
+    """Issue 13: a presigned GetCallerIdentity URL (botocore's
+    generate_presigned_url with HttpMethod GET, as `aws eks get-token`
+    makes them) answers for its
+    signer while valid; with session credentials the token travels in the
+    query and is checked the same way."""
+    url = stack.sts("alice").generate_presigned_url("get_caller_identity", ExpiresIn=60,
+                                                    HttpMethod="GET")
+    r = requests.get(url, timeout=10)
+    assert r.status_code == 200, r.text
+    assert f"<Arn>arn:aws:iam::{PROD}:user/alice</Arn>" in r.text
+    creds = session_creds(stack.sts("alice").assume_role(RoleArn=OPERATOR,
+                                                         RoleSessionName="presign"))
+    url = stack.sts(creds=creds).generate_presigned_url("get_caller_identity", ExpiresIn=60,
+                                                        HttpMethod="GET")
+    assert "X-Amz-Security-Token=" in url
+    r = requests.get(url, timeout=10)
+    assert r.status_code == 200, r.text
+    assert "assumed-role/operator/presign" in r.text
+    r = requests.get(url.replace("X-Amz-Signature=", "X-Amz-Signature=0"), timeout=10)
+    assert r.status_code == 403
+    assert "<Code>SignatureDoesNotMatch</Code>" in r.text or "<Code>IncompleteSignature</Code>" in r.text
