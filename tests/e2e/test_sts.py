@@ -7,7 +7,8 @@ EC2 through the real Envoy -> iamgate (ext_authz, `--ec2-auth sigv4`) ->
 The bundle is the demo bundle plus roles (written here):
 - 111111111111 `operator` (path /ops/, tag team=red, MaxSessionDuration
   7200 from iam-roles/111111111111.json): trusts alice and carol for
-  sts:AssumeRole, sts:TagSession and sts:SetSourceIdentity; may describe
+  sts:AssumeRole, sts:TagSession and sts:SetSourceIdentity (and its own
+  sessions, for role chaining: it may assume itself); may describe
   instances, VPCs, images, subnets and security groups, and key pairs only
   when aws:PrincipalTag/team is `blue`;
 - 222222222222 `partner`: trusts account 111111111111 with sts:ExternalId
@@ -64,7 +65,7 @@ def write_bundle(dest):
         "AssumeRolePolicyDocument": doc({
             "Effect": "Allow",
             "Principal": {"AWS": [f"arn:aws:iam::{PROD}:user/alice",
-                                  f"arn:aws:iam::{PROD}:user/carol"]},
+                                  f"arn:aws:iam::{PROD}:user/carol", OPERATOR]},
             "Action": ["sts:AssumeRole", "sts:TagSession", "sts:SetSourceIdentity"]}),
         "InstanceProfileList": [],
         "RolePolicyList": [{"PolicyName": "describe", "PolicyDocument": doc(
@@ -72,7 +73,9 @@ def write_bundle(dest):
                 "ec2:DescribeInstances", "ec2:DescribeVpcs", "ec2:DescribeImages",
                 "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups"], "Resource": "*"},
             {"Effect": "Allow", "Action": "ec2:DescribeKeyPairs", "Resource": "*",
-             "Condition": {"StringEquals": {"aws:PrincipalTag/team": "blue"}}})}],
+             "Condition": {"StringEquals": {"aws:PrincipalTag/team": "blue"}}},
+            {"Effect": "Allow", "Action": ["sts:AssumeRole", "sts:TagSession"],
+             "Resource": OPERATOR})}],
         "AttachedManagedPolicies": [],
         "Tags": [{"Key": "team", "Value": "red"}],
     })
@@ -512,3 +515,26 @@ def test_presigned_get_caller_identity(stack):
     r = requests.get(url.replace("X-Amz-Signature=", "X-Amz-Signature=0"), timeout=10)
     assert r.status_code == 403
     assert "<Code>SignatureDoesNotMatch</Code>" in r.text or "<Code>IncompleteSignature</Code>" in r.text
+
+
+def test_role_chaining_keeps_transitive_tags(stack):
+    """Issue 13 (IAM User Guide, "Chaining roles with session tags"): a
+    session tagged team=blue with `team` transitive assumes a role again;
+    the chained session keeps the tag (DescribeKeyPairs needs it), may not
+    override it, lasts at most an hour, and reports the chained session."""
+    first = session_creds(stack.sts("alice").assume_role(
+        RoleArn=OPERATOR, RoleSessionName="hop1",
+        Tags=[{"Key": "team", "Value": "blue"}], TransitiveTagKeys=["team"]))
+    chained = stack.sts(creds=first).assume_role(RoleArn=OPERATOR, RoleSessionName="hop2")
+    assert chained["AssumedRoleUser"]["Arn"] == f"arn:aws:sts::{PROD}:assumed-role/operator/hop2"
+    stack.ec2(session_creds(chained)).describe_key_pairs()
+    with pytest.raises(ClientError) as e:
+        stack.sts(creds=first).assume_role(RoleArn=OPERATOR, RoleSessionName="hop3",
+                                           Tags=[{"Key": "team", "Value": "red"}])
+    assert code(e) == "InvalidParameterValue"
+    untagged = session_creds(stack.sts("alice").assume_role(RoleArn=OPERATOR,
+                                                            RoleSessionName="plain1"))
+    plain = stack.sts(creds=untagged).assume_role(RoleArn=OPERATOR, RoleSessionName="plain2")
+    with pytest.raises(ClientError) as e:
+        stack.ec2(session_creds(plain)).describe_key_pairs()
+    assert code(e) == "UnauthorizedOperation"
