@@ -435,7 +435,9 @@ async fn assume_role(
         r
     };
     require(state, base.clone()).await?;
-    if !input.tags.is_empty() {
+    // Session tags, passed or carried on as transitive ones, need the
+    // role's trust policy to allow sts:TagSession.
+    if !tags.is_empty() {
         let mut r = base.clone();
         r.action = "sts:TagSession".into();
         require(state, r).await?;
