@@ -8,12 +8,14 @@
 //! - [`testfile`]: policy test files, their runner and `bench`.
 //! - [`validate`]: policy validation findings.
 //! - [`uri`]: strict percent-decoding of request targets (every mapping).
+//! - [`k8s`]: Kubernetes reviews, users' IAM principals, ACK EC2 kinds.
 
 pub mod bundle;
 pub mod commands;
 pub mod ec2;
 pub mod engine;
 pub mod identity;
+pub mod k8s;
 pub mod policy;
 pub mod server;
 pub mod sts;

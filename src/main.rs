@@ -143,6 +143,25 @@ enum BundleCommand {
         #[arg(long)]
         allow_empty_bundle: bool,
     },
+    /// Decide the same requests on two bundles and report which change
+    /// decision, grouped by principal and action: exit 0 if none changes,
+    /// 1 if some do, 2 if a bundle or request file cannot be used.
+    Diff {
+        /// The bundle serving now (directory or .tar.gz).
+        old: PathBuf,
+        /// The candidate bundle (directory or .tar.gz).
+        new: PathBuf,
+        /// Policy test files (or folders of them) or decision-log JSON
+        /// lines; repeatable.
+        #[arg(long, required = true)]
+        requests: Vec<PathBuf>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// As `serve --max-bundle-bytes`.
+        #[arg(long, default_value_t = iamgate::bundle::files::DEFAULT_MAX_BUNDLE_BYTES)]
+        max_bundle_bytes: u64,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -358,6 +377,158 @@ struct ServeArgs {
     /// wait=N`); servers that do not hold requests are polled as usual.
     #[arg(long, env = "IAMGATE_BUNDLE_LONG_POLL", value_parser = clap::value_parser!(u64).range(1..=3600))]
     bundle_long_poll: Option<u64>,
+    /// Listen address of the Kubernetes webhooks (HTTPS only): POST
+    /// /admission (AdmissionReview) and /authorize (SubjectAccessReview).
+    #[arg(long, env = "IAMGATE_WEBHOOK_LISTEN", requires_all = ["webhook_tls_cert", "webhook_tls_key"])]
+    webhook_listen: Option<std::net::SocketAddr>,
+    /// PEM certificate chain of the webhook listener (re-read on change).
+    #[arg(long, env = "IAMGATE_WEBHOOK_TLS_CERT", requires = "webhook_listen")]
+    webhook_tls_cert: Option<PathBuf>,
+    /// PEM private key for --webhook-tls-cert.
+    #[arg(long, env = "IAMGATE_WEBHOOK_TLS_KEY", requires = "webhook_listen")]
+    webhook_tls_key: Option<PathBuf>,
+    /// PEM CA bundle: the webhook listener requires client certificates
+    /// signed by it (the API server's webhook client certificate).
+    #[arg(long, env = "IAMGATE_WEBHOOK_CLIENT_CA", requires = "webhook_listen")]
+    webhook_client_ca: Option<PathBuf>,
+    /// The ACK controller's own user (`system:serviceaccount:NS:NAME`),
+    /// whose writes pass admission; repeatable.
+    #[arg(long, env = "IAMGATE_WEBHOOK_CONTROLLER_USERS", value_delimiter = ',')]
+    webhook_controller_user: Vec<String>,
+    /// EKS aws-auth ConfigMap (YAML) to read usernames back to IAM principals.
+    #[arg(long, env = "IAMGATE_WEBHOOK_AWS_AUTH")]
+    webhook_aws_auth: Option<PathBuf>,
+    /// Identify users only by the AWS IAM authenticator's `extra`, never by
+    /// their username.
+    #[arg(long, env = "IAMGATE_WEBHOOK_REQUIRE_EXTRA")]
+    webhook_require_extra: bool,
+    /// Admission of a user with no IAM principal: `deny` or `allow`.
+    #[arg(long, env = "IAMGATE_WEBHOOK_UNMAPPED", default_value = "deny")]
+    webhook_unmapped: iamgate::server::webhook::Unmapped,
+    /// SubjectAccessReview answer to an implicit deny: `no-opinion` (RBAC
+    /// decides) or `deny`.
+    #[arg(
+        long,
+        env = "IAMGATE_WEBHOOK_IMPLICIT_DENY",
+        default_value = "no-opinion"
+    )]
+    webhook_implicit_deny: iamgate::server::webhook::ImplicitDeny,
+    /// The ACK controller's region (its --aws-region).
+    #[arg(long, env = "IAMGATE_WEBHOOK_REGION", value_parser = parse_region)]
+    webhook_region: Option<String>,
+    /// The ACK controller's account (default: the user's).
+    #[arg(long, env = "IAMGATE_WEBHOOK_ACCOUNT", value_parser = parse_account)]
+    webhook_account: Option<String>,
+    /// NAMESPACE=REGION[/ACCOUNT], repeatable: a namespace's defaults (its
+    /// services.k8s.aws/default-region and owner-account-id annotations).
+    #[arg(
+        long,
+        env = "IAMGATE_WEBHOOK_NAMESPACE_DEFAULTS",
+        value_delimiter = ','
+    )]
+    webhook_namespace_default: Vec<iamgate::server::webhook::NamespaceDefault>,
+    /// KEY=VALUE, repeatable: the controller's --resource-tags
+    /// (%K8S_NAMESPACE%, %K8S_RESOURCE_NAME% expanded).
+    #[arg(long, env = "IAMGATE_WEBHOOK_RESOURCE_TAGS", value_delimiter = ',')]
+    webhook_resource_tag: Vec<iamgate::k8s::ack::ControllerTag>,
+    /// Tag carrying an object's name on the resources the controller made
+    /// (SubjectAccessReviews on named objects find them by it).
+    #[arg(long, env = "IAMGATE_WEBHOOK_NAME_TAG")]
+    webhook_name_tag: Option<String>,
+    /// SubjectAccessReview action template for other resources ({verb},
+    /// {group}, {version}, {resource}, {subresource}, {namespace}, {name}).
+    #[arg(
+        long,
+        env = "IAMGATE_WEBHOOK_RESOURCE_ACTION",
+        requires = "webhook_resource_arn"
+    )]
+    webhook_resource_action: Option<String>,
+    /// Resource ARN template for --webhook-resource-action.
+    #[arg(
+        long,
+        env = "IAMGATE_WEBHOOK_RESOURCE_ARN",
+        requires = "webhook_resource_action"
+    )]
+    webhook_resource_arn: Option<String>,
+    /// SubjectAccessReview action template for non-resource URLs ({verb}, {path}).
+    #[arg(
+        long,
+        env = "IAMGATE_WEBHOOK_NON_RESOURCE_ACTION",
+        requires = "webhook_non_resource_arn"
+    )]
+    webhook_non_resource_action: Option<String>,
+    /// Resource ARN template for --webhook-non-resource-action.
+    #[arg(
+        long,
+        env = "IAMGATE_WEBHOOK_NON_RESOURCE_ARN",
+        requires = "webhook_non_resource_action"
+    )]
+    webhook_non_resource_arn: Option<String>,
+    /// Refuse a reloaded bundle that changes more than N decisions of the
+    /// sample of recent requests (the running snapshot keeps serving); a
+    /// bundle's manifest.json `max_changed_decisions` may set a lower limit.
+    #[arg(long, env = "IAMGATE_MAX_CHANGED_DECISIONS")]
+    max_changed_decisions: Option<u64>,
+    /// Recent distinct requests kept to compare a reloaded bundle with the
+    /// active one (0: none).
+    #[arg(long, env = "IAMGATE_DECISION_SAMPLE_SIZE", default_value_t = iamgate::bundle::sample::DEFAULT_CAPACITY)]
+    decision_sample_size: usize,
+    /// One decided request in N is offered to that sample.
+    #[arg(long, env = "IAMGATE_DECISION_SAMPLE_EVERY", default_value_t = iamgate::bundle::sample::DEFAULT_EVERY, value_parser = clap::value_parser!(u64).range(1..))]
+    decision_sample_every: u64,
+    /// A second bundle (directory or .tar.gz), validated like the main one
+    /// and evaluated beside it on a sample of live requests, off the
+    /// decision path; promote it with `POST /v1/shadow/promote` (control
+    /// listener).
+    #[arg(long, env = "IAMGATE_SHADOW_BUNDLE")]
+    shadow_bundle: Option<PathBuf>,
+    /// One live request in N is decided again on the shadow bundle.
+    #[arg(long, env = "IAMGATE_SHADOW_SAMPLE_EVERY", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    shadow_sample_every: u64,
+    /// Requests waiting for the shadow evaluator; more are dropped and
+    /// counted.
+    #[arg(long, env = "IAMGATE_SHADOW_QUEUE", default_value_t = 4096)]
+    shadow_queue: usize,
+    /// Ship decision-log records to this http:// or https:// URL: gzip'd
+    /// JSON-array batches POSTed like OPA's decision-log plugin.
+    #[arg(long, env = "IAMGATE_DECISION_LOG_HTTP")]
+    decision_log_http: Option<String>,
+    /// Export decision-log records as OTLP logs to this gRPC endpoint
+    /// (`http://HOST:PORT`, or `https://` verified against
+    /// --decision-log-otlp-ca).
+    #[arg(long, env = "IAMGATE_DECISION_LOG_OTLP")]
+    decision_log_otlp: Option<String>,
+    /// Records a shipping sink buffers; more are dropped and counted.
+    #[arg(
+        long,
+        env = "IAMGATE_DECISION_LOG_SHIP_BUFFER",
+        default_value_t = 10_000
+    )]
+    decision_log_ship_buffer: usize,
+    /// Largest upload batch, in bytes of JSON before compression.
+    #[arg(long, env = "IAMGATE_DECISION_LOG_BATCH_BYTES", default_value_t = 1024 * 1024)]
+    decision_log_batch_bytes: usize,
+    /// Longest a record waits before its batch is sent, in milliseconds.
+    #[arg(long, env = "IAMGATE_DECISION_LOG_FLUSH_MS", default_value_t = 1000)]
+    decision_log_flush_ms: u64,
+    /// Delivery attempts of one batch before it is dropped and counted.
+    #[arg(long, env = "IAMGATE_DECISION_LOG_RETRIES", default_value_t = 5)]
+    decision_log_retries: u32,
+    /// Decision-log fields to mask, repeatable: `principal`, `resource`,
+    /// `context` (all of it) or `context.KEY` (e.g. `context.aws:SourceIp`).
+    #[arg(long, env = "IAMGATE_DECISION_LOG_MASK", value_delimiter = ',')]
+    decision_log_mask: Vec<String>,
+    /// Also log each decision's request context (masked as configured).
+    #[arg(long, env = "IAMGATE_DECISION_LOG_CONTEXT")]
+    decision_log_context: bool,
+    /// PEM CA certificates that verify an https:// --decision-log-http
+    /// (default: /etc/ssl/certs/ca-certificates.crt).
+    #[arg(long, env = "IAMGATE_DECISION_LOG_HTTP_CA")]
+    decision_log_http_ca: Option<PathBuf>,
+    /// PEM CA certificates that verify an https:// --decision-log-otlp
+    /// (default: /etc/ssl/certs/ca-certificates.crt).
+    #[arg(long, env = "IAMGATE_DECISION_LOG_OTLP_CA")]
+    decision_log_otlp_ca: Option<PathBuf>,
 }
 
 /// A positive number of seconds.
@@ -374,6 +545,15 @@ fn parse_region(s: &str) -> Result<String, String> {
         Ok(s.to_owned())
     } else {
         Err(format!("`{s}` is not a region name (e.g. `us-east-1`)"))
+    }
+}
+
+/// `--webhook-account`: a 12-digit account id.
+fn parse_account(s: &str) -> Result<String, String> {
+    if s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(s.to_owned())
+    } else {
+        Err(format!("`{s}` is not a 12-digit account id"))
     }
 }
 
@@ -459,6 +639,57 @@ impl ServeArgs {
                 s3_path_style: self.bundle_s3_path_style,
                 cache_dir: self.bundle_cache,
                 long_poll: self.bundle_long_poll.map(Duration::from_secs),
+            },
+            webhook: match (
+                self.webhook_listen,
+                self.webhook_tls_cert,
+                self.webhook_tls_key,
+            ) {
+                (Some(listen), Some(cert), Some(key)) => {
+                    Some(iamgate::server::webhook::WebhookConfig {
+                        listen,
+                        tls: iamgate::server::tls::TlsFiles {
+                            cert,
+                            key,
+                            client_ca: self.webhook_client_ca,
+                        },
+                        controller_users: self.webhook_controller_user,
+                        aws_auth: self.webhook_aws_auth,
+                        require_extra: self.webhook_require_extra,
+                        unmapped_admission: self.webhook_unmapped,
+                        implicit_deny: self.webhook_implicit_deny,
+                        region: self.webhook_region,
+                        account: self.webhook_account,
+                        namespace_defaults: self.webhook_namespace_default,
+                        controller_tags: self.webhook_resource_tag,
+                        name_tag: self.webhook_name_tag,
+                        resource_action: self.webhook_resource_action,
+                        resource_arn: self.webhook_resource_arn,
+                        non_resource_action: self.webhook_non_resource_action,
+                        non_resource_arn: self.webhook_non_resource_arn,
+                    })
+                }
+                _ => None,
+            },
+            fleet: iamgate::server::config::FleetSettings {
+                max_changed_decisions: self.max_changed_decisions,
+                decision_sample_size: self.decision_sample_size,
+                decision_sample_every: self.decision_sample_every,
+                shadow_bundle: self.shadow_bundle,
+                shadow_sample_every: self.shadow_sample_every,
+                shadow_queue: self.shadow_queue,
+                log_ship: iamgate::telemetry::decision_log_ship::ShipSettings {
+                    http_url: self.decision_log_http,
+                    otlp_endpoint: self.decision_log_otlp,
+                    buffer: self.decision_log_ship_buffer,
+                    batch_bytes: self.decision_log_batch_bytes,
+                    flush_interval: Duration::from_millis(self.decision_log_flush_ms),
+                    retries: self.decision_log_retries,
+                    mask: self.decision_log_mask,
+                    log_context: self.decision_log_context,
+                    http_ca: self.decision_log_http_ca,
+                    otlp_ca: self.decision_log_otlp_ca,
+                },
             },
         }
     }
@@ -639,6 +870,22 @@ fn main() -> ExitCode {
             };
             commands::bundle_build::run(dir, output, sign, options, *json, &mut out)
         }
+        Command::Bundle(BundleCommand::Diff {
+            old,
+            new,
+            requests,
+            json,
+            max_bundle_bytes,
+        }) => commands::bundle_diff::run(
+            &commands::bundle_diff::DiffArgs {
+                old,
+                new,
+                requests,
+                max_bundle_bytes: *max_bundle_bytes,
+                json: *json,
+            },
+            &mut out,
+        ),
         Command::DecodeMessage { key_file, message } => {
             commands::decode_message::run(key_file, message, &mut std::io::stderr(), &mut out)
         }

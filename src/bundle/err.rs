@@ -43,6 +43,18 @@ pub enum BundleError {
         source_name: String,
         reason: crate::bundle::source::signature::SignatureError,
     },
+    /// The candidate changes more sampled decisions than allowed (issue 15:
+    /// decision-diff gated reloads).
+    #[error(
+        "the bundle changes {changed} of {sampled} sampled decisions; at most {limit} allowed \
+         ({limit_source})"
+    )]
+    DecisionDiff {
+        changed: usize,
+        sampled: usize,
+        limit: u64,
+        limit_source: &'static str,
+    },
 }
 
 impl BundleError {

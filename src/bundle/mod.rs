@@ -9,11 +9,13 @@
 
 pub mod aws;
 pub mod demo;
+pub mod diff;
 pub mod err;
 pub mod files;
 pub mod gate;
 pub mod layout;
 pub mod organization;
+pub mod sample;
 pub mod snapshot;
 pub mod source;
 pub mod store;

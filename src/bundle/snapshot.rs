@@ -125,6 +125,9 @@ pub struct Snapshot {
     managed: HashMap<String, Arc<CompiledPolicy>>,
     /// `MaxSessionDuration` of roles by ARN, from `iam-roles/*.json`.
     max_session_durations: FxHashMap<String, u64>,
+    /// `manifest.json`'s `max_changed_decisions` (see
+    /// [`crate::bundle::diff::manifest_limit`]).
+    max_changed_decisions: Option<u64>,
 }
 
 /// One authorization question to a snapshot.
@@ -343,6 +346,7 @@ impl Snapshot {
         let (inventory, inventory_hash) = load_inventory(files)?;
         let (revision, manifest_revision) = revision(files)?;
         let max_session_durations = max_session_durations(files)?;
+        let max_changed_decisions = crate::bundle::diff::manifest_limit(files)?;
         let stats = Stats {
             accounts: known_accounts.len(),
             principals: by_name
@@ -366,6 +370,7 @@ impl Snapshot {
             known_accounts,
             resource_policies,
             stats,
+            max_changed_decisions,
             inventory: Arc::new(inventory),
             inventory_hash,
             managed: std::mem::take(&mut b.managed),
@@ -477,6 +482,12 @@ impl Snapshot {
     /// Counts of what the snapshot holds.
     pub fn stats(&self) -> Stats {
         self.stats
+    }
+
+    /// The most sampled decisions this bundle expects to change when it
+    /// replaces the active snapshot (`manifest.json`), if it says.
+    pub fn max_changed_decisions(&self) -> Option<u64> {
+        self.max_changed_decisions
     }
 
     /// Decides a request. An unknown principal is an implicit deny with

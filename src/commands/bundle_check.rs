@@ -34,6 +34,7 @@ pub fn exit_code(err: &BundleError) -> u8 {
         | BundleError::Timeout { .. }
         | BundleError::Busy { .. }
         | BundleError::Signature { .. } => INVALID,
+        BundleError::DecisionDiff { .. } => TEST_FAILED,
     }
 }
 
@@ -69,6 +70,13 @@ fn error_json(err: &BundleError) -> serde_json::Value {
             reason,
         } => json!({"kind": "signature", "file": source_name, "reason": reason.label(),
                      "message": reason.to_string()}),
+        BundleError::DecisionDiff {
+            changed,
+            sampled,
+            limit,
+            limit_source,
+        } => json!({"kind": "decision_diff", "changed": changed, "sampled": sampled,
+                     "limit": limit, "limit_source": limit_source}),
     };
     json!({"ok": false, "error": detail, "message": err.to_string()})
 }

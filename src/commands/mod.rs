@@ -7,6 +7,7 @@
 pub mod bench;
 pub mod bundle_build;
 pub mod bundle_check;
+pub mod bundle_diff;
 pub mod decode_message;
 pub mod eval;
 pub mod test;

@@ -71,6 +71,17 @@ pub(crate) fn status(state: &AppState) -> Response<Body> {
         "bundle_source": state.store.source_status(),
     });
     let mut body = body;
+    // Issue 15: the last reload's decision diff and the shadow snapshot.
+    let sample = state.diff_gate.sample();
+    if sample.enabled() {
+        body["decision_sample"] = json!({"kept": sample.len(), "capacity": sample.capacity()});
+    }
+    if let Some(d) = state.diff_gate.last() {
+        body["decision_diff"] = json!(d);
+    }
+    if let Some(s) = state.shadow.status() {
+        body["shadow"] = s;
+    }
     // Access keys: counts only (key ids and secrets stay out of status).
     if state.config.credentials.is_some() {
         let (keys, active) = state.credentials.load().counts();

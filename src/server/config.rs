@@ -71,6 +71,30 @@ pub struct ServeConfig {
     /// Remote (`http(s)://`, `s3://`) and signed bundles: verification
     /// keys, polling, TLS, S3 addressing, the persisted last-known-good.
     pub bundle_sources: crate::bundle::source::SourceSettings,
+    /// Kubernetes admission and authorization webhooks (`--webhook-listen`).
+    pub webhook: Option<crate::server::webhook::WebhookConfig>,
+    /// Decision-diff gated reloads, shadow snapshots and decision-log
+    /// shipping (issue 15).
+    pub fleet: FleetSettings,
+}
+
+/// Decision-diff gated reloads, shadow snapshots and decision-log shipping.
+#[derive(Debug, Clone, Default)]
+pub struct FleetSettings {
+    /// Refuse a candidate that changes more sampled decisions than this.
+    pub max_changed_decisions: Option<u64>,
+    /// Recent requests kept for the reload diff (0: none).
+    pub decision_sample_size: usize,
+    /// One decided request in this many is offered to the sample.
+    pub decision_sample_every: u64,
+    /// A second bundle evaluated beside the active one.
+    pub shadow_bundle: Option<PathBuf>,
+    /// One live request in this many is decided again on the shadow.
+    pub shadow_sample_every: u64,
+    /// Requests waiting for the shadow evaluator; more are dropped.
+    pub shadow_queue: usize,
+    /// Decision-log shipping: HTTP upload and OTLP logs export.
+    pub log_ship: crate::telemetry::decision_log_ship::ShipSettings,
 }
 
 /// Connection limits and timeouts of the listeners. Connection limits are

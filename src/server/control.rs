@@ -8,6 +8,8 @@
 //! - `POST /v1/reload`, and `POST /v1/decode-authorization-message` (the
 //!   decoded message holds the request's context).
 //! - `GET /v1/status`, as on the admin listener.
+//! - `POST /v1/shadow/promote`: the shadow snapshot becomes the active one;
+//!   `POST /v1/shadow/reload`: the shadow's source is read again.
 //!
 //! Every request is authenticated before it is routed: a bearer token
 //! (`authorization: Bearer <token>`, compared with the one in
@@ -466,6 +468,14 @@ async fn route_http(
         (Method::POST, "/v1/reload") => Ok(reload(state).await),
         (Method::POST, "/v1/decode-authorization-message") => decode_message(state, req).await,
         (Method::GET, "/v1/status") => Ok(crate::server::admin::status(state)),
+        (Method::POST, "/v1/shadow/promote") => {
+            Ok(shadow_outcome(state, state.shadow.promote(state).await))
+        }
+        (Method::POST, "/v1/shadow/reload") => Ok(shadow_outcome(
+            state,
+            state.shadow.reload(state.config.reload_timeout).await,
+        )),
+        (_, "/v1/shadow/promote" | "/v1/shadow/reload") => Err(ServeError::MethodNotAllowed),
         (_, "/v1/reload" | "/v1/decode-authorization-message" | "/v1/status") => {
             Err(ServeError::MethodNotAllowed)
         }
@@ -477,6 +487,28 @@ async fn route_http(
 /// the bundle was refused (the running snapshot keeps serving).
 async fn reload(state: &AppState) -> Response<http_util::Body> {
     match state.reload.reload().await {
+        Ok(revision) => json_response(
+            StatusCode::OK,
+            json!({"ok": true, "revision": revision})
+                .to_string()
+                .into_bytes(),
+        ),
+        Err(e) => json_response(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({"ok": false, "error": e,
+                   "revision": state.store.load().map(|s| s.revision().to_string())})
+            .to_string()
+            .into_bytes(),
+        ),
+    }
+}
+
+/// `POST /v1/shadow/promote` (the shadow snapshot becomes the active one
+/// through the normal activation path) and `POST /v1/shadow/reload` (the
+/// shadow's source is read again): 200 with the revision, or 422 with why
+/// not (what was serving keeps serving).
+fn shadow_outcome(state: &AppState, outcome: Result<String, String>) -> Response<http_util::Body> {
+    match outcome {
         Ok(revision) => json_response(
             StatusCode::OK,
             json!({"ok": true, "revision": revision})

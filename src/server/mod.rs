@@ -21,9 +21,11 @@ pub mod io;
 pub mod network_api;
 pub mod reload;
 pub mod remote;
+pub mod shadow;
 pub mod state;
 pub mod sts;
 pub mod tls;
+pub mod webhook;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,6 +72,8 @@ pub enum ServerError {
     Credentials(#[from] crate::identity::CredentialsError),
     #[error("{0}")]
     Sts(#[from] sts::StsSetupError),
+    #[error("webhook: {0}")]
+    Webhook(#[from] webhook::WebhookError),
 }
 
 /// The bound addresses, reported once listening (tests bind port 0).
@@ -122,8 +126,17 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
         tracing::warn!("not ready: waiting for a valid bundle");
     }
 
-    let reload = reload::spawn(
+    let fleet = &config.fleet;
+    let diff_gate = Arc::new(crate::bundle::gate::DiffGate::new(
+        Arc::new(crate::bundle::sample::RequestSample::new(
+            fleet.decision_sample_size,
+            fleet.decision_sample_every,
+        )),
+        fleet.max_changed_decisions,
+    ));
+    let reload = reload::spawn_gated(
         source.clone(),
+        diff_gate.clone(),
         store.clone(),
         inventory.clone(),
         metrics.clone(),
@@ -156,19 +169,53 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
         });
     }
 
-    let decision_log = match config.decision_log.as_deref() {
-        None => DecisionLog::disabled(),
-        Some(sink) => {
-            let sink = if sink == "-" {
+    let decision_log = {
+        let sink = config.decision_log.as_deref().map(|sink| {
+            if sink == "-" {
                 LogSink::Stdout
             } else {
                 LogSink::File(sink.into())
-            };
-            DecisionLog::start(sink, config.decision_log_queue, metrics.clone())
-                .map_err(ServerError::DecisionLog)?
-        }
+            }
+        });
+        DecisionLog::start_with(
+            sink,
+            config.decision_log_queue,
+            metrics.clone(),
+            &config.fleet.log_ship,
+        )
+        .map_err(ServerError::DecisionLog)?
     };
 
+    let shadow = match &fleet.shadow_bundle {
+        Some(path) => shadow::Shadow::start(
+            // The shadow may be promoted, so it answers to the same
+            // signature keys as the main bundle.
+            shadow_source(path, &config).map_err(|e| ServerError::Bundle(e.to_string()))?,
+            fleet.shadow_sample_every,
+            fleet.shadow_queue,
+            config.reload_timeout,
+            metrics.clone(),
+            decision_log.clone(),
+        )
+        .await
+        .map_err(ServerError::DecisionLog)?,
+        None => shadow::Shadow::disabled(),
+    };
+    let shadow = Arc::new(shadow);
+    // The shadow bundle is watched like the main one.
+    let _shadow_watcher = match (&fleet.shadow_bundle, config.watch) {
+        (Some(path), true) => {
+            let (sh, timeout) = (shadow.clone(), config.reload_timeout);
+            let handle = reload::trigger_task(Duration::from_millis(300), move || {
+                let sh = sh.clone();
+                async move {
+                    let _ = sh.reload(timeout).await;
+                }
+            });
+            Some(reload::watch(path, handle)?)
+        }
+        _ => None,
+    };
     let state = AppState::new(
         store,
         inventory,
@@ -176,7 +223,8 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
         config.clone(),
         decision_log,
         reload.clone(),
-    );
+    )
+    .with_fleet(diff_gate, shadow);
     let state = sts::with_session_keys(state, &config)?;
     let credentials = match &config.credentials {
         Some(path) => {
@@ -215,6 +263,21 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
         admin: admin.local_addr().unwrap_or(config.admin_listen),
         control: control.as_ref().and_then(|(_, l)| l.local_addr().ok()),
     };
+    // Kubernetes webhooks: HTTPS only, on their own listener.
+    let webhook = match &config.webhook {
+        Some(w) => {
+            let hook = Arc::new(webhook::Webhook::new(w.clone())?);
+            hook.watch_aws_auth(Duration::from_secs(2));
+            let tls = tls::ReloadingAcceptor::start(
+                w.tls.clone(),
+                &[b"h2", b"http/1.1"],
+                Duration::from_secs(2),
+            )?;
+            Some((hook, tls, bind(w.listen).await?))
+        }
+        None => None,
+    };
+    let webhook_addr = webhook.as_ref().and_then(|(_, _, l)| l.local_addr().ok());
     let token_file = control.as_ref().and_then(|(c, _)| c.token_file().cloned());
     let drain = Duration::from_secs(10);
     // TLS on the API listeners (HTTP/JSON and gRPC); admin stays plain on
@@ -231,6 +294,7 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
         None => None,
     };
     let (api_options, admin_options) = listener_options(&config, drain, api_tls);
+    let webhook_options = api_options.clone();
     let mut tasks = Vec::new();
     // The STS listener: the API listeners' limits and TLS (when
     // configured).
@@ -272,6 +336,19 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
             admin_options,
         )));
     }
+    if let Some((hook, tls, listener)) = webhook {
+        let state = state.clone();
+        let options = http_util::ServeOptions {
+            tls: Some(tls),
+            ..webhook_options
+        };
+        tasks.push(tokio::spawn(http_util::serve(
+            listener,
+            move |req, peer| webhook::handle(state.clone(), hook.clone(), req, peer),
+            shutdown_rx.clone(),
+            options,
+        )));
+    }
     if let Some((control, listener)) = control {
         tasks.push(tokio::spawn(control.serve(
             listener,
@@ -299,6 +376,9 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
     if let Some(a) = sts_addr {
         listening["sts"] = serde_json::Value::String(a.to_string());
     }
+    if let Some(w) = webhook_addr {
+        listening["webhook"] = serde_json::Value::String(w.to_string());
+    }
     println!("{}", serde_json::json!({ "listening": listening }));
 
     signals
@@ -309,6 +389,8 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
     for t in tasks {
         let _ = t.await;
     }
+    // Decision-log records still queued are written and shipped.
+    state.decision_log.shutdown(Duration::from_secs(5)).await;
     Ok(())
 }
 
@@ -399,4 +481,30 @@ impl Signals {
             }
         }
     }
+}
+
+/// `--shadow-bundle` as a source: a local path, signed when
+/// `--bundle-verify-key` is set (a promoted shadow becomes the active
+/// snapshot, so it must pass the same signature check).
+fn shadow_source(
+    path: &std::path::Path,
+    config: &ServeConfig,
+) -> Result<BundleSource, crate::bundle::source::SourceError> {
+    let options = crate::bundle::LoadOptions {
+        max_bytes: config.max_bundle_bytes,
+        allow_empty: config.allow_empty_bundle,
+    };
+    let keys = crate::bundle::source::load_keys(&config.bundle_sources.verify_keys)?;
+    Ok(if keys.is_empty() {
+        BundleSource::Path {
+            path: path.to_path_buf(),
+            options,
+        }
+    } else {
+        BundleSource::Signed {
+            path: path.to_path_buf(),
+            options,
+            keys: Arc::new(keys),
+        }
+    })
 }

@@ -253,6 +253,35 @@ pub fn spawn(
     spawn_with(load, store, inventory, metrics, debounce, timeout)
 }
 
+/// [`spawn`], with the decision-diff gate (issue 15): each loaded
+/// candidate is also decided on the gate's sample of recent requests beside
+/// the active snapshot, the counts published, and a candidate that changes
+/// too many decisions refused like a failing test.
+pub fn spawn_gated(
+    source: BundleSource,
+    gate: Arc<crate::bundle::gate::DiffGate>,
+    store: Arc<SnapshotStore>,
+    inventory: Arc<InventoryStore>,
+    metrics: Metrics,
+    debounce: Duration,
+    timeout: Duration,
+) -> ReloadHandle {
+    let (active, m) = (store.clone(), metrics.clone());
+    let load: Load = Arc::new(move || {
+        let candidate = source.load()?;
+        let result = gate.check(active.load().as_deref(), &candidate);
+        match &result {
+            Ok(Some(s)) => m.reload_diff(s.sampled, s.changed, false),
+            Err(BundleError::DecisionDiff {
+                changed, sampled, ..
+            }) => m.reload_diff(*sampled, *changed, true),
+            _ => {}
+        }
+        result.map(|_| candidate)
+    });
+    spawn_with(load, store, inventory, metrics, debounce, timeout)
+}
+
 fn spawn_with(
     load: Load,
     store: Arc<SnapshotStore>,
@@ -296,6 +325,31 @@ fn spawn_with(
                 };
             for w in waiters {
                 let _ = w.send(outcome.clone());
+            }
+        }
+    });
+    ReloadHandle { tx }
+}
+
+/// A handle whose triggers run `on_trigger` (after `debounce`, once per
+/// burst) instead of reloading the main bundle: [`watch`] for another
+/// source, such as the shadow bundle. `reload()` on it only triggers.
+pub fn trigger_task<F, Fut>(debounce: Duration, on_trigger: F) -> ReloadHandle
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let (tx, mut rx) = mpsc::channel::<Option<Reply>>(64);
+    tokio::spawn(async move {
+        while let Some(first) = rx.recv().await {
+            tokio::time::sleep(debounce).await;
+            let mut waiters: Vec<Reply> = first.into_iter().collect();
+            while let Ok(more) = rx.try_recv() {
+                waiters.extend(more);
+            }
+            on_trigger().await;
+            for w in waiters {
+                let _ = w.send(Ok(String::new()));
             }
         }
     });

@@ -40,6 +40,11 @@ pub struct AppState {
     /// Permits to run heavy work (decisions that compile a session policy)
     /// on the blocking pool; see [`AppState::off_workers`].
     heavy: Arc<tokio::sync::Semaphore>,
+    /// The reload diff gate and the sample of recent requests it compares
+    /// on (fed by every decision).
+    pub diff_gate: Arc<crate::bundle::gate::DiffGate>,
+    /// The shadow snapshot evaluated beside the active one, if any.
+    pub shadow: Arc<crate::server::shadow::Shadow>,
 }
 
 /// `PREFIX-%012x`, without the formatting machinery (every decision makes
@@ -95,7 +100,21 @@ impl AppState {
             }),
             heavy: Arc::new(tokio::sync::Semaphore::new(heavy_permits())),
             sessions: None,
+            diff_gate: Arc::new(crate::bundle::gate::DiffGate::default()),
+            shadow: Arc::new(crate::server::shadow::Shadow::disabled()),
         }
+    }
+
+    /// The state with the reload diff gate and the shadow snapshot
+    /// (issue 15).
+    pub fn with_fleet(
+        mut self,
+        diff_gate: Arc<crate::bundle::gate::DiffGate>,
+        shadow: Arc<crate::server::shadow::Shadow>,
+    ) -> Self {
+        self.diff_gate = diff_gate;
+        self.shadow = shadow;
+        self
     }
 
     /// Runs `work` on tokio's blocking pool, at most one fewer at a time
@@ -246,6 +265,9 @@ impl AppState {
         span.record("decision_id", decision_id.as_str());
         self.metrics
             .decision(frontend, answer.decision, started.elapsed());
+        // Both cost an atomic increment unless this request is sampled.
+        self.diff_gate.sample().offer(req);
+        self.shadow.offer(req, &answer, frontend, &decision_id);
         if logged {
             self.decision_log.record(DecisionRecord {
                 decision_id: decision_id.clone(),
@@ -259,6 +281,8 @@ impl AppState {
                 reason: answer.reason.to_string(),
                 matched: answer.matched.clone(),
                 trace_id: tracing_setup::trace_id_of(&span, traceparent),
+                context: self.decision_log.context_of(req),
+                shadow: None,
             });
         }
         Ok(Decided {

@@ -6,6 +6,7 @@
 //! Hot-path children (per front-end and decision) are resolved once at
 //! start so that recording a decision takes no lock and no hashing.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus::{
@@ -87,6 +88,7 @@ pub struct Metrics {
     bundle_fetches: IntCounterVec,
     bundle_signature_refusals: IntCounterVec,
     bundle_stale: IntGauge,
+    extra: Arc<Issue15Metrics>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -201,6 +203,7 @@ impl Metrics {
         for result in ["updated", "not_modified", "error"] {
             bundle_fetches.with_label_values(&[result]);
         }
+        let extra = Arc::new(Issue15Metrics::new(&registry)?);
 
         let mut decisions = Vec::new();
         let mut latency = Vec::new();
@@ -230,6 +233,7 @@ impl Metrics {
             bundle_fetches,
             bundle_signature_refusals,
             bundle_stale,
+            extra,
         })
     }
 
@@ -309,10 +313,206 @@ impl Metrics {
         self.bundle_stale.set(i64::from(stale));
     }
 
+    /// Publishes the decision diff of a reload: sampled requests compared,
+    /// decisions changed, and whether the candidate was refused for it.
+    pub fn reload_diff(&self, sampled: usize, changed: usize, refused: bool) {
+        let e = &self.extra;
+        e.diff_sampled
+            .set(i64::try_from(sampled).unwrap_or(i64::MAX));
+        e.diff_changed
+            .set(i64::try_from(changed).unwrap_or(i64::MAX));
+        if refused {
+            e.diff_refusals.inc();
+        }
+    }
+
+    /// Counts a shadow evaluation and, when the shadow disagrees, the
+    /// disagreement by action and decision pair. Actions past
+    /// [`MAX_SHADOW_ACTIONS`] distinct ones are labelled `other`, so a
+    /// caller cannot grow the label set.
+    pub fn shadow_compared(&self, action: &str, active: &str, shadow: &str) {
+        let e = &self.extra;
+        e.shadow_evaluations.inc();
+        if active == shadow {
+            return;
+        }
+        let action = {
+            let mut seen = e
+                .shadow_actions
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if seen.contains(action) {
+                action
+            } else if seen.len() < MAX_SHADOW_ACTIONS {
+                seen.insert(action.to_owned());
+                action
+            } else {
+                "other"
+            }
+        };
+        e.shadow_disagreements
+            .with_label_values(&[action, active, shadow])
+            .inc();
+    }
+
+    /// Counts a live request the shadow snapshot could not take (its
+    /// queue was full).
+    pub fn shadow_dropped(&self) {
+        self.extra.shadow_dropped.inc();
+    }
+
+    /// Counts decision-log records a shipping sink delivered.
+    pub fn log_shipped(&self, sink: &'static str, n: usize) {
+        self.extra
+            .log_shipped
+            .with_label_values(&[sink])
+            .inc_by(u64::try_from(n).unwrap_or(u64::MAX));
+    }
+
+    /// Counts decision-log records a shipping sink dropped: its buffer was
+    /// full (`buffer_full`), or delivery failed after every retry
+    /// (`delivery_failed`).
+    pub fn log_ship_dropped(&self, sink: &'static str, reason: &'static str, n: usize) {
+        self.extra
+            .log_ship_dropped
+            .with_label_values(&[sink, reason])
+            .inc_by(u64::try_from(n).unwrap_or(u64::MAX));
+    }
+
+    /// Counts a failed delivery attempt of a shipping sink (it is retried).
+    pub fn log_ship_failed_attempt(&self, sink: &'static str) {
+        self.extra
+            .log_ship_attempt_failures
+            .with_label_values(&[sink])
+            .inc();
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> Result<Vec<u8>, prometheus::Error> {
         let mut buf = Vec::new();
         TextEncoder::new().encode(&self.registry.gather(), &mut buf)?;
         Ok(buf)
+    }
+}
+
+/// Distinct actions labelled in shadow disagreements before the rest are
+/// counted as `other`.
+pub const MAX_SHADOW_ACTIONS: usize = 256;
+
+/// Metrics of decision-diff gated reloads, shadow snapshots and decision
+/// log shipping (issue 15).
+struct Issue15Metrics {
+    diff_sampled: IntGauge,
+    diff_changed: IntGauge,
+    diff_refusals: IntCounter,
+    shadow_evaluations: IntCounter,
+    shadow_disagreements: IntCounterVec,
+    shadow_dropped: IntCounter,
+    shadow_actions: std::sync::Mutex<std::collections::HashSet<String>>,
+    log_shipped: IntCounterVec,
+    log_ship_dropped: IntCounterVec,
+    log_ship_attempt_failures: IntCounterVec,
+}
+
+impl Issue15Metrics {
+    fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let diff_sampled = IntGauge::new(
+            "iamgate_reload_diff_sampled_requests",
+            "Sampled recent requests decided on the candidate and the active snapshot at the last compared reload.",
+        )?;
+        let diff_changed = IntGauge::new(
+            "iamgate_reload_diff_changed_decisions",
+            "Sampled requests whose decision the candidate changed at the last compared reload.",
+        )?;
+        let diff_refusals = IntCounter::new(
+            "iamgate_reload_diff_refusals_total",
+            "Candidate bundles refused for changing more sampled decisions than allowed.",
+        )?;
+        let shadow_evaluations = IntCounter::new(
+            "iamgate_shadow_evaluations_total",
+            "Live requests decided again on the shadow snapshot.",
+        )?;
+        let shadow_disagreements = IntCounterVec::new(
+            Opts::new(
+                "iamgate_shadow_disagreements_total",
+                "Live requests the shadow snapshot decided differently, by action and both decisions.",
+            ),
+            &["action", "active", "shadow"],
+        )?;
+        let shadow_dropped = IntCounter::new(
+            "iamgate_shadow_dropped_total",
+            "Live requests not evaluated on the shadow snapshot because its queue was full.",
+        )?;
+        let log_shipped = IntCounterVec::new(
+            Opts::new(
+                "iamgate_decision_log_shipped_total",
+                "Decision-log records delivered by a shipping sink, by sink.",
+            ),
+            &["sink"],
+        )?;
+        let log_ship_dropped = IntCounterVec::new(
+            Opts::new(
+                "iamgate_decision_log_ship_dropped_total",
+                "Decision-log records a shipping sink dropped, by sink and reason.",
+            ),
+            &["sink", "reason"],
+        )?;
+        let log_ship_attempt_failures = IntCounterVec::new(
+            Opts::new(
+                "iamgate_decision_log_ship_attempt_failures_total",
+                "Failed delivery attempts of a shipping sink (each is retried with backoff).",
+            ),
+            &["sink"],
+        )?;
+        registry.register(Box::new(diff_sampled.clone()))?;
+        registry.register(Box::new(diff_changed.clone()))?;
+        registry.register(Box::new(diff_refusals.clone()))?;
+        registry.register(Box::new(shadow_evaluations.clone()))?;
+        registry.register(Box::new(shadow_disagreements.clone()))?;
+        registry.register(Box::new(shadow_dropped.clone()))?;
+        registry.register(Box::new(log_shipped.clone()))?;
+        registry.register(Box::new(log_ship_dropped.clone()))?;
+        registry.register(Box::new(log_ship_attempt_failures.clone()))?;
+        Ok(Self {
+            diff_sampled,
+            diff_changed,
+            diff_refusals,
+            shadow_evaluations,
+            shadow_disagreements,
+            shadow_dropped,
+            shadow_actions: std::sync::Mutex::new(std::collections::HashSet::new()),
+            log_shipped,
+            log_ship_dropped,
+            log_ship_attempt_failures,
+        })
+    }
+}
+
+#[cfg(test)]
+mod issue15_tests {
+    use super::*;
+
+    #[test]
+    fn shadow_disagreement_actions_are_bounded() -> Result<(), Box<dyn std::error::Error>> {
+        let m = Metrics::new()?;
+        for i in 0..MAX_SHADOW_ACTIONS + 10 {
+            m.shadow_compared(&format!("svc:Action{i}"), "allowed", "implicitDeny");
+        }
+        // Agreement counts an evaluation, no disagreement.
+        m.shadow_compared("svc:Action0", "allowed", "allowed");
+        let text = String::from_utf8(m.render()?)?;
+        let series = text
+            .lines()
+            .filter(|l| l.starts_with("iamgate_shadow_disagreements_total{"))
+            .count();
+        assert_eq!(series, MAX_SHADOW_ACTIONS + 1);
+        assert!(text.contains(
+            "iamgate_shadow_disagreements_total{action=\"other\",active=\"allowed\",shadow=\"implicitDeny\"} 10"
+        ));
+        assert!(text.contains(&format!(
+            "iamgate_shadow_evaluations_total {}",
+            MAX_SHADOW_ACTIONS + 11
+        )));
+        Ok(())
     }
 }

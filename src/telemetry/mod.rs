@@ -3,6 +3,7 @@
 //! in the crate registers a metric or opens a log sink.
 
 pub mod decision_log;
+pub mod decision_log_ship;
 pub mod metrics;
 pub mod tracing_setup;
 

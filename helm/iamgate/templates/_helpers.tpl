@@ -60,6 +60,15 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- fail "control.tls.enabled needs control.tls.secretName (a Secret with tls.crt, tls.key and ca.crt)" }}
 {{- end }}
 {{- end }}
+{{- if and .Values.webhook.enabled (not .Values.webhook.secretName) }}
+{{- fail "webhook.enabled needs webhook.secretName (a Secret with tls.crt, tls.key and ca.crt): the API server calls webhooks over HTTPS only" }}
+{{- end }}
+{{- if and .Values.webhook.enabled (not (or .Values.webhook.caBundle .Values.webhook.injectCaFrom)) }}
+{{- fail "webhook.enabled needs webhook.caBundle or webhook.injectCaFrom: the API server must verify the webhook's certificate" }}
+{{- end }}
+{{- if and .Values.webhook.enabled (eq .Values.mode "sidecar") }}
+{{- fail "mode sidecar: the Kubernetes webhooks are served by the shared service (mode service)" }}
+{{- end }}
 {{- if and .Values.inventoryState.existingClaim (gt (int .Values.replicaCount) 1) (eq .Values.mode "service") }}
 {{- fail "inventoryState.existingClaim: one PVC cannot hold the state of several replicas; use replicaCount 1 or the emptyDir" }}
 {{- end }}
@@ -145,6 +154,41 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- if $v.logJson }}
 - --log-json
 {{- end }}
+{{- if $v.webhook.enabled }}
+{{- $w := $v.webhook }}
+- --webhook-listen=0.0.0.0:{{ $w.port }}
+- --webhook-tls-cert=/etc/iamgate/webhook-tls/tls.crt
+- --webhook-tls-key=/etc/iamgate/webhook-tls/tls.key
+{{- if $w.requireClientCert }}
+- --webhook-client-ca=/etc/iamgate/webhook-tls/ca.crt
+{{- end }}
+{{- range $w.controllerUsers }}
+- {{ printf "--webhook-controller-user=%s" . | quote }}
+{{- end }}
+{{- if $w.awsAuth.configMap }}
+- --webhook-aws-auth=/etc/iamgate/aws-auth/{{ $w.awsAuth.key }}
+{{- end }}
+{{- if $w.requireExtra }}
+- --webhook-require-extra
+{{- end }}
+- --webhook-unmapped={{ $w.unmapped }}
+- --webhook-implicit-deny={{ $w.implicitDeny }}
+{{- with $w.region }}
+- --webhook-region={{ . }}
+{{- end }}
+{{- with $w.account }}
+- {{ printf "--webhook-account=%s" . | quote }}
+{{- end }}
+{{- range $w.namespaceDefaults }}
+- {{ printf "--webhook-namespace-default=%s" . | quote }}
+{{- end }}
+{{- range $w.resourceTags }}
+- {{ printf "--webhook-resource-tag=%s" . | quote }}
+{{- end }}
+{{- with $w.nameTag }}
+- {{ printf "--webhook-name-tag=%s" . | quote }}
+{{- end }}
+{{- end }}
 {{- range $v.extraArgs }}
 - {{ . | quote }}
 {{- end }}
@@ -176,6 +220,9 @@ beside the volumes of "iamgate.volumes" (this chart as a dependency).
     - {name: admin, containerPort: {{ $v.ports.admin }}, protocol: TCP}
     {{- if $v.control.enabled }}
     - {name: control, containerPort: {{ $v.ports.control }}, protocol: TCP}
+    {{- end }}
+    {{- if $v.webhook.enabled }}
+    - {name: webhook, containerPort: {{ $v.webhook.port }}, protocol: TCP}
     {{- end }}
   startupProbe:
     {{- if and $v.probes.grpcStartup (eq $v.mode "service") (not $v.tls.enabled) }}
@@ -210,6 +257,12 @@ beside the volumes of "iamgate.volumes" (this chart as a dependency).
     {{- end }}
     {{- if $v.inventoryState.enabled }}
     - {name: iamgate-inventory-state, mountPath: /var/lib/iamgate/inventory}
+    {{- end }}
+    {{- if $v.webhook.enabled }}
+    - {name: iamgate-webhook-tls, mountPath: /etc/iamgate/webhook-tls, readOnly: true}
+    {{- if $v.webhook.awsAuth.configMap }}
+    - {name: iamgate-aws-auth, mountPath: /etc/iamgate/aws-auth, readOnly: true}
+    {{- end }}
     {{- end }}
 {{- end }}
 
@@ -254,5 +307,13 @@ beside the volumes of "iamgate.volumes" (this chart as a dependency).
   {{- else }}
   emptyDir: {sizeLimit: {{ $v.inventoryState.sizeLimit }}}
   {{- end }}
+{{- end }}
+{{- if $v.webhook.enabled }}
+- name: iamgate-webhook-tls
+  secret: {secretName: {{ $v.webhook.secretName }}, defaultMode: 0440}
+{{- if $v.webhook.awsAuth.configMap }}
+- name: iamgate-aws-auth
+  configMap: {name: {{ $v.webhook.awsAuth.configMap }}}
+{{- end }}
 {{- end }}
 {{- end }}

@@ -1,0 +1,179 @@
+"""Issue 15: a shadow snapshot (`--shadow-bundle`) evaluated beside the
+active one on live requests, off the decision path, and promoted on the
+control listener, through the real binary."""
+
+import json
+
+import requests
+
+from conftest import start_server, wait_for
+from control_util import control_post, start_with_control
+from decision_util import allow, arn, authorize, deny, metric, status, write_bundle
+
+ACTIVE = {"alice": [allow("ec2:Describe*", "ec2:StartInstances")], "bob": [allow("ec2:Describe*")]}
+SHADOW = {"alice": [allow("ec2:Describe*"), deny("ec2:DescribeImages")],
+          "bob": [allow("ec2:Describe*", "ec2:StopInstances")]}
+REQUESTS = [
+    ("alice", "ec2:DescribeInstances", "allowed"),
+    ("alice", "ec2:DescribeImages", "allowed"),
+    ("alice", "ec2:StartInstances", "allowed"),
+    ("bob", "ec2:DescribeInstances", "allowed"),
+    ("bob", "ec2:StopInstances", "implicitDeny"),
+    ("bob", "ec2:TerminateInstances", "implicitDeny"),
+]
+
+
+def test_disagreements_are_counted_and_logged_and_answers_never_change(tmp_path):
+    """issue 15: every answer is the active snapshot's; the shadow's
+    disagreements are counted by action and decision pair and logged with
+    both outcomes; promotion is control-only and activates the shadow."""
+    active = write_bundle(tmp_path / "active", ACTIVE, "active")
+    shadow = write_bundle(tmp_path / "shadow", SHADOW, "shadow")
+    log = tmp_path / "decisions.jsonl"
+    server = start_with_control(tmp_path, "--bundle", str(active), "--shadow-bundle", str(shadow),
+                                "--decision-log", str(log), "--no-watch")
+    try:
+        for user, action, expected in REQUESTS:
+            assert authorize(server, user, action) == expected
+        assert wait_for(lambda: (status(server)["shadow"] or {}).get("evaluated") == len(REQUESTS))
+        st = status(server)["shadow"]
+        assert st["revision"].startswith("shadow+sha256:") and st["error"] is None
+        assert (st["disagreements"], st["dropped"]) == (3, 0)
+        assert metric(server, "iamgate_shadow_evaluations_total") == 6
+        assert metric(server, "iamgate_shadow_disagreements_total",
+                      {"action": "ec2:StartInstances", "active": "allowed", "shadow": "implicitDeny"}) == 1
+        assert metric(server, "iamgate_shadow_disagreements_total",
+                      {"action": "ec2:DescribeImages", "active": "allowed", "shadow": "explicitDeny"}) == 1
+        assert metric(server, "iamgate_shadow_disagreements_total",
+                      {"action": "ec2:StopInstances", "active": "implicitDeny", "shadow": "allowed"}) == 1
+
+        def shadow_lines():
+            return [r for r in map(json.loads, log.read_text().splitlines()) if "shadow" in r]
+        assert wait_for(lambda: len(shadow_lines()) == 3)
+        by_action = {r["action"]: r for r in shadow_lines()}
+        stop = by_action["ec2:StopInstances"]
+        assert stop["principal"] == arn("bob")
+        assert stop["decision"] == "implicitDeny" and stop["revision"].startswith("active+")
+        assert stop["shadow"]["decision"] == "allowed"
+        assert stop["shadow"]["active_decision"] == "implicitDeny"
+        assert stop["shadow"]["revision"] == st["revision"]
+        # The shadow record shares the id of the answered decision.
+        answered = [r for r in map(json.loads, log.read_text().splitlines())
+                    if "shadow" not in r and r["action"] == "ec2:StopInstances"]
+        assert [r["decision_id"] for r in answered] == [stop["decision_id"]]
+
+        # A shadow source that no longer loads: neither reloaded nor
+        # promoted; the active snapshot keeps serving (last known good).
+        iam = next((shadow / "iam").glob("*.json"))
+        iam.write_text("{not json")
+        r = control_post(server, "/v1/shadow/reload")
+        assert r.status_code == 422, r.text
+        r = control_post(server, "/v1/shadow/promote")
+        assert r.status_code == 422 and r.json()["revision"].startswith("active+"), r.text
+        broken = status(server)
+        assert broken["revision"].startswith("active+") and broken["last_reload"]["ok"] is False
+        assert broken["shadow"]["revision"] == st["revision"] and broken["shadow"]["error"]
+        assert authorize(server, "bob", "ec2:StopInstances") == "implicitDeny"
+        write_bundle(shadow, SHADOW, "shadow")
+        r = control_post(server, "/v1/shadow/reload")
+        assert r.status_code == 200 and r.json()["revision"] == st["revision"], r.text
+        assert status(server)["shadow"]["error"] is None
+
+        # Promotion is not served on the decision or admin listeners, and
+        # needs the control token.
+        for base in (server.http, server.admin):
+            assert requests.post(base + "/v1/shadow/promote", timeout=10).status_code == 404
+        assert requests.post(server.control + "/v1/shadow/promote", timeout=10).status_code == 401
+        r = control_post(server, "/v1/shadow/promote")
+        assert r.status_code == 200, r.text
+        assert r.json()["revision"] == st["revision"]
+        assert status(server)["revision"] == st["revision"]
+        assert authorize(server, "bob", "ec2:StopInstances") == "allowed"
+        assert authorize(server, "alice", "ec2:StartInstances") == "implicitDeny"
+        after = status(server)["shadow"]
+        assert after["revision"] is None and after["promoted"]["revision"] == st["revision"]
+        # Nothing left to promote.
+        assert control_post(server, "/v1/shadow/promote").status_code == 422
+    finally:
+        server.stop()
+
+
+def test_an_invalid_shadow_never_serves_and_cannot_be_promoted(tmp_path):
+    """issue 15: a shadow bundle is validated like the main one; a refused one
+    is reported in /v1/status, shadows nothing, and promotion is refused
+    while the active snapshot keeps serving."""
+    active = write_bundle(tmp_path / "active", ACTIVE, "active")
+    shadow = write_bundle(tmp_path / "shadow", SHADOW, "shadow")
+    (shadow / "tests").mkdir()
+    (shadow / "tests" / "t.json").write_text(json.dumps({
+        "principal": {"arn": arn("alice")},
+        "tests": [{"name": "must start", "action": "ec2:StartInstances", "resource": "*",
+                   "expect": "allowed"}]}))
+    server = start_with_control(tmp_path, "--bundle", str(active), "--shadow-bundle", str(shadow),
+                                "--no-watch")
+    try:
+        st = status(server)
+        assert "bundle test failed" in st["shadow"]["error"]
+        assert st["shadow"]["revision"] is None
+        assert authorize(server, "alice", "ec2:StartInstances") == "allowed"
+        r = control_post(server, "/v1/shadow/promote")
+        assert r.status_code == 422 and "no shadow snapshot" in r.json()["error"], r.text
+        assert status(server)["revision"].startswith("active+")
+    finally:
+        server.stop()
+
+
+def test_a_full_shadow_queue_drops_and_counts_never_waits(tmp_path):
+    """issue 15: with a one-slot queue, a burst of batch decisions is
+    answered in full; every decision is either evaluated on the shadow or
+    counted as dropped."""
+    active = write_bundle(tmp_path / "active", ACTIVE, "active")
+    shadow = write_bundle(tmp_path / "shadow", SHADOW, "shadow")
+    server = start_server(tmp_path, "--bundle", str(active), "--shadow-bundle", str(shadow),
+                          "--shadow-queue", "1", "--no-watch")
+    try:
+        items = [{"action": "ec2:StartInstances", "resource": f"arn:aws:ec2:us-east-1:{'111122223333'}:instance/i-{n:017x}"}
+                 for n in range(100)]
+        total = 0
+        for _ in range(5):
+            r = requests.post(server.http + "/v1/authorize/batch",
+                              json={"principal": {"arn": arn("alice")}, "items": items}, timeout=10)
+            assert r.status_code == 200, r.text
+            assert all(d["decision"] == "allowed" for d in r.json()["results"]), r.text
+            total += len(items)
+
+        def settled():
+            s = status(server)["shadow"]
+            return s["evaluated"] + s["dropped"] == total
+        assert wait_for(settled), status(server)["shadow"]
+        s = status(server)["shadow"]
+        assert metric(server, "iamgate_shadow_dropped_total") == s["dropped"]
+        assert s["disagreements"] == s["evaluated"]
+    finally:
+        server.stop()
+
+
+def test_the_shadow_bundle_is_watched(tmp_path):
+    """issue 15: a new shadow bundle written in place is picked up like the
+    main one (its counts start over); a broken rewrite keeps the previous
+    shadow and reports why."""
+    active = write_bundle(tmp_path / "active", ACTIVE, "active")
+    shadow = write_bundle(tmp_path / "shadow", SHADOW, "shadow")
+    server = start_server(tmp_path, "--bundle", str(active), "--shadow-bundle", str(shadow))
+    try:
+        first = status(server)["shadow"]["revision"]
+        assert authorize(server, "bob", "ec2:StopInstances") == "implicitDeny"
+        assert wait_for(lambda: status(server)["shadow"]["disagreements"] == 1)
+        write_bundle(shadow, ACTIVE, "shadow-2")
+        assert wait_for(lambda: status(server)["shadow"]["revision"].startswith("shadow-2+"))
+        assert status(server)["shadow"]["disagreements"] == 0
+        assert authorize(server, "bob", "ec2:StopInstances") == "implicitDeny"
+        assert wait_for(lambda: status(server)["shadow"]["evaluated"] == 1)
+        assert status(server)["shadow"]["disagreements"] == 0
+        (shadow / "manifest.json").write_text("{")
+        assert wait_for(lambda: status(server)["shadow"]["error"] is not None)
+        st = status(server)
+        assert st["shadow"]["revision"].startswith("shadow-2+") and first != st["shadow"]["revision"]
+        assert st["revision"].startswith("active+")
+    finally:
+        server.stop()
