@@ -19,7 +19,8 @@
 //! and encoded: how every other answer is made, and how the allow was) and
 //! `all` (read + map + authorize + answer), and `sigv4_verify` (a SigV4
 //! signature checked with a warm signing-key cache, what a SigV4 EC2 route
-//! adds). Without `IAMGATE_BENCH_BUNDLE` the built-in demo bundle is used,
+//! adds; `sigv4_verify_session` the same with an STS session's
+//! temporary credentials, token opened). Without `IAMGATE_BENCH_BUNDLE` the built-in demo bundle is used,
 //! with the demo's `bob` stopping a blue instance; with it, the request of
 //! `benches/load/gen_bundle.py` (user-0042 of account 111111111111, team
 //! red).
@@ -312,5 +313,100 @@ fn sigv4(c: &mut Criterion) {
         });
 }
 
-criterion_group!(benches, ext_authz, sigv4);
+/// `sigv4_verify_session`: the same POST signed with temporary credentials
+/// (an STS role session, `X-Amz-Security-Token` header): the token opened
+/// (XChaCha20-Poly1305 and its claims read) and the signature checked with
+/// a warm signing-key cache per key, date, region and service.
+#[expect(
+    clippy::expect_used,
+    reason = "a benchmark that cannot set up must stop"
+)]
+fn sigv4_session(c: &mut Criterion) {
+    use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+    use iamgate::identity::{
+        CredentialStore, Expected, SessionClaims, SessionKeys, SignedRequest, verify_caller,
+    };
+    let keys =
+        SessionKeys::parse("k1 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f")
+            .expect("session keys");
+    let now = SystemTime::now();
+    let issued = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let creds = keys
+        .issue(SessionClaims {
+            access_key_id: String::new(),
+            principal_arn: "arn:aws:sts::111111111111:assumed-role/operator/bench".into(),
+            role_arn: Some("arn:aws:iam::111111111111:role/operator".into()),
+            unique_id: Some("AROADEMOOPERATOR0001".into()),
+            session_name: "bench".into(),
+            policy: None,
+            policy_arns: Vec::new(),
+            tags: vec![("team".into(), "blue".into())],
+            transitive_tag_keys: Vec::new(),
+            source_identity: None,
+            issued,
+            expires: issued + 3600,
+            chained: false,
+            mfa: false,
+        })
+        .expect("issued");
+    let identity = aws_credential_types::Credentials::new(
+        &creds.access_key_id,
+        &creds.secret_access_key,
+        Some(creds.session_token.clone()),
+        None,
+        "bench",
+    )
+    .into();
+    let params = aws_sigv4::sign::v4::SigningParams::builder()
+        .identity(&identity)
+        .region("us-east-1")
+        .name("ec2")
+        .time(now)
+        .settings(SigningSettings::default())
+        .build()
+        .expect("signing params")
+        .into();
+    let body = b"Action=StopInstances&Version=2016-11-15&InstanceId.1=i-0a111000000000001";
+    let mut headers = vec![
+        (
+            "content-type".to_owned(),
+            "application/x-www-form-urlencoded; charset=utf-8".to_owned(),
+        ),
+        ("host".to_owned(), "ec2.us-east-1.amazonaws.com".to_owned()),
+    ];
+    let signable = SignableRequest::new(
+        "POST",
+        "https://ec2.us-east-1.amazonaws.com/",
+        headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        SignableBody::Bytes(body),
+    )
+    .expect("signable");
+    let (instructions, _) = sign(signable, &params).expect("signed").into_parts();
+    for (k, v) in instructions.headers() {
+        headers.push((k.to_ascii_lowercase(), v.to_owned()));
+    }
+    let headers = SignedHeaders(headers);
+    let request = SignedRequest {
+        method: "POST",
+        target: "/",
+        host: "ec2.us-east-1.amazonaws.com",
+        headers: &headers,
+        body,
+    };
+    let scope = Expected {
+        region: "us-east-1",
+        service: "ec2",
+    };
+    let store = CredentialStore::empty();
+    verify_caller(&request, &store, Some(&keys), scope, now)
+        .expect("the bench session signature verifies");
+    c.benchmark_group("ext_authz")
+        .bench_function("sigv4_verify_session", |b| {
+            b.iter(|| verify_caller(black_box(&request), &store, Some(&keys), scope, now).is_ok())
+        });
+}
+
+criterion_group!(benches, ext_authz, sigv4, sigv4_session);
 criterion_main!(benches);

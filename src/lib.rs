@@ -18,6 +18,7 @@ pub mod identity;
 pub mod k8s;
 pub mod policy;
 pub mod server;
+pub mod sts;
 pub mod telemetry;
 pub mod testfile;
 pub mod uri;

@@ -323,6 +323,20 @@ struct ServeArgs {
     /// Close a connection after this many milliseconds without a request.
     #[arg(long, env = "IAMGATE_IDLE_TIMEOUT_MS", default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1..))]
     idle_timeout_ms: u64,
+    /// Keys sealing temporary credentials (STS sessions), one
+    /// `KEY_ID KEY` a line (32 bytes as hex or base64), the first sealing:
+    /// every iamgate with the same file verifies the same sessions.
+    #[arg(long, env = "IAMGATE_SESSION_KEY")]
+    session_key: Option<PathBuf>,
+    /// Serve the STS Query API (AssumeRole, GetCallerIdentity,
+    /// GetSessionToken, DecodeAuthorizationMessage) on this address
+    /// (TLS with --tls-cert/--tls-key like the API listeners, else plain
+    /// HTTP; needs --session-key to issue credentials).
+    #[arg(long, env = "IAMGATE_STS_LISTEN")]
+    sts_listen: Option<std::net::SocketAddr>,
+    /// The region in STS requests' credential scope.
+    #[arg(long, env = "IAMGATE_STS_REGION", default_value = "us-east-1", value_parser = parse_region)]
+    sts_region: String,
     /// Ed25519 public key (PEM, `openssl pkey -pubout`) trusted to sign
     /// bundles; repeatable (key rotation). With any, unsigned, wrongly
     /// signed or tampered bundles are refused.
@@ -612,6 +626,9 @@ impl ServeArgs {
                 idle_timeout: Duration::from_millis(self.idle_timeout_ms),
             },
             credentials: self.credentials,
+            session_key: self.session_key,
+            sts_listen: self.sts_listen,
+            sts_region: self.sts_region,
             bundle_sources: iamgate::bundle::source::SourceSettings {
                 verify_keys: self.bundle_verify_key,
                 poll_interval: Duration::from_secs_f64(self.bundle_poll_interval),

@@ -32,6 +32,7 @@ pub fn decide_case(snapshot: &Snapshot, file: &CompiledFile, case: &CompiledCase
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
         session_policy: None,
+        session_policy_arns: Vec::new(),
         resource_account: file.resource_account.clone(),
         outcome_only: false,
     };

@@ -77,6 +77,10 @@ pub const LAYOUT: &[Known] = &[
         holds: "`aws ec2 describe-*` output",
     },
     Known {
+        pattern: "iam-roles/{account}.json",
+        holds: "`aws iam list-roles` output of one account (roles' `MaxSessionDuration`)",
+    },
+    Known {
         pattern: "tests/{name}.json",
         holds: "policy tests that must pass before the bundle serves",
     },

@@ -92,6 +92,7 @@ impl SampledRequest {
             context: self.context.clone(),
             session_tags: self.session_tags.clone(),
             session_policy: None,
+            session_policy_arns: Vec::new(),
             resource_account: self.resource_account.clone(),
             outcome_only: true,
         }

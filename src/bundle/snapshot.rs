@@ -36,13 +36,26 @@ struct Entity {
     principal: Option<Principal>,
     /// The user's unique id (`UserId`, `aws:userid`), when the bundle has it.
     user_id: Option<String>,
-    /// Kept for role assumption.
-    #[expect(
-        dead_code,
-        reason = "compiled and kept for role assumption, which no front-end serves yet"
-    )]
-    trust: Option<Arc<CompiledPolicy>>,
+    /// A role's trust policy: the resource-based policy of `sts:AssumeRole`
+    /// (and the other trust-governed `sts:` actions) on the role.
+    trust: Option<PolicySet>,
+    /// A role's unique id (`RoleId`).
+    role_id: Option<String>,
 }
+
+/// What STS needs to know of a role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleInfo {
+    pub arn: String,
+    /// `RoleId`, when the bundle has it.
+    pub role_id: Option<String>,
+    /// `MaxSessionDuration` in seconds (from `iam-roles/<account>.json`,
+    /// `aws iam list-roles` output; 3600 when not given).
+    pub max_session_duration: u64,
+}
+
+/// A role's session length when `list-roles` output does not give one.
+pub const DEFAULT_MAX_SESSION_DURATION: u64 = 3600;
 
 /// The users and roles of one account, by name.
 #[derive(Debug, Default)]
@@ -108,6 +121,10 @@ pub struct Snapshot {
     /// Hash of the bundle's `ec2/` files: reloads re-seed the live
     /// inventory only when it changes.
     inventory_hash: String,
+    /// Managed policies by ARN (session policies name them).
+    managed: HashMap<String, Arc<CompiledPolicy>>,
+    /// `MaxSessionDuration` of roles by ARN, from `iam-roles/*.json`.
+    max_session_durations: FxHashMap<String, u64>,
     /// `manifest.json`'s `max_changed_decisions` (see
     /// [`crate::bundle::diff::manifest_limit`]).
     max_changed_decisions: Option<u64>,
@@ -124,6 +141,9 @@ pub struct AuthzRequest {
     pub session_tags: Vec<(String, String)>,
     /// A session policy passed when the session was created.
     pub session_policy: Option<Value>,
+    /// Managed session policies (ARNs) passed when the session was
+    /// created; an ARN the bundle lacks allows nothing.
+    pub session_policy_arns: Vec<String>,
     pub resource_account: Option<String>,
     /// The caller needs the decision, not its explanation: the answer's
     /// `matched` and `missing_context_keys` stay empty (an Envoy allow or
@@ -266,6 +286,7 @@ impl Snapshot {
                     principal: Some(principal.clone()),
                     user_id: u.user_id.clone(),
                     trust: None,
+                    role_id: None,
                 });
                 users.insert(u.arn.clone(), entity.clone());
                 by_name
@@ -302,7 +323,8 @@ impl Snapshot {
                     tags: tags(&r.tags),
                     principal: None,
                     user_id: None,
-                    trust,
+                    trust: trust.map(|t| PolicySet::new(vec![t])),
+                    role_id: r.role_id.clone(),
                 });
                 let names = by_name.entry(account).or_default();
                 names.roles.insert(r.role_name.to_ascii_lowercase(), entity);
@@ -323,6 +345,7 @@ impl Snapshot {
         let resource_policies = b.resource_policies()?;
         let (inventory, inventory_hash) = load_inventory(files)?;
         let (revision, manifest_revision) = revision(files)?;
+        let max_session_durations = max_session_durations(files)?;
         let max_changed_decisions = crate::bundle::diff::manifest_limit(files)?;
         let stats = Stats {
             accounts: known_accounts.len(),
@@ -350,7 +373,40 @@ impl Snapshot {
             max_changed_decisions,
             inventory: Arc::new(inventory),
             inventory_hash,
+            managed: std::mem::take(&mut b.managed),
+            max_session_durations,
         })
+    }
+
+    /// The role with this ARN (role names compared case-insensitively, as
+    /// IAM does; the path must match).
+    pub fn role(&self, arn: &str) -> Option<RoleInfo> {
+        let e = self.role_entity(arn)?;
+        Some(RoleInfo {
+            arn: e.arn.clone(),
+            role_id: e.role_id.clone(),
+            max_session_duration: self
+                .max_session_durations
+                .get(&e.arn)
+                .copied()
+                .unwrap_or(DEFAULT_MAX_SESSION_DURATION),
+        })
+    }
+
+    fn role_entity(&self, arn: &str) -> Option<&Arc<Entity>> {
+        let parsed = crate::policy::arn::Arn::parse(arn)?;
+        let name = parsed.resource.strip_prefix("role/")?.rsplit('/').next()?;
+        let e = self
+            .by_name
+            .get(parsed.account)?
+            .roles
+            .get(&*ascii_lowercase(name))?;
+        (e.arn == arn).then_some(e)
+    }
+
+    /// Whether the bundle has the managed policy `arn`.
+    pub fn has_managed_policy(&self, arn: &str) -> bool {
+        self.managed.contains_key(arn)
     }
 
     /// The users named `name` in every account: `(account, ARN)`.
@@ -524,14 +580,22 @@ impl Snapshot {
                 &owned
             }
         };
-        let session = match &req.session_policy {
-            Some(doc) => {
-                let p = CompiledPolicy::from_json("session", PolicyKind::Session, doc)
-                    .map_err(AuthzError::SessionPolicy)?;
-                Some(PolicySet::new(vec![Arc::new(p)]))
-            }
-            None => None,
-        };
+        let mut session_policies = Vec::new();
+        if let Some(doc) = &req.session_policy {
+            let p = CompiledPolicy::from_json("session", PolicyKind::Session, doc)
+                .map_err(AuthzError::SessionPolicy)?;
+            session_policies.push(Arc::new(p));
+        }
+        // Managed session policies take part with the inline one (an allow
+        // in any of them, within the identity policies); one the bundle
+        // lacks adds nothing, so the session can only narrow.
+        session_policies.extend(
+            req.session_policy_arns
+                .iter()
+                .filter_map(|arn| self.managed.get(arn).cloned()),
+        );
+        let session = (req.session_policy.is_some() || !req.session_policy_arns.is_empty())
+            .then(|| PolicySet::new(session_policies));
         let request = Request::new(principal, &req.action, &req.resource, &req.context);
         let request = match &req.resource_account {
             Some(a) => request.with_resource_account(a),
@@ -542,7 +606,19 @@ impl Snapshot {
             identity: entity.map(|e| &e.identity),
             boundary: entity.and_then(|e| e.boundary.as_ref()),
             session: session.as_ref(),
-            resource: self.resource_policies.get(&req.resource),
+            resource: self.resource_policies.get(&req.resource).or_else(|| {
+                // A role's trust policy is the resource policy of the
+                // trust-governed `sts:` actions on it.
+                let trust_action = request.resource_policy_rule()
+                    == crate::engine::ResourcePolicyRule::MustAllow
+                    && request.action().starts_with("sts:");
+                if trust_action {
+                    self.role_entity(&req.resource)
+                        .and_then(|e| e.trust.as_ref())
+                } else {
+                    None
+                }
+            }),
             scps: self
                 .accounts
                 .get(principal.account())
@@ -1040,3 +1116,53 @@ fn check_account_file(
 
 #[cfg(test)]
 mod tests;
+
+/// `aws iam list-roles` output (`{"Roles": [...]}`), as far as STS needs it.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ListRoles {
+    roles: Vec<ListedRole>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ListedRole {
+    arn: String,
+    #[serde(default)]
+    max_session_duration: Option<u64>,
+}
+
+/// `MaxSessionDuration` of every role listed in `iam-roles/<account>.json`
+/// (IAM allows 3600 to 43200 seconds; anything else refuses the bundle).
+fn max_session_durations(files: &BundleFiles) -> Result<FxHashMap<String, u64>, BundleError> {
+    let mut out = FxHashMap::default();
+    for (file, text) in files.under("iam-roles", ".json") {
+        let listed: ListRoles = parse_json(file, text)?;
+        let account = file
+            .strip_prefix("iam-roles/")
+            .and_then(|f| f.strip_suffix(".json"))
+            .unwrap_or_default();
+        for (i, r) in listed.roles.iter().enumerate() {
+            let in_account = crate::policy::arn::Arn::parse(&r.arn)
+                .is_some_and(|a| a.account == account && a.resource.starts_with("role/"));
+            if !in_account {
+                return Err(BundleError::invalid(
+                    file,
+                    format!("$.Roles[{i}].Arn"),
+                    format!("not a role of account {account}"),
+                ));
+            }
+            if let Some(d) = r.max_session_duration {
+                if !(3600..=43_200).contains(&d) {
+                    return Err(BundleError::invalid(
+                        file,
+                        format!("$.Roles[{i}].MaxSessionDuration"),
+                        "must be 3600 to 43200 seconds",
+                    ));
+                }
+                out.insert(r.arn.clone(), d);
+            }
+        }
+    }
+    Ok(out)
+}

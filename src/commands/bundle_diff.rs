@@ -86,6 +86,7 @@ pub fn read_requests(path: &Path) -> Result<Vec<AuthzRequest>, String> {
                 context: case.context.clone(),
                 session_tags: tags.clone(),
                 session_policy: None,
+                session_policy_arns: Vec::new(),
                 resource_account: file.resource_account.clone(),
                 outcome_only: true,
             })
@@ -114,6 +115,7 @@ pub fn read_requests(path: &Path) -> Result<Vec<AuthzRequest>, String> {
             context,
             session_tags: Vec::new(),
             session_policy: None,
+            session_policy_arns: Vec::new(),
             resource_account: rec.resource_account,
             outcome_only: true,
         });

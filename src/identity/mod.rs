@@ -1,5 +1,7 @@
-//! Who is calling: IAM users' long-term access keys ([`credentials`]) and
-//! Signature Version 4 verification of the requests they sign ([`sigv4`]).
+//! Who is calling: IAM users' long-term access keys ([`credentials`]),
+//! temporary session credentials sealed under the session key
+//! ([`session`]) and Signature Version 4 verification of the requests they
+//! sign ([`sigv4`]).
 //!
 //! Pure: nothing here knows of tokio, Envoy or metrics. The server reads
 //! the credentials file, keeps it current and adapts a request to
@@ -9,8 +11,10 @@
 //! them.
 
 pub mod credentials;
+pub mod session;
 pub mod sigv4;
-mod time;
+pub mod time;
 
 pub use credentials::{AccessKey, CredentialStore, CredentialsError, KeyStatus, ResolveError};
-pub use sigv4::{Expected, HeaderSource, SigV4Error, SignedRequest, verify};
+pub use session::{IssuedCredentials, SessionClaims, SessionKeyError, SessionKeys, TokenError};
+pub use sigv4::{Caller, Expected, HeaderSource, SigV4Error, SignedRequest, verify, verify_caller};

@@ -10,9 +10,10 @@
 //!
 //! Checked before any signature: one form only, a complete credential
 //! scope naming the route's region and service, the 5-minute clock skew
-//! (header form) or the validity window (presigned form), no
-//! `X-Amz-Security-Token` (no temporary credentials exist yet), a known,
-//! active key. The date is always covered by the signature (`x-amz-date`
+//! (header form) or the validity window (presigned form), a known, active
+//! key, or, with `X-Amz-Security-Token` (header or presigned query), a
+//! session token sealed under one of the session keys for that very
+//! access key id and not expired ([`super::session`]). The date is always covered by the signature (`x-amz-date`
 //! must be a signed header in the header form), so a captured request
 //! cannot be replayed under a fresh date.
 
@@ -23,6 +24,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::credentials::{AccessKey, CredentialStore, KeyStatus};
+use super::session::{SessionClaims, SessionKeys, TokenError};
 use super::time::{epoch_secs, parse_amz_date, system_time};
 
 /// The only algorithm accepted (SigV4a is not).
@@ -82,6 +84,9 @@ pub enum SigV4Error {
     Expired,
     #[error("The security token included in the request is invalid.")]
     SecurityToken,
+    /// A session token whose session has expired.
+    #[error("The security token included in the request is expired")]
+    TokenExpired,
     /// An unknown or inactive key (the same words for both).
     #[error("The AWS Access Key Id you provided does not exist in our records.")]
     UnknownKey,
@@ -97,7 +102,7 @@ impl SigV4Error {
         match self {
             SigV4Error::Unsigned | SigV4Error::Scope(_) => "AuthFailure",
             SigV4Error::Incomplete(_) => "IncompleteSignature",
-            SigV4Error::Expired => "RequestExpired",
+            SigV4Error::Expired | SigV4Error::TokenExpired => "RequestExpired",
             SigV4Error::SecurityToken | SigV4Error::UnknownKey => "InvalidClientTokenId",
             SigV4Error::Mismatch => "SignatureDoesNotMatch",
         }
@@ -109,8 +114,38 @@ impl SigV4Error {
             SigV4Error::Unsigned | SigV4Error::Scope(_) | SigV4Error::UnknownKey => 401,
             SigV4Error::SecurityToken | SigV4Error::Mismatch => 403,
             SigV4Error::Incomplete(_) | SigV4Error::Expired => 400,
+            SigV4Error::TokenExpired => 400,
         }
     }
+
+    /// STS's error code (STS says `ExpiredToken` where EC2 says
+    /// `RequestExpired` for a session, and `IncompleteSignature` /
+    /// `SignatureDoesNotMatch` / `InvalidClientTokenId` alike).
+    pub fn sts_code(&self) -> &'static str {
+        match self {
+            SigV4Error::TokenExpired => "ExpiredToken",
+            SigV4Error::Unsigned => "MissingAuthenticationToken",
+            SigV4Error::Scope(_) => "SignatureDoesNotMatch",
+            other => other.code(),
+        }
+    }
+
+    /// The HTTP status STS answers with.
+    pub fn sts_status(&self) -> u16 {
+        match self {
+            SigV4Error::Incomplete(_) | SigV4Error::TokenExpired | SigV4Error::Expired => 400,
+            _ => 403,
+        }
+    }
+}
+
+/// Who signed a verified request.
+#[derive(Debug)]
+pub enum Caller<'s> {
+    /// An IAM user's long-term access key.
+    Key(&'s AccessKey),
+    /// A temporary session (its token's claims).
+    Session(Box<SessionClaims>),
 }
 
 /// The parts of a signature, from either form.
@@ -129,13 +164,29 @@ struct Parts<'r> {
     expires: Option<u64>,
 }
 
-/// Verifies a request's signature; `Ok` is the key that signed it.
+/// Verifies a request's signature made with a long-term key; `Ok` is the
+/// key that signed it. A session token is refused.
 pub fn verify<'s, H: HeaderSource>(
     req: &SignedRequest<'_, H>,
     store: &'s CredentialStore,
     expected: Expected<'_>,
     now: std::time::SystemTime,
 ) -> Result<&'s AccessKey, SigV4Error> {
+    match verify_caller(req, store, None, expected, now)? {
+        Caller::Key(k) => Ok(k),
+        Caller::Session(_) => Err(SigV4Error::SecurityToken),
+    }
+}
+
+/// Verifies a request's signature made with a long-term key or, when
+/// `sessions` is given, with temporary credentials; `Ok` is who signed.
+pub fn verify_caller<'s, H: HeaderSource>(
+    req: &SignedRequest<'_, H>,
+    store: &'s CredentialStore,
+    sessions: Option<&SessionKeys>,
+    expected: Expected<'_>,
+    now: std::time::SystemTime,
+) -> Result<Caller<'s>, SigV4Error> {
     let (path, query) = split_target(req.target);
     let params = parse_query(query);
     let header = |name: &str| {
@@ -156,12 +207,17 @@ pub fn verify<'s, H: HeaderSource>(
         (None, true) => query_parts(&params)?,
         (None, false) => return Err(SigV4Error::Unsigned),
     };
-    let token_in_query = params
+    let mut query_tokens = params
         .iter()
-        .any(|(k, _)| k.as_ref() == b"X-Amz-Security-Token");
-    if token_in_query || header("x-amz-security-token")?.is_some() {
-        return Err(SigV4Error::SecurityToken);
-    }
+        .filter(|(k, _)| k.as_ref() == b"X-Amz-Security-Token");
+    let query_token = query_tokens.next();
+    let header_token = header("x-amz-security-token")?;
+    let token: Option<Cow<'_, str>> = match (query_token, query_tokens.next(), header_token) {
+        (None, _, None) => None,
+        (Some((_, v)), None, None) => Some(Cow::Borrowed(text(v)?)),
+        (None, _, Some(h)) => Some(h),
+        _ => return Err(SigV4Error::Incomplete("the security token is given twice")),
+    };
     check_scope(&parts, expected)?;
     let signed_at = parse_amz_date(&parts.amz_date).ok_or(SigV4Error::Incomplete(
         "X-Amz-Date must be in the ISO8601 basic format YYYYMMDD'T'HHMMSS'Z'",
@@ -173,10 +229,24 @@ pub fn verify<'s, H: HeaderSource>(
         ));
     }
     check_time(&parts, signed_at, epoch_secs(now))?;
-    let key = store
-        .get(parts.access_key_id)
-        .filter(|k| k.status == KeyStatus::Active)
-        .ok_or(SigV4Error::UnknownKey)?;
+    let signer = match (&token, sessions) {
+        (None, _) => Signer::Key(
+            store
+                .get(parts.access_key_id)
+                .filter(|k| k.status == KeyStatus::Active)
+                .ok_or(SigV4Error::UnknownKey)?,
+        ),
+        (Some(_), None) => return Err(SigV4Error::SecurityToken),
+        (Some(t), Some(keys)) => {
+            let (claims, secret) = keys
+                .open(t.trim(), parts.access_key_id, epoch_secs(now))
+                .map_err(|e| match e {
+                    TokenError::Invalid => SigV4Error::SecurityToken,
+                    TokenError::Expired => SigV4Error::TokenExpired,
+                })?;
+            Signer::Session(keys, Box::new(claims), secret)
+        }
+    };
 
     let names = signed_header_names(parts.signed_headers, parts.presigned)?;
     let mut canonical = String::with_capacity(256 + req.target.len());
@@ -217,9 +287,9 @@ pub fn verify<'s, H: HeaderSource>(
 
     let string_to_sign = string_to_sign(&parts, &canonical);
     let date = date8(parts.scope_date)?;
-    let signing_key = key.signing_key(&date, parts.region, parts.service, |secret| {
+    let derive = |secret: &str| {
         let derived = aws_sigv4::sign::v4::generate_signing_key(
-            secret.expose(),
+            secret,
             system_time(signed_at),
             parts.region,
             parts.service,
@@ -229,13 +299,33 @@ pub fn verify<'s, H: HeaderSource>(
             *o = *b;
         }
         out
-    });
+    };
+    let signing_key = match &signer {
+        Signer::Key(key) => key.signing_key(&date, parts.region, parts.service, |secret| {
+            derive(secret.expose())
+        }),
+        Signer::Session(keys, _, secret) => keys.signing_key(
+            parts.access_key_id,
+            &date,
+            parts.region,
+            parts.service,
+            || derive(secret.expose()),
+        ),
+    };
     let computed = aws_sigv4::sign::v4::calculate_signature(signing_key, string_to_sign.as_bytes());
-    if bool::from(computed.as_bytes().ct_eq(parts.signature.as_bytes())) {
-        Ok(key)
-    } else {
-        Err(SigV4Error::Mismatch)
+    if !bool::from(computed.as_bytes().ct_eq(parts.signature.as_bytes())) {
+        return Err(SigV4Error::Mismatch);
     }
+    Ok(match signer {
+        Signer::Key(k) => Caller::Key(k),
+        Signer::Session(_, claims, _) => Caller::Session(claims),
+    })
+}
+
+/// Whose secret signs: a long-term key, or a session's derived secret.
+enum Signer<'s, 'k> {
+    Key(&'s AccessKey),
+    Session(&'k SessionKeys, Box<SessionClaims>, super::session::Secret),
 }
 
 /// The canonical request of a request (for tests against the published

@@ -433,3 +433,233 @@ fn errors_never_carry_the_secret() {
         assert!(matches!(e.status(), 400 | 401 | 403));
     }
 }
+
+/// Signs a DescribeInstances request with session credentials through the
+/// SDK signer (token in the `X-Amz-Security-Token` header).
+fn sdk_signed_with_session(
+    creds: &crate::identity::IssuedCredentials,
+    at: SystemTime,
+    token: &str,
+) -> Parsed {
+    use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+    let c = aws_credential_types::Credentials::new(
+        &creds.access_key_id,
+        &creds.secret_access_key,
+        Some(token.to_owned()),
+        None,
+        "test",
+    );
+    let identity = c.into();
+    let params = aws_sigv4::sign::v4::SigningParams::builder()
+        .identity(&identity)
+        .region("us-east-1")
+        .name("ec2")
+        .time(at)
+        .settings(SigningSettings::default())
+        .build()
+        .unwrap()
+        .into();
+    let body = b"Action=DescribeInstances&Version=2016-11-15";
+    let headers = [
+        ("content-type", "application/x-www-form-urlencoded"),
+        ("host", "ec2.us-east-1.amazonaws.com"),
+    ];
+    let signable = SignableRequest::new(
+        "POST",
+        "https://ec2.us-east-1.amazonaws.com/",
+        headers.iter().copied(),
+        SignableBody::Bytes(body),
+    )
+    .unwrap();
+    let (instructions, _) = sign(signable, &params).unwrap().into_parts();
+    let mut all: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    for (k, v) in instructions.headers() {
+        all.push((k.to_ascii_lowercase(), v.to_owned()));
+    }
+    Parsed {
+        method: "POST".into(),
+        target: "/".into(),
+        host: "ec2.us-east-1.amazonaws.com".into(),
+        headers: TestHeaders(all),
+        body: body.to_vec(),
+    }
+}
+
+/// Issue 13: temporary credentials verify through the same SigV4 path
+/// with their token, on any holder of the session key; an expired session
+/// is `RequestExpired` (EC2) / `ExpiredToken` (STS), an altered or foreign
+/// token `InvalidClientTokenId`, and a token is refused where sessions are
+/// not served.
+#[test]
+fn session_credentials_verify_until_they_expire() {
+    use crate::identity::session::SessionKeys;
+    let keys =
+        SessionKeys::parse("k1 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f")
+            .unwrap();
+    let issued_at = SystemTime::now();
+    let issued = crate::identity::session::tests_support::claims_at(issued_at, 900);
+    let creds = keys.issue(issued).unwrap();
+    let store = CredentialStore::empty();
+    let ec2 = Expected {
+        region: "us-east-1",
+        service: "ec2",
+    };
+    let at = issued_at + Duration::from_secs(60);
+    let p = sdk_signed_with_session(&creds, at, &creds.session_token);
+    match verify_caller(&p.request(), &store, Some(&keys), ec2, at).unwrap() {
+        Caller::Session(c) => {
+            assert_eq!(c.access_key_id, creds.access_key_id);
+            assert_eq!(c.session_name, "alice");
+        }
+        Caller::Key(_) => panic!("a session signed"),
+    }
+    // Without session keys (or through `verify`) a token is refused.
+    assert_eq!(
+        verify(&p.request(), &store, ec2, at).unwrap_err(),
+        SigV4Error::SecurityToken
+    );
+    assert_eq!(
+        verify_caller(&p.request(), &store, None, ec2, at).unwrap_err(),
+        SigV4Error::SecurityToken
+    );
+    // Signed correctly, after the session's expiry.
+    let late = issued_at + Duration::from_secs(901);
+    let p = sdk_signed_with_session(&creds, late, &creds.session_token);
+    let e = verify_caller(&p.request(), &store, Some(&keys), ec2, late).unwrap_err();
+    assert_eq!(e, SigV4Error::TokenExpired);
+    assert_eq!((e.code(), e.sts_code()), ("RequestExpired", "ExpiredToken"));
+    // Another session's token with this key id, or an altered token.
+    let other = keys
+        .issue(crate::identity::session::tests_support::claims_at(
+            issued_at, 900,
+        ))
+        .unwrap();
+    let mut altered = creds.session_token.clone().into_bytes();
+    let last = altered.len() - 2;
+    altered[last] = if altered[last] == b'A' { b'B' } else { b'A' };
+    let altered = String::from_utf8(altered).unwrap();
+    for token in [other.session_token.as_str(), altered.as_str()] {
+        let p = sdk_signed_with_session(&creds, at, token);
+        let e = verify_caller(&p.request(), &store, Some(&keys), ec2, at).unwrap_err();
+        assert_eq!(e, SigV4Error::SecurityToken);
+        assert_eq!(e.code(), "InvalidClientTokenId");
+    }
+    // The right token with a wrong secret.
+    let wrong = crate::identity::IssuedCredentials {
+        access_key_id: creds.access_key_id.clone(),
+        secret_access_key: other.secret_access_key.clone(),
+        session_token: creds.session_token.clone(),
+    };
+    let p = sdk_signed_with_session(&wrong, at, &creds.session_token);
+    assert_eq!(
+        verify_caller(&p.request(), &store, Some(&keys), ec2, at).unwrap_err(),
+        SigV4Error::Mismatch
+    );
+}
+
+/// Issue 13: a presigned URL made with session credentials carries the
+/// token as the `X-Amz-Security-Token` query parameter (signed with the
+/// rest of the query): accepted while the session lasts, refused as
+/// expired after it, and refused when the token is swapped.
+#[test]
+fn presigned_session_urls_verify() {
+    use crate::identity::session::SessionKeys;
+    use aws_sigv4::http_request::{
+        SignableBody, SignableRequest, SignatureLocation, SigningSettings, sign,
+    };
+    let keys =
+        SessionKeys::parse("k1 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f")
+            .unwrap();
+    let issued_at = SystemTime::now();
+    let creds = keys
+        .issue(crate::identity::session::tests_support::claims_at(
+            issued_at, 900,
+        ))
+        .unwrap();
+    let presign = |at: SystemTime| -> Parsed {
+        let c = aws_credential_types::Credentials::new(
+            &creds.access_key_id,
+            &creds.secret_access_key,
+            Some(creds.session_token.clone()),
+            None,
+            "test",
+        );
+        let identity = c.into();
+        let mut settings = SigningSettings::default();
+        settings.signature_location = SignatureLocation::QueryParams;
+        settings.expires_in = Some(Duration::from_secs(3600));
+        let params = aws_sigv4::sign::v4::SigningParams::builder()
+            .identity(&identity)
+            .region("us-east-1")
+            .name("ec2")
+            .time(at)
+            .settings(settings)
+            .build()
+            .unwrap()
+            .into();
+        let url =
+            "https://ec2.us-east-1.amazonaws.com/?Action=DescribeInstances&Version=2016-11-15";
+        let headers = [("host", "ec2.us-east-1.amazonaws.com")];
+        let signable = SignableRequest::new(
+            "GET",
+            url,
+            headers.iter().copied(),
+            SignableBody::Bytes(b""),
+        )
+        .unwrap();
+        let (instructions, _) = sign(signable, &params).unwrap().into_parts();
+        let mut target = "/?Action=DescribeInstances&Version=2016-11-15".to_owned();
+        for (k, v) in instructions.params() {
+            target.push('&');
+            target.push_str(k);
+            target.push('=');
+            target.push_str(
+                &percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC)
+                    .to_string(),
+            );
+        }
+        assert!(target.contains("X-Amz-Security-Token="));
+        Parsed {
+            method: "GET".into(),
+            target,
+            host: "ec2.us-east-1.amazonaws.com".into(),
+            headers: TestHeaders(vec![("host".into(), "ec2.us-east-1.amazonaws.com".into())]),
+            body: Vec::new(),
+        }
+    };
+    let store = CredentialStore::empty();
+    let ec2 = Expected {
+        region: "us-east-1",
+        service: "ec2",
+    };
+    let at = issued_at + Duration::from_secs(10);
+    let p = presign(at);
+    assert!(matches!(
+        verify_caller(&p.request(), &store, Some(&keys), ec2, at),
+        Ok(Caller::Session(_))
+    ));
+    let late = issued_at + Duration::from_secs(1000);
+    let p = presign(late);
+    assert_eq!(
+        verify_caller(&p.request(), &store, Some(&keys), ec2, late).unwrap_err(),
+        SigV4Error::TokenExpired
+    );
+    let mut p = presign(at);
+    let other = keys
+        .issue(crate::identity::session::tests_support::claims_at(
+            issued_at, 900,
+        ))
+        .unwrap();
+    let start = p.target.find("X-Amz-Security-Token=").unwrap() + "X-Amz-Security-Token=".len();
+    let end = p.target[start..]
+        .find('&')
+        .map_or(p.target.len(), |e| start + e);
+    p.target.replace_range(start..end, &other.session_token);
+    assert_eq!(
+        verify_caller(&p.request(), &store, Some(&keys), ec2, at).unwrap_err(),
+        SigV4Error::SecurityToken
+    );
+}

@@ -62,6 +62,12 @@ pub struct ServeConfig {
     /// `--credentials`: IAM users' access keys for SigV4 (watched; never
     /// in the bundle).
     pub credentials: Option<PathBuf>,
+    /// `--session-key`: the keys sealing temporary credentials.
+    pub session_key: Option<PathBuf>,
+    /// `--sts-listen`: the STS Query API listener.
+    pub sts_listen: Option<std::net::SocketAddr>,
+    /// `--sts-region`: the region of STS requests' credential scope.
+    pub sts_region: String,
     /// Remote (`http(s)://`, `s3://`) and signed bundles: verification
     /// keys, polling, TLS, S3 addressing, the persisted last-known-good.
     pub bundle_sources: crate::bundle::source::SourceSettings,

@@ -199,6 +199,7 @@ fn authz_request(
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
         session_policy,
+        session_policy_arns: Vec::new(),
         resource_account,
         outcome_only: false,
     })

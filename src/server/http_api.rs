@@ -200,6 +200,7 @@ pub fn authz_request(
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
         session_policy: principal.session_policy.clone(),
+        session_policy_arns: Vec::new(),
         resource_account,
         outcome_only: false,
     })

@@ -23,6 +23,7 @@ pub mod reload;
 pub mod remote;
 pub mod shadow;
 pub mod state;
+pub mod sts;
 pub mod tls;
 pub mod webhook;
 
@@ -69,6 +70,8 @@ pub enum ServerError {
     Inventory(#[from] crate::ec2::inventory_store::InventoryStoreError),
     #[error("{0}")]
     Credentials(#[from] crate::identity::CredentialsError),
+    #[error("{0}")]
+    Sts(#[from] sts::StsSetupError),
     #[error("webhook: {0}")]
     Webhook(#[from] webhook::WebhookError),
 }
@@ -222,6 +225,7 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
         reload.clone(),
     )
     .with_fleet(diff_gate, shadow);
+    let state = sts::with_session_keys(state, &config)?;
     let credentials = match &config.credentials {
         Some(path) => {
             let file = credentials::CredentialsFile::open(path, state.credentials.clone())?;
@@ -292,6 +296,23 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
     let (api_options, admin_options) = listener_options(&config, drain, api_tls);
     let webhook_options = api_options.clone();
     let mut tasks = Vec::new();
+    // The STS listener: the API listeners' limits and TLS (when
+    // configured).
+    let sts_addr = match config.sts_listen {
+        Some(addr) => {
+            let listener = bind(addr).await?;
+            let bound = listener.local_addr().unwrap_or(addr);
+            let state = state.clone();
+            tasks.push(tokio::spawn(http_util::serve(
+                listener,
+                move |req, peer| sts::handle(state.clone(), req, peer),
+                shutdown_rx.clone(),
+                api_options.clone(),
+            )));
+            Some(bound)
+        }
+        None => None,
+    };
     tasks.push(tokio::spawn(grpc_server.serve(
         grpc,
         shutdown_rx.clone(),
@@ -351,6 +372,9 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
     });
     if let Some(c) = addrs.control {
         listening["control"] = serde_json::Value::String(c.to_string());
+    }
+    if let Some(a) = sts_addr {
+        listening["sts"] = serde_json::Value::String(a.to_string());
     }
     if let Some(w) = webhook_addr {
         listening["webhook"] = serde_json::Value::String(w.to_string());

@@ -34,6 +34,9 @@ pub struct AppState {
     pub credentials: Arc<arc_swap::ArcSwap<crate::identity::CredentialStore>>,
     pub started: SystemTime,
     ids: Arc<DecisionIds>,
+    /// Keys of temporary credentials (`--session-key`); `None`: session
+    /// tokens are refused.
+    pub sessions: Option<Arc<crate::identity::SessionKeys>>,
     /// Permits to run heavy work (decisions that compile a session policy)
     /// on the blocking pool; see [`AppState::off_workers`].
     heavy: Arc<tokio::sync::Semaphore>,
@@ -96,6 +99,7 @@ impl AppState {
                 next: AtomicU64::new(1),
             }),
             heavy: Arc::new(tokio::sync::Semaphore::new(heavy_permits())),
+            sessions: None,
             diff_gate: Arc::new(crate::bundle::gate::DiffGate::default()),
             shadow: Arc::new(crate::server::shadow::Shadow::disabled()),
         }

@@ -658,6 +658,7 @@ fn decide_call(
             context,
             session_tags: Vec::new(),
             session_policy: None,
+            session_policy_arns: Vec::new(),
             resource_account: engine_resource_account(a, &call),
             outcome_only: false,
         };
@@ -780,6 +781,7 @@ fn authorize(
             context: q.context,
             session_tags: Vec::new(),
             session_policy: None,
+            session_policy_arns: Vec::new(),
             resource_account: None,
             outcome_only: false,
         };

@@ -24,15 +24,18 @@ pub enum Frontend {
     ExtAuthz,
     ExtAuthzNetwork,
     Webhook,
+    /// The STS Query API listener (`--sts-listen`).
+    Sts,
 }
 
 impl Frontend {
-    const ALL: [Frontend; 5] = [
+    const ALL: [Frontend; 6] = [
         Frontend::Grpc,
         Frontend::Http,
         Frontend::ExtAuthz,
         Frontend::ExtAuthzNetwork,
         Frontend::Webhook,
+        Frontend::Sts,
     ];
 
     /// The `frontend` label value.
@@ -43,6 +46,7 @@ impl Frontend {
             Frontend::ExtAuthz => "ext_authz",
             Frontend::ExtAuthzNetwork => "ext_authz_network",
             Frontend::Webhook => "webhook",
+            Frontend::Sts => "sts",
         }
     }
 

@@ -208,3 +208,102 @@ fn instance_profiles_are_read_from_the_roles() -> Result<(), BundleError> {
     assert!(msg.contains("not in the account of role"), "{msg}");
     Ok(())
 }
+
+/// Issue 13: a role's trust policy is the resource policy of sts:AssumeRole
+/// on the role (it must allow, even within the account); managed session
+/// policies narrow a session; `iam-roles/<account>.json` gives
+/// `MaxSessionDuration`.
+#[test]
+fn roles_trust_sessions_and_session_lengths() -> Result<(), BundleError> {
+    let allow = |action: &str| {
+        json!({"Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": action, "Resource": "*"}]})
+    };
+    let file = json!({"GroupDetailList": [],
+        "UserDetailList": [
+            {"UserName": "alice", "Arn": "arn:aws:iam::111122223333:user/alice",
+             "UserPolicyList": [{"PolicyName": "p", "PolicyDocument": allow("sts:AssumeRole")}]}],
+        "RoleDetailList": [
+            {"RoleName": "Ops", "Arn": "arn:aws:iam::111122223333:role/team/Ops",
+             "RoleId": "AROAOPS",
+             "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:root"},
+                 "Action": "sts:AssumeRole"}]},
+             "RolePolicyList": [{"PolicyName": "p", "PolicyDocument": allow("ec2:*")}]},
+            {"RoleName": "Closed", "Arn": "arn:aws:iam::111122223333:role/Closed",
+             "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
+                 "Action": "sts:AssumeRole"}]}}],
+        "Policies": [{"PolicyName": "Describe", "Arn": "arn:aws:iam::111122223333:policy/Describe",
+            "DefaultVersionId": "v1", "PolicyVersionList": [
+                {"VersionId": "v1", "IsDefaultVersion": true,
+                 "Document": allow("ec2:Describe*")}]}]})
+    .to_string();
+    let roles =
+        json!({"Roles": [{"RoleName": "Ops", "Arn": "arn:aws:iam::111122223333:role/team/Ops",
+        "MaxSessionDuration": 7200}]})
+        .to_string();
+    let snap = compile(&[
+        ("iam/111122223333.json", &file),
+        ("iam-roles/111122223333.json", &roles),
+    ])?;
+    let ask = |principal: &str, action: &str, resource: &str, arns: &[&str]| {
+        snap.authorize(&AuthzRequest {
+            principal_arn: principal.into(),
+            action: action.into(),
+            resource: resource.into(),
+            session_policy_arns: arns.iter().map(|a| (*a).to_owned()).collect(),
+            ..AuthzRequest::default()
+        })
+        .map(|a| a.decision)
+    };
+    let alice = "arn:aws:iam::111122223333:user/alice";
+    let ops = "arn:aws:iam::111122223333:role/team/Ops";
+    let closed = "arn:aws:iam::111122223333:role/Closed";
+    assert_eq!(
+        ask(alice, "sts:AssumeRole", ops, &[]).ok(),
+        Some(Outcome::Allowed)
+    );
+    assert_eq!(
+        ask(alice, "sts:AssumeRole", closed, &[]).ok(),
+        Some(Outcome::ImplicitDeny)
+    );
+    let session = "arn:aws:sts::111122223333:assumed-role/Ops/s1";
+    let describe = "arn:aws:iam::111122223333:policy/Describe";
+    assert_eq!(
+        ask(session, "ec2:StopInstances", "*", &[]).ok(),
+        Some(Outcome::Allowed)
+    );
+    assert_eq!(
+        ask(session, "ec2:StopInstances", "*", &[describe]).ok(),
+        Some(Outcome::ImplicitDeny)
+    );
+    assert_eq!(
+        ask(session, "ec2:DescribeVpcs", "*", &[describe]).ok(),
+        Some(Outcome::Allowed)
+    );
+    let missing = "arn:aws:iam::111122223333:policy/Gone";
+    assert_eq!(
+        ask(session, "ec2:DescribeVpcs", "*", &[missing]).ok(),
+        Some(Outcome::ImplicitDeny)
+    );
+    let info = snap
+        .role(ops)
+        .ok_or_else(|| BundleError::invalid("t", "$", "no role"))?;
+    assert_eq!(
+        (info.role_id.as_deref(), info.max_session_duration),
+        (Some("AROAOPS"), 7200)
+    );
+    assert_eq!(
+        snap.role(closed).map(|r| r.max_session_duration),
+        Some(DEFAULT_MAX_SESSION_DURATION)
+    );
+    assert!(snap.role("arn:aws:iam::111122223333:role/Ops").is_none());
+    let bad = json!({"Roles": [{"Arn": ops, "MaxSessionDuration": 60}]}).to_string();
+    let msg = refusal(&[
+        ("iam/111122223333.json", &file),
+        ("iam-roles/111122223333.json", &bad),
+    ]);
+    assert!(msg.contains("MaxSessionDuration"), "{msg}");
+    Ok(())
+}

@@ -205,10 +205,11 @@ fn decide_call(
     let auth = route_auth(&attrs.context_extensions, config.ec2.auth)?;
     // On a SigV4 route the body is part of what was signed: read it first,
     // and the principal is the signature's alone.
-    let (principal, body, user_id) = if auth == Ec2Auth::SigV4 {
+    let (principal, body, user_id, session) = if auth == Ec2Auth::SigV4 {
         let body = request_body(http, &view)?;
-        let (principal, user_id) = sigv4_principal(state, http, &view, body, &region, now)?;
-        (principal, body, user_id)
+        let (principal, user_id, session) =
+            sigv4_principal(state, http, &view, body, &region, now)?;
+        (principal, body, user_id, session)
     } else {
         let principals = PrincipalSource::new(config);
         let principal = mapping::principal(
@@ -229,7 +230,7 @@ fn decide_call(
             },
         })?;
         let body = request_body(http, &view)?;
-        (principal, body, None)
+        (principal, body, None, None)
     };
     let content_type = view
         .header("content-type")
@@ -289,16 +290,22 @@ fn decide_call(
         if let Some(owner) = &a.resource_account {
             context.insert("aws:ResourceAccount", ContextValue::One(owner.clone()));
         }
-        let req = AuthzRequest {
+        let mut req = AuthzRequest {
             principal_arn: principal.clone(),
             action: a.action.clone(),
             resource: a.resource.clone(),
             context,
             session_tags: Vec::new(),
             session_policy: None,
+            session_policy_arns: Vec::new(),
             resource_account: engine_resource_account(a, &call),
             outcome_only: false,
         };
+        // A session decides as its role (or user), narrowed by its
+        // session policies, with its tags and session keys.
+        if let Some(claims) = &session {
+            crate::sts::session::apply(claims, &mut req);
+        }
         let d = state
             .decide_on(&snapshot, Frontend::ExtAuthz, &req, traceparent.as_deref())
             .map_err(Refusal::Counted)?;
@@ -408,7 +415,8 @@ fn route_auth(ext: &HashMap<String, String>, default: Ec2Auth) -> Result<Ec2Auth
 }
 
 /// The caller of a SigV4 route: the IAM user whose active key signed the
-/// request ([`sigv4::signer`]). Every failure is EC2's answer to the
+/// request, or the session whose temporary credentials signed it
+/// ([`sigv4::signer_or_session`]). Every failure is EC2's answer to the
 /// client; none reaches the backend.
 fn sigv4_principal(
     state: &AppState,
@@ -417,12 +425,12 @@ fn sigv4_principal(
     body: Option<&[u8]>,
     region: &str,
     now: SystemTime,
-) -> Result<(String, Option<String>), Refusal> {
+) -> Result<sigv4::SignedBy, Refusal> {
     let expected = Expected {
         region,
         service: SIGNING_SERVICE,
     };
-    sigv4::signer(state, http, view, body, expected, now).map_err(|e| match e {
+    sigv4::signer_or_session(state, http, view, body, expected, now).map_err(|e| match e {
         SignerError::SigV4(e) => Refusal::Ec2 {
             error: Ec2Error::new(e.status(), e.code(), e.to_string()),
             reason: Some("unauthenticated"),

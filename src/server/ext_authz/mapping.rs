@@ -525,6 +525,7 @@ pub fn map_request_as(
         context,
         session_tags: Vec::new(),
         session_policy: None,
+        session_policy_arns: Vec::new(),
         resource_account: None,
         outcome_only: true,
     })

@@ -127,17 +127,22 @@ impl ExtAuthz {
         }
         // A SigV4 route: the signature, over the body Envoy forwarded, names
         // the caller (the whole message is decoded for the body).
+        // Temporary credentials that signed (their session decides).
+        let mut session = None;
         let caller = if view.extension(sigv4::AUTH_KEY) == Some("sigv4") {
             let signed = match decode(bytes) {
                 Ok(check) => sigv4::generic_signer(&self.state, &check, now),
                 Err(e) => return Ok(self.undecodable(e)),
             };
             match signed {
-                Ok((arn, user_id, region)) => mapping::Caller::Signed {
-                    arn,
-                    user_id,
-                    region,
-                },
+                Ok((arn, user_id, region, signed_session)) => {
+                    session = signed_session;
+                    mapping::Caller::Signed {
+                        arn,
+                        user_id,
+                        region,
+                    }
+                }
                 Err(sigv4::Refused::Aws(e)) => {
                     let reason = "unauthenticated";
                     self.state.metrics.request_error(frontend, reason);
@@ -154,7 +159,7 @@ impl ExtAuthz {
         } else {
             mapping::Caller::Sources(mapping::PrincipalSource::new(config))
         };
-        let mapped = match mapping::map_request_as(view, caller, now) {
+        let mut mapped = match mapping::map_request_as(view, caller, now) {
             Ok(m) => m,
             Err(e) => {
                 if e.is_config() {
@@ -165,6 +170,9 @@ impl ExtAuthz {
                 return Ok(response::refused(&err).into());
             }
         };
+        if let Some(claims) = &session {
+            crate::sts::session::apply(claims, &mut mapped);
+        }
         let traceparent = if self.state.uses_traceparent() {
             mapping::traceparent(view)
         } else {

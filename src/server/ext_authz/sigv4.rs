@@ -208,6 +208,60 @@ pub fn signer(
     Ok((arn.to_owned(), user_id))
 }
 
+/// [`signer`], also accepting temporary credentials (an STS session's
+/// `X-Amz-Security-Token`, opened with `--session-key`): the principal ARN,
+/// the user's unique id (long-term keys), and the session's claims.
+pub fn signer_or_session(
+    state: &AppState,
+    http: &HttpRequest,
+    view: &HttpView<'_>,
+    body: Option<&[u8]>,
+    expected: Expected<'_>,
+    now: SystemTime,
+) -> Result<SignedBy, SignerError> {
+    let store = state.credentials.load();
+    let headers = ViewHeaders(view);
+    let request = SignedRequest {
+        method: &http.method,
+        target: &http.path,
+        host: &http.host,
+        headers: &headers,
+        body: body.unwrap_or_default(),
+    };
+    let caller =
+        crate::identity::verify_caller(&request, &store, state.sessions.as_deref(), expected, now)
+            .map_err(|e| {
+                tracing::debug!(code = e.code(), "SigV4 signature refused");
+                SignerError::SigV4(e)
+            })?;
+    let key = match caller {
+        crate::identity::Caller::Key(k) => k,
+        crate::identity::Caller::Session(claims) => {
+            return Ok((claims.principal_arn.clone(), None, Some(claims)));
+        }
+    };
+    let snapshot = state.snapshot().map_err(SignerError::Serve)?;
+    let arn = key.resolve_user(&snapshot).map_err(|e| {
+        tracing::warn!(
+            access_key_id = %key.access_key_id,
+            user = %key.user_name,
+            error = %e,
+            "a valid access key names no user of the bundle; refused"
+        );
+        SignerError::SigV4(SigV4Error::UnknownKey)
+    })?;
+    let user_id = snapshot.user(arn).flatten().map(str::to_owned);
+    Ok((arn.to_owned(), user_id, None))
+}
+
+/// Who signed: principal ARN, the user's unique id, and the session when
+/// temporary credentials signed.
+pub type SignedBy = (
+    String,
+    Option<String>,
+    Option<Box<crate::identity::SessionClaims>>,
+);
+
 /// A generic route's credential scope: its `iamgate.region` and
 /// `iamgate.service`, both required on a SigV4 route.
 pub fn route_scope(ext: &HashMap<String, String>) -> Result<(&str, &str), MappingError> {
@@ -247,7 +301,7 @@ pub fn generic_signer(
     state: &AppState,
     check: &CheckRequest,
     now: SystemTime,
-) -> Result<(String, Option<String>, String), Refused> {
+) -> Result<GenericSigner, Refused> {
     let attrs = check
         .attributes
         .as_ref()
@@ -268,15 +322,26 @@ pub fn generic_signer(
         let status = if e == BodyError::Partial { 413 } else { 400 };
         Refused::Aws(AwsError::new(status, "InvalidRequest", e.to_string()))
     })?;
-    let (arn, user_id) = signer(state, http, &view, body, Expected { region, service }, now)
-        .map_err(|e| match e {
-            SignerError::SigV4(e) => {
-                Refused::Aws(AwsError::new(e.status(), e.code(), e.to_string()))
-            }
-            SignerError::Serve(e) => Refused::Serve(e),
-        })?;
-    Ok((arn, user_id, region.to_owned()))
+    let (arn, user_id, session) =
+        signer_or_session(state, http, &view, body, Expected { region, service }, now).map_err(
+            |e| match e {
+                SignerError::SigV4(e) => {
+                    Refused::Aws(AwsError::new(e.status(), e.code(), e.to_string()))
+                }
+                SignerError::Serve(e) => Refused::Serve(e),
+            },
+        )?;
+    Ok((arn, user_id, region.to_owned(), session))
 }
+
+/// A generic route's signer: principal ARN, the user's unique id, the
+/// route's region, and the session when temporary credentials signed.
+pub type GenericSigner = (
+    String,
+    Option<String>,
+    String,
+    Option<Box<crate::identity::SessionClaims>>,
+);
 
 /// Why [`generic_signer`] gave no principal.
 #[derive(Debug)]

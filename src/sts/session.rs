@@ -1,0 +1,124 @@
+//! A session as a caller: what a decision for temporary credentials uses
+//! (IAM User Guide, "AWS global condition context keys" and "Session
+//! policies"). The principal is the session's
+//! (`arn:aws:sts::ACCT:assumed-role/ROLE/SESSION`, whose
+//! `aws:PrincipalArn` is the role's ARN, or the IAM user of a
+//! `GetSessionToken` session); the role's identity policies, boundary and
+//! the SCPs of its account apply as for the role, narrowed by the session
+//! policies; session tags are principal tags that override the role's.
+
+use crate::bundle::AuthzRequest;
+use crate::engine::ContextValue;
+use crate::identity::SessionClaims;
+use crate::identity::time::iso8601;
+
+/// Fills a request's caller from a session: the principal, session tags
+/// and policies, and the context keys AWS sets for temporary credentials
+/// (`aws:userid`, `aws:TokenIssueTime`, `aws:MultiFactorAuthPresent`, and
+/// `aws:SourceIdentity` when the session has one).
+pub fn apply(claims: &SessionClaims, req: &mut AuthzRequest) {
+    req.principal_arn.clone_from(&claims.principal_arn);
+    req.session_tags.clone_from(&claims.tags);
+    req.session_policy = claims
+        .policy
+        .as_ref()
+        .map(|text| serde_json::Value::String(text.clone()));
+    req.session_policy_arns.clone_from(&claims.policy_arns);
+    if let Some(id) = user_id(claims) {
+        req.context
+            .insert_static("aws:userid", ContextValue::One(id));
+    }
+    req.context.insert_static(
+        "aws:TokenIssueTime",
+        ContextValue::One(iso8601(claims.issued)),
+    );
+    req.context.insert_static(
+        "aws:MultiFactorAuthPresent",
+        ContextValue::One(if claims.mfa { "true" } else { "false" }.to_owned()),
+    );
+    if let Some(s) = &claims.source_identity {
+        req.context
+            .insert_static("aws:SourceIdentity", ContextValue::One(s.clone()));
+    }
+}
+
+/// `aws:userid` of a session: `ROLEID:SESSION` for a role session, the
+/// user's id for a user's session (`None` when the bundle gave no id).
+pub fn user_id(claims: &SessionClaims) -> Option<String> {
+    let id = claims.unique_id.as_deref()?;
+    Some(if claims.role_arn.is_some() {
+        format!("{id}:{}", claims.session_name)
+    } else {
+        id.to_owned()
+    })
+}
+
+/// The account of a principal ARN (its fifth field).
+pub fn account_of(arn: &str) -> &str {
+    arn.split(':').nth(4).unwrap_or_default()
+}
+
+/// `arn:PARTITION:sts::ACCOUNT:assumed-role/ROLE_NAME/SESSION` of a role
+/// (the role's path is not part of it).
+pub fn assumed_role_arn(role_arn: &str, session_name: &str) -> Option<String> {
+    let a = crate::policy::arn::Arn::parse(role_arn)?;
+    let name = a.resource.strip_prefix("role/")?.rsplit('/').next()?;
+    Some(format!(
+        "arn:{}:sts::{}:assumed-role/{name}/{session_name}",
+        a.partition, a.account
+    ))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use crate::policy::variables::{Lookup as _, ValueRef};
+
+    #[test]
+    fn sessions_set_the_keys_aws_sets() {
+        let claims = SessionClaims {
+            access_key_id: "ASIAEXAMPLE".into(),
+            principal_arn: "arn:aws:sts::111122223333:assumed-role/Dev/alice".into(),
+            role_arn: Some("arn:aws:iam::111122223333:role/ops/Dev".into()),
+            unique_id: Some("AROAEXAMPLEID".into()),
+            session_name: "alice".into(),
+            policy: Some("{}".into()),
+            policy_arns: vec!["arn:aws:iam::aws:policy/ReadOnlyAccess".into()],
+            tags: vec![("Team".into(), "blue".into())],
+            transitive_tag_keys: Vec::new(),
+            source_identity: Some("alice@example.com".into()),
+            issued: 1_440_938_160,
+            expires: 1_440_941_760,
+            chained: false,
+            mfa: false,
+        };
+        let mut req = AuthzRequest::default();
+        apply(&claims, &mut req);
+        assert_eq!(req.principal_arn, claims.principal_arn);
+        assert_eq!(req.session_tags, claims.tags);
+        assert_eq!(req.session_policy_arns, claims.policy_arns);
+        let p = crate::engine::Principal::parse(&req.principal_arn).unwrap();
+        let r = crate::engine::Request::new(&p, "ec2:DescribeInstances", "*", &req.context);
+        for (key, want) in [
+            ("aws:userid", "AROAEXAMPLEID:alice"),
+            ("aws:tokenissuetime", "2015-08-30T12:36:00Z"),
+            ("aws:multifactorauthpresent", "false"),
+            ("aws:sourceidentity", "alice@example.com"),
+            ("aws:principaltype", "AssumedRole"),
+        ] {
+            assert!(
+                matches!(r.get(key), Some(ValueRef::One(v)) if v == want),
+                "{key}"
+            );
+        }
+        assert_eq!(
+            assumed_role_arn("arn:aws:iam::111122223333:role/ops/Dev", "s1").unwrap(),
+            "arn:aws:sts::111122223333:assumed-role/Dev/s1"
+        );
+        assert_eq!(
+            assumed_role_arn("arn:aws:iam::111122223333:user/x", "s"),
+            None
+        );
+    }
+}
