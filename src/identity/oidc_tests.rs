@@ -420,7 +420,10 @@ fn configuration_is_checked() {
     let f = fixture("config");
     let flag = format!("{ISSUER}={}", f.path.display());
     assert!(matches!(
-        OidcProviders::from_flags(std::slice::from_ref(&flag), &["https://elsewhere.example=x".into()]),
+        OidcProviders::from_flags(
+            std::slice::from_ref(&flag),
+            &["https://elsewhere.example=x".into()]
+        ),
         Err(OidcConfigError::AudienceWithoutProvider(_))
     ));
     let p = OidcProviders::from_flags(&[flag], &[format!("{ISSUER}=my-client")]).unwrap();
