@@ -292,6 +292,16 @@ struct ServeArgs {
     /// The region in STS requests' credential scope.
     #[arg(long, env = "IAMGATE_STS_REGION", default_value = "us-east-1", value_parser = parse_region)]
     sts_region: String,
+    /// An OIDC identity provider for AssumeRoleWithWebIdentity (Kubernetes
+    /// service-account tokens): ISSUER_URL=JWKS_FILE, the issuer exactly as
+    /// the tokens' `iss` says and its JSON Web Key Set (re-read when the
+    /// file changes). Repeatable; needs --sts-listen.
+    #[arg(long, env = "IAMGATE_OIDC_PROVIDER", value_delimiter = ',')]
+    oidc_provider: Vec<String>,
+    /// A client id (audience) a provider accepts: ISSUER_URL=CLIENT_ID.
+    /// Repeatable; a provider without one accepts `sts.amazonaws.com`.
+    #[arg(long, env = "IAMGATE_OIDC_AUDIENCE", value_delimiter = ',')]
+    oidc_audience: Vec<String>,
 }
 
 /// `--ec2-region`: a region name.
@@ -375,6 +385,8 @@ impl ServeArgs {
             session_key: self.session_key,
             sts_listen: self.sts_listen,
             sts_region: self.sts_region,
+            oidc_providers: self.oidc_provider,
+            oidc_audiences: self.oidc_audience,
         }
     }
 }

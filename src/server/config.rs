@@ -68,6 +68,10 @@ pub struct ServeConfig {
     pub sts_listen: Option<std::net::SocketAddr>,
     /// `--sts-region`: the region of STS requests' credential scope.
     pub sts_region: String,
+    /// `--oidc-provider ISSUER_URL=JWKS_FILE` entries (web identities).
+    pub oidc_providers: Vec<String>,
+    /// `--oidc-audience ISSUER_URL=CLIENT_ID` entries.
+    pub oidc_audiences: Vec<String>,
 }
 
 /// Connection limits and timeouts of the listeners. Connection limits are

@@ -22,6 +22,7 @@ pub mod network_api;
 pub mod reload;
 pub mod state;
 pub mod sts;
+pub mod sts_web_identity;
 pub mod tls;
 
 use std::sync::Arc;
@@ -160,6 +161,7 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
         reload.clone(),
     );
     let state = sts::with_session_keys(state, &config)?;
+    let state = sts_web_identity::with_oidc_providers(state, &config)?;
     let credentials = match &config.credentials {
         Some(path) => {
             let file = credentials::CredentialsFile::open(path, state.credentials.clone())?;

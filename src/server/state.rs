@@ -40,6 +40,9 @@ pub struct AppState {
     /// Permits to run heavy work (decisions that compile a session policy)
     /// on the blocking pool; see [`AppState::off_workers`].
     heavy: Arc<tokio::sync::Semaphore>,
+    /// OIDC identity providers (`--oidc-provider`) for
+    /// `AssumeRoleWithWebIdentity`; `None`: web identities are refused.
+    pub oidc: Option<Arc<crate::identity::oidc::OidcProviders>>,
 }
 
 /// `PREFIX-%012x`, without the formatting machinery (every decision makes
@@ -95,6 +98,7 @@ impl AppState {
             }),
             heavy: Arc::new(tokio::sync::Semaphore::new(heavy_permits())),
             sessions: None,
+            oidc: None,
         }
     }
 
