@@ -264,13 +264,18 @@ pub struct OidcProvider {
 
 #[derive(Debug)]
 struct LoadedKeys {
-    stamp: Option<(SystemTime, u64)>,
+    stamp: Option<Stamp>,
     jwks: Arc<Jwks>,
 }
 
-fn stamp(path: &Path) -> Option<(SystemTime, u64)> {
+/// What tells a changed file: modification time, length and inode (a
+/// Kubernetes ConfigMap or Secret volume swaps files by rename).
+type Stamp = (SystemTime, u64, u64);
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    use std::os::unix::fs::MetadataExt as _;
     let m = std::fs::metadata(path).ok()?;
-    Some((m.modified().ok()?, m.len()))
+    Some((m.modified().ok()?, m.len(), m.ino()))
 }
 
 fn read_jwks(path: &Path) -> Result<Jwks, OidcConfigError> {

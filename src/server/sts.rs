@@ -48,7 +48,7 @@ pub enum StsSetupError {
     SessionKey(#[from] crate::identity::SessionKeyError),
     #[error("--sts-listen needs --session-key (the keys that seal the credentials it issues)")]
     NoSessionKey,
-    #[error("{0}")]
+    #[error(transparent)]
     Oidc(#[from] crate::identity::oidc::OidcConfigError),
     #[error("--oidc-provider needs --sts-listen (AssumeRoleWithWebIdentity is served there)")]
     OidcWithoutSts,
