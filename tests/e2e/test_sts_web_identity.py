@@ -106,11 +106,13 @@ class Stack:
         self.keys = Keys(tmp / "jwks.json")
         session_key = tmp / "session.keys"
         session_key.write_text(f"k1 {secrets.token_hex(32)}\n")
+        self.decision_log = tmp / "decisions.jsonl"
         self.server = start_with_control(
             tmp, "--no-watch", "--bundle", str(tmp / "bundle"),
             "--default-mapping", "ec2-query", "--ec2-auth", "sigv4",
             "--session-key", str(session_key), "--sts-listen", "127.0.0.1:0",
-            "--oidc-provider", f"{ISSUER}={self.keys.path}")
+            "--oidc-provider", f"{ISSUER}={self.keys.path}",
+            "--decision-log", str(self.decision_log))
         self.sts_url = "http://" + self.server.addrs["sts"]
         self.moto = Moto(tmp)
         grpc_port = int(self.server.grpc.rsplit(":", 1)[1])
@@ -174,7 +176,8 @@ def test_botocore_web_identity_provider_gets_a_role_session_and_calls_ec2(stack,
     session is the role's (`assumed-role/irsa-reader/SESSION`) for STS and
     for EC2 through Envoy, where the role's policy allows DescribeInstances
     and nothing else."""
-    session = web_identity_session(stack, monkeypatch, stack.keys.token())
+    token = stack.keys.token()
+    session = web_identity_session(stack, monkeypatch, token)
     creds = session.get_credentials()
     assert creds.method == "assume-role-with-web-identity"
     frozen = creds.get_frozen_credentials()
@@ -188,6 +191,16 @@ def test_botocore_web_identity_provider_gets_a_role_session_and_calls_ec2(stack,
     with pytest.raises(ClientError) as e:
         ec2.describe_vpcs()
     assert e.value.response["Error"]["Code"] == "UnauthorizedOperation"
+    # The trust decision was made for the provider and logged like any
+    # other; the token and the secrets never reach a log.
+    records = [json.loads(line) for line in stack.decision_log.read_text().splitlines()]
+    assert any(r["principal"] == PROVIDER and r["action"] == "sts:AssumeRoleWithWebIdentity"
+               and r["resource"] == ROLE and r["decision"] == "allowed" for r in records)
+    for text in (stack.server.log(), stack.decision_log.read_text()):
+        assert token not in text
+        assert token.split(".")[2] not in text
+        assert frozen.secret_key not in text
+        assert frozen.token not in text
 
 
 def test_answer_shape_and_es256(stack):
