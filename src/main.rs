@@ -529,6 +529,16 @@ struct ServeArgs {
     /// (default: /etc/ssl/certs/ca-certificates.crt).
     #[arg(long, env = "IAMGATE_DECISION_LOG_OTLP_CA")]
     decision_log_otlp_ca: Option<PathBuf>,
+    /// An OIDC identity provider for AssumeRoleWithWebIdentity (Kubernetes
+    /// service-account tokens): ISSUER_URL=JWKS_FILE, the issuer exactly as
+    /// the tokens' `iss` says and its JSON Web Key Set (re-read when the
+    /// file changes). Repeatable; needs --sts-listen.
+    #[arg(long, env = "IAMGATE_OIDC_PROVIDER", value_delimiter = ',')]
+    oidc_provider: Vec<String>,
+    /// A client id (audience) a provider accepts: ISSUER_URL=CLIENT_ID.
+    /// Repeatable; a provider without one accepts `sts.amazonaws.com`.
+    #[arg(long, env = "IAMGATE_OIDC_AUDIENCE", value_delimiter = ',')]
+    oidc_audience: Vec<String>,
 }
 
 /// A positive number of seconds.
@@ -691,6 +701,8 @@ impl ServeArgs {
                     otlp_ca: self.decision_log_otlp_ca,
                 },
             },
+            oidc_providers: self.oidc_provider,
+            oidc_audiences: self.oidc_audience,
         }
     }
 }

@@ -536,6 +536,11 @@ impl Snapshot {
         };
         let known = match parsed.kind() {
             PrincipalKind::Anonymous => true,
+            // A provider's ARN names a caller only for the one action a web
+            // identity can ask for (the STS listener verified its token).
+            PrincipalKind::WebIdentity => req
+                .action
+                .eq_ignore_ascii_case("sts:AssumeRoleWithWebIdentity"),
             PrincipalKind::Root => self.known_accounts.iter().any(|a| a == parsed.account()),
             _ => entity.is_some(),
         };

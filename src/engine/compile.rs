@@ -313,7 +313,11 @@ fn plain_pattern(t: &Template) -> Pattern {
 
 /// Matches one `AWS` principal entry against the caller.
 fn aws_entry(entry: &str, p: &Principal) -> Option<PrincipalMatch> {
-    if p.kind() == PrincipalKind::Anonymous {
+    // A federated web identity is no AWS principal of any account.
+    if matches!(
+        p.kind(),
+        PrincipalKind::Anonymous | PrincipalKind::WebIdentity
+    ) {
         return None;
     }
     if entry == p.arn() {
@@ -345,6 +349,10 @@ fn entry_matches(entry: &PrincipalEntry, p: &Principal) -> Option<PrincipalMatch
     match entry {
         PrincipalEntry::Everyone => Some(PrincipalMatch::Direct),
         PrincipalEntry::Aws(a) => aws_entry(a, p),
+        // The identity provider's ARN names a web identity caller.
+        PrincipalEntry::Federated(f) if p.kind() == PrincipalKind::WebIdentity && f == p.arn() => {
+            Some(PrincipalMatch::Direct)
+        }
         PrincipalEntry::Service(_)
         | PrincipalEntry::Federated(_)
         | PrincipalEntry::CanonicalUser(_) => None,
@@ -379,6 +387,11 @@ fn principal_matches(
     };
     let excluded = match p.kind() {
         PrincipalKind::Anonymous => spec.entries.contains(&PrincipalEntry::Everyone),
+        PrincipalKind::WebIdentity => spec.entries.iter().any(|e| match e {
+            PrincipalEntry::Everyone => true,
+            PrincipalEntry::Federated(f) => f == p.arn(),
+            _ => false,
+        }),
         kind => {
             let account_listed = listed(p.account()) || listed(p.account_root());
             let self_listed = kind == PrincipalKind::Root || listed(p.arn());

@@ -142,9 +142,11 @@ pub fn decide<'p>(policies: &Applicable<'p>, req: &Request<'_>) -> Decision<'p> 
         missing: MissingKeys::default(),
     };
 
-    // SCPs govern principals of an account; anonymous callers have none.
-    let scps = if anonymous { None } else { policies.scps };
-    let identity = if anonymous { None } else { policies.identity };
+    // SCPs govern principals of an account; anonymous callers have none,
+    // and neither has a web identity federating in (no AWS caller account).
+    let outsider = anonymous || principal.kind() == PrincipalKind::WebIdentity;
+    let scps = if outsider { None } else { policies.scps };
+    let identity = if outsider { None } else { policies.identity };
 
     // 1. Explicit deny anywhere.
     let mut denies = Matches::new();

@@ -21,6 +21,11 @@ pub enum PrincipalKind {
     Root,
     /// An unauthenticated caller.
     Anonymous,
+    /// A web identity (OIDC) federated caller of `AssumeRoleWithWebIdentity`,
+    /// named by its identity provider's ARN
+    /// (`arn:aws:iam::ACCOUNT:oidc-provider/HOST/PATH`): it matches
+    /// `Federated` principals only, has no identity policies and no SCPs.
+    WebIdentity,
 }
 
 impl PrincipalKind {
@@ -32,6 +37,7 @@ impl PrincipalKind {
             PrincipalKind::FederatedUser => "FederatedUser",
             PrincipalKind::Root => "Account",
             PrincipalKind::Anonymous => "Anonymous",
+            PrincipalKind::WebIdentity => "WebIdentity",
         }
     }
 }
@@ -99,6 +105,13 @@ impl<'a> PrincipalArn<'a> {
                 let role = parts.next().filter(|s| !s.is_empty()).ok_or_else(bad)?;
                 let session = parts.next().filter(|s| !s.is_empty()).ok_or_else(bad)?;
                 (PrincipalKind::AssumedRole, session, Some(role))
+            }
+            ("iam", r) if r.starts_with("oidc-provider/") => {
+                let name = r.get("oidc-provider/".len()..).unwrap_or_default();
+                if name.is_empty() {
+                    return Err(bad());
+                }
+                (PrincipalKind::WebIdentity, name, None)
             }
             ("sts", r) if r.starts_with("federated-user/") => {
                 let name = r.get("federated-user/".len()..).unwrap_or_default();
@@ -224,6 +237,11 @@ impl Principal {
         // aws:PrincipalType is present in every request, anonymous ones too.
         if self.kind == PrincipalKind::Anonymous {
             return (key == "aws:principaltype").then_some(ValueRef::One("Anonymous"));
+        }
+        // An unsigned federation request has no AWS principal: the
+        // aws:Principal* keys are absent (the provider's keys are context).
+        if self.kind == PrincipalKind::WebIdentity {
+            return None;
         }
         let v = match key {
             "aws:principalarn" => self.principal_arn(),
@@ -483,6 +501,13 @@ mod tests {
         );
         assert!(Principal::parse("arn:aws:iam::111122223333:role/Admin").is_err());
         assert!(Principal::parse("nobody").is_err());
+        let w = Principal::parse("arn:aws:iam::111122223333:oidc-provider/oidc.example/id/A")?;
+        assert_eq!(
+            (w.kind(), w.account()),
+            (PrincipalKind::WebIdentity, "111122223333")
+        );
+        assert!(w.derived("aws:principalarn").is_none());
+        assert!(Principal::parse("arn:aws:iam::111122223333:oidc-provider/").is_err());
         Ok(())
     }
 

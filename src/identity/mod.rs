@@ -11,6 +11,7 @@
 //! them.
 
 pub mod credentials;
+pub mod oidc;
 pub mod session;
 pub mod sigv4;
 pub mod time;

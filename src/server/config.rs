@@ -76,6 +76,10 @@ pub struct ServeConfig {
     /// Decision-diff gated reloads, shadow snapshots and decision-log
     /// shipping (issue 15).
     pub fleet: FleetSettings,
+    /// `--oidc-provider ISSUER_URL=JWKS_FILE` entries (web identities).
+    pub oidc_providers: Vec<String>,
+    /// `--oidc-audience ISSUER_URL=CLIENT_ID` entries.
+    pub oidc_audiences: Vec<String>,
 }
 
 /// Decision-diff gated reloads, shadow snapshots and decision-log shipping.

@@ -24,6 +24,7 @@ pub mod remote;
 pub mod shadow;
 pub mod state;
 pub mod sts;
+pub mod sts_web_identity;
 pub mod tls;
 pub mod webhook;
 
@@ -226,6 +227,7 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
     )
     .with_fleet(diff_gate, shadow);
     let state = sts::with_session_keys(state, &config)?;
+    let state = sts_web_identity::with_oidc_providers(state, &config)?;
     let credentials = match &config.credentials {
         Some(path) => {
             let file = credentials::CredentialsFile::open(path, state.credentials.clone())?;

@@ -45,6 +45,9 @@ pub struct AppState {
     pub diff_gate: Arc<crate::bundle::gate::DiffGate>,
     /// The shadow snapshot evaluated beside the active one, if any.
     pub shadow: Arc<crate::server::shadow::Shadow>,
+    /// OIDC identity providers (`--oidc-provider`) for
+    /// `AssumeRoleWithWebIdentity`; `None`: web identities are refused.
+    pub oidc: Option<Arc<crate::identity::oidc::OidcProviders>>,
 }
 
 /// `PREFIX-%012x`, without the formatting machinery (every decision makes
@@ -102,6 +105,7 @@ impl AppState {
             sessions: None,
             diff_gate: Arc::new(crate::bundle::gate::DiffGate::default()),
             shadow: Arc::new(crate::server::shadow::Shadow::disabled()),
+            oidc: None,
         }
     }
 

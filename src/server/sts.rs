@@ -48,6 +48,10 @@ pub enum StsSetupError {
     SessionKey(#[from] crate::identity::SessionKeyError),
     #[error("--sts-listen needs --session-key (the keys that seal the credentials it issues)")]
     NoSessionKey,
+    #[error(transparent)]
+    Oidc(#[from] crate::identity::oidc::OidcConfigError),
+    #[error("--oidc-provider needs --sts-listen (AssumeRoleWithWebIdentity is served there)")]
+    OidcWithoutSts,
 }
 
 /// Loads `--session-key` into the state (and checks that `--sts-listen`
@@ -145,6 +149,12 @@ async fn serve(
         other => StsError::new(400, "InvalidParameterValue", other.to_string()),
     })?;
     let now = SystemTime::now();
+    // AssumeRoleWithWebIdentity is unsigned: its token is the credential.
+    if let Some(answer) =
+        crate::server::sts_web_identity::dispatch(state, &parts, &body, peer, now, request_id).await
+    {
+        return answer;
+    }
     let mut who = verify(state, &parts, &body, now)?;
     who.request_id = request_id.to_owned();
     let body_text = std::str::from_utf8(&body)

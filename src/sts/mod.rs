@@ -10,6 +10,7 @@
 pub mod params;
 pub mod response;
 pub mod session;
+pub mod web_identity;
 
 /// The service in the credential scope of STS requests.
 pub const SIGNING_SERVICE: &str = "sts";
