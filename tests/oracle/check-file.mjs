@@ -42,7 +42,16 @@ const D14 = 'D14: a variable outside the last ARN component breaks the component
 const D3N = 'D3: an unresolved variable in NotResource drops the statement';
 const D15 = 'D15: a wildcard in the resource-type part of an ARN (`*/*`) is taken literally';
 const D16 = 'D16: with no role trust policy given, an identity allow of sts:AssumeRole is enough in the same account';
+const D17 = 'D17: SCPs are applied to a web identity caller as if the OIDC provider\'s account were the caller\'s account';
 const KNOWN_DEFECTS = {
+  'session-web-identity.json': {
+    "the named service account with the STS audience": D17,
+    "another service account": D17,
+    "the right service account, another audience": D17,
+    "StringLike on sub with amr among several values and the provider key": D17,
+    "amr without the required value": D17,
+    "an account principal does not name the web identity (no claims: only that statement could match)": D17
+  },
   'eval-trust-policy-missing.json': {
     'assume a role with no trust policy allowing the caller': D16,
     'tag a session': D16

@@ -125,6 +125,12 @@ export function parsePrincipal(principal) {
   if (m) {
     return { kind: 'federated-user', partition: m[1], account: m[2] };
   }
+  // A web identity caller (AssumeRoleWithWebIdentity): the OIDC provider's
+  // ARN, which only a `Federated` principal entry names.
+  m = /^arn:([^:]+):iam::(\d{12}):oidc-provider\/.+$/.exec(arn);
+  if (m) {
+    return { kind: 'web-identity', partition: m[1], account: m[2] };
+  }
   throw new InputError(`unsupported principal.arn: ${arn}`);
 }
 
@@ -156,6 +162,8 @@ export function derivedPrincipalKeys(principal, parsed) {
       keys['aws:PrincipalArn'] = principal.arn;
       keys['aws:PrincipalType'] = 'FederatedUser';
       break;
+    case 'web-identity':
+      return keys; // no AWS principal: no aws:Principal* keys
   }
   keys['aws:PrincipalAccount'] = parsed.account;
   for (const [tagKey, tagValue] of Object.entries(principal.tags ?? {})) {
