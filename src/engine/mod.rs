@@ -11,6 +11,7 @@ pub mod compile;
 pub mod decision;
 pub mod err;
 pub mod evaluate;
+pub mod reference;
 pub mod request;
 
 pub use compile::{CompiledPolicy, PolicySet, Statement};
