@@ -30,7 +30,8 @@ use crate::policy::PolicyKind;
 struct Entity {
     arn: String,
     identity: PolicySet,
-    boundary: Option<PolicySet>,
+    /// Shared by every user and role with the same boundary.
+    boundary: Option<Arc<PolicySet>>,
     tags: Vec<(String, String)>,
     /// Prebuilt caller for users (role sessions are built per request).
     principal: Option<Principal>,
@@ -160,6 +161,8 @@ pub enum AuthzError {
 struct Builder<'a> {
     files: &'a BundleFiles,
     managed: HashMap<String, Arc<CompiledPolicy>>,
+    /// Permissions boundaries by policy ARN, compiled once.
+    boundaries: FxHashMap<String, Arc<PolicySet>>,
     policies: usize,
     statements: usize,
     memberships: FxHashMap<String, OrgMembership>,
@@ -173,6 +176,7 @@ impl Snapshot {
         let mut b = Builder {
             files,
             managed: HashMap::new(),
+            boundaries: FxHashMap::default(),
             policies: 0,
             statements: 0,
             memberships: FxHashMap::default(),
@@ -529,7 +533,7 @@ impl Snapshot {
         let resource_account = request.resource_account();
         let applicable = Applicable {
             identity: entity.map(|e| &e.identity),
-            boundary: entity.and_then(|e| e.boundary.as_ref()),
+            boundary: entity.and_then(|e| e.boundary.as_deref()),
             session: session.as_ref(),
             resource: self.resource_policies.get(&req.resource),
             scps: self
@@ -651,12 +655,15 @@ impl Builder<'_> {
     }
 
     fn boundary(
-        &self,
+        &mut self,
         file: &str,
         path: &str,
         b: Option<&crate::bundle::aws::Boundary>,
-    ) -> Result<Option<PolicySet>, BundleError> {
+    ) -> Result<Option<Arc<PolicySet>>, BundleError> {
         let Some(b) = b else { return Ok(None) };
+        if let Some(set) = self.boundaries.get(&b.permissions_boundary_arn) {
+            return Ok(Some(set.clone()));
+        }
         let p = self
             .managed
             .get(&b.permissions_boundary_arn)
@@ -672,7 +679,10 @@ impl Builder<'_> {
             })?;
         // The same managed document, evaluated in the boundary role.
         let boundary = Arc::new(CompiledPolicy::retag(p, PolicyKind::Boundary));
-        Ok(Some(PolicySet::new(vec![boundary])))
+        let set = Arc::new(PolicySet::new(vec![boundary]));
+        self.boundaries
+            .insert(b.permissions_boundary_arn.clone(), set.clone());
+        Ok(Some(set))
     }
 
     fn organization(&mut self) -> Result<FxHashMap<String, AccountOrg>, BundleError> {
