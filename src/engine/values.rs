@@ -10,7 +10,9 @@
 //! the list's order. Skipping a statement whose condition cannot hold never
 //! changes a decision: `engine::reference` checks that.
 
-use rustc_hash::FxHashMap;
+use std::hash::{BuildHasher, Hash, Hasher};
+
+use rustc_hash::FxBuildHasher;
 use smallvec::SmallVec;
 
 use crate::engine::compile::{Cand, Slot, Statement};
@@ -45,17 +47,28 @@ struct KeyValues {
     /// The key as a policy wrote it, to report when the request lacks it.
     written: Box<str>,
     form: EqualityForm,
-    /// Normalised policy value → positions in the list.
-    positions: FxHashMap<Box<str>, SmallVec<[u32; 1]>>,
+    /// (hash of a normalised policy value, position in the list), sorted.
+    /// Values are filed by hash, not by text: a collision only visits a
+    /// statement whose condition then fails, and the index stays a few
+    /// bytes per statement.
+    positions: Box<[(u64, u32)]>,
+}
+
+fn value_hash(v: &str) -> u64 {
+    let mut h = FxBuildHasher.build_hasher();
+    v.hash(&mut h);
+    h.finish()
 }
 
 impl KeyValues {
     fn hits(&self, value: &str, out: &mut SmallVec<[u32; 16]>) {
-        if let Some(v) = self.form.normalize(value)
-            && let Some(found) = self.positions.get(v.as_ref())
-        {
-            out.extend_from_slice(found);
-        }
+        let Some(v) = self.form.normalize(value) else {
+            return;
+        };
+        let h = value_hash(&v);
+        let start = self.positions.partition_point(|(k, _)| *k < h);
+        let found = self.positions.get(start..).unwrap_or_default();
+        out.extend(found.iter().take_while(|(k, _)| *k == h).map(|(_, p)| *p));
     }
 }
 
@@ -75,7 +88,7 @@ impl CandList {
             return;
         }
         let mut scan = Vec::new();
-        let mut keys: Vec<KeyValues> = Vec::new();
+        let mut keys: Vec<(KeyValues, Vec<(u64, u32)>)> = Vec::new();
         for (pos, cand) in self.list.iter().enumerate() {
             let pos = u32::try_from(pos).unwrap_or(u32::MAX);
             let Some((cond, form, values)) = statement(cand.slot).and_then(filing) else {
@@ -84,40 +97,42 @@ impl CandList {
             };
             let at = match keys
                 .iter()
-                .position(|k| k.form == form && *k.key == *cond.key())
+                .position(|(k, _)| k.form == form && *k.key == *cond.key())
             {
                 Some(at) => at,
                 None => {
-                    keys.push(KeyValues {
+                    let k = KeyValues {
                         key: cond.key().into(),
                         written: cond.key_as_written().into(),
                         form,
-                        positions: FxHashMap::default(),
-                    });
+                        positions: Box::default(),
+                    };
+                    keys.push((k, Vec::new()));
                     keys.len() - 1
                 }
             };
-            let Some(k) = keys.get_mut(at) else {
+            let Some((_, filed)) = keys.get_mut(at) else {
                 scan.push(pos);
                 continue;
             };
-            for v in values {
-                let list = k.positions.entry(v.into_boxed_str()).or_default();
-                // A value written twice files the statement once.
-                if list.last() != Some(&pos) {
-                    list.push(pos);
-                }
-            }
+            filed.extend(values.iter().map(|v| (value_hash(v), pos)));
         }
         if keys.is_empty() {
             return;
         }
-        for k in &mut keys {
-            k.positions.shrink_to_fit();
-        }
+        let keys = keys
+            .into_iter()
+            .map(|(mut k, mut filed)| {
+                // A value written twice files the statement once.
+                filed.sort_unstable();
+                filed.dedup();
+                k.positions = filed.into();
+                k
+            })
+            .collect();
         self.values = Some(Box::new(ValueIndex {
             scan: scan.into(),
-            keys: keys.into(),
+            keys,
         }));
     }
 
@@ -160,5 +175,66 @@ impl CandList {
             .iter()
             .filter_map(|p| self.list.get(*p as usize))
             .all(|c| f(*c, known, missing))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::json;
+
+    use crate::engine::compile::{CompiledPolicy, PolicySet};
+    use crate::engine::request::{Context, ContextValue, Principal, Request};
+    use crate::policy::PolicyKind;
+    use crate::policy::variables::MissingKeys;
+
+    /// Issue 12: statements that differ only in an equality condition's
+    /// value cost one visit, whatever their number; statements the index
+    /// cannot file (here `StringLike`) are always visited; a missing key is
+    /// still reported.
+    #[test]
+    fn a_decision_visits_only_statements_filed_under_the_request_values() {
+        let mut statements: Vec<_> = (0..1000)
+            .map(|i| {
+                json!({"Effect": "Allow", "Action": "ec2:StartInstances", "Resource": "*",
+                       "Condition": {"StringEqualsIgnoreCase": {"ec2:ResourceTag/team": [format!("Team{i}"), format!("alias{i}")]}}})
+            })
+            .collect();
+        statements.push(
+            json!({"Effect": "Allow", "Action": "ec2:StartInstances", "Resource": "*",
+            "Condition": {"StringLike": {"ec2:ResourceTag/team": "x*"}}}),
+        );
+        let doc = json!({"Version": "2012-10-17", "Statement": statements});
+        let p = CompiledPolicy::from_json("p", PolicyKind::Identity, &doc);
+        let Ok(p) = p else { panic!("{p:?}") };
+        let set = PolicySet::new(vec![Arc::new(p)]);
+        let Ok(caller) = Principal::parse("arn:aws:iam::111122223333:user/alice") else {
+            panic!("caller")
+        };
+        let visits = |ctx: &Context| {
+            let req = Request::new(&caller, "ec2:StartInstances", "*", ctx);
+            let mut missing = MissingKeys::default();
+            let mut seen = Vec::new();
+            set.allow.candidates(&req, &mut missing, |c, _, _| {
+                seen.push(c.slot.statement);
+                true
+            });
+            (seen, missing.keys().join(","))
+        };
+        let one = Context::new().with("ec2:ResourceTag/team", "TEAM7");
+        assert_eq!(visits(&one), (vec![7, 1000], String::new()));
+        let mut many = Context::new();
+        many.insert(
+            "ec2:ResourceTag/team",
+            ContextValue::Many(vec!["alias9".into(), "team3".into(), "team9".into()]),
+        );
+        assert_eq!(visits(&many), (vec![3, 9, 1000], String::new()));
+        let none = Context::new().with("ec2:ResourceTag/team", "nobody");
+        assert_eq!(visits(&none), (vec![1000], String::new()));
+        assert_eq!(
+            visits(&Context::new()),
+            (vec![1000], "ec2:ResourceTag/team".to_owned())
+        );
     }
 }
