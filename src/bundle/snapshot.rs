@@ -13,7 +13,8 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::bundle::aws::{
-    AttachedPolicy, AuthorizationDetails, InlinePolicy, Manifest, ResourcePolicyEntry, Tag,
+    AttachedPolicy, AuthorizationDetails, InlinePolicy, JsonText, Manifest, ResourcePolicyEntry,
+    Tag,
 };
 use crate::bundle::err::BundleError;
 use crate::bundle::files::BundleFiles;
@@ -215,8 +216,8 @@ impl Snapshot {
                         BundleError::invalid(*file, &path, "no default policy version")
                     })?;
                 let at = format!("{path}.PolicyVersionList[{}].Document", version.0);
-                let compiled =
-                    b.compile(file, &at, &p.arn, PolicyKind::Identity, &version.1.document)?;
+                let document = b.document(file, &at, &version.1.document)?;
+                let compiled = b.compile(file, &at, &p.arn, PolicyKind::Identity, &document)?;
                 b.managed.insert(p.arn.clone(), compiled);
             }
         }
@@ -282,13 +283,12 @@ impl Snapshot {
                 set.extend(b.attached(file, &path, &r.attached_managed_policies)?);
                 let boundary = b.boundary(file, &path, r.permissions_boundary.as_ref())?;
                 let trust = match &r.assume_role_policy_document {
-                    Some(doc) => Some(b.compile(
-                        file,
-                        &format!("{path}.AssumeRolePolicyDocument"),
-                        &format!("{}#trust", r.arn),
-                        PolicyKind::Trust,
-                        doc,
-                    )?),
+                    Some(doc) => {
+                        let at = format!("{path}.AssumeRolePolicyDocument");
+                        let doc = b.document(file, &at, doc)?;
+                        let id = format!("{}#trust", r.arn);
+                        Some(b.compile(file, &at, &id, PolicyKind::Trust, &doc)?)
+                    }
                     None => None,
                 };
                 let account = crate::policy::arn::Arn::parse(&r.arn)
@@ -583,6 +583,12 @@ impl Snapshot {
 }
 
 impl Builder<'_> {
+    /// A policy document read as text, parsed for compiling.
+    fn document(&self, file: &str, path: &str, doc: &JsonText) -> Result<Value, BundleError> {
+        doc.to_value()
+            .map_err(|e| BundleError::invalid(file, path, e.to_string()))
+    }
+
     fn compile(
         &mut self,
         file: &str,
@@ -619,13 +625,10 @@ impl Builder<'_> {
             .iter()
             .enumerate()
             .map(|(i, p)| {
-                self.compile(
-                    file,
-                    &format!("{path}.{list}[{i}].PolicyDocument"),
-                    &format!("{owner}#{}", p.policy_name),
-                    PolicyKind::Identity,
-                    &p.policy_document,
-                )
+                let at = format!("{path}.{list}[{i}].PolicyDocument");
+                let doc = self.document(file, &at, &p.policy_document)?;
+                let id = format!("{owner}#{}", p.policy_name);
+                self.compile(file, &at, &id, PolicyKind::Identity, &doc)
             })
             .collect()
     }
