@@ -61,7 +61,7 @@ json.dump(m, open(p, "w"))
 EOF
     kill -HUP "$PID"
     for _ in $(seq 1 1200); do
-        [ "$(status "$admin" | field 'd["revision"]')" = scale-reload ] && break
+        status "$admin" | field 'd["revision"]' | grep -q '^scale-reload' && break
         sleep 0.1
     done
     sleep 1

@@ -172,6 +172,11 @@ struct Builder<'a> {
 impl Snapshot {
     /// Compiles a bundle. Any problem refuses the whole bundle.
     pub fn compile(files: &BundleFiles, source: &str) -> Result<Self, BundleError> {
+        // Actions, keys and values repeat across policies: one copy each.
+        crate::policy::intern::scope(|| Self::compile_interned(files, source))
+    }
+
+    fn compile_interned(files: &BundleFiles, source: &str) -> Result<Self, BundleError> {
         let started = Instant::now();
         files.check_layout()?;
         let mut b = Builder {
@@ -200,8 +205,8 @@ impl Snapshot {
             details.push((*file, d));
         }
         // Managed policies first: users, groups and roles refer to them.
-        for (file, d) in &details {
-            for (i, p) in d.policies.iter().enumerate() {
+        for (file, d) in &mut details {
+            for (i, p) in d.policies.iter_mut().enumerate() {
                 let path = format!("$.Policies[{i}]");
                 let version = p
                     .policy_version_list
@@ -219,6 +224,8 @@ impl Snapshot {
                 let document = b.document(file, &at, &version.1.document)?;
                 let compiled = b.compile(file, &at, &p.arn, PolicyKind::Identity, &document)?;
                 b.managed.insert(p.arn.clone(), compiled);
+                // The text is compiled: let what compiles next reuse its memory.
+                p.policy_version_list = Vec::new();
             }
         }
         for (file, d) in &details {
@@ -906,6 +913,12 @@ pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
     file: &str,
     text: &str,
 ) -> Result<T, BundleError> {
+    // Tracking the path costs on every element of large IAM files; it is
+    // only needed to say where a refused file went wrong, so a file that
+    // fails is read a second time, with the path.
+    if let Ok(v) = serde_json::from_str(text) {
+        return Ok(v);
+    }
     let mut de = serde_json::Deserializer::from_str(text);
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let at = e.path().to_string();

@@ -14,6 +14,7 @@ use crate::engine::request::{Principal, PrincipalKind, Request};
 use crate::engine::values::CandList;
 use crate::policy::arn::Arn;
 use crate::policy::condition::Condition;
+use crate::policy::intern::intern;
 use crate::policy::variables::{MissingKeys, Resolved, Template};
 use crate::policy::wildcard::Pattern;
 use crate::policy::{
@@ -106,7 +107,7 @@ pub enum PrincipalMatch {
 struct ActionMatcher {
     negated: bool,
     /// Lower-cased patterns as written (for the index).
-    patterns: Box<[Box<str>]>,
+    patterns: Box<[Arc<str>]>,
     compiled: Box<[Pattern]>,
 }
 
@@ -145,11 +146,11 @@ pub struct Statement {
 
 impl Statement {
     fn compile(doc: &StatementDoc, vars: bool) -> Self {
-        let patterns: Box<[Box<str>]> = doc
+        let patterns: Box<[Arc<str>]> = doc
             .action
             .patterns
             .iter()
-            .map(|p| p.to_ascii_lowercase().into_boxed_str())
+            .map(|p| intern(&p.to_ascii_lowercase()))
             .collect();
         let actions = ActionMatcher {
             negated: doc.action.negated,
@@ -453,9 +454,9 @@ struct ExactEntry {
 #[derive(Debug, Default)]
 pub(crate) struct ActionIndex {
     /// Lower-cased exact action → statements naming it without wildcards.
-    exact: FxHashMap<Box<str>, ExactEntry>,
+    exact: FxHashMap<Arc<str>, ExactEntry>,
     /// Service prefix → statements with a wildcard action in that service.
-    service: FxHashMap<Box<str>, CandList>,
+    service: FxHashMap<Arc<str>, CandList>,
     /// Statements whose service part has a wildcard, or with `NotAction`.
     any: CandList,
     /// Action patterns evaluated by `finish` (see [`COMPLETION_WORK_BASE`]).
@@ -484,7 +485,7 @@ impl ActionIndex {
         wild_services.sort_unstable();
         wild_services.dedup();
         for s in &wild_services {
-            self.service.entry((*s).into()).or_default().list.push(cand);
+            self.service.entry(intern(s)).or_default().list.push(cand);
         }
         for p in actions.patterns.iter() {
             let service = p.split_once(':').map(|(s, _)| s).unwrap_or_default();

@@ -10,10 +10,12 @@
 
 use std::borrow::Cow;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ipnet::IpNet;
 
 use crate::policy::arn;
+use crate::policy::intern::intern;
 use crate::policy::value::{Decimal, parse_bool, parse_date, parse_ip, parse_ip_net};
 use crate::policy::variables::{
     Lookup, MissingKeys, Resolved, Template, ValueRef, concat, equals_tokens,
@@ -245,8 +247,8 @@ impl EqualityForm {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Condition {
     op: Operator,
-    key: Box<str>,
-    key_written: Box<str>,
+    key: Arc<str>,
+    key_written: Arc<str>,
     operands: Operands,
 }
 
@@ -295,8 +297,8 @@ impl Condition {
         };
         Self {
             op,
-            key: key.to_ascii_lowercase().into_boxed_str(),
-            key_written: key.into(),
+            key: intern(&key.to_ascii_lowercase()),
+            key_written: intern(key),
             operands,
         }
     }
