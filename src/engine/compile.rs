@@ -11,7 +11,7 @@ use smallvec::SmallVec;
 
 use crate::engine::err::EngineError;
 use crate::engine::request::{Principal, PrincipalKind, Request};
-use crate::engine::values::CandList;
+use crate::engine::values::{CandList, Filing, filing};
 use crate::policy::arn::Arn;
 use crate::policy::condition::Condition;
 use crate::policy::intern::intern;
@@ -553,14 +553,17 @@ impl ActionIndex {
 
     /// Builds the condition-value index of every list (see
     /// [`CandList::index_values`]), once the lists are complete.
-    fn index_values<'s>(&mut self, statement: impl Fn(Slot) -> Option<&'s Statement> + Copy) {
+    fn index_values<'f, 's: 'f>(
+        &mut self,
+        filed_as: impl Fn(Slot) -> Option<&'f Filing<'s>> + Copy,
+    ) {
         for entry in self.exact.values_mut() {
-            entry.list.index_values(statement);
+            entry.list.index_values(filed_as);
         }
         for list in self.service.values_mut() {
-            list.index_values(statement);
+            list.index_values(filed_as);
         }
-        self.any.index_values(statement);
+        self.any.index_values(filed_as);
     }
 
     /// Calls `f(candidate, action_known, missing)` for each statement that
@@ -645,9 +648,12 @@ impl PolicySet {
         });
         set.allow.finish(budget, weight, matches);
         set.deny.finish(budget, weight, matches);
-        let statement = |slot: Slot| statement_at(policies, slot);
-        set.allow.index_values(statement);
-        set.deny.index_values(statement);
+        let filings: FxHashMap<Slot, Filing<'_>> = slots(policies)
+            .filter_map(|(slot, s)| Some((slot, filing(s)?)))
+            .collect();
+        let filed_as = |slot: Slot| filings.get(&slot);
+        set.allow.index_values(filed_as);
+        set.deny.index_values(filed_as);
         set
     }
 

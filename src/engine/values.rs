@@ -11,6 +11,7 @@
 //! changes a decision: `engine::reference` checks that.
 
 use std::hash::BuildHasher;
+use std::sync::Arc;
 
 use rustc_hash::FxBuildHasher;
 use smallvec::SmallVec;
@@ -43,9 +44,9 @@ struct ValueIndex {
 #[derive(Debug)]
 struct KeyValues {
     /// The key in lower case.
-    key: Box<str>,
+    key: Arc<str>,
     /// The key as a policy wrote it, to report when the request lacks it.
-    written: Box<str>,
+    written: Arc<str>,
     form: EqualityForm,
     /// (hash of a normalised policy value, position in the list), sorted.
     /// Values are filed by hash, not by text: a collision only visits a
@@ -70,17 +71,28 @@ impl KeyValues {
     }
 }
 
-/// The condition a statement is filed under: its first equality condition.
-fn filing(s: &Statement) -> Option<(&Condition, EqualityForm, Vec<String>)> {
-    s.conditions().iter().find_map(|c| {
-        let (form, values) = c.equality_values()?;
-        Some((c, form, values))
+/// Where a statement is filed: its first equality condition, with the
+/// hashes of its normalised values. Computed once per statement of a set,
+/// however many candidate lists the statement is in.
+#[derive(Debug)]
+pub(crate) struct Filing<'s> {
+    cond: &'s Condition,
+    form: EqualityForm,
+    hashes: SmallVec<[u64; 2]>,
+}
+
+/// The filing of `s`, if one of its conditions can be indexed.
+pub(crate) fn filing(s: &Statement) -> Option<Filing<'_>> {
+    s.conditions().iter().find_map(|cond| {
+        let (form, values) = cond.equality_values()?;
+        let hashes = values.iter().map(|v| value_hash(v)).collect();
+        Some(Filing { cond, form, hashes })
     })
 }
 
 impl CandList {
     /// Builds the value index (once the list is complete).
-    pub fn index_values<'s>(&mut self, statement: impl Fn(Slot) -> Option<&'s Statement>) {
+    pub fn index_values<'f, 's: 'f>(&mut self, filed_as: impl Fn(Slot) -> Option<&'f Filing<'s>>) {
         self.values = None;
         if self.list.len() < VALUE_INDEX_MIN {
             return;
@@ -89,19 +101,21 @@ impl CandList {
         let mut keys: Vec<(KeyValues, Vec<(u64, u32)>)> = Vec::new();
         for (pos, cand) in self.list.iter().enumerate() {
             let pos = u32::try_from(pos).unwrap_or(u32::MAX);
-            let Some((cond, form, values)) = statement(cand.slot).and_then(filing) else {
+            let Some(Filing { cond, form, hashes }) = filed_as(cand.slot) else {
                 scan.push(pos);
                 continue;
             };
+            let form = *form;
             let at = match keys
                 .iter()
                 .position(|(k, _)| k.form == form && *k.key == *cond.key())
             {
                 Some(at) => at,
                 None => {
+                    let (key, written) = cond.keys_shared();
                     let k = KeyValues {
-                        key: cond.key().into(),
-                        written: cond.key_as_written().into(),
+                        key: key.clone(),
+                        written: written.clone(),
                         form,
                         positions: Box::default(),
                     };
@@ -113,7 +127,7 @@ impl CandList {
                 scan.push(pos);
                 continue;
             };
-            filed.extend(values.iter().map(|v| (value_hash(v), pos)));
+            filed.extend(hashes.iter().map(|h| (*h, pos)));
         }
         if keys.is_empty() {
             return;

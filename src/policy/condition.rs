@@ -313,6 +313,11 @@ impl Condition {
         &self.key
     }
 
+    /// The key in lower case and as written, shared.
+    pub fn keys_shared(&self) -> (&Arc<str>, &Arc<str>) {
+        (&self.key, &self.key_written)
+    }
+
     /// The key as the policy wrote it.
     pub fn key_as_written(&self) -> &str {
         &self.key_written
