@@ -26,7 +26,7 @@ pub struct AuthorizationDetails {
 pub struct InlinePolicy {
     pub policy_name: String,
     /// A JSON object, or the URL-encoded string the raw API returns.
-    pub policy_document: Value,
+    pub policy_document: JsonText,
 }
 
 /// An attached managed policy reference.
@@ -95,7 +95,7 @@ pub struct RoleDetail {
     #[serde(default)]
     pub role_id: Option<String>,
     #[serde(default)]
-    pub assume_role_policy_document: Option<Value>,
+    pub assume_role_policy_document: Option<JsonText>,
     #[serde(default)]
     pub role_policy_list: Vec<InlinePolicy>,
     #[serde(default)]
@@ -143,7 +143,7 @@ pub struct ManagedPolicyDetail {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct PolicyVersion {
-    pub document: Value,
+    pub document: JsonText,
     #[serde(default)]
     pub version_id: Option<String>,
     #[serde(default)]
@@ -226,4 +226,154 @@ pub struct ResourcePolicyEntry {
 pub struct Manifest {
     #[serde(default)]
     pub revision: Option<String>,
+}
+
+/// A JSON value kept as compact JSON text. IAM files hold thousands of
+/// policy documents; read as `Value` trees they would all live at once, at
+/// several times the size of their text. Each document is parsed when its
+/// policy compiles ([`JsonText::to_value`]) and the tree dropped right away.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JsonText(String);
+
+impl JsonText {
+    /// The value, parsed.
+    pub fn to_value(&self) -> Result<Value, serde_json::Error> {
+        serde_json::from_str(&self.0)
+    }
+
+    /// The compact text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for JsonText {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut out = Vec::new();
+        d.deserialize_any(Transcode(&mut out))?;
+        String::from_utf8(out)
+            .map(JsonText)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Writes the value being deserialized as compact JSON, so that parsing
+/// the text again gives the `Value` reading it directly would have given.
+struct Transcode<'a>(&'a mut Vec<u8>);
+
+impl Transcode<'_> {
+    fn write<T: serde::Serialize + ?Sized, E: serde::de::Error>(self, v: &T) -> Result<(), E> {
+        serde_json::to_writer(&mut *self.0, v).map_err(E::custom)
+    }
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Transcode<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Transcode<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<(), E> {
+        self.write(&v)
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<(), E> {
+        self.write(&v)
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<(), E> {
+        self.write(&v)
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<(), E> {
+        // As `Value` holds it: a finite number (JSON has no other).
+        let n = serde_json::Number::from_f64(v)
+            .ok_or_else(|| E::custom("a number that is not finite"))?;
+        self.write(&n)
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<(), E> {
+        self.write(v)
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
+        self.0.extend_from_slice(b"null");
+        Ok(())
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<(), E> {
+        self.visit_unit()
+    }
+
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let out = self.0;
+        out.push(b'[');
+        let mut first = true;
+        loop {
+            let mark = out.len();
+            if !first {
+                out.push(b',');
+            }
+            if seq.next_element_seed(Transcode(out))?.is_none() {
+                out.truncate(mark);
+                break;
+            }
+            first = false;
+        }
+        out.push(b']');
+        Ok(())
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let out = self.0;
+        out.push(b'{');
+        let mut first = true;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            serde_json::to_writer(&mut *out, key.as_ref()).map_err(serde::de::Error::custom)?;
+            out.push(b':');
+            map.next_value_seed(Transcode(out))?;
+        }
+        out.push(b'}');
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod json_text_tests {
+    use super::*;
+
+    /// Issue 12: a document read as text and parsed when compiled is the
+    /// very `Value` reading it directly gives (numbers, escapes, nesting,
+    /// empty containers, a URL-encoded string document).
+    #[test]
+    fn json_text_parses_back_to_the_same_value() -> Result<(), serde_json::Error> {
+        let text = r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+            "Action": ["ec2:*", "s3:Get\u002a"], "Resource": [],
+            "Condition": {"NumericLessThan": {"k": 10, "n": -3, "f": 1.50, "e": 2e3, "u": 18446744073709551615},
+                          "Bool": {"b": true}, "Null": {"x": null}, "O": {}}},
+            "line\nbreak \"quoted\" ünï"],
+            "Raw": "%7B%22Version%22%3A%222012-10-17%22%7D"}"#;
+        let direct: Value = serde_json::from_str(text)?;
+        let via: JsonText = serde_json::from_str(text)?;
+        assert_eq!(via.to_value()?, direct);
+        assert!(!via.as_str().contains('\n'), "{}", via.as_str());
+        Ok(())
+    }
 }

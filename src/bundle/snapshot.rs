@@ -13,7 +13,8 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::bundle::aws::{
-    AttachedPolicy, AuthorizationDetails, InlinePolicy, Manifest, ResourcePolicyEntry, Tag,
+    AttachedPolicy, AuthorizationDetails, InlinePolicy, JsonText, Manifest, ResourcePolicyEntry,
+    Tag,
 };
 use crate::bundle::err::BundleError;
 use crate::bundle::files::BundleFiles;
@@ -30,7 +31,8 @@ use crate::policy::PolicyKind;
 struct Entity {
     arn: String,
     identity: PolicySet,
-    boundary: Option<PolicySet>,
+    /// Shared by every user and role with the same boundary.
+    boundary: Option<Arc<PolicySet>>,
     tags: Vec<(String, String)>,
     /// Prebuilt caller for users (role sessions are built per request).
     principal: Option<Principal>,
@@ -183,6 +185,8 @@ pub enum AuthzError {
 struct Builder<'a> {
     files: &'a BundleFiles,
     managed: HashMap<String, Arc<CompiledPolicy>>,
+    /// Permissions boundaries by policy ARN, compiled once.
+    boundaries: FxHashMap<String, Arc<PolicySet>>,
     policies: usize,
     statements: usize,
     memberships: FxHashMap<String, OrgMembership>,
@@ -191,11 +195,17 @@ struct Builder<'a> {
 impl Snapshot {
     /// Compiles a bundle. Any problem refuses the whole bundle.
     pub fn compile(files: &BundleFiles, source: &str) -> Result<Self, BundleError> {
+        // Actions, keys and values repeat across policies: one copy each.
+        crate::policy::intern::scope(|| Self::compile_interned(files, source))
+    }
+
+    fn compile_interned(files: &BundleFiles, source: &str) -> Result<Self, BundleError> {
         let started = Instant::now();
         files.check_layout()?;
         let mut b = Builder {
             files,
             managed: HashMap::new(),
+            boundaries: FxHashMap::default(),
             policies: 0,
             statements: 0,
             memberships: FxHashMap::default(),
@@ -218,8 +228,8 @@ impl Snapshot {
             details.push((*file, d));
         }
         // Managed policies first: users, groups and roles refer to them.
-        for (file, d) in &details {
-            for (i, p) in d.policies.iter().enumerate() {
+        for (file, d) in &mut details {
+            for (i, p) in d.policies.iter_mut().enumerate() {
                 let path = format!("$.Policies[{i}]");
                 let version = p
                     .policy_version_list
@@ -234,9 +244,11 @@ impl Snapshot {
                         BundleError::invalid(*file, &path, "no default policy version")
                     })?;
                 let at = format!("{path}.PolicyVersionList[{}].Document", version.0);
-                let compiled =
-                    b.compile(file, &at, &p.arn, PolicyKind::Identity, &version.1.document)?;
+                let document = b.document(file, &at, &version.1.document)?;
+                let compiled = b.compile(file, &at, &p.arn, PolicyKind::Identity, &document)?;
                 b.managed.insert(p.arn.clone(), compiled);
+                // The text is compiled: let what compiles next reuse its memory.
+                p.policy_version_list = Vec::new();
             }
         }
         for (file, d) in &details {
@@ -302,13 +314,12 @@ impl Snapshot {
                 set.extend(b.attached(file, &path, &r.attached_managed_policies)?);
                 let boundary = b.boundary(file, &path, r.permissions_boundary.as_ref())?;
                 let trust = match &r.assume_role_policy_document {
-                    Some(doc) => Some(b.compile(
-                        file,
-                        &format!("{path}.AssumeRolePolicyDocument"),
-                        &format!("{}#trust", r.arn),
-                        PolicyKind::Trust,
-                        doc,
-                    )?),
+                    Some(doc) => {
+                        let at = format!("{path}.AssumeRolePolicyDocument");
+                        let doc = b.document(file, &at, doc)?;
+                        let id = format!("{}#trust", r.arn);
+                        Some(b.compile(file, &at, &id, PolicyKind::Trust, &doc)?)
+                    }
                     None => None,
                 };
                 let account = crate::policy::arn::Arn::parse(&r.arn)
@@ -609,7 +620,7 @@ impl Snapshot {
         let resource_account = request.resource_account();
         let applicable = Applicable {
             identity: entity.map(|e| &e.identity),
-            boundary: entity.and_then(|e| e.boundary.as_ref()),
+            boundary: entity.and_then(|e| e.boundary.as_deref()),
             session: session.as_ref(),
             resource: self.resource_policies.get(&req.resource).or_else(|| {
                 // A role's trust policy is the resource policy of the
@@ -671,6 +682,12 @@ impl Snapshot {
 }
 
 impl Builder<'_> {
+    /// A policy document read as text, parsed for compiling.
+    fn document(&self, file: &str, path: &str, doc: &JsonText) -> Result<Value, BundleError> {
+        doc.to_value()
+            .map_err(|e| BundleError::invalid(file, path, e.to_string()))
+    }
+
     fn compile(
         &mut self,
         file: &str,
@@ -707,13 +724,10 @@ impl Builder<'_> {
             .iter()
             .enumerate()
             .map(|(i, p)| {
-                self.compile(
-                    file,
-                    &format!("{path}.{list}[{i}].PolicyDocument"),
-                    &format!("{owner}#{}", p.policy_name),
-                    PolicyKind::Identity,
-                    &p.policy_document,
-                )
+                let at = format!("{path}.{list}[{i}].PolicyDocument");
+                let doc = self.document(file, &at, &p.policy_document)?;
+                let id = format!("{owner}#{}", p.policy_name);
+                self.compile(file, &at, &id, PolicyKind::Identity, &doc)
             })
             .collect()
     }
@@ -743,12 +757,15 @@ impl Builder<'_> {
     }
 
     fn boundary(
-        &self,
+        &mut self,
         file: &str,
         path: &str,
         b: Option<&crate::bundle::aws::Boundary>,
-    ) -> Result<Option<PolicySet>, BundleError> {
+    ) -> Result<Option<Arc<PolicySet>>, BundleError> {
         let Some(b) = b else { return Ok(None) };
+        if let Some(set) = self.boundaries.get(&b.permissions_boundary_arn) {
+            return Ok(Some(set.clone()));
+        }
         let p = self
             .managed
             .get(&b.permissions_boundary_arn)
@@ -764,7 +781,10 @@ impl Builder<'_> {
             })?;
         // The same managed document, evaluated in the boundary role.
         let boundary = Arc::new(CompiledPolicy::retag(p, PolicyKind::Boundary));
-        Ok(Some(PolicySet::new(vec![boundary])))
+        let set = Arc::new(PolicySet::new(vec![boundary]));
+        self.boundaries
+            .insert(b.permissions_boundary_arn.clone(), set.clone());
+        Ok(Some(set))
     }
 
     fn organization(&mut self) -> Result<FxHashMap<String, AccountOrg>, BundleError> {
@@ -985,6 +1005,12 @@ pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
     file: &str,
     text: &str,
 ) -> Result<T, BundleError> {
+    // Tracking the path costs on every element of large IAM files; it is
+    // only needed to say where a refused file went wrong, so a file that
+    // fails is read a second time, with the path.
+    if let Ok(v) = serde_json::from_str(text) {
+        return Ok(v);
+    }
     let mut de = serde_json::Deserializer::from_str(text);
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let at = e.path().to_string();

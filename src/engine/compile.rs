@@ -11,8 +11,10 @@ use smallvec::SmallVec;
 
 use crate::engine::err::EngineError;
 use crate::engine::request::{Principal, PrincipalKind, Request};
+use crate::engine::values::{CandList, Filing, filing};
 use crate::policy::arn::Arn;
 use crate::policy::condition::Condition;
+use crate::policy::intern::intern;
 use crate::policy::variables::{MissingKeys, Resolved, Template};
 use crate::policy::wildcard::Pattern;
 use crate::policy::{
@@ -105,7 +107,7 @@ pub enum PrincipalMatch {
 struct ActionMatcher {
     negated: bool,
     /// Lower-cased patterns as written (for the index).
-    patterns: Box<[Box<str>]>,
+    patterns: Box<[Arc<str>]>,
     compiled: Box<[Pattern]>,
 }
 
@@ -144,11 +146,11 @@ pub struct Statement {
 
 impl Statement {
     fn compile(doc: &StatementDoc, vars: bool) -> Self {
-        let patterns: Box<[Box<str>]> = doc
+        let patterns: Box<[Arc<str>]> = doc
             .action
             .patterns
             .iter()
-            .map(|p| p.to_ascii_lowercase().into_boxed_str())
+            .map(|p| intern(&p.to_ascii_lowercase()))
             .collect();
         let actions = ActionMatcher {
             negated: doc.action.negated,
@@ -200,6 +202,11 @@ impl Statement {
     /// `Allow` or `Deny`.
     pub fn effect(&self) -> Effect {
         self.effect
+    }
+
+    /// The compiled conditions, in document order.
+    pub(crate) fn conditions(&self) -> &[Condition] {
+        &self.conditions
     }
 
     /// Whether `other` is the same rule (all but the Sid equal once
@@ -450,7 +457,7 @@ const COMPLETION_WORK_PER_PATTERN: usize = 256;
 struct ExactEntry {
     /// Statements naming the action, then (when `complete`) the wildcard
     /// and `NotAction` statements that match it, each in slot order.
-    list: Vec<Cand>,
+    list: CandList,
     /// Whether `list` holds every statement that can match the action;
     /// otherwise the wildcard lists are scanned at decision time.
     complete: bool,
@@ -460,11 +467,11 @@ struct ExactEntry {
 #[derive(Debug, Default)]
 pub(crate) struct ActionIndex {
     /// Lower-cased exact action → statements naming it without wildcards.
-    exact: FxHashMap<Box<str>, ExactEntry>,
+    exact: FxHashMap<Arc<str>, ExactEntry>,
     /// Service prefix → statements with a wildcard action in that service.
-    service: FxHashMap<Box<str>, Vec<Cand>>,
+    service: FxHashMap<Arc<str>, CandList>,
     /// Statements whose service part has a wildcard, or with `NotAction`.
-    any: Vec<Cand>,
+    any: CandList,
     /// Action patterns evaluated by `finish` (see [`COMPLETION_WORK_BASE`]).
     work: usize,
 }
@@ -477,7 +484,7 @@ impl ActionIndex {
                     .is_none_or(|(s, _)| s.contains(['*', '?']))
             })
         {
-            self.any.push(cand);
+            self.any.list.push(cand);
             return;
         }
         // Per service: one wildcard entry, or one exact entry per action.
@@ -491,7 +498,7 @@ impl ActionIndex {
         wild_services.sort_unstable();
         wild_services.dedup();
         for s in &wild_services {
-            self.service.entry((*s).into()).or_default().push(cand);
+            self.service.entry(intern(s)).or_default().list.push(cand);
         }
         for p in actions.patterns.iter() {
             let service = p.split_once(':').map(|(s, _)| s).unwrap_or_default();
@@ -500,7 +507,7 @@ impl ActionIndex {
             }
             // Statements are added in slot order, so a repeat of this
             // statement can only be the last entry.
-            let list = &mut self.exact.entry(p.clone()).or_default().list;
+            let list = &mut self.exact.entry(p.clone()).or_default().list.list;
             if list.last() != Some(&cand) {
                 list.push(cand);
             }
@@ -528,10 +535,10 @@ impl ActionIndex {
             any,
             work,
         } = self;
-        let any_weight: usize = any.iter().map(|c| weight(c.slot)).sum();
+        let any_weight: usize = any.list.iter().map(|c| weight(c.slot)).sum();
         let service_weight: FxHashMap<&str, usize> = service
             .iter()
-            .map(|(svc, list)| (&**svc, list.iter().map(|c| weight(c.slot)).sum()))
+            .map(|(svc, l)| (&**svc, l.list.iter().map(|c| weight(c.slot)).sum()))
             .collect();
         for (action, entry) in exact.iter_mut() {
             let svc = action.split_once(':').map(|(s, _)| s).unwrap_or(action);
@@ -544,25 +551,48 @@ impl ActionIndex {
                 continue;
             }
             *work += cost;
-            let wild = service.get(svc).map(Vec::as_slice).unwrap_or_default();
-            for cand in wild.iter().chain(any.iter()) {
+            let wild = service
+                .get(svc)
+                .map(|l| l.list.as_slice())
+                .unwrap_or_default();
+            for cand in wild.iter().chain(any.list.iter()) {
                 if matches(cand.slot, action) {
-                    entry.list.push(*cand);
+                    entry.list.list.push(*cand);
                 }
             }
             entry.complete = true;
         }
     }
 
-    /// Calls `f(candidate, action_known)` for each statement that may
-    /// match, until `f` returns false.
+    /// Builds the condition-value index of every list (see
+    /// [`CandList::index_values`]), once the lists are complete.
+    fn index_values<'f, 's: 'f>(
+        &mut self,
+        filed_as: impl Fn(Slot) -> Option<&'f Filing<'s>> + Copy,
+    ) {
+        for entry in self.exact.values_mut() {
+            entry.list.index_values(filed_as);
+        }
+        for list in self.service.values_mut() {
+            list.index_values(filed_as);
+        }
+        self.any.index_values(filed_as);
+    }
+
+    /// Calls `f(candidate, action_known, missing)` for each statement that
+    /// may match the request (by its action, and by the values of its
+    /// equality conditions), until `f` returns false.
     #[inline]
-    pub(crate) fn candidates(&self, action: &str, mut f: impl FnMut(Cand, bool) -> bool) {
+    pub(crate) fn candidates<'p>(
+        &'p self,
+        req: &Request<'_>,
+        missing: &mut MissingKeys<'p>,
+        mut f: impl FnMut(Cand, bool, &mut MissingKeys<'p>) -> bool,
+    ) {
+        let action = req.action();
         if let Some(entry) = self.exact.get(action) {
-            for c in &entry.list {
-                if !f(*c, true) {
-                    return;
-                }
+            if !entry.list.visit(req, true, missing, &mut f) {
+                return;
             }
             if entry.complete {
                 // Complete for this action (see `finish`).
@@ -571,19 +601,13 @@ impl ActionIndex {
         }
         if !self.service.is_empty() {
             let service = action.split_once(':').map(|(s, _)| s).unwrap_or(action);
-            if let Some(list) = self.service.get(service) {
-                for c in list {
-                    if !f(*c, false) {
-                        return;
-                    }
-                }
-            }
-        }
-        for c in &self.any {
-            if !f(*c, false) {
+            if let Some(list) = self.service.get(service)
+                && !list.visit(req, false, missing, &mut f)
+            {
                 return;
             }
         }
+        self.any.visit(req, false, missing, &mut f);
     }
 }
 
@@ -637,6 +661,12 @@ impl PolicySet {
         });
         set.allow.finish(budget, weight, matches);
         set.deny.finish(budget, weight, matches);
+        let filings: FxHashMap<Slot, Filing<'_>> = slots(policies)
+            .filter_map(|(slot, s)| Some((slot, filing(s)?)))
+            .collect();
+        let filed_as = |slot: Slot| filings.get(&slot);
+        set.allow.index_values(filed_as);
+        set.deny.index_values(filed_as);
         set
     }
 

@@ -64,70 +64,72 @@ struct Eval<'p, 'r> {
 impl<'p> Eval<'p, '_> {
     /// Collects every matching deny statement of `set`.
     fn denies(&mut self, set: &'p PolicySet, out: &mut Matches<'p>) {
-        let action = self.req.action();
+        let req = self.req;
+        let has_boundary = self.has_boundary;
         let mut twins = TwinResults::default();
-        set.deny.candidates(action, |cand, known| {
-            let Some((policy, stmt)) = set.get(cand.slot) else {
-                return true;
-            };
-            let applies = match cand.twin {
-                Twin::Of(first) if let Some(r) = twins.get(first) => r,
-                twin => {
-                    let r = stmt
-                        .applies(self.req, known, self.has_boundary, &mut self.missing)
-                        .is_some();
-                    if twin == Twin::First {
-                        twins.put(cand.slot, r);
+        set.deny
+            .candidates(req, &mut self.missing, |cand, known, missing| {
+                let Some((policy, stmt)) = set.get(cand.slot) else {
+                    return true;
+                };
+                let applies = match cand.twin {
+                    Twin::Of(first) if let Some(r) = twins.get(first) => r,
+                    twin => {
+                        let r = stmt.applies(req, known, has_boundary, missing).is_some();
+                        if twin == Twin::First {
+                            twins.put(cand.slot, r);
+                        }
+                        r
                     }
-                    r
+                };
+                if applies {
+                    out.push(MatchedStatement {
+                        policy,
+                        index: cand.slot.statement as usize,
+                        statement: stmt,
+                    });
                 }
-            };
-            if applies {
-                out.push(MatchedStatement {
-                    policy,
-                    index: cand.slot.statement as usize,
-                    statement: stmt,
-                });
-            }
-            true
-        });
+                true
+            });
     }
 
     /// The strongest matching allow of `set` (the first one found at that
     /// strength). A copy of a statement already evaluated cannot do better
     /// than its first, so it is skipped.
     fn allow(&mut self, set: &'p PolicySet) -> Option<(MatchedStatement<'p>, PrincipalMatch)> {
-        let action = self.req.action();
+        let req = self.req;
+        let has_boundary = self.has_boundary;
         let mut best: Option<(MatchedStatement<'p>, PrincipalMatch)> = None;
         let mut twins = TwinResults::default();
-        set.allow.candidates(action, |cand, known| {
-            if let Twin::Of(first) = cand.twin
-                && twins.get(first).is_some()
-            {
-                return true;
-            }
-            let Some((policy, stmt)) = set.get(cand.slot) else {
-                return true;
-            };
-            let how = stmt.applies(self.req, known, self.has_boundary, &mut self.missing);
-            if cand.twin == Twin::First {
-                twins.put(cand.slot, how.is_some());
-            }
-            if let Some(how) = how {
-                if best.as_ref().is_none_or(|(_, b)| how > *b) {
-                    best = Some((
-                        MatchedStatement {
-                            policy,
-                            index: cand.slot.statement as usize,
-                            statement: stmt,
-                        },
-                        how,
-                    ));
+        set.allow
+            .candidates(req, &mut self.missing, |cand, known, missing| {
+                if let Twin::Of(first) = cand.twin
+                    && twins.get(first).is_some()
+                {
+                    return true;
                 }
-                return how != PrincipalMatch::Direct;
-            }
-            true
-        });
+                let Some((policy, stmt)) = set.get(cand.slot) else {
+                    return true;
+                };
+                let how = stmt.applies(req, known, has_boundary, missing);
+                if cand.twin == Twin::First {
+                    twins.put(cand.slot, how.is_some());
+                }
+                if let Some(how) = how {
+                    if best.as_ref().is_none_or(|(_, b)| how > *b) {
+                        best = Some((
+                            MatchedStatement {
+                                policy,
+                                index: cand.slot.statement as usize,
+                                statement: stmt,
+                            },
+                            how,
+                        ));
+                    }
+                    return how != PrincipalMatch::Direct;
+                }
+                true
+            });
         best
     }
 }

@@ -11,7 +11,9 @@ pub mod compile;
 pub mod decision;
 pub mod err;
 pub mod evaluate;
+pub mod reference;
 pub mod request;
+mod values;
 
 pub use compile::{CompiledPolicy, PolicySet, Statement};
 pub use decision::{Decision, MatchedStatement, Outcome, Reason};

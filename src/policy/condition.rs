@@ -8,11 +8,14 @@
 //! rest false; `ForAnyValue:` needs one request value to pass, `ForAllValues:`
 //! every one.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ipnet::IpNet;
 
 use crate::policy::arn;
+use crate::policy::intern::intern;
 use crate::policy::value::{Decimal, parse_bool, parse_date, parse_ip, parse_ip_net};
 use crate::policy::variables::{
     Lookup, MissingKeys, Resolved, Template, ValueRef, concat, equals_tokens,
@@ -205,13 +208,47 @@ enum Operands {
     Null(Box<[Option<bool>]>),
 }
 
+/// How an equality condition compares a request value with its policy
+/// values, as one text per value: two values compare equal exactly when
+/// their texts from [`EqualityForm::normalize`] are equal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EqualityForm {
+    /// Byte for byte (`StringEquals`, `BinaryEquals`, `ArnEquals` and
+    /// `ArnLike` without wildcards).
+    Exact,
+    /// Lower-cased (`StringEqualsIgnoreCase`).
+    IgnoreCase,
+    /// As a boolean (`Bool`).
+    Bool,
+    /// As a decimal number (`NumericEquals`).
+    Numeric,
+    /// As an instant (`DateEquals`).
+    Date,
+}
+
+impl EqualityForm {
+    /// The text `v` compares as, or `None` when it equals no value at all
+    /// (not a boolean, number or date).
+    pub fn normalize(self, v: &str) -> Option<Cow<'_, str>> {
+        match self {
+            EqualityForm::Exact => Some(Cow::Borrowed(v)),
+            EqualityForm::IgnoreCase => Some(Cow::Owned(v.to_lowercase())),
+            EqualityForm::Bool => {
+                parse_bool(v).map(|b| Cow::Borrowed(if b { "true" } else { "false" }))
+            }
+            EqualityForm::Numeric => Decimal::parse(v).map(|d| Cow::Owned(d.canonical())),
+            EqualityForm::Date => parse_date(v).map(|d| Cow::Owned(d.to_string())),
+        }
+    }
+}
+
 /// One compiled `operator: {key: values}` entry. Equal conditions
 /// evaluate alike.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Condition {
     op: Operator,
-    key: Box<str>,
-    key_written: Box<str>,
+    key: Arc<str>,
+    key_written: Arc<str>,
     operands: Operands,
 }
 
@@ -260,8 +297,8 @@ impl Condition {
         };
         Self {
             op,
-            key: key.to_ascii_lowercase().into_boxed_str(),
-            key_written: key.into(),
+            key: intern(&key.to_ascii_lowercase()),
+            key_written: intern(key),
             operands,
         }
     }
@@ -276,9 +313,60 @@ impl Condition {
         &self.key
     }
 
+    /// The key in lower case and as written, shared.
+    pub fn keys_shared(&self) -> (&Arc<str>, &Arc<str>) {
+        (&self.key, &self.key_written)
+    }
+
     /// The key as the policy wrote it.
     pub fn key_as_written(&self) -> &str {
         &self.key_written
+    }
+
+    /// For a condition that can only hold when one of the request's values
+    /// for its key equals one of its policy values: how values compare and
+    /// the policy values, normalised (values that can equal nothing are
+    /// left out). `None` for every other condition: negated, ordered,
+    /// wildcard and `Null` operators, `...IfExists` and `ForAllValues:`
+    /// (both hold without the key), and values with policy variables.
+    pub fn equality_values(&self) -> Option<(EqualityForm, Vec<String>)> {
+        if self.op.if_exists || self.op.set == SetQualifier::ForAllValues {
+            return None;
+        }
+        let literals = |ts: &[Template], form: EqualityForm| -> Option<Vec<String>> {
+            let mut out = Vec::with_capacity(ts.len());
+            for t in ts {
+                if let Some(v) = form.normalize(t.as_literal()?) {
+                    out.push(v.into_owned());
+                }
+            }
+            Some(out)
+        };
+        let form_values = match (&self.operands, self.op.kind) {
+            (Operands::Exact(ts), OpKind::StringEquals | OpKind::BinaryEquals) => {
+                (EqualityForm::Exact, literals(ts, EqualityForm::Exact)?)
+            }
+            (Operands::Arn(ts), OpKind::ArnEquals | OpKind::ArnLike) => {
+                (EqualityForm::Exact, literals(ts, EqualityForm::Exact)?)
+            }
+            (Operands::IgnoreCase(ts), OpKind::StringEqualsIgnoreCase) => (
+                EqualityForm::IgnoreCase,
+                literals(ts, EqualityForm::IgnoreCase)?,
+            ),
+            (Operands::Bool(ts), OpKind::Bool) => {
+                (EqualityForm::Bool, literals(ts, EqualityForm::Bool)?)
+            }
+            (Operands::Numeric(ns), OpKind::NumericEquals) => (
+                EqualityForm::Numeric,
+                ns.iter().flatten().map(Decimal::canonical).collect(),
+            ),
+            (Operands::Date(ds), OpKind::DateEquals) => (
+                EqualityForm::Date,
+                ds.iter().flatten().map(i64::to_string).collect(),
+            ),
+            _ => return None,
+        };
+        Some(form_values)
     }
 
     /// Evaluates the condition. `missing` hears each key the condition (or a

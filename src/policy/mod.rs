@@ -11,6 +11,7 @@ pub mod arn;
 pub mod condition;
 pub mod document;
 pub mod err;
+pub mod intern;
 pub mod limits;
 pub mod names;
 pub mod parse;

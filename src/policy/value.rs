@@ -46,6 +46,13 @@ impl Decimal {
         })
     }
 
+    /// One text per number: equal numbers (`1.50`, `+01.5`) have equal
+    /// texts, and different numbers different ones.
+    pub fn canonical(&self) -> String {
+        let sign = if self.negative { "-" } else { "" };
+        format!("{sign}{}.{}", self.int, self.frac)
+    }
+
     fn cmp_magnitude(&self, other: &Self) -> Ordering {
         self.int
             .len()

@@ -6,6 +6,9 @@
 //! always literal. Only `Version: 2012-10-17` documents get variables; in
 //! older ones `${...}` is plain text.
 
+use std::sync::Arc;
+
+use crate::policy::intern::intern;
 use crate::policy::wildcard::{Tok, Toks};
 
 /// How a request's value for a key is seen by conditions and variables.
@@ -50,15 +53,15 @@ impl<'p> MissingKeys<'p> {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Piece {
     /// Literal text.
-    Lit(Box<str>),
+    Lit(Arc<str>),
     /// A `*` wildcard (only where the element or operator has wildcards).
     Star,
     /// A `?` wildcard (likewise).
     Quest,
     /// `${key}` or `${key, 'default'}`; the key in lower case.
     Var {
-        key: Box<str>,
-        default: Option<Box<str>>,
+        key: Arc<str>,
+        default: Option<Arc<str>>,
     },
 }
 
@@ -179,7 +182,8 @@ impl Template {
 
 fn flush(lit: &mut String, pieces: &mut Vec<Piece>) {
     if !lit.is_empty() {
-        pieces.push(Piece::Lit(std::mem::take(lit).into_boxed_str()));
+        pieces.push(Piece::Lit(intern(lit)));
+        lit.clear();
     }
 }
 
@@ -191,12 +195,12 @@ fn parse_var(inner: &str) -> Piece {
                 .strip_prefix('\'')
                 .and_then(|d| d.strip_suffix('\''))
                 .unwrap_or(d);
-            (k.trim(), Some(d.into()))
+            (k.trim(), Some(intern(d)))
         }
         None => (inner, None),
     };
     Piece::Var {
-        key: key.to_ascii_lowercase().into_boxed_str(),
+        key: intern(&key.to_ascii_lowercase()),
         default,
     }
 }

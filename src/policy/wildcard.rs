@@ -4,7 +4,11 @@
 //! Patterns are token sequences so that text substituted from a policy
 //! variable stays literal even when it contains `*` or `?`.
 
+use std::sync::Arc;
+
 use smallvec::SmallVec;
+
+use crate::policy::intern::intern;
 
 /// One token of a resolved pattern.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,9 +151,9 @@ pub enum Pattern {
     /// `*`: everything.
     Any,
     /// No wildcard: equality.
-    Exact(Box<str>),
+    Exact(Arc<str>),
     /// `prefix*` with no other wildcard.
-    Prefix(Box<str>),
+    Prefix(Arc<str>),
     /// Anything else; tokens kept owned.
     Glob(Box<[OwnedTok]>),
 }
@@ -157,7 +161,7 @@ pub enum Pattern {
 /// An owned wildcard token (see [`Tok`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum OwnedTok {
-    Lit(Box<str>),
+    Lit(Arc<str>),
     Star,
     Quest,
 }
@@ -169,15 +173,15 @@ impl Pattern {
             return Pattern::Any;
         }
         match pattern.find(['*', '?']) {
-            None => Pattern::Exact(pattern.into()),
+            None => Pattern::Exact(intern(pattern)),
             Some(i) if i + 1 == pattern.len() && pattern.ends_with('*') => {
-                Pattern::Prefix(pattern.get(..i).unwrap_or_default().into())
+                Pattern::Prefix(intern(pattern.get(..i).unwrap_or_default()))
             }
             Some(_) => Pattern::Glob(
                 tokenize(pattern)
                     .iter()
                     .map(|t| match t {
-                        Tok::Lit(s) => OwnedTok::Lit((*s).into()),
+                        Tok::Lit(s) => OwnedTok::Lit(intern(s)),
                         Tok::Star { .. } => OwnedTok::Star,
                         Tok::Quest { .. } => OwnedTok::Quest,
                     })
