@@ -64,6 +64,7 @@ const PRINCIPALS: &[&str] = &[
     "arn:aws:iam::111122223333:root",
     "arn:aws:iam::444455556666:user/mallory",
     "anonymous",
+    "arn:aws:iam::111122223333:oidc-provider/oidc.example.com/id/1",
 ];
 const PRINCIPAL_ENTRIES: &[&str] = &[
     "*",
@@ -71,6 +72,7 @@ const PRINCIPAL_ENTRIES: &[&str] = &[
     "arn:aws:iam::111122223333:user/alice",
     "arn:aws:iam::111122223333:role/deploy",
     "arn:aws:iam::444455556666:root",
+    "arn:aws:iam::111122223333:oidc-provider/oidc.example.com/id/1",
 ];
 
 /// Condition keys, each with the operators and policy values that make
@@ -168,7 +170,19 @@ fn statement(kind: PolicyKind) -> impl Strategy<Value = Value> {
                     s["Condition"] = Value::Object(block);
                 }
                 match kind {
-                    PolicyKind::Resource => s["Principal"] = json!({"AWS": who}),
+                    PolicyKind::Resource => {
+                        // OIDC providers are named only by `Federated`.
+                        let (federated, aws): (Vec<&str>, Vec<&str>) =
+                            who.into_iter().partition(|w| w.contains(":oidc-provider/"));
+                        let mut principal = Map::new();
+                        if !aws.is_empty() {
+                            principal.insert("AWS".into(), json!(aws));
+                        }
+                        if !federated.is_empty() {
+                            principal.insert("Federated".into(), json!(federated));
+                        }
+                        s["Principal"] = Value::Object(principal);
+                    }
                     PolicyKind::Rcp => s["Principal"] = json!("*"),
                     _ => {}
                 }

@@ -72,13 +72,16 @@ pub fn decide<'p>(policies: &Applicable<'p>, req: &Request<'_>) -> Decision<'p> 
     let anonymous = principal.kind() == PrincipalKind::Anonymous;
     let has_boundary = policies.boundary.is_some();
     let mut missing = MissingKeys::default();
-    let scps: &[PolicySet] = if anonymous {
+    // Neither an anonymous caller nor a web identity federating in is a
+    // principal of an account: no SCPs, no identity policies.
+    let outsider = anonymous || principal.kind() == PrincipalKind::WebIdentity;
+    let scps: &[PolicySet] = if outsider {
         &[]
     } else {
         policies.scps.unwrap_or_default()
     };
     let rcps: &[PolicySet] = policies.rcps.unwrap_or_default();
-    let identity = if anonymous { None } else { policies.identity };
+    let identity = if outsider { None } else { policies.identity };
     let answer =
         |outcome, reason, matched: Vec<MatchedStatement<'p>>, missing: MissingKeys<'p>| Decision {
             outcome,
