@@ -59,7 +59,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- if and $b.cache.enabled (not $b.url) }}
 {{- fail "bundle.cache keeps a remote bundle: it needs bundle.url" }}
 {{- end }}
-{{- if and $b.cache.enabled $b.cache.existingClaim (gt (int .Values.replicaCount) 1) (eq .Values.mode "service") }}
+{{- if and $b.cache.enabled $b.cache.existingClaim (gt (int .Values.replicaCount) 1) }}
 {{- fail "bundle.cache.existingClaim: one PVC cannot hold the cache of several replicas; use replicaCount 1 or the emptyDir" }}
 {{- end }}
 {{- if and $b.verifyKeys.keys (not (or $b.verifyKeys.configMap $b.verifyKeys.secret)) }}
