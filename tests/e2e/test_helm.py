@@ -566,7 +566,7 @@ def start_with_rendered_args(docs, dep, tmp, pki=None, files=None, endpoints=Non
     ig = container(dep, "iamgate")
     assert ig["args"][0] == "serve"
     env = {"RUST_LOG": "warn"}
-    for e in ig["env"]:
+    for e in ig.get("env", []):
         ref = e.get("valueFrom", {}).get("secretKeyRef")
         if ref:
             data = (secrets_data or {}).get(ref["name"], {})
