@@ -8,6 +8,11 @@ the real tools that consume them, and against the real binary.
 - deploy/grafana/iamgate.json: a well-formed dashboard model, every query
   parses as PromQL (promtool), names only exported metrics, and returns data
   from a real Prometheus scraping a live server.
+- Issue 15 (a fleet on one policy): the alerts and panels for remote bundle
+  sources, signature refusals, decision-diff refusals, shadow disagreements
+  and decision-log shipping read metrics that a live server with those
+  features on (FleetServer: signed bundle, refused unsigned reload, shadow
+  bundle, HTTP and OTLP shipping) exports, and the panels return data.
 - deploy/systemd/: `systemd-analyze verify` and `systemd-analyze security
   --offline`, and the binary run with the unit's config file under the
   unit's constraints as far as this machine allows (tests/e2e/deploy/sandbox.sh).
@@ -129,23 +134,117 @@ def load_yaml_rules():
     return rules
 
 
+class FleetServer:
+    """issue 15: a live server with every fleet feature on, so that their
+    labelled metric families have series: a signed bundle (then an unsigned
+    one, refused at a SIGHUP reload), a shadow bundle without the
+    organization's SCPs, decision logs shipped over HTTP to a receiver
+    here and over OTLP to a port nobody listens on (delivery fails once,
+    the batch is dropped and counted)."""
+
+    def __init__(self, tmp_path):
+        import http.server
+        import signal
+        import socket
+        import threading
+
+        tmp = pathlib.Path(tempfile.mkdtemp(dir=tmp_path, prefix="fleet-"))
+        key, pub = tmp / "signer.pem", tmp / "signer.pub.pem"
+        subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out", str(key)], check=True)
+        subprocess.run(["openssl", "pkey", "-in", str(key), "-pubout", "-out", str(pub)], check=True)
+        active, shadow = tmp / "bundle.tar.gz", tmp / "shadow.tar.gz"
+        self._build(DEMO_BUNDLE, active, key)
+        # The shadow: the demo bundle without its organization (no SCPs),
+        # so that it decides differently from the active one.
+        no_org = tmp / "no-org"
+        shutil.copytree(DEMO_BUNDLE, no_org, ignore=shutil.ignore_patterns("tests", "organization.json"))
+        (no_org / "manifest.json").write_text(json.dumps({"revision": "no-org"}))
+        self._build(no_org, shadow, key)
+
+        self.shipped = []
+        outer = self
+
+        class Receiver(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                outer.shipped.append(self.rfile.read(int(self.headers["Content-Length"])))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            dead = s.getsockname()[1]
+        self.server = start_server(
+            tmp, "--bundle", str(active), "--bundle-verify-key", str(pub), "--no-watch",
+            "--shadow-bundle", str(shadow),
+            "--decision-log-http", f"http://127.0.0.1:{self.httpd.server_address[1]}/logs",
+            "--decision-log-otlp", f"http://127.0.0.1:{dead}",
+            "--decision-log-retries", "1", "--decision-log-flush-ms", "100")
+        # An unsigned bundle in its place: the SIGHUP reload refuses it.
+        self._build(DEMO_BUNDLE, active)
+        self.server.proc.send_signal(signal.SIGHUP)
+
+    @staticmethod
+    def _build(src, out, key=None):
+        args = [str(conftest.BINARY), "bundle", "build", str(src), "-o", str(out)]
+        if key:
+            args += ["--sign", str(key)]
+        p = subprocess.run(args, capture_output=True, text=True)
+        assert p.returncode == 0, p.stdout + p.stderr
+
+    def metrics_text(self):
+        return requests.get(self.server.admin + "/metrics", timeout=10).text
+
+    def wait_for_series(self, families, timeout=15):
+        """Waits until each family has a sample (the shipping and shadow
+        threads and the reload run off the request path)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.metrics_text()
+            missing = [f for f in families if not re.search(rf"^{f}[{{ ]", text, re.M)]
+            if not missing:
+                return text
+            assert time.monotonic() < deadline, (missing, self.server.log())
+            time.sleep(0.2)
+
+    def stop(self):
+        self.server.stop()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+# Families that have series only once the feature has acted.
+FLEET_FAMILIES = ("iamgate_bundle_signature_refusals_total", "iamgate_shadow_disagreements_total",
+                  "iamgate_decision_log_shipped_total", "iamgate_decision_log_ship_dropped_total")
+
+
 def live_metric_names(tmp_path):
     """Every sample name in a live server's /metrics, after a decision and a
-    refused request so that labelled counters have series."""
-    server = start_server(tmp_path)
-    try:
-        r = server.authorize({"principal": {"arn": "arn:aws:iam::111111111111:user/alice"},
-                              "action": "ec2:DescribeInstances", "resource": "*"})
-        assert r.status_code == 200, r.text
-        r = requests.post(server.http + "/v1/authorize", data=b"{nope",
-                          headers={"content-type": "application/json"}, timeout=10)
-        assert r.status_code == 400
-        text = requests.get(server.admin + "/metrics", timeout=10).text
-    finally:
-        server.stop()
+    refused request so that labelled counters have series; with a second
+    server running the fleet features of issue 15 (FleetServer)."""
+    texts = []
+    for fleet in (False, True):
+        fs = FleetServer(tmp_path) if fleet else None
+        server = fs.server if fleet else start_server(tmp_path)
+        try:
+            r = server.authorize({"principal": {"arn": "arn:aws:iam::111111111111:user/alice"},
+                                  "action": "ec2:DescribeInstances", "resource": "*"})
+            assert r.status_code == 200, r.text
+            r = requests.post(server.http + "/v1/authorize", data=b"{nope",
+                              headers={"content-type": "application/json"}, timeout=10)
+            assert r.status_code == 400
+            texts.append(fs.wait_for_series(FLEET_FAMILIES) if fleet
+                         else requests.get(server.admin + "/metrics", timeout=10).text)
+        finally:
+            (fs or server).stop()
     names = {re.match(r"[A-Za-z_:][A-Za-z0-9_:]*", line).group(0)
-             for line in text.splitlines() if line and not line.startswith("#")}
-    assert "iamgate_request_errors_total" in names, text
+             for text in texts for line in text.splitlines() if line and not line.startswith("#")}
+    assert "iamgate_request_errors_total" in names, texts[0]
     return names
 
 
@@ -179,7 +278,11 @@ def test_prometheus_rules_read_only_exported_metrics(tmp_path):
     # Each exported family the rules are meant to watch is used.
     for family in ("iamgate_reloads_total", "iamgate_last_successful_reload_timestamp_seconds",
                    "iamgate_decision_duration_seconds_bucket", "iamgate_request_errors_total",
-                   "iamgate_decision_log_dropped_total", "iamgate_snapshot_info"):
+                   "iamgate_decision_log_dropped_total", "iamgate_snapshot_info",
+                   # issue 15
+                   "iamgate_bundle_source_stale", "iamgate_bundle_signature_refusals_total",
+                   "iamgate_reload_diff_refusals_total", "iamgate_decision_log_ship_dropped_total",
+                   "iamgate_shadow_disagreements_total"):
         assert family in read, family
 
 
@@ -323,7 +426,10 @@ def test_grafana_dashboard_is_a_valid_model():
     # The panels the issue asks for.
     titles = " / ".join(p["title"].lower() for p in dash["panels"])
     for word in ("front door and outcome", "latency", "reload", "revision", "error",
-                 "snapshot size", "decision-log drops"):
+                 "snapshot size", "decision-log drops",
+                 # issue 15
+                 "bundle source", "signature refusals", "reload decision diff",
+                 "shadow disagreements", "decision-log shipping"):
         assert word in titles, word
 
 
@@ -366,10 +472,17 @@ def test_grafana_queries_read_exported_metrics_and_return_data(tmp_path):
     for family in ("iamgate_decisions_total", "iamgate_decision_duration_seconds_bucket",
                    "iamgate_request_errors_total", "iamgate_reloads_total",
                    "iamgate_snapshot_info", "iamgate_snapshot_statements",
-                   "iamgate_decision_log_dropped_total"):
+                   "iamgate_decision_log_dropped_total",
+                   # issue 15
+                   "iamgate_bundle_fetches_total", "iamgate_bundle_source_stale",
+                   "iamgate_bundle_signature_refusals_total", "iamgate_reload_diff_sampled_requests",
+                   "iamgate_reload_diff_changed_decisions", "iamgate_shadow_disagreements_total",
+                   "iamgate_decision_log_shipped_total", "iamgate_decision_log_ship_dropped_total"):
         assert family in named, family
 
-    server = start_server(tmp_path)
+    # The fleet features on (issue 15), so that their panels have series.
+    fleet = FleetServer(tmp_path)
+    server = fleet.server
     try:
         with Prometheus(tmp_path, target=server.addrs["admin"]) as prom:
             prom.wait_for('up{job="iamgate"}', lambda res: res and res[0][1] == 1.0)
@@ -384,10 +497,11 @@ def test_grafana_queries_read_exported_metrics_and_return_data(tmp_path):
                               headers={"content-type": "application/json"}, timeout=10)
                 time.sleep(0.1)
             values = dict(GRAFANA_GLOBALS, job="iamgate", instance=server.addrs["admin"])
+            fleet.wait_for_series(FLEET_FAMILIES)
             for title, expr in dashboard_queries(dash):
                 prom.wait_for(substitute(expr, values), lambda res: len(res) > 0, timeout=20)
     finally:
-        server.stop()
+        fleet.stop()
 
 
 # --- systemd -----------------------------------------------------------------

@@ -98,7 +98,13 @@ CASES = {
     "prometheus": [CI / "prometheus-values.yaml"],
     "volume-bundle": [CI / "volume-bundle-values.yaml"],
     "inline-bundle": "inline",
+    # issue 15: a remote signed bundle (https, cached) and a fleet sidecar
+    # (S3, shadow bundle, decision-log shipping).
+    "remote-bundle": [CI / "remote-bundle-values.yaml"],
+    "fleet": [CI / "fleet-values.yaml"],
 }
+# Cases rendering the application's pod (mode: sidecar).
+SIDECAR_CASES = {"sidecar", "fleet"}
 
 
 def values_files(case, tmp):
@@ -362,7 +368,7 @@ def assert_iamgate_pod(dep, expect_grpc_probe):
 def test_rendered_pod_golden(rendered, case):
     _, docs = rendered[case]
     dep = one(docs, "Deployment")
-    service_mode = case != "sidecar"
+    service_mode = case not in SIDECAR_CASES
     ig, volumes = assert_iamgate_pod(dep, expect_grpc_probe=service_mode and case != "tls-control")
     args = ig["args"]
     bind = "0.0.0.0" if service_mode else "127.0.0.1"
@@ -496,9 +502,10 @@ def test_envoy_config_removes_the_identity_headers_first(rendered, source, tmp_p
 # ── the rendered flags start the real binary ─────────────────────────────
 
 
-def materialize(docs, dep, tmp, pki):
+def materialize(docs, dep, tmp, pki, files=None):
     """Recreates the iamgate container's mounts under `tmp`; returns
-    {mountPath: local dir}."""
+    {mountPath: local dir}. `files` ({mountPath: {name: source path}}) fills
+    mounts of ConfigMaps and Secrets an operator creates (keys, bundles)."""
     spec = dep["spec"]["template"]["spec"]
     ig = container(dep, "iamgate")
     volumes = {v["name"]: v for v in spec["volumes"]}
@@ -507,7 +514,7 @@ def materialize(docs, dep, tmp, pki):
     mounts = {}
     for m in ig["volumeMounts"]:
         local = tmp / m["mountPath"].strip("/")
-        local.mkdir(parents=True)
+        local.mkdir(parents=True, exist_ok=True)
         mounts[m["mountPath"]] = local
         v = volumes[m["name"]]
         if "configMap" in v and v["configMap"]["name"] in configmaps:
@@ -532,6 +539,10 @@ def materialize(docs, dep, tmp, pki):
                     tar.add(DEMO_BUNDLE, arcname="bundle")
             else:
                 shutil.copytree(DEMO_BUNDLE, target, dirs_exist_ok=True)
+    for mount, entries in (files or {}).items():
+        assert mount in mounts, f"{mount} is not mounted: {sorted(mounts)}"
+        for name, source in entries.items():
+            shutil.copy(source, mounts[mount] / name)
     return mounts
 
 
@@ -547,10 +558,21 @@ def make_pki(tmp):
     return pki
 
 
-def start_with_rendered_args(docs, dep, tmp):
-    mounts = materialize(docs, dep, tmp / "root", make_pki(tmp))
+def start_with_rendered_args(docs, dep, tmp, pki=None, files=None, endpoints=None, secrets_data=None):
+    """Starts the binary with the rendered args. `endpoints` ({flag: value})
+    points a remote endpoint (bundle source, log receiver) at a local one;
+    `secrets_data` ({secret: {key: value}}) resolves the env's secretKeyRefs."""
+    mounts = materialize(docs, dep, tmp / "root", pki or make_pki(tmp), files)
     ig = container(dep, "iamgate")
     assert ig["args"][0] == "serve"
+    env = {"RUST_LOG": "warn"}
+    for e in ig.get("env", []):
+        ref = e.get("valueFrom", {}).get("secretKeyRef")
+        if ref:
+            data = (secrets_data or {}).get(ref["name"], {})
+            assert ref["key"] in data or ref.get("optional"), e
+            if ref["key"] in data:
+                env[e["name"]] = data[ref["key"]]
     args = []
     for a in ig["args"][1:]:
         flag, _, value = a.partition("=")
@@ -558,6 +580,8 @@ def start_with_rendered_args(docs, dep, tmp):
             continue  # start_server binds them to 127.0.0.1:0
         if flag == "--control-listen":
             value = "127.0.0.1:0"
+        if flag in (endpoints or {}):
+            value = endpoints[flag]
         for mount, local in sorted(mounts.items(), key=lambda kv: -len(kv[0])):
             if value == mount or value.startswith(mount + "/"):
                 value = str(local) + value[len(mount):]
@@ -565,10 +589,15 @@ def start_with_rendered_args(docs, dep, tmp):
         else:
             assert not value.startswith("/"), f"{a}: a path outside every mount"
         args.append(f"{flag}={value}" if value else flag)
-    return start_server(tmp, *args, env={"RUST_LOG": "warn"}), args
+    return start_server(tmp, *args, env=env), args
 
 
-@pytest.mark.parametrize("case", list(CASES))
+# Cases whose bundle is remote: started by the tests of issue 15 below, with
+# a local source in place of the rendered one.
+REMOTE_CASES = {"remote-bundle", "fleet"}
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c not in REMOTE_CASES])
 def test_rendered_args_start_the_real_binary(rendered, case, tmp_path):
     _, docs = rendered[case]
     server, args = start_with_rendered_args(docs, one(docs, "Deployment"), tmp_path)
@@ -758,3 +787,245 @@ def test_configmap_update_reloads_the_bundle(rendered, tmp_path):
         assert revision() == "cm-2", server.log()
     finally:
         assert server.stop() == 0
+
+
+# ── issue 15: remote signed bundles, shadow bundle, decision-log shipping ─
+
+from test_remote_bundle import Nginx, build, bundle_dir, keypair, moto, revision_of, status  # noqa: E402,F401
+
+BOB_START = {"principal": {"arn": "arn:aws:iam::111111111111:user/engineering/bob"},
+             "action": "ec2:StartInstances",
+             "resource": "arn:aws:ec2:us-east-1:111111111111:instance/i-0abc",
+             "context": {"aws:RequestedRegion": "us-east-1", "ec2:ResourceTag/team": "blue",
+                         "aws:SourceIp": "203.0.113.77"}}
+
+
+def serve_help_flags():
+    p = subprocess.run([str(conftest_binary()), "serve", "--help"], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    return set(re.findall(r"--[a-z0-9-]+", p.stdout))
+
+
+def conftest_binary():
+    from conftest import BINARY
+    return BINARY
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_rendered_flags_exist_in_serve_help(rendered, case):
+    """issue 15: every flag the chart renders (remote bundle, cache, keys,
+    decision-diff gate, shadow bundle, shipping included) is one that
+    `iamgate serve --help` lists: a renamed flag fails here, not in a pod."""
+    _, docs = rendered[case]
+    args = container(one(docs, "Deployment"), "iamgate")["args"]
+    flags = {a.split("=", 1)[0] for a in args if a.startswith("--")}
+    unknown = flags - serve_help_flags()
+    assert not unknown, unknown
+
+
+@pytest.mark.parametrize("sets, expect", [
+    (["bundle.url=https://b.example.com/x.tar.gz", "bundle.configMap.name=a"],
+     "at '/bundle/configMap/name'"),
+    (["bundle.url=https://b.example.com/x.tar.gz", "bundle.files.manifest\\.json=x"],
+     "at '/bundle/files'"),
+    (["bundle.url=ftp://b.example.com/x.tar.gz"], "does not match pattern"),
+    (["bundle.url=s3://bucket-without-key"], "does not match pattern"),
+    (["bundle.verifyKeys.configMap=a", "bundle.verifyKeys.secret=b",
+      "bundle.verifyKeys.keys[0]=k.pem"], "at '/bundle/verifyKeys'"),
+    (["decisionLogShipping.masks[0]=password"], "does not match pattern"),
+    (["decisionDiff.maxChangedDecisions=-1"], "minimum"),
+    (["bundle.cacheDir=/tmp"], "additional properties 'cacheDir' not allowed"),
+])
+def test_contradictory_fleet_values_are_refused_by_the_schema(helm, sets, expect):
+    """issue 15: values.schema.json refuses a remote url beside another
+    bundle source, a scheme iamgate does not fetch, two key sources, an
+    unknown mask; `helm lint --strict` and `helm template` both refuse."""
+    rc, out = render(helm, [], *sets)
+    assert rc != 0 and expect in out, out
+    args = [helm, "lint", "--strict", CHART]
+    for s in sets:
+        args += ["--set", s]
+    rc, out = run(args)
+    assert rc != 0 and expect in out, out
+
+
+@pytest.mark.parametrize("sets, expect", [
+    (["bundle.cache.enabled=true"], "bundle.cache keeps a remote bundle"),
+    (["bundle.url=https://b.example.com/x.tar.gz"], "allow that egress in networkPolicy.egress"),
+    (["mode=sidecar", "bundle.url=s3://b/k", "bundle.caFile.configMap=ca"], "bundle.caFile is for an https://"),
+    (["mode=sidecar", "bundle.url=https://b/k", "bundle.s3.pathStyle=true"], "bundle.s3 is for an s3://"),
+    (["mode=sidecar", "bundle.url=s3://b/k", "bundle.longPoll=30"], "bundle.longPoll is for an http(s)://"),
+    (["bundle.verifyKeys.keys[0]=k.pem"], "needs bundle.verifyKeys.configMap or bundle.verifyKeys.secret"),
+    (["bundle.verifyKeys.secret=keys"], "list the PEM files to trust"),
+    (["mode=sidecar", "bundle.url=s3://b/k", "bundle.cache.enabled=true",
+      "bundle.cache.existingClaim=pvc"], "one PVC cannot hold the cache of several replicas"),
+    (["shadowBundle.configMap.name=a", "shadowBundle.volume.emptyDir.medium=Memory"],
+     "shadowBundle: set only one of"),
+])
+def test_unsafe_fleet_combinations_are_refused(helm, sets, expect):
+    """issue 15: the chart refuses what the schema cannot express: options
+    of another scheme, a cache without a remote source, keys without their
+    ConfigMap/Secret, one PVC for several caches, a remote source behind a
+    NetworkPolicy that denies every egress."""
+    rc, out = render(helm, [], *sets)
+    assert rc != 0 and expect in out, out
+
+
+def test_remote_bundle_values_golden(rendered):
+    """issue 15: the remote source mounts no bundle volume; keys and the CA
+    come from their read-only ConfigMaps; the cache is the emptyDir."""
+    _, docs = rendered["remote-bundle"]
+    dep = one(docs, "Deployment")
+    ig, volumes = assert_iamgate_pod(dep, expect_grpc_probe=True)
+    mounts = {m["mountPath"]: volumes[m["name"]] for m in ig["volumeMounts"]}
+    assert "/etc/iamgate/bundle" not in mounts
+    assert "--bundle=https://bundles.example.com/prod/bundle.tar.gz" in ig["args"]
+    assert mounts["/etc/iamgate/bundle-keys"]["configMap"]["name"] == "iamgate-bundle-keys"
+    assert mounts["/etc/iamgate/bundle-ca"]["configMap"]["name"] == "bundle-server-ca"
+    assert "emptyDir" in mounts["/var/lib/iamgate/bundle-cache"]
+    assert [a for a in ig["args"] if a.startswith("--bundle-verify-key")] == [
+        "--bundle-verify-key=/etc/iamgate/bundle-keys/current.pem",
+        "--bundle-verify-key=/etc/iamgate/bundle-keys/next.pem"]
+    np = one(docs, "NetworkPolicy")
+    assert {p["port"] for rule in np["spec"]["egress"] for p in rule["ports"]} >= {443, 53}
+
+
+def test_remote_bundle_values_start_the_real_binary(rendered, tmp_path):
+    """issue 15: ci/remote-bundle-values.yaml's flags and mounts, with the
+    bundle URL pointed at the real nginx over TLS (certificate from the CA
+    the ConfigMap holds): the signed bundle loads under the rendered keys,
+    lands in the cache volume, and after the source goes away a restarted
+    container is ready on the cached bundle, marked stale."""
+    _, docs = rendered["remote-bundle"]
+    dep = one(docs, "Deployment")
+    pki = make_pki(tmp_path)
+    current, nxt = keypair(tmp_path, "current"), keypair(tmp_path, "next")
+    site = tmp_path / "site"
+    site.mkdir()
+    build(bundle_dir(tmp_path, "fleet-1"), site / "bundle.tar.gz", current[0])
+    nginx = Nginx(tmp_path, site, tls=(pki / "server.pem", pki / "server.key"))
+    files = {"/etc/iamgate/bundle-keys": {"current.pem": current[1], "next.pem": nxt[1]},
+             "/etc/iamgate/bundle-ca": {"ca.crt": pki / "ca.pem"}}
+    endpoints = {"--bundle": nginx.url("bundle.tar.gz"), "--bundle-poll-interval": "1"}
+    try:
+        server, args = start_with_rendered_args(docs, dep, tmp_path / "first", pki, files, endpoints)
+        try:
+            assert revision_of(server).startswith("fleet-1+"), server.log()
+            src = status(server)["bundle_source"]
+            assert src["stale"] is False and src["kind"] in ("http", "https"), src
+        finally:
+            assert server.stop() == 0
+    finally:
+        nginx.stop()
+    cache = tmp_path / "first" / "root" / "var" / "lib" / "iamgate" / "bundle-cache"
+    assert any(cache.iterdir()), "nothing in the cache volume"
+    # The container restarts with the same emptyDir (materialize keeps what
+    # the volumes hold) while the source is down.
+    server, _ = start_with_rendered_args(docs, dep, tmp_path / "first", pki, files, endpoints)
+    try:
+        assert revision_of(server).startswith("fleet-1+"), server.log()
+        src = status(server)["bundle_source"]
+        assert src["stale"] is True and src["served_from"] == "cache", src
+        metrics = requests.get(server.admin + "/metrics", timeout=5).text
+        assert "iamgate_bundle_source_stale 1" in metrics
+    finally:
+        assert server.stop() == 0
+
+
+class TlsReceiver:
+    """A decision-log receiver over TLS (Python's http.server with the
+    test CA's server certificate): records the gzip'd JSON arrays POSTed."""
+
+    def __init__(self, pki):
+        import gzip
+        import http.server
+        import ssl
+        import threading
+
+        self.records = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                if self.headers.get("Content-Encoding") == "gzip":
+                    body = gzip.decompress(body)
+                outer.records += json.loads(body)
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(pki / "server.pem", pki / "server.key")
+        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+        self.url = f"https://127.0.0.1:{self.httpd.server_address[1]}/v1/decisions"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_fleet_values_start_the_real_binary(rendered, tmp_path, moto):
+    """issue 15: ci/fleet-values.yaml's sidecar flags, env and mounts, with
+    the S3 endpoint pointed at moto (signatures verified by moto, credentials
+    from the env the chart maps from the Secret), the decision-log receiver
+    at a local TLS server trusted through the rendered CA Secret, and the
+    shadow bundle from its ConfigMap mount: the signed bundle loads, the
+    shadow is active, a decision is shipped with the masked context key."""
+    import boto3
+
+    _, docs = rendered["fleet"]
+    dep = one(docs, "Deployment")
+    pki = make_pki(tmp_path)
+    signer = keypair(tmp_path, "signer")
+    setup = dict(endpoint_url=moto, region_name="us-east-1",
+                 aws_access_key_id="AKIAIOSFODNN7EXAMPLE", aws_secret_access_key="setup")
+    iam = boto3.client("iam", **setup)
+    iam.create_user(UserName="bundle-reader")
+    key = iam.create_access_key(UserName="bundle-reader")["AccessKey"]
+    iam.put_user_policy(UserName="bundle-reader", PolicyName="s3", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17",
+         "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
+    s3 = boto3.client("s3", endpoint_url=moto, region_name="us-east-1",
+                      aws_access_key_id=key["AccessKeyId"],
+                      aws_secret_access_key=key["SecretAccessKey"])
+    s3.create_bucket(Bucket="policy-bundles")
+    archive, shadow = tmp_path / "bundle.tar.gz", tmp_path / "shadow.tar.gz"
+    build(bundle_dir(tmp_path, "fleet-1"), archive, signer[0])
+    build(bundle_dir(tmp_path, "fleet-2"), shadow, signer[0])
+    s3.put_object(Bucket="policy-bundles", Key="prod/bundle.tar.gz", Body=archive.read_bytes())
+
+    receiver = TlsReceiver(pki)
+    otlp_port = free_port()  # nothing listens: OTLP export fails and is retried off the path
+    files = {"/etc/iamgate/bundle-keys": {"bundle-verify.pem": signer[1]},
+             "/etc/iamgate/shadow-bundle": {"bundle.tar.gz": shadow}}
+    endpoints = {"--bundle-s3-endpoint": moto, "--decision-log-http": receiver.url,
+                 "--decision-log-otlp": f"http://127.0.0.1:{otlp_port}"}
+    secrets_data = {"iamgate-bundle-reader": {"AWS_ACCESS_KEY_ID": key["AccessKeyId"],
+                                              "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}}
+    try:
+        server, args = start_with_rendered_args(docs, dep, tmp_path, pki, files, endpoints,
+                                                secrets_data)
+        try:
+            assert revision_of(server).startswith("fleet-1+"), server.log()
+            st = status(server)
+            assert st["bundle_source"]["kind"] == "s3", st["bundle_source"]
+            assert json.dumps(st["shadow"]).count("fleet-2+") >= 1, st["shadow"]
+            r = server.authorize(BOB_START)
+            assert r.status_code == 200 and r.json()["decision"] == "allowed", r.text
+            deadline = time.monotonic() + 10
+            while not receiver.records and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert receiver.records, server.log()
+            shipped = json.dumps(receiver.records)
+            assert "ec2:StartInstances" in shipped
+            assert "203.0.113.77" not in shipped  # --decision-log-mask=context.aws:SourceIp
+        finally:
+            server.stop()
+    finally:
+        receiver.stop()
