@@ -345,8 +345,10 @@ fn entry_matches(entry: &PrincipalEntry, p: &Principal) -> Option<PrincipalMatch
     match entry {
         PrincipalEntry::Everyone => Some(PrincipalMatch::Direct),
         PrincipalEntry::Aws(a) => aws_entry(a, p),
-        PrincipalEntry::Service(_)
-        | PrincipalEntry::Federated(_)
+        PrincipalEntry::Service(s) => {
+            (p.service_name() == Some(s.as_str())).then_some(PrincipalMatch::Direct)
+        }
+        PrincipalEntry::Federated(_)
         | PrincipalEntry::CanonicalUser(_) => None,
     }
 }

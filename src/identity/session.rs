@@ -129,6 +129,25 @@ pub struct SessionClaims {
     /// MFA was used to get the session.
     #[serde(rename = "mfa", default)]
     pub mfa: bool,
+    /// The EC2 instance whose instance profile gave the session (instance
+    /// metadata credentials): what requests signed with it carry as
+    /// `ec2:SourceInstanceARN`, `aws:EC2InstanceSourceVPC` and
+    /// `aws:EC2InstanceSourcePrivateIPv4`.
+    #[serde(rename = "ec2", default, skip_serializing_if = "Option::is_none")]
+    pub ec2: Option<Ec2Source>,
+}
+
+/// The instance an instance-profile session was issued to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ec2Source {
+    /// `arn:aws:ec2:REGION:ACCOUNT:instance/i-...`.
+    #[serde(rename = "a")]
+    pub instance_arn: String,
+    #[serde(rename = "v", default, skip_serializing_if = "Option::is_none")]
+    pub vpc_id: Option<String>,
+    #[serde(rename = "ip")]
+    pub private_ipv4: String,
 }
 
 /// A set of temporary credentials.
@@ -478,6 +497,7 @@ pub(crate) mod tests {
             expires,
             chained: false,
             mfa: false,
+            ec2: None,
         }
     }
 

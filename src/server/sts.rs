@@ -470,6 +470,7 @@ async fn assume_role(
         expires: issued.saturating_add(duration),
         chained,
         mfa: false,
+        ec2: None,
     };
     let creds = keys
         .issue(claims)
@@ -563,6 +564,7 @@ fn get_session_token(
         expires: issued.saturating_add(duration),
         chained: false,
         mfa: false,
+        ec2: None,
     };
     let creds = keys
         .issue(claims)

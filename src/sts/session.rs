@@ -40,6 +40,23 @@ pub fn apply(claims: &SessionClaims, req: &mut AuthzRequest) {
         req.context
             .insert_static("aws:SourceIdentity", ContextValue::One(s.clone()));
     }
+    // Credentials an instance got from its instance metadata (IAM User
+    // Guide, global condition keys: present on requests signed with
+    // role credentials delivered through the instance metadata service).
+    if let Some(e) = &claims.ec2 {
+        req.context.insert_static(
+            "ec2:SourceInstanceARN",
+            ContextValue::One(e.instance_arn.clone()),
+        );
+        req.context.insert_static(
+            "aws:EC2InstanceSourcePrivateIPv4",
+            ContextValue::One(e.private_ipv4.clone()),
+        );
+        if let Some(v) = &e.vpc_id {
+            req.context
+                .insert_static("aws:EC2InstanceSourceVPC", ContextValue::One(v.clone()));
+        }
+    }
 }
 
 /// `aws:userid` of a session: `ROLEID:SESSION` for a role session, the
@@ -92,6 +109,7 @@ mod tests {
             expires: 1_440_941_760,
             chained: false,
             mfa: false,
+            ec2: None,
         };
         let mut req = AuthzRequest::default();
         apply(&claims, &mut req);
