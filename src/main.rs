@@ -529,6 +529,12 @@ struct ServeArgs {
     /// (default: /etc/ssl/certs/ca-certificates.crt).
     #[arg(long, env = "IAMGATE_DECISION_LOG_OTLP_CA")]
     decision_log_otlp_ca: Option<PathBuf>,
+    /// Serve instance metadata credentials (IMDSv2's token, `iam/info`
+    /// and `iam/security-credentials/`) on this address (plain HTTP): an
+    /// instance of the inventory, recognised by its private IPv4 address,
+    /// gets its instance profile role's credentials (needs --session-key).
+    #[arg(long, env = "IAMGATE_IMDS_LISTEN")]
+    imds_listen: Option<std::net::SocketAddr>,
 }
 
 /// A positive number of seconds.
@@ -691,6 +697,7 @@ impl ServeArgs {
                     otlp_ca: self.decision_log_otlp_ca,
                 },
             },
+            imds_listen: self.imds_listen,
         }
     }
 }

@@ -258,6 +258,21 @@ impl SessionKeys {
         Self::parse(&text)
     }
 
+    /// HMAC-SHA256 of `label ‖ msg` under each key, the sealing key's
+    /// first: for short-lived tokens of other kinds (instance metadata
+    /// tokens) that any holder of the keys verifies. The label keeps them
+    /// apart from session secrets.
+    pub fn macs(&self, label: &[u8], msg: &[u8]) -> Vec<[u8; 32]> {
+        let mut input = Vec::with_capacity(label.len() + 1 + msg.len());
+        input.extend_from_slice(label);
+        input.push(0);
+        input.extend_from_slice(msg);
+        self.keys
+            .iter()
+            .map(|k| hmac_sha256(&k.raw, &input))
+            .collect()
+    }
+
     /// The id of the key that seals new sessions.
     pub fn sealing_key_id(&self) -> &str {
         self.keys.first().map_or("", |k| k.id.as_str())

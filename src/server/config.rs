@@ -76,6 +76,8 @@ pub struct ServeConfig {
     /// Decision-diff gated reloads, shadow snapshots and decision-log
     /// shipping (issue 15).
     pub fleet: FleetSettings,
+    /// `--imds-listen`: the instance metadata credentials listener.
+    pub imds_listen: Option<std::net::SocketAddr>,
 }
 
 /// Decision-diff gated reloads, shadow snapshots and decision-log shipping.

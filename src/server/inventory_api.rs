@@ -361,6 +361,8 @@ fn attributes(a: AttributesJson, path: &str) -> Result<Attributes, String> {
         name: None,
         associations: Vec::new(),
         default_for_az: None,
+        private_ip: None,
+        http_tokens: None,
     })
 }
 
