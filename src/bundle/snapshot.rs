@@ -75,6 +75,8 @@ pub struct InstanceProfile {
     pub name: String,
     /// The profile's roles (IAM allows one).
     pub role_arns: Vec<String>,
+    /// `InstanceProfileId`, when the bundle has it.
+    pub id: Option<String>,
 }
 
 /// SCP and RCP levels that apply to one account.
@@ -956,6 +958,7 @@ fn add_profile(
             arn: p.arn.clone(),
             name: p.instance_profile_name.clone(),
             role_arns: Vec::new(),
+            id: p.instance_profile_id.clone(),
         });
     if entry.arn != p.arn {
         return Err(format!(

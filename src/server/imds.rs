@@ -147,7 +147,7 @@ fn serve<B>(state: &AppState, req: &Request<B>, ip: IpAddr, now: SystemTime) -> 
             "Code": "Success",
             "LastUpdated": iso8601(now_s),
             "InstanceProfileArn": profile.arn,
-            "InstanceProfileId": profile_id(&profile.arn),
+            "InstanceProfileId": profile.id.clone().unwrap_or_else(|| profile_id(&profile.arn)),
         })),
         _ => {
             let Some(asked) = path.strip_prefix(CREDS_PREFIX) else {

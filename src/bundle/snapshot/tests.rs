@@ -178,6 +178,7 @@ fn instance_profiles_are_read_from_the_roles() -> Result<(), BundleError> {
                 "arn:aws:iam::111122223333:role/a".to_owned(),
                 "arn:aws:iam::111122223333:role/ops/b".to_owned()
             ],
+            id: None,
         })
     );
     assert!(snap.instance_profile("999988887777", "web").is_none());
