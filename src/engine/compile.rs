@@ -348,8 +348,7 @@ fn entry_matches(entry: &PrincipalEntry, p: &Principal) -> Option<PrincipalMatch
         PrincipalEntry::Service(s) => {
             (p.service_name() == Some(s.as_str())).then_some(PrincipalMatch::Direct)
         }
-        PrincipalEntry::Federated(_)
-        | PrincipalEntry::CanonicalUser(_) => None,
+        PrincipalEntry::Federated(_) | PrincipalEntry::CanonicalUser(_) => None,
     }
 }
 

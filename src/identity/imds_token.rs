@@ -31,7 +31,10 @@ fn message(expires: u64, addr: IpAddr) -> Vec<u8> {
 /// A token for `addr` that expires at `expires` (seconds since the epoch);
 /// `None` when there is no key.
 pub fn issue(keys: &SessionKeys, addr: IpAddr, expires: u64) -> Option<String> {
-    let mac = keys.macs(LABEL, &message(expires, addr)).into_iter().next()?;
+    let mac = keys
+        .macs(LABEL, &message(expires, addr))
+        .into_iter()
+        .next()?;
     Some(format!("1.{expires}.{}", URL_SAFE_NO_PAD.encode(mac)))
 }
 

@@ -17,5 +17,5 @@ pub mod sigv4;
 pub mod time;
 
 pub use credentials::{AccessKey, CredentialStore, CredentialsError, KeyStatus, ResolveError};
-pub use session::{Ec2Source, IssuedCredentials, SessionClaims, SessionKeyError, SessionKeys, TokenError};
+pub use session::{IssuedCredentials, SessionClaims, SessionKeyError, SessionKeys, TokenError};
 pub use sigv4::{Caller, Expected, HeaderSource, SigV4Error, SignedRequest, verify, verify_caller};

@@ -34,8 +34,9 @@ use serde_json::json;
 
 use crate::ec2::inventory::{Resource, ResourceKind};
 use crate::engine::Context;
+use crate::identity::session::Ec2Source;
 use crate::identity::time::{epoch_secs, iso8601};
-use crate::identity::{Ec2Source, SessionClaims, imds_token};
+use crate::identity::{SessionClaims, imds_token};
 use crate::server::http_util::{Body, text};
 use crate::server::state::AppState;
 use crate::sts::session::assumed_role_arn;
@@ -137,9 +138,8 @@ fn serve<B>(state: &AppState, req: &Request<B>, ip: IpAddr, now: SystemTime) -> 
         return not_found();
     };
     let role_name = role.arn.rsplit('/').next().unwrap_or_default().to_owned();
-    let json_response = |v: serde_json::Value| {
-        text(StatusCode::OK, "text/plain", v.to_string().into_bytes())
-    };
+    let json_response =
+        |v: serde_json::Value| text(StatusCode::OK, "text/plain", v.to_string().into_bytes());
     match path {
         "/latest/meta-data/iam/security-credentials"
         | "/latest/meta-data/iam/security-credentials/" => plain(StatusCode::OK, role_name),
@@ -232,7 +232,9 @@ fn instance_at(inv: &crate::ec2::inventory::Inventory, ip: IpAddr) -> Option<Arc
     let holder = inv.holder_of(&ip)?;
     let instance = match holder.kind {
         ResourceKind::Instance => holder.clone(),
-        ResourceKind::NetworkInterface => inv.get(holder.attributes.attached_to.as_deref()?)?.clone(),
+        ResourceKind::NetworkInterface => {
+            inv.get(holder.attributes.attached_to.as_deref()?)?.clone()
+        }
         _ => return None,
     };
     (instance.kind == ResourceKind::Instance && instance.attributes.private_ip == Some(ip))
@@ -262,10 +264,35 @@ fn profile_of(
 fn profile_id(arn: &str) -> String {
     use sha2::Digest as _;
     let h = sha2::Sha256::digest(arn.as_bytes());
-    let hex: String = h
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02X}"))
-        .collect();
+    let hex: String = h.iter().take(8).map(|b| format!("{b:02X}")).collect();
     format!("AIPA{hex}")
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use crate::ec2::inventory::Inventory;
+
+    /// Issue 13: an instance is recognised by its primary private IPv4
+    /// address only (not its public address, not an unknown one).
+    #[test]
+    fn instances_are_found_by_their_private_address() {
+        let mut inv = Inventory::new();
+        inv.load_cli_output(
+            &serde_json::json!({"Reservations": [{"Instances": [{
+                "InstanceId": "i-0abc", "PrivateIpAddress": "10.0.0.5",
+                "PublicIpAddress": "203.0.113.9",
+                "MetadataOptions": {"HttpTokens": "optional"}}]}]}),
+            "111122223333",
+            "us-east-1",
+        )
+        .unwrap();
+        let found = instance_at(&inv, "10.0.0.5".parse().unwrap()).unwrap();
+        assert_eq!(found.id, "i-0abc");
+        assert_eq!(found.attributes.http_tokens.as_deref(), Some("optional"));
+        assert!(instance_at(&inv, "203.0.113.9".parse().unwrap()).is_none());
+        assert!(instance_at(&inv, "10.0.0.6".parse().unwrap()).is_none());
+        assert!(profile_id("arn:aws:iam::1:instance-profile/x").starts_with("AIPA"));
+    }
 }

@@ -16,6 +16,7 @@ pub mod grpc;
 pub mod grpc_api;
 pub mod http_api;
 pub mod http_util;
+pub mod imds;
 pub mod inventory_api;
 pub mod io;
 pub mod network_api;
@@ -26,7 +27,6 @@ pub mod state;
 pub mod sts;
 pub mod tls;
 pub mod webhook;
-pub mod imds;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -139,4 +139,31 @@ mod tests {
             None
         );
     }
+
+    /// Issue 13: instance-profile sessions carry the instance's keys.
+    #[test]
+    fn instance_sessions_carry_the_instance_keys() {
+        let mut claims = crate::identity::session::tests::claims(2_000_000_000);
+        claims.ec2 = Some(crate::identity::session::Ec2Source {
+            instance_arn: "arn:aws:ec2:us-east-1:111122223333:instance/i-0abc".into(),
+            vpc_id: Some("vpc-0abc".into()),
+            private_ipv4: "10.0.0.5".into(),
+        });
+        let mut req = AuthzRequest::default();
+        apply(&claims, &mut req);
+        for (key, want) in [
+            (
+                "ec2:SourceInstanceARN",
+                "arn:aws:ec2:us-east-1:111122223333:instance/i-0abc",
+            ),
+            ("aws:EC2InstanceSourceVPC", "vpc-0abc"),
+            ("aws:EC2InstanceSourcePrivateIPv4", "10.0.0.5"),
+        ] {
+            let got = req.context.get(&key.to_ascii_lowercase());
+            assert!(
+                matches!(got, Some(ValueRef::One(v)) if v == want),
+                "{key}: {got:?}"
+            );
+        }
+    }
 }
