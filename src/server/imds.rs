@@ -33,7 +33,7 @@ use hyper::body::Incoming;
 use serde_json::json;
 
 use crate::ec2::inventory::{Resource, ResourceKind};
-use crate::engine::Context;
+use crate::engine::{Context, ContextValue};
 use crate::identity::session::Ec2Source;
 use crate::identity::time::{epoch_secs, iso8601};
 use crate::identity::{SessionClaims, imds_token};
@@ -156,11 +156,18 @@ fn serve<B>(state: &AppState, req: &Request<B>, ip: IpAddr, now: SystemTime) -> 
             if asked != role_name {
                 return not_found();
             }
+            // The service is the caller (IAM User Guide, global condition
+            // keys: aws:PrincipalServiceName).
+            let mut trust_context = Context::new();
+            trust_context.insert_static(
+                "aws:PrincipalServiceName",
+                ContextValue::One(EC2_SERVICE.to_owned()),
+            );
             if !snapshot.trust_allows_service(
                 &role.arn,
                 EC2_SERVICE,
                 "sts:AssumeRole",
-                &Context::new(),
+                &trust_context,
             ) {
                 tracing::warn!(
                     instance = %instance.id,
