@@ -28,6 +28,7 @@ import secrets
 import shutil
 
 import pytest
+import requests
 
 from control_util import start_with_control
 from envoy_util import Envoy, envoy_binary
@@ -279,3 +280,27 @@ def test_role_that_does_not_trust_ec2_gets_no_credentials(stack):
     answer = json.loads(body)
     assert answer["Code"] == "AssumeRoleUnauthorizedAccess"
     assert "AccessKeyId" not in answer and "Token" not in answer
+
+
+def test_instance_added_at_runtime_through_the_inventory_api(stack):
+    """Issue 13: an instance the control plane adds at runtime (JSON
+    inventory API: its `addresses`, of which `private_ip` is the primary
+    private one, and `http_tokens`) is recognised at once; an
+    `http_tokens` other than required/optional is refused with its path."""
+    def change(iid, tokens):
+        return {"changes": [{"op": "upsert", "resource": {
+            "id": iid, "account": PROD, "region": REGION,
+            "attributes": {"instance_profile": WEB_PROFILE, "vpc_id": VPC,
+                           "addresses": ["127.0.0.3"], "private_ip": "127.0.0.3",
+                           "http_tokens": tokens}}}]}
+    r = requests.post(stack.server.control + "/v1/inventory", json=change("i-0dd1000000000000c", "always"),
+                      headers=stack.server.auth, timeout=10)
+    assert r.status_code == 400 and "http_tokens" in r.text, r.text
+    status, _ = stack.imds("GET", "/latest/meta-data/iam/security-credentials/", source="127.0.0.3")
+    assert status == 404
+    r = requests.post(stack.server.control + "/v1/inventory", json=change("i-0dd1000000000000c", "optional"),
+                      headers=stack.server.auth, timeout=10)
+    assert r.status_code == 200, r.text
+    status, body = stack.imds("GET", "/latest/meta-data/iam/security-credentials/imds-web",
+                              source="127.0.0.3")
+    assert status == 200 and json.loads(body)["Code"] == "Success", body
