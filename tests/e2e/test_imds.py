@@ -26,6 +26,7 @@ import json
 import pathlib
 import secrets
 import shutil
+import time
 
 import pytest
 import requests
@@ -182,7 +183,8 @@ def instance_env(stack, monkeypatch, tmp_path):
     empty.write_text("")
     monkeypatch.setenv("AWS_CONFIG_FILE", str(empty))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(empty))
-    monkeypatch.setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", f"http://127.0.0.1:{stack.imds_port}")
+    monkeypatch.setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT",
+                       f"http://127.0.0.1:{stack.imds_port}")
     monkeypatch.setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE", "IPv4")
 
 
@@ -216,10 +218,19 @@ def test_botocore_instance_provider_calls_ec2_as_the_role(stack, instance_env):
         ec2.describe_key_pairs()  # not in the role's policy
     assert code(e) == "UnauthorizedOperation"
     principal = f"arn:aws:sts::{PROD}:assumed-role/imds-web/{WEB_ID}"
-    decisions = [json.loads(line) for line in stack.decision_log.read_text().splitlines()]
-    got = {(d["action"], d["decision"]) for d in decisions if d.get("principal") == principal}
-    assert {("ec2:DescribeSubnets", "allowed"), ("ec2:DescribeImages", "implicitDeny"),
-            ("ec2:DescribeKeyPairs", "implicitDeny")} <= got, decisions[-5:]
+    want = {("ec2:DescribeSubnets", "allowed"), ("ec2:DescribeImages", "implicitDeny"),
+            ("ec2:DescribeKeyPairs", "implicitDeny")}
+    deadline = time.monotonic() + 5  # the decision log is written asynchronously
+    while True:
+        text = stack.decision_log.read_text()
+        # Only whole lines: the last one may be being written.
+        decisions = [json.loads(line) for line in text[:text.rfind("\n") + 1].splitlines()]
+        got = {(d["action"], d["decision"]) for d in decisions
+               if d.get("principal") == principal}
+        if want <= got or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert want <= got, decisions[-5:]
 
 
 def test_token_protocol_and_http_tokens(stack):
@@ -274,7 +285,8 @@ def test_role_that_does_not_trust_ec2_gets_no_credentials(stack):
     ec2.amazonaws.com gets no credentials (IAM User Guide: a role trust
     policy must allow the service principal explicitly)."""
     token = stack.token(source="127.0.0.2")
-    status, body = stack.imds("GET", "/latest/meta-data/iam/security-credentials/imds-untrusted",
+    status, body = stack.imds("GET",
+                              "/latest/meta-data/iam/security-credentials/imds-untrusted",
                               {"X-aws-ec2-metadata-token": token}, source="127.0.0.2")
     assert status == 200
     answer = json.loads(body)
@@ -293,12 +305,15 @@ def test_instance_added_at_runtime_through_the_inventory_api(stack):
             "attributes": {"instance_profile": WEB_PROFILE, "vpc_id": VPC,
                            "addresses": ["127.0.0.3"], "private_ip": "127.0.0.3",
                            "http_tokens": tokens}}}]}
-    r = requests.post(stack.server.control + "/v1/inventory", json=change("i-0dd1000000000000c", "always"),
+    r = requests.post(stack.server.control + "/v1/inventory",
+                      json=change("i-0dd1000000000000c", "always"),
                       headers=stack.server.auth, timeout=10)
     assert r.status_code == 400 and "http_tokens" in r.text, r.text
-    status, _ = stack.imds("GET", "/latest/meta-data/iam/security-credentials/", source="127.0.0.3")
+    status, _ = stack.imds("GET", "/latest/meta-data/iam/security-credentials/",
+                           source="127.0.0.3")
     assert status == 404
-    r = requests.post(stack.server.control + "/v1/inventory", json=change("i-0dd1000000000000c", "optional"),
+    r = requests.post(stack.server.control + "/v1/inventory",
+                      json=change("i-0dd1000000000000c", "optional"),
                       headers=stack.server.auth, timeout=10)
     assert r.status_code == 200, r.text
     status, body = stack.imds("GET", "/latest/meta-data/iam/security-credentials/imds-web",
