@@ -349,6 +349,7 @@ fn sigv4_session(c: &mut Criterion) {
             expires: issued + 3600,
             chained: false,
             mfa: false,
+            ec2: None,
         })
         .expect("issued");
     let identity = aws_credential_types::Credentials::new(

@@ -539,6 +539,12 @@ struct ServeArgs {
     /// Repeatable; a provider without one accepts `sts.amazonaws.com`.
     #[arg(long, env = "IAMGATE_OIDC_AUDIENCE", value_delimiter = ',')]
     oidc_audience: Vec<String>,
+    /// Serve instance metadata credentials (IMDSv2's token, `iam/info`
+    /// and `iam/security-credentials/`) on this address (plain HTTP): an
+    /// instance of the inventory, recognised by its private IPv4 address,
+    /// gets its instance profile role's credentials (needs --session-key).
+    #[arg(long, env = "IAMGATE_IMDS_LISTEN")]
+    imds_listen: Option<std::net::SocketAddr>,
 }
 
 /// A positive number of seconds.
@@ -703,6 +709,7 @@ impl ServeArgs {
             },
             oidc_providers: self.oidc_provider,
             oidc_audiences: self.oidc_audience,
+            imds_listen: self.imds_listen,
         }
     }
 }

@@ -115,6 +115,9 @@ pub struct RoleDetail {
 pub struct InstanceProfileDetail {
     pub instance_profile_name: String,
     pub arn: String,
+    /// `InstanceProfileId` (`AIPA...`).
+    #[serde(default)]
+    pub instance_profile_id: Option<String>,
     /// The profile's roles (IAM allows one).
     #[serde(default)]
     pub roles: Vec<InstanceProfileRole>,

@@ -77,6 +77,8 @@ pub struct InstanceProfile {
     pub name: String,
     /// The profile's roles (IAM allows one).
     pub role_arns: Vec<String>,
+    /// `InstanceProfileId`, when the bundle has it.
+    pub id: Option<String>,
 }
 
 /// SCP and RCP levels that apply to one account.
@@ -413,6 +415,39 @@ impl Snapshot {
             .roles
             .get(&*ascii_lowercase(name))?;
         (e.arn == arn).then_some(e)
+    }
+
+    /// Whether the trust policy of role `role_arn` lets the service
+    /// principal `service` (`ec2.amazonaws.com`) perform `action`
+    /// (`sts:AssumeRole`) on the role: a statement of the trust policy
+    /// allows it and none denies it. A service has no identity policies,
+    /// so the trust policy alone decides (IAM User Guide, "Policy
+    /// evaluation logic": role trust policies must allow explicitly).
+    pub fn trust_allows_service(
+        &self,
+        role_arn: &str,
+        service: &str,
+        action: &str,
+        context: &Context,
+    ) -> bool {
+        let Some(trust) = self.role_entity(role_arn).and_then(|e| e.trust.as_ref()) else {
+            return false;
+        };
+        let principal = Principal::service(service);
+        let req = Request::new(&principal, action, role_arn, context);
+        let mut allowed = false;
+        for policy in trust.policies() {
+            for st in policy.statements() {
+                let mut missing = crate::policy::variables::MissingKeys::default();
+                if st.applies(&req, false, false, &mut missing).is_some() {
+                    if st.effect() == crate::policy::Effect::Deny {
+                        return false;
+                    }
+                    allowed = true;
+                }
+            }
+        }
+        allowed
     }
 
     /// Whether the bundle has the managed policy `arn`.
@@ -948,6 +983,7 @@ fn add_profile(
             arn: p.arn.clone(),
             name: p.instance_profile_name.clone(),
             role_arns: Vec::new(),
+            id: p.instance_profile_id.clone(),
         });
     if entry.arn != p.arn {
         return Err(format!(

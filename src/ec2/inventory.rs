@@ -208,6 +208,14 @@ pub struct Attributes {
     /// network interface's attachment.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub associations: Vec<String>,
+    /// An instance's primary private IPv4 address (`PrivateIpAddress`):
+    /// the address its instance metadata requests come from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_ip: Option<IpAddr>,
+    /// An instance's `MetadataOptions.HttpTokens` (`required` or
+    /// `optional`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_tokens: Option<String>,
 }
 
 /// One resource.
@@ -861,6 +869,10 @@ impl Inventory {
                 interfaces,
                 addresses,
                 associations,
+                private_ip: str_of(inst, "PrivateIpAddress").and_then(|a| a.parse().ok()),
+                http_tokens: inst
+                    .get("MetadataOptions")
+                    .and_then(|m| opt_string(m, "HttpTokens")),
                 ..Attributes::default()
             },
         });

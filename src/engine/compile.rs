@@ -360,9 +360,10 @@ fn entry_matches(entry: &PrincipalEntry, p: &Principal) -> Option<PrincipalMatch
         PrincipalEntry::Federated(f) if p.kind() == PrincipalKind::WebIdentity && f == p.arn() => {
             Some(PrincipalMatch::Direct)
         }
-        PrincipalEntry::Service(_)
-        | PrincipalEntry::Federated(_)
-        | PrincipalEntry::CanonicalUser(_) => None,
+        PrincipalEntry::Service(s) => {
+            (p.service_name() == Some(s.as_str())).then_some(PrincipalMatch::Direct)
+        }
+        PrincipalEntry::Federated(_) | PrincipalEntry::CanonicalUser(_) => None,
     }
 }
 

@@ -52,6 +52,9 @@ pub struct Principal {
     role_arn: Option<String>,
     account_root: String,
     tags: Vec<(String, String)>,
+    /// A service principal (`ec2.amazonaws.com`): matched only by a
+    /// `Principal: {"Service": ...}` entry naming it (and by `*`).
+    service: Option<String>,
 }
 
 /// A caller ARN taken apart without copying: what a lookup needs before
@@ -168,6 +171,7 @@ impl<'a> PrincipalArn<'a> {
             role_arn,
             account_root,
             tags: Vec::new(),
+            service: None,
         }
     }
 }
@@ -176,6 +180,27 @@ impl Principal {
     /// Reads a caller ARN (the forms [`PrincipalArn::parse`] takes).
     pub fn parse(arn: &str) -> Result<Self, EngineError> {
         PrincipalArn::parse(arn).map(|p| p.to_principal())
+    }
+
+    /// A service principal such as `ec2.amazonaws.com` (IAM User Guide,
+    /// "AWS service principals"): no account, no ARN of its own, matched
+    /// only by a `Service` entry naming it or by `*`.
+    pub fn service(name: &str) -> Self {
+        Principal {
+            arn: name.to_owned(),
+            kind: PrincipalKind::Anonymous,
+            account: String::new(),
+            name: name.to_owned(),
+            role_arn: None,
+            account_root: String::new(),
+            tags: Vec::new(),
+            service: Some(name.to_owned()),
+        }
+    }
+
+    /// The service name of a service principal.
+    pub fn service_name(&self) -> Option<&str> {
+        self.service.as_deref()
     }
 
     /// Sets the full role ARN (with its path) of a role session.

@@ -11,6 +11,7 @@
 //! them.
 
 pub mod credentials;
+pub mod imds_token;
 pub mod oidc;
 pub mod session;
 pub mod sigv4;

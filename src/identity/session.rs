@@ -129,6 +129,25 @@ pub struct SessionClaims {
     /// MFA was used to get the session.
     #[serde(rename = "mfa", default)]
     pub mfa: bool,
+    /// The EC2 instance whose instance profile gave the session (instance
+    /// metadata credentials): what requests signed with it carry as
+    /// `ec2:SourceInstanceARN`, `aws:EC2InstanceSourceVPC` and
+    /// `aws:EC2InstanceSourcePrivateIPv4`.
+    #[serde(rename = "ec2", default, skip_serializing_if = "Option::is_none")]
+    pub ec2: Option<Ec2Source>,
+}
+
+/// The instance an instance-profile session was issued to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ec2Source {
+    /// `arn:aws:ec2:REGION:ACCOUNT:instance/i-...`.
+    #[serde(rename = "a")]
+    pub instance_arn: String,
+    #[serde(rename = "v", default, skip_serializing_if = "Option::is_none")]
+    pub vpc_id: Option<String>,
+    #[serde(rename = "ip")]
+    pub private_ipv4: String,
 }
 
 /// A set of temporary credentials.
@@ -237,6 +256,21 @@ impl SessionKeys {
             message: e.to_string(),
         })?;
         Self::parse(&text)
+    }
+
+    /// HMAC-SHA256 of `label ‖ msg` under each key, the sealing key's
+    /// first: for short-lived tokens of other kinds (instance metadata
+    /// tokens) that any holder of the keys verifies. The label keeps them
+    /// apart from session secrets.
+    pub fn macs(&self, label: &[u8], msg: &[u8]) -> Vec<[u8; 32]> {
+        let mut input = Vec::with_capacity(label.len() + 1 + msg.len());
+        input.extend_from_slice(label);
+        input.push(0);
+        input.extend_from_slice(msg);
+        self.keys
+            .iter()
+            .map(|k| hmac_sha256(&k.raw, &input))
+            .collect()
     }
 
     /// The id of the key that seals new sessions.
@@ -478,6 +512,7 @@ pub(crate) mod tests {
             expires,
             chained: false,
             mfa: false,
+            ec2: None,
         }
     }
 

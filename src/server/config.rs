@@ -80,6 +80,8 @@ pub struct ServeConfig {
     pub oidc_providers: Vec<String>,
     /// `--oidc-audience ISSUER_URL=CLIENT_ID` entries.
     pub oidc_audiences: Vec<String>,
+    /// `--imds-listen`: the instance metadata credentials listener.
+    pub imds_listen: Option<std::net::SocketAddr>,
 }
 
 /// Decision-diff gated reloads, shadow snapshots and decision-log shipping.

@@ -112,6 +112,13 @@ pub struct AttributesJson {
     pub ingress: Vec<RuleJson>,
     pub egress: Vec<RuleJson>,
     pub cidrs: Vec<String>,
+    /// An instance's primary private IPv4 address (instance metadata
+    /// credentials recognise the instance by it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub private_ip: Option<String>,
+    /// An instance's `MetadataOptions.HttpTokens`: `required` or `optional`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_tokens: Option<String>,
 }
 
 /// A security-group rule as the JSON API reads and writes it.
@@ -327,6 +334,25 @@ fn attributes(a: AttributesJson, path: &str) -> Result<Attributes, String> {
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let private_ip = match &a.private_ip {
+        Some(s) => Some(s.parse::<std::net::IpAddr>().map_err(|_| {
+            at(
+                &format!("{path}.private_ip"),
+                format!("`{s}` is not an IP address"),
+            )
+        })?),
+        None => None,
+    };
+    let http_tokens = match a.http_tokens.as_deref() {
+        None => None,
+        Some(t @ ("required" | "optional")) => Some(t.to_owned()),
+        Some(t) => {
+            return Err(at(
+                &format!("{path}.http_tokens"),
+                format!("`{t}` is not `required` or `optional`"),
+            ));
+        }
+    };
     Ok(Attributes {
         ingress: rules(&a.ingress, &format!("{path}.ingress"))?,
         egress: rules(&a.egress, &format!("{path}.egress"))?,
@@ -361,6 +387,8 @@ fn attributes(a: AttributesJson, path: &str) -> Result<Attributes, String> {
         name: None,
         associations: Vec::new(),
         default_for_az: None,
+        private_ip,
+        http_tokens,
     })
 }
 
@@ -468,6 +496,8 @@ pub fn resource_to_json(r: &Resource) -> ResourceJson {
             ingress: a.ingress.iter().map(rule_to_json).collect(),
             egress: a.egress.iter().map(rule_to_json).collect(),
             cidrs: a.cidrs.iter().map(ToString::to_string).collect(),
+            private_ip: a.private_ip.map(|ip| ip.to_string()),
+            http_tokens: a.http_tokens.clone(),
         },
     }
 }
@@ -923,6 +953,8 @@ fn resource_json_from_proto(r: pb::InventoryResource, path: &str) -> Result<Reso
             ingress: a.ingress.into_iter().map(rule_from_proto).collect(),
             egress: a.egress.into_iter().map(rule_from_proto).collect(),
             cidrs: a.cidrs,
+            private_ip: None,
+            http_tokens: None,
         },
     })
 }

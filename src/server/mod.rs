@@ -16,6 +16,7 @@ pub mod grpc;
 pub mod grpc_api;
 pub mod http_api;
 pub mod http_util;
+pub mod imds;
 pub mod inventory_api;
 pub mod io;
 pub mod network_api;
@@ -75,6 +76,8 @@ pub enum ServerError {
     Sts(#[from] sts::StsSetupError),
     #[error("webhook: {0}")]
     Webhook(#[from] webhook::WebhookError),
+    #[error("{0}")]
+    Imds(#[from] imds::ImdsSetupError),
 }
 
 /// The bound addresses, reported once listening (tests bind port 0).
@@ -315,6 +318,25 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
         }
         None => None,
     };
+    // The instance metadata listener: plain HTTP, as IMDS is.
+    let imds_addr = match config.imds_listen {
+        Some(addr) => {
+            imds::check_setup(&state)?;
+            let listener = bind(addr).await?;
+            let bound = listener.local_addr().unwrap_or(addr);
+            let state = state.clone();
+            let mut options = api_options.clone();
+            options.tls = None;
+            tasks.push(tokio::spawn(http_util::serve(
+                listener,
+                move |req, peer| imds::handle(state.clone(), req, peer),
+                shutdown_rx.clone(),
+                options,
+            )));
+            Some(bound)
+        }
+        None => None,
+    };
     tasks.push(tokio::spawn(grpc_server.serve(
         grpc,
         shutdown_rx.clone(),
@@ -377,6 +399,9 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
     }
     if let Some(a) = sts_addr {
         listening["sts"] = serde_json::Value::String(a.to_string());
+    }
+    if let Some(a) = imds_addr {
+        listening["imds"] = serde_json::Value::String(a.to_string());
     }
     if let Some(w) = webhook_addr {
         listening["webhook"] = serde_json::Value::String(w.to_string());

@@ -480,6 +480,7 @@ async fn assume_role(
         expires: issued.saturating_add(duration),
         chained,
         mfa: false,
+        ec2: None,
     };
     let creds = keys
         .issue(claims)
@@ -573,6 +574,7 @@ fn get_session_token(
         expires: issued.saturating_add(duration),
         chained: false,
         mfa: false,
+        ec2: None,
     };
     let creds = keys
         .issue(claims)

@@ -201,6 +201,7 @@ async fn assume_role_with_web_identity(
         expires,
         chained: false,
         mfa: false,
+        ec2: None,
     };
     let creds = keys
         .issue(claims)

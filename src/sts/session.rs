@@ -40,6 +40,23 @@ pub fn apply(claims: &SessionClaims, req: &mut AuthzRequest) {
         req.context
             .insert_static("aws:SourceIdentity", ContextValue::One(s.clone()));
     }
+    // Credentials an instance got from its instance metadata (IAM User
+    // Guide, global condition keys: present on requests signed with
+    // role credentials delivered through the instance metadata service).
+    if let Some(e) = &claims.ec2 {
+        req.context.insert_static(
+            "ec2:SourceInstanceARN",
+            ContextValue::One(e.instance_arn.clone()),
+        );
+        req.context.insert_static(
+            "aws:EC2InstanceSourcePrivateIPv4",
+            ContextValue::One(e.private_ipv4.clone()),
+        );
+        if let Some(v) = &e.vpc_id {
+            req.context
+                .insert_static("aws:EC2InstanceSourceVPC", ContextValue::One(v.clone()));
+        }
+    }
 }
 
 /// `aws:userid` of a session: `ROLEID:SESSION` for a role session, the
@@ -92,6 +109,7 @@ mod tests {
             expires: 1_440_941_760,
             chained: false,
             mfa: false,
+            ec2: None,
         };
         let mut req = AuthzRequest::default();
         apply(&claims, &mut req);
@@ -120,5 +138,32 @@ mod tests {
             assumed_role_arn("arn:aws:iam::111122223333:user/x", "s"),
             None
         );
+    }
+
+    /// Issue 13: instance-profile sessions carry the instance's keys.
+    #[test]
+    fn instance_sessions_carry_the_instance_keys() {
+        let mut claims = crate::identity::session::tests::claims(2_000_000_000);
+        claims.ec2 = Some(crate::identity::session::Ec2Source {
+            instance_arn: "arn:aws:ec2:us-east-1:111122223333:instance/i-0abc".into(),
+            vpc_id: Some("vpc-0abc".into()),
+            private_ipv4: "10.0.0.5".into(),
+        });
+        let mut req = AuthzRequest::default();
+        apply(&claims, &mut req);
+        for (key, want) in [
+            (
+                "ec2:SourceInstanceARN",
+                "arn:aws:ec2:us-east-1:111122223333:instance/i-0abc",
+            ),
+            ("aws:EC2InstanceSourceVPC", "vpc-0abc"),
+            ("aws:EC2InstanceSourcePrivateIPv4", "10.0.0.5"),
+        ] {
+            let got = req.context.get(&key.to_ascii_lowercase());
+            assert!(
+                matches!(got, Some(ValueRef::One(v)) if v == want),
+                "{key}: {got:?}"
+            );
+        }
     }
 }

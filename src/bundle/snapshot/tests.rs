@@ -178,6 +178,7 @@ fn instance_profiles_are_read_from_the_roles() -> Result<(), BundleError> {
                 "arn:aws:iam::111122223333:role/a".to_owned(),
                 "arn:aws:iam::111122223333:role/ops/b".to_owned()
             ],
+            id: None,
         })
     );
     assert!(snap.instance_profile("999988887777", "web").is_none());
@@ -305,5 +306,55 @@ fn roles_trust_sessions_and_session_lengths() -> Result<(), BundleError> {
         ("iam-roles/111122223333.json", &bad),
     ]);
     assert!(msg.contains("MaxSessionDuration"), "{msg}");
+    Ok(())
+}
+
+/// Issue 13: a role's trust policy decides alone whether a service
+/// principal (`ec2.amazonaws.com`, for instance profile roles) may assume
+/// it: a `Service` entry naming it allows, a deny or a condition that does
+/// not hold refuses, and other entries (`AWS`) do not match a service.
+#[test]
+fn trust_policies_decide_for_service_principals() -> Result<(), BundleError> {
+    let trust = |statements: Value| json!({"Version": "2012-10-17", "Statement": statements});
+    let role = |name: &str, t: Value| {
+        json!({"RoleName": name, "Arn": format!("arn:aws:iam::111122223333:role/{name}"),
+            "AssumeRolePolicyDocument": t, "InstanceProfileList": []})
+    };
+    let ec2 = json!({"Service": "ec2.amazonaws.com"});
+    let file = json!({"UserDetailList": [], "GroupDetailList": [], "Policies": [],
+        "RoleDetailList": [
+            role("web", trust(json!([{"Effect": "Allow", "Principal": ec2, "Action": "sts:AssumeRole"}]))),
+            role("list", trust(json!([{"Effect": "Allow",
+                "Principal": {"Service": ["lambda.amazonaws.com", "ec2.amazonaws.com"]},
+                "Action": "sts:*"}]))),
+            role("denied", trust(json!([
+                {"Effect": "Allow", "Principal": ec2, "Action": "sts:AssumeRole"},
+                {"Effect": "Deny", "Principal": "*", "Action": "sts:AssumeRole"}]))),
+            role("account", trust(json!([{"Effect": "Allow",
+                "Principal": {"AWS": "arn:aws:iam::111122223333:root"}, "Action": "sts:AssumeRole"}]))),
+            role("cond", trust(json!([{"Effect": "Allow", "Principal": ec2, "Action": "sts:AssumeRole",
+                "Condition": {"StringEquals": {"aws:SourceAccount": "111122223333"}}}]))),
+        ]})
+    .to_string();
+    let snap = compile(&[("iam/111122223333.json", &file)])?;
+    let ctx = Context::new();
+    let allows = |name: &str, service: &str| {
+        snap.trust_allows_service(
+            &format!("arn:aws:iam::111122223333:role/{name}"),
+            service,
+            "sts:AssumeRole",
+            &ctx,
+        )
+    };
+    assert!(allows("web", "ec2.amazonaws.com"));
+    assert!(!allows("web", "lambda.amazonaws.com"));
+    assert!(allows("list", "ec2.amazonaws.com"));
+    assert!(!allows("denied", "ec2.amazonaws.com"));
+    assert!(!allows("account", "ec2.amazonaws.com"));
+    assert!(
+        !allows("cond", "ec2.amazonaws.com"),
+        "the condition's key is absent"
+    );
+    assert!(!allows("missing", "ec2.amazonaws.com"));
     Ok(())
 }
