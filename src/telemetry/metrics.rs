@@ -355,6 +355,23 @@ impl Metrics {
             .inc();
     }
 
+    /// Counts one poll of a remote `--shadow-bundle` source (`updated`,
+    /// `not_modified`, `error`); never the main source's counter.
+    pub fn shadow_bundle_fetch(&self, result: &'static str) {
+        self.extra
+            .shadow_bundle_fetches
+            .with_label_values(&[result])
+            .inc();
+    }
+
+    /// Counts a shadow bundle refused by signature verification.
+    pub fn shadow_bundle_signature_refused(&self, reason: &'static str) {
+        self.extra
+            .shadow_bundle_signature_refusals
+            .with_label_values(&[reason])
+            .inc();
+    }
+
     /// Counts a live request the shadow snapshot could not take (its
     /// queue was full).
     pub fn shadow_dropped(&self) {
@@ -412,6 +429,8 @@ struct Issue15Metrics {
     log_shipped: IntCounterVec,
     log_ship_dropped: IntCounterVec,
     log_ship_attempt_failures: IntCounterVec,
+    shadow_bundle_fetches: IntCounterVec,
+    shadow_bundle_signature_refusals: IntCounterVec,
 }
 
 impl Issue15Metrics {
@@ -473,6 +492,27 @@ impl Issue15Metrics {
         registry.register(Box::new(log_shipped.clone()))?;
         registry.register(Box::new(log_ship_dropped.clone()))?;
         registry.register(Box::new(log_ship_attempt_failures.clone()))?;
+        // Counted apart from the main source's `iamgate_bundle_fetches_total`
+        // so a shadow source's polls never look like the active bundle's.
+        let shadow_bundle_fetches = IntCounterVec::new(
+            Opts::new(
+                "iamgate_shadow_bundle_fetches_total",
+                "Polls of a remote --shadow-bundle source by result (updated, not_modified, error).",
+            ),
+            &["result"],
+        )?;
+        let shadow_bundle_signature_refusals = IntCounterVec::new(
+            Opts::new(
+                "iamgate_shadow_bundle_signature_refusals_total",
+                "Shadow bundles refused by signature verification, by reason.",
+            ),
+            &["reason"],
+        )?;
+        registry.register(Box::new(shadow_bundle_fetches.clone()))?;
+        registry.register(Box::new(shadow_bundle_signature_refusals.clone()))?;
+        for result in ["updated", "not_modified", "error"] {
+            shadow_bundle_fetches.with_label_values(&[result]);
+        }
         Ok(Self {
             diff_sampled,
             diff_changed,
@@ -484,6 +524,8 @@ impl Issue15Metrics {
             log_shipped,
             log_ship_dropped,
             log_ship_attempt_failures,
+            shadow_bundle_fetches,
+            shadow_bundle_signature_refusals,
         })
     }
 }

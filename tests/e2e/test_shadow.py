@@ -213,3 +213,101 @@ def test_with_verify_keys_an_unsigned_shadow_is_refused_and_cannot_be_promoted(t
         assert status(server)["revision"].startswith("shadow+")
     finally:
         server.stop()
+
+
+def test_a_remote_signed_shadow_is_polled_evaluated_updated_and_promoted(tmp_path):
+    """issue 15: `--shadow-bundle` takes the sources `--bundle` takes: a
+    signed bundle served by the real nginx is fetched, verified with
+    `--bundle-verify-key` and evaluated; republishing it reloads the shadow
+    (never the active snapshot); an unsigned republication is refused and
+    the previous shadow stays; its polls are counted apart from the main
+    source's; promotion activates the fetched shadow."""
+    import os
+
+    from test_remote_bundle import Nginx, build, keypair
+
+    priv, pub = keypair(tmp_path, "signer")
+    active = tmp_path / "active.tar.gz"
+    build(write_bundle(tmp_path / "active", ACTIVE, "active"), active, priv)
+    site = tmp_path / "site"
+    site.mkdir()
+    archive = site / "shadow.tar.gz"
+    published = [0]
+
+    def publish(grants, revision, *sign):
+        build(write_bundle(tmp_path / f"src-{revision}", grants, revision), archive, *sign)
+        # nginx's ETag is mtime and size: give every publication its own mtime.
+        published[0] += 1
+        stamp = 1_700_000_000 + published[0] * 100
+        os.utime(archive, (stamp, stamp))
+
+    publish(SHADOW, "shadow", priv)
+    nginx = Nginx(tmp_path, site)
+    try:
+        server = start_with_control(tmp_path, "--bundle", str(active),
+                                    "--shadow-bundle", nginx.url("shadow.tar.gz"),
+                                    "--bundle-verify-key", str(pub),
+                                    "--bundle-poll-interval", "0.3", "--no-watch")
+        try:
+            st = status(server)
+            assert st["revision"].startswith("active+"), st
+            sh = st["shadow"]
+            assert sh["revision"].startswith("shadow+") and sh["error"] is None, sh
+            assert sh["source"] == nginx.url("shadow.tar.gz")
+            src = sh["bundle_source"]
+            assert src["kind"] == "http" and src["verification"]["required"] is True, src
+            assert src["verification"]["active_key_id"], src
+
+            # Evaluated beside the active snapshot, which answers.
+            assert authorize(server, "bob", "ec2:StopInstances") == "implicitDeny"
+            assert wait_for(lambda: status(server)["shadow"]["disagreements"] == 1)
+            assert metric(server, "iamgate_shadow_disagreements_total",
+                          {"action": "ec2:StopInstances", "active": "implicitDeny",
+                           "shadow": "allowed"}) == 1
+
+            # Unchanged polls are 304s, counted as the shadow's.
+            assert wait_for(lambda: metric(server, "iamgate_shadow_bundle_fetches_total",
+                                           {"result": "not_modified"}) >= 2)
+            assert "304" in nginx.statuses()
+            assert metric(server, "iamgate_shadow_bundle_fetches_total", {"result": "updated"}) == 1
+            for result in ("updated", "not_modified", "error"):
+                assert metric(server, "iamgate_bundle_fetches_total", {"result": result}) == 0
+
+            # Republished: the shadow reloads, the active snapshot does not.
+            shadow_2 = {"alice": [allow("ec2:Describe*", "ec2:StartInstances")],
+                        "bob": [allow("ec2:Describe*", "ec2:TerminateInstances")]}
+            publish(shadow_2, "shadow-2", priv)
+            assert wait_for(lambda: status(server)["shadow"]["revision"].startswith("shadow-2+")), \
+                status(server)["shadow"]
+            st = status(server)
+            assert st["revision"].startswith("active+"), st["revision"]
+            assert st["shadow"]["disagreements"] == 0
+            assert metric(server, "iamgate_shadow_bundle_fetches_total", {"result": "updated"}) == 2
+            assert authorize(server, "bob", "ec2:TerminateInstances") == "implicitDeny"
+            assert wait_for(lambda: status(server)["shadow"]["disagreements"] == 1)
+
+            # An unsigned republication is refused; the shadow keeps shadow-2.
+            publish(ACTIVE, "shadow-unsigned")
+            assert wait_for(lambda: metric(server, "iamgate_shadow_bundle_signature_refusals_total",
+                                           {"reason": "unsigned"}) == 1), status(server)["shadow"]
+            st = status(server)
+            assert st["shadow"]["revision"].startswith("shadow-2+"), st["shadow"]
+            assert "signature" in st["shadow"]["error"], st["shadow"]
+            refusal = st["shadow"]["bundle_source"]["verification"]["last_refusal"]
+            assert refusal["reason"] == "unsigned", refusal
+            assert st["revision"].startswith("active+")
+            assert metric(server, "iamgate_bundle_signature_refusals_total", {"reason": "unsigned"}) == 0
+
+            # Signed again, then promoted: the fetched shadow becomes active.
+            publish(shadow_2, "shadow-2", priv)
+            assert wait_for(lambda: status(server)["shadow"]["error"] is None)
+            r = control_post(server, "/v1/shadow/promote")
+            assert r.status_code == 200, r.text
+            assert r.json()["revision"].startswith("shadow-2+"), r.text
+            assert status(server)["revision"].startswith("shadow-2+")
+            assert authorize(server, "bob", "ec2:TerminateInstances") == "allowed"
+            assert authorize(server, "bob", "ec2:StopInstances") == "implicitDeny"
+        finally:
+            server.stop()
+    finally:
+        nginx.stop()
