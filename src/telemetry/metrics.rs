@@ -535,6 +535,30 @@ mod issue15_tests {
     use super::*;
 
     #[test]
+    fn shadow_source_fetches_are_not_the_main_sources() -> Result<(), Box<dyn std::error::Error>> {
+        let m = Metrics::new()?;
+        m.shadow_bundle_fetch("updated");
+        m.shadow_bundle_fetch("not_modified");
+        m.shadow_bundle_fetch("not_modified");
+        m.shadow_bundle_signature_refused("unsigned");
+        m.bundle_fetch("error");
+        let text = String::from_utf8(m.render()?)?;
+        for line in [
+            "iamgate_shadow_bundle_fetches_total{result=\"updated\"} 1",
+            "iamgate_shadow_bundle_fetches_total{result=\"not_modified\"} 2",
+            "iamgate_shadow_bundle_fetches_total{result=\"error\"} 0",
+            "iamgate_shadow_bundle_signature_refusals_total{reason=\"unsigned\"} 1",
+            "iamgate_bundle_fetches_total{result=\"updated\"} 0",
+            "iamgate_bundle_fetches_total{result=\"not_modified\"} 0",
+            "iamgate_bundle_fetches_total{result=\"error\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line}");
+        }
+        assert!(!text.contains("iamgate_bundle_signature_refusals_total{reason=\"unsigned\"} 1"));
+        Ok(())
+    }
+
+    #[test]
     fn shadow_disagreement_actions_are_bounded() -> Result<(), Box<dyn std::error::Error>> {
         let m = Metrics::new()?;
         for i in 0..MAX_SHADOW_ACTIONS + 10 {
