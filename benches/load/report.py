@@ -132,12 +132,13 @@ def markdown(results_path, env_path):
     if env.get("signed"):
         w(f"Signed request (`iamgate-sigv4` rows, issue 13): the same call on a generic SigV4 "
           f"route ({env['signed_check_bytes']} bytes, {env['signed_header_count']} headers: "
-          f"`iamgate.auth: sigv4`, scope `REGION/ec2`, a "
+          f"`iamgate.auth: sigv4`, scope `us-east-1/ec2`, the bench request's region, a "
           f"JSON body forwarded as Envoy's "
           f"`with_request_body` does, no principal header), signed with AWS Signature Version 4 "
           f"(`Authorization` header; `content-type`, `host`, `x-amz-date`, `x-resource-team` "
           f"signed; payload hash over the body) by an access key from the `--credentials` file "
-          f"the script writes, and sent to the same iamgate process. Re-signed and re-checked "
+          f"the script writes, and sent to the same iamgate process (the same h2load command with "
+          f"`-d check-sigv4.bin`). Re-signed and re-checked "
           f"(allowed) right before each of its rows, so `X-Amz-Date` is within the 5-minute skew; "
           f"checked before the runs: {env['verify_calls']} calls allowed, and the body changed "
           f"after signing is denied (403).")
@@ -223,9 +224,9 @@ def markdown(results_path, env_path):
             if sv:
                 w(f"- SigV4-signed: iamgate-sigv4 / null server = **{tput_s:.1%}** (target ≥ "
                   f"{SIGNED_TARGET:.0%}): **{'PASS' if ok_s else 'FAIL'}**; p99 "
-                  f"{sv['p99_us'] / n['p99_us']:.2f}× the null server's; verifying the signature costs "
+                  f"{sv['p99_us'] / n['p99_us']:.2f}× the null server's; the signed row costs "
                   f"{sv['cpu_us_per_req'] - i['cpu_us_per_req']:+.1f} µs of server CPU per request "
-                  f"over the unsigned iamgate row")
+                  f"over the unsigned iamgate row (signature check, payload hash, a larger request)")
             w(f"- failed or non-2xx responses: {errors}")
             if "null-sized" in med:
                 z = med["null-sized"]
