@@ -16,6 +16,21 @@
         --expect-denied, requires status PERMISSION_DENIED (7) with a 403
         denied_response instead. Prints one JSON line.
 
+    check_request.py credentials BENCH_JSON OUT.json
+        Writes a credentials file (`aws iam create-access-key`'s shape, with
+        `UserArn`) holding one active access key, with a fresh random secret,
+        for the bench user (issue 13).
+
+    check_request.py signed BENCH_JSON CREDENTIALS_JSON OUT.bin
+        The same call on a generic SigV4 route (`iamgate.auth: sigv4`,
+        scope REGION/ec2): a JSON body forwarded as Envoy's
+        with_request_body does, signed with AWS Signature Version 4
+        (`Authorization` header, `X-Amz-Date` now) by the key in the
+        credentials file, no principal header: the caller comes from the
+        signature alone. Also writes OUT.tampered.bin (the body changed
+        after signing, so the signature no longer matches). Signed at the
+        time of the call: re-sign within 5 minutes of use (the skew rule).
+
 Only the handful of protobuf fields used are encoded; field numbers are
 from envoy/service/auth/v3/{external_auth,attribute_context}.proto and
 envoy/config/core/v3/address.proto (as shipped in the envoy-types crate).
@@ -124,6 +139,86 @@ def check_request(b, team=None):
     return f_msg(1, attrs)                           # CheckRequest.attributes
 
 
+# ── SigV4 (issue 13): the signed variant ────────────────────────────────
+
+SIGNED_BODY = '{"Force":false,"Hibernate":false}'
+SIGNED_HEADERS = ("content-type", "host", "x-amz-date", "x-resource-team")
+
+
+def credentials(b):
+    import base64
+    import os
+
+    user = b["principal"].rsplit("/", 1)[-1]
+    return [{"AccessKey": {"UserName": user, "AccessKeyId": "AKIALOADBENCH0000001",
+                           "Status": "Active",
+                           "SecretAccessKey": base64.b64encode(os.urandom(30)).decode(),
+                           "CreateDate": "2026-01-01T00:00:00+00:00"},
+             "UserArn": b["principal"]}]
+
+
+def sigv4_authorization(key, method, path, headers, body, region, service, amz_date):
+    """AWS Signature Version 4 (header form), from the published algorithm."""
+    import hashlib
+    import hmac
+
+    names = sorted(SIGNED_HEADERS)
+    canonical = "\n".join([
+        method, path, "",
+        "".join(f"{n}:{' '.join(headers[n].split())}\n" for n in names),
+        ";".join(names),
+        hashlib.sha256(body.encode()).hexdigest(),
+    ])
+    scope = f"{amz_date[:8]}/{region}/{service}/aws4_request"
+    to_sign = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope,
+                         hashlib.sha256(canonical.encode()).hexdigest()])
+    k = ("AWS4" + key["SecretAccessKey"]).encode()
+    for part in (amz_date[:8], region, service, "aws4_request"):
+        k = hmac.new(k, part.encode(), hashlib.sha256).digest()
+    sig = hmac.new(k, to_sign.encode(), hashlib.sha256).hexdigest()
+    return (f"AWS4-HMAC-SHA256 Credential={key['AccessKeyId']}/{scope}, "
+            f"SignedHeaders={';'.join(names)}, Signature={sig}")
+
+
+def signed_check_request(b, key, amz_date, body_after_signing=None):
+    path, host = request_path(b), HOST
+    headers = request_headers(b)
+    del headers["x-iamgate-principal"]
+    headers["content-length"] = str(len(SIGNED_BODY))
+    headers["x-amz-date"] = amz_date
+    # Envoy's with_request_body sets this on the check request.
+    headers["x-envoy-auth-partial-body"] = "false"
+    sign_view = dict(headers, host=host)
+    headers["authorization"] = sigv4_authorization(
+        key, "POST", path, sign_view, SIGNED_BODY, b["region"], "ec2", amz_date)
+    body = body_after_signing if body_after_signing is not None else SIGNED_BODY
+    http = (f_bytes(1, "10335876931405286416")
+            + f_bytes(2, "POST")
+            + f_map(3, headers)
+            + f_bytes(4, path)
+            + f_bytes(5, host)
+            + f_bytes(6, "https")
+            + f_varint(9, len(body))            # size
+            + f_bytes(10, "HTTP/1.1")
+            + f_bytes(11, body))                # body
+    timestamp = f_varint(1, 1_790_000_000) + f_varint(2, 123_000_000)
+    request = f_msg(1, timestamp) + f_msg(2, http)
+    extensions = {
+        "iamgate.auth": "sigv4",
+        "iamgate.region": b["region"],
+        "iamgate.service": "ec2",
+        "iamgate.action": "ec2:{path.3}Instances",
+        "iamgate.resource": f"arn:aws:ec2:{b['region']}:{b['account']}:instance/{{path.2}}",
+        "iamgate.context.ec2:ResourceTag/team": "{header.x-resource-team}",
+        "iamgate.context.aws:RequestedRegion": b["region"],
+    }
+    attrs = (f_msg(1, peer(b["source_ip"], 51234))
+             + f_msg(2, peer("10.0.0.10", 8443))
+             + f_msg(4, request)
+             + f_map(10, extensions))
+    return f_msg(1, attrs), len(headers)
+
+
 def frame(msg):
     return b"\x00" + struct.pack(">I", len(msg)) + msg
 
@@ -217,6 +312,23 @@ def main():
         open(deny_path, "wb").write(frame(check_request(b, team=other)))
         print(json.dumps({"file": sys.argv[3], "bytes": len(data) - 5,
                           "headers": len(request_headers(b))}))
+    elif len(sys.argv) == 4 and sys.argv[1] == "credentials":
+        b = json.load(open(sys.argv[2]))
+        with open(sys.argv[3], "w") as f:
+            json.dump(credentials(b), f)
+    elif len(sys.argv) == 5 and sys.argv[1] == "signed":
+        import time
+
+        b = json.load(open(sys.argv[2]))
+        key = json.load(open(sys.argv[3]))[0]["AccessKey"]
+        amz_date = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        msg, n_headers = signed_check_request(b, key, amz_date)
+        open(sys.argv[4], "wb").write(frame(msg))
+        # Same length (content-length still holds), different bytes.
+        tampered, _ = signed_check_request(b, key, amz_date, SIGNED_BODY.replace("Hibernate", "hibernate"))
+        open(sys.argv[4].removesuffix(".bin") + ".tampered.bin", "wb").write(frame(tampered))
+        print(json.dumps({"file": sys.argv[4], "bytes": len(msg), "headers": n_headers,
+                          "amz_date": amz_date}))
     elif len(sys.argv) >= 4 and sys.argv[1] == "verify":
         rest = [a for a in sys.argv[4:] if not a.startswith("--")]
         n = int(rest[0]) if rest else 200

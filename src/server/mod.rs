@@ -208,7 +208,7 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
     let shadow = Arc::new(shadow);
     // The shadow bundle is watched like the main one.
     let _shadow_watcher = match (&fleet.shadow_bundle, config.watch) {
-        (Some(path), true) => {
+        (Some(path), true) if shadow.remote().is_none() => {
             let (sh, timeout) = (shadow.clone(), config.reload_timeout);
             let handle = reload::trigger_task(Duration::from_millis(300), move || {
                 let sh = sh.clone();
@@ -220,6 +220,15 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
         }
         _ => None,
     };
+    // A remote shadow source is polled instead.
+    if let Some(remote) = shadow.remote() {
+        remote::spawn_shadow_poller(
+            remote,
+            shadow.clone(),
+            metrics.clone(),
+            config.reload_timeout,
+        );
+    }
     let state = AppState::new(
         store,
         inventory,
@@ -522,6 +531,17 @@ fn shadow_source(
         allow_empty: config.allow_empty_bundle,
     };
     let keys = crate::bundle::source::load_keys(&config.bundle_sources.verify_keys)?;
+    // A URL: fetched and polled like the main source, but never cached
+    // (the cache holds the main source's last-known-good).
+    let text = path.to_string_lossy();
+    if crate::bundle::source::is_remote(&text) {
+        let settings = crate::bundle::source::SourceSettings {
+            cache_dir: None,
+            ..config.bundle_sources.clone()
+        };
+        let remote = crate::bundle::source::RemoteBundle::new(&text, &settings, options, keys)?;
+        return Ok(BundleSource::Remote(Arc::new(remote)));
+    }
     Ok(if keys.is_empty() {
         BundleSource::Path {
             path: path.to_path_buf(),

@@ -7,6 +7,11 @@
 //! A fetched bundle becomes the candidate of an ordinary reload: the same
 //! reload task, signature check and gate as any other bundle. This module
 //! never swaps a snapshot itself.
+//!
+//! A remote `--shadow-bundle` is polled the same way
+//! ([`spawn_shadow_poller`]) but feeds the shadow only: its fetches are
+//! counted apart (`iamgate_shadow_bundle_fetches_total`) and a change
+//! there reloads the shadow, never the active snapshot.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -161,6 +166,65 @@ pub fn spawn_poller(
                 }
             }
             publish(&remote, &store, &metrics);
+        }
+    });
+}
+
+/// Polls a remote shadow source for as long as the process runs: a new
+/// bundle there reloads the shadow ([`crate::server::shadow::Shadow::reload`]),
+/// validated like any bundle; the active snapshot is never touched.
+pub fn spawn_shadow_poller(
+    remote: Arc<RemoteBundle>,
+    shadow: Arc<crate::server::shadow::Shadow>,
+    metrics: Metrics,
+    timeout: Duration,
+) {
+    tokio::spawn(async move {
+        let mut errors: u32 = 0;
+        let mut held = false;
+        loop {
+            if !held {
+                tokio::time::sleep(next_wait(remote.poll_interval, errors)).await;
+            }
+            let started = tokio::time::Instant::now();
+            let fetched = remote.fetch_waiting(remote.long_poll).await;
+            held = match (&fetched, remote.long_poll) {
+                (Ok((Fetched::NotModified, true)), Some(wait)) => started.elapsed() >= wait / 2,
+                (Ok((Fetched::Body { .. }, true)), Some(_)) => true,
+                _ => false,
+            };
+            match fetched.map(|(f, _)| f) {
+                Ok(Fetched::NotModified) => {
+                    errors = 0;
+                    metrics.shadow_bundle_fetch("not_modified");
+                }
+                Ok(Fetched::Body { bytes, etag }) => {
+                    errors = 0;
+                    metrics.shadow_bundle_fetch("updated");
+                    remote.offer(bytes, etag.clone());
+                    let outcome = shadow.reload(timeout).await;
+                    remote.settle(etag, outcome.is_ok());
+                    match outcome {
+                        Ok(revision) => {
+                            tracing::info!(%revision, url = %remote.url, "remote shadow bundle loaded");
+                        }
+                        Err(e) => {
+                            if let Some(refusal) = remote.status().verification.last_refusal
+                                && refusal.reason != "invalid"
+                                && refusal.message == e
+                            {
+                                metrics.shadow_bundle_signature_refused(refusal.reason);
+                            }
+                            tracing::error!(error = %e, url = %remote.url, "remote shadow bundle refused; the previous shadow stays");
+                        }
+                    }
+                }
+                Err(e) => {
+                    errors = errors.saturating_add(1);
+                    metrics.shadow_bundle_fetch("error");
+                    tracing::warn!(error = %e, url = %remote.url, errors, "cannot fetch the shadow bundle");
+                }
+            }
         }
     });
 }

@@ -14,6 +14,10 @@
 //! source again and activates it through the normal path
 //! ([`crate::server::reload::apply`]): a source that no longer loads is
 //! refused and the active snapshot keeps serving.
+//!
+//! A remote shadow source (`http(s)://`, `s3://`) is fetched here at start
+//! and then polled by [`crate::server::remote::spawn_shadow_poller`]; a
+//! change there reloads the shadow only, never the active snapshot.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,6 +32,9 @@ use crate::server::reload::{self, BundleSource};
 use crate::server::state::{AppState, rfc3339_now};
 use crate::telemetry::decision_log::ShadowOutcome;
 use crate::telemetry::{DecisionLog, DecisionRecord, Frontend, Metrics};
+
+use crate::bundle::source::RemoteBundle;
+use crate::bundle::source::http::Fetched;
 
 /// A live request queued for the shadow.
 struct Job {
@@ -97,7 +104,10 @@ impl Shadow {
         metrics: Metrics,
         log: DecisionLog,
     ) -> std::io::Result<Self> {
-        let loaded = reload::load_bounded(&source, timeout).await;
+        let loaded = match &source {
+            BundleSource::Remote(remote) => first_fetch(remote, &source, &metrics, timeout).await,
+            _ => reload::load_bounded(&source, timeout).await,
+        };
         let snapshot = Arc::new(ArcSwapOption::empty());
         let mut error = None;
         match loaded {
@@ -187,12 +197,20 @@ impl Shadow {
         }
     }
 
+    /// The remote shadow source, when `--shadow-bundle` is a URL.
+    pub fn remote(&self) -> Option<Arc<RemoteBundle>> {
+        match &self.source {
+            Some(BundleSource::Remote(remote)) => Some(remote.clone()),
+            _ => None,
+        }
+    }
+
     /// `/v1/status`'s `shadow` object; `None` without `--shadow-bundle`.
     pub fn status(&self) -> Option<Value> {
         let source = self.source.as_ref()?;
         let snap = self.snapshot.load();
         let c = &self.counts;
-        Some(json!({
+        let mut status = json!({
             "source": match source {
                 BundleSource::Path { path, .. } | BundleSource::Signed { path, .. } => {
                     path.display().to_string()
@@ -207,7 +225,15 @@ impl Shadow {
             "disagreements": c.disagreements.load(Ordering::Relaxed),
             "dropped": c.dropped.load(Ordering::Relaxed),
             "promoted": self.promoted.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone(),
-        }))
+        });
+        // A remote shadow source's polls, ETag and signature checks.
+        if let (BundleSource::Remote(remote), Some(obj)) = (source, status.as_object_mut()) {
+            obj.insert(
+                "bundle_source".to_owned(),
+                serde_json::to_value(remote.status()).unwrap_or(Value::Null),
+            );
+        }
+        Some(status)
     }
 
     /// Loads the shadow's source again and, if it is valid, evaluates it
@@ -291,6 +317,41 @@ impl Shadow {
             tracing::info!(revision = %revision, "shadow snapshot promoted");
         }
         outcome
+    }
+}
+
+/// The first load of a remote shadow source: one fetch, then the usual
+/// checks. The shadow has no last-known-good cache (it serves nothing), so
+/// an unreachable source leaves the shadow empty until a poll succeeds.
+async fn first_fetch(
+    remote: &RemoteBundle,
+    source: &BundleSource,
+    metrics: &Metrics,
+    timeout: Duration,
+) -> Result<Snapshot, crate::bundle::BundleError> {
+    match remote.fetch().await {
+        Ok(Fetched::Body { bytes, etag }) => {
+            metrics.shadow_bundle_fetch("updated");
+            remote.offer(bytes, etag.clone());
+            let loaded = reload::load_bounded(source, timeout).await;
+            remote.settle(etag, loaded.is_ok());
+            if let Err(crate::bundle::BundleError::Signature { reason, .. }) = &loaded {
+                metrics.shadow_bundle_signature_refused(reason.label());
+            }
+            loaded
+        }
+        // No ETag was sent, so a 304 is the server's mistake: nothing to load.
+        Ok(Fetched::NotModified) => {
+            metrics.shadow_bundle_fetch("not_modified");
+            Err(crate::bundle::BundleError::io(
+                &remote.url,
+                "the source answered 304 Not Modified to an unconditional request",
+            ))
+        }
+        Err(e) => {
+            metrics.shadow_bundle_fetch("error");
+            Err(crate::bundle::BundleError::io(&remote.url, e))
+        }
     }
 }
 

@@ -355,6 +355,23 @@ impl Metrics {
             .inc();
     }
 
+    /// Counts one poll of a remote `--shadow-bundle` source (`updated`,
+    /// `not_modified`, `error`); never the main source's counter.
+    pub fn shadow_bundle_fetch(&self, result: &'static str) {
+        self.extra
+            .shadow_bundle_fetches
+            .with_label_values(&[result])
+            .inc();
+    }
+
+    /// Counts a shadow bundle refused by signature verification.
+    pub fn shadow_bundle_signature_refused(&self, reason: &'static str) {
+        self.extra
+            .shadow_bundle_signature_refusals
+            .with_label_values(&[reason])
+            .inc();
+    }
+
     /// Counts a live request the shadow snapshot could not take (its
     /// queue was full).
     pub fn shadow_dropped(&self) {
@@ -412,6 +429,8 @@ struct Issue15Metrics {
     log_shipped: IntCounterVec,
     log_ship_dropped: IntCounterVec,
     log_ship_attempt_failures: IntCounterVec,
+    shadow_bundle_fetches: IntCounterVec,
+    shadow_bundle_signature_refusals: IntCounterVec,
 }
 
 impl Issue15Metrics {
@@ -473,6 +492,27 @@ impl Issue15Metrics {
         registry.register(Box::new(log_shipped.clone()))?;
         registry.register(Box::new(log_ship_dropped.clone()))?;
         registry.register(Box::new(log_ship_attempt_failures.clone()))?;
+        // Counted apart from the main source's `iamgate_bundle_fetches_total`
+        // so a shadow source's polls never look like the active bundle's.
+        let shadow_bundle_fetches = IntCounterVec::new(
+            Opts::new(
+                "iamgate_shadow_bundle_fetches_total",
+                "Polls of a remote --shadow-bundle source by result (updated, not_modified, error).",
+            ),
+            &["result"],
+        )?;
+        let shadow_bundle_signature_refusals = IntCounterVec::new(
+            Opts::new(
+                "iamgate_shadow_bundle_signature_refusals_total",
+                "Shadow bundles refused by signature verification, by reason.",
+            ),
+            &["reason"],
+        )?;
+        registry.register(Box::new(shadow_bundle_fetches.clone()))?;
+        registry.register(Box::new(shadow_bundle_signature_refusals.clone()))?;
+        for result in ["updated", "not_modified", "error"] {
+            shadow_bundle_fetches.with_label_values(&[result]);
+        }
         Ok(Self {
             diff_sampled,
             diff_changed,
@@ -484,6 +524,8 @@ impl Issue15Metrics {
             log_shipped,
             log_ship_dropped,
             log_ship_attempt_failures,
+            shadow_bundle_fetches,
+            shadow_bundle_signature_refusals,
         })
     }
 }
@@ -491,6 +533,30 @@ impl Issue15Metrics {
 #[cfg(test)]
 mod issue15_tests {
     use super::*;
+
+    #[test]
+    fn shadow_source_fetches_are_not_the_main_sources() -> Result<(), Box<dyn std::error::Error>> {
+        let m = Metrics::new()?;
+        m.shadow_bundle_fetch("updated");
+        m.shadow_bundle_fetch("not_modified");
+        m.shadow_bundle_fetch("not_modified");
+        m.shadow_bundle_signature_refused("unsigned");
+        m.bundle_fetch("error");
+        let text = String::from_utf8(m.render()?)?;
+        for line in [
+            "iamgate_shadow_bundle_fetches_total{result=\"updated\"} 1",
+            "iamgate_shadow_bundle_fetches_total{result=\"not_modified\"} 2",
+            "iamgate_shadow_bundle_fetches_total{result=\"error\"} 0",
+            "iamgate_shadow_bundle_signature_refusals_total{reason=\"unsigned\"} 1",
+            "iamgate_bundle_fetches_total{result=\"updated\"} 0",
+            "iamgate_bundle_fetches_total{result=\"not_modified\"} 0",
+            "iamgate_bundle_fetches_total{result=\"error\"} 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "missing {line}");
+        }
+        assert!(!text.contains("iamgate_bundle_signature_refusals_total{reason=\"unsigned\"} 1"));
+        Ok(())
+    }
 
     #[test]
     fn shadow_disagreement_actions_are_bounded() -> Result<(), Box<dyn std::error::Error>> {

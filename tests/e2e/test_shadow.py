@@ -9,6 +9,7 @@ import requests
 from conftest import start_server, wait_for
 from control_util import control_post, start_with_control
 from decision_util import allow, arn, authorize, deny, metric, status, write_bundle
+from test_remote_bundle import moto  # noqa: F401 (pytest fixture)
 
 ACTIVE = {"alice": [allow("ec2:Describe*", "ec2:StartInstances")], "bob": [allow("ec2:Describe*")]}
 SHADOW = {"alice": [allow("ec2:Describe*"), deny("ec2:DescribeImages")],
@@ -211,5 +212,172 @@ def test_with_verify_keys_an_unsigned_shadow_is_refused_and_cannot_be_promoted(t
         r = control_post(server, "/v1/shadow/promote")
         assert r.status_code == 200, r.text
         assert status(server)["revision"].startswith("shadow+")
+    finally:
+        server.stop()
+
+
+def test_a_remote_signed_shadow_is_polled_evaluated_updated_and_promoted(tmp_path):
+    """issue 15: `--shadow-bundle` takes the sources `--bundle` takes: a
+    signed bundle served by the real nginx is fetched, verified with
+    `--bundle-verify-key` and evaluated; republishing it reloads the shadow
+    (never the active snapshot); an unsigned republication is refused and
+    the previous shadow stays; its polls are counted apart from the main
+    source's; promotion activates the fetched shadow."""
+    import os
+
+    from test_remote_bundle import Nginx, build, keypair
+
+    priv, pub = keypair(tmp_path, "signer")
+    active = tmp_path / "active.tar.gz"
+    build(write_bundle(tmp_path / "active", ACTIVE, "active"), active, priv)
+    site = tmp_path / "site"
+    site.mkdir()
+    archive = site / "shadow.tar.gz"
+    published = [0]
+
+    def publish(grants, revision, *sign):
+        build(write_bundle(tmp_path / f"src-{revision}", grants, revision), archive, *sign)
+        # nginx's ETag is mtime and size: give every publication its own mtime.
+        published[0] += 1
+        stamp = 1_700_000_000 + published[0] * 100
+        os.utime(archive, (stamp, stamp))
+
+    publish(SHADOW, "shadow", priv)
+    nginx = Nginx(tmp_path, site)
+    try:
+        server = start_with_control(tmp_path, "--bundle", str(active),
+                                    "--shadow-bundle", nginx.url("shadow.tar.gz"),
+                                    "--bundle-verify-key", str(pub),
+                                    "--bundle-poll-interval", "0.3", "--no-watch")
+        try:
+            st = status(server)
+            assert st["revision"].startswith("active+"), st
+            sh = st["shadow"]
+            assert sh["revision"].startswith("shadow+") and sh["error"] is None, sh
+            assert sh["source"] == nginx.url("shadow.tar.gz")
+            src = sh["bundle_source"]
+            assert src["kind"] == "http" and src["verification"]["required"] is True, src
+            assert src["verification"]["active_key_id"], src
+
+            # Evaluated beside the active snapshot, which answers.
+            assert authorize(server, "bob", "ec2:StopInstances") == "implicitDeny"
+            assert wait_for(lambda: status(server)["shadow"]["disagreements"] == 1)
+            assert metric(server, "iamgate_shadow_disagreements_total",
+                          {"action": "ec2:StopInstances", "active": "implicitDeny",
+                           "shadow": "allowed"}) == 1
+
+            # Unchanged polls are 304s, counted as the shadow's.
+            assert wait_for(lambda: metric(server, "iamgate_shadow_bundle_fetches_total",
+                                           {"result": "not_modified"}) >= 2)
+            assert "304" in nginx.statuses()
+            assert metric(server, "iamgate_shadow_bundle_fetches_total", {"result": "updated"}) == 1
+            for result in ("updated", "not_modified", "error"):
+                assert metric(server, "iamgate_bundle_fetches_total", {"result": result}) == 0
+
+            # Republished: the shadow reloads, the active snapshot does not.
+            shadow_2 = {"alice": [allow("ec2:Describe*", "ec2:StartInstances")],
+                        "bob": [allow("ec2:Describe*", "ec2:TerminateInstances")]}
+            publish(shadow_2, "shadow-2", priv)
+            assert wait_for(lambda: status(server)["shadow"]["revision"].startswith("shadow-2+")), \
+                status(server)["shadow"]
+            st = status(server)
+            assert st["revision"].startswith("active+"), st["revision"]
+            assert st["shadow"]["disagreements"] == 0
+            assert metric(server, "iamgate_shadow_bundle_fetches_total", {"result": "updated"}) == 2
+            assert authorize(server, "bob", "ec2:TerminateInstances") == "implicitDeny"
+            assert wait_for(lambda: status(server)["shadow"]["disagreements"] == 1)
+
+            # An unsigned republication is refused; the shadow keeps shadow-2.
+            publish(ACTIVE, "shadow-unsigned")
+            assert wait_for(lambda: metric(server, "iamgate_shadow_bundle_signature_refusals_total",
+                                           {"reason": "unsigned"}) == 1), status(server)["shadow"]
+            st = status(server)
+            assert st["shadow"]["revision"].startswith("shadow-2+"), st["shadow"]
+            assert "signature" in st["shadow"]["error"], st["shadow"]
+            refusal = st["shadow"]["bundle_source"]["verification"]["last_refusal"]
+            assert refusal["reason"] == "unsigned", refusal
+            assert st["revision"].startswith("active+")
+            assert metric(server, "iamgate_bundle_signature_refusals_total", {"reason": "unsigned"}) == 0
+
+            # Signed again, then promoted: the fetched shadow becomes active.
+            publish(shadow_2, "shadow-2", priv)
+            assert wait_for(lambda: status(server)["shadow"]["error"] is None)
+            r = control_post(server, "/v1/shadow/promote")
+            assert r.status_code == 200, r.text
+            assert r.json()["revision"].startswith("shadow-2+"), r.text
+            assert status(server)["revision"].startswith("shadow-2+")
+            assert authorize(server, "bob", "ec2:TerminateInstances") == "allowed"
+            assert authorize(server, "bob", "ec2:StopInstances") == "implicitDeny"
+        finally:
+            server.stop()
+    finally:
+        nginx.stop()
+
+
+def test_an_s3_shadow_over_moto_is_polled_and_promoted(tmp_path, moto):
+    """issue 15: `--shadow-bundle s3://bucket/key` fetched with SigV4-signed
+    GETs from moto's S3 API (moto verifies every signature), polled with
+    ETags: a new object reloads the shadow, never the active snapshot, and
+    promotion activates it."""
+    import os
+
+    import boto3
+
+    from test_remote_bundle import build
+
+    setup = dict(endpoint_url=moto, region_name="us-east-1",
+                 aws_access_key_id="AKIAIOSFODNN7EXAMPLE", aws_secret_access_key="setup")
+    iam = boto3.client("iam", **setup)
+    iam.create_user(UserName="bundle-reader")
+    key = iam.create_access_key(UserName="bundle-reader")["AccessKey"]
+    iam.put_user_policy(UserName="bundle-reader", PolicyName="s3", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17",
+         "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
+    s3 = boto3.client("s3", endpoint_url=moto, region_name="us-east-1",
+                      aws_access_key_id=key["AccessKeyId"],
+                      aws_secret_access_key=key["SecretAccessKey"])
+    s3.create_bucket(Bucket="policy-bundles")
+
+    def put(grants, revision):
+        out = tmp_path / f"{revision}.tar.gz"
+        build(write_bundle(tmp_path / f"src-{revision}", grants, revision), out)
+        s3.put_object(Bucket="policy-bundles", Key="shadow/bundle.tar.gz", Body=out.read_bytes())
+
+    put(SHADOW, "s3-shadow")
+    active = write_bundle(tmp_path / "active", ACTIVE, "active")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update({"AWS_ACCESS_KEY_ID": key["AccessKeyId"],
+                "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]})
+    server = start_with_control(tmp_path, "--bundle", str(active),
+                                "--shadow-bundle", "s3://policy-bundles/shadow/bundle.tar.gz",
+                                "--bundle-s3-endpoint", moto, "--bundle-s3-path-style",
+                                "--bundle-s3-region", "us-east-1",
+                                "--bundle-poll-interval", "0.3", "--no-watch", env=env)
+    try:
+        st = status(server)
+        assert st["revision"].startswith("active+")
+        sh = st["shadow"]
+        assert sh["revision"].startswith("s3-shadow+") and sh["error"] is None, sh
+        head = s3.head_object(Bucket="policy-bundles", Key="shadow/bundle.tar.gz")
+        assert sh["bundle_source"]["kind"] == "s3" and sh["bundle_source"]["etag"] == head["ETag"]
+        assert authorize(server, "bob", "ec2:StopInstances") == "implicitDeny"
+        assert wait_for(lambda: status(server)["shadow"]["disagreements"] == 1)
+        assert wait_for(lambda: metric(server, "iamgate_shadow_bundle_fetches_total",
+                                       {"result": "not_modified"}) >= 1)
+
+        put({"bob": [allow("ec2:Describe*", "ec2:RebootInstances")]}, "s3-shadow-2")
+        assert wait_for(lambda: status(server)["shadow"]["revision"].startswith("s3-shadow-2+")), \
+            status(server)["shadow"]
+        assert status(server)["revision"].startswith("active+")
+        assert metric(server, "iamgate_bundle_fetches_total", {"result": "updated"}) == 0
+
+        r = control_post(server, "/v1/shadow/promote")
+        assert r.status_code == 200 and r.json()["revision"].startswith("s3-shadow-2+"), r.text
+        assert authorize(server, "bob", "ec2:RebootInstances") == "allowed"
+        assert authorize(server, "alice", "ec2:DescribeInstances") == "implicitDeny"
+        # moto verified every GET's signature and answered 200 or 304.
+        log = (tmp_path / "moto.log").read_text()
+        gets = [line for line in log.splitlines() if "GET /policy-bundles/shadow/bundle.tar.gz" in line]
+        assert gets and all('" 200 ' in g or '" 304 ' in g for g in gets), gets
     finally:
         server.stop()
