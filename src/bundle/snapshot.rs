@@ -21,8 +21,8 @@ use crate::bundle::files::BundleFiles;
 use crate::ec2::inventory::Inventory;
 use crate::ec2::permissions::OrgMembership;
 use crate::engine::{
-    Applicable, CompiledPolicy, Context, EngineError, Outcome, PolicySet, Principal, PrincipalArn,
-    PrincipalKind, Request, ascii_lowercase, decide,
+    Applicable, CallerFacts, CompiledPolicy, Context, EngineError, Outcome, PolicySet, Principal,
+    PrincipalArn, PrincipalKind, Request, ascii_lowercase, decide,
 };
 use crate::policy::PolicyKind;
 
@@ -117,6 +117,10 @@ pub struct Snapshot {
     /// Organization and OU ARNs per member account (EC2 permission
     /// attributes); empty without an organization id.
     memberships: FxHashMap<String, OrgMembership>,
+    /// `aws:PrincipalOrgID` / `aws:PrincipalOrgPaths` per member account;
+    /// every other caller gets `direct_caller`.
+    caller_facts: FxHashMap<String, CallerFacts>,
+    direct_caller: CallerFacts,
     known_accounts: Vec<String>,
     resource_policies: FxHashMap<String, PolicySet>,
     stats: Stats,
@@ -192,6 +196,7 @@ struct Builder<'a> {
     policies: usize,
     statements: usize,
     memberships: FxHashMap<String, OrgMembership>,
+    caller_facts: FxHashMap<String, CallerFacts>,
 }
 
 impl Snapshot {
@@ -211,6 +216,7 @@ impl Snapshot {
             policies: 0,
             statements: 0,
             memberships: FxHashMap::default(),
+            caller_facts: FxHashMap::default(),
         };
         let mut users = FxHashMap::default();
         let mut by_name: FxHashMap<String, Names> = FxHashMap::default();
@@ -380,6 +386,8 @@ impl Snapshot {
             by_name,
             accounts,
             memberships: std::mem::take(&mut b.memberships),
+            caller_facts: std::mem::take(&mut b.caller_facts),
+            direct_caller: CallerFacts::direct(),
             known_accounts,
             resource_policies,
             stats,
@@ -647,7 +655,12 @@ impl Snapshot {
         );
         let session = (req.session_policy.is_some() || !req.session_policy_arns.is_empty())
             .then(|| PolicySet::new(session_policies));
-        let request = Request::new(principal, &req.action, &req.resource, &req.context);
+        let facts = self
+            .caller_facts
+            .get(principal.account())
+            .unwrap_or(&self.direct_caller);
+        let request = Request::new(principal, &req.action, &req.resource, &req.context)
+            .with_caller_facts(facts);
         let request = match &req.resource_account {
             Some(a) => request.with_resource_account(a),
             None => request,
@@ -895,6 +908,18 @@ impl Builder<'_> {
             }
             path.push(cur);
             path.reverse();
+            if let Some(org_id) = &org.id {
+                // aws:PrincipalOrgPaths: o-id/r-id/ou-id/.../ (the account's
+                // parents, root first; the account itself is not a level).
+                let parents = path.get(..path.len().saturating_sub(1)).unwrap_or_default();
+                let mut org_path = format!("{org_id}/");
+                for level in parents {
+                    org_path.push_str(level);
+                    org_path.push('/');
+                }
+                self.caller_facts
+                    .insert(a.id.clone(), CallerFacts::in_organization(org_id, org_path));
+            }
             if let (Some(org_id), Some(mgmt)) = (&org.id, &org.management_account_id) {
                 // path = [root, OUs outermost first..., account]
                 let ous = path

@@ -20,6 +20,6 @@ pub use decision::{Decision, MatchedStatement, Outcome, Reason};
 pub use err::EngineError;
 pub use evaluate::{Applicable, decide};
 pub use request::{
-    Context, ContextValue, Principal, PrincipalArn, PrincipalKind, Request, ResourcePolicyRule,
-    ascii_lowercase,
+    CallerFacts, Context, ContextValue, Principal, PrincipalArn, PrincipalKind, Request,
+    ResourcePolicyRule, ascii_lowercase,
 };

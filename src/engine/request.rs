@@ -424,6 +424,46 @@ impl ResourcePolicyRule {
     }
 }
 
+/// What the authorizing side knows of a caller beyond its ARN, for the
+/// global keys AWS sets from the authenticated request: its organization
+/// (`aws:PrincipalOrgID`, `aws:PrincipalOrgPaths`, present only for a
+/// member of an organization) and that it calls directly rather than
+/// through an AWS service (`aws:ViaAWSService` and
+/// `aws:PrincipalIsAWSService` are `false`). Policy tests never set it: their
+/// derived keys are the principal's alone.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallerFacts {
+    org_id: Option<String>,
+    org_paths: Vec<String>,
+}
+
+impl CallerFacts {
+    /// A direct caller outside any organization.
+    pub fn direct() -> Self {
+        Self::default()
+    }
+
+    /// A direct caller in organization `org_id` whose account sits at
+    /// `path` (`o-xxx/r-xxx/ou-xxx/.../`).
+    pub fn in_organization(org_id: impl Into<String>, path: impl Into<String>) -> Self {
+        Self {
+            org_id: Some(org_id.into()),
+            org_paths: vec![path.into()],
+        }
+    }
+
+    fn get(&self, key_lower: &str) -> Option<ValueRef<'_>> {
+        match key_lower {
+            "aws:viaawsservice" | "aws:principalisawsservice" => Some(ValueRef::One("false")),
+            "aws:principalorgid" => self.org_id.as_deref().map(ValueRef::One),
+            "aws:principalorgpaths" if self.org_id.is_some() => {
+                Some(ValueRef::Many(&self.org_paths))
+            }
+            _ => None,
+        }
+    }
+}
+
 /// One authorization question.
 #[derive(Debug, Clone)]
 pub struct Request<'a> {
@@ -433,6 +473,7 @@ pub struct Request<'a> {
     resource: &'a str,
     context: &'a Context,
     resource_account: Option<&'a str>,
+    facts: Option<&'a CallerFacts>,
 }
 
 impl<'a> Request<'a> {
@@ -456,7 +497,21 @@ impl<'a> Request<'a> {
             resource,
             context,
             resource_account,
+            facts: None,
         }
+    }
+
+    /// What the authorizing side knows of the caller (organization, direct
+    /// call); ignored for anonymous and web identity callers, which are no
+    /// principal of an account.
+    pub fn with_caller_facts(mut self, facts: &'a CallerFacts) -> Self {
+        if !matches!(
+            self.principal.kind(),
+            PrincipalKind::Anonymous | PrincipalKind::WebIdentity
+        ) {
+            self.facts = Some(facts);
+        }
+        self
     }
 
     /// Names the account that owns the resource when its ARN carries none.
@@ -502,6 +557,7 @@ impl Lookup for Request<'_> {
         self.context
             .get(key_lower)
             .or_else(|| self.principal.derived(key_lower))
+            .or_else(|| self.facts.and_then(|f| f.get(key_lower)))
     }
 }
 

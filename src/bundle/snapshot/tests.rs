@@ -358,3 +358,102 @@ fn trust_policies_decide_for_service_principals() -> Result<(), BundleError> {
     assert!(!allows("missing", "ec2.amazonaws.com"));
     Ok(())
 }
+
+/// The IAM User Guide's global condition keys: `aws:PrincipalOrgID` and
+/// `aws:PrincipalOrgPaths` are present only when the principal is a member
+/// of an organization; `aws:ViaAWSService` and `aws:PrincipalIsAWSService`
+/// are in every request, `false` for a principal calling directly.
+#[test]
+fn organization_and_direct_call_keys_come_from_the_bundle() -> Result<(), Box<dyn std::error::Error>>
+{
+    let conditioned = |key: &str, op: &str, value: Value| {
+        json!({"UserName": "u", "Arn": "", "UserPolicyList": [{"PolicyName": "p",
+            "PolicyDocument": {"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": "ec2:DescribeInstances", "Resource": "*",
+                 "Condition": {op: {key: value}}}]}}]})
+    };
+    let users = |account: &str| {
+        let mut list = Vec::new();
+        for (name, key, op, value) in [
+            (
+                "org",
+                "aws:PrincipalOrgID",
+                "StringEquals",
+                json!("o-abc123def4"),
+            ),
+            (
+                "path",
+                "aws:PrincipalOrgPaths",
+                "ForAnyValue:StringLike",
+                json!("o-abc123def4/r-ab12/ou-ab12-prod/*"),
+            ),
+            ("direct", "aws:ViaAWSService", "Bool", json!("false")),
+            (
+                "notservice",
+                "aws:PrincipalIsAWSService",
+                "Bool",
+                json!("false"),
+            ),
+            ("noorg", "aws:PrincipalOrgID", "Null", json!("true")),
+        ] {
+            let mut u = conditioned(key, op, value);
+            u["UserName"] = json!(name);
+            u["Arn"] = json!(format!("arn:aws:iam::{account}:user/{name}"));
+            list.push(u);
+        }
+        account_file(json!(list))
+    };
+    let org = json!({"Id": "o-abc123def4", "ManagementAccountId": "999999999999",
+        "Roots": [{"Id": "r-ab12"}],
+        "OrganizationalUnits": [{"Id": "ou-ab12-prod", "ParentId": "r-ab12", "Name": "prod"}],
+        "Accounts": [{"Id": "111122223333", "ParentId": "ou-ab12-prod", "Name": "member"},
+                     {"Id": "999999999999", "ParentId": "r-ab12", "Name": "management"}],
+        "Policies": [{"Id": "p-FullAWSAccess", "Type": "SERVICE_CONTROL_POLICY",
+            "Content": {"Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]},
+            "Targets": ["r-ab12", "ou-ab12-prod", "111122223333", "999999999999"]}]})
+    .to_string();
+    let (member, outsider) = (users("111122223333"), users("444455556666"));
+    let snap = compile(&[
+        ("iam/111122223333.json", &member),
+        ("iam/444455556666.json", &outsider),
+        ("organization.json", &org),
+    ])?;
+    let ask = |account: &str, name: &str| {
+        snap.authorize(&AuthzRequest {
+            principal_arn: format!("arn:aws:iam::{account}:user/{name}"),
+            action: "ec2:DescribeInstances".into(),
+            resource: "*".into(),
+            ..AuthzRequest::default()
+        })
+        .map(|a| a.decision)
+    };
+    for (account, name, want) in [
+        ("111122223333", "org", Outcome::Allowed),
+        ("111122223333", "path", Outcome::Allowed),
+        ("111122223333", "direct", Outcome::Allowed),
+        ("111122223333", "notservice", Outcome::Allowed),
+        ("111122223333", "noorg", Outcome::ImplicitDeny),
+        ("444455556666", "org", Outcome::ImplicitDeny),
+        ("444455556666", "path", Outcome::ImplicitDeny),
+        ("444455556666", "direct", Outcome::Allowed),
+        ("444455556666", "noorg", Outcome::Allowed),
+    ] {
+        assert_eq!(ask(account, name).ok(), Some(want), "{account} {name}");
+    }
+    // A context the caller's adapter set wins over the derived value.
+    let mut context = Context::new();
+    context.insert(
+        "aws:ViaAWSService",
+        crate::engine::ContextValue::One("true".into()),
+    );
+    let answer = snap.authorize(&AuthzRequest {
+        principal_arn: "arn:aws:iam::111122223333:user/direct".into(),
+        action: "ec2:DescribeInstances".into(),
+        resource: "*".into(),
+        context,
+        ..AuthzRequest::default()
+    })?;
+    assert_eq!(answer.decision, Outcome::ImplicitDeny);
+    Ok(())
+}
