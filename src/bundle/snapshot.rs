@@ -18,13 +18,17 @@ use crate::bundle::aws::{
 };
 use crate::bundle::err::BundleError;
 use crate::bundle::files::BundleFiles;
+use crate::bundle::organization::OrgMembership;
 use crate::ec2::inventory::Inventory;
-use crate::ec2::permissions::OrgMembership;
 use crate::engine::{
-    Applicable, CompiledPolicy, Context, EngineError, Outcome, PolicySet, Principal, PrincipalArn,
+    Applicable, CompiledPolicy, EngineError, Outcome, PolicySet, Principal, PrincipalArn,
     PrincipalKind, Request, ascii_lowercase, decide,
 };
 use crate::policy::PolicyKind;
+
+// The request and answer types are the engine's; re-exported here so that
+// `bundle::snapshot::AuthzRequest` paths keep working.
+pub use crate::engine::authz::{AuthzAnswer, AuthzError, AuthzRequest, MatchedInfo};
 
 /// One IAM user or role, compiled.
 #[derive(Debug)]
@@ -130,56 +134,6 @@ pub struct Snapshot {
     /// `manifest.json`'s `max_changed_decisions` (see
     /// [`crate::bundle::diff::manifest_limit`]).
     max_changed_decisions: Option<u64>,
-}
-
-/// One authorization question to a snapshot.
-#[derive(Debug, Clone, Default)]
-pub struct AuthzRequest {
-    pub principal_arn: String,
-    pub action: String,
-    pub resource: String,
-    pub context: Context,
-    /// Session tags (override the role's tags of the same key).
-    pub session_tags: Vec<(String, String)>,
-    /// A session policy passed when the session was created.
-    pub session_policy: Option<Value>,
-    /// Managed session policies (ARNs) passed when the session was
-    /// created; an ARN the bundle lacks allows nothing.
-    pub session_policy_arns: Vec<String>,
-    pub resource_account: Option<String>,
-    /// The caller needs the decision, not its explanation: the answer's
-    /// `matched` and `missing_context_keys` stay empty (an Envoy allow or
-    /// deny carries neither). The decision log still gets the statements.
-    pub outcome_only: bool,
-}
-
-/// A deciding statement, owned so that it can outlive the snapshot borrow.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct MatchedInfo {
-    /// Shared with the compiled policy: cloning costs a reference count.
-    pub policy: Arc<str>,
-    pub policy_type: &'static str,
-    pub statement: usize,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sid: Option<Arc<str>>,
-}
-
-/// The answer to an [`AuthzRequest`].
-#[derive(Debug, Clone, Serialize)]
-pub struct AuthzAnswer {
-    pub decision: Outcome,
-    /// Why, in the words AWS error messages use.
-    pub reason: Cow<'static, str>,
-    pub matched: Vec<MatchedInfo>,
-    pub missing_context_keys: Vec<String>,
-    pub revision: Arc<str>,
-}
-
-/// Why a request could not be decided (a caller error, not a deny).
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum AuthzError {
-    #[error("invalid session policy: {0}")]
-    SessionPolicy(EngineError),
 }
 
 struct Builder<'a> {

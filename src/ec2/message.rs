@@ -279,8 +279,8 @@ pub struct IamgateFields {
 impl AuthorizationMessage {
     /// The message for one decided request.
     pub fn new(
-        request: &crate::bundle::AuthzRequest,
-        answer: &crate::bundle::AuthzAnswer,
+        request: &crate::engine::AuthzRequest,
+        answer: &crate::engine::AuthzAnswer,
         decision_id: &str,
     ) -> Self {
         let explicit = answer.decision == crate::engine::Outcome::ExplicitDeny;
@@ -407,8 +407,8 @@ pub fn canonical_key(lower: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bundle::{AuthzAnswer, AuthzRequest, MatchedInfo};
     use crate::engine::Outcome;
+    use crate::engine::{AuthzAnswer, AuthzRequest, MatchedInfo};
 
     fn sample() -> AuthorizationMessage {
         let req = AuthzRequest {

@@ -11,7 +11,7 @@
 //! message: ...</Message></Error></Errors><RequestID>...</RequestID></Response>
 //! ```
 
-use crate::bundle::AuthzAnswer;
+use crate::engine::AuthzAnswer;
 use crate::engine::Outcome;
 
 /// The content type of EC2's XML answers.
@@ -180,7 +180,7 @@ pub fn unauthorized_message(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bundle::MatchedInfo;
+    use crate::engine::MatchedInfo;
     use crate::engine::Reason;
     use crate::policy::PolicyKind;
 
