@@ -2,7 +2,6 @@
 //! against: principals with their indexed identity policies, boundaries and
 //! tags; SCP and RCP levels per account; resource policies by ARN.
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -28,7 +27,7 @@ use crate::policy::PolicyKind;
 
 // The request and answer types are the engine's; re-exported here so that
 // `bundle::snapshot::AuthzRequest` paths keep working.
-pub use crate::engine::authz::{AuthzAnswer, AuthzError, AuthzRequest, MatchedInfo};
+pub use crate::engine::authz::{AnswerReason, AuthzAnswer, AuthzError, AuthzRequest, MatchedInfo};
 
 /// One IAM user or role, compiled.
 #[derive(Debug)]
@@ -469,7 +468,7 @@ impl Snapshot {
         req: &AuthzRequest,
         explain: bool,
     ) -> Result<AuthzAnswer, AuthzError> {
-        let deny = |reason: Cow<'static, str>| AuthzAnswer {
+        let deny = |reason: AnswerReason| AuthzAnswer {
             decision: Outcome::ImplicitDeny,
             reason,
             matched: Vec::new(),
@@ -479,7 +478,7 @@ impl Snapshot {
         // Taken apart without copying: a known user is prebuilt.
         let parsed = match PrincipalArn::parse(&req.principal_arn) {
             Ok(p) => p,
-            Err(e) => return Ok(deny(e.to_string().into())),
+            Err(e) => return Ok(deny(AnswerReason::InvalidPrincipal(e.to_string()))),
         };
         let entity = match parsed.kind() {
             // An ARN without the user's path (`user/NAME`) still names the
@@ -510,13 +509,9 @@ impl Snapshot {
             _ => entity.is_some(),
         };
         if !known {
-            return Ok(deny(
-                format!(
-                    "unknown principal `{}`: not in the bundle",
-                    req.principal_arn
-                )
-                .into(),
-            ));
+            return Ok(deny(AnswerReason::UnknownPrincipal(
+                req.principal_arn.clone(),
+            )));
         }
         // Build the caller: users are prebuilt unless session tags apply.
         let owned;
@@ -604,7 +599,7 @@ impl Snapshot {
                     .iter()
                     .map(|m| MatchedInfo {
                         policy: m.policy.id_arc().clone(),
-                        policy_type: m.kind().short_name(),
+                        policy_type: m.kind(),
                         statement: m.index,
                         sid: m.statement.sid_arc().cloned(),
                     })
@@ -616,7 +611,7 @@ impl Snapshot {
         };
         Ok(AuthzAnswer {
             decision: d.outcome,
-            reason: d.reason.describe(),
+            reason: AnswerReason::Decided(d.reason),
             matched,
             missing_context_keys,
             revision: self.revision.clone(),

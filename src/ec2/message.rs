@@ -297,7 +297,7 @@ impl AuthorizationMessage {
                         statement_id: m.sid.as_deref().map(str::to_owned),
                         effect: effect.to_owned(),
                         policy: m.policy.to_string(),
-                        policy_type: m.policy_type.to_owned(),
+                        policy_type: m.policy_type.short_name().to_owned(),
                         statement_index: m.statement,
                     })
                     .collect(),
@@ -408,7 +408,8 @@ pub fn canonical_key(lower: &str) -> String {
 mod tests {
     use super::*;
     use crate::engine::Outcome;
-    use crate::engine::{AuthzAnswer, AuthzRequest, MatchedInfo};
+    use crate::engine::{AuthzAnswer, AuthzRequest, MatchedInfo, Reason};
+    use crate::policy::PolicyKind;
 
     fn sample() -> AuthorizationMessage {
         let req = AuthzRequest {
@@ -423,10 +424,10 @@ mod tests {
         };
         let answer = AuthzAnswer {
             decision: Outcome::ExplicitDeny,
-            reason: "with an explicit deny in an identity-based policy".into(),
+            reason: Reason::ExplicitDeny(PolicyKind::Identity).into(),
             matched: vec![MatchedInfo {
                 policy: "bob#deny".into(),
-                policy_type: "identity",
+                policy_type: PolicyKind::Identity,
                 statement: 1,
                 sid: Some("NoBig".into()),
             }],

@@ -16,7 +16,7 @@ pub mod reference;
 pub mod request;
 mod values;
 
-pub use authz::{AuthzAnswer, AuthzError, AuthzRequest, MatchedInfo};
+pub use authz::{AnswerReason, AuthzAnswer, AuthzError, AuthzRequest, MatchedInfo};
 pub use compile::{CompiledPolicy, PolicySet, Statement};
 pub use decision::{Decision, MatchedStatement, Outcome, Reason};
 pub use err::EngineError;
