@@ -49,12 +49,19 @@ pub fn decide_case(snapshot: &Snapshot, file: &CompiledFile, case: &CompiledCase
                 .map(|m| match &m.sid {
                     Some(sid) => format!(
                         "{} `{}` statement {} ({sid})",
-                        m.policy_type, m.policy, m.statement
+                        m.policy_type.short_name(),
+                        m.policy,
+                        m.statement
                     ),
-                    None => format!("{} `{}` statement {}", m.policy_type, m.policy, m.statement),
+                    None => format!(
+                        "{} `{}` statement {}",
+                        m.policy_type.short_name(),
+                        m.policy,
+                        m.statement
+                    ),
                 })
                 .collect(),
-            reason: answer.reason.into_owned(),
+            reason: answer.reason.to_string(),
         },
         Err(e) => CaseResult {
             name: case.name.clone(),

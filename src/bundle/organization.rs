@@ -26,6 +26,17 @@ pub const FILE: &str = "organization.json";
 /// The folder layout.
 pub const DIR: &str = "organization";
 
+/// The caller account's place in its AWS Organization (what EC2's
+/// permission attributes and `OrganizationArn` grants are checked against).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OrgMembership {
+    /// `arn:aws:organizations::MGMT:organization/o-xxxx`.
+    pub organization_arn: String,
+    /// Every OU on the account's path from the root, outermost first:
+    /// `arn:aws:organizations::MGMT:ou/o-xxxx/ou-xxxx`.
+    pub ou_arns: Vec<String>,
+}
+
 /// Where a value came from: a bundle file and a JSON path in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct At {

@@ -2,7 +2,6 @@
 //! against: principals with their indexed identity policies, boundaries and
 //! tags; SCP and RCP levels per account; resource policies by ARN.
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -18,13 +17,17 @@ use crate::bundle::aws::{
 };
 use crate::bundle::err::BundleError;
 use crate::bundle::files::BundleFiles;
+use crate::bundle::organization::OrgMembership;
 use crate::ec2::inventory::Inventory;
-use crate::ec2::permissions::OrgMembership;
 use crate::engine::{
     Applicable, CallerFacts, CompiledPolicy, Context, EngineError, Outcome, PolicySet, Principal,
     PrincipalArn, PrincipalKind, Request, ascii_lowercase, decide,
 };
 use crate::policy::PolicyKind;
+
+// The request and answer types are the engine's; re-exported here so that
+// `bundle::snapshot::AuthzRequest` paths keep working.
+pub use crate::engine::authz::{AnswerReason, AuthzAnswer, AuthzError, AuthzRequest, MatchedInfo};
 
 /// One IAM user or role, compiled.
 #[derive(Debug)]
@@ -136,56 +139,6 @@ pub struct Snapshot {
     /// `manifest.json`'s `max_changed_decisions` (see
     /// [`crate::bundle::diff::manifest_limit`]).
     max_changed_decisions: Option<u64>,
-}
-
-/// One authorization question to a snapshot.
-#[derive(Debug, Clone, Default)]
-pub struct AuthzRequest {
-    pub principal_arn: String,
-    pub action: String,
-    pub resource: String,
-    pub context: Context,
-    /// Session tags (override the role's tags of the same key).
-    pub session_tags: Vec<(String, String)>,
-    /// A session policy passed when the session was created.
-    pub session_policy: Option<Value>,
-    /// Managed session policies (ARNs) passed when the session was
-    /// created; an ARN the bundle lacks allows nothing.
-    pub session_policy_arns: Vec<String>,
-    pub resource_account: Option<String>,
-    /// The caller needs the decision, not its explanation: the answer's
-    /// `matched` and `missing_context_keys` stay empty (an Envoy allow or
-    /// deny carries neither). The decision log still gets the statements.
-    pub outcome_only: bool,
-}
-
-/// A deciding statement, owned so that it can outlive the snapshot borrow.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct MatchedInfo {
-    /// Shared with the compiled policy: cloning costs a reference count.
-    pub policy: Arc<str>,
-    pub policy_type: &'static str,
-    pub statement: usize,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sid: Option<Arc<str>>,
-}
-
-/// The answer to an [`AuthzRequest`].
-#[derive(Debug, Clone, Serialize)]
-pub struct AuthzAnswer {
-    pub decision: Outcome,
-    /// Why, in the words AWS error messages use.
-    pub reason: Cow<'static, str>,
-    pub matched: Vec<MatchedInfo>,
-    pub missing_context_keys: Vec<String>,
-    pub revision: Arc<str>,
-}
-
-/// Why a request could not be decided (a caller error, not a deny).
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum AuthzError {
-    #[error("invalid session policy: {0}")]
-    SessionPolicy(EngineError),
 }
 
 struct Builder<'a> {
@@ -558,7 +511,7 @@ impl Snapshot {
         req: &AuthzRequest,
         explain: bool,
     ) -> Result<AuthzAnswer, AuthzError> {
-        let deny = |reason: Cow<'static, str>| AuthzAnswer {
+        let deny = |reason: AnswerReason| AuthzAnswer {
             decision: Outcome::ImplicitDeny,
             reason,
             matched: Vec::new(),
@@ -568,7 +521,7 @@ impl Snapshot {
         // Taken apart without copying: a known user is prebuilt.
         let parsed = match PrincipalArn::parse(&req.principal_arn) {
             Ok(p) => p,
-            Err(e) => return Ok(deny(e.to_string().into())),
+            Err(e) => return Ok(deny(AnswerReason::InvalidPrincipal(e.to_string()))),
         };
         let entity = match parsed.kind() {
             // An ARN without the user's path (`user/NAME`) still names the
@@ -599,13 +552,9 @@ impl Snapshot {
             _ => entity.is_some(),
         };
         if !known {
-            return Ok(deny(
-                format!(
-                    "unknown principal `{}`: not in the bundle",
-                    req.principal_arn
-                )
-                .into(),
-            ));
+            return Ok(deny(AnswerReason::UnknownPrincipal(
+                req.principal_arn.clone(),
+            )));
         }
         // Build the caller: users are prebuilt unless session tags apply.
         let owned;
@@ -698,7 +647,7 @@ impl Snapshot {
                     .iter()
                     .map(|m| MatchedInfo {
                         policy: m.policy.id_arc().clone(),
-                        policy_type: m.kind().short_name(),
+                        policy_type: m.kind(),
                         statement: m.index,
                         sid: m.statement.sid_arc().cloned(),
                     })
@@ -710,7 +659,7 @@ impl Snapshot {
         };
         Ok(AuthzAnswer {
             decision: d.outcome,
-            reason: d.reason.describe(),
+            reason: AnswerReason::Decided(d.reason),
             matched,
             missing_context_keys,
             revision: self.revision.clone(),

@@ -21,7 +21,7 @@ use crate::bundle::diff::{DiffReport, diff};
 use crate::bundle::files::BundleFiles;
 use crate::bundle::{AuthzRequest, Snapshot};
 use crate::engine::Context;
-use crate::testfile::format::context_value;
+use crate::engine::authz::context_value;
 use crate::testfile::parse_test_file;
 
 /// Exit code: no request changes decision.

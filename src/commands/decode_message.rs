@@ -59,7 +59,7 @@ mod tests {
         };
         let answer = AuthzAnswer {
             decision: Outcome::ImplicitDeny,
-            reason: "no identity-based policy allows the action".into(),
+            reason: crate::engine::Reason::NoIdentityAllow.into(),
             matched: Vec::new(),
             missing_context_keys: Vec::new(),
             revision: "r".into(),

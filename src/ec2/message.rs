@@ -279,8 +279,8 @@ pub struct IamgateFields {
 impl AuthorizationMessage {
     /// The message for one decided request.
     pub fn new(
-        request: &crate::bundle::AuthzRequest,
-        answer: &crate::bundle::AuthzAnswer,
+        request: &crate::engine::AuthzRequest,
+        answer: &crate::engine::AuthzAnswer,
         decision_id: &str,
     ) -> Self {
         let explicit = answer.decision == crate::engine::Outcome::ExplicitDeny;
@@ -297,7 +297,7 @@ impl AuthorizationMessage {
                         statement_id: m.sid.as_deref().map(str::to_owned),
                         effect: effect.to_owned(),
                         policy: m.policy.to_string(),
-                        policy_type: m.policy_type.to_owned(),
+                        policy_type: m.policy_type.short_name().to_owned(),
                         statement_index: m.statement,
                     })
                     .collect(),
@@ -407,8 +407,9 @@ pub fn canonical_key(lower: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bundle::{AuthzAnswer, AuthzRequest, MatchedInfo};
     use crate::engine::Outcome;
+    use crate::engine::{AuthzAnswer, AuthzRequest, MatchedInfo, Reason};
+    use crate::policy::PolicyKind;
 
     fn sample() -> AuthorizationMessage {
         let req = AuthzRequest {
@@ -423,10 +424,10 @@ mod tests {
         };
         let answer = AuthzAnswer {
             decision: Outcome::ExplicitDeny,
-            reason: "with an explicit deny in an identity-based policy".into(),
+            reason: Reason::ExplicitDeny(PolicyKind::Identity).into(),
             matched: vec![MatchedInfo {
                 policy: "bob#deny".into(),
-                policy_type: "identity",
+                policy_type: PolicyKind::Identity,
                 statement: 1,
                 sid: Some("NoBig".into()),
             }],

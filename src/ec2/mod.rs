@@ -30,3 +30,6 @@ mod catalog_data;
 // Generated and committed; regenerate with `scripts/catalog/gen-ec2-params.sh`.
 #[rustfmt::skip]
 mod params_data;
+
+#[cfg(test)]
+mod demo_tests;

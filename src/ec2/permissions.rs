@@ -18,15 +18,9 @@
 
 use super::inventory::{Grant, Resource};
 
-/// The caller account's place in its AWS Organization.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct OrgMembership {
-    /// `arn:aws:organizations::MGMT:organization/o-xxxx`.
-    pub organization_arn: String,
-    /// Every OU on the account's path from the root, outermost first:
-    /// `arn:aws:organizations::MGMT:ou/o-xxxx/ou-xxxx`.
-    pub ou_arns: Vec<String>,
-}
+// The membership is organization data, compiled by the bundle; EC2 only
+// reads it.
+pub use crate::bundle::organization::OrgMembership;
 
 /// Whether `caller_account` may launch the image / create a volume from the
 /// snapshot `resource`: the owner, or a grant that covers the caller.

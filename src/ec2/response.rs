@@ -11,8 +11,9 @@
 //! message: ...</Message></Error></Errors><RequestID>...</RequestID></Response>
 //! ```
 
-use crate::bundle::AuthzAnswer;
-use crate::engine::Outcome;
+use crate::engine::decision::with_article;
+use crate::engine::{AuthzAnswer, Outcome, Reason};
+use crate::policy::PolicyKind;
 
 /// The content type of EC2's XML answers.
 pub const CONTENT_TYPE: &str = "text/xml;charset=UTF-8";
@@ -104,56 +105,30 @@ pub fn escape(s: &str) -> String {
 
 /// The clause that says why, as AWS words it: `because no identity-based
 /// policy allows the ec2:X action`, `with an explicit deny in a service
-/// control policy`, ... Built from the answer's decision, reason and
+/// control policy`, ... Built from the answer's decision, typed reason and
 /// deciding statements.
 pub fn because(answer: &AuthzAnswer, action: &str) -> String {
-    let reason = &*answer.reason;
+    let reason = answer.reason.engine();
     match answer.decision {
         Outcome::ExplicitDeny => {
-            if reason.starts_with("with an explicit deny in ") {
-                return reason.to_owned();
+            if let Some(r @ Reason::ExplicitDeny(_)) = reason {
+                return r.describe().into_owned();
             }
             let kind = answer
                 .matched
                 .first()
-                .map(|m| kind_phrase(m.policy_type))
-                .unwrap_or("an identity-based policy");
-            format!("with an explicit deny in {kind}")
+                .map(|m| m.policy_type)
+                .filter(|k| *k != PolicyKind::Trust)
+                .unwrap_or(PolicyKind::Identity);
+            format!("with an explicit deny in {}", with_article(kind))
         }
         Outcome::ImplicitDeny | Outcome::Allowed => {
-            // `no X allows the action[ (level N)]` → `because no X allows
-            // the ec2:Y action`.
-            let what = reason
-                .strip_prefix("no ")
-                .and_then(|r| r.split_once(" allows the action"))
-                .map(|(kind, _)| kind)
-                .filter(|kind| {
-                    KINDS
-                        .iter()
-                        .any(|(_, phrase)| phrase.split_once(' ').map(|(_, k)| k) == Some(*kind))
-                })
-                .unwrap_or("identity-based policy");
-            format!("because no {what} allows the {action} action")
+            let kind = reason
+                .and_then(|r| r.not_allowed_by())
+                .unwrap_or(PolicyKind::Identity);
+            format!("because no {} allows the {action} action", kind.as_str())
         }
     }
-}
-
-/// Short policy types → AWS's phrase with its article.
-const KINDS: &[(&str, &str)] = &[
-    ("identity", "an identity-based policy"),
-    ("boundary", "a permissions boundary"),
-    ("session", "a session policy"),
-    ("resource", "a resource-based policy"),
-    ("scp", "a service control policy"),
-    ("rcp", "a resource control policy"),
-];
-
-fn kind_phrase(short: &str) -> &'static str {
-    KINDS
-        .iter()
-        .find(|(s, _)| *s == short)
-        .map(|(_, p)| *p)
-        .unwrap_or("an identity-based policy")
 }
 
 /// The `UnauthorizedOperation` message: `You are not authorized to perform
@@ -180,19 +155,17 @@ pub fn unauthorized_message(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bundle::MatchedInfo;
-    use crate::engine::Reason;
-    use crate::policy::PolicyKind;
+    use crate::engine::{AnswerReason, MatchedInfo};
 
-    fn answer(decision: Outcome, reason: Reason, matched: &[&'static str]) -> AuthzAnswer {
+    fn answer(decision: Outcome, reason: Reason, matched: &[PolicyKind]) -> AuthzAnswer {
         AuthzAnswer {
             decision,
-            reason: reason.describe(),
+            reason: reason.into(),
             matched: matched
                 .iter()
                 .map(|t| MatchedInfo {
                     policy: "p".into(),
-                    policy_type: t,
+                    policy_type: *t,
                     statement: 0,
                     sid: None,
                 })
@@ -234,7 +207,7 @@ mod tests {
                 answer(
                     Outcome::ExplicitDeny,
                     Reason::ExplicitDeny(PolicyKind::Scp),
-                    &["scp"],
+                    &[PolicyKind::Scp],
                 ),
                 "with an explicit deny in a service control policy",
             ),
@@ -242,7 +215,7 @@ mod tests {
                 answer(
                     Outcome::ExplicitDeny,
                     Reason::ExplicitDeny(PolicyKind::Identity),
-                    &["identity"],
+                    &[PolicyKind::Identity],
                 ),
                 "with an explicit deny in an identity-based policy",
             ),
@@ -250,7 +223,7 @@ mod tests {
                 answer(
                     Outcome::ExplicitDeny,
                     Reason::ExplicitDeny(PolicyKind::Boundary),
-                    &["boundary"],
+                    &[PolicyKind::Boundary],
                 ),
                 "with an explicit deny in a permissions boundary",
             ),
@@ -258,7 +231,7 @@ mod tests {
                 answer(
                     Outcome::ExplicitDeny,
                     Reason::ExplicitDeny(PolicyKind::Session),
-                    &["session"],
+                    &[PolicyKind::Session],
                 ),
                 "with an explicit deny in a session policy",
             ),
@@ -268,7 +241,7 @@ mod tests {
         }
         // Anything else (an unknown principal) reads as no identity allow.
         let mut odd = answer(Outcome::ImplicitDeny, Reason::NoIdentityAllow, &[]);
-        odd.reason = "unknown principal `x`: not in the bundle".into();
+        odd.reason = AnswerReason::UnknownPrincipal("x".into());
         assert_eq!(
             because(&odd, a),
             "because no identity-based policy allows the ec2:RunInstances action"

@@ -84,12 +84,7 @@ impl Reason {
             Reason::ResourcePolicyAllows => "allowed by a resource-based policy",
             Reason::RootUser => "the account root user has full access",
             Reason::ExplicitDeny(kind) => {
-                let article = if kind.as_str().starts_with(['a', 'e', 'i', 'o', 'u']) {
-                    "an"
-                } else {
-                    "a"
-                };
-                return format!("with an explicit deny in {article} {}", kind.as_str()).into();
+                return format!("with an explicit deny in {}", with_article(*kind)).into();
             }
             Reason::NoScpAllow { level } => {
                 return format!("no service control policy allows the action (level {level})")
@@ -106,6 +101,37 @@ impl Reason {
         };
         Cow::Borrowed(fixed)
     }
+}
+
+impl Reason {
+    /// The kind of policy whose missing allow decided an implicit deny
+    /// (`NoScpAllow` → SCP, ...); `None` for allows and explicit denies.
+    pub fn not_allowed_by(&self) -> Option<PolicyKind> {
+        match self {
+            Reason::NoScpAllow { .. } => Some(PolicyKind::Scp),
+            Reason::NoRcpAllow { .. } => Some(PolicyKind::Rcp),
+            Reason::NoIdentityAllow => Some(PolicyKind::Identity),
+            Reason::NoBoundaryAllow => Some(PolicyKind::Boundary),
+            Reason::NoSessionAllow => Some(PolicyKind::Session),
+            Reason::NoResourceAllow => Some(PolicyKind::Resource),
+            Reason::IdentityAllows
+            | Reason::ResourcePolicyAllows
+            | Reason::RootUser
+            | Reason::ExplicitDeny(_) => None,
+        }
+    }
+}
+
+/// A policy kind's name with its article: `an identity-based policy`,
+/// `a service control policy`.
+pub fn with_article(kind: PolicyKind) -> String {
+    let name = kind.as_str();
+    let article = if name.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {name}")
 }
 
 /// A statement that decided the outcome.

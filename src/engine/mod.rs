@@ -7,6 +7,7 @@
 //! loader build [`Applicable`] views over compiled [`PolicySet`]s and call
 //! [`decide`]; this module must not know where policies came from.
 
+pub mod authz;
 pub mod compile;
 pub mod decision;
 pub mod err;
@@ -15,6 +16,7 @@ pub mod reference;
 pub mod request;
 mod values;
 
+pub use authz::{AnswerReason, AuthzAnswer, AuthzError, AuthzRequest, MatchedInfo};
 pub use compile::{CompiledPolicy, PolicySet, Statement};
 pub use decision::{Decision, MatchedStatement, Outcome, Reason};
 pub use err::EngineError;

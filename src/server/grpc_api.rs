@@ -247,7 +247,7 @@ fn answer(d: &Decided) -> pb::AuthorizeResponse {
             .iter()
             .map(|m| pb::MatchedStatement {
                 policy: m.policy.to_string(),
-                policy_type: m.policy_type.to_owned(),
+                policy_type: m.policy_type.short_name().to_owned(),
                 statement: u32::try_from(m.statement).unwrap_or(u32::MAX),
                 sid: m.sid.as_deref().map(str::to_owned),
             })

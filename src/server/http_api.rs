@@ -14,11 +14,11 @@ use serde_json::{Value, json};
 
 use crate::bundle::AuthzRequest;
 use crate::engine::Context;
+use crate::engine::authz::context_value;
 use crate::server::errors::ServeError;
 use crate::server::http_util::{Body, error, json as json_response, read_json_body};
 use crate::server::state::{AppState, Decided, validate};
 use crate::telemetry::Frontend;
-use crate::testfile::format::context_value;
 
 /// The caller, as JSON requests name it.
 #[derive(Debug, Deserialize)]

@@ -838,7 +838,9 @@ fn explain(req: &AuthzRequest, d: &Decided, revision: &str) -> String {
                 .unwrap_or_default();
             format!(
                 " by statement {}{sid} of {} policy {}",
-                m.statement, m.policy_type, m.policy
+                m.statement,
+                m.policy_type.short_name(),
+                m.policy
             )
         })
         .unwrap_or_else(|| format!(": {}", d.answer.reason));

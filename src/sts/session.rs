@@ -7,7 +7,7 @@
 //! the SCPs of its account apply as for the role, narrowed by the session
 //! policies; session tags are principal tags that override the role's.
 
-use crate::bundle::AuthzRequest;
+use crate::engine::AuthzRequest;
 use crate::engine::ContextValue;
 use crate::identity::SessionClaims;
 use crate::identity::time::iso8601;

@@ -11,7 +11,7 @@ use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 
 use serde::Serialize;
 
-use crate::bundle::MatchedInfo;
+use crate::engine::MatchedInfo;
 use crate::telemetry::decision_log_ship::{self, Mask, ShipError, ShipSettings};
 use crate::telemetry::metrics::Metrics;
 
@@ -241,7 +241,7 @@ impl DecisionLog {
     /// contexts; keys that name secrets left out.
     pub fn context_of(
         &self,
-        req: &crate::bundle::AuthzRequest,
+        req: &crate::engine::AuthzRequest,
     ) -> Option<serde_json::Map<String, serde_json::Value>> {
         if !self.log_context || self.tx.is_none() {
             return None;

@@ -10,7 +10,7 @@ use thiserror::Error;
 
 use crate::engine::Outcome;
 use crate::engine::{
-    Applicable, CompiledPolicy, Context, ContextValue, EngineError, PolicySet, Principal, Request,
+    Applicable, CompiledPolicy, Context, EngineError, PolicySet, Principal, Request,
 };
 use crate::policy::{ParseError, PolicyKind};
 
@@ -227,7 +227,7 @@ pub fn parse_test_file(path: &Path, text: &str) -> Result<CompiledFile, TestFile
         })?;
         let mut context = Context::new();
         for (k, v) in &t.context {
-            let value = context_value(v).ok_or_else(|| {
+            let value = crate::engine::authz::context_value(v).ok_or_else(|| {
                 err(
                     format!("$.tests[{i}].context.{k}"),
                     "a context value is a string, number, boolean or an array of those".to_owned(),
@@ -263,27 +263,6 @@ pub fn parse_test_file(path: &Path, text: &str) -> Result<CompiledFile, TestFile
         cases,
     })
 }
-
-/// Converts a JSON context value into the engine's string form.
-pub fn context_value(v: &Value) -> Option<ContextValue> {
-    fn scalar(v: &Value) -> Option<String> {
-        match v {
-            Value::String(s) => Some(s.clone()),
-            Value::Number(n) => Some(n.to_string()),
-            Value::Bool(b) => Some(b.to_string()),
-            _ => None,
-        }
-    }
-    match v {
-        Value::Array(items) => items
-            .iter()
-            .map(scalar)
-            .collect::<Option<Vec<_>>>()
-            .map(ContextValue::Many),
-        other => scalar(other).map(ContextValue::One),
-    }
-}
-
 type Compiled = (
     PolicySet,
     Option<PolicySet>,

@@ -170,7 +170,7 @@ mod tests {
         Decided {
             answer: AuthzAnswer {
                 decision: outcome,
-                reason: "because".into(),
+                reason: crate::engine::Reason::NoIdentityAllow.into(),
                 matched: Vec::new(),
                 missing_context_keys: Vec::new(),
                 revision: "rev-7".into(),
@@ -247,7 +247,7 @@ mod tests {
                 body,
                 serde_json::json!({
                     "decision": outcome.as_str(),
-                    "reason": "because",
+                    "reason": "no identity-based policy allows the action",
                     "decision_id": "abc-000000000001",
                     "revision": "rev-7",
                 })

@@ -320,7 +320,7 @@ mod tests {
                 &Decided {
                     answer: AuthzAnswer {
                         decision: Outcome::Allowed,
-                        reason: "allowed".into(),
+                        reason: crate::engine::Reason::IdentityAllows.into(),
                         matched: Vec::new(),
                         missing_context_keys: Vec::new(),
                         revision: revision.into(),
