@@ -202,6 +202,23 @@ impl Snapshot {
     fn compile_interned(files: &BundleFiles, source: &str) -> Result<Self, BundleError> {
         let started = Instant::now();
         files.check_layout()?;
+        // Hashing every file for the revision needs nothing compiled: it
+        // runs beside the compile (its error, if any, still comes where
+        // it always did).
+        std::thread::scope(|s| {
+            let hashing = std::thread::Builder::new()
+                .spawn_scoped(s, || revision(files))
+                .ok();
+            Self::compile_hashed(files, source, started, hashing)
+        })
+    }
+
+    fn compile_hashed(
+        files: &BundleFiles,
+        source: &str,
+        started: Instant,
+        hashing: Option<std::thread::ScopedJoinHandle<'_, Revision>>,
+    ) -> Result<Self, BundleError> {
         let mut b = Builder {
             files,
             managed: HashMap::new(),
@@ -265,7 +282,9 @@ impl Snapshot {
                 p.policy_version_list = Vec::new();
             }
         }
-        for (file, d) in &details {
+        // Each account file is dropped once its principals are built.
+        for (file, d) in details {
+            let (file, d) = (&file, &d);
             let groups: HashMap<&str, (usize, &crate::bundle::aws::GroupDetail)> = d
                 .group_detail_list
                 .iter()
@@ -412,7 +431,12 @@ impl Snapshot {
         }
         let resource_policies = b.resource_policies()?;
         let (inventory, inventory_hash) = load_inventory(files)?;
-        let (revision, manifest_revision) = revision(files)?;
+        let (revision, manifest_revision) = match hashing {
+            Some(h) => h
+                .join()
+                .map_err(|_| BundleError::invalid("bundle", "$", "hashing the bundle failed"))??,
+            None => revision(files)?,
+        };
         let max_session_durations = max_session_durations(files)?;
         let max_changed_decisions = crate::bundle::diff::manifest_limit(files)?;
         let stats = Stats {
@@ -1200,9 +1224,12 @@ pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
 /// Longest manifest revision accepted (it travels in headers and labels).
 const MAX_REVISION_CHARS: usize = 128;
 
+/// The served revision and the manifest's own.
+type Revision = Result<(String, Option<String>), BundleError>;
+
 /// The served revision and the manifest's own: the manifest names a
 /// revision, the content hash tells two bundles under one name apart.
-fn revision(files: &BundleFiles) -> Result<(String, Option<String>), BundleError> {
+fn revision(files: &BundleFiles) -> Revision {
     let manifest = match files.get("manifest.json") {
         Some(text) => parse_json::<Manifest>("manifest.json", text)?.revision,
         None => None,
