@@ -162,6 +162,23 @@ impl Snapshot {
     fn compile_interned(files: &BundleFiles, source: &str) -> Result<Self, BundleError> {
         let started = Instant::now();
         files.check_layout()?;
+        // Hashing every file for the revision needs nothing compiled: it
+        // runs beside the compile (its error, if any, still comes where
+        // it always did).
+        std::thread::scope(|s| {
+            let hashing = std::thread::Builder::new()
+                .spawn_scoped(s, || revision(files))
+                .ok();
+            Self::compile_hashed(files, source, started, hashing)
+        })
+    }
+
+    fn compile_hashed(
+        files: &BundleFiles,
+        source: &str,
+        started: Instant,
+        hashing: Option<std::thread::ScopedJoinHandle<'_, Revision>>,
+    ) -> Result<Self, BundleError> {
         let mut b = Builder {
             files,
             managed: HashMap::new(),
@@ -176,9 +193,13 @@ impl Snapshot {
         let mut known_accounts = Vec::new();
 
         let iam_files: Vec<(&str, &str)> = files.under("iam", ".json").collect();
+        // The account files are independent: read them side by side.
+        let parsed = par_map(&iam_files, |_, (file, text)| {
+            parse_json::<AuthorizationDetails>(file, text)
+        })?;
         let mut details = Vec::new();
-        for (file, text) in &iam_files {
-            let d: AuthorizationDetails = parse_json(file, text)?;
+        for ((file, _), d) in iam_files.iter().zip(parsed) {
+            let d = d?;
             let account = file
                 .strip_prefix("iam/")
                 .and_then(|f| f.strip_suffix(".json"))
@@ -189,41 +210,61 @@ impl Snapshot {
             details.push((*file, d));
         }
         // Managed policies first: users, groups and roles refer to them.
-        for (file, d) in &mut details {
-            for (i, p) in d.policies.iter_mut().enumerate() {
-                let path = format!("$.Policies[{i}]");
-                let version = p
-                    .policy_version_list
-                    .iter()
-                    .enumerate()
-                    .find(|(_, v)| {
-                        v.is_default_version
-                            || (p.default_version_id.is_some()
-                                && v.version_id == p.default_version_id)
-                    })
-                    .ok_or_else(|| {
-                        BundleError::invalid(*file, &path, "no default policy version")
-                    })?;
-                let at = format!("{path}.PolicyVersionList[{}].Document", version.0);
-                let document = b.document(file, &at, &version.1.document)?;
-                let compiled = b.compile(file, &at, &p.arn, PolicyKind::Identity, &document)?;
-                b.managed.insert(p.arn.clone(), compiled);
-                // The text is compiled: let what compiles next reuse its memory.
+        // Each compiles on its own, so they compile in parallel; the
+        // results are taken in bundle order, so the first error and every
+        // map are what compiling one by one gives.
+        let jobs: Vec<(&str, usize, &crate::bundle::aws::ManagedPolicyDetail)> = details
+            .iter()
+            .flat_map(|(file, d)| d.policies.iter().enumerate().map(|(i, p)| (*file, i, p)))
+            .collect();
+        let compiled = par_map(&jobs, |_, (file, i, p)| {
+            let path = format!("$.Policies[{i}]");
+            let version = p
+                .policy_version_list
+                .iter()
+                .enumerate()
+                .find(|(_, v)| {
+                    v.is_default_version
+                        || (p.default_version_id.is_some() && v.version_id == p.default_version_id)
+                })
+                .ok_or_else(|| BundleError::invalid(*file, &path, "no default policy version"))?;
+            let at = format!("{path}.PolicyVersionList[{}].Document", version.0);
+            compile_text(file, &at, &p.arn, PolicyKind::Identity, &version.1.document)
+        })?;
+        for ((_, _, p), c) in jobs.iter().zip(compiled) {
+            let c = c?;
+            b.count(&c);
+            b.managed.insert(p.arn.clone(), c);
+        }
+        drop(jobs);
+        // The texts are compiled: let what compiles next reuse their memory.
+        for (_, d) in &mut details {
+            for p in &mut d.policies {
                 p.policy_version_list = Vec::new();
             }
         }
-        for (file, d) in &details {
+        // Each account file is dropped once its principals are built.
+        for (file, d) in details {
+            let (file, d) = (&file, &d);
             let groups: HashMap<&str, (usize, &crate::bundle::aws::GroupDetail)> = d
                 .group_detail_list
                 .iter()
                 .enumerate()
                 .map(|(i, g)| (g.group_name.as_str(), (i, g)))
                 .collect();
-            for (i, u) in d.user_detail_list.iter().enumerate() {
+            let managed = &b.managed;
+            // A user's identity policies, compiled and indexed in parallel.
+            let user_sets = par_map(&d.user_detail_list, |i, u| -> Result<_, BundleError> {
                 let path = format!("$.UserDetailList[{i}]");
-                let mut set =
-                    b.inline(file, &path, "UserPolicyList", &u.arn, &u.user_policy_list)?;
-                set.extend(b.attached(file, &path, &u.attached_managed_policies)?);
+                let mut set = inline(file, &path, "UserPolicyList", &u.arn, &u.user_policy_list)?;
+                let own = Counted::of(&set);
+                set.extend(attached(
+                    managed,
+                    file,
+                    &path,
+                    &u.attached_managed_policies,
+                )?);
+                let mut counted = own;
                 for (gi, g) in u.group_list.iter().enumerate() {
                     let (idx, group) = groups.get(g.as_str()).ok_or_else(|| {
                         BundleError::invalid(
@@ -237,15 +278,29 @@ impl Snapshot {
                         .arn
                         .clone()
                         .unwrap_or_else(|| group.group_name.clone());
-                    set.extend(b.inline(
+                    let g_inline = inline(
                         file,
                         &gpath,
                         "GroupPolicyList",
                         &gid,
                         &group.group_policy_list,
+                    )?;
+                    counted.add(Counted::of(&g_inline));
+                    set.extend(g_inline);
+                    set.extend(attached(
+                        managed,
+                        file,
+                        &gpath,
+                        &group.attached_managed_policies,
                     )?);
-                    set.extend(b.attached(file, &gpath, &group.attached_managed_policies)?);
                 }
+                Ok((PolicySet::new(set), counted))
+            })?;
+            for ((i, u), compiled) in d.user_detail_list.iter().enumerate().zip(user_sets) {
+                let path = format!("$.UserDetailList[{i}]");
+                let (identity, counted) = compiled?;
+                b.policies += counted.policies;
+                b.statements += counted.statements;
                 let boundary = b.boundary(file, &path, u.permissions_boundary.as_ref())?;
                 let tags = tags(&u.tags);
                 let principal = Principal::parse(&u.arn)
@@ -253,7 +308,7 @@ impl Snapshot {
                     .with_tags(tags.iter().map(|(k, v)| (k.as_str(), v.clone())));
                 let entity = Arc::new(Entity {
                     arn: u.arn.clone(),
-                    identity: PolicySet::new(set),
+                    identity,
                     boundary,
                     tags,
                     principal: Some(principal.clone()),
@@ -268,18 +323,39 @@ impl Snapshot {
                     .users
                     .insert(u.user_name.clone(), entity);
             }
-            for (i, r) in d.role_detail_list.iter().enumerate() {
+            let managed = &b.managed;
+            let role_sets = par_map(&d.role_detail_list, |i, r| {
                 let path = format!("$.RoleDetailList[{i}]");
-                let mut set =
-                    b.inline(file, &path, "RolePolicyList", &r.arn, &r.role_policy_list)?;
-                set.extend(b.attached(file, &path, &r.attached_managed_policies)?);
+                let identity = inline(file, &path, "RolePolicyList", &r.arn, &r.role_policy_list)
+                    .and_then(|mut set| {
+                        let counted = Counted::of(&set);
+                        set.extend(attached(
+                            managed,
+                            file,
+                            &path,
+                            &r.attached_managed_policies,
+                        )?);
+                        Ok((PolicySet::new(set), counted))
+                    });
+                let trust = r.assume_role_policy_document.as_ref().map(|doc| {
+                    let at = format!("{path}.AssumeRolePolicyDocument");
+                    let id = format!("{}#trust", r.arn);
+                    compile_text(file, &at, &id, PolicyKind::Trust, doc)
+                });
+                (identity, trust)
+            })?;
+            for ((i, r), (identity, trust)) in d.role_detail_list.iter().enumerate().zip(role_sets)
+            {
+                let path = format!("$.RoleDetailList[{i}]");
+                let (identity, counted) = identity?;
+                b.policies += counted.policies;
+                b.statements += counted.statements;
                 let boundary = b.boundary(file, &path, r.permissions_boundary.as_ref())?;
-                let trust = match &r.assume_role_policy_document {
-                    Some(doc) => {
-                        let at = format!("{path}.AssumeRolePolicyDocument");
-                        let doc = b.document(file, &at, doc)?;
-                        let id = format!("{}#trust", r.arn);
-                        Some(b.compile(file, &at, &id, PolicyKind::Trust, &doc)?)
+                let trust = match trust {
+                    Some(t) => {
+                        let t = t?;
+                        b.count(&t);
+                        Some(t)
                     }
                     None => None,
                 };
@@ -290,7 +366,7 @@ impl Snapshot {
                     })?;
                 let entity = Arc::new(Entity {
                     arn: r.arn.clone(),
-                    identity: PolicySet::new(set),
+                    identity,
                     boundary,
                     tags: tags(&r.tags),
                     principal: None,
@@ -316,7 +392,12 @@ impl Snapshot {
         }
         let resource_policies = b.resource_policies()?;
         let (inventory, inventory_hash) = load_inventory(files)?;
-        let (revision, manifest_revision) = revision(files)?;
+        let (revision, manifest_revision) = match hashing {
+            Some(h) => h
+                .join()
+                .map_err(|_| BundleError::invalid("bundle", "$", "hashing the bundle failed"))??,
+            None => revision(files)?,
+        };
         let max_session_durations = max_session_durations(files)?;
         let max_changed_decisions = crate::bundle::diff::manifest_limit(files)?;
         let stats = Stats {
@@ -679,12 +760,6 @@ impl Snapshot {
 }
 
 impl Builder<'_> {
-    /// A policy document read as text, parsed for compiling.
-    fn document(&self, file: &str, path: &str, doc: &JsonText) -> Result<Value, BundleError> {
-        doc.to_value()
-            .map_err(|e| BundleError::invalid(file, path, e.to_string()))
-    }
-
     fn compile(
         &mut self,
         file: &str,
@@ -693,64 +768,15 @@ impl Builder<'_> {
         kind: PolicyKind,
         doc: &Value,
     ) -> Result<Arc<CompiledPolicy>, BundleError> {
-        let p = CompiledPolicy::from_json(id, kind, doc).map_err(|e| match e {
-            EngineError::Policy { source, .. } => BundleError::invalid(
-                file,
-                format!(
-                    "{path}{}",
-                    source.path.strip_prefix('$').unwrap_or(&source.path)
-                ),
-                source.kind.to_string(),
-            ),
-            other => BundleError::invalid(file, path, other.to_string()),
-        })?;
+        let p = compile_value(file, path, id, kind, doc)?;
+        self.count(&p);
+        Ok(p)
+    }
+
+    /// Counts a compiled policy in the snapshot's stats.
+    fn count(&mut self, p: &CompiledPolicy) {
         self.policies += 1;
         self.statements += p.statements().len();
-        Ok(Arc::new(p))
-    }
-
-    fn inline(
-        &mut self,
-        file: &str,
-        path: &str,
-        list: &str,
-        owner: &str,
-        policies: &[InlinePolicy],
-    ) -> Result<Vec<Arc<CompiledPolicy>>, BundleError> {
-        policies
-            .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                let at = format!("{path}.{list}[{i}].PolicyDocument");
-                let doc = self.document(file, &at, &p.policy_document)?;
-                let id = format!("{owner}#{}", p.policy_name);
-                self.compile(file, &at, &id, PolicyKind::Identity, &doc)
-            })
-            .collect()
-    }
-
-    fn attached(
-        &self,
-        file: &str,
-        path: &str,
-        attached: &[AttachedPolicy],
-    ) -> Result<Vec<Arc<CompiledPolicy>>, BundleError> {
-        attached
-            .iter()
-            .enumerate()
-            .map(|(i, a)| {
-                self.managed.get(&a.policy_arn).cloned().ok_or_else(|| {
-                    BundleError::invalid(
-                        file,
-                        format!("{path}.AttachedManagedPolicies[{i}]"),
-                        format!(
-                            "attached policy `{}` is not in any `Policies` list of the bundle",
-                            a.policy_arn
-                        ),
-                    )
-                })
-            })
-            .collect()
     }
 
     fn boundary(
@@ -935,6 +961,178 @@ impl Builder<'_> {
     }
 }
 
+/// Policies and statements compiled for one principal (the snapshot's
+/// stats count a group's inline policy once per member, as they compile).
+#[derive(Debug, Clone, Copy, Default)]
+struct Counted {
+    policies: usize,
+    statements: usize,
+}
+
+impl Counted {
+    fn of(compiled: &[Arc<CompiledPolicy>]) -> Self {
+        Self {
+            policies: compiled.len(),
+            statements: compiled.iter().map(|p| p.statements().len()).sum(),
+        }
+    }
+
+    fn add(&mut self, other: Self) {
+        self.policies += other.policies;
+        self.statements += other.statements;
+    }
+}
+
+/// Compiles a policy document read as text.
+fn compile_text(
+    file: &str,
+    path: &str,
+    id: &str,
+    kind: PolicyKind,
+    doc: &JsonText,
+) -> Result<Arc<CompiledPolicy>, BundleError> {
+    let value = doc
+        .to_value()
+        .map_err(|e| BundleError::invalid(file, path, e.to_string()))?;
+    compile_value(file, path, id, kind, &value)
+}
+
+/// Compiles a policy document; errors name the file and the JSON path.
+fn compile_value(
+    file: &str,
+    path: &str,
+    id: &str,
+    kind: PolicyKind,
+    doc: &Value,
+) -> Result<Arc<CompiledPolicy>, BundleError> {
+    let p = CompiledPolicy::from_json(id, kind, doc).map_err(|e| match e {
+        EngineError::Policy { source, .. } => BundleError::invalid(
+            file,
+            format!(
+                "{path}{}",
+                source.path.strip_prefix('$').unwrap_or(&source.path)
+            ),
+            source.kind.to_string(),
+        ),
+        other => BundleError::invalid(file, path, other.to_string()),
+    })?;
+    Ok(Arc::new(p))
+}
+
+/// Compiles a principal's (or group's) inline policies, in order.
+fn inline(
+    file: &str,
+    path: &str,
+    list: &str,
+    owner: &str,
+    policies: &[InlinePolicy],
+) -> Result<Vec<Arc<CompiledPolicy>>, BundleError> {
+    policies
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let at = format!("{path}.{list}[{i}].PolicyDocument");
+            let id = format!("{owner}#{}", p.policy_name);
+            compile_text(file, &at, &id, PolicyKind::Identity, &p.policy_document)
+        })
+        .collect()
+}
+
+/// The compiled managed policies a principal or group attaches.
+fn attached(
+    managed: &HashMap<String, Arc<CompiledPolicy>>,
+    file: &str,
+    path: &str,
+    attached: &[AttachedPolicy],
+) -> Result<Vec<Arc<CompiledPolicy>>, BundleError> {
+    attached
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            managed.get(&a.policy_arn).cloned().ok_or_else(|| {
+                BundleError::invalid(
+                    file,
+                    format!("{path}.AttachedManagedPolicies[{i}]"),
+                    format!(
+                        "attached policy `{}` is not in any `Policies` list of the bundle",
+                        a.policy_arn
+                    ),
+                )
+            })
+        })
+        .collect()
+}
+
+/// Items handed to a compile thread at a time: small enough to even out
+/// policies of different sizes, large enough that taking them is cheap.
+const PAR_BATCH: usize = 32;
+
+/// `f` over every item, on as many threads as there are cores (each with
+/// its own interning table); the results come back in item order, so what
+/// is built from them does not depend on scheduling. A thread that cannot
+/// be started leaves its share to the others.
+fn par_map<T: Sync, R: Send>(
+    items: &[T],
+    f: impl Fn(usize, &T) -> R + Sync,
+) -> Result<Vec<R>, BundleError> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(items.len().div_ceil(PAR_BATCH));
+    if threads <= 1 {
+        return Ok(items.iter().enumerate().map(|(i, t)| f(i, t)).collect());
+    }
+    let next = AtomicUsize::new(0);
+    let work = || {
+        crate::policy::intern::scope(|| {
+            let mut out = Vec::new();
+            loop {
+                let start = next.fetch_add(PAR_BATCH, Ordering::Relaxed);
+                let Some(batch) = items.get(start..) else {
+                    break;
+                };
+                if batch.is_empty() {
+                    break;
+                }
+                for (k, item) in batch.iter().take(PAR_BATCH).enumerate() {
+                    out.push((start + k, f(start + k, item)));
+                }
+            }
+            out
+        })
+    };
+    let parts = std::thread::scope(|s| {
+        let handles: Vec<_> = (1..threads)
+            .filter_map(|_| std::thread::Builder::new().spawn_scoped(s, work).ok())
+            .collect();
+        let mut parts = vec![work()];
+        let mut failed = false;
+        for h in handles {
+            match h.join() {
+                Ok(p) => parts.push(p),
+                Err(_) => failed = true,
+            }
+        }
+        (!failed).then_some(parts)
+    })
+    .ok_or_else(|| BundleError::invalid("bundle", "$", "a compile thread failed"))?;
+    let mut slots: Vec<Option<R>> = std::iter::repeat_with(|| None).take(items.len()).collect();
+    for (i, r) in parts.into_iter().flatten() {
+        if let Some(slot) = slots.get_mut(i) {
+            *slot = Some(r);
+        }
+    }
+    let out: Vec<R> = slots.into_iter().flatten().collect();
+    if out.len() != items.len() {
+        return Err(BundleError::invalid(
+            "bundle",
+            "$",
+            "a compile thread failed",
+        ));
+    }
+    Ok(out)
+}
+
 /// Reads `ec2/<account>/<region>/*.json` (AWS CLI `describe-*` output).
 /// Records profile `p` of role `role_arn`. A profile is listed under each of
 /// its roles; every listing must agree on its ARN and, since the profile is
@@ -1036,9 +1234,12 @@ pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
 /// Longest manifest revision accepted (it travels in headers and labels).
 const MAX_REVISION_CHARS: usize = 128;
 
+/// The served revision and the manifest's own.
+type Revision = Result<(String, Option<String>), BundleError>;
+
 /// The served revision and the manifest's own: the manifest names a
 /// revision, the content hash tells two bundles under one name apart.
-fn revision(files: &BundleFiles) -> Result<(String, Option<String>), BundleError> {
+fn revision(files: &BundleFiles) -> Revision {
     let manifest = match files.get("manifest.json") {
         Some(text) => parse_json::<Manifest>("manifest.json", text)?.revision,
         None => None,

@@ -457,3 +457,55 @@ fn organization_and_direct_call_keys_come_from_the_bundle() -> Result<(), Box<dy
     assert_eq!(answer.decision, Outcome::ImplicitDeny);
     Ok(())
 }
+
+#[test]
+fn parallel_work_comes_back_in_item_order() -> Result<(), BundleError> {
+    let items: Vec<usize> = (0..1000).collect();
+    let out = par_map(&items, |i, x| (i, x * 2))?;
+    assert_eq!(out.len(), 1000);
+    assert!(
+        out.iter()
+            .enumerate()
+            .all(|(k, (i, y))| k == *i && *y == k * 2)
+    );
+    assert!(par_map(&[] as &[u8], |_, x| *x)?.is_empty());
+    Ok(())
+}
+
+#[test]
+fn parallel_compiling_reports_the_first_problem_and_the_same_revision() -> Result<(), BundleError> {
+    // Issue 12: policies compile on several threads; what is refused and
+    // what is served must not depend on which thread finished first.
+    let users = |bad: &[usize]| {
+        let list: Vec<Value> = (0..300)
+            .map(|i| {
+                let mut u = user(&format!("arn:aws:iam::{ACCT}:user/u{i}"));
+                u["UserName"] = json!(format!("u{i}"));
+                if bad.contains(&i) {
+                    u["UserPolicyList"][0]["PolicyDocument"]["Statement"][0]["Effect"] =
+                        json!("Maybe");
+                }
+                u
+            })
+            .collect();
+        account_file(json!(list))
+    };
+    let file = format!("iam/{ACCT}.json");
+    for _ in 0..5 {
+        let msg = refusal(&[(file.as_str(), &users(&[250, 77, 199]))]);
+        assert!(
+            msg.contains(
+                "at `$.UserDetailList[77].UserPolicyList[0].PolicyDocument.Statement[0].Effect`"
+            ),
+            "{msg}"
+        );
+    }
+    let good = users(&[]);
+    let a = compile(&[(file.as_str(), &good)])?;
+    let b = compile(&[(file.as_str(), &good)])?;
+    assert_eq!(a.revision(), b.revision());
+    assert_eq!(a.stats().policies, 300);
+    assert_eq!(a.stats().statements, 300);
+    assert_eq!(a.stats().principals, 300);
+    Ok(())
+}
