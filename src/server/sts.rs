@@ -262,7 +262,7 @@ fn verify(
     }
 }
 
-fn not_ready() -> StsError {
+pub(crate) fn not_ready() -> StsError {
     StsError::new(503, "ServiceUnavailable", "no policy bundle is loaded yet")
 }
 
@@ -299,17 +299,7 @@ fn request_for(
         resource: resource.to_owned(),
         ..AuthzRequest::default()
     };
-    let secs = epoch_secs(now);
-    let c = &mut req.context;
-    c.insert_static("aws:SourceIp", ContextValue::One(peer.ip().to_string()));
-    let secure = state.config.tls.is_some();
-    c.insert_static("aws:SecureTransport", ContextValue::One(secure.to_string()));
-    c.insert_static("aws:CurrentTime", ContextValue::One(iso8601(secs)));
-    c.insert_static("aws:EpochTime", ContextValue::One(secs.to_string()));
-    c.insert_static(
-        "aws:RequestedRegion",
-        ContextValue::One(state.config.sts_region.clone()),
-    );
+    insert_request_keys(state, peer, now, &mut req.context);
     match &who.session {
         Some(claims) => session::apply(claims, &mut req),
         None => {
@@ -322,13 +312,28 @@ fn request_for(
     req
 }
 
-/// Decides `req`; anything but an allow is STS's `AccessDenied`.
-async fn require(state: &AppState, req: AuthzRequest) -> Result<(), StsError> {
-    let (principal, action, resource) = (
-        req.principal_arn.clone(),
-        req.action.clone(),
-        req.resource.clone(),
+/// The keys AWS sets in every STS request: source address, transport,
+/// time and the endpoint's region.
+pub(crate) fn insert_request_keys(
+    state: &AppState,
+    peer: SocketAddr,
+    now: SystemTime,
+    c: &mut crate::engine::Context,
+) {
+    let secs = epoch_secs(now);
+    c.insert_static("aws:SourceIp", ContextValue::One(peer.ip().to_string()));
+    let secure = state.config.tls.is_some();
+    c.insert_static("aws:SecureTransport", ContextValue::One(secure.to_string()));
+    c.insert_static("aws:CurrentTime", ContextValue::One(iso8601(secs)));
+    c.insert_static("aws:EpochTime", ContextValue::One(secs.to_string()));
+    c.insert_static(
+        "aws:RequestedRegion",
+        ContextValue::One(state.config.sts_region.clone()),
     );
+}
+
+/// Decides `req` on the STS front door; serving errors as STS words them.
+pub(crate) async fn decide(state: &AppState, req: AuthzRequest) -> Result<Outcome, StsError> {
     let d = state
         .decide_owned(FRONTEND, req, None)
         .await
@@ -339,7 +344,17 @@ async fn require(state: &AppState, req: AuthzRequest) -> Result<(), StsError> {
             }
             other => StsError::new(500, "InternalFailure", other.to_string()),
         })?;
-    if d.answer.decision == Outcome::Allowed {
+    Ok(d.answer.decision)
+}
+
+/// Decides `req`; anything but an allow is STS's `AccessDenied`.
+async fn require(state: &AppState, req: AuthzRequest) -> Result<(), StsError> {
+    let (principal, action, resource) = (
+        req.principal_arn.clone(),
+        req.action.clone(),
+        req.resource.clone(),
+    );
+    if decide(state, req).await? == Outcome::Allowed {
         Ok(())
     } else {
         Err(StsError::access_denied(&principal, &action, &resource))
@@ -526,7 +541,7 @@ async fn assume_role(
     Ok(result_xml("AssumeRole", &result, &who.request_id))
 }
 
-fn credentials_node(creds: &IssuedCredentials, expires: u64) -> Node {
+pub(crate) fn credentials_node(creds: &IssuedCredentials, expires: u64) -> Node {
     Node::Group(
         "Credentials",
         vec![

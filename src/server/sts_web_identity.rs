@@ -22,17 +22,15 @@ use std::time::SystemTime;
 
 use crate::bundle::AuthzRequest;
 use crate::engine::{ContextValue, Outcome};
+use crate::identity::SessionClaims;
 use crate::identity::oidc::OidcProviders;
-use crate::identity::time::{epoch_secs, iso8601};
-use crate::identity::{IssuedCredentials, SessionClaims};
+use crate::identity::time::epoch_secs;
 use crate::server::state::AppState;
+use crate::server::sts::{self, credentials_node, not_ready};
 use crate::sts::params::{self, Params};
 use crate::sts::response::{Node, StsError, result_xml};
 use crate::sts::session;
 use crate::sts::web_identity::{self, ACTION, IAM_ACTION};
-use crate::telemetry::Frontend;
-
-const FRONTEND: Frontend = Frontend::Sts;
 
 /// Loads `--oidc-provider`/`--oidc-audience` into the state.
 pub fn with_oidc_providers(
@@ -75,10 +73,6 @@ pub async fn dispatch(
         return None;
     }
     Some(assume_role_with_web_identity(state, &params, query, body, peer, now, request_id).await)
-}
-
-fn not_ready() -> StsError {
-    StsError::new(503, "ServiceUnavailable", "no policy bundle is loaded yet")
 }
 
 /// STS's refusal of a web identity (no caller ARN to name).
@@ -150,26 +144,8 @@ async fn assume_role_with_web_identity(
         "sts:RoleSessionName",
         ContextValue::One(input.role.session_name.clone()),
     );
-    c.insert_static("aws:SourceIp", ContextValue::One(peer.ip().to_string()));
-    let secure = state.config.tls.is_some();
-    c.insert_static("aws:SecureTransport", ContextValue::One(secure.to_string()));
-    c.insert_static("aws:CurrentTime", ContextValue::One(iso8601(secs)));
-    c.insert_static("aws:EpochTime", ContextValue::One(secs.to_string()));
-    c.insert_static(
-        "aws:RequestedRegion",
-        ContextValue::One(state.config.sts_region.clone()),
-    );
-    let d = state
-        .decide_owned(FRONTEND, req, None)
-        .await
-        .map_err(|e| match e {
-            crate::server::errors::ServeError::NotReady => not_ready(),
-            crate::server::errors::ServeError::BadRequest(m) => {
-                StsError::new(400, "InvalidParameterValue", m)
-            }
-            other => StsError::new(500, "InternalFailure", other.to_string()),
-        })?;
-    if d.answer.decision != Outcome::Allowed {
+    sts::insert_request_keys(state, peer, now, c);
+    if sts::decide(state, req).await? != Outcome::Allowed {
         tracing::info!(
             provider = %provider_arn,
             subject = %token.sub,
@@ -255,16 +231,4 @@ async fn assume_role_with_web_identity(
         ));
     }
     Ok(result_xml(ACTION, &result, request_id))
-}
-
-fn credentials_node(creds: &IssuedCredentials, expires: u64) -> Node {
-    Node::Group(
-        "Credentials",
-        vec![
-            Node::Leaf("AccessKeyId", creds.access_key_id.clone()),
-            Node::Leaf("SecretAccessKey", creds.secret_access_key.clone()),
-            Node::Leaf("SessionToken", creds.session_token.clone()),
-            Node::Leaf("Expiration", iso8601(expires)),
-        ],
-    )
 }
