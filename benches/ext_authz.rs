@@ -253,7 +253,6 @@ impl iamgate::identity::HeaderSource for SignedHeaders {
     reason = "a benchmark that cannot set up must stop"
 )]
 fn sigv4(c: &mut Criterion) {
-    use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
     use iamgate::identity::{CredentialStore, Expected, SignedRequest, verify};
     const ID: &str = "AKIAIOSFODNN7EXAMPLE";
     const SECRET: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
@@ -265,36 +264,9 @@ fn sigv4(c: &mut Criterion) {
     )
     .expect("credentials");
     let now = SystemTime::now();
-    let identity = aws_credential_types::Credentials::new(ID, SECRET, None, None, "bench").into();
-    let params = aws_sigv4::sign::v4::SigningParams::builder()
-        .identity(&identity)
-        .region("us-east-1")
-        .name("ec2")
-        .time(now)
-        .settings(SigningSettings::default())
-        .build()
-        .expect("signing params")
-        .into();
-    let body = b"Action=StopInstances&Version=2016-11-15&InstanceId.1=i-0a111000000000001";
-    let mut headers = vec![
-        (
-            "content-type".to_owned(),
-            "application/x-www-form-urlencoded; charset=utf-8".to_owned(),
-        ),
-        ("host".to_owned(), "ec2.us-east-1.amazonaws.com".to_owned()),
-    ];
-    let signable = SignableRequest::new(
-        "POST",
-        "https://ec2.us-east-1.amazonaws.com/",
-        headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-        SignableBody::Bytes(body),
-    )
-    .expect("signable");
-    let (instructions, _) = sign(signable, &params).expect("signed").into_parts();
-    for (k, v) in instructions.headers() {
-        headers.push((k.to_ascii_lowercase(), v.to_owned()));
-    }
-    let headers = SignedHeaders(headers);
+    let identity = aws_credential_types::Credentials::new(ID, SECRET, None, None, "bench");
+    let body = BENCH_BODY;
+    let headers = signed_headers(identity, now);
     let request = SignedRequest {
         method: "POST",
         target: "/",
@@ -322,7 +294,6 @@ fn sigv4(c: &mut Criterion) {
     reason = "a benchmark that cannot set up must stop"
 )]
 fn sigv4_session(c: &mut Criterion) {
-    use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
     use iamgate::identity::{
         CredentialStore, Expected, SessionClaims, SessionKeys, SignedRequest, verify_caller,
     };
@@ -358,37 +329,9 @@ fn sigv4_session(c: &mut Criterion) {
         Some(creds.session_token.clone()),
         None,
         "bench",
-    )
-    .into();
-    let params = aws_sigv4::sign::v4::SigningParams::builder()
-        .identity(&identity)
-        .region("us-east-1")
-        .name("ec2")
-        .time(now)
-        .settings(SigningSettings::default())
-        .build()
-        .expect("signing params")
-        .into();
-    let body = b"Action=StopInstances&Version=2016-11-15&InstanceId.1=i-0a111000000000001";
-    let mut headers = vec![
-        (
-            "content-type".to_owned(),
-            "application/x-www-form-urlencoded; charset=utf-8".to_owned(),
-        ),
-        ("host".to_owned(), "ec2.us-east-1.amazonaws.com".to_owned()),
-    ];
-    let signable = SignableRequest::new(
-        "POST",
-        "https://ec2.us-east-1.amazonaws.com/",
-        headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-        SignableBody::Bytes(body),
-    )
-    .expect("signable");
-    let (instructions, _) = sign(signable, &params).expect("signed").into_parts();
-    for (k, v) in instructions.headers() {
-        headers.push((k.to_ascii_lowercase(), v.to_owned()));
-    }
-    let headers = SignedHeaders(headers);
+    );
+    let body = BENCH_BODY;
+    let headers = signed_headers(identity, now);
     let request = SignedRequest {
         method: "POST",
         target: "/",
@@ -411,3 +354,49 @@ fn sigv4_session(c: &mut Criterion) {
 
 criterion_group!(benches, ext_authz, sigv4, sigv4_session);
 criterion_main!(benches);
+
+/// The EC2 Query body both SigV4 benches sign.
+const BENCH_BODY: &[u8] =
+    b"Action=StopInstances&Version=2016-11-15&InstanceId.1=i-0a111000000000001";
+
+/// The headers of [`BENCH_BODY`] POSTed to EC2 in us-east-1, signed at
+/// `now` with `credentials` by aws-sigv4 (as the AWS SDKs sign).
+#[expect(
+    clippy::expect_used,
+    reason = "a bench: a request that cannot be signed is a broken bench, not a measurement"
+)]
+fn signed_headers(
+    credentials: aws_credential_types::Credentials,
+    now: SystemTime,
+) -> SignedHeaders {
+    use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+    let identity = credentials.into();
+    let params = aws_sigv4::sign::v4::SigningParams::builder()
+        .identity(&identity)
+        .region("us-east-1")
+        .name("ec2")
+        .time(now)
+        .settings(SigningSettings::default())
+        .build()
+        .expect("signing params")
+        .into();
+    let mut headers = vec![
+        (
+            "content-type".to_owned(),
+            "application/x-www-form-urlencoded; charset=utf-8".to_owned(),
+        ),
+        ("host".to_owned(), "ec2.us-east-1.amazonaws.com".to_owned()),
+    ];
+    let signable = SignableRequest::new(
+        "POST",
+        "https://ec2.us-east-1.amazonaws.com/",
+        headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        SignableBody::Bytes(BENCH_BODY),
+    )
+    .expect("signable");
+    let (instructions, _) = sign(signable, &params).expect("signed").into_parts();
+    for (k, v) in instructions.headers() {
+        headers.push((k.to_ascii_lowercase(), v.to_owned()));
+    }
+    SignedHeaders(headers)
+}
