@@ -298,7 +298,10 @@ impl DirReader {
             return Err(too_large());
         }
         // The length on disk may change while reading: count what is read.
-        let mut bytes = Vec::new();
+        // Sized from the declared length so a large file is not held in a
+        // buffer grown to the next power of two while the bundle compiles.
+        let capacity = usize::try_from(declared.saturating_add(1)).unwrap_or(0);
+        let mut bytes = Vec::with_capacity(capacity);
         file.take(self.budget.left.saturating_add(1))
             .read_to_end(&mut bytes)
             .map_err(|e| BundleError::io(rel, e))?;
