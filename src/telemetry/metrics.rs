@@ -89,6 +89,7 @@ pub struct Metrics {
     bundle_signature_refusals: IntCounterVec,
     bundle_stale: IntGauge,
     extra: Arc<Issue15Metrics>,
+    identity: Arc<Issue13Metrics>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -204,6 +205,7 @@ impl Metrics {
             bundle_fetches.with_label_values(&[result]);
         }
         let extra = Arc::new(Issue15Metrics::new(&registry)?);
+        let identity = Arc::new(Issue13Metrics::new(&registry)?);
 
         let mut decisions = Vec::new();
         let mut latency = Vec::new();
@@ -234,6 +236,7 @@ impl Metrics {
             bundle_signature_refusals,
             bundle_stale,
             extra,
+            identity,
         })
     }
 
@@ -404,6 +407,15 @@ impl Metrics {
             .inc();
     }
 
+    /// A re-read of the session key file: `loaded` or `refused` (the
+    /// previous keys kept serving).
+    pub fn session_key_reload(&self, result: &'static str) {
+        self.identity
+            .session_key_reloads
+            .with_label_values(&[result])
+            .inc();
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> Result<Vec<u8>, prometheus::Error> {
         let mut buf = Vec::new();
@@ -526,6 +538,30 @@ impl Issue15Metrics {
             log_ship_attempt_failures,
             shadow_bundle_fetches,
             shadow_bundle_signature_refusals,
+        })
+    }
+}
+
+/// Metrics of the identity surfaces (issue 13): session key file reloads.
+struct Issue13Metrics {
+    session_key_reloads: IntCounterVec,
+}
+
+impl Issue13Metrics {
+    fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let session_key_reloads = IntCounterVec::new(
+            Opts::new(
+                "iamgate_session_key_reloads_total",
+                "Re-reads of the --session-key file that changed it, by result (loaded, refused: the previous keys keep serving).",
+            ),
+            &["result"],
+        )?;
+        registry.register(Box::new(session_key_reloads.clone()))?;
+        for result in ["loaded", "refused"] {
+            session_key_reloads.with_label_values(&[result]);
+        }
+        Ok(Self {
+            session_key_reloads,
         })
     }
 }
