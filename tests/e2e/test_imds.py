@@ -319,3 +319,43 @@ def test_instance_added_at_runtime_through_the_inventory_api(stack):
     status, body = stack.imds("GET", "/latest/meta-data/iam/security-credentials/imds-web",
                               source="127.0.0.3")
     assert status == 200 and json.loads(body)["Code"] == "Success", body
+
+
+def test_instance_metadata_categories_and_metrics(stack):
+    """Issue 13: the common metadata categories come from the inventory
+    (`instance-id`, `local-ipv4`, `instance-type`, `ami-id`,
+    `placement/availability-zone`, `placement/region`, the listings of
+    `/latest/meta-data/` and `placement/`), under the same token rules;
+    botocore's own IMDS region fetcher reads the zone; requests are
+    counted in `iamgate_imds_requests_total` by path kind and status."""
+    from botocore.utils import InstanceMetadataRegionFetcher
+    fetcher = InstanceMetadataRegionFetcher(
+        timeout=5, num_attempts=1,
+        config={"ec2_metadata_service_endpoint": f"http://127.0.0.1:{stack.imds_port}"})
+    assert fetcher.retrieve_region() == REGION
+    token = {"X-aws-ec2-metadata-token": stack.token()}
+    status, body = stack.imds("GET", "/latest/meta-data/", token)
+    assert status == 200
+    assert body.split("\n") == ["ami-id", "iam/", "instance-id", "instance-type",
+                                "local-ipv4", "placement/"]
+    for path, want in [("instance-id", WEB_ID), ("local-ipv4", "127.0.0.1"),
+                       ("instance-type", "t3.micro"), ("ami-id", "ami-0dd10000000000001"),
+                       ("placement/availability-zone", "us-east-1a"),
+                       ("placement/region", REGION),
+                       ("placement", "availability-zone\nregion"),
+                       ("placement/", "availability-zone\nregion")]:
+        assert stack.imds("GET", f"/latest/meta-data/{path}", token) == (200, want), path
+    assert stack.imds("GET", "/latest/meta-data/no-such-thing", token)[0] == 404
+    # Token rules as for credentials: required here, IMDSv1 on the other.
+    assert stack.imds("GET", "/latest/meta-data/instance-id")[0] == 401
+    assert stack.imds("GET", "/latest/meta-data/instance-id", source="127.0.0.2") == (200, OTHER_ID)
+    metrics = requests.get(stack.server.admin + "/metrics", timeout=10).text
+    counts = {}
+    for line in metrics.splitlines():
+        if line.startswith("iamgate_imds_requests_total{"):
+            labels, value = line.rsplit(" ", 1)
+            counts[labels] = float(value)
+    assert counts.get('iamgate_imds_requests_total{path="metadata",status="200"}', 0) >= 9
+    assert counts.get('iamgate_imds_requests_total{path="metadata",status="404"}', 0) >= 1
+    assert counts.get('iamgate_imds_requests_total{path="metadata",status="401"}', 0) >= 1
+    assert counts.get('iamgate_imds_requests_total{path="token",status="200"}', 0) >= 2
