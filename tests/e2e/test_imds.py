@@ -359,3 +359,40 @@ def test_instance_metadata_categories_and_metrics(stack):
     assert counts.get('iamgate_imds_requests_total{path="metadata",status="404"}', 0) >= 1
     assert counts.get('iamgate_imds_requests_total{path="metadata",status="401"}', 0) >= 1
     assert counts.get('iamgate_imds_requests_total{path="token",status="200"}', 0) >= 2
+
+
+def test_instance_added_through_the_grpc_inventory_api(stack, tmp_path_factory):
+    """Issue 13: the gRPC inventory API (stubs generated from the shipped
+    proto with grpcio-tools) carries `private_ip` and `http_tokens` as the
+    JSON API does: an instance upserted over gRPC is recognised by its
+    private address, IMDSv1 follows its `http_tokens`, `Get` returns both,
+    and a bad `http_tokens` is INVALID_ARGUMENT naming the field."""
+    import grpc
+
+    from conftest import grpc_stubs
+    pb2, pb2_grpc = grpc_stubs(tmp_path_factory, "inventory")
+    iid = "i-0dd1000000000000d"
+
+    def upsert(tokens):
+        return pb2.ApplyInventoryRequest(changes=[pb2.InventoryChange(upsert=pb2.InventoryResource(
+            id=iid, account=PROD, region=REGION,
+            attributes=pb2.InventoryAttributes(
+                instance_profile=WEB_PROFILE, vpc_id=VPC, addresses=["127.0.0.4"],
+                private_ip="127.0.0.4", http_tokens=tokens)))])
+
+    md = stack.server.grpc_auth
+    with grpc.insecure_channel(stack.server.addrs["control"]) as ch:
+        stub = pb2_grpc.InventoryStub(ch)
+        with pytest.raises(grpc.RpcError) as e:
+            stub.Apply(upsert("always"), timeout=10, metadata=md)
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "http_tokens" in e.value.details()
+        stub.Apply(upsert("optional"), timeout=10, metadata=md)
+        got = stub.Get(pb2.GetInventoryResourceRequest(id=iid), timeout=10, metadata=md).resource
+        assert got.attributes.private_ip == "127.0.0.4"
+        assert got.attributes.http_tokens == "optional"
+    status, body = stack.imds("GET", "/latest/meta-data/instance-id", source="127.0.0.4")
+    assert (status, body) == (200, iid)
+    with grpc.insecure_channel(stack.server.addrs["control"]) as ch:
+        pb2_grpc.InventoryStub(ch).Apply(upsert("required"), timeout=10, metadata=md)
+    assert stack.imds("GET", "/latest/meta-data/instance-id", source="127.0.0.4")[0] == 401
