@@ -21,6 +21,8 @@ command -v systemd-analyze >/dev/null 2>&1 || need_apt+=(systemd)
 command -v unzip >/dev/null 2>&1 || need_apt+=(unzip)
 # nginx serves remote bundles with ETags (tests/e2e/test_remote_bundle.py, benches/fleet).
 { command -v nginx || test -x /usr/sbin/nginx; } >/dev/null 2>&1 || need_apt+=(nginx)
+# libfaketime runs iamgate and the AWS CLI on a shifted clock (tests/e2e/test_sts_expiry.py).
+command -v faketime >/dev/null 2>&1 || need_apt+=(faketime)
 if ((${#need_apt[@]})); then
   log "installing ${need_apt[*]} (apt)"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

@@ -545,6 +545,12 @@ struct ServeArgs {
     /// gets its instance profile role's credentials (needs --session-key).
     #[arg(long, env = "IAMGATE_IMDS_LISTEN")]
     imds_listen: Option<std::net::SocketAddr>,
+    /// Virtual MFA devices (`aws iam list-virtual-mfa-devices` entries
+    /// with their `Base32StringSeed` and user), checked for STS
+    /// GetSessionToken / AssumeRole `SerialNumber` + `TokenCode` (TOTP);
+    /// read at startup. Needs --sts-listen.
+    #[arg(long, env = "IAMGATE_MFA_DEVICES")]
+    mfa_devices: Option<PathBuf>,
 }
 
 /// A positive number of seconds.
@@ -710,6 +716,7 @@ impl ServeArgs {
             oidc_providers: self.oidc_provider,
             oidc_audiences: self.oidc_audience,
             imds_listen: self.imds_listen,
+            mfa_devices: self.mfa_devices,
         }
     }
 }

@@ -323,7 +323,7 @@ fn aws_entry(entry: &str, p: &Principal) -> Option<PrincipalMatch> {
     // A federated web identity is no AWS principal of any account.
     if matches!(
         p.kind(),
-        PrincipalKind::Anonymous | PrincipalKind::WebIdentity
+        PrincipalKind::Anonymous | PrincipalKind::WebIdentity | PrincipalKind::Service
     ) {
         return None;
     }
@@ -398,6 +398,11 @@ fn principal_matches(
         PrincipalKind::WebIdentity => spec.entries.iter().any(|e| match e {
             PrincipalEntry::Everyone => true,
             PrincipalEntry::Federated(f) => f == p.arn(),
+            _ => false,
+        }),
+        PrincipalKind::Service => spec.entries.iter().any(|e| match e {
+            PrincipalEntry::Everyone => true,
+            PrincipalEntry::Service(s) => p.service_name() == Some(s.as_str()),
             _ => false,
         }),
         kind => {
@@ -881,6 +886,86 @@ mod tests {
                 );
             }
         }
+        Ok(())
+    }
+
+    /// Issue 13: a service principal (ec2.amazonaws.com assuming an
+    /// instance profile's role) is its own kind: a `Service` entry naming
+    /// it (or `*`) matches, `AWS` entries never do, identity policies do
+    /// not apply, `NotPrincipal` with its `Service` entry excludes it, its
+    /// requests carry `aws:PrincipalServiceName` and no `aws:PrincipalType`
+    /// / `aws:PrincipalAccount`; the indexed and the reference evaluator
+    /// agree.
+    #[test]
+    fn service_principals_are_their_own_kind() -> Result<(), EngineError> {
+        use crate::engine::Outcome;
+        use crate::policy::variables::{Lookup as _, ValueRef};
+        let ec2 = crate::engine::Principal::service("ec2.amazonaws.com");
+        assert_eq!(ec2.kind(), PrincipalKind::Service);
+        let ctx = Context::new();
+        let role = "arn:aws:iam::111122223333:role/web";
+        let req = Request::new(&ec2, "sts:assumerole", role, &ctx);
+        assert!(matches!(
+            req.get("aws:principalservicename"),
+            Some(ValueRef::One("ec2.amazonaws.com"))
+        ));
+        assert!(req.get("aws:principaltype").is_none());
+        assert!(req.get("aws:principalaccount").is_none());
+        let resource_set = |statements: Vec<Value>| -> Result<PolicySet, EngineError> {
+            let doc = json!({"Version": "2012-10-17", "Statement": statements});
+            let p = CompiledPolicy::from_json("trust", PolicyKind::Resource, &doc)?;
+            Ok(PolicySet::with_budget(vec![Arc::new(p)], None))
+        };
+        let trust = |principal: Value, effect: &str| {
+            resource_set(vec![json!({"Effect": effect, "Principal": principal,
+                                      "Action": "sts:AssumeRole", "Resource": "*"})])
+        };
+        let identity = set(
+            vec![json!({"Effect": "Allow", "Action": "sts:*", "Resource": "*"})],
+            None,
+        )?;
+        let not_ec2 = resource_set(vec![
+            json!({"Effect": "Deny", "NotPrincipal": {"Service": "ec2.amazonaws.com"},
+                   "Action": "sts:AssumeRole", "Resource": "*"}),
+            json!({"Effect": "Allow", "Principal": "*", "Action": "sts:AssumeRole",
+                   "Resource": "*"}),
+        ])?;
+        for (resource, want) in [
+            (
+                trust(json!({"Service": "ec2.amazonaws.com"}), "Allow")?,
+                Outcome::Allowed,
+            ),
+            (
+                trust(json!({"Service": ["lambda.amazonaws.com"]}), "Allow")?,
+                Outcome::ImplicitDeny,
+            ),
+            (
+                trust(json!({"AWS": "111122223333"}), "Allow")?,
+                Outcome::ImplicitDeny,
+            ),
+            (trust(json!("*"), "Allow")?, Outcome::Allowed),
+            (
+                trust(json!({"Service": "ec2.amazonaws.com"}), "Deny")?,
+                Outcome::ExplicitDeny,
+            ),
+            (not_ec2, Outcome::Allowed),
+        ] {
+            let applicable = Applicable {
+                identity: Some(&identity),
+                resource: Some(&resource),
+                ..Applicable::default()
+            };
+            let indexed = decide(&applicable, &req).outcome;
+            let reference = crate::engine::reference::decide(&applicable, &req).outcome;
+            assert_eq!(indexed, want);
+            assert_eq!(reference, want);
+        }
+        // Identity policies alone never let a service principal in.
+        let none = Applicable {
+            identity: Some(&identity),
+            ..Applicable::default()
+        };
+        assert_eq!(decide(&none, &req).outcome, Outcome::ImplicitDeny);
         Ok(())
     }
 }

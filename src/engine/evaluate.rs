@@ -137,7 +137,12 @@ impl<'p> Eval<'p, '_> {
 /// Decides one request against the applicable policies.
 pub fn decide<'p>(policies: &Applicable<'p>, req: &Request<'_>) -> Decision<'p> {
     let principal = req.principal();
-    let anonymous = principal.kind() == PrincipalKind::Anonymous;
+    // A service principal, like an anonymous caller, has no account: only
+    // a resource-based policy naming it can allow.
+    let anonymous = matches!(
+        principal.kind(),
+        PrincipalKind::Anonymous | PrincipalKind::Service
+    );
     let mut ev = Eval {
         req,
         has_boundary: policies.boundary.is_some(),

@@ -69,7 +69,12 @@ fn best_allow<'p>(
 /// may report another statement of the same strength).
 pub fn decide<'p>(policies: &Applicable<'p>, req: &Request<'_>) -> Decision<'p> {
     let principal = req.principal();
-    let anonymous = principal.kind() == PrincipalKind::Anonymous;
+    // A service principal, like an anonymous caller, has no account: only
+    // a resource-based policy naming it can allow.
+    let anonymous = matches!(
+        principal.kind(),
+        PrincipalKind::Anonymous | PrincipalKind::Service
+    );
     let has_boundary = policies.boundary.is_some();
     let mut missing = MissingKeys::default();
     // Neither an anonymous caller nor a web identity federating in is a

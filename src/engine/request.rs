@@ -26,6 +26,12 @@ pub enum PrincipalKind {
     /// (`arn:aws:iam::ACCOUNT:oidc-provider/HOST/PATH`): it matches
     /// `Federated` principals only, has no identity policies and no SCPs.
     WebIdentity,
+    /// An AWS service principal such as `ec2.amazonaws.com` assuming a
+    /// role for a resource (IAM User Guide, "AWS service principals"): no
+    /// account, matched only by a `Service` entry naming it or by `*`; its
+    /// requests carry `aws:PrincipalServiceName`, not the `aws:Principal*`
+    /// keys of an account's principal.
+    Service,
 }
 
 impl PrincipalKind {
@@ -38,6 +44,7 @@ impl PrincipalKind {
             PrincipalKind::Root => "Account",
             PrincipalKind::Anonymous => "Anonymous",
             PrincipalKind::WebIdentity => "WebIdentity",
+            PrincipalKind::Service => "Service",
         }
     }
 }
@@ -154,15 +161,16 @@ impl<'a> PrincipalArn<'a> {
     pub fn to_principal(&self) -> Principal {
         let account = self.account;
         let partition = self.partition;
-        let (account_root, role_arn) = if self.kind == PrincipalKind::Anonymous {
-            (String::new(), None)
-        } else {
-            (
-                format!("arn:{partition}:iam::{account}:root"),
-                self.role
-                    .map(|role| format!("arn:{partition}:iam::{account}:role/{role}")),
-            )
-        };
+        let (account_root, role_arn) =
+            if matches!(self.kind, PrincipalKind::Anonymous | PrincipalKind::Service) {
+                (String::new(), None)
+            } else {
+                (
+                    format!("arn:{partition}:iam::{account}:root"),
+                    self.role
+                        .map(|role| format!("arn:{partition}:iam::{account}:role/{role}")),
+                )
+            };
         Principal {
             arn: self.arn.to_owned(),
             kind: self.kind,
@@ -188,7 +196,7 @@ impl Principal {
     pub fn service(name: &str) -> Self {
         Principal {
             arn: name.to_owned(),
-            kind: PrincipalKind::Anonymous,
+            kind: PrincipalKind::Service,
             account: String::new(),
             name: name.to_owned(),
             role_arn: None,
@@ -259,6 +267,13 @@ impl Principal {
     }
 
     fn derived(&self, key: &str) -> Option<ValueRef<'_>> {
+        // A service principal names itself in aws:PrincipalServiceName
+        // (global condition keys: present only for service principals);
+        // it has no ARN, account, tags or type of an account's principal.
+        if self.kind == PrincipalKind::Service {
+            return (key == "aws:principalservicename")
+                .then_some(ValueRef::One(self.name.as_str()));
+        }
         // aws:PrincipalType is present in every request, anonymous ones too.
         if self.kind == PrincipalKind::Anonymous {
             return (key == "aws:principaltype").then_some(ValueRef::One("Anonymous"));
@@ -507,7 +522,7 @@ impl<'a> Request<'a> {
     pub fn with_caller_facts(mut self, facts: &'a CallerFacts) -> Self {
         if !matches!(
             self.principal.kind(),
-            PrincipalKind::Anonymous | PrincipalKind::WebIdentity
+            PrincipalKind::Anonymous | PrincipalKind::WebIdentity | PrincipalKind::Service
         ) {
             self.facts = Some(facts);
         }

@@ -12,6 +12,7 @@
 
 pub mod credentials;
 pub mod imds_token;
+pub mod mfa;
 pub mod oidc;
 pub mod session;
 pub mod sigv4;

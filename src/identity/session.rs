@@ -172,9 +172,16 @@ struct SessionKey {
     raw: [u8; 32],
 }
 
-/// The session keys: the first seals, every one opens.
+/// The session keys: the first seals, every one opens. The set is
+/// swapped whole by [`SessionKeys::replace`] (a re-read key file), so a
+/// rotation reaches every holder of the `SessionKeys` at once.
 pub struct SessionKeys {
-    keys: Vec<SessionKey>,
+    keys: arc_swap::ArcSwap<Vec<SessionKey>>,
+    /// Bumped on every [`SessionKeys::replace`]: anything kept from an
+    /// opened token (a cache of sessions) must not outlive its generation.
+    generation: std::sync::atomic::AtomicU64,
+    /// Why the key file was last refused (cleared by a good read).
+    refused: std::sync::Mutex<Option<String>>,
     /// Signing keys derived for session access keys, by (key id, date,
     /// region, service): a session signs with the same scope all day.
     signing: RwLock<HashMap<SigningScope, [u8; 32]>>,
@@ -191,10 +198,7 @@ struct SigningScope {
 impl fmt::Debug for SessionKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SessionKeys")
-            .field(
-                "key_ids",
-                &self.keys.iter().map(|k| &k.id).collect::<Vec<_>>(),
-            )
+            .field("key_ids", &self.key_ids())
             .finish_non_exhaustive()
     }
 }
@@ -244,9 +248,46 @@ impl SessionKeys {
             return Err(SessionKeyError::Empty);
         }
         Ok(Self {
-            keys,
+            keys: arc_swap::ArcSwap::from_pointee(keys),
+            generation: std::sync::atomic::AtomicU64::new(0),
+            refused: std::sync::Mutex::new(None),
             signing: RwLock::new(HashMap::new()),
         })
+    }
+
+    /// Serves `other`'s keys from now on (a re-read key file): tokens
+    /// sealed under a key no longer listed stop opening, new sessions are
+    /// sealed under `other`'s first key. Derived signing keys are dropped.
+    pub fn replace(&self, other: SessionKeys) {
+        self.keys.store(other.keys.load_full());
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        if let Ok(mut cache) = self.signing.write() {
+            cache.clear();
+        }
+        self.set_refused(None);
+    }
+
+    /// Records why a re-read key file was refused (`None`: it was not).
+    pub fn set_refused(&self, why: Option<String>) {
+        if let Ok(mut refused) = self.refused.lock() {
+            *refused = why;
+        }
+    }
+
+    /// Why the key file was last refused, if its last read was.
+    pub fn refused(&self) -> Option<String> {
+        self.refused.lock().ok().and_then(|r| r.clone())
+    }
+
+    /// How many times the key set was replaced since it was read first.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// The key ids, the sealing one first (ids are not secret).
+    pub fn key_ids(&self) -> Vec<String> {
+        self.keys.load().iter().map(|k| k.id.clone()).collect()
     }
 
     /// Reads a session key file.
@@ -268,20 +309,25 @@ impl SessionKeys {
         input.push(0);
         input.extend_from_slice(msg);
         self.keys
+            .load()
             .iter()
             .map(|k| hmac_sha256(&k.raw, &input))
             .collect()
     }
 
     /// The id of the key that seals new sessions.
-    pub fn sealing_key_id(&self) -> &str {
-        self.keys.first().map_or("", |k| k.id.as_str())
+    pub fn sealing_key_id(&self) -> String {
+        self.keys
+            .load()
+            .first()
+            .map_or(String::new(), |k| k.id.clone())
     }
 
     /// Issues credentials for `claims` (whose `access_key_id` is replaced
     /// by a fresh one).
     pub fn issue(&self, mut claims: SessionClaims) -> Result<IssuedCredentials, SessionKeyError> {
-        let key = self.keys.first().ok_or(SessionKeyError::Empty)?;
+        let keys = self.keys.load();
+        let key = keys.first().ok_or(SessionKeyError::Empty)?;
         claims.access_key_id = new_access_key_id()?;
         let json = serde_json::to_vec(&claims).map_err(|_| SessionKeyError::Random)?;
         let nonce = XNonce::try_generate().map_err(|_| SessionKeyError::Random)?;
@@ -331,8 +377,8 @@ impl SessionKeys {
         }
         let id_len = usize::from(id_len);
         let id = rest.get(..id_len).ok_or(TokenError::Invalid)?;
-        let key = self
-            .keys
+        let keys = self.keys.load();
+        let key = keys
             .iter()
             .find(|k| k.id.as_bytes() == id)
             .ok_or(TokenError::Invalid)?;

@@ -87,5 +87,14 @@ pub(crate) fn status(state: &AppState) -> Response<Body> {
         let (keys, active) = state.credentials.load().counts();
         body["credentials"] = json!({"keys": keys, "active": active});
     }
+    // Issue 13: session key ids (not secret) and the last refused re-read.
+    if let Some(keys) = &state.sessions {
+        body["session_keys"] = json!({
+            "key_ids": keys.key_ids(),
+            "sealing_key_id": keys.sealing_key_id(),
+            "generation": keys.generation(),
+            "refused": keys.refused(),
+        });
+    }
     json_response(StatusCode::OK, body.to_string().into_bytes())
 }

@@ -82,6 +82,9 @@ pub struct ServeConfig {
     pub oidc_audiences: Vec<String>,
     /// `--imds-listen`: the instance metadata credentials listener.
     pub imds_listen: Option<std::net::SocketAddr>,
+    /// `--mfa-devices`: virtual MFA devices for STS `SerialNumber` /
+    /// `TokenCode` (issue 13).
+    pub mfa_devices: Option<PathBuf>,
 }
 
 /// Decision-diff gated reloads, shadow snapshots and decision-log shipping.

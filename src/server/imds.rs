@@ -16,7 +16,9 @@
 //! must be an instance's primary private IPv4 address in the live
 //! inventory, else 404. The instance's instance profile (bundle,
 //! `InstanceProfileList`) names the role, whose trust policy must allow
-//! `sts:AssumeRole` for the service principal `ec2.amazonaws.com`. The
+//! `sts:AssumeRole` for the service principal `ec2.amazonaws.com` (with
+//! `aws:SourceArn` the instance's ARN and `aws:SourceAccount` its account
+//! in the request context). The
 //! credentials are ordinary sealed session credentials (session name: the
 //! instance id) that also seal the instance's ARN, VPC and private
 //! address, so requests signed with them carry `ec2:SourceInstanceARN`,
@@ -64,7 +66,71 @@ pub fn check_setup(state: &AppState) -> Result<(), ImdsSetupError> {
 
 /// Answers one instance metadata request from `peer`.
 pub async fn handle(state: AppState, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
-    serve(&state, &req, peer.ip().to_canonical(), SystemTime::now())
+    let r = serve(&state, &req, peer.ip().to_canonical(), SystemTime::now());
+    state
+        .metrics
+        .imds_request(path_kind(req.uri().path()), r.status().as_u16());
+    r
+}
+
+/// A bounded label for a metadata path (the metric never carries a
+/// caller's raw path).
+fn path_kind(path: &str) -> &'static str {
+    match path {
+        "/latest/api/token" => "token",
+        "/latest/meta-data/iam/info" => "iam_info",
+        p if p.starts_with("/latest/meta-data/iam/security-credentials") => "credentials",
+        p if p.starts_with("/latest/meta-data") => "metadata",
+        _ => "other",
+    }
+}
+
+/// The common instance metadata categories iamgate answers from the
+/// inventory (IMDS "Instance metadata categories"), each `(path under
+/// /latest/meta-data/, value)` when the inventory knows it.
+fn categories(instance: &Resource) -> Vec<(&'static str, String)> {
+    let a = &instance.attributes;
+    let mut out = Vec::new();
+    if let Some(v) = &a.image_id {
+        out.push(("ami-id", v.clone()));
+    }
+    out.push(("instance-id", instance.id.clone()));
+    if let Some(v) = &a.instance_type {
+        out.push(("instance-type", v.clone()));
+    }
+    if let Some(v) = a.private_ip {
+        out.push(("local-ipv4", v.to_string()));
+    }
+    if let Some(v) = &a.availability_zone {
+        out.push(("placement/availability-zone", v.clone()));
+    }
+    if !instance.region.is_empty() {
+        out.push(("placement/region", instance.region.clone()));
+    }
+    out
+}
+
+/// The listing of a metadata directory (`/latest/meta-data/`,
+/// `.../placement/`): one entry a line, sub-directories ending in `/`.
+fn listing(instance: &Resource, dir: &str) -> Option<String> {
+    let mut entries: Vec<String> = Vec::new();
+    for (path, _) in categories(instance) {
+        let Some(rest) = path.strip_prefix(dir) else {
+            continue;
+        };
+        let entry = match rest.split_once('/') {
+            Some((d, _)) => format!("{d}/"),
+            None => rest.to_owned(),
+        };
+        if !entries.contains(&entry) {
+            entries.push(entry);
+        }
+    }
+    if dir.is_empty() && instance.attributes.instance_profile.is_some() {
+        entries.push("iam/".to_owned());
+    }
+    entries.sort();
+    (!entries.is_empty()).then(|| entries.join("\n"))
 }
 
 fn plain(status: StatusCode, body: impl Into<Vec<u8>>) -> Response<Body> {
@@ -125,6 +191,24 @@ fn serve<B>(state: &AppState, req: &Request<B>, ip: IpAddr, now: SystemTime) -> 
     if !token_ok {
         return plain(StatusCode::UNAUTHORIZED, "Unauthorized");
     }
+    // The instance's own metadata, from the inventory (no role needed).
+    if let Some(rest) = path.strip_prefix("/latest/meta-data/")
+        && !rest.starts_with("iam/")
+        && rest != "iam"
+    {
+        // A value or a directory, with or without a trailing `/` (botocore
+        // asks for `placement/availability-zone/`).
+        let name = rest.trim_end_matches('/');
+        if let Some((_, v)) = categories(&instance).into_iter().find(|(p, _)| *p == name) {
+            return plain(StatusCode::OK, v);
+        }
+        let dir = if name.is_empty() {
+            String::new()
+        } else {
+            format!("{name}/")
+        };
+        return listing(&instance, &dir).map_or_else(not_found, |l| plain(StatusCode::OK, l));
+    }
     let Ok(snapshot) = state.snapshot() else {
         return plain(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable");
     };
@@ -156,12 +240,26 @@ fn serve<B>(state: &AppState, req: &Request<B>, ip: IpAddr, now: SystemTime) -> 
             if asked != role_name {
                 return not_found();
             }
+            let partition = crate::policy::arn::Arn::parse(&role.arn)
+                .map(|a| a.partition.to_owned())
+                .unwrap_or_else(|| "aws".to_owned());
             // The service is the caller (IAM User Guide, global condition
-            // keys: aws:PrincipalServiceName).
+            // keys: aws:PrincipalServiceName), acting for the instance: as
+            // a service principal calling on behalf of a resource, it
+            // carries the resource's ARN and owner account (aws:SourceArn,
+            // aws:SourceAccount; IAM User Guide, "The confused deputy
+            // problem"), so a trust policy can pin the role to instances
+            // of one account or to chosen instances.
             let mut trust_context = Context::new();
             trust_context.insert_static(
                 "aws:PrincipalServiceName",
                 ContextValue::One(EC2_SERVICE.to_owned()),
+            );
+            trust_context
+                .insert_static("aws:SourceArn", ContextValue::One(instance.arn(&partition)));
+            trust_context.insert_static(
+                "aws:SourceAccount",
+                ContextValue::One(instance.account.clone()),
             );
             if !snapshot.trust_allows_service(
                 &role.arn,
@@ -180,9 +278,6 @@ fn serve<B>(state: &AppState, req: &Request<B>, ip: IpAddr, now: SystemTime) -> 
                     "LastUpdated": iso8601(now_s),
                 }));
             }
-            let partition = crate::policy::arn::Arn::parse(&role.arn)
-                .map(|a| a.partition.to_owned())
-                .unwrap_or_else(|| "aws".to_owned());
             let Some(principal_arn) = assumed_role_arn(&role.arn, &instance.id) else {
                 return not_found();
             };
@@ -301,5 +396,40 @@ mod tests {
         assert!(instance_at(&inv, "203.0.113.9".parse().unwrap()).is_none());
         assert!(instance_at(&inv, "10.0.0.6".parse().unwrap()).is_none());
         assert!(profile_id("arn:aws:iam::1:instance-profile/x").starts_with("AIPA"));
+    }
+
+    /// Issue 13: metadata categories and listings come from what the
+    /// inventory knows; unknown ones are left out, not invented.
+    #[test]
+    fn categories_and_listings_follow_the_inventory() {
+        let mut inv = Inventory::new();
+        inv.load_cli_output(
+            &serde_json::json!({"Reservations": [{"Instances": [{
+                "InstanceId": "i-0abc", "PrivateIpAddress": "10.0.0.5",
+                "InstanceType": "m5.large",
+                "Placement": {"AvailabilityZone": "eu-west-1b"}}]}]}),
+            "111122223333",
+            "eu-west-1",
+        )
+        .unwrap();
+        let i = instance_at(&inv, "10.0.0.5".parse().unwrap()).unwrap();
+        assert_eq!(
+            listing(&i, "").unwrap(),
+            "instance-id\ninstance-type\nlocal-ipv4\nplacement/"
+        );
+        assert_eq!(
+            listing(&i, "placement/").unwrap(),
+            "availability-zone\nregion"
+        );
+        assert!(listing(&i, "nothing/").is_none());
+        let c = categories(&i);
+        assert!(c.contains(&("placement/region", "eu-west-1".to_owned())));
+        assert!(!c.iter().any(|(p, _)| *p == "ami-id"));
+        assert_eq!(
+            path_kind("/latest/meta-data/iam/security-credentials/x"),
+            "credentials"
+        );
+        assert_eq!(path_kind("/latest/meta-data/instance-id"), "metadata");
+        assert_eq!(path_kind("/x"), "other");
     }
 }

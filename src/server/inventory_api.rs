@@ -953,8 +953,8 @@ fn resource_json_from_proto(r: pb::InventoryResource, path: &str) -> Result<Reso
             ingress: a.ingress.into_iter().map(rule_from_proto).collect(),
             egress: a.egress.into_iter().map(rule_from_proto).collect(),
             cidrs: a.cidrs,
-            private_ip: None,
-            http_tokens: None,
+            private_ip: a.private_ip,
+            http_tokens: a.http_tokens,
         },
     })
 }
@@ -995,6 +995,8 @@ fn resource_to_proto(r: &Resource) -> pb::InventoryResource {
             ingress: a.ingress.iter().map(rule_to_proto).collect(),
             egress: a.egress.iter().map(rule_to_proto).collect(),
             cidrs: a.cidrs.iter().map(ToString::to_string).collect(),
+            private_ip: a.private_ip.map(|ip| ip.to_string()),
+            http_tokens: a.http_tokens.clone(),
         }),
     }
 }
@@ -1110,6 +1112,39 @@ mod tests {
         assert!(grants_from_proto(vec![all_false], "g").is_err());
         let no_op = pb::InventoryChange { op: None };
         assert!(change_from_proto(no_op, "changes[0]").is_err());
+    }
+
+    /// Issue 13: the gRPC API carries an instance's primary private IPv4
+    /// address and `HttpTokens` as the JSON API does (both ways), checked
+    /// the same way.
+    #[test]
+    fn proto_instances_carry_private_ip_and_http_tokens() {
+        let Change::Upsert { resource } = change(json!({"op": "upsert", "resource": {
+            "id": "i-0abc", "account": "111122223333", "region": "us-east-1",
+            "attributes": {"addresses": ["10.0.0.5"], "private_ip": "10.0.0.5",
+                           "http_tokens": "optional"}}}))
+        .expect("a valid change") else {
+            panic!("not an upsert")
+        };
+        let proto = resource_to_proto(&resource);
+        let a = proto.attributes.clone().unwrap_or_default();
+        assert_eq!(a.private_ip.as_deref(), Some("10.0.0.5"));
+        assert_eq!(a.http_tokens.as_deref(), Some("optional"));
+        let back =
+            resource_json_from_proto(proto.clone(), "p").and_then(|j| resource_from_json(j, "p"));
+        assert_eq!(back.as_ref(), Ok(&*resource));
+        let mut bad = proto;
+        if let Some(a) = bad.attributes.as_mut() {
+            a.http_tokens = Some("sometimes".into());
+        }
+        let e = resource_json_from_proto(bad, "changes[0].upsert")
+            .and_then(|j| resource_from_json(j, "changes[0].upsert"))
+            .err()
+            .unwrap_or_default();
+        assert!(
+            e.contains("http_tokens") && e.contains("`sometimes`"),
+            "{e}"
+        );
     }
 
     #[test]

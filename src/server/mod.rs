@@ -22,6 +22,7 @@ pub mod io;
 pub mod network_api;
 pub mod reload;
 pub mod remote;
+pub mod session_keys;
 pub mod shadow;
 pub mod state;
 pub mod sts;
@@ -248,6 +249,11 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
         }
         None => None,
     };
+    // Issue 13: the session key file is re-read like the credentials file.
+    if let (Some(path), Some(keys)) = (&config.session_key, &state.sessions) {
+        session_keys::SessionKeyFile::new(path, keys.clone(), state.metrics.clone())
+            .watch(Duration::from_secs(2));
+    }
     if credentials.is_none() && config.ec2.auth == config::Ec2Auth::SigV4 {
         tracing::warn!("--ec2-auth sigv4 without --credentials: every signed request is refused");
     }

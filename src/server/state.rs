@@ -48,6 +48,9 @@ pub struct AppState {
     /// OIDC identity providers (`--oidc-provider`) for
     /// `AssumeRoleWithWebIdentity`; `None`: web identities are refused.
     pub oidc: Option<Arc<crate::identity::oidc::OidcProviders>>,
+    /// Virtual MFA devices (`--mfa-devices`) for STS `TokenCode`s; `None`:
+    /// MFA fields are accepted and the session reports MFA absent.
+    pub mfa: Option<Arc<crate::identity::mfa::MfaDevices>>,
 }
 
 /// `PREFIX-%012x`, without the formatting machinery (every decision makes
@@ -106,6 +109,7 @@ impl AppState {
             diff_gate: Arc::new(crate::bundle::gate::DiffGate::default()),
             shadow: Arc::new(crate::server::shadow::Shadow::disabled()),
             oidc: None,
+            mfa: None,
         }
     }
 

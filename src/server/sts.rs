@@ -52,6 +52,13 @@ pub enum StsSetupError {
     Oidc(#[from] crate::identity::oidc::OidcConfigError),
     #[error("--oidc-provider needs --sts-listen (AssumeRoleWithWebIdentity is served there)")]
     OidcWithoutSts,
+    #[error("cannot read --mfa-devices `{path}`: {message}")]
+    MfaDevicesRead { path: String, message: String },
+    #[error("--mfa-devices `{path}`: {error}")]
+    MfaDevices {
+        path: String,
+        error: crate::identity::mfa::MfaDevicesError,
+    },
 }
 
 /// Loads `--session-key` into the state (and checks that `--sts-listen`
@@ -72,6 +79,17 @@ pub fn with_session_keys(
         }
         None if config.sts_listen.is_some() => return Err(StsSetupError::NoSessionKey),
         None => {}
+    }
+    if let Some(path) = &config.mfa_devices {
+        let shown = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|e| StsSetupError::MfaDevicesRead {
+            path: shown.clone(),
+            message: e.to_string(),
+        })?;
+        let devices = crate::identity::mfa::MfaDevices::from_json(&bytes)
+            .map_err(|error| StsSetupError::MfaDevices { path: shown, error })?;
+        tracing::info!(path = %path.display(), devices = devices.len(), "MFA devices loaded");
+        state.mfa = Some(Arc::new(devices));
     }
     Ok(state)
 }
@@ -369,6 +387,7 @@ async fn assume_role(
     now: SystemTime,
 ) -> Result<String, StsError> {
     let mut input = AssumeRoleInput::parse(params)?;
+    let mfa = check_mfa(state, who, params, now)?;
     let snapshot = state.snapshot().map_err(|_| not_ready())?;
     let deny = || StsError::access_denied(&who.arn, "sts:AssumeRole", &input.role_arn);
     let role = snapshot.role(&input.role_arn).ok_or_else(deny)?;
@@ -439,6 +458,15 @@ async fn assume_role(
         if let Some(e) = &input.external_id {
             c.insert_static("sts:ExternalId", ContextValue::One(e.clone()));
         }
+        // A code verified with this request: MFA is present, just now
+        // (what a trust policy's `aws:MultiFactorAuthPresent` checks).
+        if mfa {
+            c.insert_static(
+                "aws:MultiFactorAuthPresent",
+                ContextValue::One("true".to_owned()),
+            );
+            c.insert_static("aws:MultiFactorAuthAge", ContextValue::One("0".to_owned()));
+        }
         if let Some(s) = &input.source_identity {
             c.insert_static("sts:SourceIdentity", ContextValue::One(s.clone()));
         }
@@ -494,7 +522,7 @@ async fn assume_role(
         issued,
         expires: issued.saturating_add(duration),
         chained,
-        mfa: false,
+        mfa,
         ec2: None,
     };
     let creds = keys
@@ -553,6 +581,44 @@ pub(crate) fn credentials_node(creds: &IssuedCredentials, expires: u64) -> Node 
     )
 }
 
+/// `SerialNumber` + `TokenCode` of `GetSessionToken` / `AssumeRole`:
+/// whether a virtual MFA device of the caller's (`--mfa-devices`) verified
+/// the code now (TOTP, never twice). Without configured devices the fields
+/// are accepted and MFA is reported absent; with them a missing half, a
+/// device that is not the caller's, a wrong or reused code is
+/// `AccessDenied`.
+fn check_mfa(
+    state: &AppState,
+    who: &Who,
+    params: &Params,
+    now: SystemTime,
+) -> Result<bool, StsError> {
+    let (serial, code) = (params.get("SerialNumber"), params.get("TokenCode"));
+    if serial.is_none() && code.is_none() {
+        return Ok(false);
+    }
+    let Some(devices) = state.mfa.as_deref() else {
+        return Ok(false);
+    };
+    let denied =
+        |e: crate::identity::mfa::MfaError| StsError::new(403, "AccessDenied", e.to_string());
+    let (Some(serial), Some(code)) = (serial, code) else {
+        return Err(denied(crate::identity::mfa::MfaError::Incomplete));
+    };
+    // MFA devices belong to IAM users: a role session's caller has none.
+    let user = match &who.session {
+        Some(s) if s.role_arn.is_some() => {
+            return Err(denied(crate::identity::mfa::MfaError::Invalid));
+        }
+        _ => who.arn.as_str(),
+    };
+    devices
+        .verify(serial, user, code, epoch_secs(now))
+        .map_err(denied)?;
+    tracing::info!(caller = %who.arn, serial = %params::printable(serial), "STS: MFA code verified");
+    Ok(true)
+}
+
 fn get_session_token(
     state: &AppState,
     who: &Who,
@@ -571,9 +637,8 @@ fn get_session_token(
         .sessions
         .as_deref()
         .ok_or_else(|| StsError::new(500, "InternalFailure", "no session key is configured"))?;
+    let mfa = check_mfa(state, who, params, now)?;
     let issued = epoch_secs(now);
-    // MFA codes are accepted but not verified (no MFA devices are
-    // configured), so the session reports MFA as absent.
     let claims = SessionClaims {
         access_key_id: String::new(),
         principal_arn: who.arn.clone(),
@@ -588,7 +653,7 @@ fn get_session_token(
         issued,
         expires: issued.saturating_add(duration),
         chained: false,
-        mfa: false,
+        mfa,
         ec2: None,
     };
     let creds = keys
@@ -596,6 +661,7 @@ fn get_session_token(
         .map_err(|e| StsError::new(500, "InternalFailure", e.to_string()))?;
     tracing::info!(
         caller = %who.arn,
+        mfa,
         access_key_id = %creds.access_key_id,
         duration,
         "STS: session token issued"

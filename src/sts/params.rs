@@ -154,8 +154,8 @@ pub struct AssumeRoleInput {
     pub tags: Vec<(String, String)>,
     pub transitive_tag_keys: Vec<String>,
     pub source_identity: Option<String>,
-    /// `SerialNumber` and `TokenCode` were given (MFA is not verified
-    /// here, so the session reports it absent).
+    /// `SerialNumber` or `TokenCode` was given (the server checks them
+    /// against `--mfa-devices`).
     pub mfa_given: bool,
     /// Characters of the packed session policies and tags, for
     /// `PackedPolicySize` (a percentage of the limit).

@@ -36,6 +36,26 @@ pub fn apply(claims: &SessionClaims, req: &mut AuthzRequest) {
         "aws:MultiFactorAuthPresent",
         ContextValue::One(if claims.mfa { "true" } else { "false" }.to_owned()),
     );
+    // IAM User Guide, global condition keys: `aws:MultiFactorAuthAge` is
+    // present only for temporary credentials obtained with MFA, as the
+    // seconds since that authentication (the session's issue: the code was
+    // verified by the request that issued it). The request's time is its
+    // `aws:EpochTime`, set by every front door before this.
+    if claims.mfa {
+        let now = match req.context.get("aws:epochtime") {
+            Some(crate::policy::variables::ValueRef::One(s)) => s.parse::<u64>().ok(),
+            _ => None,
+        }
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs())
+        });
+        req.context.insert_static(
+            "aws:MultiFactorAuthAge",
+            ContextValue::One(now.saturating_sub(claims.issued).to_string()),
+        );
+    }
     if let Some(s) = &claims.source_identity {
         req.context
             .insert_static("aws:SourceIdentity", ContextValue::One(s.clone()));
@@ -138,6 +158,34 @@ mod tests {
             assumed_role_arn("arn:aws:iam::111122223333:user/x", "s"),
             None
         );
+    }
+
+    /// Issue 13 (IAM User Guide, global condition keys):
+    /// `aws:MultiFactorAuthAge` is present only for a session obtained with
+    /// MFA, as the seconds since then at the request's `aws:EpochTime`;
+    /// `aws:MultiFactorAuthPresent` is present for every session.
+    #[test]
+    fn mfa_age_is_present_only_for_mfa_sessions() {
+        let mut claims = crate::identity::session::tests::claims(2_000_000_000);
+        claims.issued = 1_700_000_000;
+        for (mfa, present, age) in [(false, "false", None), (true, "true", Some("125"))] {
+            claims.mfa = mfa;
+            let mut req = AuthzRequest::default();
+            req.context
+                .insert_static("aws:EpochTime", ContextValue::One("1700000125".into()));
+            apply(&claims, &mut req);
+            let p = crate::engine::Principal::parse(&req.principal_arn).unwrap();
+            let r = crate::engine::Request::new(&p, "ec2:DescribeInstances", "*", &req.context);
+            assert!(
+                matches!(r.get("aws:multifactorauthpresent"), Some(ValueRef::One(v)) if v == present)
+            );
+            match age {
+                Some(want) => assert!(
+                    matches!(r.get("aws:multifactorauthage"), Some(ValueRef::One(v)) if v == want)
+                ),
+                None => assert!(r.get("aws:multifactorauthage").is_none()),
+            }
+        }
     }
 
     /// Issue 13: instance-profile sessions carry the instance's keys.

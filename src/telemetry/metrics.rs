@@ -89,6 +89,7 @@ pub struct Metrics {
     bundle_signature_refusals: IntCounterVec,
     bundle_stale: IntGauge,
     extra: Arc<Issue15Metrics>,
+    identity: Arc<Issue13Metrics>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -204,6 +205,7 @@ impl Metrics {
             bundle_fetches.with_label_values(&[result]);
         }
         let extra = Arc::new(Issue15Metrics::new(&registry)?);
+        let identity = Arc::new(Issue13Metrics::new(&registry)?);
 
         let mut decisions = Vec::new();
         let mut latency = Vec::new();
@@ -234,6 +236,7 @@ impl Metrics {
             bundle_signature_refusals,
             bundle_stale,
             extra,
+            identity,
         })
     }
 
@@ -404,6 +407,26 @@ impl Metrics {
             .inc();
     }
 
+    /// A re-read of the session key file: `loaded` or `refused` (the
+    /// previous keys kept serving).
+    pub fn session_key_reload(&self, result: &'static str) {
+        self.identity
+            .session_key_reloads
+            .with_label_values(&[result])
+            .inc();
+    }
+
+    /// One instance metadata request: its path kind (a fixed label, see
+    /// `server::imds`) and the HTTP status answered.
+    pub fn imds_request(&self, path: &'static str, status: u16) {
+        let mut buf = [0u8; 3];
+        let status = status_label(status, &mut buf);
+        self.identity
+            .imds_requests
+            .with_label_values(&[path, status])
+            .inc();
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> Result<Vec<u8>, prometheus::Error> {
         let mut buf = Vec::new();
@@ -527,6 +550,63 @@ impl Issue15Metrics {
             shadow_bundle_fetches,
             shadow_bundle_signature_refusals,
         })
+    }
+}
+
+/// Metrics of the identity surfaces (issue 13): session key file reloads.
+struct Issue13Metrics {
+    session_key_reloads: IntCounterVec,
+    imds_requests: IntCounterVec,
+}
+
+impl Issue13Metrics {
+    fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let session_key_reloads = IntCounterVec::new(
+            Opts::new(
+                "iamgate_session_key_reloads_total",
+                "Re-reads of the --session-key file that changed it, by result (loaded, refused: the previous keys keep serving).",
+            ),
+            &["result"],
+        )?;
+        registry.register(Box::new(session_key_reloads.clone()))?;
+        for result in ["loaded", "refused"] {
+            session_key_reloads.with_label_values(&[result]);
+        }
+        let imds_requests = IntCounterVec::new(
+            Opts::new(
+                "iamgate_imds_requests_total",
+                "Instance metadata requests (--imds-listen) by path kind (token, credentials, iam_info, metadata, other) and HTTP status.",
+            ),
+            &["path", "status"],
+        )?;
+        registry.register(Box::new(imds_requests.clone()))?;
+        Ok(Self {
+            session_key_reloads,
+            imds_requests,
+        })
+    }
+}
+
+/// A three-digit status as text without allocating (other values: "other").
+fn status_label(status: u16, buf: &mut [u8; 3]) -> &str {
+    if !(100..=999).contains(&status) {
+        return "other";
+    }
+    let digits = [status / 100, status / 10 % 10, status % 10];
+    for (b, d) in buf.iter_mut().zip(digits) {
+        *b = b'0' + u8::try_from(d).unwrap_or(0);
+    }
+    std::str::from_utf8(buf).unwrap_or("other")
+}
+
+#[cfg(test)]
+mod issue13_tests {
+    #[test]
+    fn status_labels_are_three_digits() {
+        let mut buf = [0u8; 3];
+        assert_eq!(super::status_label(200, &mut buf), "200");
+        assert_eq!(super::status_label(404, &mut buf), "404");
+        assert_eq!(super::status_label(7, &mut buf), "other");
     }
 }
 

@@ -55,6 +55,11 @@ OTHER_ARN = f"arn:aws:ec2:{REGION}:{PROD}:instance/{OTHER_ID}"
 VPC = "vpc-0dd10000000000001"
 
 
+SCOPED_PROFILE = f"arn:aws:iam::{PROD}:instance-profile/imds-scoped"
+SCOPED_ID = "i-0dd1000000000000e"
+SCOPED_ARN = f"arn:aws:ec2:{REGION}:{PROD}:instance/{SCOPED_ID}"
+
+
 def doc(*statements):
     return {"Version": "2012-10-17", "Statement": list(statements)}
 
@@ -106,6 +111,14 @@ def write_bundle(dest):
                          "Action": "sts:AssumeRole"})
     d["RoleDetailList"].append(role("imds-untrusted", account_trust, web_policy,
                                     UNTRUSTED_PROFILE, "AIPAIMDSUNTRUSTED001"))
+    # Confused-deputy scoping: only instances of this account, and only
+    # the chosen instance, may get this role's credentials.
+    scoped_trust = doc({"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
+                        "Action": "sts:AssumeRole",
+                        "Condition": {"StringEquals": {"aws:SourceAccount": PROD},
+                                      "ArnLike": {"aws:SourceArn": SCOPED_ARN}}})
+    d["RoleDetailList"].append(role("imds-scoped", scoped_trust, web_policy, SCOPED_PROFILE,
+                                    "AIPAIMDSSCOPED000001"))
     prod.write_text(json.dumps(d))
     (dest / "ec2" / PROD / REGION / "describe-instances-imds.json").write_text(json.dumps(
         {"Reservations": [{"OwnerId": PROD, "ReservationId": "r-0dd10000000000001",
@@ -319,3 +332,106 @@ def test_instance_added_at_runtime_through_the_inventory_api(stack):
     status, body = stack.imds("GET", "/latest/meta-data/iam/security-credentials/imds-web",
                               source="127.0.0.3")
     assert status == 200 and json.loads(body)["Code"] == "Success", body
+
+
+def test_instance_metadata_categories_and_metrics(stack):
+    """Issue 13: the common metadata categories come from the inventory
+    (`instance-id`, `local-ipv4`, `instance-type`, `ami-id`,
+    `placement/availability-zone`, `placement/region`, the listings of
+    `/latest/meta-data/` and `placement/`), under the same token rules;
+    botocore's own IMDS region fetcher reads the zone; requests are
+    counted in `iamgate_imds_requests_total` by path kind and status."""
+    from botocore.utils import InstanceMetadataRegionFetcher
+    fetcher = InstanceMetadataRegionFetcher(
+        timeout=5, num_attempts=1,
+        config={"ec2_metadata_service_endpoint": f"http://127.0.0.1:{stack.imds_port}"})
+    assert fetcher.retrieve_region() == REGION
+    token = {"X-aws-ec2-metadata-token": stack.token()}
+    status, body = stack.imds("GET", "/latest/meta-data/", token)
+    assert status == 200
+    assert body.split("\n") == ["ami-id", "iam/", "instance-id", "instance-type",
+                                "local-ipv4", "placement/"]
+    for path, want in [("instance-id", WEB_ID), ("local-ipv4", "127.0.0.1"),
+                       ("instance-type", "t3.micro"), ("ami-id", "ami-0dd10000000000001"),
+                       ("placement/availability-zone", "us-east-1a"),
+                       ("placement/region", REGION),
+                       ("placement", "availability-zone\nregion"),
+                       ("placement/", "availability-zone\nregion")]:
+        assert stack.imds("GET", f"/latest/meta-data/{path}", token) == (200, want), path
+    assert stack.imds("GET", "/latest/meta-data/no-such-thing", token)[0] == 404
+    # Token rules as for credentials: required here, IMDSv1 on the other.
+    assert stack.imds("GET", "/latest/meta-data/instance-id")[0] == 401
+    assert stack.imds("GET", "/latest/meta-data/instance-id", source="127.0.0.2") == (200, OTHER_ID)
+    metrics = requests.get(stack.server.admin + "/metrics", timeout=10).text
+    counts = {}
+    for line in metrics.splitlines():
+        if line.startswith("iamgate_imds_requests_total{"):
+            labels, value = line.rsplit(" ", 1)
+            counts[labels] = float(value)
+    assert counts.get('iamgate_imds_requests_total{path="metadata",status="200"}', 0) >= 9
+    assert counts.get('iamgate_imds_requests_total{path="metadata",status="404"}', 0) >= 1
+    assert counts.get('iamgate_imds_requests_total{path="metadata",status="401"}', 0) >= 1
+    assert counts.get('iamgate_imds_requests_total{path="token",status="200"}', 0) >= 2
+
+
+def test_instance_added_through_the_grpc_inventory_api(stack, tmp_path_factory):
+    """Issue 13: the gRPC inventory API (stubs generated from the shipped
+    proto with grpcio-tools) carries `private_ip` and `http_tokens` as the
+    JSON API does: an instance upserted over gRPC is recognised by its
+    private address, IMDSv1 follows its `http_tokens`, `Get` returns both,
+    and a bad `http_tokens` is INVALID_ARGUMENT naming the field."""
+    import grpc
+
+    from conftest import grpc_stubs
+    pb2, pb2_grpc = grpc_stubs(tmp_path_factory, "inventory")
+    iid = "i-0dd1000000000000d"
+
+    def upsert(tokens):
+        return pb2.ApplyInventoryRequest(changes=[pb2.InventoryChange(upsert=pb2.InventoryResource(
+            id=iid, account=PROD, region=REGION,
+            attributes=pb2.InventoryAttributes(
+                instance_profile=WEB_PROFILE, vpc_id=VPC, addresses=["127.0.0.4"],
+                private_ip="127.0.0.4", http_tokens=tokens)))])
+
+    md = stack.server.grpc_auth
+    with grpc.insecure_channel(stack.server.addrs["control"]) as ch:
+        stub = pb2_grpc.InventoryStub(ch)
+        with pytest.raises(grpc.RpcError) as e:
+            stub.Apply(upsert("always"), timeout=10, metadata=md)
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "http_tokens" in e.value.details()
+        stub.Apply(upsert("optional"), timeout=10, metadata=md)
+        got = stub.Get(pb2.GetInventoryResourceRequest(id=iid), timeout=10, metadata=md).resource
+        assert got.attributes.private_ip == "127.0.0.4"
+        assert got.attributes.http_tokens == "optional"
+    status, body = stack.imds("GET", "/latest/meta-data/instance-id", source="127.0.0.4")
+    assert (status, body) == (200, iid)
+    with grpc.insecure_channel(stack.server.addrs["control"]) as ch:
+        pb2_grpc.InventoryStub(ch).Apply(upsert("required"), timeout=10, metadata=md)
+    assert stack.imds("GET", "/latest/meta-data/instance-id", source="127.0.0.4")[0] == 401
+
+
+def test_trust_policy_sees_source_arn_and_account(stack):
+    """Issue 13 (IAM User Guide, "The confused deputy problem"): EC2 assumes
+    an instance profile's role on behalf of the instance, so the trust
+    evaluation carries aws:SourceArn (the instance's ARN) and
+    aws:SourceAccount (its account): a role whose trust policy names one
+    instance gives that instance credentials and not another instance with
+    the same profile."""
+    def upsert(iid, ip):
+        r = requests.post(stack.server.control + "/v1/inventory", json={"changes": [
+            {"op": "upsert", "resource": {
+                "id": iid, "account": PROD, "region": REGION,
+                "attributes": {"instance_profile": SCOPED_PROFILE, "vpc_id": VPC,
+                               "addresses": [ip], "private_ip": ip,
+                               "http_tokens": "optional"}}}]},
+            headers=stack.server.auth, timeout=10)
+        assert r.status_code == 200, r.text
+    upsert(SCOPED_ID, "127.0.0.5")
+    upsert("i-0dd1000000000000f", "127.0.0.6")
+    path = "/latest/meta-data/iam/security-credentials/imds-scoped"
+    status, body = stack.imds("GET", path, source="127.0.0.5")
+    assert status == 200 and json.loads(body)["Code"] == "Success", body + stack.logs()
+    status, body = stack.imds("GET", path, source="127.0.0.6")
+    assert status == 200
+    assert json.loads(body)["Code"] == "AssumeRoleUnauthorizedAccess", body
