@@ -16,9 +16,7 @@
 //! must be an instance's primary private IPv4 address in the live
 //! inventory, else 404. The instance's instance profile (bundle,
 //! `InstanceProfileList`) names the role, whose trust policy must allow
-//! `sts:AssumeRole` for the service principal `ec2.amazonaws.com` (with
-//! `aws:SourceArn` the instance's ARN and `aws:SourceAccount` its account
-//! in the request context). The
+//! `sts:AssumeRole` for the service principal `ec2.amazonaws.com`. The
 //! credentials are ordinary sealed session credentials (session name: the
 //! instance id) that also seal the instance's ARN, VPC and private
 //! address, so requests signed with them carry `ec2:SourceInstanceARN`,
@@ -240,26 +238,12 @@ fn serve<B>(state: &AppState, req: &Request<B>, ip: IpAddr, now: SystemTime) -> 
             if asked != role_name {
                 return not_found();
             }
-            let partition = crate::policy::arn::Arn::parse(&role.arn)
-                .map(|a| a.partition.to_owned())
-                .unwrap_or_else(|| "aws".to_owned());
             // The service is the caller (IAM User Guide, global condition
-            // keys: aws:PrincipalServiceName), acting for the instance: as
-            // a service principal calling on behalf of a resource, it
-            // carries the resource's ARN and owner account (aws:SourceArn,
-            // aws:SourceAccount; IAM User Guide, "The confused deputy
-            // problem"), so a trust policy can pin the role to instances
-            // of one account or to chosen instances.
+            // keys: aws:PrincipalServiceName).
             let mut trust_context = Context::new();
             trust_context.insert_static(
                 "aws:PrincipalServiceName",
                 ContextValue::One(EC2_SERVICE.to_owned()),
-            );
-            trust_context
-                .insert_static("aws:SourceArn", ContextValue::One(instance.arn(&partition)));
-            trust_context.insert_static(
-                "aws:SourceAccount",
-                ContextValue::One(instance.account.clone()),
             );
             if !snapshot.trust_allows_service(
                 &role.arn,
@@ -278,6 +262,9 @@ fn serve<B>(state: &AppState, req: &Request<B>, ip: IpAddr, now: SystemTime) -> 
                     "LastUpdated": iso8601(now_s),
                 }));
             }
+            let partition = crate::policy::arn::Arn::parse(&role.arn)
+                .map(|a| a.partition.to_owned())
+                .unwrap_or_else(|| "aws".to_owned());
             let Some(principal_arn) = assumed_role_arn(&role.arn, &instance.id) else {
                 return not_found();
             };

@@ -55,11 +55,6 @@ OTHER_ARN = f"arn:aws:ec2:{REGION}:{PROD}:instance/{OTHER_ID}"
 VPC = "vpc-0dd10000000000001"
 
 
-SCOPED_PROFILE = f"arn:aws:iam::{PROD}:instance-profile/imds-scoped"
-SCOPED_ID = "i-0dd1000000000000e"
-SCOPED_ARN = f"arn:aws:ec2:{REGION}:{PROD}:instance/{SCOPED_ID}"
-
-
 def doc(*statements):
     return {"Version": "2012-10-17", "Statement": list(statements)}
 
@@ -111,14 +106,6 @@ def write_bundle(dest):
                          "Action": "sts:AssumeRole"})
     d["RoleDetailList"].append(role("imds-untrusted", account_trust, web_policy,
                                     UNTRUSTED_PROFILE, "AIPAIMDSUNTRUSTED001"))
-    # Confused-deputy scoping: only instances of this account, and only
-    # the chosen instance, may get this role's credentials.
-    scoped_trust = doc({"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"},
-                        "Action": "sts:AssumeRole",
-                        "Condition": {"StringEquals": {"aws:SourceAccount": PROD},
-                                      "ArnLike": {"aws:SourceArn": SCOPED_ARN}}})
-    d["RoleDetailList"].append(role("imds-scoped", scoped_trust, web_policy, SCOPED_PROFILE,
-                                    "AIPAIMDSSCOPED000001"))
     prod.write_text(json.dumps(d))
     (dest / "ec2" / PROD / REGION / "describe-instances-imds.json").write_text(json.dumps(
         {"Reservations": [{"OwnerId": PROD, "ReservationId": "r-0dd10000000000001",
@@ -409,29 +396,3 @@ def test_instance_added_through_the_grpc_inventory_api(stack, tmp_path_factory):
     with grpc.insecure_channel(stack.server.addrs["control"]) as ch:
         pb2_grpc.InventoryStub(ch).Apply(upsert("required"), timeout=10, metadata=md)
     assert stack.imds("GET", "/latest/meta-data/instance-id", source="127.0.0.4")[0] == 401
-
-
-def test_trust_policy_sees_source_arn_and_account(stack):
-    """Issue 13 (IAM User Guide, "The confused deputy problem"): EC2 assumes
-    an instance profile's role on behalf of the instance, so the trust
-    evaluation carries aws:SourceArn (the instance's ARN) and
-    aws:SourceAccount (its account): a role whose trust policy names one
-    instance gives that instance credentials and not another instance with
-    the same profile."""
-    def upsert(iid, ip):
-        r = requests.post(stack.server.control + "/v1/inventory", json={"changes": [
-            {"op": "upsert", "resource": {
-                "id": iid, "account": PROD, "region": REGION,
-                "attributes": {"instance_profile": SCOPED_PROFILE, "vpc_id": VPC,
-                               "addresses": [ip], "private_ip": ip,
-                               "http_tokens": "optional"}}}]},
-            headers=stack.server.auth, timeout=10)
-        assert r.status_code == 200, r.text
-    upsert(SCOPED_ID, "127.0.0.5")
-    upsert("i-0dd1000000000000f", "127.0.0.6")
-    path = "/latest/meta-data/iam/security-credentials/imds-scoped"
-    status, body = stack.imds("GET", path, source="127.0.0.5")
-    assert status == 200 and json.loads(body)["Code"] == "Success", body + stack.logs()
-    status, body = stack.imds("GET", path, source="127.0.0.6")
-    assert status == 200
-    assert json.loads(body)["Code"] == "AssumeRoleUnauthorizedAccess", body
