@@ -18,7 +18,6 @@ use crate::bundle::aws::{
 use crate::bundle::err::BundleError;
 use crate::bundle::files::BundleFiles;
 use crate::bundle::organization::OrgMembership;
-use crate::ec2::inventory::Inventory;
 use crate::engine::{
     Applicable, CallerFacts, CompiledPolicy, Context, EngineError, Outcome, PolicySet, Principal,
     PrincipalArn, PrincipalKind, Request, ascii_lowercase, decide,
@@ -127,11 +126,9 @@ pub struct Snapshot {
     known_accounts: Vec<String>,
     resource_policies: FxHashMap<String, PolicySet>,
     stats: Stats,
-    /// The bundle's EC2 inventory (`ec2/<account>/<region>/*.json`).
-    inventory: Arc<Inventory>,
-    /// Hash of the bundle's `ec2/` files: reloads re-seed the live
-    /// inventory only when it changes.
-    inventory_hash: String,
+    /// What the services' loaders read from the bundle (EC2's inventory,
+    /// ...), opaque here; see [`crate::bundle::service_data`].
+    service_data: crate::bundle::service_data::ServiceData,
     /// Managed policies by ARN (session policies name them).
     managed: HashMap<String, Arc<CompiledPolicy>>,
     /// `MaxSessionDuration` of roles by ARN, from `iam-roles/*.json`.
@@ -391,7 +388,6 @@ impl Snapshot {
             }
         }
         let resource_policies = b.resource_policies()?;
-        let (inventory, inventory_hash) = load_inventory(files)?;
         let (revision, manifest_revision) = match hashing {
             Some(h) => h
                 .join()
@@ -426,8 +422,7 @@ impl Snapshot {
             resource_policies,
             stats,
             max_changed_decisions,
-            inventory: Arc::new(inventory),
-            inventory_hash,
+            service_data: Default::default(),
             managed: std::mem::take(&mut b.managed),
             max_session_durations,
         })
@@ -530,14 +525,17 @@ impl Snapshot {
             .get(&*ascii_lowercase(name))
     }
 
-    /// The bundle's EC2 inventory (the live one is in the inventory store).
-    pub fn inventory(&self) -> &Arc<Inventory> {
-        &self.inventory
+    /// What the services' loaders read from this bundle (empty when the
+    /// snapshot was compiled without loaders).
+    pub fn service_data(&self) -> &crate::bundle::service_data::ServiceData {
+        &self.service_data
     }
 
-    /// Hash of the bundle's `ec2/` files.
-    pub fn inventory_hash(&self) -> &str {
-        &self.inventory_hash
+    /// The snapshot holding `data` beside its IAM view (one load: the data
+    /// comes from the same files).
+    pub fn with_service_data(mut self, data: crate::bundle::service_data::ServiceData) -> Self {
+        self.service_data = data;
+        self
     }
 
     /// The served revision: `<manifest revision>+sha256:<hash>`, or
@@ -1133,7 +1131,6 @@ fn par_map<T: Sync, R: Send>(
     Ok(out)
 }
 
-/// Reads `ec2/<account>/<region>/*.json` (AWS CLI `describe-*` output).
 /// Records profile `p` of role `role_arn`. A profile is listed under each of
 /// its roles; every listing must agree on its ARN and, since the profile is
 /// in the role's account, name that account.
@@ -1170,36 +1167,6 @@ fn add_profile(
         }
     }
     Ok(())
-}
-
-fn load_inventory(files: &BundleFiles) -> Result<(Inventory, String), BundleError> {
-    let mut inventory = Inventory::new();
-    let mut h = Sha256::new();
-    for (name, text) in files.under("ec2", ".json") {
-        h.update(name.as_bytes());
-        h.update([0]);
-        h.update(text.as_bytes());
-        h.update([0]);
-        let parts: Vec<&str> = name.split('/').collect();
-        let [_, account, region, _file] = parts.as_slice() else {
-            return Err(BundleError::invalid(
-                name,
-                "$",
-                "inventory files live at ec2/<account-id>/<region>/<name>.json",
-            ));
-        };
-        let doc: Value = parse_json(name, text)?;
-        inventory
-            .load_cli_output(&doc, account, region)
-            .map_err(|e| BundleError::invalid(name, e.path, e.message))?;
-    }
-    let hash = h
-        .finalize()
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    Ok((inventory, hash))
 }
 
 fn tags(tags: &[Tag]) -> Vec<(String, String)> {

@@ -48,6 +48,9 @@ pub struct AppState {
     /// OIDC identity providers (`--oidc-provider`) for
     /// `AssumeRoleWithWebIdentity`; `None`: web identities are refused.
     pub oidc: Option<Arc<crate::identity::oidc::OidcProviders>>,
+    /// The services behind the seam ([`crate::service`]): ext_authz
+    /// routes select theirs by mapping name; reloads activate each.
+    pub services: Arc<crate::service::Registry>,
 }
 
 /// `PREFIX-%012x`, without the formatting machinery (every decision makes
@@ -106,7 +109,14 @@ impl AppState {
             diff_gate: Arc::new(crate::bundle::gate::DiffGate::default()),
             shadow: Arc::new(crate::server::shadow::Shadow::disabled()),
             oidc: None,
+            services: Arc::new(crate::service::Registry::new()),
         }
+    }
+
+    /// The state serving `services` (registered once, at server start).
+    pub fn with_services(mut self, services: Arc<crate::service::Registry>) -> Self {
+        self.services = services;
+        self
     }
 
     /// The state with the reload diff gate and the shadow snapshot

@@ -24,6 +24,7 @@ pub mod mapping;
 pub mod network;
 pub mod response;
 pub mod service;
+pub mod service_route;
 pub mod sigv4;
 pub mod wire;
 
@@ -32,7 +33,6 @@ use std::time::SystemTime;
 use envoy_types::pb::envoy::service::auth::v3::CheckRequest;
 
 use crate::engine::Outcome;
-use crate::server::config::ServiceMapping;
 use crate::server::errors::ServeError;
 use crate::server::state::AppState;
 use crate::telemetry::Frontend;
@@ -40,6 +40,8 @@ use mapping::MAPPING_KEY;
 use prost::Message as _;
 use service::{AllowAnswer, AuthorizationService, CheckAnswer};
 use wire::{CheckView, WireError};
+
+pub use service_route::check_default_mapping;
 
 /// Headroom over the body limit for the rest of a `CheckRequest`.
 const CHECK_OVERHEAD_BYTES: usize = 256 * 1024;
@@ -110,14 +112,32 @@ impl ExtAuthz {
     ) -> Result<CheckAnswer, tonic::Status> {
         let frontend = Frontend::ExtAuthz;
         let config = &self.state.config;
-        match ec2::route_mapping(view.extension(MAPPING_KEY), config.default_mapping) {
-            Ok(ServiceMapping::Ec2Query) => {
+        let route = service_route::select(
+            view.extension(MAPPING_KEY),
+            &config.default_mapping,
+            &self.state.services,
+        );
+        match route {
+            Ok(service_route::Route::Ec2Query) => {
                 return Ok(match decode(bytes) {
                     Ok(check) => ec2::check_request(&self.state, &check, now).into(),
                     Err(e) => self.undecodable(e),
                 });
             }
-            Ok(ServiceMapping::Generic) => {}
+            Ok(service_route::Route::Service(s)) => {
+                return Ok(match (s.http(), decode(bytes)) {
+                    (Some(m), Ok(check)) => {
+                        service_route::check_request(&self.state, m, &check, now).into()
+                    }
+                    (None, _) => response::refused(&ServeError::Internal(format!(
+                        "service `{}` has no ext_authz request mapping",
+                        s.name()
+                    )))
+                    .into(),
+                    (_, Err(e)) => self.undecodable(e),
+                });
+            }
+            Ok(service_route::Route::Generic) => {}
             Err(e) => {
                 tracing::warn!(error = %e, "ext_authz: misconfigured route");
                 let err = e.into_serve_error();
