@@ -241,7 +241,8 @@ struct ServeArgs {
     #[arg(long, env = "IAMGATE_TLS_CLIENT_CA", requires = "tls_cert")]
     tls_client_ca: Option<PathBuf>,
     /// ext_authz: service mapping of routes without `iamgate.mapping`
-    /// (`generic` templates or the EC2 Query API, `ec2-query`).
+    /// (`generic` templates, or a registered service's: the EC2 Query API
+    /// `ec2-query`, S3-compatible stores `s3`).
     #[arg(long, env = "IAMGATE_DEFAULT_MAPPING", default_value = "generic")]
     default_mapping: iamgate::server::config::ServiceMapping,
     /// ext_authz (EC2): trusted proxy hops at the right of X-Forwarded-For

@@ -93,3 +93,46 @@ impl BundleDataLoader for Loader {
         Ok(Arc::new(BundleInventory::load(files)?))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bundle::service_data::DataLoaders;
+
+    fn with_ec2(file: &str, text: &str) -> BundleFiles {
+        let mut pairs: Vec<(String, String)> = crate::bundle::demo::files()
+            .iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        pairs.push((file.to_owned(), text.to_owned()));
+        BundleFiles::from_pairs(pairs)
+    }
+
+    #[test]
+    fn the_inventory_is_read_by_ec2s_loader_and_refuses_the_bundle_with_it() {
+        let loaders = DataLoaders::new(vec![Arc::new(Loader)]);
+        let demo = crate::bundle::demo::files();
+        let snap = crate::bundle::load_files_with(&demo, "demo", &loaders).unwrap();
+        let data = BundleInventory::of(snap.service_data());
+        assert_eq!(data.inventory.counts().instances, 4);
+        assert_ne!(data.hash, BundleInventory::empty().hash);
+
+        // The IAM view alone never reads ec2/ files.
+        let broken = with_ec2("ec2/111111111111/us-east-1/extra.json", "{not json");
+        let iam_only = crate::bundle::load_files(&broken, "broken").unwrap();
+        assert!(!iam_only.service_data().has(SERVICE));
+        assert_eq!(
+            BundleInventory::of(iam_only.service_data()).hash,
+            BundleInventory::empty().hash
+        );
+        // With EC2's loader, a broken inventory file refuses the bundle,
+        // naming the file.
+        let e = crate::bundle::load_files_with(&broken, "broken", &loaders)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("ec2/111111111111/us-east-1/extra.json"), "{e}");
+        let misplaced = with_ec2("ec2/111111111111/x.json", "{}");
+        assert!(BundleInventory::load(&misplaced).is_err());
+    }
+}
