@@ -6,8 +6,10 @@
 //! the `CheckResponse`; [`service`] is the gRPC service (an allow is
 //! written to the wire without building the message). The gRPC listener
 //! itself lives in `server::grpc`.
-//! Routes whose `iamgate.mapping` (or `--default-mapping`) is `ec2-query`
-//! go to [`ec2`], which maps an EC2 Query API call and answers as EC2.
+//! Routes whose `iamgate.mapping` (or `--default-mapping`) names a
+//! registered service go to it ([`service_route`]): `ec2-query` to [`ec2`],
+//! which maps an EC2 Query API call and answers as EC2, any other to the
+//! service's own request mapping and answers (`s3`).
 //! A generic route with `iamgate.auth: sigv4` takes its caller from the
 //! request's signature alone ([`sigv4`]).
 //! A `CheckRequest` without an HTTP request comes from Envoy's network
