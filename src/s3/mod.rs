@@ -22,7 +22,7 @@
 //! Refused, never guessed (S3's error codes, a 4xx/5xx denial): a bucket
 //! name S3 would not accept, a key that does not decode strictly
 //! ([`crate::uri`]) or holds empty, `.` or `..` segments (a proxy or store
-//! may normalize them), a repeated query parameter, an unknown query
+//! may normalize them; a trailing `/` is kept), a repeated query parameter, an unknown query
 //! parameter or subresource, and requests whose authorization depends on
 //! the body (multi-object `POST ?delete`). Only path-style addressing is
 //! read: the route must send the store a fixed Host (Envoy's
@@ -492,8 +492,10 @@ fn parse_target(raw: &str) -> Result<Target, Refused> {
         key.push_str(&decoded);
     }
     // Judged after decoding: `%2F` is a `/` to S3, so `a%2F..%2Fb` holds a
-    // `..` segment too.
-    if key
+    // `..` segment too. A trailing `/` (a "folder" object) is kept: no
+    // proxy merges it away, unlike `//` inside a key.
+    let inner = key.strip_suffix('/').unwrap_or(&key);
+    if inner
         .split('/')
         .any(|s| s.is_empty() || s == "." || s == "..")
     {
