@@ -260,6 +260,36 @@ fn no_back_edges_between_layers() {
     );
 }
 
+/// Services that plug in through the seam only (`src/service`): nothing
+/// but the registry names them (issue 12).
+const SEAM_ONLY_SERVICES: &[&str] = &["s3"];
+
+#[test]
+fn seam_only_services_are_named_by_the_registry_alone() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    files.sort();
+    let mut problems = Vec::new();
+    for file in &files {
+        let rel = file.strip_prefix(&src).unwrap_or(file);
+        let from = owner(rel);
+        if from == "registry" || from == "lib" {
+            continue;
+        }
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        for (line, to) in crate_paths(&text) {
+            if to != from && SEAM_ONLY_SERVICES.contains(&to.as_str()) {
+                problems.push(format!(
+                    "src/{}:{line}: names `crate::{to}`, a service only the registry may name",
+                    rel.display()
+                ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
 #[test]
 fn paths_are_read_from_use_groups_and_inline_paths() {
     let text = "use crate::{\n    engine::{Outcome, Reason},\n    policy::PolicyKind,\n};\n\
