@@ -14,7 +14,7 @@
 //!    name); any other `iamgate.*` is a misconfigured route.
 //! 2. Principal: the operator's identity sources, as the generic mapping
 //!    (peer URI SAN, verified JWT, trusted header; see
-//!    [`super::mapping::principal`]).
+//!    `super::mapping::principal`).
 //! 3. The service maps the method, raw path and Host to IAM requests, or
 //!    refuses the request in its own words (a denial).
 //! 4. Each request gets the request-wide keys (`aws:SourceIp` from the
