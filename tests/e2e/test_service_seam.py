@@ -53,6 +53,8 @@ def test_a_broken_inventory_file_refuses_the_reload_and_a_good_one_swaps_with_it
     server = demo_dir_server
     first = status(server)
     assert first["inventory"]["counts"]["instances"] == 4
+    assert first["services"] == [{"name": "ec2", "mapping": "ec2-query"},
+                                 {"name": "s3", "mapping": "s3"}]
     instances = server.bundle / REGION_DIR / "describe-instances.json"
     good = instances.read_text()
 
