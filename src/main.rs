@@ -241,7 +241,8 @@ struct ServeArgs {
     #[arg(long, env = "IAMGATE_TLS_CLIENT_CA", requires = "tls_cert")]
     tls_client_ca: Option<PathBuf>,
     /// ext_authz: service mapping of routes without `iamgate.mapping`
-    /// (`generic` templates or the EC2 Query API, `ec2-query`).
+    /// (`generic` templates, or a registered service's: the EC2 Query API
+    /// `ec2-query`, S3-compatible stores `s3`).
     #[arg(long, env = "IAMGATE_DEFAULT_MAPPING", default_value = "generic")]
     default_mapping: iamgate::server::config::ServiceMapping,
     /// ext_authz (EC2): trusted proxy hops at the right of X-Forwarded-For
@@ -871,15 +872,15 @@ fn main() -> ExitCode {
             allow_empty_bundle,
             bundle_verify_key,
         }) => {
-            let options = iamgate::bundle::LoadOptions {
-                max_bytes: *max_bundle_bytes,
-                allow_empty: *allow_empty_bundle,
-            };
-            match iamgate::bundle::source::load_keys(bundle_verify_key) {
-                Ok(keys) => {
+            match (
+                bundle_load_options(*max_bundle_bytes, *allow_empty_bundle),
+                iamgate::bundle::source::load_keys(bundle_verify_key),
+            ) {
+                (Err(e), _) => Err(e),
+                (Ok(options), Ok(keys)) => {
                     commands::bundle_check::run_verified(path, options, keys, *json, &mut out)
                 }
-                Err(e) => Err(std::io::Error::other(e.to_string())),
+                (_, Err(e)) => Err(std::io::Error::other(e.to_string())),
             }
         }
         Command::Bundle(BundleCommand::Build {
@@ -889,13 +890,9 @@ fn main() -> ExitCode {
             json,
             max_bundle_bytes,
             allow_empty_bundle,
-        }) => {
-            let options = iamgate::bundle::LoadOptions {
-                max_bytes: *max_bundle_bytes,
-                allow_empty: *allow_empty_bundle,
-            };
+        }) => bundle_load_options(*max_bundle_bytes, *allow_empty_bundle).and_then(|options| {
             commands::bundle_build::run(dir, output, sign, options, *json, &mut out)
-        }
+        }),
         Command::Bundle(BundleCommand::Diff {
             old,
             new,
@@ -924,4 +921,19 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// How the bundle commands load a bundle: as `serve` does, with every
+/// registered service's bundle data read (and checked).
+fn bundle_load_options(
+    max_bytes: u64,
+    allow_empty: bool,
+) -> std::io::Result<iamgate::bundle::LoadOptions> {
+    let services =
+        iamgate::registry::offline().map_err(|e| std::io::Error::other(e.to_string()))?;
+    Ok(iamgate::bundle::LoadOptions {
+        max_bytes,
+        allow_empty,
+        loaders: services.loaders(),
+    })
 }

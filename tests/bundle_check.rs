@@ -170,6 +170,25 @@ fn a_broken_file_exits_2_with_its_file_and_json_path() {
     assert!(out.contains("resource-policies.json"), "{out}");
 }
 
+/// Issue 12: `ec2/` files are EC2's bundle data, read by EC2's loader
+/// through the registry; `bundle check` reads them as `serve` does.
+#[test]
+fn a_broken_inventory_file_exits_2_as_serve_refuses_it() {
+    let dir = demo_copy("broken-inventory");
+    let file = "ec2/111111111111/us-east-1/describe-instances.json";
+    std::fs::write(dir.join(file), r#"{"Reservations": [{"Instances": 7}]}"#).unwrap();
+    let (code, out) = check(&["--json"], &dir);
+    assert_eq!(code, 2, "{out}");
+    let (v, message) = json_message(&out);
+    assert_eq!(v["error"]["kind"], "invalid", "{out}");
+    assert_eq!(v["error"]["file"], file, "{out}");
+    let served = serve_refusal(&dir);
+    assert!(
+        served.contains(&message),
+        "serve said:\n{served}\ncheck said: {message}"
+    );
+}
+
 #[test]
 fn a_missing_or_unreadable_bundle_exits_2() {
     let missing = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("no-such-bundle");

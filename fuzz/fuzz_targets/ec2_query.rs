@@ -8,15 +8,16 @@
 
 use std::sync::LazyLock;
 
-use iamgate::bundle::{demo, load_files};
+use iamgate::bundle::demo;
+use iamgate::ec2::bundle_data::BundleInventory;
 use iamgate::ec2::inventory::Inventory;
 use iamgate::ec2::mapping::map_call;
 use iamgate::ec2::query::{Body, QueryParams};
 use libfuzzer_sys::fuzz_target;
 
 static INVENTORY: LazyLock<Inventory> = LazyLock::new(|| {
-    let snapshot = load_files(&demo::files(), "demo").expect("the demo bundle loads");
-    (**snapshot.inventory()).clone()
+    let data = BundleInventory::load(&demo::files()).expect("the demo inventory loads");
+    (*data.inventory).clone()
 });
 
 const LIMIT: usize = 64;

@@ -16,6 +16,7 @@ pub mod gate;
 pub mod layout;
 pub mod organization;
 pub mod sample;
+pub mod service_data;
 pub mod snapshot;
 pub mod source;
 pub mod store;
@@ -26,7 +27,7 @@ pub use snapshot::{AuthzAnswer, AuthzRequest, InstanceProfile, MatchedInfo, Snap
 pub use store::{ReloadAttempt, SnapshotStore};
 
 /// How a bundle on disk is read and what it must hold to serve.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoadOptions {
     /// Largest bundle accepted: all files together, or an archive's
     /// decompressed tar stream.
@@ -34,6 +35,9 @@ pub struct LoadOptions {
     /// Serve a bundle with no principals (otherwise refused: an empty or
     /// mistyped bundle would serve nothing and still report ready).
     pub allow_empty: bool,
+    /// The services' bundle-data loaders run on the bundle's files (none by
+    /// default: the snapshot then holds IAM only).
+    pub loaders: service_data::DataLoaders,
 }
 
 impl Default for LoadOptions {
@@ -41,6 +45,7 @@ impl Default for LoadOptions {
         Self {
             max_bytes: files::DEFAULT_MAX_BUNDLE_BYTES,
             allow_empty: false,
+            loaders: service_data::DataLoaders::default(),
         }
     }
 }
@@ -58,7 +63,7 @@ pub fn load_path_with(
 ) -> Result<Snapshot, BundleError> {
     let source = path.display().to_string();
     let files = BundleFiles::read(path, options.max_bytes)?;
-    let snapshot = load_files(&files, &source)?;
+    let snapshot = load_files_with(&files, &source, &options.loaders)?;
     if snapshot.stats().principals == 0 && !options.allow_empty {
         return Err(BundleError::Empty {
             source_name: source,
@@ -72,6 +77,19 @@ pub fn load_files(files: &BundleFiles, source: &str) -> Result<Snapshot, BundleE
     let snapshot = Snapshot::compile(files, source)?;
     gate::run_bundle_tests(files, &snapshot)?;
     Ok(snapshot)
+}
+
+/// Compiles and gates a bundle already in memory, then runs the services'
+/// bundle-data `loaders` on the same files: any error refuses the bundle,
+/// and the data is held by the snapshot it came with.
+pub fn load_files_with(
+    files: &BundleFiles,
+    source: &str,
+    loaders: &service_data::DataLoaders,
+) -> Result<Snapshot, BundleError> {
+    let snapshot = load_files(files, source)?;
+    let data = loaders.load(files)?;
+    Ok(snapshot.with_service_data(data))
 }
 
 #[cfg(test)]

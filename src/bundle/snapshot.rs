@@ -1,6 +1,11 @@
 //! The compiled, immutable view of a bundle that every front-end decides
 //! against: principals with their indexed identity policies, boundaries and
 //! tags; SCP and RCP levels per account; resource policies by ARN.
+//!
+//! This file compiles ([`Snapshot::compile`]) and decides
+//! ([`Snapshot::authorize`]); `lookup` finds principals by ARN or name,
+//! `read` reads and checks the bundle's JSON files, `revision` names
+//! the served revision.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -9,16 +14,13 @@ use std::time::{Duration, Instant, SystemTime};
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use crate::bundle::aws::{
-    AttachedPolicy, AuthorizationDetails, InlinePolicy, JsonText, Manifest, ResourcePolicyEntry,
-    Tag,
+    AttachedPolicy, AuthorizationDetails, InlinePolicy, JsonText, ResourcePolicyEntry, Tag,
 };
 use crate::bundle::err::BundleError;
 use crate::bundle::files::BundleFiles;
 use crate::bundle::organization::OrgMembership;
-use crate::ec2::inventory::Inventory;
 use crate::engine::{
     Applicable, CallerFacts, CompiledPolicy, Context, EngineError, Outcome, PolicySet, Principal,
     PrincipalArn, PrincipalKind, Request, ascii_lowercase, decide,
@@ -28,6 +30,14 @@ use crate::policy::PolicyKind;
 // The request and answer types are the engine's; re-exported here so that
 // `bundle::snapshot::AuthzRequest` paths keep working.
 pub use crate::engine::authz::{AnswerReason, AuthzAnswer, AuthzError, AuthzRequest, MatchedInfo};
+
+mod lookup;
+mod read;
+mod revision;
+
+pub(crate) use read::parse_json;
+use read::{check_account_file, max_session_durations};
+use revision::{Revision, revision};
 
 /// One IAM user or role, compiled.
 #[derive(Debug)]
@@ -127,11 +137,9 @@ pub struct Snapshot {
     known_accounts: Vec<String>,
     resource_policies: FxHashMap<String, PolicySet>,
     stats: Stats,
-    /// The bundle's EC2 inventory (`ec2/<account>/<region>/*.json`).
-    inventory: Arc<Inventory>,
-    /// Hash of the bundle's `ec2/` files: reloads re-seed the live
-    /// inventory only when it changes.
-    inventory_hash: String,
+    /// What the services' loaders read from the bundle (EC2's inventory,
+    /// ...), opaque here; see [`crate::bundle::service_data`].
+    service_data: crate::bundle::service_data::ServiceData,
     /// Managed policies by ARN (session policies name them).
     managed: HashMap<String, Arc<CompiledPolicy>>,
     /// `MaxSessionDuration` of roles by ARN, from `iam-roles/*.json`.
@@ -391,7 +399,6 @@ impl Snapshot {
             }
         }
         let resource_policies = b.resource_policies()?;
-        let (inventory, inventory_hash) = load_inventory(files)?;
         let (revision, manifest_revision) = match hashing {
             Some(h) => h
                 .join()
@@ -426,118 +433,23 @@ impl Snapshot {
             resource_policies,
             stats,
             max_changed_decisions,
-            inventory: Arc::new(inventory),
-            inventory_hash,
+            service_data: Default::default(),
             managed: std::mem::take(&mut b.managed),
             max_session_durations,
         })
     }
 
-    /// The role with this ARN (role names compared case-insensitively, as
-    /// IAM does; the path must match).
-    pub fn role(&self, arn: &str) -> Option<RoleInfo> {
-        let e = self.role_entity(arn)?;
-        Some(RoleInfo {
-            arn: e.arn.clone(),
-            role_id: e.role_id.clone(),
-            max_session_duration: self
-                .max_session_durations
-                .get(&e.arn)
-                .copied()
-                .unwrap_or(DEFAULT_MAX_SESSION_DURATION),
-        })
+    /// What the services' loaders read from this bundle (empty when the
+    /// snapshot was compiled without loaders).
+    pub fn service_data(&self) -> &crate::bundle::service_data::ServiceData {
+        &self.service_data
     }
 
-    fn role_entity(&self, arn: &str) -> Option<&Arc<Entity>> {
-        let parsed = crate::policy::arn::Arn::parse(arn)?;
-        let name = parsed.resource.strip_prefix("role/")?.rsplit('/').next()?;
-        let e = self
-            .by_name
-            .get(parsed.account)?
-            .roles
-            .get(&*ascii_lowercase(name))?;
-        (e.arn == arn).then_some(e)
-    }
-
-    /// Whether the trust policy of role `role_arn` lets the service
-    /// principal `service` (`ec2.amazonaws.com`) perform `action`
-    /// (`sts:AssumeRole`) on the role: a statement of the trust policy
-    /// allows it and none denies it. A service has no identity policies,
-    /// so the trust policy alone decides (IAM User Guide, "Policy
-    /// evaluation logic": role trust policies must allow explicitly).
-    pub fn trust_allows_service(
-        &self,
-        role_arn: &str,
-        service: &str,
-        action: &str,
-        context: &Context,
-    ) -> bool {
-        let Some(trust) = self.role_entity(role_arn).and_then(|e| e.trust.as_ref()) else {
-            return false;
-        };
-        let principal = Principal::service(service);
-        let req = Request::new(&principal, action, role_arn, context);
-        let mut allowed = false;
-        for policy in trust.policies() {
-            for st in policy.statements() {
-                let mut missing = crate::policy::variables::MissingKeys::default();
-                if st.applies(&req, false, false, &mut missing).is_some() {
-                    if st.effect() == crate::policy::Effect::Deny {
-                        return false;
-                    }
-                    allowed = true;
-                }
-            }
-        }
-        allowed
-    }
-
-    /// Whether the bundle has the managed policy `arn`.
-    pub fn has_managed_policy(&self, arn: &str) -> bool {
-        self.managed.contains_key(arn)
-    }
-
-    /// The users named `name` in every account: `(account, ARN)`.
-    pub fn users_named<'s, 'n>(
-        &'s self,
-        name: &'n str,
-    ) -> impl Iterator<Item = (&'s str, &'s str)> + use<'s, 'n> {
-        self.by_name.iter().filter_map(move |(account, n)| {
-            Some((account.as_str(), n.users.get(name)?.arn.as_str()))
-        })
-    }
-
-    /// The user with this exact ARN: its unique id (`UserId`), if the
-    /// bundle gave one (`Some(None)` for a user without it).
-    pub fn user(&self, arn: &str) -> Option<Option<&str>> {
-        self.users.get(arn).map(|e| e.user_id.as_deref())
-    }
-
-    /// The organization and OU ARNs of `account`, for EC2 launch and
-    /// create-volume permissions. `None` when the account is not in the
-    /// bundle's organization, or the organization's `Id` or
-    /// `ManagementAccountId` is unknown.
-    pub fn org_membership(&self, account: &str) -> Option<&OrgMembership> {
-        self.memberships.get(account)
-    }
-
-    /// The instance profile `name` of `account` (names compared
-    /// case-insensitively, as IAM does).
-    pub fn instance_profile(&self, account: &str, name: &str) -> Option<&InstanceProfile> {
-        self.by_name
-            .get(account)?
-            .profiles
-            .get(&*ascii_lowercase(name))
-    }
-
-    /// The bundle's EC2 inventory (the live one is in the inventory store).
-    pub fn inventory(&self) -> &Arc<Inventory> {
-        &self.inventory
-    }
-
-    /// Hash of the bundle's `ec2/` files.
-    pub fn inventory_hash(&self) -> &str {
-        &self.inventory_hash
+    /// The snapshot holding `data` beside its IAM view (one load: the data
+    /// comes from the same files).
+    pub fn with_service_data(mut self, data: crate::bundle::service_data::ServiceData) -> Self {
+        self.service_data = data;
+        self
     }
 
     /// The served revision: `<manifest revision>+sha256:<hash>`, or
@@ -1133,7 +1045,6 @@ fn par_map<T: Sync, R: Send>(
     Ok(out)
 }
 
-/// Reads `ec2/<account>/<region>/*.json` (AWS CLI `describe-*` output).
 /// Records profile `p` of role `role_arn`. A profile is listed under each of
 /// its roles; every listing must agree on its ARN and, since the profile is
 /// in the role's account, name that account.
@@ -1172,239 +1083,11 @@ fn add_profile(
     Ok(())
 }
 
-fn load_inventory(files: &BundleFiles) -> Result<(Inventory, String), BundleError> {
-    let mut inventory = Inventory::new();
-    let mut h = Sha256::new();
-    for (name, text) in files.under("ec2", ".json") {
-        h.update(name.as_bytes());
-        h.update([0]);
-        h.update(text.as_bytes());
-        h.update([0]);
-        let parts: Vec<&str> = name.split('/').collect();
-        let [_, account, region, _file] = parts.as_slice() else {
-            return Err(BundleError::invalid(
-                name,
-                "$",
-                "inventory files live at ec2/<account-id>/<region>/<name>.json",
-            ));
-        };
-        let doc: Value = parse_json(name, text)?;
-        inventory
-            .load_cli_output(&doc, account, region)
-            .map_err(|e| BundleError::invalid(name, e.path, e.message))?;
-    }
-    let hash = h
-        .finalize()
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    Ok((inventory, hash))
-}
-
 fn tags(tags: &[Tag]) -> Vec<(String, String)> {
     tags.iter()
         .map(|t| (t.key.to_ascii_lowercase(), t.value.clone()))
         .collect()
 }
 
-/// Parses a bundle file, naming the JSON path of any problem.
-pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
-    file: &str,
-    text: &str,
-) -> Result<T, BundleError> {
-    // Tracking the path costs on every element of large IAM files; it is
-    // only needed to say where a refused file went wrong, so a file that
-    // fails is read a second time, with the path.
-    if let Ok(v) = serde_json::from_str(text) {
-        return Ok(v);
-    }
-    let mut de = serde_json::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let at = e.path().to_string();
-        let at = if at == "." {
-            "$".to_owned()
-        } else {
-            format!("$.{at}")
-        };
-        BundleError::invalid(file, at, e.inner().to_string())
-    })
-}
-
-/// Longest manifest revision accepted (it travels in headers and labels).
-const MAX_REVISION_CHARS: usize = 128;
-
-/// The served revision and the manifest's own.
-type Revision = Result<(String, Option<String>), BundleError>;
-
-/// The served revision and the manifest's own: the manifest names a
-/// revision, the content hash tells two bundles under one name apart.
-fn revision(files: &BundleFiles) -> Revision {
-    let manifest = match files.get("manifest.json") {
-        Some(text) => parse_json::<Manifest>("manifest.json", text)?.revision,
-        None => None,
-    };
-    if let Some(r) = &manifest {
-        let printable = r.bytes().all(|b| (b' '..=b'~').contains(&b));
-        if r.trim().is_empty() || !printable || r.len() > MAX_REVISION_CHARS {
-            return Err(BundleError::invalid(
-                "manifest.json",
-                "$.revision",
-                format!("a revision is 1 to {MAX_REVISION_CHARS} printable ASCII characters"),
-            ));
-        }
-    }
-    let mut h = Sha256::new();
-    for (k, v) in files.iter() {
-        h.update(k.as_bytes());
-        h.update([0]);
-        h.update(v.as_bytes());
-        h.update([0]);
-    }
-    let digest: String = h
-        .finalize()
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let served = match &manifest {
-        Some(r) => format!("{r}+sha256:{digest}"),
-        None => format!("sha256:{digest}"),
-    };
-    Ok((served, manifest))
-}
-
-/// An account file holds that account's users, groups, roles and policies,
-/// and only those: a file named after one account whose ARNs name another
-/// would put principals and policies where they do not belong, and an
-/// empty one would silently drop an account.
-fn check_account_file(
-    file: &str,
-    account: &str,
-    d: &AuthorizationDetails,
-) -> Result<(), BundleError> {
-    if d.user_detail_list.is_empty()
-        && d.group_detail_list.is_empty()
-        && d.role_detail_list.is_empty()
-        && d.policies.is_empty()
-    {
-        return Err(BundleError::invalid(
-            file,
-            "$",
-            "the account file holds no users, groups, roles or policies",
-        ));
-    }
-    // AWS managed policies (`arn:aws:iam::aws:policy/...`) belong to no
-    // account and may be attached anywhere.
-    let own = |path: String, arn: &str, aws_managed: bool| -> Result<(), BundleError> {
-        let parsed = crate::policy::arn::Arn::parse(arn)
-            .filter(|a| a.service == "iam")
-            .ok_or_else(|| {
-                BundleError::invalid(file, &path, format!("`{arn}` is not an IAM ARN"))
-            })?;
-        if parsed.account == account || (aws_managed && parsed.account == "aws") {
-            return Ok(());
-        }
-        Err(BundleError::invalid(
-            file,
-            path,
-            format!(
-                "`{arn}` belongs to account `{}`, not to `{account}` whose file this is",
-                parsed.account
-            ),
-        ))
-    };
-    let attached = |path: &str, list: &[AttachedPolicy]| {
-        list.iter().enumerate().try_for_each(|(i, a)| {
-            own(
-                format!("{path}.AttachedManagedPolicies[{i}].PolicyArn"),
-                &a.policy_arn,
-                true,
-            )
-        })
-    };
-    let boundary = |path: &str, b: Option<&crate::bundle::aws::Boundary>| match b {
-        Some(b) => own(
-            format!("{path}.PermissionsBoundary.PermissionsBoundaryArn"),
-            &b.permissions_boundary_arn,
-            true,
-        ),
-        None => Ok(()),
-    };
-    for (i, u) in d.user_detail_list.iter().enumerate() {
-        let path = format!("$.UserDetailList[{i}]");
-        own(format!("{path}.Arn"), &u.arn, false)?;
-        attached(&path, &u.attached_managed_policies)?;
-        boundary(&path, u.permissions_boundary.as_ref())?;
-    }
-    for (i, g) in d.group_detail_list.iter().enumerate() {
-        let path = format!("$.GroupDetailList[{i}]");
-        if let Some(arn) = &g.arn {
-            own(format!("{path}.Arn"), arn, false)?;
-        }
-        attached(&path, &g.attached_managed_policies)?;
-    }
-    for (i, r) in d.role_detail_list.iter().enumerate() {
-        let path = format!("$.RoleDetailList[{i}]");
-        own(format!("{path}.Arn"), &r.arn, false)?;
-        attached(&path, &r.attached_managed_policies)?;
-        boundary(&path, r.permissions_boundary.as_ref())?;
-    }
-    for (i, p) in d.policies.iter().enumerate() {
-        own(format!("$.Policies[{i}].Arn"), &p.arn, true)?;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests;
-
-/// `aws iam list-roles` output (`{"Roles": [...]}`), as far as STS needs it.
-#[derive(serde::Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct ListRoles {
-    roles: Vec<ListedRole>,
-}
-
-#[derive(serde::Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct ListedRole {
-    arn: String,
-    #[serde(default)]
-    max_session_duration: Option<u64>,
-}
-
-/// `MaxSessionDuration` of every role listed in `iam-roles/<account>.json`
-/// (IAM allows 3600 to 43200 seconds; anything else refuses the bundle).
-fn max_session_durations(files: &BundleFiles) -> Result<FxHashMap<String, u64>, BundleError> {
-    let mut out = FxHashMap::default();
-    for (file, text) in files.under("iam-roles", ".json") {
-        let listed: ListRoles = parse_json(file, text)?;
-        let account = file
-            .strip_prefix("iam-roles/")
-            .and_then(|f| f.strip_suffix(".json"))
-            .unwrap_or_default();
-        for (i, r) in listed.roles.iter().enumerate() {
-            let in_account = crate::policy::arn::Arn::parse(&r.arn)
-                .is_some_and(|a| a.account == account && a.resource.starts_with("role/"));
-            if !in_account {
-                return Err(BundleError::invalid(
-                    file,
-                    format!("$.Roles[{i}].Arn"),
-                    format!("not a role of account {account}"),
-                ));
-            }
-            if let Some(d) = r.max_session_duration {
-                if !(3600..=43_200).contains(&d) {
-                    return Err(BundleError::invalid(
-                        file,
-                        format!("$.Roles[{i}].MaxSessionDuration"),
-                        "must be 3600 to 43200 seconds",
-                    ));
-                }
-                out.insert(r.arn.clone(), d);
-            }
-        }
-    }
-    Ok(out)
-}

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 
 use crate::bundle::files::BundleFiles;
 use crate::bundle::source::{archive, signature};
-use crate::bundle::{BundleError, LoadOptions, load_files};
+use crate::bundle::{BundleError, LoadOptions, load_files_with};
 use crate::commands::bundle_check::{INVALID, OK, exit_code};
 
 /// Builds the archive; writes a one-line report (or JSON) to `out`.
@@ -54,7 +54,7 @@ pub fn run(
     }
     let source = dir.display().to_string();
     let gated = BundleFiles::read(dir, options.max_bytes).and_then(|files| {
-        let snapshot = load_files(&files, &source)?;
+        let snapshot = load_files_with(&files, &source, &options.loaders)?;
         if snapshot.stats().principals == 0 && !options.allow_empty {
             return Err(BundleError::Empty {
                 source_name: source.clone(),

@@ -4,7 +4,7 @@
 //! never imports a service.
 
 use crate::bundle::demo::files;
-use crate::bundle::{BundleError, BundleFiles, Snapshot, load_files};
+use crate::bundle::{BundleError, BundleFiles, Snapshot};
 use crate::ec2::inventory::Grant;
 use crate::ec2::mapping::{Ec2Call, MappingError, map_call};
 use crate::ec2::permissions::OrgMembership;
@@ -50,22 +50,23 @@ fn outcome_only_answers_without_statements() -> Result<(), Box<dyn std::error::E
 
 fn call(snap: &Snapshot, caller: &str, target: &str) -> Result<Ec2Call, MappingError> {
     let params = QueryParams::parse(target, None)?;
-    map_call(&params, "us-east-1", caller, snap.inventory())
+    map_call(&params, "us-east-1", caller, &inventory(snap))
 }
 
 #[test]
 fn demo_inventory_loads() -> Result<(), BundleError> {
     let snap = load_files(&files(), "demo")?;
-    let c = snap.inventory().counts();
+    let inv = inventory(&snap);
+    let c = inv.counts();
     assert_eq!((c.instances, c.images, c.snapshots), (4, 6, 6));
     assert_eq!((c.volumes, c.subnets, c.security_groups), (7, 3, 6));
     assert_eq!(c.network_interfaces, 5);
-    let shared = snap.inventory().get("ami-0b222000000000001");
+    let shared = inv.get("ami-0b222000000000001");
     assert_eq!(
         shared.map(|r| r.attributes.grants.clone()),
         Some(vec![Grant::Account(PROD.into())])
     );
-    let web = snap.inventory().get("sg-0a111000000000002");
+    let web = inv.get("sg-0a111000000000002");
     assert_eq!(
         web.map(|r| r
             .attributes
@@ -158,7 +159,7 @@ fn demo_instance_profile_needs_pass_role() -> Result<(), Box<dyn std::error::Err
          &IamInstanceProfile.Name=app",
         None,
     )?;
-    let call = map_call_with(&params, "us-east-1", PROD, snap.inventory(), &profiles)?;
+    let call = map_call_with(&params, "us-east-1", PROD, &inventory(&snap), &profiles)?;
     let pass = call
         .authorizations
         .iter()
@@ -261,4 +262,19 @@ fn demo_cross_account_permissions() -> Result<(), Box<dyn std::error::Error>> {
             .all(|p| p.permits("333333333333", None))
     );
     Ok(())
+}
+
+/// Loads a bundle as the server does, with EC2's bundle-data loader.
+fn load_files(files: &BundleFiles, source: &str) -> Result<Snapshot, BundleError> {
+    let loaders = crate::bundle::service_data::DataLoaders::new(vec![std::sync::Arc::new(
+        crate::ec2::bundle_data::Loader,
+    )]);
+    crate::bundle::load_files_with(files, source, &loaders)
+}
+
+/// The snapshot's EC2 inventory (its bundle data).
+fn inventory(snap: &Snapshot) -> std::sync::Arc<crate::ec2::inventory::Inventory> {
+    crate::ec2::bundle_data::BundleInventory::of(snap.service_data())
+        .inventory
+        .clone()
 }

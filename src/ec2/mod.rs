@@ -11,6 +11,7 @@
 //! - [`inventory`] holds resources read from AWS CLI output and updated at
 //!   runtime.
 
+pub mod bundle_data;
 pub mod catalog;
 pub mod ids;
 pub mod inventory;
@@ -21,6 +22,7 @@ pub mod network;
 pub mod permissions;
 pub mod query;
 pub mod response;
+pub mod service;
 
 // Generated and committed; regenerate with
 // `cd scripts/catalog && npm install && node gen-ec2-catalog.mjs`.

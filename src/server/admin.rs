@@ -82,6 +82,14 @@ pub(crate) fn status(state: &AppState) -> Response<Body> {
     if let Some(s) = state.shadow.status() {
         body["shadow"] = s;
     }
+    // Issue 12: the services behind the seam and the mapping names routes
+    // select them by.
+    body["services"] = state
+        .services
+        .iter()
+        .map(|s| json!({"name": s.name(), "mapping": s.mapping()}))
+        .collect::<Vec<_>>()
+        .into();
     // Access keys: counts only (key ids and secrets stay out of status).
     if state.config.credentials.is_some() {
         let (keys, active) = state.credentials.load().counts();

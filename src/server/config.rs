@@ -142,36 +142,45 @@ impl Default for ListenerLimits {
     }
 }
 
-/// How an ext_authz route's requests become IAM requests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ServiceMapping {
-    /// `iamgate.action` / `iamgate.resource` templates (`generic`).
-    #[default]
-    Generic,
-    /// The EC2 Query API (`ec2-query`).
-    Ec2Query,
-}
+/// How an ext_authz route's requests become IAM requests: the name of a
+/// mapping, `generic` (the `iamgate.action` / `iamgate.resource`
+/// templates) or a registered service's ([`crate::service::Registry`],
+/// e.g. `ec2-query`). Which names exist is the registry's to say: the
+/// server checks `--default-mapping` against it at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceMapping(String);
 
 impl ServiceMapping {
+    /// The template mapping's name.
+    pub const GENERIC: &'static str = "generic";
+
     /// The name used in `iamgate.mapping` and `--default-mapping`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ServiceMapping::Generic => "generic",
-            ServiceMapping::Ec2Query => "ec2-query",
-        }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for ServiceMapping {
+    fn default() -> Self {
+        Self(Self::GENERIC.to_owned())
     }
 }
 
 impl std::str::FromStr for ServiceMapping {
     type Err = String;
 
+    /// A mapping name: lower-case ASCII letters, digits and `-`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "generic" => Ok(ServiceMapping::Generic),
-            "ec2-query" => Ok(ServiceMapping::Ec2Query),
-            other => Err(format!(
-                "unknown service mapping `{other}` (known: `generic`, `ec2-query`)"
-            )),
+        let ok = !s.is_empty()
+            && s.len() <= 64
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(format!(
+                "`{s}` is not a mapping name (lower-case letters, digits and `-`)"
+            ))
         }
     }
 }

@@ -102,15 +102,21 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
     let config = Arc::new(config);
     let metrics = Metrics::new()?;
     let store = Arc::new(SnapshotStore::new());
-    let source =
-        BundleSource::try_from_config(&config).map_err(|e| ServerError::Bundle(e.to_string()))?;
-
     // Runtime inventory changes of a previous run, replayed once the first
     // bundle seeds the inventory.
     let inventory = Arc::new(match &config.inventory_state {
         Some(dir) => InventoryStore::open(dir)?,
         None => InventoryStore::new(),
     });
+    let services = Arc::new(
+        crate::registry::builtin(inventory.clone())
+            .map_err(|e| ServerError::Bundle(e.to_string()))?,
+    );
+    ext_authz::check_default_mapping(&config.default_mapping, &services)
+        .map_err(ServerError::Bundle)?;
+    let source = BundleSource::try_from_config(&config, &services.loaders())
+        .map_err(|e| ServerError::Bundle(e.to_string()))?;
+
     // The first load happens before any listener opens.
     let first = match &source {
         BundleSource::Remote(remote) => {
@@ -119,8 +125,8 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
         _ => reload::load_bounded(&source, config.reload_timeout).await,
     };
     let first = {
-        let (store, inventory, metrics) = (store.clone(), inventory.clone(), metrics.clone());
-        tokio::task::spawn_blocking(move || reload::apply(&store, &inventory, &metrics, first))
+        let (store, services, metrics) = (store.clone(), services.clone(), metrics.clone());
+        tokio::task::spawn_blocking(move || reload::apply(&store, &services, &metrics, first))
             .await
             .map_err(|e| ServerError::Bundle(e.to_string()))?
     };
@@ -143,7 +149,7 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
         source.clone(),
         diff_gate.clone(),
         store.clone(),
-        inventory.clone(),
+        services.clone(),
         metrics.clone(),
         Duration::from_millis(300),
         config.reload_timeout,
@@ -195,7 +201,8 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
         Some(path) => shadow::Shadow::start(
             // The shadow may be promoted, so it answers to the same
             // signature keys as the main bundle.
-            shadow_source(path, &config).map_err(|e| ServerError::Bundle(e.to_string()))?,
+            shadow_source(path, &config, &services.loaders())
+                .map_err(|e| ServerError::Bundle(e.to_string()))?,
             fleet.shadow_sample_every,
             fleet.shadow_queue,
             config.reload_timeout,
@@ -238,7 +245,8 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
         decision_log,
         reload.clone(),
     )
-    .with_fleet(diff_gate, shadow);
+    .with_fleet(diff_gate, shadow)
+    .with_services(services.clone());
     let state = sts::with_session_keys(state, &config)?;
     let state = sts_web_identity::with_oidc_providers(state, &config)?;
     let credentials = match &config.credentials {
@@ -531,10 +539,12 @@ impl Signals {
 fn shadow_source(
     path: &std::path::Path,
     config: &ServeConfig,
+    loaders: &crate::bundle::service_data::DataLoaders,
 ) -> Result<BundleSource, crate::bundle::source::SourceError> {
     let options = crate::bundle::LoadOptions {
         max_bytes: config.max_bundle_bytes,
         allow_empty: config.allow_empty_bundle,
+        loaders: loaders.clone(),
     };
     let keys = crate::bundle::source::load_keys(&config.bundle_sources.verify_keys)?;
     // A URL: fetched and polled like the main source, but never cached

@@ -15,11 +15,12 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::{mpsc, oneshot};
 
+use crate::bundle::service_data::DataLoaders;
 use crate::bundle::{
-    BundleError, LoadOptions, Snapshot, SnapshotStore, demo, load_files, load_path_with,
+    BundleError, LoadOptions, Snapshot, SnapshotStore, demo, load_files_with, load_path_with,
 };
-use crate::ec2::inventory_store::InventoryStore;
 use crate::server::config::ServeConfig;
+use crate::service::Registry;
 use crate::telemetry::Metrics;
 
 /// Where bundles come from.
@@ -27,8 +28,9 @@ use crate::telemetry::Metrics;
 pub enum BundleSource {
     /// A directory or `.tar.gz` on disk.
     Path { path: PathBuf, options: LoadOptions },
-    /// The demo bundle built into the binary.
-    Demo,
+    /// The demo bundle built into the binary, read by these services'
+    /// loaders.
+    Demo(DataLoaders),
     /// A directory or `.tar.gz` on disk whose signature must verify
     /// (`--bundle-verify-key`).
     Signed {
@@ -41,17 +43,19 @@ pub enum BundleSource {
 }
 
 impl BundleSource {
-    /// The bundle `serve` was configured with.
-    pub fn from_config(config: &ServeConfig) -> Self {
+    /// The bundle `serve` was configured with, its services' data read by
+    /// `loaders`.
+    pub fn from_config(config: &ServeConfig, loaders: &DataLoaders) -> Self {
         match &config.bundle {
             Some(path) => BundleSource::Path {
                 path: path.clone(),
                 options: LoadOptions {
                     max_bytes: config.max_bundle_bytes,
                     allow_empty: config.allow_empty_bundle,
+                    loaders: loaders.clone(),
                 },
             },
-            None => BundleSource::Demo,
+            None => BundleSource::Demo(loaders.clone()),
         }
     }
 
@@ -59,6 +63,7 @@ impl BundleSource {
     /// signature keys included (keys are read here).
     pub fn try_from_config(
         config: &ServeConfig,
+        loaders: &DataLoaders,
     ) -> Result<Self, crate::bundle::source::SourceError> {
         use crate::bundle::source;
         let settings = &config.bundle_sources;
@@ -66,6 +71,7 @@ impl BundleSource {
         let options = LoadOptions {
             max_bytes: config.max_bundle_bytes,
             allow_empty: config.allow_empty_bundle,
+            loaders: loaders.clone(),
         };
         let Some(path) = &config.bundle else {
             if !keys.is_empty() {
@@ -74,7 +80,7 @@ impl BundleSource {
                     message: "--bundle-verify-key needs a --bundle".to_owned(),
                 });
             }
-            return Ok(BundleSource::Demo);
+            return Ok(BundleSource::Demo(loaders.clone()));
         };
         let text = path.to_string_lossy();
         if source::is_remote(&text) {
@@ -82,7 +88,7 @@ impl BundleSource {
             return Ok(BundleSource::Remote(Arc::new(remote)));
         }
         if keys.is_empty() {
-            return Ok(Self::from_config(config));
+            return Ok(Self::from_config(config, loaders));
         }
         Ok(BundleSource::Signed {
             path: path.clone(),
@@ -95,7 +101,9 @@ impl BundleSource {
     pub fn load(&self) -> Result<Snapshot, BundleError> {
         match self {
             BundleSource::Path { path, options } => load_path_with(path, options),
-            BundleSource::Demo => load_files(&demo::files(), "built-in demo bundle"),
+            BundleSource::Demo(loaders) => {
+                load_files_with(&demo::files(), "built-in demo bundle", loaders)
+            }
             BundleSource::Signed {
                 path,
                 options,
@@ -191,11 +199,12 @@ impl ReloadHandle {
 }
 
 /// Publishes the outcome of a load to the store and the metrics, and
-/// seeds the inventory from it (replaying the runtime overlay; see
-/// [`InventoryStore`]). Blocking: seeding may write the inventory state.
+/// activates it in every service first ([`Registry::activate`]: EC2 seeds
+/// its inventory, replaying the runtime overlay). Blocking: activation may
+/// write a service's state.
 pub fn apply(
     store: &SnapshotStore,
-    inventory: &InventoryStore,
+    services: &Registry,
     metrics: &Metrics,
     result: Result<Snapshot, BundleError>,
 ) -> Result<String, String> {
@@ -215,15 +224,7 @@ pub fn apply(
             );
             metrics.reload(true);
             tracing::info!(revision = %revision, source = snapshot.source(), "snapshot active");
-            let seeded = inventory.seed(snapshot.inventory(), snapshot.inventory_hash());
-            if seeded.replaced {
-                tracing::info!(
-                    counts = ?inventory.counts(),
-                    replayed = seeded.replayed,
-                    dropped = seeded.dropped,
-                    "inventory seeded from the bundle; runtime changes replayed over it"
-                );
-            }
+            services.activate(&snapshot);
             store.swap(snapshot);
             Ok(revision)
         }
@@ -244,13 +245,13 @@ pub fn apply(
 pub fn spawn(
     source: BundleSource,
     store: Arc<SnapshotStore>,
-    inventory: Arc<InventoryStore>,
+    services: Arc<Registry>,
     metrics: Metrics,
     debounce: Duration,
     timeout: Duration,
 ) -> ReloadHandle {
     let load: Load = Arc::new(move || source.load());
-    spawn_with(load, store, inventory, metrics, debounce, timeout)
+    spawn_with(load, store, services, metrics, debounce, timeout)
 }
 
 /// [`spawn`], with the decision-diff gate (issue 15): each loaded
@@ -261,7 +262,7 @@ pub fn spawn_gated(
     source: BundleSource,
     gate: Arc<crate::bundle::gate::DiffGate>,
     store: Arc<SnapshotStore>,
-    inventory: Arc<InventoryStore>,
+    services: Arc<Registry>,
     metrics: Metrics,
     debounce: Duration,
     timeout: Duration,
@@ -279,13 +280,13 @@ pub fn spawn_gated(
         }
         result.map(|_| candidate)
     });
-    spawn_with(load, store, inventory, metrics, debounce, timeout)
+    spawn_with(load, store, services, metrics, debounce, timeout)
 }
 
 fn spawn_with(
     load: Load,
     store: Arc<SnapshotStore>,
-    inventory: Arc<InventoryStore>,
+    services: Arc<Registry>,
     metrics: Metrics,
     debounce: Duration,
     timeout: Duration,
@@ -312,13 +313,13 @@ fn spawn_with(
                 abandoned.extend(stuck);
                 result
             };
-            let (st, inv, m) = (store.clone(), inventory.clone(), metrics.clone());
+            let (st, sv, m) = (store.clone(), services.clone(), metrics.clone());
             let outcome =
-                match tokio::task::spawn_blocking(move || apply(&st, &inv, &m, result)).await {
+                match tokio::task::spawn_blocking(move || apply(&st, &sv, &m, result)).await {
                     Ok(outcome) => outcome,
                     Err(e) => apply(
                         &store,
-                        &inventory,
+                        &services,
                         &metrics,
                         Err(BundleError::io("reload task", e)),
                     ),
@@ -442,7 +443,7 @@ mod tests {
             while hang.load(Ordering::SeqCst) {
                 std::thread::sleep(Duration::from_millis(10));
             }
-            load_files(&demo::files(), "demo")
+            crate::bundle::load_files(&demo::files(), "demo")
         })
     }
 
@@ -455,7 +456,7 @@ mod tests {
         let handle = spawn_with(
             hanging_load(hang.clone(), started.clone()),
             store.clone(),
-            Arc::new(InventoryStore::new()),
+            Arc::new(Registry::new()),
             Metrics::new()?,
             Duration::from_millis(10),
             Duration::from_millis(300),

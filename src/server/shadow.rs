@@ -216,7 +216,7 @@ impl Shadow {
                     path.display().to_string()
                 }
                 BundleSource::Remote(remote) => remote.url.clone(),
-                BundleSource::Demo => "built-in demo bundle".to_owned(),
+                BundleSource::Demo(_) => "built-in demo bundle".to_owned(),
             },
             "revision": snap.as_ref().map(|s| s.revision().to_string()),
             "error": self.error.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone(),
@@ -297,16 +297,15 @@ impl Shadow {
             return Err("no shadow snapshot is loaded".to_owned());
         }
         let loaded = reload::load_bounded(source, state.config.reload_timeout).await;
-        let (store, inventory, metrics) = (
+        let (store, services, metrics) = (
             state.store.clone(),
-            state.inventory.clone(),
+            state.services.clone(),
             state.metrics.clone(),
         );
-        let outcome = tokio::task::spawn_blocking(move || {
-            reload::apply(&store, &inventory, &metrics, loaded)
-        })
-        .await
-        .map_err(|e| format!("promotion task: {e}"))?;
+        let outcome =
+            tokio::task::spawn_blocking(move || reload::apply(&store, &services, &metrics, loaded))
+                .await
+                .map_err(|e| format!("promotion task: {e}"))?;
         if let Ok(revision) = &outcome {
             self.snapshot.store(None);
             *self

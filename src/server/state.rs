@@ -51,6 +51,9 @@ pub struct AppState {
     /// Virtual MFA devices (`--mfa-devices`) for STS `TokenCode`s; `None`:
     /// MFA fields are accepted and the session reports MFA absent.
     pub mfa: Option<Arc<crate::identity::mfa::MfaDevices>>,
+    /// The services behind the seam ([`crate::service`]): ext_authz
+    /// routes select theirs by mapping name; reloads activate each.
+    pub services: Arc<crate::service::Registry>,
 }
 
 /// `PREFIX-%012x`, without the formatting machinery (every decision makes
@@ -110,7 +113,14 @@ impl AppState {
             shadow: Arc::new(crate::server::shadow::Shadow::disabled()),
             oidc: None,
             mfa: None,
+            services: Arc::new(crate::service::Registry::new()),
         }
+    }
+
+    /// The state serving `services` (registered once, at server start).
+    pub fn with_services(mut self, services: Arc<crate::service::Registry>) -> Self {
+        self.services = services;
+        self
     }
 
     /// The state with the reload diff gate and the shadow snapshot

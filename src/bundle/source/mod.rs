@@ -25,7 +25,7 @@ use serde::Serialize;
 use crate::bundle::err::BundleError;
 use crate::bundle::files::BundleFiles;
 use crate::bundle::snapshot::Snapshot;
-use crate::bundle::{LoadOptions, load_files};
+use crate::bundle::{LoadOptions, load_files_with};
 
 use self::cache::{BundleCache, CacheRecord};
 use self::http::{FetchError, Fetched, HttpClient};
@@ -129,7 +129,7 @@ fn gate(
                 .map_err(|e| signature_error(source, e))?,
         )
     };
-    let snapshot = load_files(files, source)?;
+    let snapshot = load_files_with(files, source, &options.loaders)?;
     if snapshot.stats().principals == 0 && !options.allow_empty {
         return Err(BundleError::Empty {
             source_name: source.to_owned(),

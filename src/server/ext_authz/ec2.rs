@@ -84,7 +84,7 @@ use crate::ec2::query::{Body, QueryParams};
 use crate::ec2::response::{self as ec2_response, Ec2Error};
 use crate::engine::{Context, ContextValue, Outcome};
 use crate::identity::Expected;
-use crate::server::config::{Ec2Auth, Ec2Settings, ServiceMapping};
+use crate::server::config::{Ec2Auth, Ec2Settings};
 use crate::server::errors::ServeError;
 use crate::server::ext_authz::mapping::{
     self, HttpView, MAPPING_KEY, MappingError, PrincipalSource,
@@ -101,21 +101,6 @@ pub use super::sigv4::AUTH_KEY;
 pub use super::sigv4::REGION_KEY;
 /// The service in the credential scope of EC2 requests.
 const SIGNING_SERVICE: &str = "ec2";
-
-/// The service mapping a request's route selects: its `iamgate.mapping`
-/// extension, else `default`. An unknown name is a configuration error.
-pub fn route_mapping(
-    extension: Option<&str>,
-    default: ServiceMapping,
-) -> Result<ServiceMapping, MappingError> {
-    let Some(name) = extension else {
-        return Ok(default);
-    };
-    name.parse().map_err(|message| MappingError::BadTemplate {
-        key: MAPPING_KEY.to_owned(),
-        message,
-    })
-}
 
 /// Why an EC2 request was not forwarded.
 #[derive(Debug)]
@@ -969,14 +954,6 @@ mod tests {
 
     #[test]
     fn route_selection_and_extensions() {
-        let g = ServiceMapping::Generic;
-        let e = ServiceMapping::Ec2Query;
-        assert_eq!(route_mapping(None, g), Ok(g));
-        assert_eq!(route_mapping(None, e), Ok(e));
-        assert_eq!(route_mapping(Some("ec2-query"), g), Ok(e));
-        assert_eq!(route_mapping(Some("generic"), e), Ok(g));
-        assert!(route_mapping(Some("s3"), g).unwrap_err().is_config());
-
         let ext = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
             pairs
                 .iter()

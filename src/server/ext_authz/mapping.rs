@@ -83,7 +83,8 @@ pub const ALLOW_PARAMS_KEY: &str = "iamgate.path.allow_params";
 /// `true` or `false` (the default).
 pub const ALLOW_SPACES_KEY: &str = "iamgate.path.allow_spaces";
 /// Context extension selecting a service mapping: `generic` (this module)
-/// or `ec2-query` (see `ext_authz::ec2`); without it, `--default-mapping`.
+/// or a registered service's (`ec2-query`, `s3`; see
+/// `ext_authz::service_route`); without it, `--default-mapping`.
 pub const MAPPING_KEY: &str = "iamgate.mapping";
 
 /// Why a `CheckRequest` could not be mapped.

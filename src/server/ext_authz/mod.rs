@@ -6,8 +6,10 @@
 //! the `CheckResponse`; [`service`] is the gRPC service (an allow is
 //! written to the wire without building the message). The gRPC listener
 //! itself lives in `server::grpc`.
-//! Routes whose `iamgate.mapping` (or `--default-mapping`) is `ec2-query`
-//! go to [`ec2`], which maps an EC2 Query API call and answers as EC2.
+//! Routes whose `iamgate.mapping` (or `--default-mapping`) names a
+//! registered service go to it ([`service_route`]): `ec2-query` to [`ec2`],
+//! which maps an EC2 Query API call and answers as EC2, any other to the
+//! service's own request mapping and answers (`s3`).
 //! A generic route with `iamgate.auth: sigv4` takes its caller from the
 //! request's signature alone ([`sigv4`]).
 //! A `CheckRequest` without an HTTP request comes from Envoy's network
@@ -24,6 +26,7 @@ pub mod mapping;
 pub mod network;
 pub mod response;
 pub mod service;
+pub mod service_route;
 pub mod sigv4;
 pub mod wire;
 
@@ -32,7 +35,6 @@ use std::time::SystemTime;
 use envoy_types::pb::envoy::service::auth::v3::CheckRequest;
 
 use crate::engine::Outcome;
-use crate::server::config::ServiceMapping;
 use crate::server::errors::ServeError;
 use crate::server::state::AppState;
 use crate::telemetry::Frontend;
@@ -40,6 +42,8 @@ use mapping::MAPPING_KEY;
 use prost::Message as _;
 use service::{AllowAnswer, AuthorizationService, CheckAnswer};
 use wire::{CheckView, WireError};
+
+pub use service_route::check_default_mapping;
 
 /// Headroom over the body limit for the rest of a `CheckRequest`.
 const CHECK_OVERHEAD_BYTES: usize = 256 * 1024;
@@ -110,14 +114,32 @@ impl ExtAuthz {
     ) -> Result<CheckAnswer, tonic::Status> {
         let frontend = Frontend::ExtAuthz;
         let config = &self.state.config;
-        match ec2::route_mapping(view.extension(MAPPING_KEY), config.default_mapping) {
-            Ok(ServiceMapping::Ec2Query) => {
+        let route = service_route::select(
+            view.extension(MAPPING_KEY),
+            &config.default_mapping,
+            &self.state.services,
+        );
+        match route {
+            Ok(service_route::Route::Ec2Query) => {
                 return Ok(match decode(bytes) {
                     Ok(check) => ec2::check_request(&self.state, &check, now).into(),
                     Err(e) => self.undecodable(e),
                 });
             }
-            Ok(ServiceMapping::Generic) => {}
+            Ok(service_route::Route::Service(s)) => {
+                return Ok(match (s.http(), decode(bytes)) {
+                    (Some(m), Ok(check)) => {
+                        service_route::check_request(&self.state, m, &check, now).into()
+                    }
+                    (None, _) => response::refused(&ServeError::Internal(format!(
+                        "service `{}` has no ext_authz request mapping",
+                        s.name()
+                    )))
+                    .into(),
+                    (_, Err(e)) => self.undecodable(e),
+                });
+            }
+            Ok(service_route::Route::Generic) => {}
             Err(e) => {
                 tracing::warn!(error = %e, "ext_authz: misconfigured route");
                 let err = e.into_serve_error();
