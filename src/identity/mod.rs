@@ -14,6 +14,7 @@ pub mod credentials;
 pub mod imds_token;
 pub mod oidc;
 pub mod session;
+pub mod session_cache;
 pub mod sigv4;
 pub mod time;
 

@@ -178,6 +178,8 @@ pub struct SessionKeys {
     /// Signing keys derived for session access keys, by (key id, date,
     /// region, service): a session signs with the same scope all day.
     signing: RwLock<HashMap<SigningScope, [u8; 32]>>,
+    /// Tokens already opened ([`super::session_cache`]).
+    opened: super::session_cache::SessionCache,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -246,6 +248,7 @@ impl SessionKeys {
         Ok(Self {
             keys,
             signing: RwLock::new(HashMap::new()),
+            opened: super::session_cache::SessionCache::default(),
         })
     }
 
@@ -361,6 +364,19 @@ impl SessionKeys {
         }
         let secret = Secret(derive_secret(&key.raw, access_key_id));
         Ok((claims, secret))
+    }
+
+    /// [`SessionKeys::open`], through the bounded cache of tokens already
+    /// opened ([`super::session_cache`]).
+    pub fn open_cached(
+        &self,
+        token: &str,
+        access_key_id: &str,
+        now: u64,
+    ) -> Result<std::sync::Arc<super::session_cache::OpenedSession>, TokenError> {
+        self.opened.open(token, access_key_id, now, || {
+            self.open(token, access_key_id, now)
+        })
     }
 
     /// The signing key of a session access key for `date`, `region` and
