@@ -201,7 +201,7 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for GrpcServi
             // `Routes` is always ready (`poll_ready` answers `Ready(Ok)`),
             // and cloning it clones a reference.
             let mut routes = self.routes.clone();
-            Call::Routes(routes.call(req.map(Body::new)))
+            Call::Routes(Box::new(routes.call(req.map(Body::new))))
         };
         GrpcFuture {
             call,
@@ -216,7 +216,9 @@ type RoutesFuture = <Routes as Service<http::Request<Body>>>::Future;
 
 /// What answers a call.
 enum Call {
-    Routes(RoutesFuture),
+    /// Boxed: the other services are off the hot path, and the router's
+    /// future is several times the size of a Check's.
+    Routes(Box<RoutesFuture>),
     Check(DirectCheck<hyper::body::Incoming>),
 }
 
@@ -234,7 +236,7 @@ impl Future for GrpcFuture {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let answer = match &mut self.call {
-            Call::Routes(call) => Pin::new(call).poll(cx),
+            Call::Routes(call) => Pin::new(&mut **call).poll(cx),
             Call::Check(call) => Pin::new(call).poll(cx).map(Ok),
         };
         if let Poll::Ready(answer) = answer {

@@ -549,6 +549,66 @@ mod tests {
         }
     }
 
+    /// Issue 12: the direct path reads a request body as tonic's unary
+    /// server does: one message, tonic's statuses for the rest.
+    #[test]
+    fn read_frame_answers_as_tonic() {
+        let frame = |flag: u8, msg: &[u8]| {
+            let mut f = vec![flag];
+            f.extend_from_slice(&u32::try_from(msg.len()).unwrap().to_be_bytes());
+            f.extend_from_slice(msg);
+            f
+        };
+        assert_eq!(read_frame(&frame(0, b"abc"), 10).unwrap(), b"abc");
+        assert_eq!(read_frame(&frame(0, b""), 10).unwrap(), b"");
+        // Whole messages after the first are read and dropped.
+        let two = [frame(0, b"first"), frame(0, b"second")].concat();
+        assert_eq!(read_frame(&two, 10).unwrap(), b"first");
+        let code = |buf: &[u8]| read_frame(buf, 10).unwrap_err();
+        assert_eq!(code(b"").code(), tonic::Code::Internal);
+        assert_eq!(code(b"").message(), "Missing request message.");
+        for truncated in [&frame(0, b"abc")[..6], &[0, 0, 0][..], &two[..12]] {
+            let e = code(truncated);
+            assert_eq!(e.code(), tonic::Code::Internal, "{truncated:?}");
+            assert_eq!(e.message(), "Unexpected EOF decoding stream.");
+        }
+        let compressed = code(&frame(1, b"abc"));
+        assert_eq!(compressed.code(), tonic::Code::Internal);
+        assert!(compressed.message().contains("compressed-flag"));
+        assert_eq!(code(&frame(2, b"abc")).code(), tonic::Code::Internal);
+        let big = code(&frame(0, &[7; 11]));
+        assert_eq!(big.code(), tonic::Code::OutOfRange);
+        assert!(big.message().contains("message length too large"));
+    }
+
+    /// Issue 12: the direct path's OK answer is one length-prefixed
+    /// message (the allow's bytes) and `grpc-status: 0` trailers.
+    #[tokio::test]
+    async fn grpc_ok_is_one_message_then_status() {
+        use http_body_util::BodyExt as _;
+        let allow = CheckAnswer::Allowed(AllowAnswer {
+            decision_id: "d-1".to_owned(),
+            principal: "arn:aws:iam::1:user/bob".to_owned(),
+            revision: "r".into(),
+        });
+        let response = grpc_ok(&allow);
+        assert_eq!(
+            response.headers().get("content-type").unwrap(),
+            "application/grpc"
+        );
+        let collected = response.into_body().collect().await.unwrap();
+        let trailers = collected.trailers().cloned().unwrap();
+        assert_eq!(trailers.get("grpc-status").unwrap(), "0");
+        let bytes = collected.to_bytes();
+        let message = allow.encode_to_vec();
+        assert_eq!(bytes[0], 0);
+        assert_eq!(
+            u32::from_be_bytes(bytes[1..5].try_into().unwrap()) as usize,
+            message.len()
+        );
+        assert_eq!(&bytes[5..], &message[..]);
+    }
+
     /// Issue 12: `prost::encoding` is `#[doc(hidden)]`, outside prost's
     /// semver, so Cargo.toml pins prost exactly; this pins what the allow
     /// writer takes from it to the protobuf wire format itself (golden
