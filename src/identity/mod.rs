@@ -15,6 +15,7 @@ pub mod imds_token;
 pub mod mfa;
 pub mod oidc;
 pub mod session;
+pub mod session_cache;
 pub mod sigv4;
 pub mod time;
 

@@ -185,6 +185,8 @@ pub struct SessionKeys {
     /// Signing keys derived for session access keys, by (key id, date,
     /// region, service): a session signs with the same scope all day.
     signing: RwLock<HashMap<SigningScope, [u8; 32]>>,
+    /// Tokens already opened ([`super::session_cache`]).
+    opened: super::session_cache::SessionCache,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -252,6 +254,7 @@ impl SessionKeys {
             generation: std::sync::atomic::AtomicU64::new(0),
             refused: std::sync::Mutex::new(None),
             signing: RwLock::new(HashMap::new()),
+            opened: super::session_cache::SessionCache::default(),
         })
     }
 
@@ -407,6 +410,19 @@ impl SessionKeys {
         }
         let secret = Secret(derive_secret(&key.raw, access_key_id));
         Ok((claims, secret))
+    }
+
+    /// [`SessionKeys::open`], through the bounded cache of tokens already
+    /// opened ([`super::session_cache`]).
+    pub fn open_cached(
+        &self,
+        token: &str,
+        access_key_id: &str,
+        now: u64,
+    ) -> Result<std::sync::Arc<super::session_cache::OpenedSession>, TokenError> {
+        self.opened.open(token, access_key_id, now, || {
+            self.open(token, access_key_id, now)
+        })
     }
 
     /// The signing key of a session access key for `date`, `region` and

@@ -238,13 +238,16 @@ pub fn verify_caller<'s, H: HeaderSource>(
         ),
         (Some(_), None) => return Err(SigV4Error::SecurityToken),
         (Some(t), Some(keys)) => {
-            let (claims, secret) = keys
-                .open(t.trim(), parts.access_key_id, epoch_secs(now))
+            // Opened once per token, then kept (bounded, until the
+            // session expires): decrypting and parsing it every time
+            // cost more than the rest of the check.
+            let opened = keys
+                .open_cached(t.trim(), parts.access_key_id, epoch_secs(now))
                 .map_err(|e| match e {
                     TokenError::Invalid => SigV4Error::SecurityToken,
                     TokenError::Expired => SigV4Error::TokenExpired,
                 })?;
-            Signer::Session(keys, Box::new(claims), secret)
+            Signer::Session(keys, opened)
         }
     };
 
@@ -304,12 +307,12 @@ pub fn verify_caller<'s, H: HeaderSource>(
         Signer::Key(key) => key.signing_key(&date, parts.region, parts.service, |secret| {
             derive(secret.expose())
         }),
-        Signer::Session(keys, _, secret) => keys.signing_key(
+        Signer::Session(keys, opened) => keys.signing_key(
             parts.access_key_id,
             &date,
             parts.region,
             parts.service,
-            || derive(secret.expose()),
+            || derive(opened.secret.expose()),
         ),
     };
     let computed = aws_sigv4::sign::v4::calculate_signature(signing_key, string_to_sign.as_bytes());
@@ -318,14 +321,17 @@ pub fn verify_caller<'s, H: HeaderSource>(
     }
     Ok(match signer {
         Signer::Key(k) => Caller::Key(k),
-        Signer::Session(_, claims, _) => Caller::Session(claims),
+        Signer::Session(_, opened) => Caller::Session(Box::new(opened.claims.clone())),
     })
 }
 
 /// Whose secret signs: a long-term key, or a session's derived secret.
 enum Signer<'s, 'k> {
     Key(&'s AccessKey),
-    Session(&'k SessionKeys, Box<SessionClaims>, super::session::Secret),
+    Session(
+        &'k SessionKeys,
+        std::sync::Arc<super::session_cache::OpenedSession>,
+    ),
 }
 
 /// The canonical request of a request (for tests against the published

@@ -23,6 +23,7 @@ use tonic::service::{Routes, RoutesBuilder};
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
+use crate::server::ext_authz::service::{AuthorizationService, CHECK_PATH, DirectCheck};
 use crate::server::grpc_api::{self, AuthorizerService};
 use crate::server::http_util::{ServeOptions, serve_with, stopped};
 use crate::server::state::AppState;
@@ -99,6 +100,8 @@ pub struct GrpcServer {
     /// Services whose health follows readiness (plus `""`, the server).
     names: Vec<&'static str>,
     state: AppState,
+    /// Envoy's `Check`, answered without the router (see [`GrpcService`]).
+    ext_authz: AuthorizationService,
 }
 
 impl std::fmt::Debug for GrpcServer {
@@ -114,7 +117,8 @@ impl GrpcServer {
     pub fn new(state: AppState) -> Result<Self, GrpcError> {
         let mut services = Services::default();
         services.add(AuthorizerService::server(state.clone()));
-        services.add(crate::server::ext_authz::service(state.clone()));
+        let ext_authz = crate::server::ext_authz::service(state.clone());
+        services.add(ext_authz.clone());
         // `iamgate.v1.Inventory` is not served here (UNIMPLEMENTED): it
         // is on the authenticated control listener (`server::control`).
         // `iamgate.v1.Network` (security groups): also in that descriptor set.
@@ -135,6 +139,7 @@ impl GrpcServer {
             health,
             names,
             state,
+            ext_authz,
         })
     }
 
@@ -154,11 +159,13 @@ impl GrpcServer {
             health,
             names,
             state,
+            ext_authz,
         } = self;
         set_all(&health, &names, ServingStatus::NotServing).await;
         tokio::spawn(track_health(health, names, state.clone(), shutdown.clone()));
         let service = GrpcService {
             routes,
+            ext_authz,
             timeout: state.config.limits.request_timeout,
         };
         let options = ServeOptions {
@@ -171,10 +178,14 @@ impl GrpcServer {
 
 /// The gRPC routes as a hyper service: the request timeout, and client
 /// errors reported as INVALID_ARGUMENT (see
-/// [`input_errors_are_invalid_argument`]).
+/// [`input_errors_are_invalid_argument`]). Envoy's `Check`, the call on
+/// every proxied request, skips the router and tonic's generic unary
+/// server ([`AuthorizationService::call_direct`]); it is answered the
+/// same way, under the same timeout and status mapping.
 #[derive(Clone)]
 struct GrpcService {
     routes: Routes,
+    ext_authz: AuthorizationService,
     timeout: Duration,
 }
 
@@ -184,12 +195,18 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for GrpcServi
     type Future = GrpcFuture;
 
     fn call(&self, req: http::Request<hyper::body::Incoming>) -> Self::Future {
-        // `Routes` is always ready (`poll_ready` answers `Ready(Ok)`), and
-        // cloning it clones a reference.
-        let mut routes = self.routes.clone();
+        let call = if req.uri().path() == CHECK_PATH {
+            Call::Check(self.ext_authz.call_direct(req))
+        } else {
+            // `Routes` is always ready (`poll_ready` answers `Ready(Ok)`),
+            // and cloning it clones a reference.
+            let mut routes = self.routes.clone();
+            Call::Routes(Box::new(routes.call(req.map(Body::new))))
+        };
         GrpcFuture {
-            call: routes.call(req.map(Body::new)),
-            deadline: Box::pin(tokio::time::sleep(self.timeout)),
+            call,
+            timeout: self.timeout,
+            deadline: None,
         }
     }
 }
@@ -197,20 +214,39 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for GrpcServi
 /// The future of [`Routes`] (tonic does not name it); `Unpin`.
 type RoutesFuture = <Routes as Service<http::Request<Body>>>::Future;
 
+/// What answers a call.
+enum Call {
+    /// Boxed: the other services are off the hot path, and the router's
+    /// future is several times the size of a Check's.
+    Routes(Box<RoutesFuture>),
+    Check(DirectCheck<hyper::body::Incoming>),
+}
+
 /// The answer of [`GrpcService`].
 struct GrpcFuture {
-    call: RoutesFuture,
-    deadline: Pin<Box<tokio::time::Sleep>>,
+    call: Call,
+    timeout: Duration,
+    /// Armed the first time the call is not answered at once: most Checks
+    /// arrive whole and are answered on the first poll, without a timer.
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl Future for GrpcFuture {
     type Output = Result<http::Response<Body>, Infallible>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        if let Poll::Ready(answer) = Pin::new(&mut self.call).poll(cx) {
+        let answer = match &mut self.call {
+            Call::Routes(call) => Pin::new(&mut **call).poll(cx),
+            Call::Check(call) => Pin::new(call).poll(cx).map(Ok),
+        };
+        if let Poll::Ready(answer) = answer {
             return Poll::Ready(answer.map(input_errors_are_invalid_argument));
         }
-        match self.deadline.as_mut().poll(cx) {
+        let timeout = self.timeout;
+        let deadline = self
+            .deadline
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        match deadline.as_mut().poll(cx) {
             Poll::Ready(()) => {
                 Poll::Ready(Ok(tonic::Status::cancelled("Timeout expired").into_http()))
             }

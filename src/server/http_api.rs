@@ -65,7 +65,11 @@ struct BatchJson {
 }
 
 /// Routes one request of the API listener.
-pub async fn handle(state: AppState, req: Request<Incoming>, _peer: SocketAddr) -> Response<Body> {
+pub async fn handle(
+    state: std::sync::Arc<AppState>,
+    req: Request<Incoming>,
+    _peer: SocketAddr,
+) -> Response<Body> {
     let frontend = Frontend::Http;
     let result = route(&state, req).await;
     match result {
@@ -80,11 +84,11 @@ pub async fn handle(state: AppState, req: Request<Incoming>, _peer: SocketAddr) 
 }
 
 async fn route(state: &AppState, req: Request<Incoming>) -> Result<Response<Body>, ServeError> {
-    let path = req.uri().path().to_owned();
+    let path = req.uri().path();
     if path == crate::server::network_api::HTTP_PATH {
         return crate::server::network_api::handle_http(state, req).await;
     }
-    let batch = match path.as_str() {
+    let batch = match path {
         "/v1/authorize" => false,
         "/v1/authorize/batch" => true,
         _ => return Err(ServeError::NotFound),
@@ -156,10 +160,7 @@ async fn route(state: &AppState, req: Request<Incoming>) -> Result<Response<Body
             // Counted by the decision path.
             Err(e) => return Ok(error(&e)),
         };
-        Ok(json_response(
-            StatusCode::OK,
-            answer_json(&d).to_string().into_bytes(),
-        ))
+        Ok(json_response(StatusCode::OK, answer_bytes(&d)))
     }
 }
 
@@ -206,6 +207,31 @@ pub fn authz_request(
     })
 }
 
+/// [`answer_json`], written straight to bytes (the same object, without
+/// building a `Value` tree on every request).
+pub fn answer_bytes(d: &Decided) -> Vec<u8> {
+    /// The fields of [`answer_json`], in the order it writes them.
+    #[derive(serde::Serialize)]
+    struct Answer<'a> {
+        decision: &'a str,
+        decision_id: &'a str,
+        matched: &'a [crate::engine::authz::MatchedInfo],
+        missing_context_keys: &'a [String],
+        reason: &'a crate::engine::authz::AnswerReason,
+        revision: &'a str,
+    }
+    let answer = Answer {
+        decision: d.answer.decision.as_str(),
+        decision_id: &d.decision_id,
+        matched: &d.answer.matched,
+        missing_context_keys: &d.answer.missing_context_keys,
+        reason: &d.answer.reason,
+        revision: &d.answer.revision,
+    };
+    // Serializing these types cannot fail; the tree is the fallback.
+    serde_json::to_vec(&answer).unwrap_or_else(|_| answer_json(d).to_string().into_bytes())
+}
+
 /// The JSON shape of one answer.
 pub fn answer_json(d: &Decided) -> Value {
     json!({
@@ -216,4 +242,37 @@ pub fn answer_json(d: &Decided) -> Value {
         "revision": &*d.answer.revision,
         "decision_id": d.decision_id,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::authz::{AnswerReason, AuthzAnswer, MatchedInfo};
+    use crate::engine::{Outcome, Reason};
+
+    /// Issue 12: the answer written straight to bytes is the object
+    /// `answer_json` builds, with and without a statement's `sid`.
+    #[test]
+    fn answer_bytes_is_answer_json() {
+        for sid in [Some("AllowTeam".into()), None] {
+            let d = Decided {
+                answer: AuthzAnswer {
+                    decision: Outcome::Allowed,
+                    reason: AnswerReason::Decided(Reason::IdentityAllows),
+                    matched: vec![MatchedInfo {
+                        policy: "arn:aws:iam::111122223333:policy/p\"q".into(),
+                        policy_type: crate::policy::PolicyKind::Identity,
+                        statement: 3,
+                        sid,
+                    }],
+                    missing_context_keys: vec!["aws:SourceIp".to_owned()],
+                    revision: "rev-1".into(),
+                },
+                decision_id: "abc-000000000001".to_owned(),
+            };
+            let bytes = answer_bytes(&d);
+            let parsed: Value = serde_json::from_slice(&bytes).unwrap();
+            assert_eq!(parsed, answer_json(&d));
+        }
+    }
 }

@@ -366,10 +366,12 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
         api_options.clone(),
     )));
     {
-        let state = state.clone();
+        // Shared, not cloned per request (cloning `AppState` clones every
+        // metric handle).
+        let state = std::sync::Arc::new(state.clone());
         tasks.push(tokio::spawn(http_util::serve(
             http,
-            move |req, peer| http_api::handle(state.clone(), req, peer),
+            move |req, peer| http_api::handle(std::sync::Arc::clone(&state), req, peer),
             shutdown_rx.clone(),
             api_options,
         )));

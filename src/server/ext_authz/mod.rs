@@ -148,15 +148,11 @@ impl ExtAuthz {
             }
         }
         // A SigV4 route: the signature, over the body Envoy forwarded, names
-        // the caller (the whole message is decoded for the body).
+        // the caller (read in place with the rest).
         // Temporary credentials that signed (their session decides).
         let mut session = None;
         let caller = if view.extension(sigv4::AUTH_KEY) == Some("sigv4") {
-            let signed = match decode(bytes) {
-                Ok(check) => sigv4::generic_signer(&self.state, &check, now),
-                Err(e) => return Ok(self.undecodable(e)),
-            };
-            match signed {
+            match sigv4::generic_signer(&self.state, view, now) {
                 Ok((arn, user_id, region, signed_session)) => {
                     session = signed_session;
                     mapping::Caller::Signed {

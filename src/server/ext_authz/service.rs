@@ -32,7 +32,7 @@ use super::ExtAuthz;
 use super::response::{DECISION_ID_HEADER, PRINCIPAL_HEADER};
 
 /// The one method of the service.
-const CHECK_PATH: &str = "/envoy.service.auth.v3.Authorization/Check";
+pub const CHECK_PATH: &str = "/envoy.service.auth.v3.Authorization/Check";
 
 /// What a Check answers.
 #[derive(Debug)]
@@ -290,6 +290,215 @@ where
     }
 }
 
+// ── The listener's direct path ─────────────────────────────────────────
+
+/// Most request bytes buffered in one piece before the frame is read.
+const GRPC_PREFIX: usize = 5;
+
+impl AuthorizationService {
+    /// Answers one `Check` call straight off the connection: the gRPC
+    /// listener (`server::grpc`) hands every request for [`CHECK_PATH`]
+    /// here rather than through tonic's router and generic unary server,
+    /// which box the body, build a metadata map, stream-decode the frame
+    /// and encode the answer through an 8 KiB buffer on every call. What
+    /// the client sees is what tonic answers: the same statuses and
+    /// messages for a compressed, oversized, missing or truncated message
+    /// (see [`read_frame`]), `content-type: application/grpc`, one
+    /// length-prefixed message and `grpc-status: 0` trailers.
+    pub fn call_direct<B>(&self, req: http::Request<B>) -> DirectCheck<B>
+    where
+        B: HttpBody<Data = Bytes> + Unpin,
+        B::Error: std::fmt::Display,
+    {
+        let encoding = req
+            .headers()
+            .get("grpc-encoding")
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        let refused = match encoding.as_deref() {
+            None | Some("identity") => None,
+            // tonic's words when no compression is enabled.
+            Some(other) => Some(tonic::Status::unimplemented(format!(
+                "Content is compressed with `{other}` which isn't supported"
+            ))),
+        };
+        DirectCheck {
+            inner: Arc::clone(&self.inner),
+            body: req.into_body(),
+            buf: None,
+            max: self.max_decoding_message_size,
+            refused,
+        }
+    }
+}
+
+/// The future of [`AuthorizationService::call_direct`]: reads the request
+/// body to its end (bounded by the message size limit), then decides.
+pub struct DirectCheck<B> {
+    inner: Arc<ExtAuthz>,
+    body: B,
+    /// What has arrived: the first DATA frame as is, later ones appended.
+    buf: Option<Bytes>,
+    max: usize,
+    refused: Option<tonic::Status>,
+}
+
+impl<B> std::future::Future for DirectCheck<B>
+where
+    B: HttpBody<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
+    type Output = http::Response<Body>;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        if let Some(status) = this.refused.take() {
+            return Poll::Ready(status.into_http());
+        }
+        loop {
+            let frame = match std::pin::Pin::new(&mut this.body).poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => break,
+                Poll::Ready(Some(Err(e))) => {
+                    return Poll::Ready(
+                        tonic::Status::internal(format!(
+                            "error reading a body from connection: {e}"
+                        ))
+                        .into_http(),
+                    );
+                }
+                Poll::Ready(Some(Ok(frame))) => frame,
+            };
+            // Request trailers carry nothing a Check reads.
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            this.buf = Some(match this.buf.take() {
+                None => data,
+                Some(held) => {
+                    let mut joined = Vec::with_capacity(held.len() + data.len());
+                    joined.extend_from_slice(&held);
+                    joined.extend_from_slice(&data);
+                    Bytes::from(joined)
+                }
+            });
+            // Past the limit: stop reading (tonic refuses it the same way).
+            let held = this.buf.as_ref().map_or(0, Bytes::len);
+            if held > this.max.saturating_add(GRPC_PREFIX) {
+                break;
+            }
+        }
+        let buf = this.buf.take().unwrap_or_default();
+        let answer = read_frame(&buf, this.max).and_then(|message| this.inner.check(message));
+        Poll::Ready(match answer {
+            Ok(answer) => grpc_ok(&answer),
+            Err(status) => status.into_http(),
+        })
+    }
+}
+
+/// The one message of a unary request body, as tonic reads it: a
+/// compressed flag without `grpc-encoding` is a protocol error, a length
+/// over `max` is OUT_OF_RANGE, no message or a truncated one is INTERNAL;
+/// whole messages after the first are read and dropped.
+fn read_frame(buf: &[u8], max: usize) -> Result<&[u8], tonic::Status> {
+    let mut rest = buf;
+    let mut first = None;
+    while !rest.is_empty() {
+        let (Some(&flag), Some(len)) = (
+            rest.first(),
+            rest.get(1..GRPC_PREFIX)
+                .and_then(|b| <[u8; 4]>::try_from(b).ok()),
+        ) else {
+            return Err(tonic::Status::internal("Unexpected EOF decoding stream."));
+        };
+        match flag {
+            0 => {}
+            1 => {
+                return Err(tonic::Status::internal(
+                    "protocol error: received message with compressed-flag but no grpc-encoding was specified",
+                ));
+            }
+            f => {
+                return Err(tonic::Status::internal(format!(
+                    "protocol error: received message with invalid compression flag: {f} (valid flags are 0 and 1) while receiving request"
+                )));
+            }
+        }
+        let len = usize::try_from(u32::from_be_bytes(len)).unwrap_or(usize::MAX);
+        if len > max {
+            return Err(tonic::Status::out_of_range(format!(
+                "Error, decoded message length too large: found {len} bytes, the limit is: {max} bytes"
+            )));
+        }
+        let end = GRPC_PREFIX.saturating_add(len);
+        let Some(message) = rest.get(GRPC_PREFIX..end) else {
+            return Err(tonic::Status::internal("Unexpected EOF decoding stream."));
+        };
+        first.get_or_insert(message);
+        rest = rest.get(end..).unwrap_or_default();
+    }
+    first.ok_or_else(|| tonic::Status::internal("Missing request message."))
+}
+
+/// An OK answer: `content-type: application/grpc`, the answer as one
+/// uncompressed length-prefixed message, then `grpc-status: 0`.
+fn grpc_ok(answer: &CheckAnswer) -> http::Response<Body> {
+    let len = match answer {
+        CheckAnswer::Message(m) => m.encoded_len(),
+        CheckAnswer::Allowed(a) => a.encoded_len(),
+    };
+    let Ok(prefix) = u32::try_from(len) else {
+        return tonic::Status::internal("the CheckResponse is too large to send").into_http();
+    };
+    let mut frame = Vec::with_capacity(GRPC_PREFIX + len);
+    frame.push(0);
+    frame.extend_from_slice(&prefix.to_be_bytes());
+    match answer {
+        // A `Vec` grows as needed: encoding into it cannot fail.
+        CheckAnswer::Message(m) => m.encode_raw(&mut frame),
+        CheckAnswer::Allowed(a) => a.encode(&mut frame),
+    }
+    let mut response = http::Response::new(Body::new(OneMessage {
+        data: Some(Bytes::from(frame)),
+        trailers: true,
+    }));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/grpc"),
+    );
+    response
+}
+
+/// A gRPC response body: one DATA frame, then `grpc-status: 0`.
+struct OneMessage {
+    data: Option<Bytes>,
+    trailers: bool,
+}
+
+impl HttpBody for OneMessage {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        if let Some(data) = self.data.take() {
+            return Poll::Ready(Some(Ok(hyper::body::Frame::data(data))));
+        }
+        if std::mem::take(&mut self.trailers) {
+            let mut trailers = http::HeaderMap::with_capacity(1);
+            trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+            return Poll::Ready(Some(Ok(hyper::body::Frame::trailers(trailers))));
+        }
+        Poll::Ready(None)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.data.is_none() && !self.trailers
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -338,6 +547,66 @@ mod tests {
                 reference
             );
         }
+    }
+
+    /// Issue 12: the direct path reads a request body as tonic's unary
+    /// server does: one message, tonic's statuses for the rest.
+    #[test]
+    fn read_frame_answers_as_tonic() {
+        let frame = |flag: u8, msg: &[u8]| {
+            let mut f = vec![flag];
+            f.extend_from_slice(&u32::try_from(msg.len()).unwrap().to_be_bytes());
+            f.extend_from_slice(msg);
+            f
+        };
+        assert_eq!(read_frame(&frame(0, b"abc"), 10).unwrap(), b"abc");
+        assert_eq!(read_frame(&frame(0, b""), 10).unwrap(), b"");
+        // Whole messages after the first are read and dropped.
+        let two = [frame(0, b"first"), frame(0, b"second")].concat();
+        assert_eq!(read_frame(&two, 10).unwrap(), b"first");
+        let code = |buf: &[u8]| read_frame(buf, 10).unwrap_err();
+        assert_eq!(code(b"").code(), tonic::Code::Internal);
+        assert_eq!(code(b"").message(), "Missing request message.");
+        for truncated in [&frame(0, b"abc")[..6], &[0, 0, 0][..], &two[..12]] {
+            let e = code(truncated);
+            assert_eq!(e.code(), tonic::Code::Internal, "{truncated:?}");
+            assert_eq!(e.message(), "Unexpected EOF decoding stream.");
+        }
+        let compressed = code(&frame(1, b"abc"));
+        assert_eq!(compressed.code(), tonic::Code::Internal);
+        assert!(compressed.message().contains("compressed-flag"));
+        assert_eq!(code(&frame(2, b"abc")).code(), tonic::Code::Internal);
+        let big = code(&frame(0, &[7; 11]));
+        assert_eq!(big.code(), tonic::Code::OutOfRange);
+        assert!(big.message().contains("message length too large"));
+    }
+
+    /// Issue 12: the direct path's OK answer is one length-prefixed
+    /// message (the allow's bytes) and `grpc-status: 0` trailers.
+    #[tokio::test]
+    async fn grpc_ok_is_one_message_then_status() {
+        use http_body_util::BodyExt as _;
+        let allow = CheckAnswer::Allowed(AllowAnswer {
+            decision_id: "d-1".to_owned(),
+            principal: "arn:aws:iam::1:user/bob".to_owned(),
+            revision: "r".into(),
+        });
+        let response = grpc_ok(&allow);
+        assert_eq!(
+            response.headers().get("content-type").unwrap(),
+            "application/grpc"
+        );
+        let collected = response.into_body().collect().await.unwrap();
+        let trailers = collected.trailers().cloned().unwrap();
+        assert_eq!(trailers.get("grpc-status").unwrap(), "0");
+        let bytes = collected.to_bytes();
+        let message = allow.encode_to_vec();
+        assert_eq!(bytes[0], 0);
+        assert_eq!(
+            u32::from_be_bytes(bytes[1..5].try_into().unwrap()) as usize,
+            message.len()
+        );
+        assert_eq!(&bytes[5..], &message[..]);
     }
 
     /// Issue 12: `prost::encoding` is `#[doc(hidden)]`, outside prost's

@@ -23,7 +23,7 @@ use envoy_types::pb::envoy::config::core::v3::header_value_option::HeaderAppendA
 use envoy_types::pb::envoy::config::core::v3::{HeaderValue, HeaderValueOption};
 use envoy_types::pb::envoy::service::auth::v3::attribute_context::HttpRequest;
 use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
-use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse, DeniedHttpResponse};
+use envoy_types::pb::envoy::service::auth::v3::{CheckResponse, DeniedHttpResponse};
 use envoy_types::pb::envoy::r#type::v3::HttpStatus;
 use envoy_types::pb::google::protobuf::{Struct, Value, value::Kind};
 use envoy_types::pb::google::rpc;
@@ -32,6 +32,7 @@ use crate::identity::sigv4::AmbiguousHeader;
 use crate::identity::{Expected, HeaderSource, SigV4Error, SignedRequest};
 use crate::server::errors::ServeError;
 use crate::server::ext_authz::mapping::{HttpView, MappingError};
+use crate::server::ext_authz::wire::CheckView;
 use crate::server::state::AppState;
 
 /// Context extension choosing who the caller of a route is: `proxy` (the
@@ -106,10 +107,36 @@ pub fn forwarded_body<'h>(
     http: &'h HttpRequest,
     view: &HttpView<'_>,
 ) -> Result<Option<&'h [u8]>, BodyError> {
-    let bytes: &[u8] = if http.raw_body.is_empty() {
-        http.body.as_bytes()
+    let body = BodyFields {
+        method: &http.method,
+        size: http.size,
+        body: http.body.as_bytes(),
+        raw_body: &http.raw_body,
+    };
+    forwarded_body_of(&body, view)
+}
+
+/// What [`forwarded_body_of`] reads of Envoy's HTTP attributes, from the
+/// decoded message or read in place (`super::wire`).
+#[derive(Debug, Clone, Copy)]
+pub struct BodyFields<'h> {
+    pub method: &'h str,
+    pub size: i64,
+    /// `body` (a string's bytes).
+    pub body: &'h [u8],
+    /// `raw_body`.
+    pub raw_body: &'h [u8],
+}
+
+/// [`forwarded_body`] over [`BodyFields`].
+pub fn forwarded_body_of<'h>(
+    http: &BodyFields<'h>,
+    view: &HttpView<'_>,
+) -> Result<Option<&'h [u8]>, BodyError> {
+    let bytes: &'h [u8] = if http.raw_body.is_empty() {
+        http.body
     } else {
-        &http.raw_body
+        http.raw_body
     };
     let header = |name: &str| -> Result<Option<String>, BodyError> {
         view.header(name)
@@ -219,12 +246,37 @@ pub fn signer_or_session(
     expected: Expected<'_>,
     now: SystemTime,
 ) -> Result<SignedBy, SignerError> {
-    let store = state.credentials.load();
-    let headers = ViewHeaders(view);
-    let request = SignedRequest {
+    let line = RequestLine {
         method: &http.method,
         target: &http.path,
         host: &http.host,
+    };
+    signer_or_session_of(state, line, view, body, expected, now)
+}
+
+/// A request's method, target (path and query, undecoded) and host.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestLine<'a> {
+    pub method: &'a str,
+    pub target: &'a str,
+    pub host: &'a str,
+}
+
+/// [`signer_or_session`] over a [`RequestLine`].
+pub fn signer_or_session_of(
+    state: &AppState,
+    line: RequestLine<'_>,
+    view: &HttpView<'_>,
+    body: Option<&[u8]>,
+    expected: Expected<'_>,
+    now: SystemTime,
+) -> Result<SignedBy, SignerError> {
+    let store = state.credentials.load();
+    let headers = ViewHeaders(view);
+    let request = SignedRequest {
+        method: line.method,
+        target: line.target,
+        host: line.host,
         headers: &headers,
         body: body.unwrap_or_default(),
     };
@@ -265,9 +317,15 @@ pub type SignedBy = (
 /// A generic route's credential scope: its `iamgate.region` and
 /// `iamgate.service`, both required on a SigV4 route.
 pub fn route_scope(ext: &HashMap<String, String>) -> Result<(&str, &str), MappingError> {
+    route_scope_with(|key| ext.get(key).map(String::as_str))
+}
+
+/// [`route_scope`] over any lookup of the context extensions.
+pub fn route_scope_with<'e>(
+    extension: impl Fn(&str) -> Option<&'e str>,
+) -> Result<(&'e str, &'e str), MappingError> {
     let get = |key: &'static str| {
-        ext.get(key)
-            .map(String::as_str)
+        extension(key)
             .filter(|v| !v.is_empty())
             .ok_or_else(|| MappingError::BadTemplate {
                 key: key.to_owned(),
@@ -299,31 +357,43 @@ pub fn route_scope(ext: &HashMap<String, String>) -> Result<(&str, &str), Mappin
 /// AWS's words, or iamgate's own failure).
 pub fn generic_signer(
     state: &AppState,
-    check: &CheckRequest,
+    check: &CheckView<'_>,
     now: SystemTime,
 ) -> Result<GenericSigner, Refused> {
-    let attrs = check
-        .attributes
+    let http = check
+        .http
         .as_ref()
         .ok_or(Refused::Serve(ServeError::BadRequest(
             MappingError::NoHttpRequest.to_string(),
         )))?;
-    let (region, service) =
-        route_scope(&attrs.context_extensions).map_err(|e| Refused::Serve(e.into_serve_error()))?;
-    let http = attrs
-        .request
-        .as_ref()
-        .and_then(|r| r.http.as_ref())
-        .ok_or(Refused::Serve(ServeError::BadRequest(
-            MappingError::NoHttpRequest.to_string(),
-        )))?;
-    let view = HttpView::new(http);
-    let body = forwarded_body(http, &view).map_err(|e| {
+    let (region, service) = route_scope_with(|key| check.extension(key))
+        .map_err(|e| Refused::Serve(e.into_serve_error()))?;
+    // `body` is a proto string: a message where it is not UTF-8 does not
+    // decode (prost would refuse it whole).
+    if std::str::from_utf8(http.body).is_err() {
+        return Err(Refused::Serve(ServeError::BadRequest(
+            "the CheckRequest does not decode: invalid string value: data is not UTF-8 encoded"
+                .to_owned(),
+        )));
+    }
+    let view = HttpView::from_wire(http);
+    let fields = BodyFields {
+        method: http.method,
+        size: http.size,
+        body: http.body,
+        raw_body: http.raw_body,
+    };
+    let body = forwarded_body_of(&fields, &view).map_err(|e| {
         let status = if e == BodyError::Partial { 413 } else { 400 };
         Refused::Aws(AwsError::new(status, "InvalidRequest", e.to_string()))
     })?;
+    let line = RequestLine {
+        method: http.method,
+        target: http.path,
+        host: http.host,
+    };
     let (arn, user_id, session) =
-        signer_or_session(state, http, &view, body, Expected { region, service }, now).map_err(
+        signer_or_session_of(state, line, &view, body, Expected { region, service }, now).map_err(
             |e| match e {
                 SignerError::SigV4(e) => {
                     Refused::Aws(AwsError::new(e.status(), e.code(), e.to_string()))

@@ -61,6 +61,14 @@ pub struct HttpFields<'a> {
     pub headers: HeaderList<'a>,
     /// `header_map.headers`, in order.
     pub raw_headers: Vec<RawHeader<'a>>,
+    /// `size`: the body's length as Envoy saw it (`-1`: unknown).
+    pub size: i64,
+    /// `body`, a proto `string`: its bytes, not checked to be UTF-8 here
+    /// (only SigV4 routes read it, and check it then; prost would refuse
+    /// the whole message).
+    pub body: &'a [u8],
+    /// `raw_body` (`pack_as_bytes`).
+    pub raw_body: &'a [u8],
 }
 
 impl<'a> HttpFields<'a> {
@@ -252,6 +260,10 @@ fn http_fields(bytes: &[u8]) -> Result<HttpFields<'_>, WireError> {
             (4, value) => http.path = value.string()?,
             (5, value) => http.host = value.string()?,
             (6, value) => http.scheme = value.string()?,
+            // An `int64`: the varint's bits, as prost casts them.
+            (9, value) => http.size = value.varint()? as i64,
+            (11, value) => http.body = value.bytes()?,
+            (12, value) => http.raw_body = value.bytes()?,
             (13, value) => {
                 header_map.take()?;
                 for f in Fields::new(value.bytes()?) {
@@ -387,7 +399,7 @@ impl Once {
 /// One field's value.
 #[derive(Debug, Clone, Copy)]
 enum Value<'a> {
-    Varint,
+    Varint(u64),
     Fixed,
     Delimited(&'a [u8]),
 }
@@ -398,6 +410,14 @@ impl<'a> Value<'a> {
     fn bytes(self) -> Result<&'a [u8], WireError> {
         match self {
             Value::Delimited(b) => Ok(b),
+            _ => Err(WireError::Malformed("invalid wire type for a known field")),
+        }
+    }
+
+    /// A varint scalar; any other wire type is an error, as in prost.
+    fn varint(self) -> Result<u64, WireError> {
+        match self {
+            Value::Varint(v) => Ok(v),
             _ => Err(WireError::Malformed("invalid wire type for a known field")),
         }
     }
@@ -463,10 +483,7 @@ impl<'a> Fields<'a> {
             .filter(|n| (1..=0x1fff_ffff).contains(n))
             .ok_or(WireError::Malformed("invalid field number"))?;
         let value = match key & 7 {
-            0 => {
-                self.varint()?;
-                Value::Varint
-            }
+            0 => Value::Varint(self.varint()?),
             1 => {
                 self.split(8)?;
                 Value::Fixed
@@ -692,6 +709,8 @@ mod tests {
         extensions: Vec<(String, String)>,
         /// The values at `PATHS`.
         metadata: Vec<String>,
+        /// size, body, raw_body (what SigV4 routes read).
+        body: Option<(i64, Vec<u8>, Vec<u8>)>,
     }
 
     fn owned(pairs: impl Iterator<Item = (impl ToString, impl ToString)>) -> Vec<(String, String)> {
@@ -738,6 +757,7 @@ mod tests {
                     )
                 })
                 .collect(),
+            body: http.map(|h| (h.size, h.body.as_bytes().to_vec(), h.raw_body.clone())),
         }
     }
 
@@ -765,6 +785,7 @@ mod tests {
                 .unwrap_or_default(),
             extensions: owned(v.extensions.iter().copied()),
             metadata: v.metadata.iter().map(|m| format!("{m:?}")).collect(),
+            body: http.map(|h| (h.size, h.body.to_vec(), h.raw_body.to_vec())),
         }
     }
 
@@ -777,6 +798,16 @@ mod tests {
     #[test]
     fn reads_what_prost_decodes() {
         same(&full().encode_to_vec());
+        // Issue 13: what SigV4 routes read in place: the body in either
+        // field, and sizes that need long or negative varints.
+        for (size, body, raw) in [(-1, "", &b""[..]), (70_000, "", &[0, 159, 146, 150][..])] {
+            let mut c = full();
+            let http = http_mut(&mut c).as_mut().unwrap();
+            http.size = size;
+            http.body = body.to_owned();
+            http.raw_body = raw.to_vec();
+            same(&c.encode_to_vec());
+        }
         same(&CheckRequest::default().encode_to_vec());
         let empty = CheckRequest {
             attributes: Some(AttributeContext::default()),
