@@ -129,6 +129,8 @@ use super::inventory_store::Change;
 use super::permissions::{self, OrgMembership};
 use super::query::{QueryError, QueryParams, TagSpecification};
 use crate::engine::{Context, ContextValue};
+use crate::policy::ids::partition_of;
+use crate::policy::{AccountId, Region};
 
 /// One EC2 API call, mapped.
 #[derive(Debug, Clone, PartialEq)]
@@ -336,25 +338,6 @@ fn not_found_message(resource_type: &str, by: IdentifiedBy, value: &str) -> Stri
     }
 }
 
-/// The partition of a region (`aws`, `aws-cn`, `aws-us-gov`, ...).
-pub fn partition_for_region(region: &str) -> &'static str {
-    if region.starts_with("cn-") {
-        "aws-cn"
-    } else if region.starts_with("us-gov-") {
-        "aws-us-gov"
-    } else if region.starts_with("us-iso-") {
-        "aws-iso"
-    } else if region.starts_with("us-isob-") {
-        "aws-iso-b"
-    } else if region.starts_with("eu-isoe-") {
-        "aws-iso-e"
-    } else if region.starts_with("us-isof-") {
-        "aws-iso-f"
-    } else {
-        "aws"
-    }
-}
-
 /// Maps one EC2 Query API call. `region` is the region the call is for (the
 /// host's or the route's), `caller_account` the calling principal's account.
 /// No instance profile is known: a call that names one is refused (see
@@ -396,7 +379,7 @@ pub fn map_call_with(
         def,
         table,
         region,
-        partition: partition_for_region(region),
+        partition: partition_of(region),
         caller: caller_account,
         inventory,
         tag_specs: tag_specs(params, def)?,
@@ -636,14 +619,14 @@ impl<'a> Mapper<'a> {
             .region_param
             .and_then(|p| self.params.get(p).map(|v| (p, v)))
         {
-            Some((p, v)) => Some(check_region(p, v)?),
+            Some((p, v)) => Some(String::from(check_region(p, v)?)),
             None => None,
         };
         let account = match r
             .account_param
             .and_then(|p| self.params.get(p).map(|v| (p, v)))
         {
-            Some((p, v)) => Some(check_account(p, v)?),
+            Some((p, v)) => Some(String::from(check_account(p, v)?)),
             None => None,
         };
         let in_region = region.as_deref().unwrap_or(self.region);
@@ -2266,40 +2249,22 @@ fn check_combination(scalars: &[(&'static str, ExistingRef)]) -> Result<(), Mapp
 }
 
 /// A Region name the request gives (`SourceRegion`): `us-east-1`,
-/// `us-gov-west-1`, ... It goes into an ARN, so nothing else is accepted.
-fn check_region(param: &str, v: &str) -> Result<String, MappingError> {
-    let parts: Vec<&str> = v.split('-').collect();
-    let ok = parts.len() >= 3
-        && parts.iter().all(|p| !p.is_empty())
-        && parts
-            .first()
-            .is_some_and(|p| p.bytes().all(|b| b.is_ascii_lowercase()))
-        && parts
-            .last()
-            .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()))
-        && parts.iter().all(|p| {
-            p.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        });
-    if ok {
-        Ok(v.to_owned())
-    } else {
-        Err(MappingError::InvalidParameterValue {
-            name: param.to_owned(),
-            reason: format!("'{v}' is not a Region name"),
-        })
-    }
+/// `us-gov-west-1`, ... ([`Region`]'s rule). It goes into an ARN, so
+/// nothing else is accepted.
+fn check_region(param: &str, v: &str) -> Result<Region, MappingError> {
+    Region::parse(v).map_err(|_| MappingError::InvalidParameterValue {
+        name: param.to_owned(),
+        reason: format!("'{v}' is not a Region name"),
+    })
 }
 
-/// An account id the request gives (`PeerOwnerId`).
-fn check_account(param: &str, v: &str) -> Result<String, MappingError> {
-    match account_grant(param, v)? {
-        Grant::Account(a) => Ok(a),
-        _ => Err(MappingError::InvalidParameterValue {
-            name: param.to_owned(),
-            reason: format!("'{v}' is not a 12-digit account id"),
-        }),
-    }
+/// An account id the request gives (`PeerOwnerId`, `UserId`):
+/// [`AccountId`]'s rule.
+fn check_account(param: &str, v: &str) -> Result<AccountId, MappingError> {
+    AccountId::parse(v).map_err(|_| MappingError::InvalidParameterValue {
+        name: param.to_owned(),
+        reason: format!("'{v}' is not a 12-digit account id"),
+    })
 }
 
 /// A name to look up (matched exactly; never put into an ARN).
@@ -2468,14 +2433,7 @@ fn parse_number(name: &str, v: &str) -> Result<u64, MappingError> {
 }
 
 fn account_grant(name: &str, v: &str) -> Result<Grant, MappingError> {
-    if v.len() == 12 && v.bytes().all(|b| b.is_ascii_digit()) {
-        Ok(Grant::Account(v.to_owned()))
-    } else {
-        Err(MappingError::InvalidParameterValue {
-            name: name.to_owned(),
-            reason: format!("'{v}' is not a 12-digit account id"),
-        })
-    }
+    Ok(Grant::Account(check_account(name, v)?.into()))
 }
 
 fn group_grant(name: &str, v: &str) -> Result<Grant, MappingError> {
@@ -2764,13 +2722,6 @@ mod tests {
         assert_eq!(a.resource_account, None);
         assert!(c.permission_checks.is_empty() && c.grant_updates.is_empty());
         Ok(())
-    }
-
-    #[test]
-    fn partitions() {
-        assert_eq!(partition_for_region("us-east-1"), "aws");
-        assert_eq!(partition_for_region("cn-north-1"), "aws-cn");
-        assert_eq!(partition_for_region("us-gov-west-1"), "aws-us-gov");
     }
 
     // ---- instances ----------------------------------------------------------

@@ -42,6 +42,7 @@ use crate::ec2::inventory::{
     Attributes, Grant, InventoryCounts, Protocol, Resource, ResourceKind, Rule,
 };
 use crate::ec2::inventory_store::{Applied, Change, InventoryStore, InventoryStoreError};
+use crate::policy::{AccountId, Region};
 use crate::server::errors::ServeError;
 use crate::server::grpc_api::pb;
 use crate::server::http_util::{Body, json as json_response};
@@ -190,29 +191,11 @@ fn check_id(id: &str, path: &str) -> Result<(), String> {
 }
 
 fn check_account(account: &str, path: &str) -> Result<(), String> {
-    if account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()) {
-        Ok(())
-    } else {
-        Err(at(
-            path,
-            format!("`{account}` is not a 12-digit AWS account id"),
-        ))
-    }
+    AccountId::parse(account).map(drop).map_err(|e| at(path, e))
 }
 
 fn check_region(region: &str, path: &str) -> Result<(), String> {
-    let ok = !region.is_empty()
-        && region
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    if ok {
-        Ok(())
-    } else {
-        Err(at(
-            path,
-            format!("`{region}` is not a Region name (such as `us-east-1`)"),
-        ))
-    }
+    Region::parse(region).map(drop).map_err(|e| at(path, e))
 }
 
 fn parse_kind(name: &str) -> Option<ResourceKind> {
