@@ -141,18 +141,154 @@ impl Protocol {
     }
 }
 
+/// What a security-group rule admits beyond its protocol: EC2's
+/// `FromPort`/`ToPort` pair, read once. EC2 writes "any" as `-1` (or leaves
+/// the field out); here it is a variant, so no caller compares with `-1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ports {
+    /// No port or type restriction: protocol `-1`, or a protocol number
+    /// other than TCP, UDP, ICMP and ICMPv6 (ports do not apply).
+    Any,
+    /// TCP or UDP: the ports `from..=to` (an end EC2 leaves out or writes
+    /// as `-1` is open: `0` or `65535`).
+    Range { from: u16, to: u16 },
+    /// ICMP or ICMPv6: a type (`FromPort`) and a code (`ToPort`), `None`
+    /// meaning any. Any type admits every code.
+    Icmp {
+        icmp_type: Option<u8>,
+        code: Option<u8>,
+    },
+}
+
+/// Which end of EC2's port pair a [`PortError`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortEnd {
+    /// `FromPort` (ICMP: the type).
+    From,
+    /// `ToPort` (ICMP: the code).
+    To,
+}
+
+/// A `FromPort`/`ToPort` pair that is not a rule EC2 could hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PortError {
+    /// Below `-1` or above the protocol's maximum (65535; 255 for ICMP).
+    #[error("{value} is out of range (-1 to {max})")]
+    OutOfRange { end: PortEnd, value: i64, max: u16 },
+    /// A TCP/UDP range whose start is above its end.
+    #[error("the port range starts at {from}, above its end {to}")]
+    Reversed { from: u16, to: u16 },
+}
+
+impl Ports {
+    /// Reads EC2's `FromPort`/`ToPort` for `protocol` (`None` or `-1`:
+    /// any). The one place that knows EC2's encoding.
+    pub fn from_ec2(
+        protocol: Protocol,
+        from: Option<i64>,
+        to: Option<i64>,
+    ) -> Result<Self, PortError> {
+        fn end<T: TryFrom<i64>>(
+            v: Option<i64>,
+            which: PortEnd,
+            max: u16,
+        ) -> Result<Option<T>, PortError> {
+            match v {
+                None | Some(-1) => Ok(None),
+                Some(value) => T::try_from(value)
+                    .ok()
+                    .filter(|_| (0..=i64::from(max)).contains(&value))
+                    .map(Some)
+                    .ok_or(PortError::OutOfRange {
+                        end: which,
+                        value,
+                        max,
+                    }),
+            }
+        }
+        match protocol {
+            Protocol::All | Protocol::Number(_) => Ok(Self::Any),
+            Protocol::Tcp | Protocol::Udp => {
+                let from = end::<u16>(from, PortEnd::From, u16::MAX)?.unwrap_or(0);
+                let to = end::<u16>(to, PortEnd::To, u16::MAX)?.unwrap_or(u16::MAX);
+                if from > to {
+                    return Err(PortError::Reversed { from, to });
+                }
+                Ok(Self::Range { from, to })
+            }
+            Protocol::Icmp | Protocol::Icmpv6 => Ok(Self::Icmp {
+                icmp_type: end::<u8>(from, PortEnd::From, 255)?,
+                code: end::<u8>(to, PortEnd::To, 255)?,
+            }),
+        }
+    }
+
+    /// EC2's `FromPort`/`ToPort` for these ports (`-1` for an ICMP "any";
+    /// `None` where EC2 prints no port).
+    pub fn to_ec2(self) -> (Option<i32>, Option<i32>) {
+        let any = |v: Option<u8>| v.map_or(-1, i32::from);
+        match self {
+            Self::Any => (None, None),
+            Self::Range { from, to } => (Some(i32::from(from)), Some(i32::from(to))),
+            Self::Icmp { icmp_type, code } => (Some(any(icmp_type)), Some(any(code))),
+        }
+    }
+}
+
 /// One security-group rule (an `IpPermissions` entry).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "RuleRepr", into = "RuleRepr")]
 pub struct Rule {
     pub protocol: Protocol,
-    /// For TCP/UDP the port range; for ICMP the type (`from`) and code
-    /// (`to`), `-1` meaning any. `None` for all-protocol rules.
-    pub from_port: Option<i32>,
-    pub to_port: Option<i32>,
+    /// The ports (TCP/UDP) or type and code (ICMP) the rule admits.
+    pub ports: Ports,
     pub cidrs: Vec<IpNet>,
     /// Referenced security groups (peers that carry them match).
     pub groups: Vec<String>,
     pub prefix_lists: Vec<String>,
+}
+
+/// A [`Rule`] as stored (the inventory overlay file, fingerprints): EC2's
+/// port pair, so files written before [`Ports`] existed still read.
+#[derive(Serialize, Deserialize)]
+struct RuleRepr {
+    protocol: Protocol,
+    from_port: Option<i32>,
+    to_port: Option<i32>,
+    cidrs: Vec<IpNet>,
+    groups: Vec<String>,
+    prefix_lists: Vec<String>,
+}
+
+impl TryFrom<RuleRepr> for Rule {
+    type Error = PortError;
+    fn try_from(r: RuleRepr) -> Result<Self, PortError> {
+        Ok(Rule {
+            ports: Ports::from_ec2(
+                r.protocol,
+                r.from_port.map(i64::from),
+                r.to_port.map(i64::from),
+            )?,
+            protocol: r.protocol,
+            cidrs: r.cidrs,
+            groups: r.groups,
+            prefix_lists: r.prefix_lists,
+        })
+    }
+}
+
+impl From<Rule> for RuleRepr {
+    fn from(r: Rule) -> Self {
+        let (from_port, to_port) = r.ports.to_ec2();
+        RuleRepr {
+            protocol: r.protocol,
+            from_port,
+            to_port,
+            cidrs: r.cidrs,
+            groups: r.groups,
+            prefix_lists: r.prefix_lists,
+        }
+    }
 }
 
 /// Attributes by resource kind.
@@ -1045,11 +1181,27 @@ fn rule(r: &Value, at: &str) -> Result<Rule, InventoryError> {
             format!("unknown protocol `{proto}`"),
         )
     })?;
-    let port = |k: &str| {
-        r.get(k)
-            .and_then(Value::as_i64)
-            .and_then(|p| i32::try_from(p).ok())
+    let port = |k: &str| -> Result<Option<i64>, InventoryError> {
+        match r.get(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => v
+                .as_i64()
+                .map(Some)
+                .ok_or_else(|| err(format!("{at}.{k}"), "not an integer")),
+        }
     };
+    let ports = Ports::from_ec2(protocol, port("FromPort")?, port("ToPort")?).map_err(|e| {
+        let at = match e {
+            PortError::OutOfRange {
+                end: PortEnd::From, ..
+            } => format!("{at}.FromPort"),
+            PortError::OutOfRange {
+                end: PortEnd::To, ..
+            } => format!("{at}.ToPort"),
+            PortError::Reversed { .. } => at.to_owned(),
+        };
+        err(at, e.to_string())
+    })?;
     let mut cidrs = Vec::new();
     for (list, key) in [("IpRanges", "CidrIp"), ("Ipv6Ranges", "CidrIpv6")] {
         if let Some(items) = r.get(list).and_then(Value::as_array) {
@@ -1070,8 +1222,7 @@ fn rule(r: &Value, at: &str) -> Result<Rule, InventoryError> {
         .unwrap_or_default();
     Ok(Rule {
         protocol,
-        from_port: port("FromPort"),
-        to_port: port("ToPort"),
+        ports,
         cidrs,
         groups: group_ids(r.get("UserIdGroupPairs")),
         prefix_lists,
@@ -1082,6 +1233,161 @@ fn rule(r: &Value, at: &str) -> Result<Rule, InventoryError> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn ports_read_ec2s_encoding_once() {
+        use Protocol::{All, Icmp, Icmpv6, Number, Tcp, Udp};
+        let any_icmp = Ports::Icmp {
+            icmp_type: None,
+            code: None,
+        };
+        for (proto, from, to, want) in [
+            (
+                Tcp,
+                Some(443),
+                Some(443),
+                Ports::Range { from: 443, to: 443 },
+            ),
+            (
+                Udp,
+                Some(0),
+                Some(65_535),
+                Ports::Range {
+                    from: 0,
+                    to: 65_535,
+                },
+            ),
+            (
+                Tcp,
+                None,
+                None,
+                Ports::Range {
+                    from: 0,
+                    to: 65_535,
+                },
+            ),
+            (
+                Tcp,
+                Some(-1),
+                Some(-1),
+                Ports::Range {
+                    from: 0,
+                    to: 65_535,
+                },
+            ),
+            (
+                Tcp,
+                Some(1024),
+                None,
+                Ports::Range {
+                    from: 1024,
+                    to: 65_535,
+                },
+            ),
+            (Icmp, Some(-1), Some(-1), any_icmp),
+            (Icmpv6, None, None, any_icmp),
+            (
+                Icmp,
+                Some(8),
+                Some(0),
+                Ports::Icmp {
+                    icmp_type: Some(8),
+                    code: Some(0),
+                },
+            ),
+            (All, None, None, Ports::Any),
+            (All, Some(-1), Some(-1), Ports::Any),
+            (Number(47), None, None, Ports::Any),
+        ] {
+            assert_eq!(
+                Ports::from_ec2(proto, from, to),
+                Ok(want),
+                "{proto:?} {from:?} {to:?}"
+            );
+        }
+        for (proto, from, to, want) in [
+            (
+                Tcp,
+                Some(0),
+                Some(70_000),
+                PortError::OutOfRange {
+                    end: PortEnd::To,
+                    value: 70_000,
+                    max: 65_535,
+                },
+            ),
+            (
+                Udp,
+                Some(-2),
+                Some(1),
+                PortError::OutOfRange {
+                    end: PortEnd::From,
+                    value: -2,
+                    max: 65_535,
+                },
+            ),
+            (
+                Tcp,
+                Some(80),
+                Some(22),
+                PortError::Reversed { from: 80, to: 22 },
+            ),
+            (
+                Icmp,
+                Some(8),
+                Some(256),
+                PortError::OutOfRange {
+                    end: PortEnd::To,
+                    value: 256,
+                    max: 255,
+                },
+            ),
+        ] {
+            assert_eq!(
+                Ports::from_ec2(proto, from, to),
+                Err(want),
+                "{proto:?} {from:?} {to:?}"
+            );
+        }
+        // Written back as EC2 prints it; the stored form reads back the same.
+        assert_eq!(any_icmp.to_ec2(), (Some(-1), Some(-1)));
+        assert_eq!(
+            Ports::Range { from: 22, to: 22 }.to_ec2(),
+            (Some(22), Some(22))
+        );
+        let rule = Rule {
+            protocol: Icmp,
+            ports: Ports::Icmp {
+                icmp_type: Some(3),
+                code: None,
+            },
+            cidrs: vec![],
+            groups: vec![],
+            prefix_lists: vec![],
+        };
+        let stored = serde_json::to_value(&rule).unwrap();
+        assert_eq!(
+            (stored["from_port"].clone(), stored["to_port"].clone()),
+            (json!(3), json!(-1))
+        );
+        assert_eq!(serde_json::from_value::<Rule>(stored).unwrap(), rule);
+        let bad = json!({"protocol": "tcp", "from_port": 9, "to_port": 1,
+                         "cidrs": [], "groups": [], "prefix_lists": []});
+        assert!(serde_json::from_value::<Rule>(bad).is_err());
+    }
+
+    #[test]
+    fn cli_rules_with_bad_ports_name_the_field() {
+        let r = json!({"IpProtocol": "tcp", "FromPort": 22, "ToPort": "x"});
+        let e = rule(&r, "f.json: SecurityGroups[0].IpPermissions[0]").unwrap_err();
+        assert_eq!(e.path, "f.json: SecurityGroups[0].IpPermissions[0].ToPort");
+        let r = json!({"IpProtocol": "udp", "FromPort": 70000, "ToPort": 70000});
+        let e = rule(&r, "p").unwrap_err();
+        assert_eq!(
+            (e.path.as_str(), e.message.as_str()),
+            ("p.FromPort", "70000 is out of range (-1 to 65535)")
+        );
+    }
 
     #[test]
     fn reads_cli_output() {

@@ -39,7 +39,8 @@ use serde_json::{Value, json};
 use tonic::Status;
 
 use crate::ec2::inventory::{
-    Attributes, Grant, InventoryCounts, Protocol, Resource, ResourceKind, Rule,
+    Attributes, Grant, InventoryCounts, PortEnd, PortError, Ports, Protocol, Resource,
+    ResourceKind, Rule,
 };
 use crate::ec2::inventory_store::{Applied, Change, InventoryStore, InventoryStoreError};
 use crate::policy::{AccountId, Region};
@@ -258,35 +259,27 @@ fn rule(r: &RuleJson, path: &str) -> Result<Rule, String> {
             ),
         )
     })?;
-    let max = match protocol {
-        Protocol::Icmp | Protocol::Icmpv6 => 255,
-        _ => 65_535,
-    };
-    for (name, port) in [("from_port", r.from_port), ("to_port", r.to_port)] {
-        if let Some(p) = port
-            && !(-1..=max).contains(&p)
-        {
-            return Err(at(
-                &format!("{path}.{name}"),
-                format!("{p} is out of range (-1 to {max})"),
-            ));
+    let ports = Ports::from_ec2(
+        protocol,
+        r.from_port.map(i64::from),
+        r.to_port.map(i64::from),
+    )
+    .map_err(|e| match e {
+        PortError::OutOfRange {
+            end: PortEnd::From, ..
+        } => at(&format!("{path}.from_port"), e),
+        PortError::OutOfRange {
+            end: PortEnd::To, ..
+        } => at(&format!("{path}.to_port"), e),
+        PortError::Reversed { from, to } => {
+            at(path, format!("`from_port` {from} is above `to_port` {to}"))
         }
-    }
-    if let (Protocol::Tcp | Protocol::Udp, Some(from), Some(to)) =
-        (protocol, r.from_port, r.to_port)
-        && from > to
-    {
-        return Err(at(
-            path,
-            format!("`from_port` {from} is above `to_port` {to}"),
-        ));
-    }
+    })?;
     ids(&r.groups, &format!("{path}.groups"))?;
     ids(&r.prefix_lists, &format!("{path}.prefix_lists"))?;
     Ok(Rule {
         protocol,
-        from_port: r.from_port,
-        to_port: r.to_port,
+        ports,
         cidrs: cidrs(&r.cidrs, &format!("{path}.cidrs"))?,
         groups: r.groups.clone(),
         prefix_lists: r.prefix_lists.clone(),
@@ -431,10 +424,11 @@ fn protocol_name(p: Protocol) -> String {
 }
 
 fn rule_to_json(r: &Rule) -> RuleJson {
+    let (from_port, to_port) = r.ports.to_ec2();
     RuleJson {
         protocol: protocol_name(r.protocol),
-        from_port: r.from_port,
-        to_port: r.to_port,
+        from_port,
+        to_port,
         cidrs: r.cidrs.iter().map(ToString::to_string).collect(),
         groups: r.groups.clone(),
         prefix_lists: r.prefix_lists.clone(),
