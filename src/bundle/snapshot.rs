@@ -304,7 +304,7 @@ impl Snapshot {
                 let boundary = b.boundary(file, &path, u.permissions_boundary.as_ref())?;
                 let tags = tags(&u.tags);
                 let principal = Principal::parse(&u.arn)
-                    .map_err(|e| BundleError::invalid(*file, format!("{path}.Arn"), e.to_string()))?
+                    .map_err(|e| BundleError::invalid_from(*file, format!("{path}.Arn"), e))?
                     .with_tags(tags.iter().map(|(k, v)| (k.as_str(), v.clone())));
                 let entity = Arc::new(Entity {
                     arn: u.arn.clone(),
@@ -993,7 +993,7 @@ fn compile_text(
 ) -> Result<Arc<CompiledPolicy>, BundleError> {
     let value = doc
         .to_value()
-        .map_err(|e| BundleError::invalid(file, path, e.to_string()))?;
+        .map_err(|e| BundleError::invalid_from(file, path, e))?;
     compile_value(file, path, id, kind, &value)
 }
 
@@ -1013,8 +1013,9 @@ fn compile_value(
                 source.path.strip_prefix('$').unwrap_or(&source.path)
             ),
             source.kind.to_string(),
-        ),
-        other => BundleError::invalid(file, path, other.to_string()),
+        )
+        .caused_by(source),
+        other => BundleError::invalid_from(file, path, other),
     })?;
     Ok(Arc::new(p))
 }
@@ -1227,7 +1228,7 @@ pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
         } else {
             format!("$.{at}")
         };
-        BundleError::invalid(file, at, e.inner().to_string())
+        BundleError::invalid_from(file, at, e.into_inner())
     })
 }
 
