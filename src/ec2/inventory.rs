@@ -661,24 +661,23 @@ impl Inventory {
                 }
                 "Images" => {
                     for (i, img) in array(v, &path)?.iter().enumerate() {
-                        let at = format!("{path}[{i}]");
-                        let id = req_str(img, "ImageId", &at)?;
+                        let img: cli::Image = cli::read(img, &format!("{path}[{i}]"))?;
                         let mut attrs = Attributes {
-                            public: img.get("Public").and_then(Value::as_bool),
-                            root_device_type: opt_string(img, "RootDeviceType"),
-                            owner_alias: opt_string(img, "ImageOwnerAlias"),
+                            public: img.public,
+                            root_device_type: img.root_device_type,
+                            owner_alias: img.image_owner_alias,
                             ..Attributes::default()
                         };
                         // Keep grants already loaded from describe-image-attribute.
-                        if let Some(old) = self.by_id.get(id) {
+                        if let Some(old) = self.by_id.get(&img.image_id) {
                             attrs.grants = old.attributes.grants.clone();
                         }
                         self.upsert(Resource {
-                            id: id.to_owned(),
+                            id: img.image_id,
                             kind: ResourceKind::Image,
-                            account: str_of(img, "OwnerId").unwrap_or(account).to_owned(),
+                            account: img.owner_id.unwrap_or_else(|| account.to_owned()),
                             region: region.to_owned(),
-                            tags: tags(img),
+                            tags: cli::pairs(img.tags),
                             attributes: attrs,
                         });
                         n += 1;
@@ -731,12 +730,13 @@ impl Inventory {
                         let at = format!("{path}[{i}]");
                         let id = req_str(item, id_key, &at)?;
                         let name = req_str(item, name_key, &at)?;
+                        let tagged: cli::Tagged = cli::read(item, &at)?;
                         self.upsert(Resource {
                             id: id.to_owned(),
                             kind,
                             account: account.to_owned(),
                             region: region.to_owned(),
-                            tags: tags(item),
+                            tags: cli::pairs(tagged.tags),
                             attributes: Attributes {
                                 name: Some(name.to_owned()),
                                 ..Attributes::default()
@@ -780,23 +780,22 @@ impl Inventory {
                 }
                 "Snapshots" => {
                     for (i, s) in array(v, &path)?.iter().enumerate() {
-                        let at = format!("{path}[{i}]");
-                        let id = req_str(s, "SnapshotId", &at)?;
+                        let s: cli::Snapshot = cli::read(s, &format!("{path}[{i}]"))?;
                         let mut attrs = Attributes {
-                            volume_size: s.get("VolumeSize").and_then(Value::as_i64),
-                            encrypted: s.get("Encrypted").and_then(Value::as_bool),
-                            volume_id: opt_string(s, "VolumeId"),
+                            volume_size: s.volume_size,
+                            encrypted: s.encrypted,
+                            volume_id: s.volume_id,
                             ..Attributes::default()
                         };
-                        if let Some(old) = self.by_id.get(id) {
+                        if let Some(old) = self.by_id.get(&s.snapshot_id) {
                             attrs.grants = old.attributes.grants.clone();
                         }
                         self.upsert(Resource {
-                            id: id.to_owned(),
+                            id: s.snapshot_id,
                             kind: ResourceKind::Snapshot,
-                            account: str_of(s, "OwnerId").unwrap_or(account).to_owned(),
+                            account: s.owner_id.unwrap_or_else(|| account.to_owned()),
                             region: region.to_owned(),
-                            tags: tags(s),
+                            tags: cli::pairs(s.tags),
                             attributes: attrs,
                         });
                         n += 1;
@@ -804,28 +803,25 @@ impl Inventory {
                 }
                 "Volumes" => {
                     for (i, vol) in array(v, &path)?.iter().enumerate() {
-                        let at = format!("{path}[{i}]");
-                        let id = req_str(vol, "VolumeId", &at)?;
+                        let vol: cli::Volume = cli::read(vol, &format!("{path}[{i}]"))?;
                         let attached = vol
-                            .get("Attachments")
-                            .and_then(Value::as_array)
-                            .and_then(|a| a.first())
-                            .and_then(|a| str_of(a, "InstanceId"))
-                            .map(str::to_owned);
+                            .attachments
+                            .into_iter()
+                            .next()
+                            .and_then(|a| a.instance_id);
                         self.upsert(Resource {
-                            id: id.to_owned(),
+                            id: vol.volume_id,
                             kind: ResourceKind::Volume,
                             account: account.to_owned(),
                             region: region.to_owned(),
-                            tags: tags(vol),
+                            tags: cli::pairs(vol.tags),
                             attributes: Attributes {
-                                volume_size: vol.get("Size").and_then(Value::as_i64),
-                                volume_type: opt_string(vol, "VolumeType"),
-                                iops: vol.get("Iops").and_then(Value::as_i64),
-                                encrypted: vol.get("Encrypted").and_then(Value::as_bool),
-                                snapshot_id: opt_string(vol, "SnapshotId")
-                                    .filter(|s| !s.is_empty()),
-                                availability_zone: opt_string(vol, "AvailabilityZone"),
+                                volume_size: vol.size,
+                                volume_type: vol.volume_type,
+                                iops: vol.iops,
+                                encrypted: vol.encrypted,
+                                snapshot_id: vol.snapshot_id.filter(|s| !s.is_empty()),
+                                availability_zone: vol.availability_zone,
                                 attached_to: attached,
                                 ..Attributes::default()
                             },
@@ -1229,6 +1225,102 @@ fn rule(r: &Value, at: &str) -> Result<Rule, InventoryError> {
     })
 }
 
+/// The AWS CLI's `describe-*` output items, typed: a field of the wrong
+/// JSON type is refused at its path instead of read as absent (an
+/// `"Encrypted": "yes"` would otherwise leave `ec2:Encrypted` unset).
+/// Fields the CLI prints that iamgate does not use are ignored.
+mod cli {
+    use serde::Deserialize;
+    use serde::de::DeserializeOwned;
+    use serde_json::Value;
+
+    use super::{InventoryError, err};
+
+    /// Reads `v` (found at `at`) as `T`; an error names the JSON path of
+    /// the offending field under `at`.
+    pub(super) fn read<T: DeserializeOwned>(v: &Value, at: &str) -> Result<T, InventoryError> {
+        serde_path_to_error::deserialize(v).map_err(|e| {
+            let inner = e.path().to_string();
+            let path = if inner == "." {
+                at.to_owned()
+            } else {
+                format!("{at}.{inner}")
+            };
+            err(path, e.into_inner().to_string())
+        })
+    }
+
+    /// `Tags` as (key, value) pairs.
+    pub(super) fn pairs(tags: Vec<Tag>) -> Vec<(String, String)> {
+        tags.into_iter().map(|t| (t.key, t.value)).collect()
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub(super) struct Tag {
+        pub key: String,
+        pub value: String,
+    }
+
+    /// An item of which only the tags are typed here.
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub(super) struct Tagged {
+        #[serde(default)]
+        pub tags: Vec<Tag>,
+    }
+
+    /// `describe-images` `Images[]`.
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub(super) struct Image {
+        pub image_id: String,
+        pub owner_id: Option<String>,
+        pub public: Option<bool>,
+        pub root_device_type: Option<String>,
+        pub image_owner_alias: Option<String>,
+        #[serde(default)]
+        pub tags: Vec<Tag>,
+    }
+
+    /// `describe-snapshots` `Snapshots[]`.
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub(super) struct Snapshot {
+        pub snapshot_id: String,
+        pub owner_id: Option<String>,
+        pub volume_size: Option<i64>,
+        pub encrypted: Option<bool>,
+        pub volume_id: Option<String>,
+        #[serde(default)]
+        pub tags: Vec<Tag>,
+    }
+
+    /// `describe-volumes` `Volumes[]`.
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub(super) struct Volume {
+        pub volume_id: String,
+        pub size: Option<i64>,
+        pub volume_type: Option<String>,
+        pub iops: Option<i64>,
+        pub encrypted: Option<bool>,
+        pub snapshot_id: Option<String>,
+        pub availability_zone: Option<String>,
+        #[serde(default)]
+        pub attachments: Vec<Attachment>,
+        #[serde(default)]
+        pub tags: Vec<Tag>,
+    }
+
+    /// `Volumes[].Attachments[]`.
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub(super) struct Attachment {
+        pub instance_id: Option<String>,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1374,6 +1466,62 @@ mod tests {
         let bad = json!({"protocol": "tcp", "from_port": 9, "to_port": 1,
                          "cidrs": [], "groups": [], "prefix_lists": []});
         assert!(serde_json::from_value::<Rule>(bad).is_err());
+    }
+
+    /// Issue 12: typed CLI items refuse a field of the wrong type at its
+    /// path rather than reading it as absent.
+    #[test]
+    fn cli_items_of_the_wrong_type_are_refused_at_their_path() {
+        let load = |doc: Value| {
+            let mut inv = Inventory::default();
+            inv.load_cli_output(&doc, "111122223333", "us-east-1")
+                .map(|_| inv)
+        };
+        for (doc, path, says) in [
+            (
+                json!({"Volumes": [{"VolumeId": "vol-1", "Encrypted": "yes"}]}),
+                "$.Volumes[0].Encrypted",
+                "expected a boolean",
+            ),
+            (
+                json!({"Snapshots": [{"SnapshotId": "snap-1", "VolumeSize": "8"}]}),
+                "$.Snapshots[0].VolumeSize",
+                "expected i64",
+            ),
+            (
+                json!({"Images": [{"Public": true}]}),
+                "$.Images[0]",
+                "missing field `ImageId`",
+            ),
+            (
+                json!({"Images": [{"ImageId": "ami-1", "Tags": [{"Key": "team"}]}]}),
+                "$.Images[0].Tags[0]",
+                "missing field `Value`",
+            ),
+            (
+                json!({"KeyPairs": [{"KeyPairId": "key-1", "KeyName": "k", "Tags": 3}]}),
+                "$.KeyPairs[0].Tags",
+                "expected a sequence",
+            ),
+        ] {
+            let e = load(doc).unwrap_err();
+            assert_eq!(e.path, path);
+            assert!(e.message.contains(says), "{path}: {}", e.message);
+        }
+        let inv = load(
+            json!({"Volumes": [{"VolumeId": "vol-1", "Size": 8, "Encrypted": true,
+            "SnapshotId": "", "Attachments": [{"InstanceId": "i-1"}],
+            "Tags": [{"Key": "team", "Value": "a"}]}]}),
+        )
+        .unwrap();
+        let vol = inv.get("vol-1").unwrap();
+        assert_eq!(
+            (vol.attributes.volume_size, vol.attributes.encrypted),
+            (Some(8), Some(true))
+        );
+        assert_eq!(vol.attributes.snapshot_id, None);
+        assert_eq!(vol.attributes.attached_to.as_deref(), Some("i-1"));
+        assert_eq!(vol.tags, [("team".to_owned(), "a".to_owned())]);
     }
 
     #[test]
