@@ -648,13 +648,10 @@ impl Inventory {
             match key.as_str() {
                 "Reservations" => {
                     for (ri, res) in array(v, &path)?.iter().enumerate() {
-                        let owner = str_of(res, "OwnerId").unwrap_or(account);
-                        let ipath = format!("{path}[{ri}].Instances");
-                        let Some(instances) = res.get("Instances") else {
-                            continue;
-                        };
-                        for (ii, inst) in array(instances, &ipath)?.iter().enumerate() {
-                            self.load_instance(inst, owner, region, &format!("{ipath}[{ii}]"))?;
+                        let res: cli::Reservation = cli::read(res, &format!("{path}[{ri}]"))?;
+                        let owner = res.owner_id.as_deref().unwrap_or(account);
+                        for inst in res.instances {
+                            self.load_instance(inst, owner, region)?;
                             n += 1;
                         }
                     }
@@ -747,16 +744,13 @@ impl Inventory {
                 }
                 "IamInstanceProfileAssociations" => {
                     for (i, a) in array(v, &path)?.iter().enumerate() {
-                        let at = format!("{path}[{i}]");
-                        let assoc = req_str(a, "AssociationId", &at)?;
-                        let instance = req_str(a, "InstanceId", &at)?;
+                        let a: cli::ProfileAssociation = cli::read(a, &format!("{path}[{i}]"))?;
+                        let (assoc, instance) = (a.association_id.as_str(), a.instance_id.as_str());
                         // A disassociated profile no longer names the instance.
-                        if matches!(str_of(a, "State"), Some("disassociating" | "disassociated")) {
+                        if matches!(a.state.as_deref(), Some("disassociating" | "disassociated")) {
                             continue;
                         }
-                        let profile = a
-                            .get("IamInstanceProfile")
-                            .and_then(|p| opt_string(p, "Arn"));
+                        let profile = a.iam_instance_profile.and_then(|p| p.arn);
                         let mut r = match self.by_id.get(instance) {
                             Some(old) => Resource::clone(old),
                             None => Resource {
@@ -832,28 +826,26 @@ impl Inventory {
                 "SecurityGroups" => {
                     for (i, sg) in array(v, &path)?.iter().enumerate() {
                         let at = format!("{path}[{i}]");
-                        let id = req_str(sg, "GroupId", &at)?;
-                        let rules = |k: &str| -> Result<Vec<Rule>, InventoryError> {
-                            match sg.get(k) {
-                                None => Ok(Vec::new()),
-                                Some(v) => array(v, &format!("{at}.{k}"))?
-                                    .iter()
-                                    .enumerate()
-                                    .map(|(ri, r)| rule(r, &format!("{at}.{k}[{ri}]")))
-                                    .collect(),
-                            }
+                        let sg: cli::SecurityGroup = cli::read(sg, &at)?;
+                        let rules = |k: &str, list: Vec<cli::Permission>| {
+                            list.into_iter()
+                                .enumerate()
+                                .map(|(ri, r)| permission(r, &format!("{at}.{k}[{ri}]")))
+                                .collect::<Result<Vec<Rule>, InventoryError>>()
                         };
+                        let ingress = rules("IpPermissions", sg.ip_permissions)?;
+                        let egress = rules("IpPermissionsEgress", sg.ip_permissions_egress)?;
                         self.upsert(Resource {
-                            id: id.to_owned(),
+                            id: sg.group_id,
                             kind: ResourceKind::SecurityGroup,
-                            account: str_of(sg, "OwnerId").unwrap_or(account).to_owned(),
+                            account: sg.owner_id.unwrap_or_else(|| account.to_owned()),
                             region: region.to_owned(),
-                            tags: tags(sg),
+                            tags: cli::pairs(sg.tags),
                             attributes: Attributes {
-                                vpc_id: opt_string(sg, "VpcId"),
-                                group_name: opt_string(sg, "GroupName"),
-                                ingress: rules("IpPermissions")?,
-                                egress: rules("IpPermissionsEgress")?,
+                                vpc_id: sg.vpc_id,
+                                group_name: sg.group_name,
+                                ingress,
+                                egress,
                                 ..Attributes::default()
                             },
                         });
@@ -862,44 +854,36 @@ impl Inventory {
                 }
                 "NetworkInterfaces" => {
                     for (i, eni) in array(v, &path)?.iter().enumerate() {
-                        let at = format!("{path}[{i}]");
-                        self.load_interface(eni, account, region, &at, None)?;
+                        let eni: cli::Interface = cli::read(eni, &format!("{path}[{i}]"))?;
+                        self.load_interface(eni, account, region, None);
                         n += 1;
                     }
                 }
                 "Subnets" => {
                     for (i, s) in array(v, &path)?.iter().enumerate() {
                         let at = format!("{path}[{i}]");
-                        let id = req_str(s, "SubnetId", &at)?;
-                        let cidrs = ["CidrBlock"]
-                            .iter()
-                            .filter_map(|k| str_of(s, k))
-                            .filter_map(|c| c.parse().ok())
-                            .collect();
+                        let s: cli::Subnet = cli::read(s, &at)?;
+                        let cidrs = match &s.cidr_block {
+                            Some(c) => vec![parse_net(c, &format!("{at}.CidrBlock"))?],
+                            None => Vec::new(),
+                        };
                         let associations = s
-                            .get("Ipv6CidrBlockAssociationSet")
-                            .and_then(Value::as_array)
-                            .map(|l| {
-                                l.iter()
-                                    .filter_map(|a| str_of(a, "AssociationId").map(str::to_owned))
-                                    .collect()
-                            })
-                            .unwrap_or_default();
+                            .ipv6_cidr_block_association_set
+                            .into_iter()
+                            .filter_map(|a| a.association_id)
+                            .collect();
                         self.upsert(Resource {
-                            id: id.to_owned(),
+                            id: s.subnet_id,
                             kind: ResourceKind::Subnet,
-                            account: str_of(s, "OwnerId").unwrap_or(account).to_owned(),
+                            account: s.owner_id.unwrap_or_else(|| account.to_owned()),
                             region: region.to_owned(),
-                            tags: tags(s),
+                            tags: cli::pairs(s.tags),
                             attributes: Attributes {
-                                vpc_id: opt_string(s, "VpcId"),
-                                availability_zone: opt_string(s, "AvailabilityZone"),
+                                vpc_id: s.vpc_id,
+                                availability_zone: s.availability_zone,
                                 // Only `true` is kept: the default subnets are
                                 // what RunInstances needs to know.
-                                default_for_az: s
-                                    .get("DefaultForAz")
-                                    .and_then(Value::as_bool)
-                                    .filter(|d| *d),
+                                default_for_az: s.default_for_az.filter(|d| *d),
                                 cidrs,
                                 associations,
                                 ..Attributes::default()
@@ -911,22 +895,19 @@ impl Inventory {
                 "PrefixLists" => {
                     for (i, pl) in array(v, &path)?.iter().enumerate() {
                         let at = format!("{path}[{i}]");
-                        let id = req_str(pl, "PrefixListId", &at)?;
-                        let mut cidrs = Vec::new();
-                        if let Some(entries) = pl.get("Entries") {
-                            for (ei, e) in
-                                array(entries, &format!("{at}.Entries"))?.iter().enumerate()
-                            {
-                                let c = req_str(e, "Cidr", &format!("{at}.Entries[{ei}]"))?;
-                                cidrs.push(parse_net(c, &format!("{at}.Entries[{ei}].Cidr"))?);
-                            }
-                        }
+                        let pl: cli::PrefixList = cli::read(pl, &at)?;
+                        let cidrs = pl
+                            .entries
+                            .iter()
+                            .enumerate()
+                            .map(|(ei, e)| parse_net(&e.cidr, &format!("{at}.Entries[{ei}].Cidr")))
+                            .collect::<Result<Vec<_>, _>>()?;
                         self.upsert(Resource {
-                            id: id.to_owned(),
+                            id: pl.prefix_list_id,
                             kind: ResourceKind::PrefixList,
-                            account: str_of(pl, "OwnerId").unwrap_or(account).to_owned(),
+                            account: pl.owner_id.unwrap_or_else(|| account.to_owned()),
                             region: region.to_owned(),
-                            tags: tags(pl),
+                            tags: cli::pairs(pl.tags),
                             attributes: Attributes {
                                 cidrs,
                                 ..Attributes::default()
@@ -943,153 +924,112 @@ impl Inventory {
 
     fn load_instance(
         &mut self,
-        inst: &Value,
+        inst: cli::Instance,
         account: &str,
         region: &str,
-        at: &str,
     ) -> Result<(), InventoryError> {
-        let id = req_str(inst, "InstanceId", at)?;
-        let groups = group_ids(inst.get("SecurityGroups"));
-        let mut interfaces = Vec::new();
-        if let Some(enis) = inst.get("NetworkInterfaces") {
-            for (i, eni) in array(enis, &format!("{at}.NetworkInterfaces"))?
-                .iter()
-                .enumerate()
-            {
-                let eni_at = format!("{at}.NetworkInterfaces[{i}]");
-                let eni_id = self.load_interface(eni, account, region, &eni_at, Some(id))?;
-                interfaces.push(eni_id);
-            }
-        }
+        let id = inst.instance_id;
+        let interfaces: Vec<String> = inst
+            .network_interfaces
+            .into_iter()
+            .map(|eni| self.load_interface(eni, account, region, Some(&id)))
+            .collect();
         // Without interface records the instance itself holds its addresses.
         let addresses = if interfaces.is_empty() {
-            ["PrivateIpAddress", "PublicIpAddress"]
-                .iter()
-                .filter_map(|k| str_of(inst, k))
-                .filter_map(|a| a.parse().ok())
+            [inst.private_ip_address, inst.public_ip_address]
+                .into_iter()
+                .flatten()
                 .collect()
         } else {
             Vec::new()
         };
-        let placement = inst.get("Placement");
+        let placement = inst.placement.unwrap_or_default();
         // Associations loaded from describe-iam-instance-profile-associations.
         let associations = self
             .by_id
-            .get(id)
+            .get(&id)
             .map(|old| old.attributes.associations.clone())
             .unwrap_or_default();
         self.upsert(Resource {
-            id: id.to_owned(),
+            id,
             kind: ResourceKind::Instance,
             account: account.to_owned(),
             region: region.to_owned(),
-            tags: tags(inst),
+            tags: cli::pairs(inst.tags),
             attributes: Attributes {
-                instance_type: opt_string(inst, "InstanceType"),
-                image_id: opt_string(inst, "ImageId"),
-                subnet_id: opt_string(inst, "SubnetId"),
-                vpc_id: opt_string(inst, "VpcId"),
-                key_name: opt_string(inst, "KeyName"),
-                availability_zone: placement.and_then(|p| opt_string(p, "AvailabilityZone")),
-                tenancy: placement.and_then(|p| opt_string(p, "Tenancy")),
-                root_device_type: opt_string(inst, "RootDeviceType"),
-                ebs_optimized: inst.get("EbsOptimized").and_then(Value::as_bool),
-                instance_profile: inst
-                    .get("IamInstanceProfile")
-                    .and_then(|p| opt_string(p, "Arn")),
-                groups,
+                instance_type: inst.instance_type,
+                image_id: inst.image_id,
+                subnet_id: inst.subnet_id,
+                vpc_id: inst.vpc_id,
+                key_name: inst.key_name,
+                availability_zone: placement.availability_zone,
+                tenancy: placement.tenancy,
+                root_device_type: inst.root_device_type,
+                ebs_optimized: inst.ebs_optimized,
+                instance_profile: inst.iam_instance_profile.and_then(|p| p.arn),
+                groups: cli::group_ids(inst.security_groups),
                 interfaces,
                 addresses,
                 associations,
-                private_ip: str_of(inst, "PrivateIpAddress").and_then(|a| a.parse().ok()),
-                http_tokens: inst
-                    .get("MetadataOptions")
-                    .and_then(|m| opt_string(m, "HttpTokens")),
+                private_ip: inst.private_ip_address,
+                http_tokens: inst.metadata_options.and_then(|m| m.http_tokens),
                 ..Attributes::default()
             },
         });
         Ok(())
     }
 
+    /// Stores one network interface and returns its id.
     fn load_interface(
         &mut self,
-        eni: &Value,
+        eni: cli::Interface,
         account: &str,
         region: &str,
-        at: &str,
         instance: Option<&str>,
-    ) -> Result<String, InventoryError> {
-        let id = req_str(eni, "NetworkInterfaceId", at)?.to_owned();
+    ) -> String {
         let mut addresses: Vec<IpAddr> = Vec::new();
-        if let Some(list) = eni.get("PrivateIpAddresses").and_then(Value::as_array) {
-            for p in list {
-                if let Some(a) = str_of(p, "PrivateIpAddress").and_then(|a| a.parse().ok()) {
-                    addresses.push(a);
-                }
-                if let Some(a) = p
-                    .get("Association")
-                    .and_then(|x| str_of(x, "PublicIp"))
-                    .and_then(|a| a.parse().ok())
-                {
-                    addresses.push(a);
-                }
-            }
+        for p in eni.private_ip_addresses {
+            addresses.extend(p.private_ip_address);
+            addresses.extend(p.association.and_then(|x| x.public_ip));
         }
-        for k in ["PrivateIpAddress"] {
-            if let Some(a) = str_of(eni, k).and_then(|a| a.parse().ok())
-                && !addresses.contains(&a)
-            {
+        let more = [
+            eni.private_ip_address,
+            eni.association.and_then(|x| x.public_ip),
+        ];
+        for a in more.into_iter().flatten() {
+            if !addresses.contains(&a) {
                 addresses.push(a);
             }
         }
-        if let Some(a) = eni
-            .get("Association")
-            .and_then(|x| str_of(x, "PublicIp"))
-            .and_then(|a| a.parse().ok())
-            && !addresses.contains(&a)
-        {
-            addresses.push(a);
-        }
-        if let Some(list) = eni.get("Ipv6Addresses").and_then(Value::as_array) {
-            for p in list {
-                if let Some(a) = str_of(p, "Ipv6Address").and_then(|a| a.parse().ok()) {
-                    addresses.push(a);
-                }
-            }
-        }
-        let attached = instance.map(str::to_owned).or_else(|| {
-            eni.get("Attachment")
-                .and_then(|a| str_of(a, "InstanceId"))
-                .map(str::to_owned)
-        });
+        addresses.extend(
+            eni.ipv6_addresses
+                .into_iter()
+                .filter_map(|p| p.ipv6_address),
+        );
+        let attachment = eni.attachment.unwrap_or_default();
+        let attached = instance.map(str::to_owned).or(attachment.instance_id);
         // Its attachment id (`eni-attach-…`), which DetachNetworkInterface names.
-        let associations = eni
-            .get("Attachment")
-            .and_then(|a| str_of(a, "AttachmentId"))
-            .map(|a| vec![a.to_owned()])
-            .unwrap_or_default();
-        let tag_list = if eni.get("TagSet").is_some() {
-            tags_at(eni, "TagSet")
-        } else {
-            tags(eni)
-        };
+        let associations = attachment.attachment_id.into_iter().collect();
+        // describe-network-interfaces prints `TagSet`; elsewhere it is `Tags`.
+        let tag_list = cli::pairs(eni.tag_set.unwrap_or(eni.tags));
+        let id = eni.network_interface_id;
         self.upsert(Resource {
             id: id.clone(),
             kind: ResourceKind::NetworkInterface,
-            account: str_of(eni, "OwnerId").unwrap_or(account).to_owned(),
+            account: eni.owner_id.unwrap_or_else(|| account.to_owned()),
             region: region.to_owned(),
             tags: tag_list,
             attributes: Attributes {
-                subnet_id: opt_string(eni, "SubnetId"),
-                vpc_id: opt_string(eni, "VpcId"),
-                groups: group_ids(eni.get("Groups")),
+                subnet_id: eni.subnet_id,
+                vpc_id: eni.vpc_id,
+                groups: cli::group_ids(eni.groups),
                 attached_to: attached,
                 addresses,
                 associations,
                 ..Attributes::default()
             },
         });
-        Ok(id)
+        id
     }
 }
 
@@ -1108,39 +1048,8 @@ fn str_of<'v>(v: &'v Value, key: &str) -> Option<&'v str> {
     v.get(key).and_then(Value::as_str)
 }
 
-fn opt_string(v: &Value, key: &str) -> Option<String> {
-    str_of(v, key).map(str::to_owned)
-}
-
 fn req_str<'v>(v: &'v Value, key: &str, at: &str) -> Result<&'v str, InventoryError> {
     str_of(v, key).ok_or_else(|| err(format!("{at}.{key}"), "missing or not a string"))
-}
-
-fn tags(v: &Value) -> Vec<(String, String)> {
-    tags_at(v, "Tags")
-}
-
-fn tags_at(v: &Value, key: &str) -> Vec<(String, String)> {
-    v.get(key)
-        .and_then(Value::as_array)
-        .map(|list| {
-            list.iter()
-                .filter_map(|t| {
-                    Some((str_of(t, "Key")?.to_owned(), str_of(t, "Value")?.to_owned()))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn group_ids(v: Option<&Value>) -> Vec<String> {
-    v.and_then(Value::as_array)
-        .map(|list| {
-            list.iter()
-                .filter_map(|g| str_of(g, "GroupId").map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 fn parse_net(s: &str, at: &str) -> Result<IpNet, InventoryError> {
@@ -1165,11 +1074,11 @@ fn grant(g: &Value, at: &str) -> Result<Grant, InventoryError> {
     }
 }
 
-fn rule(r: &Value, at: &str) -> Result<Rule, InventoryError> {
-    let proto = match r.get("IpProtocol") {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Number(n)) => n.to_string(),
-        _ => return Err(err(format!("{at}.IpProtocol"), "missing")),
+/// One `IpPermissions` entry (found at `at`) as a rule.
+fn permission(r: cli::Permission, at: &str) -> Result<Rule, InventoryError> {
+    let proto = match r.ip_protocol {
+        cli::TextOrNumber::Text(s) => s,
+        cli::TextOrNumber::Number(n) => n.to_string(),
     };
     let protocol = Protocol::parse(&proto).ok_or_else(|| {
         err(
@@ -1177,16 +1086,7 @@ fn rule(r: &Value, at: &str) -> Result<Rule, InventoryError> {
             format!("unknown protocol `{proto}`"),
         )
     })?;
-    let port = |k: &str| -> Result<Option<i64>, InventoryError> {
-        match r.get(k) {
-            None | Some(Value::Null) => Ok(None),
-            Some(v) => v
-                .as_i64()
-                .map(Some)
-                .ok_or_else(|| err(format!("{at}.{k}"), "not an integer")),
-        }
-    };
-    let ports = Ports::from_ec2(protocol, port("FromPort")?, port("ToPort")?).map_err(|e| {
+    let ports = Ports::from_ec2(protocol, r.from_port, r.to_port).map_err(|e| {
         let at = match e {
             PortError::OutOfRange {
                 end: PortEnd::From, ..
@@ -1199,29 +1099,28 @@ fn rule(r: &Value, at: &str) -> Result<Rule, InventoryError> {
         err(at, e.to_string())
     })?;
     let mut cidrs = Vec::new();
-    for (list, key) in [("IpRanges", "CidrIp"), ("Ipv6Ranges", "CidrIpv6")] {
-        if let Some(items) = r.get(list).and_then(Value::as_array) {
-            for (i, item) in items.iter().enumerate() {
-                let c = req_str(item, key, &format!("{at}.{list}[{i}]"))?;
-                cidrs.push(parse_net(c, &format!("{at}.{list}[{i}].{key}"))?);
-            }
-        }
+    for (i, range) in r.ip_ranges.iter().enumerate() {
+        cidrs.push(parse_net(
+            &range.cidr_ip,
+            &format!("{at}.IpRanges[{i}].CidrIp"),
+        )?);
     }
-    let prefix_lists = r
-        .get("PrefixListIds")
-        .and_then(Value::as_array)
-        .map(|l| {
-            l.iter()
-                .filter_map(|p| str_of(p, "PrefixListId").map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
+    for (i, range) in r.ipv6_ranges.iter().enumerate() {
+        cidrs.push(parse_net(
+            &range.cidr_ipv6,
+            &format!("{at}.Ipv6Ranges[{i}].CidrIpv6"),
+        )?);
+    }
     Ok(Rule {
         protocol,
         ports,
         cidrs,
-        groups: group_ids(r.get("UserIdGroupPairs")),
-        prefix_lists,
+        groups: cli::group_ids(r.user_id_group_pairs),
+        prefix_lists: r
+            .prefix_list_ids
+            .into_iter()
+            .filter_map(|p| p.prefix_list_id)
+            .collect(),
     })
 }
 
@@ -1230,6 +1129,8 @@ fn rule(r: &Value, at: &str) -> Result<Rule, InventoryError> {
 /// `"Encrypted": "yes"` would otherwise leave `ec2:Encrypted` unset).
 /// Fields the CLI prints that iamgate does not use are ignored.
 mod cli {
+    use std::net::IpAddr;
+
     use serde::Deserialize;
     use serde::de::DeserializeOwned;
     use serde_json::Value;
@@ -1318,6 +1219,234 @@ mod cli {
     #[serde(rename_all = "PascalCase")]
     pub(super) struct Attachment {
         pub instance_id: Option<String>,
+    }
+
+    /// A `{"GroupId": ...}` reference (`SecurityGroups`, `Groups`,
+    /// `UserIdGroupPairs`).
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub(super) struct GroupRef {
+        pub group_id: Option<String>,
+    }
+
+    /// The group ids of a list of references.
+    pub(super) fn group_ids(list: Vec<GroupRef>) -> Vec<String> {
+        list.into_iter().filter_map(|g| g.group_id).collect()
+    }
+
+    /// An `{"Arn": ...}` reference (`IamInstanceProfile`).
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub(super) struct ArnRef {
+        pub arn: Option<String>,
+    }
+
+    /// `describe-security-groups` `SecurityGroups[]`.
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub(super) struct SecurityGroup {
+        pub group_id: String,
+        pub owner_id: Option<String>,
+        pub vpc_id: Option<String>,
+        pub group_name: Option<String>,
+        #[serde(default)]
+        pub ip_permissions: Vec<Permission>,
+        #[serde(default)]
+        pub ip_permissions_egress: Vec<Permission>,
+        #[serde(default)]
+        pub tags: Vec<Tag>,
+    }
+
+    /// `IpProtocol`: the CLI prints text (`tcp`, `-1`); a number is taken
+    /// too.
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    pub(super) enum TextOrNumber {
+        Text(String),
+        Number(i64),
+    }
+
+    /// An `IpPermissions` entry.
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub(super) struct Permission {
+        pub ip_protocol: TextOrNumber,
+        pub from_port: Option<i64>,
+        pub to_port: Option<i64>,
+        #[serde(default)]
+        pub ip_ranges: Vec<IpRange>,
+        #[serde(default)]
+        pub ipv6_ranges: Vec<Ipv6Range>,
+        #[serde(default)]
+        pub user_id_group_pairs: Vec<GroupRef>,
+        #[serde(default)]
+        pub prefix_list_ids: Vec<PrefixListRef>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub(super) struct IpRange {
+        pub cidr_ip: String,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub(super) struct Ipv6Range {
+        pub cidr_ipv6: String,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub(super) struct PrefixListRef {
+        pub prefix_list_id: Option<String>,
+    }
+
+    /// `describe-subnets` `Subnets[]`.
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub(super) struct Subnet {
+        pub subnet_id: String,
+        pub owner_id: Option<String>,
+        pub vpc_id: Option<String>,
+        pub availability_zone: Option<String>,
+        pub default_for_az: Option<bool>,
+        pub cidr_block: Option<String>,
+        #[serde(default)]
+        pub ipv6_cidr_block_association_set: Vec<AssociationRef>,
+        #[serde(default)]
+        pub tags: Vec<Tag>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub(super) struct AssociationRef {
+        pub association_id: Option<String>,
+    }
+
+    /// `get-managed-prefix-list-entries`/`describe-managed-prefix-lists`
+    /// `PrefixLists[]`.
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub(super) struct PrefixList {
+        pub prefix_list_id: String,
+        pub owner_id: Option<String>,
+        #[serde(default)]
+        pub entries: Vec<PrefixListEntry>,
+        #[serde(default)]
+        pub tags: Vec<Tag>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub(super) struct PrefixListEntry {
+        pub cidr: String,
+    }
+
+    /// `describe-iam-instance-profile-associations`
+    /// `IamInstanceProfileAssociations[]`.
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub(super) struct ProfileAssociation {
+        pub association_id: String,
+        pub instance_id: String,
+        pub state: Option<String>,
+        pub iam_instance_profile: Option<ArnRef>,
+    }
+
+    /// `describe-instances` `Reservations[]`.
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub(super) struct Reservation {
+        pub owner_id: Option<String>,
+        #[serde(default)]
+        pub instances: Vec<Instance>,
+    }
+
+    /// `Reservations[].Instances[]`.
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub(super) struct Instance {
+        pub instance_id: String,
+        pub instance_type: Option<String>,
+        pub image_id: Option<String>,
+        pub subnet_id: Option<String>,
+        pub vpc_id: Option<String>,
+        pub key_name: Option<String>,
+        pub root_device_type: Option<String>,
+        pub ebs_optimized: Option<bool>,
+        pub private_ip_address: Option<IpAddr>,
+        pub public_ip_address: Option<IpAddr>,
+        pub placement: Option<Placement>,
+        pub iam_instance_profile: Option<ArnRef>,
+        pub metadata_options: Option<MetadataOptions>,
+        #[serde(default)]
+        pub security_groups: Vec<GroupRef>,
+        #[serde(default)]
+        pub network_interfaces: Vec<Interface>,
+        #[serde(default)]
+        pub tags: Vec<Tag>,
+    }
+
+    #[derive(Deserialize, Default)]
+    #[serde(rename_all = "PascalCase")]
+    pub(super) struct Placement {
+        pub availability_zone: Option<String>,
+        pub tenancy: Option<String>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub(super) struct MetadataOptions {
+        pub http_tokens: Option<String>,
+    }
+
+    /// `describe-network-interfaces` `NetworkInterfaces[]`, or an
+    /// instance's `NetworkInterfaces[]`.
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub(super) struct Interface {
+        pub network_interface_id: String,
+        pub owner_id: Option<String>,
+        pub subnet_id: Option<String>,
+        pub vpc_id: Option<String>,
+        pub private_ip_address: Option<IpAddr>,
+        pub association: Option<PublicIp>,
+        #[serde(default)]
+        pub private_ip_addresses: Vec<PrivateIp>,
+        #[serde(default)]
+        pub ipv6_addresses: Vec<Ipv6>,
+        pub attachment: Option<InterfaceAttachment>,
+        #[serde(default)]
+        pub groups: Vec<GroupRef>,
+        pub tag_set: Option<Vec<Tag>>,
+        #[serde(default)]
+        pub tags: Vec<Tag>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub(super) struct PublicIp {
+        pub public_ip: Option<IpAddr>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub(super) struct PrivateIp {
+        pub private_ip_address: Option<IpAddr>,
+        pub association: Option<PublicIp>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub(super) struct Ipv6 {
+        pub ipv6_address: Option<IpAddr>,
+    }
+
+    #[derive(Deserialize, Default)]
+    #[serde(rename_all = "PascalCase")]
+    pub(super) struct InterfaceAttachment {
+        pub instance_id: Option<String>,
+        pub attachment_id: Option<String>,
     }
 }
 
@@ -1526,14 +1655,37 @@ mod tests {
 
     #[test]
     fn cli_rules_with_bad_ports_name_the_field() {
-        let r = json!({"IpProtocol": "tcp", "FromPort": 22, "ToPort": "x"});
-        let e = rule(&r, "f.json: SecurityGroups[0].IpPermissions[0]").unwrap_err();
-        assert_eq!(e.path, "f.json: SecurityGroups[0].IpPermissions[0].ToPort");
-        let r = json!({"IpProtocol": "udp", "FromPort": 70000, "ToPort": 70000});
-        let e = rule(&r, "p").unwrap_err();
+        let load = |perm: Value| {
+            let doc = json!({"SecurityGroups": [{"GroupId": "sg-1", "IpPermissions": [perm]}]});
+            Inventory::default()
+                .load_cli_output(&doc, "111122223333", "us-east-1")
+                .unwrap_err()
+        };
+        let e = load(json!({"IpProtocol": "tcp", "FromPort": 22, "ToPort": "x"}));
+        assert_eq!(e.path, "$.SecurityGroups[0].IpPermissions[0].ToPort");
+        let e = load(json!({"IpProtocol": "udp", "FromPort": 70000, "ToPort": 70000}));
         assert_eq!(
             (e.path.as_str(), e.message.as_str()),
-            ("p.FromPort", "70000 is out of range (-1 to 65535)")
+            (
+                "$.SecurityGroups[0].IpPermissions[0].FromPort",
+                "70000 is out of range (-1 to 65535)"
+            )
+        );
+        let e = load(json!({"IpProtocol": "tcp", "FromPort": 1, "ToPort": 2,
+                            "IpRanges": [{"CidrIp": "10.0.0.0/33"}]}));
+        assert_eq!(
+            e.path,
+            "$.SecurityGroups[0].IpPermissions[0].IpRanges[0].CidrIp"
+        );
+        // An address that does not parse is refused, not dropped.
+        let doc = json!({"NetworkInterfaces": [{"NetworkInterfaceId": "eni-1",
+            "PrivateIpAddresses": [{"PrivateIpAddress": "10.0.0.300"}]}]});
+        let e = Inventory::default()
+            .load_cli_output(&doc, "111122223333", "us-east-1")
+            .unwrap_err();
+        assert_eq!(
+            e.path,
+            "$.NetworkInterfaces[0].PrivateIpAddresses[0].PrivateIpAddress"
         );
     }
 
