@@ -573,11 +573,9 @@ fn parse_region(s: &str) -> Result<String, String> {
 
 /// `--webhook-account`: a 12-digit account id.
 fn parse_account(s: &str) -> Result<String, String> {
-    if s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit()) {
-        Ok(s.to_owned())
-    } else {
-        Err(format!("`{s}` is not a 12-digit account id"))
-    }
+    iamgate::policy::AccountId::parse(s)
+        .map(String::from)
+        .map_err(|e| e.to_string())
 }
 
 impl ServeArgs {

@@ -238,7 +238,33 @@ for (const a of actions) {
   out.push(`        dependent_actions: ${strSlice(a.dependent)},`);
   out.push(`    },`);
 }
-out.push(`];`);
+out.push(`];\n`);
+
+// Condition-key names as constants, so that code naming a key fails to
+// compile when it is misspelled (`ec2:Vpc` is `keys::EC2_VPC`). A key that
+// ends in a placeholder gets its fixed prefix (`ec2:ResourceTag/${TagKey}`
+// is `keys::EC2_RESOURCE_TAG_PREFIX`, `"ec2:ResourceTag/"`).
+const constName = (name) =>
+  name
+    .replace(/\$\{[^}]*\}$/, 'prefix')
+    .replace(/([a-z0-9])([A-Z])/g, '$1_$2')
+    .replace(/([A-Z]+)([A-Z][a-z])/g, '$1_$2')
+    .replace(/[^A-Za-z0-9]+/g, '_')
+    .replace(/_+$/, '')
+    .toUpperCase();
+const constNames = new Map();
+out.push(`/// The condition keys' names (see the generator for the naming rule).`);
+out.push(`pub mod keys {`);
+for (const k of conditionKeys) {
+  const c = constName(k.name);
+  if (!/^[A-Z][A-Z0-9_]*$/.test(c)) fail(`condition key ${k.name} gives constant name ${c}`);
+  if (constNames.has(c)) fail(`condition keys ${constNames.get(c)} and ${k.name} share constant name ${c}`);
+  constNames.set(c, k.name);
+  const value = k.name.replace(/\$\{[^}]*\}$/, '');
+  out.push(`    /// \`${k.name}\``);
+  out.push(`    pub const ${c}: &str = ${rs(value)};`);
+}
+out.push(`}`);
 
 writeFileSync(outPath, out.join('\n') + '\n');
 console.log(

@@ -115,7 +115,7 @@ pub fn manifest_limit(files: &BundleFiles) -> Result<Option<u64>, BundleError> {
         return Ok(None);
     };
     let value: serde_json::Value = serde_json::from_str(text)
-        .map_err(|e| BundleError::invalid("manifest.json", "$", e.to_string()))?;
+        .map_err(|e| BundleError::invalid_from("manifest.json", "$", e))?;
     match value.get(MANIFEST_FIELD) {
         None | Some(serde_json::Value::Null) => Ok(None),
         Some(v) => v.as_u64().map(Some).ok_or_else(|| {

@@ -13,6 +13,7 @@
 //! A later feature that adds bundle data adds a row to [`LAYOUT`].
 
 use crate::bundle::err::BundleError;
+use crate::policy::{AccountId, Region};
 
 /// One kind of path a bundle may hold.
 #[derive(Debug, Clone, Copy)]
@@ -179,30 +180,15 @@ fn segment_matches(pattern: &str, segment: &str) -> bool {
     };
     match placeholder {
         "account" => is_account_id(stem),
-        "region" => is_region(stem),
+        "region" => Region::is_valid(stem),
         "name" => !stem.is_empty() && !is_hidden(stem),
         _ => false,
     }
 }
 
-/// A 12-digit AWS account id.
+/// A 12-digit AWS account id ([`AccountId`]'s rule).
 pub fn is_account_id(s: &str) -> bool {
-    s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
-}
-
-/// An AWS region name: lower-case words joined by `-`, ending in a number
-/// (`us-east-1`, `us-gov-west-1`, `eu-isoe-west-1`).
-fn is_region(s: &str) -> bool {
-    let parts: Vec<&str> = s.split('-').collect();
-    let Some((last, words)) = parts.split_last() else {
-        return false;
-    };
-    words.len() >= 2
-        && words
-            .iter()
-            .all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase()))
-        && !last.is_empty()
-        && last.bytes().all(|b| b.is_ascii_digit())
+    AccountId::is_valid(s)
 }
 
 #[cfg(test)]

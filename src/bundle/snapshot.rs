@@ -312,7 +312,7 @@ impl Snapshot {
                 let boundary = b.boundary(file, &path, u.permissions_boundary.as_ref())?;
                 let tags = tags(&u.tags);
                 let principal = Principal::parse(&u.arn)
-                    .map_err(|e| BundleError::invalid(*file, format!("{path}.Arn"), e.to_string()))?
+                    .map_err(|e| BundleError::invalid_from(*file, format!("{path}.Arn"), e))?
                     .with_tags(tags.iter().map(|(k, v)| (k.as_str(), v.clone())));
                 let entity = Arc::new(Entity {
                     arn: u.arn.clone(),
@@ -905,7 +905,7 @@ fn compile_text(
 ) -> Result<Arc<CompiledPolicy>, BundleError> {
     let value = doc
         .to_value()
-        .map_err(|e| BundleError::invalid(file, path, e.to_string()))?;
+        .map_err(|e| BundleError::invalid_from(file, path, e))?;
     compile_value(file, path, id, kind, &value)
 }
 
@@ -925,8 +925,9 @@ fn compile_value(
                 source.path.strip_prefix('$').unwrap_or(&source.path)
             ),
             source.kind.to_string(),
-        ),
-        other => BundleError::invalid(file, path, other.to_string()),
+        )
+        .caused_by(source),
+        other => BundleError::invalid_from(file, path, other),
     })?;
     Ok(Arc::new(p))
 }

@@ -41,13 +41,14 @@ pub fn exit_code(err: &BundleError) -> u8 {
 /// The error as JSON: its kind and fields, plus the server's message.
 fn error_json(err: &BundleError) -> serde_json::Value {
     let detail = match err {
-        BundleError::Io { path, message } => {
-            json!({"kind": "io", "file": path, "message": message})
+        BundleError::Io { path, source } => {
+            json!({"kind": "io", "file": path, "message": source.to_string()})
         }
         BundleError::Invalid {
             file,
             path,
             message,
+            ..
         } => json!({"kind": "invalid", "file": file, "path": path, "message": message}),
         BundleError::TestFailed {
             file,

@@ -239,20 +239,20 @@ mod tests {
         let log = temp(
             "log",
             concat!(
-                r#"{"decision_id": "d-1", "principal": "arn:aws:iam::1:user/a", "action": "ec2:RunInstances", "resource": "*", "decision": "allowed", "context": {"aws:SourceIp": "10.0.0.1", "aws:TagKeys": ["a", "b"]}}"#,
+                r#"{"decision_id": "d-1", "principal": "arn:aws:iam::111122223333:user/a", "action": "ec2:RunInstances", "resource": "*", "decision": "allowed", "context": {"aws:SourceIp": "10.0.0.1", "aws:TagKeys": ["a", "b"]}}"#,
                 "\n\n",
-                r#"{"principal": "arn:aws:iam::1:user/b", "action": "ec2:StopInstances", "resource": "*"}"#,
+                r#"{"principal": "arn:aws:iam::111122223333:user/b", "action": "ec2:StopInstances", "resource": "*"}"#,
                 "\n"
             ),
         );
         let reqs = read_requests(&log)?;
         assert_eq!(reqs.len(), 2);
         assert!(reqs[0].context.get("aws:sourceip").is_some());
-        assert_eq!(reqs[1].principal_arn, "arn:aws:iam::1:user/b");
+        assert_eq!(reqs[1].principal_arn, "arn:aws:iam::111122223333:user/b");
 
         let tf = temp(
             "tf",
-            r#"{"principal": {"arn": "arn:aws:iam::1:user/a", "tags": {"team": "x"}},
+            r#"{"principal": {"arn": "arn:aws:iam::111122223333:user/a", "tags": {"team": "x"}},
                 "tests": [{"name": "t", "action": "ec2:StartInstances", "resource": "*", "expect": "allowed"}]}"#,
         );
         let reqs = read_requests(&tf)?;

@@ -18,6 +18,10 @@ use super::catalog_data::{
 };
 use super::params_data::{ACTION_PARAMS, BOTOCORE_VERSION};
 
+/// Condition-key names as constants (generated with the tables): code
+/// that names a key uses these, so a misspelled key does not compile.
+pub use super::catalog_data::keys;
+
 /// The IAM service prefix of every action in this catalog (`ec2:RunInstances`).
 pub const SERVICE_PREFIX: &str = "ec2";
 
@@ -593,6 +597,33 @@ impl<'a> Iterator for Pieces<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 12: the generated key constants name catalog keys exactly, and
+    /// a placeholder key's prefix completes to a key the catalog resolves.
+    #[test]
+    fn key_constants_name_catalog_keys() {
+        for k in [
+            keys::EC2_VPC,
+            keys::EC2_AVAILABILITY_ZONE,
+            keys::EC2_SECURITY_GROUP_ID,
+            keys::EC2_ADD_USER_ID,
+            keys::EC2_METADATA_HTTP_PUT_RESPONSE_HOP_LIMIT,
+            keys::AWS_TAG_KEYS,
+        ] {
+            assert_eq!(condition_key(k).map(|d| d.name), Some(k), "{k}");
+        }
+        assert_eq!(keys::EC2_RESOURCE_TAG_PREFIX, "ec2:ResourceTag/");
+        for prefix in [
+            keys::EC2_RESOURCE_TAG_PREFIX,
+            keys::AWS_REQUEST_TAG_PREFIX,
+            keys::AWS_RESOURCE_TAG_PREFIX,
+        ] {
+            assert!(
+                condition_key(&format!("{prefix}team")).is_some(),
+                "{prefix}"
+            );
+        }
+    }
 
     #[test]
     fn counts_match_the_reference() {

@@ -9838,3 +9838,303 @@ pub(crate) static ACTIONS: [ActionDef; 826] = [
         dependent_actions: &[],
     },
 ];
+
+/// The condition keys' names (see the generator for the naming rule).
+pub mod keys {
+    /// `aws:RequestTag/${TagKey}`
+    pub const AWS_REQUEST_TAG_PREFIX: &str = "aws:RequestTag/";
+    /// `aws:ResourceTag/${TagKey}`
+    pub const AWS_RESOURCE_TAG_PREFIX: &str = "aws:ResourceTag/";
+    /// `aws:TagKeys`
+    pub const AWS_TAG_KEYS: &str = "aws:TagKeys";
+    /// `ec2:AccepterVpc`
+    pub const EC2_ACCEPTER_VPC: &str = "ec2:AccepterVpc";
+    /// `ec2:Add/group`
+    pub const EC2_ADD_GROUP: &str = "ec2:Add/group";
+    /// `ec2:Add/userId`
+    pub const EC2_ADD_USER_ID: &str = "ec2:Add/userId";
+    /// `ec2:AllocationId`
+    pub const EC2_ALLOCATION_ID: &str = "ec2:AllocationId";
+    /// `ec2:AssociatePublicIpAddress`
+    pub const EC2_ASSOCIATE_PUBLIC_IP_ADDRESS: &str = "ec2:AssociatePublicIpAddress";
+    /// `ec2:Attribute`
+    pub const EC2_ATTRIBUTE: &str = "ec2:Attribute";
+    /// `ec2:Attribute/${AttributeName}`
+    pub const EC2_ATTRIBUTE_PREFIX: &str = "ec2:Attribute/";
+    /// `ec2:AuthenticationType`
+    pub const EC2_AUTHENTICATION_TYPE: &str = "ec2:AuthenticationType";
+    /// `ec2:AuthorizedService`
+    pub const EC2_AUTHORIZED_SERVICE: &str = "ec2:AuthorizedService";
+    /// `ec2:AuthorizedUser`
+    pub const EC2_AUTHORIZED_USER: &str = "ec2:AuthorizedUser";
+    /// `ec2:AutoPlacement`
+    pub const EC2_AUTO_PLACEMENT: &str = "ec2:AutoPlacement";
+    /// `ec2:AvailabilityZone`
+    pub const EC2_AVAILABILITY_ZONE: &str = "ec2:AvailabilityZone";
+    /// `ec2:AvailabilityZoneId`
+    pub const EC2_AVAILABILITY_ZONE_ID: &str = "ec2:AvailabilityZoneId";
+    /// `ec2:BootModeOverride`
+    pub const EC2_BOOT_MODE_OVERRIDE: &str = "ec2:BootModeOverride";
+    /// `ec2:CapacityReservationFleet`
+    pub const EC2_CAPACITY_RESERVATION_FLEET: &str = "ec2:CapacityReservationFleet";
+    /// `ec2:ClientRootCertificateChainArn`
+    pub const EC2_CLIENT_ROOT_CERTIFICATE_CHAIN_ARN: &str = "ec2:ClientRootCertificateChainArn";
+    /// `ec2:CloudwatchLogGroupArn`
+    pub const EC2_CLOUDWATCH_LOG_GROUP_ARN: &str = "ec2:CloudwatchLogGroupArn";
+    /// `ec2:CloudwatchLogStreamArn`
+    pub const EC2_CLOUDWATCH_LOG_STREAM_ARN: &str = "ec2:CloudwatchLogStreamArn";
+    /// `ec2:CommitmentDuration`
+    pub const EC2_COMMITMENT_DURATION: &str = "ec2:CommitmentDuration";
+    /// `ec2:CpuOptionsAmdSevSnp`
+    pub const EC2_CPU_OPTIONS_AMD_SEV_SNP: &str = "ec2:CpuOptionsAmdSevSnp";
+    /// `ec2:CreateAction`
+    pub const EC2_CREATE_ACTION: &str = "ec2:CreateAction";
+    /// `ec2:CreateDate`
+    pub const EC2_CREATE_DATE: &str = "ec2:CreateDate";
+    /// `ec2:DestinationCapacityReservationId`
+    pub const EC2_DESTINATION_CAPACITY_RESERVATION_ID: &str = "ec2:DestinationCapacityReservationId";
+    /// `ec2:DhcpOptionsID`
+    pub const EC2_DHCP_OPTIONS_ID: &str = "ec2:DhcpOptionsID";
+    /// `ec2:DirectoryArn`
+    pub const EC2_DIRECTORY_ARN: &str = "ec2:DirectoryArn";
+    /// `ec2:Domain`
+    pub const EC2_DOMAIN: &str = "ec2:Domain";
+    /// `ec2:DPDTimeoutSeconds`
+    pub const EC2_DPD_TIMEOUT_SECONDS: &str = "ec2:DPDTimeoutSeconds";
+    /// `ec2:EbsOptimized`
+    pub const EC2_EBS_OPTIMIZED: &str = "ec2:EbsOptimized";
+    /// `ec2:ElasticGpuType`
+    pub const EC2_ELASTIC_GPU_TYPE: &str = "ec2:ElasticGpuType";
+    /// `ec2:Encrypted`
+    pub const EC2_ENCRYPTED: &str = "ec2:Encrypted";
+    /// `ec2:EndDate`
+    pub const EC2_END_DATE: &str = "ec2:EndDate";
+    /// `ec2:EndDateType`
+    pub const EC2_END_DATE_TYPE: &str = "ec2:EndDateType";
+    /// `ec2:EphemeralStorage`
+    pub const EC2_EPHEMERAL_STORAGE: &str = "ec2:EphemeralStorage";
+    /// `ec2:FisActionId`
+    pub const EC2_FIS_ACTION_ID: &str = "ec2:FisActionId";
+    /// `ec2:FisTargetArns`
+    pub const EC2_FIS_TARGET_ARNS: &str = "ec2:FisTargetArns";
+    /// `ec2:GatewayType`
+    pub const EC2_GATEWAY_TYPE: &str = "ec2:GatewayType";
+    /// `ec2:HostRecovery`
+    pub const EC2_HOST_RECOVERY: &str = "ec2:HostRecovery";
+    /// `ec2:IKEVersions`
+    pub const EC2_IKE_VERSIONS: &str = "ec2:IKEVersions";
+    /// `ec2:ImageID`
+    pub const EC2_IMAGE_ID: &str = "ec2:ImageID";
+    /// `ec2:ImageType`
+    pub const EC2_IMAGE_TYPE: &str = "ec2:ImageType";
+    /// `ec2:InsideTunnelCidr`
+    pub const EC2_INSIDE_TUNNEL_CIDR: &str = "ec2:InsideTunnelCidr";
+    /// `ec2:InsideTunnelIpv6Cidr`
+    pub const EC2_INSIDE_TUNNEL_IPV6_CIDR: &str = "ec2:InsideTunnelIpv6Cidr";
+    /// `ec2:InstanceAutoRecovery`
+    pub const EC2_INSTANCE_AUTO_RECOVERY: &str = "ec2:InstanceAutoRecovery";
+    /// `ec2:InstanceBandwidthWeighting`
+    pub const EC2_INSTANCE_BANDWIDTH_WEIGHTING: &str = "ec2:InstanceBandwidthWeighting";
+    /// `ec2:InstanceCount`
+    pub const EC2_INSTANCE_COUNT: &str = "ec2:InstanceCount";
+    /// `ec2:InstanceID`
+    pub const EC2_INSTANCE_ID: &str = "ec2:InstanceID";
+    /// `ec2:InstanceMarketType`
+    pub const EC2_INSTANCE_MARKET_TYPE: &str = "ec2:InstanceMarketType";
+    /// `ec2:InstanceMatchCriteria`
+    pub const EC2_INSTANCE_MATCH_CRITERIA: &str = "ec2:InstanceMatchCriteria";
+    /// `ec2:InstanceMetadataTags`
+    pub const EC2_INSTANCE_METADATA_TAGS: &str = "ec2:InstanceMetadataTags";
+    /// `ec2:InstancePlatform`
+    pub const EC2_INSTANCE_PLATFORM: &str = "ec2:InstancePlatform";
+    /// `ec2:InstanceProfile`
+    pub const EC2_INSTANCE_PROFILE: &str = "ec2:InstanceProfile";
+    /// `ec2:InstanceType`
+    pub const EC2_INSTANCE_TYPE: &str = "ec2:InstanceType";
+    /// `ec2:InternetGatewayID`
+    pub const EC2_INTERNET_GATEWAY_ID: &str = "ec2:InternetGatewayID";
+    /// `ec2:InterruptibleCapacityReservationId`
+    pub const EC2_INTERRUPTIBLE_CAPACITY_RESERVATION_ID: &str = "ec2:InterruptibleCapacityReservationId";
+    /// `ec2:InterruptionType`
+    pub const EC2_INTERRUPTION_TYPE: &str = "ec2:InterruptionType";
+    /// `ec2:IpamPrefixListResolverTargetId`
+    pub const EC2_IPAM_PREFIX_LIST_RESOLVER_TARGET_ID: &str = "ec2:IpamPrefixListResolverTargetId";
+    /// `ec2:Ipv4IpamPoolId`
+    pub const EC2_IPV4_IPAM_POOL_ID: &str = "ec2:Ipv4IpamPoolId";
+    /// `ec2:Ipv6IpamPoolId`
+    pub const EC2_IPV6_IPAM_POOL_ID: &str = "ec2:Ipv6IpamPoolId";
+    /// `ec2:IsInterruptible`
+    pub const EC2_IS_INTERRUPTIBLE: &str = "ec2:IsInterruptible";
+    /// `ec2:IsLaunchTemplateResource`
+    pub const EC2_IS_LAUNCH_TEMPLATE_RESOURCE: &str = "ec2:IsLaunchTemplateResource";
+    /// `ec2:KeyPairName`
+    pub const EC2_KEY_PAIR_NAME: &str = "ec2:KeyPairName";
+    /// `ec2:KeyPairType`
+    pub const EC2_KEY_PAIR_TYPE: &str = "ec2:KeyPairType";
+    /// `ec2:KmsKeyId`
+    pub const EC2_KMS_KEY_ID: &str = "ec2:KmsKeyId";
+    /// `ec2:LaunchTemplate`
+    pub const EC2_LAUNCH_TEMPLATE: &str = "ec2:LaunchTemplate";
+    /// `ec2:Location`
+    pub const EC2_LOCATION: &str = "ec2:Location";
+    /// `ec2:ManagedResourceOperator`
+    pub const EC2_MANAGED_RESOURCE_OPERATOR: &str = "ec2:ManagedResourceOperator";
+    /// `ec2:MetadataHttpEndpoint`
+    pub const EC2_METADATA_HTTP_ENDPOINT: &str = "ec2:MetadataHttpEndpoint";
+    /// `ec2:MetadataHttpPutResponseHopLimit`
+    pub const EC2_METADATA_HTTP_PUT_RESPONSE_HOP_LIMIT: &str = "ec2:MetadataHttpPutResponseHopLimit";
+    /// `ec2:MetadataHttpTokens`
+    pub const EC2_METADATA_HTTP_TOKENS: &str = "ec2:MetadataHttpTokens";
+    /// `ec2:NetworkAclID`
+    pub const EC2_NETWORK_ACL_ID: &str = "ec2:NetworkAclID";
+    /// `ec2:NetworkInterfaceID`
+    pub const EC2_NETWORK_INTERFACE_ID: &str = "ec2:NetworkInterfaceID";
+    /// `ec2:NewInstanceProfile`
+    pub const EC2_NEW_INSTANCE_PROFILE: &str = "ec2:NewInstanceProfile";
+    /// `ec2:OutpostArn`
+    pub const EC2_OUTPOST_ARN: &str = "ec2:OutpostArn";
+    /// `ec2:Owner`
+    pub const EC2_OWNER: &str = "ec2:Owner";
+    /// `ec2:ParentSnapshot`
+    pub const EC2_PARENT_SNAPSHOT: &str = "ec2:ParentSnapshot";
+    /// `ec2:ParentVolume`
+    pub const EC2_PARENT_VOLUME: &str = "ec2:ParentVolume";
+    /// `ec2:Permission`
+    pub const EC2_PERMISSION: &str = "ec2:Permission";
+    /// `ec2:Phase1DHGroup`
+    pub const EC2_PHASE1_DH_GROUP: &str = "ec2:Phase1DHGroup";
+    /// `ec2:Phase1EncryptionAlgorithms`
+    pub const EC2_PHASE1_ENCRYPTION_ALGORITHMS: &str = "ec2:Phase1EncryptionAlgorithms";
+    /// `ec2:Phase1IntegrityAlgorithms`
+    pub const EC2_PHASE1_INTEGRITY_ALGORITHMS: &str = "ec2:Phase1IntegrityAlgorithms";
+    /// `ec2:Phase1LifetimeSeconds`
+    pub const EC2_PHASE1_LIFETIME_SECONDS: &str = "ec2:Phase1LifetimeSeconds";
+    /// `ec2:Phase2DHGroup`
+    pub const EC2_PHASE2_DH_GROUP: &str = "ec2:Phase2DHGroup";
+    /// `ec2:Phase2EncryptionAlgorithms`
+    pub const EC2_PHASE2_ENCRYPTION_ALGORITHMS: &str = "ec2:Phase2EncryptionAlgorithms";
+    /// `ec2:Phase2IntegrityAlgorithms`
+    pub const EC2_PHASE2_INTEGRITY_ALGORITHMS: &str = "ec2:Phase2IntegrityAlgorithms";
+    /// `ec2:Phase2LifetimeSeconds`
+    pub const EC2_PHASE2_LIFETIME_SECONDS: &str = "ec2:Phase2LifetimeSeconds";
+    /// `ec2:PlacementGroup`
+    pub const EC2_PLACEMENT_GROUP: &str = "ec2:PlacementGroup";
+    /// `ec2:PlacementGroupName`
+    pub const EC2_PLACEMENT_GROUP_NAME: &str = "ec2:PlacementGroupName";
+    /// `ec2:PlacementGroupStrategy`
+    pub const EC2_PLACEMENT_GROUP_STRATEGY: &str = "ec2:PlacementGroupStrategy";
+    /// `ec2:ProductCode`
+    pub const EC2_PRODUCT_CODE: &str = "ec2:ProductCode";
+    /// `ec2:Public`
+    pub const EC2_PUBLIC: &str = "ec2:Public";
+    /// `ec2:PublicIpAddress`
+    pub const EC2_PUBLIC_IP_ADDRESS: &str = "ec2:PublicIpAddress";
+    /// `ec2:Quantity`
+    pub const EC2_QUANTITY: &str = "ec2:Quantity";
+    /// `ec2:Region`
+    pub const EC2_REGION: &str = "ec2:Region";
+    /// `ec2:RekeyFuzzPercentage`
+    pub const EC2_REKEY_FUZZ_PERCENTAGE: &str = "ec2:RekeyFuzzPercentage";
+    /// `ec2:RekeyMarginTimeSeconds`
+    pub const EC2_REKEY_MARGIN_TIME_SECONDS: &str = "ec2:RekeyMarginTimeSeconds";
+    /// `ec2:Remove/group`
+    pub const EC2_REMOVE_GROUP: &str = "ec2:Remove/group";
+    /// `ec2:Remove/userId`
+    pub const EC2_REMOVE_USER_ID: &str = "ec2:Remove/userId";
+    /// `ec2:ReplayWindowSizePackets`
+    pub const EC2_REPLAY_WINDOW_SIZE_PACKETS: &str = "ec2:ReplayWindowSizePackets";
+    /// `ec2:RequesterVpc`
+    pub const EC2_REQUESTER_VPC: &str = "ec2:RequesterVpc";
+    /// `ec2:ReservedInstancesOfferingType`
+    pub const EC2_RESERVED_INSTANCES_OFFERING_TYPE: &str = "ec2:ReservedInstancesOfferingType";
+    /// `ec2:ResourceTag/${TagKey}`
+    pub const EC2_RESOURCE_TAG_PREFIX: &str = "ec2:ResourceTag/";
+    /// `ec2:RoleDelivery`
+    pub const EC2_ROLE_DELIVERY: &str = "ec2:RoleDelivery";
+    /// `ec2:RootDeviceType`
+    pub const EC2_ROOT_DEVICE_TYPE: &str = "ec2:RootDeviceType";
+    /// `ec2:RouteTableID`
+    pub const EC2_ROUTE_TABLE_ID: &str = "ec2:RouteTableID";
+    /// `ec2:RoutingType`
+    pub const EC2_ROUTING_TYPE: &str = "ec2:RoutingType";
+    /// `ec2:SamlProviderArn`
+    pub const EC2_SAML_PROVIDER_ARN: &str = "ec2:SamlProviderArn";
+    /// `ec2:SecurityGroupID`
+    pub const EC2_SECURITY_GROUP_ID: &str = "ec2:SecurityGroupID";
+    /// `ec2:ServerCertificateArn`
+    pub const EC2_SERVER_CERTIFICATE_ARN: &str = "ec2:ServerCertificateArn";
+    /// `ec2:SnapshotCoolOffPeriod`
+    pub const EC2_SNAPSHOT_COOL_OFF_PERIOD: &str = "ec2:SnapshotCoolOffPeriod";
+    /// `ec2:SnapshotID`
+    pub const EC2_SNAPSHOT_ID: &str = "ec2:SnapshotID";
+    /// `ec2:SnapshotLockDuration`
+    pub const EC2_SNAPSHOT_LOCK_DURATION: &str = "ec2:SnapshotLockDuration";
+    /// `ec2:SnapshotTime`
+    pub const EC2_SNAPSHOT_TIME: &str = "ec2:SnapshotTime";
+    /// `ec2:SourceAvailabilityZone`
+    pub const EC2_SOURCE_AVAILABILITY_ZONE: &str = "ec2:SourceAvailabilityZone";
+    /// `ec2:SourceCapacityReservationId`
+    pub const EC2_SOURCE_CAPACITY_RESERVATION_ID: &str = "ec2:SourceCapacityReservationId";
+    /// `ec2:SourceInstanceARN`
+    pub const EC2_SOURCE_INSTANCE_ARN: &str = "ec2:SourceInstanceARN";
+    /// `ec2:SourceOutpostArn`
+    pub const EC2_SOURCE_OUTPOST_ARN: &str = "ec2:SourceOutpostArn";
+    /// `ec2:Subnet`
+    pub const EC2_SUBNET: &str = "ec2:Subnet";
+    /// `ec2:SubnetID`
+    pub const EC2_SUBNET_ID: &str = "ec2:SubnetID";
+    /// `ec2:TargetInstanceCount`
+    pub const EC2_TARGET_INSTANCE_COUNT: &str = "ec2:TargetInstanceCount";
+    /// `ec2:Tenancy`
+    pub const EC2_TENANCY: &str = "ec2:Tenancy";
+    /// `ec2:transitGatewayAttachmentId`
+    pub const EC2_TRANSIT_GATEWAY_ATTACHMENT_ID: &str = "ec2:transitGatewayAttachmentId";
+    /// `ec2:transitGatewayConnectPeerId`
+    pub const EC2_TRANSIT_GATEWAY_CONNECT_PEER_ID: &str = "ec2:transitGatewayConnectPeerId";
+    /// `ec2:transitGatewayId`
+    pub const EC2_TRANSIT_GATEWAY_ID: &str = "ec2:transitGatewayId";
+    /// `ec2:transitGatewayMeteringPolicyId`
+    pub const EC2_TRANSIT_GATEWAY_METERING_POLICY_ID: &str = "ec2:transitGatewayMeteringPolicyId";
+    /// `ec2:transitGatewayMulticastDomainId`
+    pub const EC2_TRANSIT_GATEWAY_MULTICAST_DOMAIN_ID: &str = "ec2:transitGatewayMulticastDomainId";
+    /// `ec2:transitGatewayPolicyTableId`
+    pub const EC2_TRANSIT_GATEWAY_POLICY_TABLE_ID: &str = "ec2:transitGatewayPolicyTableId";
+    /// `ec2:transitGatewayRouteTableAnnouncementId`
+    pub const EC2_TRANSIT_GATEWAY_ROUTE_TABLE_ANNOUNCEMENT_ID: &str = "ec2:transitGatewayRouteTableAnnouncementId";
+    /// `ec2:transitGatewayRouteTableId`
+    pub const EC2_TRANSIT_GATEWAY_ROUTE_TABLE_ID: &str = "ec2:transitGatewayRouteTableId";
+    /// `ec2:VolumeID`
+    pub const EC2_VOLUME_ID: &str = "ec2:VolumeID";
+    /// `ec2:VolumeInitializationRate`
+    pub const EC2_VOLUME_INITIALIZATION_RATE: &str = "ec2:VolumeInitializationRate";
+    /// `ec2:VolumeIops`
+    pub const EC2_VOLUME_IOPS: &str = "ec2:VolumeIops";
+    /// `ec2:VolumeSize`
+    pub const EC2_VOLUME_SIZE: &str = "ec2:VolumeSize";
+    /// `ec2:VolumeThroughput`
+    pub const EC2_VOLUME_THROUGHPUT: &str = "ec2:VolumeThroughput";
+    /// `ec2:VolumeType`
+    pub const EC2_VOLUME_TYPE: &str = "ec2:VolumeType";
+    /// `ec2:Vpc`
+    pub const EC2_VPC: &str = "ec2:Vpc";
+    /// `ec2:VpceMultiRegion`
+    pub const EC2_VPCE_MULTI_REGION: &str = "ec2:VpceMultiRegion";
+    /// `ec2:VpcePrivateDnsPreference`
+    pub const EC2_VPCE_PRIVATE_DNS_PREFERENCE: &str = "ec2:VpcePrivateDnsPreference";
+    /// `ec2:VpcePrivateDnsSpecifiedDomains`
+    pub const EC2_VPCE_PRIVATE_DNS_SPECIFIED_DOMAINS: &str = "ec2:VpcePrivateDnsSpecifiedDomains";
+    /// `ec2:VpceServiceName`
+    pub const EC2_VPCE_SERVICE_NAME: &str = "ec2:VpceServiceName";
+    /// `ec2:VpceServiceOwner`
+    pub const EC2_VPCE_SERVICE_OWNER: &str = "ec2:VpceServiceOwner";
+    /// `ec2:VpceServicePrivateDnsName`
+    pub const EC2_VPCE_SERVICE_PRIVATE_DNS_NAME: &str = "ec2:VpceServicePrivateDnsName";
+    /// `ec2:VpceServiceRegion`
+    pub const EC2_VPCE_SERVICE_REGION: &str = "ec2:VpceServiceRegion";
+    /// `ec2:VpceSupportedRegion`
+    pub const EC2_VPCE_SUPPORTED_REGION: &str = "ec2:VpceSupportedRegion";
+    /// `ec2:VpcID`
+    pub const EC2_VPC_ID: &str = "ec2:VpcID";
+    /// `ec2:VpcPeeringConnectionID`
+    pub const EC2_VPC_PEERING_CONNECTION_ID: &str = "ec2:VpcPeeringConnectionID";
+}

@@ -141,18 +141,154 @@ impl Protocol {
     }
 }
 
+/// What a security-group rule admits beyond its protocol: EC2's
+/// `FromPort`/`ToPort` pair, read once. EC2 writes "any" as `-1` (or leaves
+/// the field out); here it is a variant, so no caller compares with `-1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ports {
+    /// No port or type restriction: protocol `-1`, or a protocol number
+    /// other than TCP, UDP, ICMP and ICMPv6 (ports do not apply).
+    Any,
+    /// TCP or UDP: the ports `from..=to` (an end EC2 leaves out or writes
+    /// as `-1` is open: `0` or `65535`).
+    Range { from: u16, to: u16 },
+    /// ICMP or ICMPv6: a type (`FromPort`) and a code (`ToPort`), `None`
+    /// meaning any. Any type admits every code.
+    Icmp {
+        icmp_type: Option<u8>,
+        code: Option<u8>,
+    },
+}
+
+/// Which end of EC2's port pair a [`PortError`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortEnd {
+    /// `FromPort` (ICMP: the type).
+    From,
+    /// `ToPort` (ICMP: the code).
+    To,
+}
+
+/// A `FromPort`/`ToPort` pair that is not a rule EC2 could hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PortError {
+    /// Below `-1` or above the protocol's maximum (65535; 255 for ICMP).
+    #[error("{value} is out of range (-1 to {max})")]
+    OutOfRange { end: PortEnd, value: i64, max: u16 },
+    /// A TCP/UDP range whose start is above its end.
+    #[error("the port range starts at {from}, above its end {to}")]
+    Reversed { from: u16, to: u16 },
+}
+
+impl Ports {
+    /// Reads EC2's `FromPort`/`ToPort` for `protocol` (`None` or `-1`:
+    /// any). The one place that knows EC2's encoding.
+    pub fn from_ec2(
+        protocol: Protocol,
+        from: Option<i64>,
+        to: Option<i64>,
+    ) -> Result<Self, PortError> {
+        fn end<T: TryFrom<i64>>(
+            v: Option<i64>,
+            which: PortEnd,
+            max: u16,
+        ) -> Result<Option<T>, PortError> {
+            match v {
+                None | Some(-1) => Ok(None),
+                Some(value) => T::try_from(value)
+                    .ok()
+                    .filter(|_| (0..=i64::from(max)).contains(&value))
+                    .map(Some)
+                    .ok_or(PortError::OutOfRange {
+                        end: which,
+                        value,
+                        max,
+                    }),
+            }
+        }
+        match protocol {
+            Protocol::All | Protocol::Number(_) => Ok(Self::Any),
+            Protocol::Tcp | Protocol::Udp => {
+                let from = end::<u16>(from, PortEnd::From, u16::MAX)?.unwrap_or(0);
+                let to = end::<u16>(to, PortEnd::To, u16::MAX)?.unwrap_or(u16::MAX);
+                if from > to {
+                    return Err(PortError::Reversed { from, to });
+                }
+                Ok(Self::Range { from, to })
+            }
+            Protocol::Icmp | Protocol::Icmpv6 => Ok(Self::Icmp {
+                icmp_type: end::<u8>(from, PortEnd::From, 255)?,
+                code: end::<u8>(to, PortEnd::To, 255)?,
+            }),
+        }
+    }
+
+    /// EC2's `FromPort`/`ToPort` for these ports (`-1` for an ICMP "any";
+    /// `None` where EC2 prints no port).
+    pub fn to_ec2(self) -> (Option<i32>, Option<i32>) {
+        let any = |v: Option<u8>| v.map_or(-1, i32::from);
+        match self {
+            Self::Any => (None, None),
+            Self::Range { from, to } => (Some(i32::from(from)), Some(i32::from(to))),
+            Self::Icmp { icmp_type, code } => (Some(any(icmp_type)), Some(any(code))),
+        }
+    }
+}
+
 /// One security-group rule (an `IpPermissions` entry).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "RuleRepr", into = "RuleRepr")]
 pub struct Rule {
     pub protocol: Protocol,
-    /// For TCP/UDP the port range; for ICMP the type (`from`) and code
-    /// (`to`), `-1` meaning any. `None` for all-protocol rules.
-    pub from_port: Option<i32>,
-    pub to_port: Option<i32>,
+    /// The ports (TCP/UDP) or type and code (ICMP) the rule admits.
+    pub ports: Ports,
     pub cidrs: Vec<IpNet>,
     /// Referenced security groups (peers that carry them match).
     pub groups: Vec<String>,
     pub prefix_lists: Vec<String>,
+}
+
+/// A [`Rule`] as stored (the inventory overlay file, fingerprints): EC2's
+/// port pair, so files written before [`Ports`] existed still read.
+#[derive(Serialize, Deserialize)]
+struct RuleRepr {
+    protocol: Protocol,
+    from_port: Option<i32>,
+    to_port: Option<i32>,
+    cidrs: Vec<IpNet>,
+    groups: Vec<String>,
+    prefix_lists: Vec<String>,
+}
+
+impl TryFrom<RuleRepr> for Rule {
+    type Error = PortError;
+    fn try_from(r: RuleRepr) -> Result<Self, PortError> {
+        Ok(Rule {
+            ports: Ports::from_ec2(
+                r.protocol,
+                r.from_port.map(i64::from),
+                r.to_port.map(i64::from),
+            )?,
+            protocol: r.protocol,
+            cidrs: r.cidrs,
+            groups: r.groups,
+            prefix_lists: r.prefix_lists,
+        })
+    }
+}
+
+impl From<Rule> for RuleRepr {
+    fn from(r: Rule) -> Self {
+        let (from_port, to_port) = r.ports.to_ec2();
+        RuleRepr {
+            protocol: r.protocol,
+            from_port,
+            to_port,
+            cidrs: r.cidrs,
+            groups: r.groups,
+            prefix_lists: r.prefix_lists,
+        }
+    }
 }
 
 /// Attributes by resource kind.
@@ -512,37 +648,33 @@ impl Inventory {
             match key.as_str() {
                 "Reservations" => {
                     for (ri, res) in array(v, &path)?.iter().enumerate() {
-                        let owner = str_of(res, "OwnerId").unwrap_or(account);
-                        let ipath = format!("{path}[{ri}].Instances");
-                        let Some(instances) = res.get("Instances") else {
-                            continue;
-                        };
-                        for (ii, inst) in array(instances, &ipath)?.iter().enumerate() {
-                            self.load_instance(inst, owner, region, &format!("{ipath}[{ii}]"))?;
+                        let res: cli::Reservation = cli::read(res, &format!("{path}[{ri}]"))?;
+                        let owner = res.owner_id.as_deref().unwrap_or(account);
+                        for inst in res.instances {
+                            self.load_instance(inst, owner, region)?;
                             n += 1;
                         }
                     }
                 }
                 "Images" => {
                     for (i, img) in array(v, &path)?.iter().enumerate() {
-                        let at = format!("{path}[{i}]");
-                        let id = req_str(img, "ImageId", &at)?;
+                        let img: cli::Image = cli::read(img, &format!("{path}[{i}]"))?;
                         let mut attrs = Attributes {
-                            public: img.get("Public").and_then(Value::as_bool),
-                            root_device_type: opt_string(img, "RootDeviceType"),
-                            owner_alias: opt_string(img, "ImageOwnerAlias"),
+                            public: img.public,
+                            root_device_type: img.root_device_type,
+                            owner_alias: img.image_owner_alias,
                             ..Attributes::default()
                         };
                         // Keep grants already loaded from describe-image-attribute.
-                        if let Some(old) = self.by_id.get(id) {
+                        if let Some(old) = self.by_id.get(&img.image_id) {
                             attrs.grants = old.attributes.grants.clone();
                         }
                         self.upsert(Resource {
-                            id: id.to_owned(),
+                            id: img.image_id,
                             kind: ResourceKind::Image,
-                            account: str_of(img, "OwnerId").unwrap_or(account).to_owned(),
+                            account: img.owner_id.unwrap_or_else(|| account.to_owned()),
                             region: region.to_owned(),
-                            tags: tags(img),
+                            tags: cli::pairs(img.tags),
                             attributes: attrs,
                         });
                         n += 1;
@@ -595,12 +727,13 @@ impl Inventory {
                         let at = format!("{path}[{i}]");
                         let id = req_str(item, id_key, &at)?;
                         let name = req_str(item, name_key, &at)?;
+                        let tagged: cli::Tagged = cli::read(item, &at)?;
                         self.upsert(Resource {
                             id: id.to_owned(),
                             kind,
                             account: account.to_owned(),
                             region: region.to_owned(),
-                            tags: tags(item),
+                            tags: cli::pairs(tagged.tags),
                             attributes: Attributes {
                                 name: Some(name.to_owned()),
                                 ..Attributes::default()
@@ -611,16 +744,13 @@ impl Inventory {
                 }
                 "IamInstanceProfileAssociations" => {
                     for (i, a) in array(v, &path)?.iter().enumerate() {
-                        let at = format!("{path}[{i}]");
-                        let assoc = req_str(a, "AssociationId", &at)?;
-                        let instance = req_str(a, "InstanceId", &at)?;
+                        let a: cli::ProfileAssociation = cli::read(a, &format!("{path}[{i}]"))?;
+                        let (assoc, instance) = (a.association_id.as_str(), a.instance_id.as_str());
                         // A disassociated profile no longer names the instance.
-                        if matches!(str_of(a, "State"), Some("disassociating" | "disassociated")) {
+                        if matches!(a.state.as_deref(), Some("disassociating" | "disassociated")) {
                             continue;
                         }
-                        let profile = a
-                            .get("IamInstanceProfile")
-                            .and_then(|p| opt_string(p, "Arn"));
+                        let profile = a.iam_instance_profile.and_then(|p| p.arn);
                         let mut r = match self.by_id.get(instance) {
                             Some(old) => Resource::clone(old),
                             None => Resource {
@@ -644,23 +774,22 @@ impl Inventory {
                 }
                 "Snapshots" => {
                     for (i, s) in array(v, &path)?.iter().enumerate() {
-                        let at = format!("{path}[{i}]");
-                        let id = req_str(s, "SnapshotId", &at)?;
+                        let s: cli::Snapshot = cli::read(s, &format!("{path}[{i}]"))?;
                         let mut attrs = Attributes {
-                            volume_size: s.get("VolumeSize").and_then(Value::as_i64),
-                            encrypted: s.get("Encrypted").and_then(Value::as_bool),
-                            volume_id: opt_string(s, "VolumeId"),
+                            volume_size: s.volume_size,
+                            encrypted: s.encrypted,
+                            volume_id: s.volume_id,
                             ..Attributes::default()
                         };
-                        if let Some(old) = self.by_id.get(id) {
+                        if let Some(old) = self.by_id.get(&s.snapshot_id) {
                             attrs.grants = old.attributes.grants.clone();
                         }
                         self.upsert(Resource {
-                            id: id.to_owned(),
+                            id: s.snapshot_id,
                             kind: ResourceKind::Snapshot,
-                            account: str_of(s, "OwnerId").unwrap_or(account).to_owned(),
+                            account: s.owner_id.unwrap_or_else(|| account.to_owned()),
                             region: region.to_owned(),
-                            tags: tags(s),
+                            tags: cli::pairs(s.tags),
                             attributes: attrs,
                         });
                         n += 1;
@@ -668,28 +797,25 @@ impl Inventory {
                 }
                 "Volumes" => {
                     for (i, vol) in array(v, &path)?.iter().enumerate() {
-                        let at = format!("{path}[{i}]");
-                        let id = req_str(vol, "VolumeId", &at)?;
+                        let vol: cli::Volume = cli::read(vol, &format!("{path}[{i}]"))?;
                         let attached = vol
-                            .get("Attachments")
-                            .and_then(Value::as_array)
-                            .and_then(|a| a.first())
-                            .and_then(|a| str_of(a, "InstanceId"))
-                            .map(str::to_owned);
+                            .attachments
+                            .into_iter()
+                            .next()
+                            .and_then(|a| a.instance_id);
                         self.upsert(Resource {
-                            id: id.to_owned(),
+                            id: vol.volume_id,
                             kind: ResourceKind::Volume,
                             account: account.to_owned(),
                             region: region.to_owned(),
-                            tags: tags(vol),
+                            tags: cli::pairs(vol.tags),
                             attributes: Attributes {
-                                volume_size: vol.get("Size").and_then(Value::as_i64),
-                                volume_type: opt_string(vol, "VolumeType"),
-                                iops: vol.get("Iops").and_then(Value::as_i64),
-                                encrypted: vol.get("Encrypted").and_then(Value::as_bool),
-                                snapshot_id: opt_string(vol, "SnapshotId")
-                                    .filter(|s| !s.is_empty()),
-                                availability_zone: opt_string(vol, "AvailabilityZone"),
+                                volume_size: vol.size,
+                                volume_type: vol.volume_type,
+                                iops: vol.iops,
+                                encrypted: vol.encrypted,
+                                snapshot_id: vol.snapshot_id.filter(|s| !s.is_empty()),
+                                availability_zone: vol.availability_zone,
                                 attached_to: attached,
                                 ..Attributes::default()
                             },
@@ -700,28 +826,26 @@ impl Inventory {
                 "SecurityGroups" => {
                     for (i, sg) in array(v, &path)?.iter().enumerate() {
                         let at = format!("{path}[{i}]");
-                        let id = req_str(sg, "GroupId", &at)?;
-                        let rules = |k: &str| -> Result<Vec<Rule>, InventoryError> {
-                            match sg.get(k) {
-                                None => Ok(Vec::new()),
-                                Some(v) => array(v, &format!("{at}.{k}"))?
-                                    .iter()
-                                    .enumerate()
-                                    .map(|(ri, r)| rule(r, &format!("{at}.{k}[{ri}]")))
-                                    .collect(),
-                            }
+                        let sg: cli::SecurityGroup = cli::read(sg, &at)?;
+                        let rules = |k: &str, list: Vec<cli::Permission>| {
+                            list.into_iter()
+                                .enumerate()
+                                .map(|(ri, r)| permission(r, &format!("{at}.{k}[{ri}]")))
+                                .collect::<Result<Vec<Rule>, InventoryError>>()
                         };
+                        let ingress = rules("IpPermissions", sg.ip_permissions)?;
+                        let egress = rules("IpPermissionsEgress", sg.ip_permissions_egress)?;
                         self.upsert(Resource {
-                            id: id.to_owned(),
+                            id: sg.group_id,
                             kind: ResourceKind::SecurityGroup,
-                            account: str_of(sg, "OwnerId").unwrap_or(account).to_owned(),
+                            account: sg.owner_id.unwrap_or_else(|| account.to_owned()),
                             region: region.to_owned(),
-                            tags: tags(sg),
+                            tags: cli::pairs(sg.tags),
                             attributes: Attributes {
-                                vpc_id: opt_string(sg, "VpcId"),
-                                group_name: opt_string(sg, "GroupName"),
-                                ingress: rules("IpPermissions")?,
-                                egress: rules("IpPermissionsEgress")?,
+                                vpc_id: sg.vpc_id,
+                                group_name: sg.group_name,
+                                ingress,
+                                egress,
                                 ..Attributes::default()
                             },
                         });
@@ -730,44 +854,36 @@ impl Inventory {
                 }
                 "NetworkInterfaces" => {
                     for (i, eni) in array(v, &path)?.iter().enumerate() {
-                        let at = format!("{path}[{i}]");
-                        self.load_interface(eni, account, region, &at, None)?;
+                        let eni: cli::Interface = cli::read(eni, &format!("{path}[{i}]"))?;
+                        self.load_interface(eni, account, region, None);
                         n += 1;
                     }
                 }
                 "Subnets" => {
                     for (i, s) in array(v, &path)?.iter().enumerate() {
                         let at = format!("{path}[{i}]");
-                        let id = req_str(s, "SubnetId", &at)?;
-                        let cidrs = ["CidrBlock"]
-                            .iter()
-                            .filter_map(|k| str_of(s, k))
-                            .filter_map(|c| c.parse().ok())
-                            .collect();
+                        let s: cli::Subnet = cli::read(s, &at)?;
+                        let cidrs = match &s.cidr_block {
+                            Some(c) => vec![parse_net(c, &format!("{at}.CidrBlock"))?],
+                            None => Vec::new(),
+                        };
                         let associations = s
-                            .get("Ipv6CidrBlockAssociationSet")
-                            .and_then(Value::as_array)
-                            .map(|l| {
-                                l.iter()
-                                    .filter_map(|a| str_of(a, "AssociationId").map(str::to_owned))
-                                    .collect()
-                            })
-                            .unwrap_or_default();
+                            .ipv6_cidr_block_association_set
+                            .into_iter()
+                            .filter_map(|a| a.association_id)
+                            .collect();
                         self.upsert(Resource {
-                            id: id.to_owned(),
+                            id: s.subnet_id,
                             kind: ResourceKind::Subnet,
-                            account: str_of(s, "OwnerId").unwrap_or(account).to_owned(),
+                            account: s.owner_id.unwrap_or_else(|| account.to_owned()),
                             region: region.to_owned(),
-                            tags: tags(s),
+                            tags: cli::pairs(s.tags),
                             attributes: Attributes {
-                                vpc_id: opt_string(s, "VpcId"),
-                                availability_zone: opt_string(s, "AvailabilityZone"),
+                                vpc_id: s.vpc_id,
+                                availability_zone: s.availability_zone,
                                 // Only `true` is kept: the default subnets are
                                 // what RunInstances needs to know.
-                                default_for_az: s
-                                    .get("DefaultForAz")
-                                    .and_then(Value::as_bool)
-                                    .filter(|d| *d),
+                                default_for_az: s.default_for_az.filter(|d| *d),
                                 cidrs,
                                 associations,
                                 ..Attributes::default()
@@ -779,22 +895,19 @@ impl Inventory {
                 "PrefixLists" => {
                     for (i, pl) in array(v, &path)?.iter().enumerate() {
                         let at = format!("{path}[{i}]");
-                        let id = req_str(pl, "PrefixListId", &at)?;
-                        let mut cidrs = Vec::new();
-                        if let Some(entries) = pl.get("Entries") {
-                            for (ei, e) in
-                                array(entries, &format!("{at}.Entries"))?.iter().enumerate()
-                            {
-                                let c = req_str(e, "Cidr", &format!("{at}.Entries[{ei}]"))?;
-                                cidrs.push(parse_net(c, &format!("{at}.Entries[{ei}].Cidr"))?);
-                            }
-                        }
+                        let pl: cli::PrefixList = cli::read(pl, &at)?;
+                        let cidrs = pl
+                            .entries
+                            .iter()
+                            .enumerate()
+                            .map(|(ei, e)| parse_net(&e.cidr, &format!("{at}.Entries[{ei}].Cidr")))
+                            .collect::<Result<Vec<_>, _>>()?;
                         self.upsert(Resource {
-                            id: id.to_owned(),
+                            id: pl.prefix_list_id,
                             kind: ResourceKind::PrefixList,
-                            account: str_of(pl, "OwnerId").unwrap_or(account).to_owned(),
+                            account: pl.owner_id.unwrap_or_else(|| account.to_owned()),
                             region: region.to_owned(),
-                            tags: tags(pl),
+                            tags: cli::pairs(pl.tags),
                             attributes: Attributes {
                                 cidrs,
                                 ..Attributes::default()
@@ -811,153 +924,112 @@ impl Inventory {
 
     fn load_instance(
         &mut self,
-        inst: &Value,
+        inst: cli::Instance,
         account: &str,
         region: &str,
-        at: &str,
     ) -> Result<(), InventoryError> {
-        let id = req_str(inst, "InstanceId", at)?;
-        let groups = group_ids(inst.get("SecurityGroups"));
-        let mut interfaces = Vec::new();
-        if let Some(enis) = inst.get("NetworkInterfaces") {
-            for (i, eni) in array(enis, &format!("{at}.NetworkInterfaces"))?
-                .iter()
-                .enumerate()
-            {
-                let eni_at = format!("{at}.NetworkInterfaces[{i}]");
-                let eni_id = self.load_interface(eni, account, region, &eni_at, Some(id))?;
-                interfaces.push(eni_id);
-            }
-        }
+        let id = inst.instance_id;
+        let interfaces: Vec<String> = inst
+            .network_interfaces
+            .into_iter()
+            .map(|eni| self.load_interface(eni, account, region, Some(&id)))
+            .collect();
         // Without interface records the instance itself holds its addresses.
         let addresses = if interfaces.is_empty() {
-            ["PrivateIpAddress", "PublicIpAddress"]
-                .iter()
-                .filter_map(|k| str_of(inst, k))
-                .filter_map(|a| a.parse().ok())
+            [inst.private_ip_address, inst.public_ip_address]
+                .into_iter()
+                .flatten()
                 .collect()
         } else {
             Vec::new()
         };
-        let placement = inst.get("Placement");
+        let placement = inst.placement.unwrap_or_default();
         // Associations loaded from describe-iam-instance-profile-associations.
         let associations = self
             .by_id
-            .get(id)
+            .get(&id)
             .map(|old| old.attributes.associations.clone())
             .unwrap_or_default();
         self.upsert(Resource {
-            id: id.to_owned(),
+            id,
             kind: ResourceKind::Instance,
             account: account.to_owned(),
             region: region.to_owned(),
-            tags: tags(inst),
+            tags: cli::pairs(inst.tags),
             attributes: Attributes {
-                instance_type: opt_string(inst, "InstanceType"),
-                image_id: opt_string(inst, "ImageId"),
-                subnet_id: opt_string(inst, "SubnetId"),
-                vpc_id: opt_string(inst, "VpcId"),
-                key_name: opt_string(inst, "KeyName"),
-                availability_zone: placement.and_then(|p| opt_string(p, "AvailabilityZone")),
-                tenancy: placement.and_then(|p| opt_string(p, "Tenancy")),
-                root_device_type: opt_string(inst, "RootDeviceType"),
-                ebs_optimized: inst.get("EbsOptimized").and_then(Value::as_bool),
-                instance_profile: inst
-                    .get("IamInstanceProfile")
-                    .and_then(|p| opt_string(p, "Arn")),
-                groups,
+                instance_type: inst.instance_type,
+                image_id: inst.image_id,
+                subnet_id: inst.subnet_id,
+                vpc_id: inst.vpc_id,
+                key_name: inst.key_name,
+                availability_zone: placement.availability_zone,
+                tenancy: placement.tenancy,
+                root_device_type: inst.root_device_type,
+                ebs_optimized: inst.ebs_optimized,
+                instance_profile: inst.iam_instance_profile.and_then(|p| p.arn),
+                groups: cli::group_ids(inst.security_groups),
                 interfaces,
                 addresses,
                 associations,
-                private_ip: str_of(inst, "PrivateIpAddress").and_then(|a| a.parse().ok()),
-                http_tokens: inst
-                    .get("MetadataOptions")
-                    .and_then(|m| opt_string(m, "HttpTokens")),
+                private_ip: inst.private_ip_address,
+                http_tokens: inst.metadata_options.and_then(|m| m.http_tokens),
                 ..Attributes::default()
             },
         });
         Ok(())
     }
 
+    /// Stores one network interface and returns its id.
     fn load_interface(
         &mut self,
-        eni: &Value,
+        eni: cli::Interface,
         account: &str,
         region: &str,
-        at: &str,
         instance: Option<&str>,
-    ) -> Result<String, InventoryError> {
-        let id = req_str(eni, "NetworkInterfaceId", at)?.to_owned();
+    ) -> String {
         let mut addresses: Vec<IpAddr> = Vec::new();
-        if let Some(list) = eni.get("PrivateIpAddresses").and_then(Value::as_array) {
-            for p in list {
-                if let Some(a) = str_of(p, "PrivateIpAddress").and_then(|a| a.parse().ok()) {
-                    addresses.push(a);
-                }
-                if let Some(a) = p
-                    .get("Association")
-                    .and_then(|x| str_of(x, "PublicIp"))
-                    .and_then(|a| a.parse().ok())
-                {
-                    addresses.push(a);
-                }
-            }
+        for p in eni.private_ip_addresses {
+            addresses.extend(p.private_ip_address);
+            addresses.extend(p.association.and_then(|x| x.public_ip));
         }
-        for k in ["PrivateIpAddress"] {
-            if let Some(a) = str_of(eni, k).and_then(|a| a.parse().ok())
-                && !addresses.contains(&a)
-            {
+        let more = [
+            eni.private_ip_address,
+            eni.association.and_then(|x| x.public_ip),
+        ];
+        for a in more.into_iter().flatten() {
+            if !addresses.contains(&a) {
                 addresses.push(a);
             }
         }
-        if let Some(a) = eni
-            .get("Association")
-            .and_then(|x| str_of(x, "PublicIp"))
-            .and_then(|a| a.parse().ok())
-            && !addresses.contains(&a)
-        {
-            addresses.push(a);
-        }
-        if let Some(list) = eni.get("Ipv6Addresses").and_then(Value::as_array) {
-            for p in list {
-                if let Some(a) = str_of(p, "Ipv6Address").and_then(|a| a.parse().ok()) {
-                    addresses.push(a);
-                }
-            }
-        }
-        let attached = instance.map(str::to_owned).or_else(|| {
-            eni.get("Attachment")
-                .and_then(|a| str_of(a, "InstanceId"))
-                .map(str::to_owned)
-        });
+        addresses.extend(
+            eni.ipv6_addresses
+                .into_iter()
+                .filter_map(|p| p.ipv6_address),
+        );
+        let attachment = eni.attachment.unwrap_or_default();
+        let attached = instance.map(str::to_owned).or(attachment.instance_id);
         // Its attachment id (`eni-attach-…`), which DetachNetworkInterface names.
-        let associations = eni
-            .get("Attachment")
-            .and_then(|a| str_of(a, "AttachmentId"))
-            .map(|a| vec![a.to_owned()])
-            .unwrap_or_default();
-        let tag_list = if eni.get("TagSet").is_some() {
-            tags_at(eni, "TagSet")
-        } else {
-            tags(eni)
-        };
+        let associations = attachment.attachment_id.into_iter().collect();
+        // describe-network-interfaces prints `TagSet`; elsewhere it is `Tags`.
+        let tag_list = cli::pairs(eni.tag_set.unwrap_or(eni.tags));
+        let id = eni.network_interface_id;
         self.upsert(Resource {
             id: id.clone(),
             kind: ResourceKind::NetworkInterface,
-            account: str_of(eni, "OwnerId").unwrap_or(account).to_owned(),
+            account: eni.owner_id.unwrap_or_else(|| account.to_owned()),
             region: region.to_owned(),
             tags: tag_list,
             attributes: Attributes {
-                subnet_id: opt_string(eni, "SubnetId"),
-                vpc_id: opt_string(eni, "VpcId"),
-                groups: group_ids(eni.get("Groups")),
+                subnet_id: eni.subnet_id,
+                vpc_id: eni.vpc_id,
+                groups: cli::group_ids(eni.groups),
                 attached_to: attached,
                 addresses,
                 associations,
                 ..Attributes::default()
             },
         });
-        Ok(id)
+        id
     }
 }
 
@@ -976,39 +1048,8 @@ fn str_of<'v>(v: &'v Value, key: &str) -> Option<&'v str> {
     v.get(key).and_then(Value::as_str)
 }
 
-fn opt_string(v: &Value, key: &str) -> Option<String> {
-    str_of(v, key).map(str::to_owned)
-}
-
 fn req_str<'v>(v: &'v Value, key: &str, at: &str) -> Result<&'v str, InventoryError> {
     str_of(v, key).ok_or_else(|| err(format!("{at}.{key}"), "missing or not a string"))
-}
-
-fn tags(v: &Value) -> Vec<(String, String)> {
-    tags_at(v, "Tags")
-}
-
-fn tags_at(v: &Value, key: &str) -> Vec<(String, String)> {
-    v.get(key)
-        .and_then(Value::as_array)
-        .map(|list| {
-            list.iter()
-                .filter_map(|t| {
-                    Some((str_of(t, "Key")?.to_owned(), str_of(t, "Value")?.to_owned()))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn group_ids(v: Option<&Value>) -> Vec<String> {
-    v.and_then(Value::as_array)
-        .map(|list| {
-            list.iter()
-                .filter_map(|g| str_of(g, "GroupId").map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 fn parse_net(s: &str, at: &str) -> Result<IpNet, InventoryError> {
@@ -1033,11 +1074,11 @@ fn grant(g: &Value, at: &str) -> Result<Grant, InventoryError> {
     }
 }
 
-fn rule(r: &Value, at: &str) -> Result<Rule, InventoryError> {
-    let proto = match r.get("IpProtocol") {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Number(n)) => n.to_string(),
-        _ => return Err(err(format!("{at}.IpProtocol"), "missing")),
+/// One `IpPermissions` entry (found at `at`) as a rule.
+fn permission(r: cli::Permission, at: &str) -> Result<Rule, InventoryError> {
+    let proto = match r.ip_protocol {
+        cli::TextOrNumber::Text(s) => s,
+        cli::TextOrNumber::Number(n) => n.to_string(),
     };
     let protocol = Protocol::parse(&proto).ok_or_else(|| {
         err(
@@ -1045,43 +1086,608 @@ fn rule(r: &Value, at: &str) -> Result<Rule, InventoryError> {
             format!("unknown protocol `{proto}`"),
         )
     })?;
-    let port = |k: &str| {
-        r.get(k)
-            .and_then(Value::as_i64)
-            .and_then(|p| i32::try_from(p).ok())
-    };
+    let ports = Ports::from_ec2(protocol, r.from_port, r.to_port).map_err(|e| {
+        let at = match e {
+            PortError::OutOfRange {
+                end: PortEnd::From, ..
+            } => format!("{at}.FromPort"),
+            PortError::OutOfRange {
+                end: PortEnd::To, ..
+            } => format!("{at}.ToPort"),
+            PortError::Reversed { .. } => at.to_owned(),
+        };
+        err(at, e.to_string())
+    })?;
     let mut cidrs = Vec::new();
-    for (list, key) in [("IpRanges", "CidrIp"), ("Ipv6Ranges", "CidrIpv6")] {
-        if let Some(items) = r.get(list).and_then(Value::as_array) {
-            for (i, item) in items.iter().enumerate() {
-                let c = req_str(item, key, &format!("{at}.{list}[{i}]"))?;
-                cidrs.push(parse_net(c, &format!("{at}.{list}[{i}].{key}"))?);
-            }
-        }
+    for (i, range) in r.ip_ranges.iter().enumerate() {
+        cidrs.push(parse_net(
+            &range.cidr_ip,
+            &format!("{at}.IpRanges[{i}].CidrIp"),
+        )?);
     }
-    let prefix_lists = r
-        .get("PrefixListIds")
-        .and_then(Value::as_array)
-        .map(|l| {
-            l.iter()
-                .filter_map(|p| str_of(p, "PrefixListId").map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
+    for (i, range) in r.ipv6_ranges.iter().enumerate() {
+        cidrs.push(parse_net(
+            &range.cidr_ipv6,
+            &format!("{at}.Ipv6Ranges[{i}].CidrIpv6"),
+        )?);
+    }
     Ok(Rule {
         protocol,
-        from_port: port("FromPort"),
-        to_port: port("ToPort"),
+        ports,
         cidrs,
-        groups: group_ids(r.get("UserIdGroupPairs")),
-        prefix_lists,
+        groups: cli::group_ids(r.user_id_group_pairs),
+        prefix_lists: r
+            .prefix_list_ids
+            .into_iter()
+            .filter_map(|p| p.prefix_list_id)
+            .collect(),
     })
+}
+
+/// The AWS CLI's `describe-*` output items, typed: a field of the wrong
+/// JSON type is refused at its path instead of read as absent (an
+/// `"Encrypted": "yes"` would otherwise leave `ec2:Encrypted` unset).
+/// Fields the CLI prints that iamgate does not use are ignored.
+mod cli {
+    use std::net::IpAddr;
+
+    use serde::Deserialize;
+    use serde::de::DeserializeOwned;
+    use serde_json::Value;
+
+    use super::{InventoryError, err};
+
+    /// Reads `v` (found at `at`) as `T`; an error names the JSON path of
+    /// the offending field under `at`.
+    pub(super) fn read<T: DeserializeOwned>(v: &Value, at: &str) -> Result<T, InventoryError> {
+        serde_path_to_error::deserialize(v).map_err(|e| {
+            let inner = e.path().to_string();
+            let path = if inner == "." {
+                at.to_owned()
+            } else {
+                format!("{at}.{inner}")
+            };
+            err(path, e.into_inner().to_string())
+        })
+    }
+
+    /// `Tags` as (key, value) pairs.
+    pub(super) fn pairs(tags: Vec<Tag>) -> Vec<(String, String)> {
+        tags.into_iter().map(|t| (t.key, t.value)).collect()
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub(super) struct Tag {
+        pub key: String,
+        pub value: String,
+    }
+
+    /// An item of which only the tags are typed here.
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub(super) struct Tagged {
+        #[serde(default)]
+        pub tags: Vec<Tag>,
+    }
+
+    /// `describe-images` `Images[]`.
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub(super) struct Image {
+        pub image_id: String,
+        pub owner_id: Option<String>,
+        pub public: Option<bool>,
+        pub root_device_type: Option<String>,
+        pub image_owner_alias: Option<String>,
+        #[serde(default)]
+        pub tags: Vec<Tag>,
+    }
+
+    /// `describe-snapshots` `Snapshots[]`.
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub(super) struct Snapshot {
+        pub snapshot_id: String,
+        pub owner_id: Option<String>,
+        pub volume_size: Option<i64>,
+        pub encrypted: Option<bool>,
+        pub volume_id: Option<String>,
+        #[serde(default)]
+        pub tags: Vec<Tag>,
+    }
+
+    /// `describe-volumes` `Volumes[]`.
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub(super) struct Volume {
+        pub volume_id: String,
+        pub size: Option<i64>,
+        pub volume_type: Option<String>,
+        pub iops: Option<i64>,
+        pub encrypted: Option<bool>,
+        pub snapshot_id: Option<String>,
+        pub availability_zone: Option<String>,
+        #[serde(default)]
+        pub attachments: Vec<Attachment>,
+        #[serde(default)]
+        pub tags: Vec<Tag>,
+    }
+
+    /// `Volumes[].Attachments[]`.
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub(super) struct Attachment {
+        pub instance_id: Option<String>,
+    }
+
+    /// A `{"GroupId": ...}` reference (`SecurityGroups`, `Groups`,
+    /// `UserIdGroupPairs`).
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub(super) struct GroupRef {
+        pub group_id: Option<String>,
+    }
+
+    /// The group ids of a list of references.
+    pub(super) fn group_ids(list: Vec<GroupRef>) -> Vec<String> {
+        list.into_iter().filter_map(|g| g.group_id).collect()
+    }
+
+    /// An `{"Arn": ...}` reference (`IamInstanceProfile`).
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub(super) struct ArnRef {
+        pub arn: Option<String>,
+    }
+
+    /// `describe-security-groups` `SecurityGroups[]`.
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub(super) struct SecurityGroup {
+        pub group_id: String,
+        pub owner_id: Option<String>,
+        pub vpc_id: Option<String>,
+        pub group_name: Option<String>,
+        #[serde(default)]
+        pub ip_permissions: Vec<Permission>,
+        #[serde(default)]
+        pub ip_permissions_egress: Vec<Permission>,
+        #[serde(default)]
+        pub tags: Vec<Tag>,
+    }
+
+    /// `IpProtocol`: the CLI prints text (`tcp`, `-1`); a number is taken
+    /// too.
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    pub(super) enum TextOrNumber {
+        Text(String),
+        Number(i64),
+    }
+
+    /// An `IpPermissions` entry.
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub(super) struct Permission {
+        pub ip_protocol: TextOrNumber,
+        pub from_port: Option<i64>,
+        pub to_port: Option<i64>,
+        #[serde(default)]
+        pub ip_ranges: Vec<IpRange>,
+        #[serde(default)]
+        pub ipv6_ranges: Vec<Ipv6Range>,
+        #[serde(default)]
+        pub user_id_group_pairs: Vec<GroupRef>,
+        #[serde(default)]
+        pub prefix_list_ids: Vec<PrefixListRef>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub(super) struct IpRange {
+        pub cidr_ip: String,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub(super) struct Ipv6Range {
+        pub cidr_ipv6: String,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub(super) struct PrefixListRef {
+        pub prefix_list_id: Option<String>,
+    }
+
+    /// `describe-subnets` `Subnets[]`.
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub(super) struct Subnet {
+        pub subnet_id: String,
+        pub owner_id: Option<String>,
+        pub vpc_id: Option<String>,
+        pub availability_zone: Option<String>,
+        pub default_for_az: Option<bool>,
+        pub cidr_block: Option<String>,
+        #[serde(default)]
+        pub ipv6_cidr_block_association_set: Vec<AssociationRef>,
+        #[serde(default)]
+        pub tags: Vec<Tag>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub(super) struct AssociationRef {
+        pub association_id: Option<String>,
+    }
+
+    /// `get-managed-prefix-list-entries`/`describe-managed-prefix-lists`
+    /// `PrefixLists[]`.
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub(super) struct PrefixList {
+        pub prefix_list_id: String,
+        pub owner_id: Option<String>,
+        #[serde(default)]
+        pub entries: Vec<PrefixListEntry>,
+        #[serde(default)]
+        pub tags: Vec<Tag>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub(super) struct PrefixListEntry {
+        pub cidr: String,
+    }
+
+    /// `describe-iam-instance-profile-associations`
+    /// `IamInstanceProfileAssociations[]`.
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub(super) struct ProfileAssociation {
+        pub association_id: String,
+        pub instance_id: String,
+        pub state: Option<String>,
+        pub iam_instance_profile: Option<ArnRef>,
+    }
+
+    /// `describe-instances` `Reservations[]`.
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub(super) struct Reservation {
+        pub owner_id: Option<String>,
+        #[serde(default)]
+        pub instances: Vec<Instance>,
+    }
+
+    /// `Reservations[].Instances[]`.
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub(super) struct Instance {
+        pub instance_id: String,
+        pub instance_type: Option<String>,
+        pub image_id: Option<String>,
+        pub subnet_id: Option<String>,
+        pub vpc_id: Option<String>,
+        pub key_name: Option<String>,
+        pub root_device_type: Option<String>,
+        pub ebs_optimized: Option<bool>,
+        pub private_ip_address: Option<IpAddr>,
+        pub public_ip_address: Option<IpAddr>,
+        pub placement: Option<Placement>,
+        pub iam_instance_profile: Option<ArnRef>,
+        pub metadata_options: Option<MetadataOptions>,
+        #[serde(default)]
+        pub security_groups: Vec<GroupRef>,
+        #[serde(default)]
+        pub network_interfaces: Vec<Interface>,
+        #[serde(default)]
+        pub tags: Vec<Tag>,
+    }
+
+    #[derive(Deserialize, Default)]
+    #[serde(rename_all = "PascalCase")]
+    pub(super) struct Placement {
+        pub availability_zone: Option<String>,
+        pub tenancy: Option<String>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub(super) struct MetadataOptions {
+        pub http_tokens: Option<String>,
+    }
+
+    /// `describe-network-interfaces` `NetworkInterfaces[]`, or an
+    /// instance's `NetworkInterfaces[]`.
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub(super) struct Interface {
+        pub network_interface_id: String,
+        pub owner_id: Option<String>,
+        pub subnet_id: Option<String>,
+        pub vpc_id: Option<String>,
+        pub private_ip_address: Option<IpAddr>,
+        pub association: Option<PublicIp>,
+        #[serde(default)]
+        pub private_ip_addresses: Vec<PrivateIp>,
+        #[serde(default)]
+        pub ipv6_addresses: Vec<Ipv6>,
+        pub attachment: Option<InterfaceAttachment>,
+        #[serde(default)]
+        pub groups: Vec<GroupRef>,
+        pub tag_set: Option<Vec<Tag>>,
+        #[serde(default)]
+        pub tags: Vec<Tag>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub(super) struct PublicIp {
+        pub public_ip: Option<IpAddr>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub(super) struct PrivateIp {
+        pub private_ip_address: Option<IpAddr>,
+        pub association: Option<PublicIp>,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    pub(super) struct Ipv6 {
+        pub ipv6_address: Option<IpAddr>,
+    }
+
+    #[derive(Deserialize, Default)]
+    #[serde(rename_all = "PascalCase")]
+    pub(super) struct InterfaceAttachment {
+        pub instance_id: Option<String>,
+        pub attachment_id: Option<String>,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn ports_read_ec2s_encoding_once() {
+        use Protocol::{All, Icmp, Icmpv6, Number, Tcp, Udp};
+        let any_icmp = Ports::Icmp {
+            icmp_type: None,
+            code: None,
+        };
+        for (proto, from, to, want) in [
+            (
+                Tcp,
+                Some(443),
+                Some(443),
+                Ports::Range { from: 443, to: 443 },
+            ),
+            (
+                Udp,
+                Some(0),
+                Some(65_535),
+                Ports::Range {
+                    from: 0,
+                    to: 65_535,
+                },
+            ),
+            (
+                Tcp,
+                None,
+                None,
+                Ports::Range {
+                    from: 0,
+                    to: 65_535,
+                },
+            ),
+            (
+                Tcp,
+                Some(-1),
+                Some(-1),
+                Ports::Range {
+                    from: 0,
+                    to: 65_535,
+                },
+            ),
+            (
+                Tcp,
+                Some(1024),
+                None,
+                Ports::Range {
+                    from: 1024,
+                    to: 65_535,
+                },
+            ),
+            (Icmp, Some(-1), Some(-1), any_icmp),
+            (Icmpv6, None, None, any_icmp),
+            (
+                Icmp,
+                Some(8),
+                Some(0),
+                Ports::Icmp {
+                    icmp_type: Some(8),
+                    code: Some(0),
+                },
+            ),
+            (All, None, None, Ports::Any),
+            (All, Some(-1), Some(-1), Ports::Any),
+            (Number(47), None, None, Ports::Any),
+        ] {
+            assert_eq!(
+                Ports::from_ec2(proto, from, to),
+                Ok(want),
+                "{proto:?} {from:?} {to:?}"
+            );
+        }
+        for (proto, from, to, want) in [
+            (
+                Tcp,
+                Some(0),
+                Some(70_000),
+                PortError::OutOfRange {
+                    end: PortEnd::To,
+                    value: 70_000,
+                    max: 65_535,
+                },
+            ),
+            (
+                Udp,
+                Some(-2),
+                Some(1),
+                PortError::OutOfRange {
+                    end: PortEnd::From,
+                    value: -2,
+                    max: 65_535,
+                },
+            ),
+            (
+                Tcp,
+                Some(80),
+                Some(22),
+                PortError::Reversed { from: 80, to: 22 },
+            ),
+            (
+                Icmp,
+                Some(8),
+                Some(256),
+                PortError::OutOfRange {
+                    end: PortEnd::To,
+                    value: 256,
+                    max: 255,
+                },
+            ),
+        ] {
+            assert_eq!(
+                Ports::from_ec2(proto, from, to),
+                Err(want),
+                "{proto:?} {from:?} {to:?}"
+            );
+        }
+        // Written back as EC2 prints it; the stored form reads back the same.
+        assert_eq!(any_icmp.to_ec2(), (Some(-1), Some(-1)));
+        assert_eq!(
+            Ports::Range { from: 22, to: 22 }.to_ec2(),
+            (Some(22), Some(22))
+        );
+        let rule = Rule {
+            protocol: Icmp,
+            ports: Ports::Icmp {
+                icmp_type: Some(3),
+                code: None,
+            },
+            cidrs: vec![],
+            groups: vec![],
+            prefix_lists: vec![],
+        };
+        let stored = serde_json::to_value(&rule).unwrap();
+        assert_eq!(
+            (stored["from_port"].clone(), stored["to_port"].clone()),
+            (json!(3), json!(-1))
+        );
+        assert_eq!(serde_json::from_value::<Rule>(stored).unwrap(), rule);
+        let bad = json!({"protocol": "tcp", "from_port": 9, "to_port": 1,
+                         "cidrs": [], "groups": [], "prefix_lists": []});
+        assert!(serde_json::from_value::<Rule>(bad).is_err());
+    }
+
+    /// Issue 12: typed CLI items refuse a field of the wrong type at its
+    /// path rather than reading it as absent.
+    #[test]
+    fn cli_items_of_the_wrong_type_are_refused_at_their_path() {
+        let load = |doc: Value| {
+            let mut inv = Inventory::default();
+            inv.load_cli_output(&doc, "111122223333", "us-east-1")
+                .map(|_| inv)
+        };
+        for (doc, path, says) in [
+            (
+                json!({"Volumes": [{"VolumeId": "vol-1", "Encrypted": "yes"}]}),
+                "$.Volumes[0].Encrypted",
+                "expected a boolean",
+            ),
+            (
+                json!({"Snapshots": [{"SnapshotId": "snap-1", "VolumeSize": "8"}]}),
+                "$.Snapshots[0].VolumeSize",
+                "expected i64",
+            ),
+            (
+                json!({"Images": [{"Public": true}]}),
+                "$.Images[0]",
+                "missing field `ImageId`",
+            ),
+            (
+                json!({"Images": [{"ImageId": "ami-1", "Tags": [{"Key": "team"}]}]}),
+                "$.Images[0].Tags[0]",
+                "missing field `Value`",
+            ),
+            (
+                json!({"KeyPairs": [{"KeyPairId": "key-1", "KeyName": "k", "Tags": 3}]}),
+                "$.KeyPairs[0].Tags",
+                "expected a sequence",
+            ),
+        ] {
+            let e = load(doc).unwrap_err();
+            assert_eq!(e.path, path);
+            assert!(e.message.contains(says), "{path}: {}", e.message);
+        }
+        let inv = load(
+            json!({"Volumes": [{"VolumeId": "vol-1", "Size": 8, "Encrypted": true,
+            "SnapshotId": "", "Attachments": [{"InstanceId": "i-1"}],
+            "Tags": [{"Key": "team", "Value": "a"}]}]}),
+        )
+        .unwrap();
+        let vol = inv.get("vol-1").unwrap();
+        assert_eq!(
+            (vol.attributes.volume_size, vol.attributes.encrypted),
+            (Some(8), Some(true))
+        );
+        assert_eq!(vol.attributes.snapshot_id, None);
+        assert_eq!(vol.attributes.attached_to.as_deref(), Some("i-1"));
+        assert_eq!(vol.tags, [("team".to_owned(), "a".to_owned())]);
+    }
+
+    #[test]
+    fn cli_rules_with_bad_ports_name_the_field() {
+        let load = |perm: Value| {
+            let doc = json!({"SecurityGroups": [{"GroupId": "sg-1", "IpPermissions": [perm]}]});
+            Inventory::default()
+                .load_cli_output(&doc, "111122223333", "us-east-1")
+                .unwrap_err()
+        };
+        let e = load(json!({"IpProtocol": "tcp", "FromPort": 22, "ToPort": "x"}));
+        assert_eq!(e.path, "$.SecurityGroups[0].IpPermissions[0].ToPort");
+        let e = load(json!({"IpProtocol": "udp", "FromPort": 70000, "ToPort": 70000}));
+        assert_eq!(
+            (e.path.as_str(), e.message.as_str()),
+            (
+                "$.SecurityGroups[0].IpPermissions[0].FromPort",
+                "70000 is out of range (-1 to 65535)"
+            )
+        );
+        let e = load(json!({"IpProtocol": "tcp", "FromPort": 1, "ToPort": 2,
+                            "IpRanges": [{"CidrIp": "10.0.0.0/33"}]}));
+        assert_eq!(
+            e.path,
+            "$.SecurityGroups[0].IpPermissions[0].IpRanges[0].CidrIp"
+        );
+        // An address that does not parse is refused, not dropped.
+        let doc = json!({"NetworkInterfaces": [{"NetworkInterfaceId": "eni-1",
+            "PrivateIpAddresses": [{"PrivateIpAddress": "10.0.0.300"}]}]});
+        let e = Inventory::default()
+            .load_cli_output(&doc, "111122223333", "us-east-1")
+            .unwrap_err();
+        assert_eq!(
+            e.path,
+            "$.NetworkInterfaces[0].PrivateIpAddresses[0].PrivateIpAddress"
+        );
+    }
 
     #[test]
     fn reads_cli_output() {

@@ -120,6 +120,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use super::catalog::keys;
 use super::catalog::{
     self, ActionDef, ActionParams, ActionResource, ExistingRef, IdentifiedBy, ParamRole,
 };
@@ -129,6 +130,8 @@ use super::inventory_store::Change;
 use super::permissions::{self, OrgMembership};
 use super::query::{QueryError, QueryParams, TagSpecification};
 use crate::engine::{Context, ContextValue};
+use crate::policy::ids::partition_of;
+use crate::policy::{AccountId, Region};
 
 /// One EC2 API call, mapped.
 #[derive(Debug, Clone, PartialEq)]
@@ -336,25 +339,6 @@ fn not_found_message(resource_type: &str, by: IdentifiedBy, value: &str) -> Stri
     }
 }
 
-/// The partition of a region (`aws`, `aws-cn`, `aws-us-gov`, ...).
-pub fn partition_for_region(region: &str) -> &'static str {
-    if region.starts_with("cn-") {
-        "aws-cn"
-    } else if region.starts_with("us-gov-") {
-        "aws-us-gov"
-    } else if region.starts_with("us-iso-") {
-        "aws-iso"
-    } else if region.starts_with("us-isob-") {
-        "aws-iso-b"
-    } else if region.starts_with("eu-isoe-") {
-        "aws-iso-e"
-    } else if region.starts_with("us-isof-") {
-        "aws-iso-f"
-    } else {
-        "aws"
-    }
-}
-
 /// Maps one EC2 Query API call. `region` is the region the call is for (the
 /// host's or the route's), `caller_account` the calling principal's account.
 /// No instance profile is known: a call that names one is refused (see
@@ -396,7 +380,7 @@ pub fn map_call_with(
         def,
         table,
         region,
-        partition: partition_for_region(region),
+        partition: partition_of(region),
         caller: caller_account,
         inventory,
         tag_specs: tag_specs(params, def)?,
@@ -636,14 +620,14 @@ impl<'a> Mapper<'a> {
             .region_param
             .and_then(|p| self.params.get(p).map(|v| (p, v)))
         {
-            Some((p, v)) => Some(check_region(p, v)?),
+            Some((p, v)) => Some(String::from(check_region(p, v)?)),
             None => None,
         };
         let account = match r
             .account_param
             .and_then(|p| self.params.get(p).map(|v| (p, v)))
         {
-            Some((p, v)) => Some(check_account(p, v)?),
+            Some((p, v)) => Some(String::from(check_account(p, v)?)),
             None => None,
         };
         let in_region = region.as_deref().unwrap_or(self.region);
@@ -960,7 +944,7 @@ impl<'a> Mapper<'a> {
             };
             let mut t = Self::new_resource(def.name);
             t.extra = vec![(
-                "ec2:CreateAction".to_owned(),
+                keys::EC2_CREATE_ACTION.to_owned(),
                 ContextValue::One(self.def.name.to_owned()),
             )];
             let mut auth = self.build(create_tags, t, false);
@@ -981,8 +965,8 @@ impl<'a> Mapper<'a> {
         let mut out: Vec<(String, ContextValue)> = Vec::new();
         let mut one = |k: &str, v: String| out.push((k.to_owned(), ContextValue::One(v)));
         for (k, v) in &r.tags {
-            one(&format!("ec2:ResourceTag/{k}"), v.clone());
-            one(&format!("aws:ResourceTag/{k}"), v.clone());
+            one(&format!("{}{k}", keys::EC2_RESOURCE_TAG_PREFIX), v.clone());
+            one(&format!("{}{k}", keys::AWS_RESOURCE_TAG_PREFIX), v.clone());
         }
         let a = &r.attributes;
         let vpc = a
@@ -991,45 +975,57 @@ impl<'a> Mapper<'a> {
             .map(|v| self.arn_of("vpc", &r.account, v));
         match r.kind {
             ResourceKind::Instance => {
-                opt(&mut one, "ec2:InstanceType", a.instance_type.clone());
+                opt(&mut one, keys::EC2_INSTANCE_TYPE, a.instance_type.clone());
                 opt(
                     &mut one,
-                    "ec2:AvailabilityZone",
+                    keys::EC2_AVAILABILITY_ZONE,
                     a.availability_zone.clone(),
                 );
-                opt(&mut one, "ec2:Tenancy", a.tenancy.clone());
-                opt(&mut one, "ec2:RootDeviceType", a.root_device_type.clone());
+                opt(&mut one, keys::EC2_TENANCY, a.tenancy.clone());
                 opt(
                     &mut one,
-                    "ec2:EbsOptimized",
+                    keys::EC2_ROOT_DEVICE_TYPE,
+                    a.root_device_type.clone(),
+                );
+                opt(
+                    &mut one,
+                    keys::EC2_EBS_OPTIMIZED,
                     a.ebs_optimized.map(|b| b.to_string()),
                 );
-                opt(&mut one, "ec2:InstanceProfile", a.instance_profile.clone());
-                opt(&mut one, "ec2:Vpc", vpc);
+                opt(
+                    &mut one,
+                    keys::EC2_INSTANCE_PROFILE,
+                    a.instance_profile.clone(),
+                );
+                opt(&mut one, keys::EC2_VPC, vpc);
             }
             ResourceKind::Image => {
-                one("ec2:Owner", owner_value(r));
-                opt(&mut one, "ec2:Public", a.public.map(|b| b.to_string()));
-                opt(&mut one, "ec2:RootDeviceType", a.root_device_type.clone());
+                one(keys::EC2_OWNER, owner_value(r));
+                opt(&mut one, keys::EC2_PUBLIC, a.public.map(|b| b.to_string()));
+                opt(
+                    &mut one,
+                    keys::EC2_ROOT_DEVICE_TYPE,
+                    a.root_device_type.clone(),
+                );
                 if let Some(t) = image_type(&r.id) {
-                    one("ec2:ImageType", t.to_owned());
+                    one(keys::EC2_IMAGE_TYPE, t.to_owned());
                 }
             }
             ResourceKind::Snapshot => {
-                one("ec2:Owner", owner_value(r));
+                one(keys::EC2_OWNER, owner_value(r));
                 opt(
                     &mut one,
-                    "ec2:Encrypted",
+                    keys::EC2_ENCRYPTED,
                     a.encrypted.map(|b| b.to_string()),
                 );
                 opt(
                     &mut one,
-                    "ec2:VolumeSize",
+                    keys::EC2_VOLUME_SIZE,
                     a.volume_size.map(|n| n.to_string()),
                 );
                 opt(
                     &mut one,
-                    "ec2:ParentVolume",
+                    keys::EC2_PARENT_VOLUME,
                     a.volume_id
                         .as_deref()
                         .map(|v| self.arn_of("volume", &r.account, v)),
@@ -1038,35 +1034,39 @@ impl<'a> Mapper<'a> {
             ResourceKind::Volume => {
                 opt(
                     &mut one,
-                    "ec2:VolumeSize",
+                    keys::EC2_VOLUME_SIZE,
                     a.volume_size.map(|n| n.to_string()),
                 );
-                opt(&mut one, "ec2:VolumeType", a.volume_type.clone());
-                opt(&mut one, "ec2:VolumeIops", a.iops.map(|n| n.to_string()));
+                opt(&mut one, keys::EC2_VOLUME_TYPE, a.volume_type.clone());
                 opt(
                     &mut one,
-                    "ec2:Encrypted",
+                    keys::EC2_VOLUME_IOPS,
+                    a.iops.map(|n| n.to_string()),
+                );
+                opt(
+                    &mut one,
+                    keys::EC2_ENCRYPTED,
                     a.encrypted.map(|b| b.to_string()),
                 );
                 opt(
                     &mut one,
-                    "ec2:AvailabilityZone",
+                    keys::EC2_AVAILABILITY_ZONE,
                     a.availability_zone.clone(),
                 );
                 opt(
                     &mut one,
-                    "ec2:ParentSnapshot",
+                    keys::EC2_PARENT_SNAPSHOT,
                     a.snapshot_id
                         .as_deref()
                         .map(|s| self.arn_of("snapshot", "", s)),
                 );
             }
-            ResourceKind::SecurityGroup => opt(&mut one, "ec2:Vpc", vpc),
+            ResourceKind::SecurityGroup => opt(&mut one, keys::EC2_VPC, vpc),
             ResourceKind::NetworkInterface => {
-                opt(&mut one, "ec2:Vpc", vpc);
+                opt(&mut one, keys::EC2_VPC, vpc);
                 opt(
                     &mut one,
-                    "ec2:Subnet",
+                    keys::EC2_SUBNET,
                     a.subnet_id
                         .as_deref()
                         .map(|s| self.arn_of("subnet", &r.account, s)),
@@ -1076,13 +1076,13 @@ impl<'a> Mapper<'a> {
                     .as_deref()
                     .and_then(|s| self.inventory.get(s))
                     .and_then(|s| s.attributes.availability_zone.clone());
-                opt(&mut one, "ec2:AvailabilityZone", az);
+                opt(&mut one, keys::EC2_AVAILABILITY_ZONE, az);
             }
             ResourceKind::Subnet => {
-                opt(&mut one, "ec2:Vpc", vpc);
+                opt(&mut one, keys::EC2_VPC, vpc);
                 opt(
                     &mut one,
-                    "ec2:AvailabilityZone",
+                    keys::EC2_AVAILABILITY_ZONE,
                     a.availability_zone.clone(),
                 );
             }
@@ -1312,8 +1312,10 @@ impl<'a> Mapper<'a> {
         };
         let with_lt = |t: &mut Target<'_>| {
             if let Some(a) = &lt_arn {
-                t.extra
-                    .push(("ec2:LaunchTemplate".into(), ContextValue::One(a.clone())));
+                t.extra.push((
+                    keys::EC2_LAUNCH_TEMPLATE.into(),
+                    ContextValue::One(a.clone()),
+                ));
             }
         };
 
@@ -1341,7 +1343,10 @@ impl<'a> Mapper<'a> {
             }
             if let Some(v) = p.get(&format!("{pre}.AssociatePublicIpAddress")) {
                 let b = parse_bool(&format!("{pre}.AssociatePublicIpAddress"), v)?;
-                extra.push(("ec2:AssociatePublicIpAddress".into(), one(b.to_string())));
+                extra.push((
+                    keys::EC2_ASSOCIATE_PUBLIC_IP_ADDRESS.into(),
+                    one(b.to_string()),
+                ));
             }
             for g in p.list(&format!("{pre}.SecurityGroupId"))? {
                 group_ids.push(g.to_owned());
@@ -1403,7 +1408,7 @@ impl<'a> Mapper<'a> {
         let image = self.inventory.get(image_id);
         let mut inst = Self::new_resource("instance");
         let it = p.get("InstanceType").unwrap_or("m1.small");
-        inst.extra.push(("ec2:InstanceType".into(), one(it)));
+        inst.extra.push((keys::EC2_INSTANCE_TYPE.into(), one(it)));
         // The zone: requested, else the subnet's (when there is one choice).
         let az = p
             .get("Placement.AvailabilityZone")
@@ -1416,10 +1421,11 @@ impl<'a> Mapper<'a> {
                 _ => None,
             });
         if let Some(az) = &az {
-            inst.extra.push(("ec2:AvailabilityZone".into(), one(az)));
+            inst.extra
+                .push((keys::EC2_AVAILABILITY_ZONE.into(), one(az)));
         }
         inst.extra.push((
-            "ec2:Tenancy".into(),
+            keys::EC2_TENANCY.into(),
             one(p.get("Placement.Tenancy").unwrap_or("default")),
         ));
         let ebs_opt = match p.get("EbsOptimized") {
@@ -1427,26 +1433,29 @@ impl<'a> Mapper<'a> {
             None => false,
         };
         inst.extra
-            .push(("ec2:EbsOptimized".into(), one(ebs_opt.to_string())));
+            .push((keys::EC2_EBS_OPTIMIZED.into(), one(ebs_opt.to_string())));
         let market = p
             .get("InstanceMarketOptions.MarketType")
             .unwrap_or("on-demand");
         inst.extra
-            .push(("ec2:InstanceMarketType".into(), one(market)));
+            .push((keys::EC2_INSTANCE_MARKET_TYPE.into(), one(market)));
         if let Some(profile) = &self.profile {
             inst.extra
-                .push(("ec2:InstanceProfile".into(), one(profile.arn.clone())));
+                .push((keys::EC2_INSTANCE_PROFILE.into(), one(profile.arn.clone())));
         }
         for (param, key) in [
-            ("MetadataOptions.HttpTokens", "ec2:MetadataHttpTokens"),
-            ("MetadataOptions.HttpEndpoint", "ec2:MetadataHttpEndpoint"),
+            ("MetadataOptions.HttpTokens", keys::EC2_METADATA_HTTP_TOKENS),
+            (
+                "MetadataOptions.HttpEndpoint",
+                keys::EC2_METADATA_HTTP_ENDPOINT,
+            ),
             (
                 "MetadataOptions.HttpPutResponseHopLimit",
-                "ec2:MetadataHttpPutResponseHopLimit",
+                keys::EC2_METADATA_HTTP_PUT_RESPONSE_HOP_LIMIT,
             ),
             (
                 "MetadataOptions.InstanceMetadataTags",
-                "ec2:InstanceMetadataTags",
+                keys::EC2_INSTANCE_METADATA_TAGS,
             ),
         ] {
             if let Some(v) = p.get(param) {
@@ -1455,10 +1464,12 @@ impl<'a> Mapper<'a> {
         }
         if let Some(g) = p.get("Placement.GroupName") {
             let arn = self.arn_of("placement-group", self.caller, g);
-            inst.extra.push(("ec2:PlacementGroup".into(), one(arn)));
+            inst.extra
+                .push((keys::EC2_PLACEMENT_GROUP.into(), one(arn)));
         }
         if let Some(rdt) = image.and_then(|i| i.attributes.root_device_type.clone()) {
-            inst.extra.push(("ec2:RootDeviceType".into(), one(rdt)));
+            inst.extra
+                .push((keys::EC2_ROOT_DEVICE_TYPE.into(), one(rdt)));
         }
         with_lt(&mut inst);
         self.authorize(inst);
@@ -1544,7 +1555,7 @@ impl<'a> Mapper<'a> {
                 ebs.snapshot_id.as_deref(),
             )?;
             if let Some(az) = &az {
-                t.extra.push(("ec2:AvailabilityZone".into(), one(az)));
+                t.extra.push((keys::EC2_AVAILABILITY_ZONE.into(), one(az)));
             }
             with_lt(&mut t);
             self.authorize(t);
@@ -1554,7 +1565,7 @@ impl<'a> Mapper<'a> {
         if !any_ebs && !instance_store {
             let mut t = Self::new_resource("volume");
             if let Some(az) = &az {
-                t.extra.push(("ec2:AvailabilityZone".into(), one(az)));
+                t.extra.push((keys::EC2_AVAILABILITY_ZONE.into(), one(az)));
             }
             with_lt(&mut t);
             self.authorize(t);
@@ -1581,15 +1592,18 @@ impl<'a> Mapper<'a> {
     /// interface in subnet `s`.
     fn subnet_context(&self, s: &str) -> Vec<(String, ContextValue)> {
         let mut out = vec![(
-            "ec2:Subnet".to_owned(),
+            keys::EC2_SUBNET.to_owned(),
             one(self.arn_of_existing("subnet", s)),
         )];
         if let Some(sub) = self.inventory.get(s) {
             if let Some(v) = &sub.attributes.vpc_id {
-                out.push(("ec2:Vpc".into(), one(self.arn_of("vpc", &sub.account, v))));
+                out.push((
+                    keys::EC2_VPC.into(),
+                    one(self.arn_of("vpc", &sub.account, v)),
+                ));
             }
             if let Some(az) = &sub.attributes.availability_zone {
-                out.push(("ec2:AvailabilityZone".into(), one(az)));
+                out.push((keys::EC2_AVAILABILITY_ZONE.into(), one(az)));
             }
         }
         out
@@ -1655,28 +1669,31 @@ impl<'a> Mapper<'a> {
                 .map(|n| n.to_string()),
         };
         if let Some(s) = size {
-            out.push(("ec2:VolumeSize".into(), one(s)));
+            out.push((keys::EC2_VOLUME_SIZE.into(), one(s)));
         }
-        out.push(("ec2:VolumeType".into(), one(volume_type.unwrap_or("gp2"))));
+        out.push((
+            keys::EC2_VOLUME_TYPE.into(),
+            one(volume_type.unwrap_or("gp2")),
+        ));
         let enc = match encrypted {
             Some(v) => parse_bool(&format!("{pre}.Encrypted"), v)?,
             None => snap.and_then(|s| s.attributes.encrypted).unwrap_or(false),
         };
-        out.push(("ec2:Encrypted".into(), one(enc.to_string())));
+        out.push((keys::EC2_ENCRYPTED.into(), one(enc.to_string())));
         if let Some(v) = iops {
             let n = parse_number(&format!("{pre}.Iops"), v)?;
-            out.push(("ec2:VolumeIops".into(), one(n.to_string())));
+            out.push((keys::EC2_VOLUME_IOPS.into(), one(n.to_string())));
         }
         if let Some(v) = throughput {
             let n = parse_number(&format!("{pre}.Throughput"), v)?;
-            out.push(("ec2:VolumeThroughput".into(), one(n.to_string())));
+            out.push((keys::EC2_VOLUME_THROUGHPUT.into(), one(n.to_string())));
         }
         if let Some(k) = kms {
-            out.push(("ec2:KmsKeyId".into(), one(k)));
+            out.push((keys::EC2_KMS_KEY_ID.into(), one(k)));
         }
         if let Some(s) = snapshot {
             out.push((
-                "ec2:ParentSnapshot".into(),
+                keys::EC2_PARENT_SNAPSHOT.into(),
                 one(self.arn_of("snapshot", "", s)),
             ));
         }
@@ -1701,7 +1718,8 @@ impl<'a> Mapper<'a> {
         )?;
         // Parameter names are top-level here (`Size`, not `.VolumeSize`).
         if let Some(az) = p.get("AvailabilityZone") {
-            vol.extra.push(("ec2:AvailabilityZone".into(), one(az)));
+            vol.extra
+                .push((keys::EC2_AVAILABILITY_ZONE.into(), one(az)));
         }
         self.authorize(vol);
         if let Some(s) = snapshot {
@@ -1720,12 +1738,12 @@ impl<'a> Mapper<'a> {
         let vol = self.existing("volume", "VolumeId", vol_id)?;
         let mut snap = Self::new_resource("snapshot");
         snap.extra.push((
-            "ec2:ParentVolume".into(),
+            keys::EC2_PARENT_VOLUME.into(),
             one(self.arn_of_existing("volume", vol_id)),
         ));
         if let Some(n) = vol.known.and_then(|v| v.attributes.volume_size) {
             snap.extra
-                .push(("ec2:VolumeSize".into(), one(n.to_string())));
+                .push((keys::EC2_VOLUME_SIZE.into(), one(n.to_string())));
         }
         self.authorize(snap);
         self.authorize(vol);
@@ -1819,7 +1837,7 @@ impl<'a> Mapper<'a> {
         if let Some(attr) =
             self.attribute_name("launchPermission", !(add.is_empty() && remove.is_empty()))
         {
-            t.extra.push(("ec2:Attribute".into(), one(attr)));
+            t.extra.push((keys::EC2_ATTRIBUTE.into(), one(attr)));
         }
         self.authorize(t);
         self.push_grants(id, add, remove);
@@ -1838,7 +1856,7 @@ impl<'a> Mapper<'a> {
             "createVolumePermission",
             !(add.is_empty() && remove.is_empty()),
         ) {
-            t.extra.push(("ec2:Attribute".into(), one(attr)));
+            t.extra.push((keys::EC2_ATTRIBUTE.into(), one(attr)));
         }
         for (key, list) in [("Add", &add), ("Remove", &remove)] {
             let users: Vec<String> = list
@@ -2019,7 +2037,7 @@ impl Keys {
 
     /// `ec2:Region` (when listed) and the global `aws:RequestedRegion`.
     fn action_keys(&mut self, region: &str) {
-        self.put("ec2:Region", region.to_owned());
+        self.put(keys::EC2_REGION, region.to_owned());
         self.ctx
             .insert("aws:RequestedRegion", ContextValue::One(region.to_owned()));
     }
@@ -2029,12 +2047,15 @@ impl Keys {
         let mut keys = Vec::new();
         for (k, v) in tags {
             if let Some(v) = v {
-                self.put(&format!("aws:RequestTag/{k}"), v.to_owned());
+                self.put(
+                    &format!("{}{k}", keys::AWS_REQUEST_TAG_PREFIX),
+                    v.to_owned(),
+                );
             }
             keys.push(k.to_owned());
         }
         if !keys.is_empty() {
-            self.put_value("aws:TagKeys", ContextValue::Many(keys));
+            self.put_value(keys::AWS_TAG_KEYS, ContextValue::Many(keys));
         }
     }
 }
@@ -2266,40 +2287,22 @@ fn check_combination(scalars: &[(&'static str, ExistingRef)]) -> Result<(), Mapp
 }
 
 /// A Region name the request gives (`SourceRegion`): `us-east-1`,
-/// `us-gov-west-1`, ... It goes into an ARN, so nothing else is accepted.
-fn check_region(param: &str, v: &str) -> Result<String, MappingError> {
-    let parts: Vec<&str> = v.split('-').collect();
-    let ok = parts.len() >= 3
-        && parts.iter().all(|p| !p.is_empty())
-        && parts
-            .first()
-            .is_some_and(|p| p.bytes().all(|b| b.is_ascii_lowercase()))
-        && parts
-            .last()
-            .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()))
-        && parts.iter().all(|p| {
-            p.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        });
-    if ok {
-        Ok(v.to_owned())
-    } else {
-        Err(MappingError::InvalidParameterValue {
-            name: param.to_owned(),
-            reason: format!("'{v}' is not a Region name"),
-        })
-    }
+/// `us-gov-west-1`, ... ([`Region`]'s rule). It goes into an ARN, so
+/// nothing else is accepted.
+fn check_region(param: &str, v: &str) -> Result<Region, MappingError> {
+    Region::parse(v).map_err(|_| MappingError::InvalidParameterValue {
+        name: param.to_owned(),
+        reason: format!("'{v}' is not a Region name"),
+    })
 }
 
-/// An account id the request gives (`PeerOwnerId`).
-fn check_account(param: &str, v: &str) -> Result<String, MappingError> {
-    match account_grant(param, v)? {
-        Grant::Account(a) => Ok(a),
-        _ => Err(MappingError::InvalidParameterValue {
-            name: param.to_owned(),
-            reason: format!("'{v}' is not a 12-digit account id"),
-        }),
-    }
+/// An account id the request gives (`PeerOwnerId`, `UserId`):
+/// [`AccountId`]'s rule.
+fn check_account(param: &str, v: &str) -> Result<AccountId, MappingError> {
+    AccountId::parse(v).map_err(|_| MappingError::InvalidParameterValue {
+        name: param.to_owned(),
+        reason: format!("'{v}' is not a 12-digit account id"),
+    })
 }
 
 /// A name to look up (matched exactly; never put into an ARN).
@@ -2384,24 +2387,24 @@ fn check_id(resource_type: &str, param: &str, id: &str) -> Result<(), MappingErr
 /// lacks).
 fn id_keys(resource_type: &str, id: &str) -> Vec<(&'static str, String)> {
     let key = match resource_type {
-        "instance" => "ec2:InstanceID",
-        "image" => "ec2:ImageID",
-        "snapshot" => "ec2:SnapshotID",
-        "volume" => "ec2:VolumeID",
-        "security-group" => "ec2:SecurityGroupID",
-        "subnet" => "ec2:SubnetID",
-        "network-interface" => "ec2:NetworkInterfaceID",
-        "vpc" => "ec2:VpcID",
-        "key-pair" => "ec2:KeyPairName",
-        "elastic-ip" => "ec2:AllocationId",
-        "placement-group" => "ec2:PlacementGroupName",
+        "instance" => keys::EC2_INSTANCE_ID,
+        "image" => keys::EC2_IMAGE_ID,
+        "snapshot" => keys::EC2_SNAPSHOT_ID,
+        "volume" => keys::EC2_VOLUME_ID,
+        "security-group" => keys::EC2_SECURITY_GROUP_ID,
+        "subnet" => keys::EC2_SUBNET_ID,
+        "network-interface" => keys::EC2_NETWORK_INTERFACE_ID,
+        "vpc" => keys::EC2_VPC_ID,
+        "key-pair" => keys::EC2_KEY_PAIR_NAME,
+        "elastic-ip" => keys::EC2_ALLOCATION_ID,
+        "placement-group" => keys::EC2_PLACEMENT_GROUP_NAME,
         _ => return Vec::new(),
     };
     let mut out = vec![(key, id.to_owned())];
     if resource_type == "image"
         && let Some(t) = image_type(id)
     {
-        out.push(("ec2:ImageType", t.to_owned()));
+        out.push((keys::EC2_IMAGE_TYPE, t.to_owned()));
     }
     out
 }
@@ -2468,14 +2471,7 @@ fn parse_number(name: &str, v: &str) -> Result<u64, MappingError> {
 }
 
 fn account_grant(name: &str, v: &str) -> Result<Grant, MappingError> {
-    if v.len() == 12 && v.bytes().all(|b| b.is_ascii_digit()) {
-        Ok(Grant::Account(v.to_owned()))
-    } else {
-        Err(MappingError::InvalidParameterValue {
-            name: name.to_owned(),
-            reason: format!("'{v}' is not a 12-digit account id"),
-        })
-    }
+    Ok(Grant::Account(check_account(name, v)?.into()))
 }
 
 fn group_grant(name: &str, v: &str) -> Result<Grant, MappingError> {
@@ -2764,13 +2760,6 @@ mod tests {
         assert_eq!(a.resource_account, None);
         assert!(c.permission_checks.is_empty() && c.grant_updates.is_empty());
         Ok(())
-    }
-
-    #[test]
-    fn partitions() {
-        assert_eq!(partition_for_region("us-east-1"), "aws");
-        assert_eq!(partition_for_region("cn-north-1"), "aws-cn");
-        assert_eq!(partition_for_region("us-gov-west-1"), "aws-us-gov");
     }
 
     // ---- instances ----------------------------------------------------------

@@ -34,7 +34,7 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
-use crate::ec2::inventory::{Inventory, Protocol, Resource, ResourceKind, Rule};
+use crate::ec2::inventory::{Inventory, Ports, Protocol, Resource, ResourceKind, Rule};
 
 /// Which rules apply: traffic arriving at the target, or leaving it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -521,19 +521,22 @@ fn describe_target(target: &Target, holder: &Resource) -> String {
 
 /// Whether a rule's protocol and ports cover the whole asked traffic.
 fn covers(rule: &Rule, traffic: Traffic) -> bool {
-    let ports = |from: u16, to: u16| {
-        let lo = rule.from_port.filter(|p| *p >= 0).unwrap_or(0);
-        let hi = rule
-            .to_port
-            .filter(|p| *p >= 0)
-            .unwrap_or(i32::from(u16::MAX));
-        lo <= i32::from(from) && i32::from(to) <= hi
+    let ports = |from: u16, to: u16| match rule.ports {
+        Ports::Range { from: lo, to: hi } => lo <= from && to <= hi,
+        Ports::Any => true,
+        Ports::Icmp { .. } => false,
     };
-    let icmp = |t: Option<u8>, c: Option<u8>| {
-        let any = |v: Option<i32>| v.is_none_or(|v| v < 0);
-        let (rt, rc) = (rule.from_port, rule.to_port);
-        (any(rt) || t.is_some_and(|t| rt == Some(i32::from(t))))
-            && (any(rt) || any(rc) || c.is_some_and(|c| rc == Some(i32::from(c))))
+    let icmp = |t: Option<u8>, c: Option<u8>| match rule.ports {
+        // Any type: every code too.
+        Ports::Icmp {
+            icmp_type: None, ..
+        }
+        | Ports::Any => true,
+        Ports::Icmp {
+            icmp_type: Some(rt),
+            code,
+        } => t == Some(rt) && (code.is_none() || c == code),
+        Ports::Range { .. } => false,
     };
     match (rule.protocol, traffic) {
         (Protocol::All, _) => true,
@@ -581,29 +584,17 @@ fn peer_match(
 }
 
 fn describe_rule(rule: &Rule) -> String {
-    let port = |p: Option<i32>| p.map_or_else(|| "any".to_owned(), |p| p.to_string());
-    match rule.protocol {
-        Protocol::All => "all traffic".to_owned(),
-        Protocol::Tcp | Protocol::Udp => {
-            let name = protocol_name(rule.protocol);
-            match (rule.from_port, rule.to_port) {
-                (Some(a), Some(b)) if a == b => format!("{name} port {a}"),
-                (a, b) => format!("{name} ports {}-{}", port(a), port(b)),
-            }
+    let any = |v: Option<u8>| v.map_or_else(|| "any".to_owned(), |v| v.to_string());
+    let name = protocol_name(rule.protocol);
+    match (rule.protocol, rule.ports) {
+        (Protocol::All, _) => "all traffic".to_owned(),
+        (Protocol::Number(n), _) => format!("protocol {n}"),
+        (_, Ports::Range { from, to }) if from == to => format!("{name} port {from}"),
+        (_, Ports::Range { from, to }) => format!("{name} ports {from}-{to}"),
+        (_, Ports::Icmp { icmp_type, code }) => {
+            format!("{name} type {} code {}", any(icmp_type), any(code))
         }
-        Protocol::Icmp | Protocol::Icmpv6 => {
-            let code = |p: Option<i32>| match p {
-                Some(v) if v >= 0 => v.to_string(),
-                _ => "any".to_owned(),
-            };
-            format!(
-                "{} type {} code {}",
-                protocol_name(rule.protocol),
-                code(rule.from_port),
-                code(rule.to_port)
-            )
-        }
-        Protocol::Number(n) => format!("protocol {n}"),
+        (_, Ports::Any) => format!("{name} (any port)"),
     }
 }
 

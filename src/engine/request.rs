@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::engine::err::EngineError;
 use crate::policy::arn::Arn;
+use crate::policy::ids::AccountId;
 use crate::policy::variables::{Lookup, ValueRef};
 
 /// What kind of caller makes the request (`aws:PrincipalType`).
@@ -97,7 +98,7 @@ impl<'a> PrincipalArn<'a> {
         }
         let parsed = Arn::parse(arn).ok_or_else(bad)?;
         let account = parsed.account;
-        if account.is_empty() || !account.bytes().all(|b| b.is_ascii_digit()) {
+        if !AccountId::is_valid(account) {
             return Err(bad());
         }
         let (kind, name, role) = match (parsed.service, parsed.resource) {
@@ -604,6 +605,14 @@ mod tests {
         );
         assert!(w.derived("aws:principalarn").is_none());
         assert!(Principal::parse("arn:aws:iam::111122223333:oidc-provider/").is_err());
+        // An account id is 12 digits, as everywhere else (issue 12).
+        for bad in [
+            "arn:aws:iam::1:user/alice",
+            "arn:aws:iam::1111222233334:user/alice",
+            "arn:aws:sts::11112222333a:assumed-role/Admin/bob",
+        ] {
+            assert!(Principal::parse(bad).is_err(), "{bad}");
+        }
         Ok(())
     }
 

@@ -330,7 +330,7 @@ fn check_entry(e: Entry) -> Result<AccessKey, String> {
         return Err("give `AccountId` or `UserArn`, not both".into());
     }
     if let Some(a) = &e.account_id
-        && !(a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()))
+        && !crate::policy::AccountId::is_valid(a)
     {
         return Err("`AccountId` is not a 12-digit account id".into());
     }

@@ -268,6 +268,7 @@ impl SessionKeys {
         if let Ok(mut cache) = self.signing.write() {
             cache.clear();
         }
+        self.opened.clear();
         self.set_refused(None);
     }
 
@@ -420,7 +421,11 @@ impl SessionKeys {
         access_key_id: &str,
         now: u64,
     ) -> Result<std::sync::Arc<super::session_cache::OpenedSession>, TokenError> {
-        self.opened.open(token, access_key_id, now, || {
+        // Read before `open` loads the keys (`replace` stores the keys,
+        // then bumps the generation): an entry is never kept under a newer
+        // generation than the keys that opened it.
+        let generation = self.generation();
+        self.opened.open(token, access_key_id, now, generation, || {
             self.open(token, access_key_id, now)
         })
     }

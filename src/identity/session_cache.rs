@@ -48,6 +48,10 @@ impl fmt::Debug for OpenedSession {
 struct Entry {
     /// The whole token, compared on a hit.
     token: Box<[u8]>,
+    /// The key set's generation it was opened under: a hit from an older
+    /// generation is opened again, so a token sealed under a key that was
+    /// since removed stops opening at once.
+    generation: u64,
     opened: Arc<OpenedSession>,
 }
 
@@ -95,12 +99,15 @@ impl SessionCache {
     /// seconds since the epoch) opens: from the cache, or from `open` (the
     /// full check, [`super::session::SessionKeys::open`]), whose success
     /// is then kept. A hit is checked as `open` checks: the access key id
-    /// first, then the expiry.
+    /// first, then the expiry. `generation` is the key set's
+    /// ([`super::session::SessionKeys::generation`]), read before `open`
+    /// loads the keys: an entry kept under another generation is a miss.
     pub fn open(
         &self,
         token: &str,
         access_key_id: &str,
         now: u64,
+        generation: u64,
         open: impl FnOnce() -> Result<(SessionClaims, Secret), TokenError>,
     ) -> Result<Arc<OpenedSession>, TokenError> {
         // Not worth hashing: `open` refuses it at once.
@@ -108,7 +115,7 @@ impl SessionCache {
             return open().map(|(claims, secret)| Arc::new(OpenedSession { claims, secret }));
         }
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        if let Some(hit) = self.lookup(&digest, token.as_bytes()) {
+        if let Some(hit) = self.lookup(&digest, token.as_bytes(), generation) {
             if hit.claims.access_key_id != access_key_id {
                 return Err(TokenError::Invalid);
             }
@@ -120,15 +127,36 @@ impl SessionCache {
         }
         let (claims, secret) = open()?;
         let opened = Arc::new(OpenedSession { claims, secret });
-        self.insert(digest, token.as_bytes(), Arc::clone(&opened), now);
+        self.insert(
+            digest,
+            token.as_bytes(),
+            Arc::clone(&opened),
+            now,
+            generation,
+        );
         Ok(opened)
     }
 
-    fn lookup(&self, digest: &[u8; 32], token: &[u8]) -> Option<Arc<OpenedSession>> {
+    fn lookup(
+        &self,
+        digest: &[u8; 32],
+        token: &[u8],
+        generation: u64,
+    ) -> Option<Arc<OpenedSession>> {
         let entries = self.entries.read().ok()?;
         let entry = entries.get(digest)?;
+        if entry.generation != generation {
+            return None;
+        }
         // `ct_eq` on slices of different lengths is false.
         bool::from(entry.token.ct_eq(token)).then(|| Arc::clone(&entry.opened))
+    }
+
+    /// Forgets every session (the key set was replaced).
+    pub fn clear(&self) {
+        if let Ok(mut entries) = self.entries.write() {
+            entries.clear();
+        }
     }
 
     fn remove(&self, digest: &[u8; 32]) {
@@ -137,7 +165,14 @@ impl SessionCache {
         }
     }
 
-    fn insert(&self, digest: [u8; 32], token: &[u8], opened: Arc<OpenedSession>, now: u64) {
+    fn insert(
+        &self,
+        digest: [u8; 32],
+        token: &[u8],
+        opened: Arc<OpenedSession>,
+        now: u64,
+        generation: u64,
+    ) {
         // A poisoned lock only loses the cache.
         let Ok(mut entries) = self.entries.write() else {
             return;
@@ -159,6 +194,7 @@ impl SessionCache {
             digest,
             Entry {
                 token: token.into(),
+                generation,
                 opened,
             },
         );
@@ -196,7 +232,7 @@ mod tests {
         now: u64,
         opens: &Cell<u32>,
     ) -> Result<Arc<OpenedSession>, TokenError> {
-        cache.open(token, akid, now, || {
+        cache.open(token, akid, now, keys.generation(), || {
             opens.set(opens.get() + 1);
             keys.open(token, akid, now)
         })
@@ -221,6 +257,41 @@ mod tests {
         assert_eq!(second.claims, claims);
         assert_eq!(second.secret.expose(), secret.expose());
         assert_eq!(second.secret.expose(), issued.secret_access_key);
+    }
+
+    /// Issue 13: once the key that sealed a cached session is removed
+    /// from the key file, the session stops opening at once: an entry of
+    /// an older key generation is a miss, never a hit.
+    #[test]
+    fn a_removed_key_ends_its_cached_sessions() {
+        let keys = SessionKeys::parse(KEYS).unwrap();
+        let issued = keys.issue(claims(5_000)).unwrap();
+        let (akid, token) = (&issued.access_key_id, &issued.session_token);
+        // Through the owner's own cache, as the verifier opens sessions.
+        keys.open_cached(token, akid, 2_000).unwrap();
+        keys.open_cached(token, akid, 2_001).unwrap();
+        let rotated = SessionKeys::parse(
+            "k2 1f1e1d1c1b1a191817161514131211100f0e0d0c0b0a09080706050403020100",
+        )
+        .unwrap();
+        keys.replace(rotated);
+        assert_eq!(
+            keys.open_cached(token, akid, 2_002).unwrap_err(),
+            TokenError::Invalid
+        );
+        // And a cache that kept an entry of the old generation (a
+        // concurrent open racing the replace) does not serve it.
+        let cache = SessionCache::default();
+        let old = SessionKeys::parse(KEYS).unwrap();
+        let opens = Cell::new(0);
+        open_counted(&cache, &old, token, akid, 2_000, &opens).unwrap();
+        assert_eq!(
+            cache
+                .open(token, akid, 2_001, old.generation() + 1, || keys
+                    .open(token, akid, 2_001))
+                .unwrap_err(),
+            TokenError::Invalid
+        );
     }
 
     /// Issue 13: a cached session expires with its session, and is not

@@ -114,7 +114,7 @@ fn arn_parts(arn: &str) -> Option<(&str, &str, &str)> {
         it.next()?,
         it.next()?,
     );
-    (prefix == "arn" && account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()))
+    (prefix == "arn" && crate::policy::AccountId::is_valid(account))
         .then_some((service, account, resource))
 }
 

@@ -11,6 +11,7 @@ pub mod arn;
 pub mod condition;
 pub mod document;
 pub mod err;
+pub mod ids;
 pub mod intern;
 pub mod limits;
 pub mod names;
@@ -24,4 +25,5 @@ pub use document::{
     ResourceList, StatementDoc, Version,
 };
 pub use err::{ParseError, ParseErrorKind};
+pub use ids::{AccountId, IdError, Region};
 pub use parse::{parse_document, parse_document_str, parse_document_value};

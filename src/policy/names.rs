@@ -15,8 +15,8 @@
 //!   `ActionNames`). Case is free: IAM compares actions case-insensitively.
 //! - resource: `*`, or `arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE` with
 //!   a lower-case partition (`aws`, `aws-cn`, `aws-us-gov`, ...) and service
-//!   prefix, a region of lower-case letters, digits and `-` (may be empty,
-//!   as in IAM and S3 ARNs), an account that is empty, a 12-digit id or
+//!   prefix, a region that is empty (as in IAM and S3 ARNs) or a Region
+//!   name ([`crate::policy::ids`]), an account that is empty, a 12-digit id or
 //!   `aws` (AWS-managed resources such as `arn:aws:iam::aws:policy/...`),
 //!   and a resource part that is not empty and has no leading or trailing
 //!   whitespace (it would name another resource than the one a Deny
@@ -27,6 +27,8 @@
 //!   way AWS spells ARNs.
 
 use thiserror::Error;
+
+use crate::policy::ids::{AccountId, Region};
 
 /// Longest action name accepted (IAM's `ActionNameType`).
 pub const MAX_ACTION_LEN: usize = 128;
@@ -92,12 +94,11 @@ pub fn check_resource(resource: &str) -> Result<(), NameError> {
     if arn.service.is_empty() || !lower(arn.service) {
         return Err(field("service", "a lower-case service prefix, e.g. `ec2`"));
     }
-    if !lower(arn.region) {
+    if !(arn.region.is_empty() || Region::is_valid(arn.region)) {
         return Err(field("region", "empty or a region name, e.g. `us-east-1`"));
     }
-    let account_ok = arn.account.is_empty()
-        || arn.account == "aws"
-        || (arn.account.len() == 12 && arn.account.bytes().all(|b| b.is_ascii_digit()));
+    let account_ok =
+        arn.account.is_empty() || arn.account == "aws" || AccountId::is_valid(arn.account);
     if !account_ok {
         return Err(field("account", "empty, a 12-digit account id, or `aws`"));
     }
@@ -236,6 +237,9 @@ mod tests {
             ("arn:aws::us-east-1:111122223333:instance/i-1", "service"),
             ("arn:aws:EC2:us-east-1:111122223333:instance/i-1", "service"),
             ("arn:aws:ec2:US-EAST-1:111122223333:instance/i-1", "region"),
+            // One Region rule everywhere (issue 12): a name ends in a number.
+            ("arn:aws:ec2:us-east:111122223333:instance/i-1", "region"),
+            ("arn:aws:ec2:-:111122223333:instance/i-1", "region"),
             ("arn:aws:ec2:us-east-1:11112222333:instance/i-1", "account"),
             (
                 "arn:aws:ec2:us-east-1:111122223333 :instance/i-1",

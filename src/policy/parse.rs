@@ -13,6 +13,7 @@ use crate::policy::document::{
     ResourceList, StatementDoc, Version,
 };
 use crate::policy::err::{ParseError, ParseErrorKind as K};
+use crate::policy::ids::AccountId;
 
 const TOP_LEVEL: &[&str] = &["Version", "Id", "Statement"];
 const STATEMENT: &[&str] = &[
@@ -350,7 +351,7 @@ fn parse_principal(v: &Value, negated: bool, path: &str) -> Result<PrincipalSpec
                     let entry = match k.as_str() {
                         "AWS" if p == "*" => PrincipalEntry::Everyone,
                         "AWS" => {
-                            let account = p.len() == 12 && p.bytes().all(|b| b.is_ascii_digit());
+                            let account = AccountId::is_valid(&p);
                             if p.contains(['*', '?']) {
                                 return Err(ParseError::new(
                                     at,

@@ -7,6 +7,8 @@ use std::cmp::Ordering;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
+use jiff::civil::Date;
+use jiff::tz::Offset;
 
 /// An exact decimal number, normalised so that comparisons need no floats:
 /// `1.50`, `+1.5` and `01.5` are equal.
@@ -107,9 +109,8 @@ pub fn parse_date(s: &str) -> Option<i64> {
         Some(i) => (s.get(..i)?, Some(s.get(i + 1..)?)),
         None => (s, None),
     };
-    let (y, m, d) = parse_ymd(date)?;
-    let days = days_from_civil(y, m, d)?;
-    let mut millis = days.checked_mul(86_400_000)?;
+    let date = parse_ymd(date)?;
+    let mut millis = Offset::UTC.to_timestamp(date.into()).ok()?.as_millisecond();
     if let Some(time) = time {
         let (clock, offset_minutes) = split_offset(time)?;
         millis = millis.checked_add(parse_clock(clock)?)?;
@@ -125,7 +126,9 @@ fn parse_num(s: &str, len: usize) -> Option<i64> {
     s.parse().ok()
 }
 
-fn parse_ymd(s: &str) -> Option<(i64, i64, i64)> {
+/// IAM's date forms (`YYYY-MM-DD`, `YYYYMMDD`, `YYYY-MM`) as a calendar
+/// date; jiff checks that the day exists (no `2023-02-29`).
+fn parse_ymd(s: &str) -> Option<Date> {
     let (y, m, d) = if s.len() == 10 {
         let mut parts = s.split('-');
         let y = parts.next()?;
@@ -144,30 +147,12 @@ fn parse_ymd(s: &str) -> Option<(i64, i64, i64)> {
         return None;
     };
     let (y, m, d) = (parse_num(y, 4)?, parse_num(m, 2)?, parse_num(d, 2)?);
-    if !(1..=12).contains(&m) || d < 1 || d > days_in_month(y, m) {
-        return None;
-    }
-    Some((y, m, d))
-}
-
-fn days_in_month(y: i64, m: i64) -> i64 {
-    match m {
-        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date.
-fn days_from_civil(y: i64, m: i64, d: i64) -> Option<i64> {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era.checked_mul(146_097)?.checked_add(doe - 719_468)
+    Date::new(
+        i16::try_from(y).ok()?,
+        i8::try_from(m).ok()?,
+        i8::try_from(d).ok()?,
+    )
+    .ok()
 }
 
 /// Splits `hh:mm:ss.fff+01:00` into the clock part and the offset in minutes.

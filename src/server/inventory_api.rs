@@ -39,9 +39,11 @@ use serde_json::{Value, json};
 use tonic::Status;
 
 use crate::ec2::inventory::{
-    Attributes, Grant, InventoryCounts, Protocol, Resource, ResourceKind, Rule,
+    Attributes, Grant, InventoryCounts, PortEnd, PortError, Ports, Protocol, Resource,
+    ResourceKind, Rule,
 };
 use crate::ec2::inventory_store::{Applied, Change, InventoryStore, InventoryStoreError};
+use crate::policy::{AccountId, Region};
 use crate::server::errors::ServeError;
 use crate::server::grpc_api::pb;
 use crate::server::http_util::{Body, json as json_response};
@@ -170,12 +172,33 @@ struct BatchJson {
 
 // ── Validation: wire shape → model ──────────────────────────────────────
 
-/// A message naming where in the input the problem is.
-fn at(path: &str, msg: impl std::fmt::Display) -> String {
-    format!("at `{path}`: {msg}")
+/// An inventory resource or change the API refuses: where in the request
+/// (a JSON path such as `changes[0].resource.region`) and why. Both the
+/// HTTP and the gRPC door answer with its text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("at `{path}`: {message}")]
+pub struct InvalidInventory {
+    /// Where in the request.
+    pub path: String,
+    /// What is wrong there.
+    pub message: String,
 }
 
-fn check_id(id: &str, path: &str) -> Result<(), String> {
+/// A refused input is the client's doing: a 400 with the path and reason.
+impl From<InvalidInventory> for ServeError {
+    fn from(e: InvalidInventory) -> Self {
+        ServeError::BadRequest(e.to_string())
+    }
+}
+
+fn at(path: &str, msg: impl std::fmt::Display) -> InvalidInventory {
+    InvalidInventory {
+        path: path.to_owned(),
+        message: msg.to_string(),
+    }
+}
+
+fn check_id(id: &str, path: &str) -> Result<(), InvalidInventory> {
     let ok = !id.is_empty()
         && id.len() <= 128
         && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
@@ -189,30 +212,12 @@ fn check_id(id: &str, path: &str) -> Result<(), String> {
     }
 }
 
-fn check_account(account: &str, path: &str) -> Result<(), String> {
-    if account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()) {
-        Ok(())
-    } else {
-        Err(at(
-            path,
-            format!("`{account}` is not a 12-digit AWS account id"),
-        ))
-    }
+fn check_account(account: &str, path: &str) -> Result<(), InvalidInventory> {
+    AccountId::parse(account).map(drop).map_err(|e| at(path, e))
 }
 
-fn check_region(region: &str, path: &str) -> Result<(), String> {
-    let ok = !region.is_empty()
-        && region
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    if ok {
-        Ok(())
-    } else {
-        Err(at(
-            path,
-            format!("`{region}` is not a Region name (such as `us-east-1`)"),
-        ))
-    }
+fn check_region(region: &str, path: &str) -> Result<(), InvalidInventory> {
+    Region::parse(region).map(drop).map_err(|e| at(path, e))
 }
 
 fn parse_kind(name: &str) -> Option<ResourceKind> {
@@ -227,25 +232,25 @@ fn kind_names() -> String {
         .join(", ")
 }
 
-fn cidr(text: &str, path: &str) -> Result<IpNet, String> {
+fn cidr(text: &str, path: &str) -> Result<IpNet, InvalidInventory> {
     text.parse()
         .map_err(|_| at(path, format!("`{text}` is not a CIDR block")))
 }
 
-fn cidrs(list: &[String], path: &str) -> Result<Vec<IpNet>, String> {
+fn cidrs(list: &[String], path: &str) -> Result<Vec<IpNet>, InvalidInventory> {
     list.iter()
         .enumerate()
         .map(|(i, c)| cidr(c, &format!("{path}[{i}]")))
         .collect()
 }
 
-fn ids(list: &[String], path: &str) -> Result<(), String> {
+fn ids(list: &[String], path: &str) -> Result<(), InvalidInventory> {
     list.iter()
         .enumerate()
         .try_for_each(|(i, id)| check_id(id, &format!("{path}[{i}]")))
 }
 
-fn grant(g: &Grant, path: &str) -> Result<(), String> {
+fn grant(g: &Grant, path: &str) -> Result<(), InvalidInventory> {
     match g {
         Grant::Account(a) => check_account(a, &format!("{path}.account")),
         Grant::All => Ok(()),
@@ -259,13 +264,13 @@ fn grant(g: &Grant, path: &str) -> Result<(), String> {
     }
 }
 
-fn grants(list: &[Grant], path: &str) -> Result<(), String> {
+fn grants(list: &[Grant], path: &str) -> Result<(), InvalidInventory> {
     list.iter()
         .enumerate()
         .try_for_each(|(i, g)| grant(g, &format!("{path}[{i}]")))
 }
 
-fn rule(r: &RuleJson, path: &str) -> Result<Rule, String> {
+fn rule(r: &RuleJson, path: &str) -> Result<Rule, InvalidInventory> {
     let protocol = Protocol::parse(&r.protocol).ok_or_else(|| {
         at(
             &format!("{path}.protocol"),
@@ -275,49 +280,41 @@ fn rule(r: &RuleJson, path: &str) -> Result<Rule, String> {
             ),
         )
     })?;
-    let max = match protocol {
-        Protocol::Icmp | Protocol::Icmpv6 => 255,
-        _ => 65_535,
-    };
-    for (name, port) in [("from_port", r.from_port), ("to_port", r.to_port)] {
-        if let Some(p) = port
-            && !(-1..=max).contains(&p)
-        {
-            return Err(at(
-                &format!("{path}.{name}"),
-                format!("{p} is out of range (-1 to {max})"),
-            ));
+    let ports = Ports::from_ec2(
+        protocol,
+        r.from_port.map(i64::from),
+        r.to_port.map(i64::from),
+    )
+    .map_err(|e| match e {
+        PortError::OutOfRange {
+            end: PortEnd::From, ..
+        } => at(&format!("{path}.from_port"), e),
+        PortError::OutOfRange {
+            end: PortEnd::To, ..
+        } => at(&format!("{path}.to_port"), e),
+        PortError::Reversed { from, to } => {
+            at(path, format!("`from_port` {from} is above `to_port` {to}"))
         }
-    }
-    if let (Protocol::Tcp | Protocol::Udp, Some(from), Some(to)) =
-        (protocol, r.from_port, r.to_port)
-        && from > to
-    {
-        return Err(at(
-            path,
-            format!("`from_port` {from} is above `to_port` {to}"),
-        ));
-    }
+    })?;
     ids(&r.groups, &format!("{path}.groups"))?;
     ids(&r.prefix_lists, &format!("{path}.prefix_lists"))?;
     Ok(Rule {
         protocol,
-        from_port: r.from_port,
-        to_port: r.to_port,
+        ports,
         cidrs: cidrs(&r.cidrs, &format!("{path}.cidrs"))?,
         groups: r.groups.clone(),
         prefix_lists: r.prefix_lists.clone(),
     })
 }
 
-fn rules(list: &[RuleJson], path: &str) -> Result<Vec<Rule>, String> {
+fn rules(list: &[RuleJson], path: &str) -> Result<Vec<Rule>, InvalidInventory> {
     list.iter()
         .enumerate()
         .map(|(i, r)| rule(r, &format!("{path}[{i}]")))
         .collect()
 }
 
-fn attributes(a: AttributesJson, path: &str) -> Result<Attributes, String> {
+fn attributes(a: AttributesJson, path: &str) -> Result<Attributes, InvalidInventory> {
     grants(&a.grants, &format!("{path}.grants"))?;
     ids(&a.groups, &format!("{path}.groups"))?;
     ids(&a.interfaces, &format!("{path}.interfaces"))?;
@@ -394,7 +391,7 @@ fn attributes(a: AttributesJson, path: &str) -> Result<Attributes, String> {
 
 /// Checks a resource and builds the model's [`Resource`]; `path` names it
 /// in messages.
-pub fn resource_from_json(r: ResourceJson, path: &str) -> Result<Resource, String> {
+pub fn resource_from_json(r: ResourceJson, path: &str) -> Result<Resource, InvalidInventory> {
     check_id(&r.id, &format!("{path}.id"))?;
     let by_prefix = ResourceKind::of_id(&r.id);
     let kind = match (r.kind, by_prefix) {
@@ -448,10 +445,11 @@ fn protocol_name(p: Protocol) -> String {
 }
 
 fn rule_to_json(r: &Rule) -> RuleJson {
+    let (from_port, to_port) = r.ports.to_ec2();
     RuleJson {
         protocol: protocol_name(r.protocol),
-        from_port: r.from_port,
-        to_port: r.to_port,
+        from_port,
+        to_port,
         cidrs: r.cidrs.iter().map(ToString::to_string).collect(),
         groups: r.groups.clone(),
         prefix_lists: r.prefix_lists.clone(),
@@ -512,7 +510,7 @@ fn resource_value(r: &Resource) -> Value {
 }
 
 impl ChangeJson {
-    fn into_change(self, path: &str) -> Result<Change, String> {
+    fn into_change(self, path: &str) -> Result<Change, InvalidInventory> {
         let extra = |name: &str, given: bool| {
             if given {
                 Err(at(
@@ -523,7 +521,7 @@ impl ChangeJson {
                 Ok(())
             }
         };
-        let id = |id: Option<String>| -> Result<String, String> {
+        let id = |id: Option<String>| -> Result<String, InvalidInventory> {
             let id = id.ok_or_else(|| at(path, "missing field `id`"))?;
             check_id(&id, &format!("{path}.id"))?;
             Ok(id)
@@ -658,7 +656,7 @@ pub async fn route_http(
                 .enumerate()
                 .map(|(i, c)| c.into_change(&format!("$.changes[{i}]")))
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(ServeError::BadRequest)?;
+                .map_err(ServeError::from)?;
             let (applied, counts) = apply(state, Frontend::Http, changes).await?;
             ok(json!({"applied": applied, "counts": counts}))
         }
@@ -675,7 +673,7 @@ pub async fn route_http(
         other => {
             expect_method(&req, &Method::GET)?;
             let id = other.strip_prefix("/v1/inventory/").unwrap_or_default();
-            check_id(id, "id").map_err(ServeError::BadRequest)?;
+            check_id(id, "id").map_err(ServeError::from)?;
             let inventory = state.inventory.load();
             let resource = inventory.get(id).ok_or(ServeError::NotFound)?;
             ok(json!({"resource": resource_value(resource)}))
@@ -731,8 +729,8 @@ fn cli_params(query: &str) -> Result<(String, String), ServeError> {
     let missing = |k: &str| ServeError::BadRequest(format!("query parameter `{k}` is required"));
     let account = account.ok_or_else(|| missing("account"))?;
     let region = region.ok_or_else(|| missing("region"))?;
-    check_account(&account, "account").map_err(ServeError::BadRequest)?;
-    check_region(&region, "region").map_err(ServeError::BadRequest)?;
+    check_account(&account, "account").map_err(ServeError::from)?;
+    check_region(&region, "region").map_err(ServeError::from)?;
     Ok((account, region))
 }
 
@@ -773,7 +771,7 @@ impl InventoryApi for InventoryService {
             .enumerate()
             .map(|(i, c)| change_from_proto(c, &format!("changes[{i}]")))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| self.refuse(ServeError::BadRequest(e)))?;
+            .map_err(|e| self.refuse(ServeError::from(e)))?;
         let (applied, counts) = apply(&self.state, Frontend::Grpc, changes)
             .await
             .map_err(|e| self.refuse(e))?;
@@ -793,7 +791,7 @@ impl InventoryApi for InventoryService {
         request: tonic::Request<pb::GetInventoryResourceRequest>,
     ) -> Result<tonic::Response<pb::GetInventoryResourceResponse>, Status> {
         let id = request.into_inner().id;
-        check_id(&id, "id").map_err(|e| self.refuse(ServeError::BadRequest(e)))?;
+        check_id(&id, "id").map_err(|e| self.refuse(ServeError::from(e)))?;
         let inventory = self.state.inventory.load();
         let resource = inventory
             .get(&id)
@@ -821,7 +819,7 @@ fn counts_to_proto(c: InventoryCounts) -> pb::InventoryCounts {
     }
 }
 
-fn change_from_proto(c: pb::InventoryChange, path: &str) -> Result<Change, String> {
+fn change_from_proto(c: pb::InventoryChange, path: &str) -> Result<Change, InvalidInventory> {
     use pb::inventory_change::Op as P;
     match c.op {
         None => Err(at(path, "no op set (one of upsert, delete, grants)")),
@@ -852,7 +850,10 @@ fn change_from_proto(c: pb::InventoryChange, path: &str) -> Result<Change, Strin
     }
 }
 
-fn grants_from_proto(list: Vec<pb::InventoryGrant>, path: &str) -> Result<Vec<Grant>, String> {
+fn grants_from_proto(
+    list: Vec<pb::InventoryGrant>,
+    path: &str,
+) -> Result<Vec<Grant>, InvalidInventory> {
     use pb::inventory_grant::Grantee as G;
     list.into_iter()
         .enumerate()
@@ -907,7 +908,10 @@ fn rule_to_proto(r: &Rule) -> pb::InventoryRule {
 
 /// The JSON shape of a protobuf resource, so both front-ends share
 /// [`resource_from_json`].
-fn resource_json_from_proto(r: pb::InventoryResource, path: &str) -> Result<ResourceJson, String> {
+fn resource_json_from_proto(
+    r: pb::InventoryResource,
+    path: &str,
+) -> Result<ResourceJson, InvalidInventory> {
     let kind = if r.kind.is_empty() {
         None
     } else {
@@ -1007,7 +1011,7 @@ mod tests {
 
     fn change(v: Value) -> Result<Change, String> {
         let c: ChangeJson = serde_json::from_value(v).map_err(|e| e.to_string())?;
-        c.into_change("$.changes[0]")
+        c.into_change("$.changes[0]").map_err(|e| e.to_string())
     }
 
     fn sg() -> Value {
@@ -1043,11 +1047,15 @@ mod tests {
     fn bad_changes_name_the_field() {
         let mut bad_cidr = sg();
         bad_cidr["resource"]["attributes"]["ingress"][0]["cidrs"][1] = json!("10.0.0.0/33");
-        let e = change(bad_cidr).err().unwrap_or_default();
-        assert!(
-            e.contains("$.changes[0].resource.attributes.ingress[0].cidrs[1]")
-                && e.contains("`10.0.0.0/33` is not a CIDR block"),
-            "{e}"
+        let c: ChangeJson = serde_json::from_value(bad_cidr).unwrap();
+        // A typed refusal (issue 12): the path and the reason apart.
+        let e = c.into_change("$.changes[0]").unwrap_err();
+        assert_eq!(
+            (e.path.as_str(), e.message.as_str()),
+            (
+                "$.changes[0].resource.attributes.ingress[0].cidrs[1]",
+                "`10.0.0.0/33` is not a CIDR block"
+            )
         );
         let mut wrong_kind = sg();
         wrong_kind["resource"]["kind"] = json!("instance");
@@ -1140,6 +1148,7 @@ mod tests {
         let e = resource_json_from_proto(bad, "changes[0].upsert")
             .and_then(|j| resource_from_json(j, "changes[0].upsert"))
             .err()
+            .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(
             e.contains("http_tokens") && e.contains("`sometimes`"),

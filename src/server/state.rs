@@ -356,33 +356,14 @@ pub fn validate(req: &AuthzRequest) -> Result<(), String> {
 
 /// The current time as RFC 3339 UTC with milliseconds.
 pub fn rfc3339_now() -> String {
-    let d = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default();
-    let secs = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let (y, m, day) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60,
-        d.subsec_millis()
-    )
+    rfc3339_millis(SystemTime::now())
 }
 
-/// Gregorian date of a day count since 1970-01-01.
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { y + 1 } else { y }, m, d)
+/// `t` as RFC 3339 UTC with milliseconds (the epoch if `t` is outside
+/// jiff's range).
+fn rfc3339_millis(t: SystemTime) -> String {
+    let ts = jiff::Timestamp::try_from(t).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    format!("{ts:.3}")
 }
 
 #[cfg(test)]
@@ -397,9 +378,11 @@ mod tests {
     }
 
     #[test]
-    fn civil_dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(18_262), (2020, 1, 1));
-        assert_eq!(civil_from_days(19_782), (2024, 2, 29));
+    fn rfc3339_timestamps_have_milliseconds() {
+        let at =
+            |ms: u64| rfc3339_millis(SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(ms));
+        assert_eq!(at(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(at(1_577_836_800_000), "2020-01-01T00:00:00.000Z");
+        assert_eq!(at(1_709_164_800_123), "2024-02-29T00:00:00.123Z");
     }
 }

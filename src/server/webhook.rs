@@ -34,9 +34,7 @@ use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 use crate::bundle::{AuthzRequest, Snapshot};
-use crate::ec2::mapping::{
-    Authorization, Ec2Call, InstanceProfile, map_call_with, partition_for_region,
-};
+use crate::ec2::mapping::{Authorization, Ec2Call, InstanceProfile, map_call_with};
 use crate::ec2::message::AuthorizationMessage;
 use crate::ec2::query::QueryParams;
 use crate::ec2::response as ec2_response;
@@ -46,6 +44,7 @@ use crate::k8s::identity::{AwsAuth, PrincipalMapper};
 use crate::k8s::review::{
     self, AccessReviewStatus, AdmissionRequest, AdmissionResponse, Attributes, Status,
 };
+use crate::policy::{AccountId, Region};
 use crate::server::errors::ServeError;
 use crate::server::http_util::{Body, error, json as json_response, read_json_body};
 use crate::server::state::{AppState, Decided};
@@ -119,12 +118,12 @@ impl std::str::FromStr for NamespaceDefault {
         };
         let region = (!region.is_empty()).then(|| region.to_owned());
         if let Some(r) = &region
-            && !crate::server::ext_authz::ec2::is_region(r)
+            && !Region::is_valid(r)
         {
             return Err(format!("`{r}` is not a region name"));
         }
         if let Some(a) = account
-            && !is_account(a)
+            && !AccountId::is_valid(a)
         {
             return Err(format!("`{a}` is not a 12-digit account id"));
         }
@@ -134,10 +133,6 @@ impl std::str::FromStr for NamespaceDefault {
             account: account.map(str::to_owned),
         })
     }
-}
-
-fn is_account(a: &str) -> bool {
-    a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// The webhook listener's settings.
@@ -265,7 +260,7 @@ impl Webhook {
         namespace: &str,
     ) -> Result<String, Refused> {
         if let Some(r) = object.and_then(|o| ack::annotation(o, ack::REGION_ANNOTATION)) {
-            if !crate::server::ext_authz::ec2::is_region(r) {
+            if !Region::is_valid(r) {
                 return Err(Refused::bad(format!(
                     "annotation `{}` is `{r}`, not a region name",
                     ack::REGION_ANNOTATION
@@ -293,7 +288,7 @@ impl Webhook {
         principal: &str,
     ) -> Result<String, Refused> {
         if let Some(a) = object.and_then(|o| ack::annotation(o, ack::ACCOUNT_ANNOTATION)) {
-            if !is_account(a) {
+            if !AccountId::is_valid(a) {
                 return Err(Refused::bad(format!(
                     "annotation `{}` is `{a}`, not a 12-digit account id",
                     ack::ACCOUNT_ANNOTATION
@@ -876,7 +871,7 @@ fn questions(
                 let account = hook
                     .account(None, &r.namespace, principal)
                     .map_err(|e| Some(e.message))?;
-                let partition = partition_for_region(&region);
+                let partition = crate::policy::ids::partition_of(&region);
                 let known = named_resource(state, hook, kind, &r.namespace, &r.name, &region);
                 let mut context = Context::new();
                 crate::server::ext_authz::mapping::insert_request_keys(

@@ -26,7 +26,7 @@ pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(
         } else {
             format!("$.{at}")
         };
-        BundleError::invalid(file, at, e.inner().to_string())
+        BundleError::invalid_from(file, at, e.into_inner())
     })
 }
 

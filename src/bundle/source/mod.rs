@@ -316,9 +316,12 @@ impl RemoteBundle {
                 .or_else(|| std::env::var("AWS_DEFAULT_REGION").ok())
                 .filter(|r| !r.is_empty())
                 .unwrap_or_else(|| "us-east-1".to_owned());
+            // It becomes part of the bucket's host name and of the SigV4
+            // scope: a Region name and nothing else.
+            let region = crate::policy::Region::parse(&region).map_err(|e| err(e.to_string()))?;
             let loc = S3Location::parse(
                 url,
-                region,
+                region.into(),
                 settings.s3_endpoint.clone(),
                 settings.s3_path_style,
             )
@@ -595,6 +598,29 @@ mod tests {
             keys,
         )
         .unwrap()
+    }
+
+    /// Issue 12: the S3 region goes into a host name and a SigV4 scope, so
+    /// it must be a Region name.
+    #[test]
+    fn s3_sources_need_a_region_name() {
+        let with = |region: &str| {
+            let settings = SourceSettings {
+                s3_region: Some(region.to_owned()),
+                ..SourceSettings::default()
+            };
+            RemoteBundle::new(
+                "s3://bucket/bundle.tar.gz",
+                &settings,
+                LoadOptions::default(),
+                Vec::new(),
+            )
+        };
+        assert!(with("eu-west-1").is_ok());
+        for bad in ["evil.example/x", "us-east-1.attacker", "US-EAST-1"] {
+            let err = with(bad).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(err.contains("is not a Region name"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -84,6 +84,7 @@ use crate::ec2::query::{Body, QueryParams};
 use crate::ec2::response::{self as ec2_response, Ec2Error};
 use crate::engine::{Context, ContextValue, Outcome};
 use crate::identity::Expected;
+use crate::policy::Region;
 use crate::server::config::{Ec2Auth, Ec2Settings};
 use crate::server::errors::ServeError;
 use crate::server::ext_authz::mapping::{
@@ -445,7 +446,7 @@ fn route_region(ext: &HashMap<String, String>) -> Result<Option<&str>, ServeErro
     }
     match ext.get(REGION_KEY) {
         None => Ok(None),
-        Some(r) if is_region(r) => Ok(Some(r)),
+        Some(r) if Region::is_valid(r) => Ok(Some(r)),
         Some(r) => Err(ServeError::Internal(
             MappingError::BadTemplate {
                 key: REGION_KEY.to_owned(),
@@ -456,14 +457,10 @@ fn route_region(ext: &HashMap<String, String>) -> Result<Option<&str>, ServeErro
     }
 }
 
-/// Whether `s` looks like a region name (`us-east-1`, `cn-north-1`).
+/// Whether `s` is a region name (`us-east-1`, `cn-north-1`): [`Region`]'s
+/// rule, kept under this name for the flag and configuration parsers.
 pub fn is_region(s: &str) -> bool {
-    !s.is_empty()
-        && s.contains('-')
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
+    Region::is_valid(s)
 }
 
 /// The region of an EC2 request (see the module docs): the route's
@@ -884,6 +881,9 @@ mod tests {
             assert!(bad.parse::<HostRegion>().is_err(), "{bad}");
         }
         assert!(is_region("cn-north-1") && !is_region("east") && !is_region("-a-"));
+        // One rule with the EC2 mapping's `SourceRegion` and the bundle
+        // layout (issue 12): a region ends in a number.
+        assert!(!is_region("us-east") && !is_region("local-zone"));
     }
 
     #[test]
