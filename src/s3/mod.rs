@@ -33,8 +33,26 @@ use std::collections::HashMap;
 
 use crate::engine::ContextValue;
 use crate::engine::authz::{AuthzAnswer, AuthzRequest};
+use crate::service::catalog::Catalog;
 use crate::service::{HttpCall, HttpMapping, HttpReply, Mapped, Refused, Service};
 use crate::uri::{self, Component};
+
+mod catalog_data;
+
+/// S3's condition-key names as constants (generated with its tables).
+pub use catalog_data::keys;
+
+/// S3's Service Authorization Reference tables (every S3 action, not only
+/// those the mapping produces), as the seam and the validator read them.
+pub static CATALOG: Catalog = Catalog {
+    prefix: "s3",
+    name: "S3",
+    source_version: catalog_data::SOURCE_VERSION,
+    actions: &catalog_data::ACTIONS,
+    resource_types: &catalog_data::RESOURCE_TYPES,
+    condition_keys: &catalog_data::CONDITION_KEYS,
+    condition_key_patterns: &catalog_data::CONDITION_KEY_PATTERNS,
+};
 
 /// The mapping name of S3 routes.
 pub const MAPPING: &str = "s3";
@@ -105,6 +123,10 @@ impl Service for S3Service {
 
     fn actions(&self) -> Vec<&'static str> {
         ACTIONS.to_vec()
+    }
+
+    fn catalog(&self) -> Option<&'static Catalog> {
+        Some(&CATALOG)
     }
 
     fn http(&self) -> Option<&dyn crate::service::HttpMapping> {
@@ -309,14 +331,18 @@ pub fn map_call(call: &HttpCall<'_>) -> Result<Vec<Mapped>, Refused> {
 
 /// A listing with its `s3:` condition keys from the query.
 fn listing(action: &str, arn: String, query: &HashMap<String, String>) -> Mapped {
-    let context = ["prefix", "delimiter", "max-keys"]
-        .iter()
-        .filter_map(|k| {
-            query
-                .get(*k)
-                .map(|v| (format!("s3:{k}"), ContextValue::One(v.clone())))
-        })
-        .collect();
+    let context = [
+        ("prefix", keys::S3_PREFIX),
+        ("delimiter", keys::S3_DELIMITER),
+        ("max-keys", keys::S3_MAX_KEYS),
+    ]
+    .iter()
+    .filter_map(|(param, key)| {
+        query
+            .get(*param)
+            .map(|v| ((*key).to_owned(), ContextValue::One(v.clone())))
+    })
+    .collect();
     Mapped {
         action: format!("s3:{action}"),
         resource: arn,
@@ -345,11 +371,17 @@ fn object_call(
     let version = query.get("versionId");
     let mut context = Vec::new();
     if let Some(v) = version {
-        context.push(("s3:versionid".to_owned(), ContextValue::One(v.clone())));
+        context.push((keys::S3_VERSIONID.to_owned(), ContextValue::One(v.clone())));
     }
-    for h in ["x-amz-acl", "x-amz-server-side-encryption"] {
-        if let Some(v) = call.headers.get(h) {
-            context.push((format!("s3:{h}"), ContextValue::One(v.clone())));
+    for (header, key) in [
+        ("x-amz-acl", keys::S3_X_AMZ_ACL),
+        (
+            "x-amz-server-side-encryption",
+            keys::S3_X_AMZ_SERVER_SIDE_ENCRYPTION,
+        ),
+    ] {
+        if let Some(v) = call.headers.get(header) {
+            context.push((key.to_owned(), ContextValue::One(v.clone())));
         }
     }
     let at = |action: &str, context: Vec<(String, ContextValue)>| Mapped {
@@ -446,7 +478,7 @@ fn copy_source(call: &HttpCall<'_>) -> Result<Option<Mapped>, Refused> {
     let mut context = Vec::new();
     let action = match version {
         Some(v) => {
-            context.push(("s3:versionid".to_owned(), ContextValue::One(v)));
+            context.push((keys::S3_VERSIONID.to_owned(), ContextValue::One(v)));
             "s3:GetObjectVersion"
         }
         None => "s3:GetObject",

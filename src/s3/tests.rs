@@ -324,3 +324,151 @@ fn bucket_names_follow_s3_rules() {
         assert!(!is_bucket_name(bad), "{bad}");
     }
 }
+
+/// Issue 12: S3 hands the seam its own catalog. Every action the mapping
+/// produces, and every condition key it sets, is one S3 defines; the
+/// tables are sorted as the lookups binary-search them.
+#[test]
+fn the_catalog_knows_what_the_mapping_produces() {
+    let catalog = S3Service.catalog().unwrap();
+    assert_eq!((catalog.prefix, catalog.name), ("s3", "S3"));
+    for a in ACTIONS {
+        assert_eq!(catalog.action(a).map(|d| d.name), Some(*a), "{a}");
+    }
+    for k in [
+        keys::S3_PREFIX,
+        keys::S3_DELIMITER,
+        keys::S3_MAX_KEYS,
+        keys::S3_VERSIONID,
+        keys::S3_X_AMZ_ACL,
+        keys::S3_X_AMZ_SERVER_SIDE_ENCRYPTION,
+    ] {
+        assert!(catalog.condition_key(k).is_some(), "{k}");
+    }
+    let sorted = |names: Vec<&str>| {
+        names
+            .windows(2)
+            .all(|w| w[0].to_ascii_lowercase() < w[1].to_ascii_lowercase())
+    };
+    assert!(sorted(catalog.actions.iter().map(|a| a.name).collect()));
+    assert!(sorted(
+        catalog.resource_types.iter().map(|r| r.name).collect()
+    ));
+    assert!(sorted(
+        catalog.condition_keys.iter().map(|k| k.name).collect()
+    ));
+    let object = catalog.resource_type("object").unwrap();
+    assert!(object.matches_arn("arn:aws:s3:::photos/2026/a.jpg"));
+    assert!(!object.matches_arn("arn:aws:s3:::photos"));
+}
+
+/// Issue 12: the validator reads whichever catalogs it is given. S3's
+/// actions, resource types and keys are judged by S3's tables, in S3's
+/// words, beside EC2's; with no S3 catalog nothing S3 is judged.
+#[test]
+fn every_catalog_given_is_checked() {
+    let doc = serde_json::json!({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow",
+        "Action": ["s3:GetObjekt", "s3:GetObject", "ec2:RunInstance"],
+        "Resource": ["arn:aws:s3:::photos/*", "arn:aws:s3:::photos"],
+        "Condition": {"StringEquals": {"s3:x-amz-acl": "private", "s3:nosuch": "x"}}
+    }, {
+        "Effect": "Allow",
+        "Action": "s3:ListBucket",
+        "Resource": "arn:aws:s3:::photos",
+        "Condition": {"StringLike": {"s3:prefix": "home/*"}, "NumericLessThan": {"s3:max-keys": "10"}}
+    }]});
+    let found = |catalogs: &[&'static Catalog]| {
+        crate::validate::validate_document(&doc, crate::policy::PolicyKind::Identity, catalogs)
+            .into_iter()
+            .map(|f| (f.code, f.path, f.message))
+            .collect::<Vec<_>>()
+    };
+    let both = found(&[&crate::ec2::catalog::CATALOG, &CATALOG]);
+    let has = |code: &str, path: &str, words: &str| {
+        both.iter()
+            .any(|(c, p, m)| *c == code && p == path && m.contains(words))
+    };
+    assert!(
+        has(
+            "UNKNOWN_ACTION",
+            "$.Statement[0].Action[0]",
+            "is not an S3 action"
+        ),
+        "{both:?}"
+    );
+    assert!(
+        has(
+            "UNKNOWN_ACTION",
+            "$.Statement[0].Action[2]",
+            "is not an EC2 action"
+        ),
+        "{both:?}"
+    );
+    assert!(
+        has(
+            "UNKNOWN_CONDITION_KEY",
+            "$.Statement[0].Condition.StringEquals.s3:nosuch",
+            "that S3 defines"
+        ),
+        "{both:?}"
+    );
+    // `s3:x-amz-acl` is S3's, but `s3:GetObject` does not take it.
+    assert!(
+        has(
+            "CONDITION_KEY_NOT_SUPPORTED",
+            "$.Statement[0].Condition.StringEquals.s3:x-amz-acl",
+            "`s3:GetObject`"
+        ),
+        "{both:?}"
+    );
+    // A bucket ARN beside an object ARN for `s3:GetObject`.
+    assert!(
+        has(
+            "RESOURCE_TYPE_MISMATCH",
+            "$.Statement[0].Resource[1]",
+            "`s3:GetObject`"
+        ),
+        "{both:?}"
+    );
+    // `s3:max-keys` is numeric, `s3:prefix` a string: the second statement is clean.
+    assert!(
+        !both.iter().any(|(_, p, _)| p.starts_with("$.Statement[1]")),
+        "{both:?}"
+    );
+    let ec2_only = found(&[&crate::ec2::catalog::CATALOG]);
+    assert!(
+        ec2_only.iter().all(|(_, _, m)| !m.contains("S3")),
+        "{ec2_only:?}"
+    );
+    assert!(
+        ec2_only
+            .iter()
+            .any(|(_, _, m)| m.contains("is not an EC2 action"))
+    );
+}
+
+/// Issue 12: S3's keys are typed by S3's catalog when the validator is
+/// given it (a numeric operator on `s3:prefix` is flagged, on
+/// `s3:max-keys` it is not).
+#[test]
+fn s3_keys_are_typed_by_s3s_catalog() {
+    let doc = serde_json::json!({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::photos",
+        "Condition": {"NumericLessThan": {"s3:prefix": "3", "s3:max-keys": "10"}}
+    }]});
+    let codes = |catalogs: &[&'static Catalog]| {
+        crate::validate::validate_document(&doc, crate::policy::PolicyKind::Identity, catalogs)
+            .into_iter()
+            .map(|f| (f.code, f.path))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        codes(&[&CATALOG]),
+        [(
+            "MISMATCHED_OPERATOR_TYPE",
+            "$.Statement[0].Condition.NumericLessThan.s3:prefix".to_owned()
+        )]
+    );
+    assert_eq!(codes(&[]), []);
+}

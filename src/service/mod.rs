@@ -23,6 +23,8 @@
 //! must not know any particular service, nor listeners, protocols or
 //! metrics (the server adapts a [`HttpMapping`] to ext_authz).
 
+pub mod catalog;
+
 use std::fmt;
 use std::sync::Arc;
 
@@ -42,6 +44,13 @@ pub trait Service: Send + Sync + fmt::Debug {
 
     /// The service's actions, without the prefix, in AWS's casing.
     fn actions(&self) -> Vec<&'static str>;
+
+    /// The service's Service Authorization Reference tables, if it ships
+    /// them (the validator checks actions, resources and condition keys of
+    /// the service's namespace against them).
+    fn catalog(&self) -> Option<&'static catalog::Catalog> {
+        None
+    }
 
     /// The loader of the service's bundle data, if it has any.
     fn bundle_data(&self) -> Option<Arc<dyn BundleDataLoader>> {
@@ -170,6 +179,11 @@ impl Registry {
     /// Every registered service, in registration order.
     pub fn iter(&self) -> impl Iterator<Item = &Arc<dyn Service>> {
         self.services.iter()
+    }
+
+    /// The catalogs of the services that ship one, in registration order.
+    pub fn catalogs(&self) -> Vec<&'static catalog::Catalog> {
+        self.services.iter().filter_map(|s| s.catalog()).collect()
     }
 
     /// The mapping names, in registration order.

@@ -1,8 +1,10 @@
-//! Warnings from the EC2 catalog: `ec2:` actions that match no EC2 action,
-//! actions that support only `"Resource": "*"` used with specific ARNs, EC2
-//! resource ARNs that match no resource type of the statement's EC2 actions,
-//! unknown `ec2:` and `aws:` condition keys, and `ec2:` keys that none of the
-//! statement's EC2 actions supports.
+//! Warnings from the services' catalogs (each service behind the seam that
+//! ships one; EC2's wording below): `ec2:` actions that match no EC2
+//! action, actions that support only `"Resource": "*"` used with specific
+//! ARNs, EC2 resource ARNs that match no resource type of the statement's
+//! EC2 actions, unknown `ec2:` and `aws:` condition keys, and `ec2:` keys
+//! that none of the statement's EC2 actions supports. A service without a
+//! catalog is not judged.
 //!
 //! Codes: `UNKNOWN_ACTION`, `ACTION_REQUIRES_WILDCARD_RESOURCE`,
 //! `RESOURCE_TYPE_MISMATCH`, `UNKNOWN_CONDITION_KEY`,
@@ -10,27 +12,60 @@
 
 use std::collections::BTreeMap;
 
-use crate::ec2::catalog::{self, ActionDef, ResourceTypeDef};
 use crate::policy::wildcard;
-use crate::validate::global_keys::{is_cross_service, is_ec2, is_global, lookup};
+use crate::service::catalog::{ActionDef, Catalog, ResourceTypeDef};
+use crate::validate::global_keys::{is_cross_service, is_global, lookup, owner};
 use crate::validate::located::{Item, Stmt};
 use crate::validate::patterns::{Pattern, may_overlap};
 use crate::validate::{Finding, Severity};
 
-/// Runs the catalog checks on one statement.
-pub(crate) fn check(s: &Stmt<'_>, variables: bool, out: &mut Vec<Finding>) {
-    // The EC2 actions each action pattern names (patterns that cannot name an
-    // EC2 action are left out).
-    let mut named: Vec<(&Item, Vec<&'static ActionDef>)> = Vec::new();
+/// The actions of one catalog that each action pattern names.
+type Named<'s> = Vec<(&'s Item, Vec<&'static ActionDef>)>;
+
+/// Runs the catalog checks on one statement, against every catalog.
+pub(crate) fn check(
+    s: &Stmt<'_>,
+    variables: bool,
+    catalogs: &[&'static Catalog],
+    out: &mut Vec<Finding>,
+) {
+    let named: Vec<(&'static Catalog, Named<'_>)> = catalogs
+        .iter()
+        .map(|c| (*c, check_actions_known(s, c, out)))
+        .collect();
+    check_keys_known(s, catalogs, out);
+    if s.not_action() {
+        // The statement's actions are "everything but": nothing to judge
+        // resources and keys against.
+        return;
+    }
+    for (catalog, named) in &named {
+        let scope = union(named.iter().map(|(_, m)| m.as_slice()));
+        if !s.not_resource() {
+            check_wildcard_only_actions(s, named, out);
+            check_resource_types(s, catalog, &scope, variables, out);
+        }
+        check_keys_supported(s, catalog, &scope, out);
+    }
+}
+
+/// `UNKNOWN_ACTION`; returns the catalog's actions each action pattern
+/// names (patterns that cannot name one of its actions are left out).
+fn check_actions_known<'s>(
+    s: &'s Stmt<'_>,
+    catalog: &Catalog,
+    out: &mut Vec<Finding>,
+) -> Named<'s> {
+    let mut named: Named<'s> = Vec::new();
     for item in &s.actions {
-        let Some(matched) = ec2_actions(&item.text) else {
+        let Some(matched) = actions_of(catalog, &item.text) else {
             continue;
         };
-        if matched.is_empty() && service_is_ec2(&item.text) {
+        if matched.is_empty() && names_service(catalog, &item.text) {
             let what = if item.text.contains(['*', '?']) {
-                "matches no EC2 action"
+                format!("matches no {} action", catalog.name)
             } else {
-                "is not an EC2 action"
+                format!("is not an {} action", catalog.name)
             };
             out.push(Finding::new(
                 Severity::Warning,
@@ -41,41 +76,33 @@ pub(crate) fn check(s: &Stmt<'_>, variables: bool, out: &mut Vec<Finding>) {
         }
         named.push((item, matched));
     }
-    check_keys_known(s, out);
-    if s.not_action() {
-        // The statement's actions are "everything but": nothing to judge
-        // resources and keys against.
-        return;
-    }
-    let scope = union(named.iter().map(|(_, m)| m.as_slice()));
-    if !s.not_resource() {
-        check_wildcard_only_actions(s, &named, out);
-        check_resource_types(s, &scope, variables, out);
-    }
-    check_keys_supported(s, &scope, out);
+    named
 }
 
-/// Whether the pattern's service part is literally `ec2` (any case).
-fn service_is_ec2(pattern: &str) -> bool {
+/// Whether the pattern's service part is literally the catalog's prefix
+/// (any case).
+fn names_service(catalog: &Catalog, pattern: &str) -> bool {
     pattern
         .split_once(':')
-        .is_some_and(|(service, _)| service.eq_ignore_ascii_case("ec2"))
+        .is_some_and(|(service, _)| service.eq_ignore_ascii_case(catalog.prefix))
 }
 
-/// The EC2 actions an action pattern matches (case-insensitively), or `None`
-/// when its service part cannot be `ec2`.
-fn ec2_actions(pattern: &str) -> Option<Vec<&'static ActionDef>> {
+/// The catalog's actions an action pattern matches (case-insensitively), or
+/// `None` when its service part cannot be the catalog's prefix.
+fn actions_of(catalog: &Catalog, pattern: &str) -> Option<Vec<&'static ActionDef>> {
     let lower = pattern.to_ascii_lowercase();
     let (service, name) = match lower.split_once(':') {
         Some(parts) => parts,
         None if lower == "*" => ("*", "*"),
         None => return None,
     };
-    if !wildcard::matches_str(service, "ec2") {
+    if !wildcard::matches_str(service, catalog.prefix) {
         return None;
     }
     Some(
-        catalog::actions()
+        catalog
+            .actions
+            .iter()
             .filter(|a| wildcard::matches_str(name, &a.name.to_ascii_lowercase()))
             .collect(),
     )
@@ -92,26 +119,22 @@ fn union<'a>(lists: impl Iterator<Item = &'a [&'static ActionDef]>) -> Vec<&'sta
     by_name.into_values().collect()
 }
 
-/// How a finding names a set of EC2 actions.
-fn describe(actions: &[&'static ActionDef]) -> String {
+/// How a finding names a set of the catalog's actions.
+fn describe(catalog: &Catalog, actions: &[&'static ActionDef]) -> String {
     match actions {
-        [] => "no EC2 action".to_owned(),
+        [] => format!("no {} action", catalog.name),
         list if list.len() <= 3 => list
             .iter()
-            .map(|a| format!("`ec2:{}`", a.name))
+            .map(|a| format!("`{}:{}`", catalog.prefix, a.name))
             .collect::<Vec<_>>()
             .join(", "),
-        list => format!("any of its {} EC2 actions", list.len()),
+        list => format!("any of its {} {} actions", list.len(), catalog.name),
     }
 }
 
 /// `ACTION_REQUIRES_WILDCARD_RESOURCE`: a pattern all of whose actions take
 /// only `"Resource": "*"`, in a statement that names no `*` resource.
-fn check_wildcard_only_actions(
-    s: &Stmt<'_>,
-    named: &[(&Item, Vec<&'static ActionDef>)],
-    out: &mut Vec<Finding>,
-) {
+fn check_wildcard_only_actions(s: &Stmt<'_>, named: &Named<'_>, out: &mut Vec<Finding>) {
     if s.resources.is_empty() || s.resources.iter().any(|r| r.text == "*") {
         return;
     }
@@ -135,15 +158,16 @@ fn check_wildcard_only_actions(
     }
 }
 
-/// Whether a resource pattern is an ARN in the `ec2` service namespace.
-fn is_ec2_arn(resource: &str) -> bool {
-    resource.starts_with("arn:") && resource.split(':').nth(2) == Some("ec2")
+/// Whether a resource pattern is an ARN in the catalog's namespace.
+fn in_namespace(catalog: &Catalog, resource: &str) -> bool {
+    resource.starts_with("arn:") && resource.split(':').nth(2) == Some(catalog.prefix)
 }
 
-/// `RESOURCE_TYPE_MISMATCH`: an EC2 ARN that can match no resource type of
-/// the statement's EC2 actions.
+/// `RESOURCE_TYPE_MISMATCH`: an ARN of the service that can match no
+/// resource type of the statement's actions of the service.
 fn check_resource_types(
     s: &Stmt<'_>,
+    catalog: &Catalog,
     scope: &[&'static ActionDef],
     variables: bool,
     out: &mut Vec<Finding>,
@@ -166,18 +190,24 @@ fn check_resource_types(
         .values()
         .map(|t| Pattern::template(t.arn_template))
         .collect();
-    for r in s.resources.iter().filter(|r| is_ec2_arn(&r.text)) {
+    for r in s
+        .resources
+        .iter()
+        .filter(|r| in_namespace(catalog, &r.text))
+    {
         let glob = Pattern::glob(&r.text, variables);
         if !templates.iter().any(|t| may_overlap(&glob, t)) {
-            let known = catalog::resource_types()
+            let known = catalog
+                .resource_types
+                .iter()
                 .any(|t| may_overlap(&glob, &Pattern::template(t.arn_template)));
             let why = if known {
                 format!(
                     "matches no resource type of the statement's actions ({})",
-                    describe(&with_types)
+                    describe(catalog, &with_types)
                 )
             } else {
-                "matches no EC2 resource type".to_owned()
+                format!("matches no {} resource type", catalog.name)
             };
             let note = if !variables && r.text.contains("${") {
                 " (`${...}` is literal text: the policy's version substitutes no variables)"
@@ -195,16 +225,21 @@ fn check_resource_types(
 }
 
 /// `UNKNOWN_CONDITION_KEY` and `UNKNOWN_GLOBAL_CONDITION_KEY`.
-fn check_keys_known(s: &Stmt<'_>, out: &mut Vec<Finding>) {
+fn check_keys_known(s: &Stmt<'_>, catalogs: &[&'static Catalog], out: &mut Vec<Finding>) {
     for c in &s.conditions {
-        if is_ec2(&c.key) && catalog::condition_key(&c.key).is_none() {
-            out.push(Finding::new(
-                Severity::Warning,
-                "UNKNOWN_CONDITION_KEY",
-                c.path.clone(),
-                format!("`{}` is not a condition key that EC2 defines", c.key),
-            ));
-        } else if is_global(&c.key) && lookup(&c.key).is_none() {
+        if let Some(catalog) = owner(&c.key, catalogs) {
+            if catalog.condition_key(&c.key).is_none() {
+                out.push(Finding::new(
+                    Severity::Warning,
+                    "UNKNOWN_CONDITION_KEY",
+                    c.path.clone(),
+                    format!(
+                        "`{}` is not a condition key that {} defines",
+                        c.key, catalog.name
+                    ),
+                ));
+            }
+        } else if is_global(&c.key) && lookup(&c.key, catalogs).is_none() {
             out.push(Finding::new(
                 Severity::Warning,
                 "UNKNOWN_GLOBAL_CONDITION_KEY",
@@ -215,15 +250,22 @@ fn check_keys_known(s: &Stmt<'_>, out: &mut Vec<Finding>) {
     }
 }
 
-/// `CONDITION_KEY_NOT_SUPPORTED`: an `ec2:` key that none of the statement's
-/// EC2 actions supports, so requests for them never carry it.
-fn check_keys_supported(s: &Stmt<'_>, scope: &[&'static ActionDef], out: &mut Vec<Finding>) {
+/// `CONDITION_KEY_NOT_SUPPORTED`: a key of the service (`ec2:`) that none
+/// of the statement's actions of the service supports, so requests for
+/// them never carry it.
+fn check_keys_supported(
+    s: &Stmt<'_>,
+    catalog: &Catalog,
+    scope: &[&'static ActionDef],
+    out: &mut Vec<Finding>,
+) {
     if scope.is_empty() {
         return;
     }
     for c in &s.conditions {
-        let judged =
-            is_ec2(&c.key) && !is_cross_service(&c.key) && catalog::condition_key(&c.key).is_some();
+        let judged = catalog.owns_key(&c.key)
+            && !is_cross_service(&c.key)
+            && catalog.condition_key(&c.key).is_some();
         if judged && !scope.iter().any(|a| a.allows_condition_key(&c.key)) {
             out.push(Finding::new(
                 Severity::Warning,
@@ -232,7 +274,7 @@ fn check_keys_supported(s: &Stmt<'_>, scope: &[&'static ActionDef], out: &mut Ve
                 format!(
                     "`{}` is not supported by the statement's actions ({}), so requests never carry it",
                     c.key,
-                    describe(scope)
+                    describe(catalog, scope)
                 ),
             ));
         }
@@ -255,7 +297,12 @@ mod tests {
         let mut out = Vec::new();
         let parsed = parse_document(&doc, PolicyKind::Identity).expect("test documents parse");
         for s in statements(&doc, &parsed) {
-            check(&s, parsed.version.has_variables(), &mut out);
+            check(
+                &s,
+                parsed.version.has_variables(),
+                crate::validate::TEST_CATALOGS,
+                &mut out,
+            );
         }
         out
     }

@@ -2,16 +2,16 @@
 //! does not fit the key's type, values the operator cannot read, `Null`
 //! with a value other than `true`/`false`, and set operators
 //! (`ForAllValues:`/`ForAnyValue:`) on single-valued keys or missing on
-//! multivalued ones. Key types come from the EC2 catalog and the documented
+//! multivalued ones. Key types come from the services' catalogs and the documented
 //! global keys; keys of other services are not judged.
 //!
 //! Codes: `MISMATCHED_OPERATOR_TYPE`, `INVALID_CONDITION_VALUE`,
 //! `INVALID_NULL_VALUE`, `SET_OPERATOR_ON_SINGLE_VALUED_KEY`,
 //! `MISSING_SET_OPERATOR`.
 
-use crate::ec2::catalog::ConditionKeyType;
 use crate::policy::condition::{OpKind, SetQualifier};
 use crate::policy::value::{Decimal, parse_bool, parse_date, parse_ip_net};
+use crate::service::catalog::{Catalog, ConditionKeyType};
 use crate::validate::global_keys::lookup;
 use crate::validate::located::{Cond, Stmt};
 use crate::validate::{Finding, Severity};
@@ -93,11 +93,16 @@ impl Family {
 
 /// Runs the condition checks on one statement; `variables` is whether the
 /// document substitutes `${...}` policy variables.
-pub(crate) fn check(s: &Stmt<'_>, variables: bool, out: &mut Vec<Finding>) {
+pub(crate) fn check(
+    s: &Stmt<'_>,
+    variables: bool,
+    catalogs: &[&'static Catalog],
+    out: &mut Vec<Finding>,
+) {
     for c in &s.conditions {
         let family = Family::of(c.op.kind);
         check_values(c, family, variables, out);
-        check_key_type(c, family, out);
+        check_key_type(c, family, catalogs, out);
     }
 }
 
@@ -140,8 +145,8 @@ fn check_values(c: &Cond, family: Family, variables: bool, out: &mut Vec<Finding
     }
 }
 
-fn check_key_type(c: &Cond, family: Family, out: &mut Vec<Finding>) {
-    let Some(info) = lookup(&c.key) else {
+fn check_key_type(c: &Cond, family: Family, catalogs: &[&'static Catalog], out: &mut Vec<Finding>) {
+    let Some(info) = lookup(&c.key, catalogs) else {
         return;
     };
     let ty = info.value_type;
@@ -198,7 +203,12 @@ mod tests {
         let mut out = Vec::new();
         let parsed = parse_document(&doc, PolicyKind::Identity).expect("test documents parse");
         for s in statements(&doc, &parsed) {
-            check(&s, parsed.version.has_variables(), &mut out);
+            check(
+                &s,
+                parsed.version.has_variables(),
+                crate::validate::TEST_CATALOGS,
+                &mut out,
+            );
         }
         out
     }

@@ -1,9 +1,10 @@
 //! What validation knows about condition keys: the global condition keys
 //! documented in the IAM User Guide page "AWS global condition context
-//! keys" (with their value types), the keys EC2 defines (from the catalog),
+//! keys" (with their value types), the keys each service defines (from its
+//! catalog),
 //! and the lookup that combines them.
 
-use crate::ec2::catalog::{self, ConditionKeyType};
+use crate::service::catalog::{Catalog, ConditionKeyType};
 
 use ConditionKeyType as T;
 
@@ -79,10 +80,10 @@ pub(crate) struct KeyInfo {
     pub also_numeric: bool,
 }
 
-/// Looks a key up, case-insensitively: the EC2 catalog first, then the
+/// Looks a key up, case-insensitively: the services' catalogs first, then the
 /// documented global keys. `None` for keys of other services and unknown keys.
-pub(crate) fn lookup(key: &str) -> Option<KeyInfo> {
-    if let Some(def) = catalog::condition_key(key) {
+pub(crate) fn lookup(key: &str, catalogs: &[&'static Catalog]) -> Option<KeyInfo> {
+    if let Some(def) = catalogs.iter().find_map(|c| c.condition_key(key)) {
         return Some(KeyInfo {
             name: def.name,
             value_type: def.value_type,
@@ -119,9 +120,9 @@ pub(crate) fn is_global(key: &str) -> bool {
     key.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("aws:"))
 }
 
-/// Whether `key` is in the `ec2:` namespace (case-insensitive).
-pub(crate) fn is_ec2(key: &str) -> bool {
-    key.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("ec2:"))
+/// The catalog of the service whose namespace `key` is in (`ec2:...`).
+pub(crate) fn owner<'c>(key: &str, catalogs: &[&'c Catalog]) -> Option<&'c Catalog> {
+    catalogs.iter().copied().find(|c| c.owns_key(key))
 }
 
 /// Whether `key` is an EC2 key that applies to every service's requests.
@@ -134,10 +135,11 @@ pub(crate) fn is_cross_service(key: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::validate::TEST_CATALOGS;
 
     #[test]
     fn catalog_then_global_then_prefixes() {
-        let ty = |k: &str| lookup(k).map(|i| i.value_type);
+        let ty = |k: &str| lookup(k, TEST_CATALOGS).map(|i| i.value_type);
         assert_eq!(ty("ec2:InstanceType"), Some(T::String));
         assert_eq!(ty("EC2:volumesize"), Some(T::Numeric));
         assert_eq!(ty("aws:SourceIp"), Some(T::IpAddress));
@@ -147,15 +149,19 @@ mod tests {
         assert_eq!(ty("aws:RequestTag/team"), Some(T::String));
         assert_eq!(ty("aws:PrincipalTag/"), None);
         assert_eq!(ty("aws:SourceIpAddress"), None);
+        // A service whose catalog is not given: its keys are not typed.
         assert_eq!(ty("s3:prefix"), None);
-        assert!(lookup("aws:EpochTime").is_some_and(|i| i.also_numeric));
-        assert!(lookup("aws:CurrentTime").is_some_and(|i| !i.also_numeric));
+        assert!(lookup("aws:EpochTime", TEST_CATALOGS).is_some_and(|i| i.also_numeric));
+        assert!(lookup("aws:CurrentTime", TEST_CATALOGS).is_some_and(|i| !i.also_numeric));
     }
 
     #[test]
     fn namespaces() {
         assert!(is_global("AWS:SourceIp") && !is_global("ec2:Vpc") && !is_global("aw"));
-        assert!(is_ec2("Ec2:Vpc") && !is_ec2("aws:SourceIp"));
+        assert!(
+            owner("Ec2:Vpc", TEST_CATALOGS).is_some_and(|c| c.prefix == "ec2")
+                && owner("aws:SourceIp", TEST_CATALOGS).is_none()
+        );
         assert!(is_cross_service("ec2:sourceinstancearn") && !is_cross_service("ec2:Vpc"));
     }
 

@@ -1,6 +1,7 @@
 //! Policy validation in the manner of IAM Access Analyzer: errors (the
 //! document is malformed), warnings (it cannot mean what it says, checked
-//! against the EC2 catalog), security warnings (it grants more than it seems
+//! against the catalogs of the services behind the seam, which the caller
+//! passes in: this module knows no service), security warnings (it grants more than it seems
 //! to) and suggestions.
 //!
 //! Pure: works on parsed JSON values and returns findings; printing and exit
@@ -12,7 +13,7 @@
 //!   one cover another).
 //! - [`global_keys`]: the documented global condition keys and key typing.
 //! - [`catalog_checks`]: actions, resources and condition keys against the
-//!   EC2 catalog.
+//!   services' catalogs.
 //! - [`conditions`]: operators against key types, condition values.
 //! - [`services`]: resource ARNs of a service none of the actions acts on.
 //! - [`security`]: security warnings.
@@ -32,6 +33,12 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::policy::PolicyKind;
+use crate::service::catalog::Catalog;
+
+/// The catalog the unit tests here validate against: EC2's (each other
+/// service tests its own catalog through [`validate_document`]).
+#[cfg(test)]
+pub(crate) const TEST_CATALOGS: &[&Catalog] = &[&crate::ec2::catalog::CATALOG];
 
 /// How serious a finding is (Access Analyzer's finding types).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -70,10 +77,15 @@ impl Finding {
     }
 }
 
-/// Validates one policy document of the given kind: every error (each
-/// malformed element, not only the first), then the other findings of the
-/// statements without errors.
-pub fn validate_document(value: &Value, kind: PolicyKind) -> Vec<Finding> {
+/// Validates one policy document of the given kind against the services'
+/// `catalogs` (`Registry::catalogs`): every error (each malformed element,
+/// not only the first), then the other findings of the statements without
+/// errors.
+pub fn validate_document(
+    value: &Value,
+    kind: PolicyKind,
+    catalogs: &[&'static Catalog],
+) -> Vec<Finding> {
     let malformed::Repaired {
         errors: mut out,
         parsed,
@@ -85,9 +97,9 @@ pub fn validate_document(value: &Value, kind: PolicyKind) -> Vec<Finding> {
     let variables = doc.version.has_variables();
     let mut found = Vec::new();
     for stmt in located::statements(&value, &doc) {
-        catalog_checks::check(&stmt, variables, &mut found);
-        services::check(&stmt, &mut found);
-        conditions::check(&stmt, variables, &mut found);
+        catalog_checks::check(&stmt, variables, catalogs, &mut found);
+        services::check(&stmt, catalogs, &mut found);
+        conditions::check(&stmt, variables, catalogs, &mut found);
         security::check(&stmt, kind, &mut found);
         suggestions::check(&stmt, &mut found);
     }
@@ -109,6 +121,7 @@ mod tests {
         let f = validate_document(
             &json!({"Statement": [{"Effect": "allow", "Action": "ec2:*", "Resource": "*"}]}),
             PolicyKind::Identity,
+            crate::validate::TEST_CATALOGS,
         );
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].severity, Severity::Error);
@@ -131,6 +144,7 @@ mod tests {
                 "Resource": "*"
             }]}),
             PolicyKind::Identity,
+            crate::validate::TEST_CATALOGS,
         );
         assert_eq!(f, []);
     }

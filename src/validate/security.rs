@@ -191,6 +191,7 @@ mod tests {
             &json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
                 "NotPrincipal": {"AWS": "111122223333"}, "Action": "ec2:*", "Resource": "*"}]}),
             PolicyKind::Resource,
+            crate::validate::TEST_CATALOGS,
         );
         assert!(
             f.iter().any(|f| f.path == "$.Statement[0].NotPrincipal"

@@ -9,13 +9,13 @@
 //! roles, `ssm:SendCommand`/`StartSession` and EC2 Instance Connect on EC2
 //! instances.
 
-use crate::ec2::catalog;
 use crate::policy::wildcard;
+use crate::service::catalog::Catalog;
 use crate::validate::located::Stmt;
 use crate::validate::{Finding, Severity};
 
-/// Other ARN namespaces the actions of a service act on (EC2's come from
-/// the catalog).
+/// Other ARN namespaces the actions of a service act on (those of a
+/// service with a catalog come from its resource types).
 const ALSO: &[(&str, &[&str])] = &[
     ("sts", &["iam"]),
     ("ssm", &["ec2"]),
@@ -23,12 +23,12 @@ const ALSO: &[(&str, &[&str])] = &[
 ];
 
 /// Whether actions of `service` (lower case) may act on ARNs of `namespace`.
-fn acts_on(service: &str, namespace: &str) -> bool {
+fn acts_on(service: &str, namespace: &str, catalogs: &[&'static Catalog]) -> bool {
     if service == namespace {
         return true;
     }
-    if service == "ec2" {
-        return catalog::resource_types().any(|t| arn_namespace(t.arn_template) == Some(namespace));
+    if let Some(c) = catalogs.iter().find(|c| c.prefix == service) {
+        return c.acts_on(namespace);
     }
     ALSO.iter()
         .any(|(s, also)| *s == service && also.contains(&namespace))
@@ -42,7 +42,7 @@ fn arn_namespace(arn: &str) -> Option<&str> {
 }
 
 /// Runs the check on one statement.
-pub(crate) fn check(s: &Stmt<'_>, out: &mut Vec<Finding>) {
+pub(crate) fn check(s: &Stmt<'_>, catalogs: &[&'static Catalog], out: &mut Vec<Finding>) {
     if s.not_action() || s.not_resource() {
         return;
     }
@@ -73,7 +73,7 @@ pub(crate) fn check(s: &Stmt<'_>, out: &mut Vec<Finding>) {
         }
         if services
             .iter()
-            .any(|svc| acts_on(svc, &namespace) || wildcard::matches_str(&namespace, svc))
+            .any(|svc| acts_on(svc, &namespace, catalogs) || wildcard::matches_str(&namespace, svc))
         {
             continue;
         }
@@ -103,7 +103,7 @@ mod tests {
     use crate::validate::validate_document;
 
     fn codes(doc: serde_json::Value) -> Vec<(String, &'static str)> {
-        validate_document(&doc, PolicyKind::Identity)
+        validate_document(&doc, PolicyKind::Identity, crate::validate::TEST_CATALOGS)
             .into_iter()
             .filter(|f| f.code == "RESOURCE_SERVICE_MISMATCH")
             .map(|f| (f.path, f.code))
