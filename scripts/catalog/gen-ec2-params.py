@@ -368,7 +368,7 @@ EXTRA_CREATES = {
 }
 
 # Actions that are not authorized by the generic table-driven mapping
-# (src/ec2/mapping.rs handles them itself) still get their parameters
+# (src/ec2/mapping/ handles them itself) still get their parameters
 # classified; nothing to list here.
 
 # Names of created resources: (action, parameter) whose value names the new

@@ -360,12 +360,11 @@ pub fn generic_signer(
     check: &CheckView<'_>,
     now: SystemTime,
 ) -> Result<GenericSigner, Refused> {
-    let http = check
-        .http
-        .as_ref()
-        .ok_or(Refused::Serve(ServeError::BadRequest(
+    let http = check.http.as_ref().ok_or_else(|| {
+        Refused::Serve(ServeError::BadRequest(
             MappingError::NoHttpRequest.to_string(),
-        )))?;
+        ))
+    })?;
     let (region, service) = route_scope_with(|key| check.extension(key))
         .map_err(|e| Refused::Serve(e.into_serve_error()))?;
     // `body` is a proto string: a message where it is not UTF-8 does not
