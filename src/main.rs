@@ -813,6 +813,12 @@ fn expand_config(args: Vec<String>) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
+
+/// jemalloc returns the pages a compile or a reload freed to the system
+/// (issue 12's memory targets); glibc keeps them in each thread's arena.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let args = match expand_config(std::env::args().collect()) {
         Ok(a) => a,
