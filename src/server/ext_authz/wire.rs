@@ -121,7 +121,9 @@ pub struct CheckView<'a> {
     /// `attributes.request.http`; `None` for Envoy's network filter.
     pub http: Option<HttpFields<'a>>,
     /// `attributes.context_extensions`, one entry per key (the last sent).
-    pub extensions: SmallVec<[(&'a str, &'a str); 6]>,
+    /// Inline room for a SigV4 route's (auth, region, service, action,
+    /// resource and a few context keys) without a heap spill.
+    pub extensions: SmallVec<[(&'a str, &'a str); 10]>,
     /// The values at the paths given to [`CheckView::parse_with`], in order.
     pub metadata: SmallVec<[MetadataValue<'a>; 2]>,
 }
