@@ -813,9 +813,9 @@ fn expand_config(args: Vec<String>) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
-
-/// jemalloc returns the pages a compile or a reload freed to the system
-/// (issue 12's memory targets); glibc keeps them in each thread's arena.
+/// jemalloc returns the pages a compile or a reload freed to the system;
+/// glibc keeps them in the arena of each thread that compiled (about
+/// 100 MB on a 100,000-policy bundle).
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

@@ -5,21 +5,21 @@
 //! and is reported; no secret is ever logged.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use sha2::{Digest, Sha256};
 
 use crate::identity::{CredentialStore, CredentialsError};
+use crate::server::seen::Seen;
 
 /// The credentials file and the keys last read from it.
 #[derive(Debug, Clone)]
 pub struct CredentialsFile {
     path: PathBuf,
     store: Arc<ArcSwap<CredentialStore>>,
-    /// Digest of the content last read (valid or not), to tell a change.
-    seen: Arc<Mutex<Option<[u8; 32]>>>,
+    /// The content last read (valid or not), to tell a change.
+    seen: Seen,
 }
 
 impl CredentialsFile {
@@ -35,7 +35,7 @@ impl CredentialsFile {
         Ok(Self {
             path: path.to_path_buf(),
             store,
-            seen: Arc::new(Mutex::new(Some(Sha256::digest(&bytes).into()))),
+            seen: Seen::of(Some(&bytes)),
         })
     }
 
@@ -49,15 +49,8 @@ impl CredentialsFile {
                 return false;
             }
         };
-        let digest: [u8; 32] = Sha256::digest(&bytes).into();
-        {
-            let Ok(mut seen) = self.seen.lock() else {
-                return false;
-            };
-            if !force && *seen == Some(digest) {
-                return false;
-            }
-            *seen = Some(digest);
+        if !self.seen.changed(&bytes, force) {
+            return false;
         }
         match CredentialStore::from_json(&bytes) {
             Ok(keys) => {

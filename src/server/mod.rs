@@ -22,6 +22,7 @@ pub mod io;
 pub mod network_api;
 pub mod reload;
 pub mod remote;
+pub mod seen;
 pub mod session_keys;
 pub mod shadow;
 pub mod state;

@@ -10,12 +10,11 @@
 //! them. Never logs a key.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
-
 use crate::identity::{SessionKeyError, SessionKeys};
+use crate::server::seen::Seen;
 use crate::telemetry::Metrics;
 
 /// Largest session key file read (16 keys take under 2 KiB).
@@ -27,19 +26,18 @@ pub struct SessionKeyFile {
     path: PathBuf,
     keys: Arc<SessionKeys>,
     metrics: Metrics,
-    /// Digest of the content last read (valid or not), to tell a change.
-    seen: Arc<Mutex<Option<[u8; 32]>>>,
+    /// The content last read (valid or not), to tell a change.
+    seen: Seen,
 }
 
 impl SessionKeyFile {
     /// Watches `path`, whose keys `keys` already holds (read at startup).
     pub fn new(path: &Path, keys: Arc<SessionKeys>, metrics: Metrics) -> Self {
-        let seen = read(path).ok().map(|b| Sha256::digest(&b).into());
         Self {
             path: path.to_path_buf(),
             keys,
             metrics,
-            seen: Arc::new(Mutex::new(seen)),
+            seen: Seen::of(read(path).ok().as_deref()),
         }
     }
 
@@ -53,15 +51,8 @@ impl SessionKeyFile {
                 return false;
             }
         };
-        let digest: [u8; 32] = Sha256::digest(&bytes).into();
-        {
-            let Ok(mut seen) = self.seen.lock() else {
-                return false;
-            };
-            if !force && *seen == Some(digest) {
-                return false;
-            }
-            *seen = Some(digest);
+        if !self.seen.changed(&bytes, force) {
+            return false;
         }
         let parsed = std::str::from_utf8(&bytes)
             .map_err(|_| SessionKeyError::Read {
