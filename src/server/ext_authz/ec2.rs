@@ -64,8 +64,6 @@ use std::net::IpAddr;
 use std::time::SystemTime;
 
 use envoy_types::pb::envoy::config::core::v3::address::Address;
-use envoy_types::pb::envoy::config::core::v3::header_value_option::HeaderAppendAction;
-use envoy_types::pb::envoy::config::core::v3::{HeaderValue, HeaderValueOption};
 use envoy_types::pb::envoy::service::auth::v3::attribute_context::HttpRequest;
 use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
 use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse, DeniedHttpResponse};
@@ -90,7 +88,7 @@ use crate::server::errors::ServeError;
 use crate::server::ext_authz::mapping::{
     self, HttpView, MAPPING_KEY, MappingError, PrincipalSource,
 };
-use crate::server::ext_authz::response::{self, DECISION_ID_HEADER, is_failure};
+use crate::server::ext_authz::response::{self, DECISION_ID_HEADER, header, is_failure};
 use crate::server::ext_authz::sigv4::{self, BodyError, SignerError};
 use crate::server::state::{AppState, Decided};
 use crate::telemetry::Frontend;
@@ -714,19 +712,6 @@ fn ec2_error(error: &Ec2Error, decided: Option<&Decided>) -> CheckResponse {
             headers,
             body: error.body(&request_id),
         })),
-    }
-}
-
-/// A header that replaces any value the response already had.
-fn header(key: &str, value: &str) -> HeaderValueOption {
-    HeaderValueOption {
-        header: Some(HeaderValue {
-            key: key.to_owned(),
-            value: value.to_owned(),
-            raw_value: Vec::new(),
-        }),
-        append_action: HeaderAppendAction::OverwriteIfExistsOrAdd as i32,
-        ..Default::default()
     }
 }
 

@@ -131,8 +131,8 @@ fn status(code: tonic::Code, message: String) -> rpc::Status {
     }
 }
 
-/// A header that replaces any value the request already had.
-fn header(key: &str, value: &str) -> HeaderValueOption {
+/// A header that replaces any value the request or response already had.
+pub(crate) fn header(key: &str, value: &str) -> HeaderValueOption {
     HeaderValueOption {
         header: Some(HeaderValue {
             key: key.to_owned(),

@@ -29,8 +29,6 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use envoy_types::pb::envoy::config::core::v3::address::Address;
-use envoy_types::pb::envoy::config::core::v3::header_value_option::HeaderAppendAction;
-use envoy_types::pb::envoy::config::core::v3::{HeaderValue, HeaderValueOption};
 use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
 use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse, DeniedHttpResponse};
 use envoy_types::pb::envoy::r#type::v3::HttpStatus;
@@ -43,7 +41,7 @@ use crate::server::errors::ServeError;
 use crate::server::ext_authz::mapping::{
     self, HttpView, MAPPING_KEY, MappingError, PrincipalSource,
 };
-use crate::server::ext_authz::response::{self, DECISION_ID_HEADER, metadata};
+use crate::server::ext_authz::response::{self, DECISION_ID_HEADER, header, metadata};
 use crate::server::ext_authz::sigv4::REGION_KEY;
 use crate::server::state::{AppState, Decided};
 use crate::service::{HttpCall, HttpMapping, HttpReply, Registry, Service};
@@ -319,19 +317,6 @@ fn service_reply(reply: &HttpReply, decided: Option<&Decided>) -> CheckResponse 
             headers,
             body: reply.body.clone(),
         })),
-    }
-}
-
-/// A header that replaces any value the response already had.
-fn header(key: &str, value: &str) -> HeaderValueOption {
-    HeaderValueOption {
-        header: Some(HeaderValue {
-            key: key.to_owned(),
-            value: value.to_owned(),
-            raw_value: Vec::new(),
-        }),
-        append_action: HeaderAppendAction::OverwriteIfExistsOrAdd as i32,
-        ..Default::default()
     }
 }
 
