@@ -28,6 +28,9 @@ use std::sync::Mutex;
 use serde::Deserialize;
 use subtle::ConstantTimeEq as _;
 
+use crate::policy::AccountId;
+use crate::policy::arn::Arn;
+
 /// Seconds per TOTP step.
 const STEP: u64 = 30;
 /// Digits of a code.
@@ -220,38 +223,23 @@ impl MfaDevices {
 
 /// The account of `arn:aws:iam::ACCOUNT:mfa/NAME`.
 fn mfa_account(serial: &str) -> Option<&str> {
-    let mut parts = serial.splitn(6, ':');
-    let (Some("arn"), Some(_), Some("iam"), Some(""), Some(account), Some(rest)) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) else {
-        return None;
-    };
-    let ok = account.len() == 12
-        && account.bytes().all(|b| b.is_ascii_digit())
-        && rest.strip_prefix("mfa/").is_some_and(|n| !n.is_empty());
+    let (account, rest) = iam_parts(serial)?;
+    let ok =
+        AccountId::is_valid(account) && rest.strip_prefix("mfa/").is_some_and(|n| !n.is_empty());
     ok.then_some(account)
 }
 
 /// (account, user name) of an IAM user's ARN.
 fn user_of(arn: &str) -> Option<(&str, &str)> {
-    let mut parts = arn.splitn(6, ':');
-    let (Some("arn"), Some(_), Some("iam"), Some(""), Some(account), Some(rest)) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) else {
-        return None;
-    };
+    let (account, rest) = iam_parts(arn)?;
     let path_and_name = rest.strip_prefix("user/")?;
     Some((account, path_and_name.rsplit('/').next()?))
+}
+
+/// (account, resource) of an IAM ARN (`arn:PARTITION:iam::ACCOUNT:...`).
+fn iam_parts(arn: &str) -> Option<(&str, &str)> {
+    let a = Arn::parse(arn)?;
+    (a.service == "iam" && a.region.is_empty()).then_some((a.account, a.resource))
 }
 
 /// RFC 6238 TOTP value (RFC 4226 HOTP over the step counter, HMAC-SHA1,
