@@ -23,6 +23,9 @@ command -v unzip >/dev/null 2>&1 || need_apt+=(unzip)
 { command -v nginx || test -x /usr/sbin/nginx; } >/dev/null 2>&1 || need_apt+=(nginx)
 # libfaketime runs iamgate and the AWS CLI on a shifted clock (tests/e2e/test_sts_expiry.py).
 command -v faketime >/dev/null 2>&1 || need_apt+=(faketime)
+# make and a C compiler build jemalloc, the binary's allocator (tikv-jemalloc-sys).
+command -v make >/dev/null 2>&1 || need_apt+=(make)
+command -v cc >/dev/null 2>&1 || need_apt+=(gcc)
 if ((${#need_apt[@]})); then
   log "installing ${need_apt[*]} (apt)"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

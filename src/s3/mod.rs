@@ -226,17 +226,7 @@ pub fn map_call(call: &HttpCall<'_>) -> Result<Vec<Mapped>, Refused> {
     let target = parse_target(raw_path)?;
     let method = call.method;
     let has = |name: &str| query.contains_key(name);
-    // `x-id` names the SDK operation; S3 acts on the method and
-    // subresources, so it is checked by neither.
-    let known = |allowed: &[&str]| -> Result<(), Refused> {
-        match query
-            .keys()
-            .find(|k| k.as_str() != "x-id" && !allowed.contains(&k.as_str()))
-        {
-            Some(k) => Err(not_implemented(&format!("the query parameter `{k}`"))),
-            None => Ok(()),
-        }
-    };
+    let known = |allowed: &[&str]| only_known(&query, allowed);
     let one = |action: &str, resource: String| {
         vec![Mapped {
             action: format!("s3:{action}"),
@@ -329,6 +319,19 @@ pub fn map_call(call: &HttpCall<'_>) -> Result<Vec<Mapped>, Refused> {
     }
 }
 
+/// Refuses a query parameter the call does not take. `x-id` names the
+/// SDK operation; S3 acts on the method and subresources, so it is
+/// checked by neither.
+fn only_known(query: &HashMap<String, String>, allowed: &[&str]) -> Result<(), Refused> {
+    match query
+        .keys()
+        .find(|k| k.as_str() != "x-id" && !allowed.contains(&k.as_str()))
+    {
+        Some(k) => Err(not_implemented(&format!("the query parameter `{k}`"))),
+        None => Ok(()),
+    }
+}
+
 /// A listing with its `s3:` condition keys from the query.
 fn listing(action: &str, arn: String, query: &HashMap<String, String>) -> Mapped {
     let context = [
@@ -359,15 +362,7 @@ fn object_call(
     let arn = format!("arn:aws:s3:::{bucket}/{key}");
     let method = call.method;
     let has = |name: &str| query.contains_key(name);
-    let known = |allowed: &[&str]| -> Result<(), Refused> {
-        match query
-            .keys()
-            .find(|k| k.as_str() != "x-id" && !allowed.contains(&k.as_str()))
-        {
-            Some(k) => Err(not_implemented(&format!("the query parameter `{k}`"))),
-            None => Ok(()),
-        }
-    };
+    let known = |allowed: &[&str]| only_known(query, allowed);
     let version = query.get("versionId");
     let mut context = Vec::new();
     if let Some(v) = version {
