@@ -16,7 +16,9 @@
         <= 1.2x the floor's, and >= 90% of the null HTTP server's
         throughput) are met, 3 when they are not. With an `iamgate-sigv4`
         row (issue 13: the request signed with SigV4 on a generic SigV4
-        route), also >= 85% of the null server's Check throughput.
+        route), also >= 85% of the null server's Check throughput on that
+        same signed request (the `null-sigv4` row; without one, on the
+        unsigned request).
 """
 
 import json
@@ -27,7 +29,7 @@ import sys
 
 TICK = os.sysconf("SC_CLK_TCK")
 THROUGHPUT_TARGET = 0.90
-SERVERS = ("floor", "null", "null-sized", "iamgate", "iamgate-sigv4")
+SERVERS = ("floor", "null", "null-sized", "iamgate", "null-sigv4", "iamgate-sigv4")
 SIGNED_TARGET = 0.85
 P99_TARGET = 1.20
 
@@ -184,6 +186,8 @@ def markdown(results_path, env_path):
                              "answers, records telemetry)") if proto == "grpc" else
                             ("iamgate (reads and parses the body, converts, decides, "
                              "answers, records telemetry)"),
+                 "null-sigv4": ("null server, the SigV4-signed request (decodes the whole "
+                                "CheckRequest with its body and signature headers, answers OK)"),
                  "iamgate-sigv4": ("iamgate, SigV4-signed (verifies the signature with a warm "
                                    "signing-key cache and the body's payload hash, then as iamgate)"),
                  "null-sized": f"null-sized (diagnostic: iamgate's transport, OK padded to "
@@ -205,8 +209,12 @@ def markdown(results_path, env_path):
             ok_p = p99_t <= P99_TARGET
             ok = ok_t and ok_p and errors == 0
             sv = med.get("iamgate-sigv4")
+            # The signed target compares like with like: the null server
+            # decoding the same signed request, when the run has that row.
+            ns = med.get("null-sigv4", n)
+            ns_name = "null server on the same signed request" if "null-sigv4" in med else "null server"
             if sv:
-                tput_s = sv["rps"] / n["rps"]
+                tput_s = sv["rps"] / ns["rps"]
                 ok_s = tput_s >= SIGNED_TARGET
                 ok = ok and ok_s
             verdict_ok = ok
@@ -222,9 +230,10 @@ def markdown(results_path, env_path):
                   f"nothing): throughput {n['rps'] / f['rps']:.1%}, p99 "
                   f"{n['p99_us'] / f['p99_us']:.2f}×")
             if sv:
-                w(f"- SigV4-signed: iamgate-sigv4 / null server = **{tput_s:.1%}** (target ≥ "
+                w(f"- SigV4-signed: iamgate-sigv4 / {ns_name} = **{tput_s:.1%}** (target ≥ "
                   f"{SIGNED_TARGET:.0%}): **{'PASS' if ok_s else 'FAIL'}**; p99 "
-                  f"{sv['p99_us'] / n['p99_us']:.2f}× the null server's; the signed row costs "
+                  f"{sv['p99_us'] / ns['p99_us']:.2f}× its p99; against the null server on the "
+                  f"unsigned request {sv['rps'] / n['rps']:.1%}; the signed row costs "
                   f"{sv['cpu_us_per_req'] - i['cpu_us_per_req']:+.1f} µs of server CPU per request "
                   f"over the unsigned iamgate row (signature check, payload hash, a larger request)")
             w(f"- failed or non-2xx responses: {errors}")
