@@ -62,8 +62,8 @@ pub fn load_path_with(
     options: &LoadOptions,
 ) -> Result<Snapshot, BundleError> {
     let source = path.display().to_string();
-    let files = BundleFiles::read(path, options.max_bytes)?;
-    let snapshot = load_files_with(&files, &source, &options.loaders)?;
+    let mut files = BundleFiles::read(path, options.max_bytes)?;
+    let snapshot = load_taking_with(&mut files, &source, &options.loaders)?;
     if snapshot.stats().principals == 0 && !options.allow_empty {
         return Err(BundleError::Empty {
             source_name: source,
@@ -88,6 +88,20 @@ pub fn load_files_with(
     loaders: &service_data::DataLoaders,
 ) -> Result<Snapshot, BundleError> {
     let snapshot = load_files(files, source)?;
+    let data = loaders.load(files)?;
+    Ok(snapshot.with_service_data(data))
+}
+
+/// [`load_files_with`], taking the account files out of `files` as they
+/// are compiled ([`Snapshot::compile_taking`]): for a caller that has no
+/// further use for them, it frees the bulk of the bundle's text early.
+pub fn load_taking_with(
+    files: &mut BundleFiles,
+    source: &str,
+    loaders: &service_data::DataLoaders,
+) -> Result<Snapshot, BundleError> {
+    let snapshot = Snapshot::compile_taking(files, source)?;
+    gate::run_bundle_tests(files, &snapshot)?;
     let data = loaders.load(files)?;
     Ok(snapshot.with_service_data(data))
 }

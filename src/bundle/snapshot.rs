@@ -7,6 +7,7 @@
 //! `read` reads and checks the bundle's JSON files, `revision` names
 //! the served revision.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -37,7 +38,6 @@ mod revision;
 
 pub(crate) use read::parse_json;
 use read::{check_account_file, max_session_durations};
-use revision::{Revision, revision};
 
 /// One IAM user or role, compiled.
 #[derive(Debug)]
@@ -163,29 +163,54 @@ struct Builder<'a> {
 impl Snapshot {
     /// Compiles a bundle. Any problem refuses the whole bundle.
     pub fn compile(files: &BundleFiles, source: &str) -> Result<Self, BundleError> {
+        files.check_layout()?;
+        let accounts = files
+            .iter()
+            .filter(|(k, _)| revision::is_account_file(k))
+            .map(|(k, v)| (k.to_owned(), Cow::Borrowed(v)))
+            .collect();
         // Actions, keys and values repeat across policies: one copy each.
-        crate::policy::intern::scope(|| Self::compile_interned(files, source))
+        crate::policy::intern::scope(|| Self::compile_interned(files, accounts, source))
     }
 
-    fn compile_interned(files: &BundleFiles, source: &str) -> Result<Self, BundleError> {
-        let started = Instant::now();
+    /// [`Snapshot::compile`], taking the account files (`iam/*.json`, the
+    /// bulk of a bundle) out of `files`: each one's text is freed once it
+    /// is read, so a reload holds the old snapshot, the one being built
+    /// and the text of one account file at a time.
+    pub fn compile_taking(files: &mut BundleFiles, source: &str) -> Result<Self, BundleError> {
         files.check_layout()?;
-        // Hashing every file for the revision needs nothing compiled: it
-        // runs beside the compile (its error, if any, still comes where
+        let accounts = files
+            .take_under("iam", ".json")
+            .into_iter()
+            .map(|(k, v)| (k, Cow::Owned(v)))
+            .collect();
+        let files = &*files;
+        crate::policy::intern::scope(|| Self::compile_interned(files, accounts, source))
+    }
+
+    fn compile_interned(
+        files: &BundleFiles,
+        accounts: Vec<(String, Cow<'_, str>)>,
+        source: &str,
+    ) -> Result<Self, BundleError> {
+        let started = Instant::now();
+        // Hashing the other files for the revision needs nothing compiled:
+        // it runs beside the compile (its error, if any, still comes where
         // it always did).
         std::thread::scope(|s| {
             let hashing = std::thread::Builder::new()
-                .spawn_scoped(s, || revision(files))
+                .spawn_scoped(s, || revision::other_digests(files))
                 .ok();
-            Self::compile_hashed(files, source, started, hashing)
+            Self::compile_hashed(files, accounts, source, started, hashing)
         })
     }
 
     fn compile_hashed(
         files: &BundleFiles,
+        accounts: Vec<(String, Cow<'_, str>)>,
         source: &str,
         started: Instant,
-        hashing: Option<std::thread::ScopedJoinHandle<'_, Revision>>,
+        hashing: Option<std::thread::ScopedJoinHandle<'_, Vec<revision::FileDigest>>>,
     ) -> Result<Self, BundleError> {
         let mut b = Builder {
             files,
@@ -200,22 +225,32 @@ impl Snapshot {
         let mut by_name: FxHashMap<String, Names> = FxHashMap::default();
         let mut known_accounts = Vec::new();
 
-        let iam_files: Vec<(&str, &str)> = files.under("iam", ".json").collect();
-        // The account files are independent: read them side by side.
-        let parsed = par_map(&iam_files, |_, (file, text)| {
-            parse_json::<AuthorizationDetails>(file, text)
-        })?;
+        // One account file at a time: digested (beside the parse) and
+        // read, then its text dropped before the next is read.
+        let mut digests = Vec::with_capacity(accounts.len());
         let mut details = Vec::new();
-        for ((file, _), d) in iam_files.iter().zip(parsed) {
+        for (file, text) in accounts {
+            let (digest, d) = std::thread::scope(|s| {
+                let hashing = std::thread::Builder::new()
+                    .spawn_scoped(s, || revision::digest(&text))
+                    .ok();
+                let d = parse_json::<AuthorizationDetails>(&file, &text);
+                let digest = hashing
+                    .and_then(|h| h.join().ok())
+                    .unwrap_or_else(|| revision::digest(&text));
+                (digest, d)
+            });
+            drop(text);
             let d = d?;
             let account = file
                 .strip_prefix("iam/")
                 .and_then(|f| f.strip_suffix(".json"))
                 .unwrap_or_default()
                 .to_owned();
-            check_account_file(file, &account, &d)?;
+            check_account_file(&file, &account, &d)?;
             known_accounts.push(account);
-            details.push((*file, d));
+            digests.push((file.clone(), digest));
+            details.push((file, d));
         }
         // Managed policies first: users, groups and roles refer to them.
         // Each compiles on its own, so they compile in parallel; the
@@ -223,7 +258,12 @@ impl Snapshot {
         // map are what compiling one by one gives.
         let jobs: Vec<(&str, usize, &crate::bundle::aws::ManagedPolicyDetail)> = details
             .iter()
-            .flat_map(|(file, d)| d.policies.iter().enumerate().map(|(i, p)| (*file, i, p)))
+            .flat_map(|(file, d)| {
+                d.policies
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| (file.as_str(), i, p))
+            })
             .collect();
         let compiled = par_map(&jobs, |_, (file, i, p)| {
             let path = format!("$.Policies[{i}]");
@@ -253,7 +293,7 @@ impl Snapshot {
         }
         // Each account file is dropped once its principals are built.
         for (file, d) in details {
-            let (file, d) = (&file, &d);
+            let (file, d) = (&file.as_str(), &d);
             let groups: HashMap<&str, (usize, &crate::bundle::aws::GroupDetail)> = d
                 .group_detail_list
                 .iter()
@@ -399,12 +439,14 @@ impl Snapshot {
             }
         }
         let resource_policies = b.resource_policies()?;
-        let (revision, manifest_revision) = match hashing {
+        let others = match hashing {
             Some(h) => h
                 .join()
-                .map_err(|_| BundleError::invalid("bundle", "$", "hashing the bundle failed"))??,
-            None => revision(files)?,
+                .map_err(|_| BundleError::invalid("bundle", "$", "hashing the bundle failed"))?,
+            None => revision::other_digests(files),
         };
+        digests.extend(others);
+        let (revision, manifest_revision) = revision::revision(files, digests)?;
         let max_session_durations = max_session_durations(files)?;
         let max_changed_decisions = crate::bundle::diff::manifest_limit(files)?;
         let stats = Stats {

@@ -132,6 +132,41 @@ fn the_served_revision_identifies_the_content() -> Result<(), BundleError> {
 }
 
 #[test]
+fn compiling_by_taking_the_account_files_serves_the_same_snapshot() -> Result<(), BundleError> {
+    let a = account_file(json!([user("arn:aws:iam::111122223333:user/u")]));
+    let b = account_file(json!([user("arn:aws:iam::444455556666:user/v")]));
+    let pairs = [
+        ("manifest.json", r#"{"revision": "rev-7"}"#),
+        ("iam/111122223333.json", a.as_str()),
+        ("iam/444455556666.json", b.as_str()),
+        ("tests/t.json", "[]"),
+    ];
+    let borrowed = compile(&pairs)?;
+    let mut files = BundleFiles::from_pairs(pairs.iter().copied());
+    let taken = Snapshot::compile_taking(&mut files, "test")?;
+    assert_eq!(borrowed.revision(), taken.revision());
+    assert_eq!(borrowed.stats().principals, 2);
+    assert_eq!(taken.stats().principals, 2);
+    assert_eq!(borrowed.summary()["counts"], taken.summary()["counts"]);
+    // The account files' text is gone; the rest is still there for the
+    // gate and the services' loaders.
+    let left: Vec<&str> = files.iter().map(|(k, _)| k).collect();
+    assert_eq!(left, ["manifest.json", "tests/t.json"]);
+    // A refused account file is named as before.
+    let mut broken =
+        BundleFiles::from_pairs([("iam/111122223333.json", "{\"UserDetailList\": 7}")]);
+    let msg = Snapshot::compile_taking(&mut broken, "test")
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        msg.contains("iam/111122223333.json: at `$.UserDetailList`"),
+        "{msg}"
+    );
+    Ok(())
+}
+
+#[test]
 fn a_manifest_revision_is_short_printable_text() {
     let a = account_file(json!([user("arn:aws:iam::111122223333:user/u")]));
     let long = format!(r#"{{"revision": "{}"}}"#, "r".repeat(129));

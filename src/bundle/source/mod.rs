@@ -25,7 +25,7 @@ use serde::Serialize;
 use crate::bundle::err::BundleError;
 use crate::bundle::files::BundleFiles;
 use crate::bundle::snapshot::Snapshot;
-use crate::bundle::{LoadOptions, load_files_with};
+use crate::bundle::{LoadOptions, load_taking_with};
 
 use self::cache::{BundleCache, CacheRecord};
 use self::http::{FetchError, Fetched, HttpClient};
@@ -115,7 +115,7 @@ fn signature_error(source: &str, reason: signature::SignatureError) -> BundleErr
 /// Verifies (when `keys` are given) and gates bundle files; returns the
 /// snapshot and the id of the key that signed it.
 fn gate(
-    files: &BundleFiles,
+    mut files: BundleFiles,
     signature_file: Option<&str>,
     source: &str,
     options: &LoadOptions,
@@ -125,11 +125,11 @@ fn gate(
         None
     } else {
         Some(
-            signature::verify(files, signature_file, keys)
+            signature::verify(&files, signature_file, keys)
                 .map_err(|e| signature_error(source, e))?,
         )
     };
-    let snapshot = load_files_with(files, source, &options.loaders)?;
+    let snapshot = load_taking_with(&mut files, source, &options.loaders)?;
     if snapshot.stats().principals == 0 && !options.allow_empty {
         return Err(BundleError::Empty {
             source_name: source.to_owned(),
@@ -151,7 +151,7 @@ pub fn load_archive_bytes(
     } else {
         archive::signature_in_tar_gz(bytes, source, options.max_bytes)?
     };
-    gate(&files, signature_file.as_deref(), source, options, keys)
+    gate(files, signature_file.as_deref(), source, options, keys)
 }
 
 /// Verifies and gates a bundle on disk (directory or `.tar.gz`).
@@ -177,7 +177,7 @@ pub fn load_path_verified(
             ),
             Err(_) => None,
         };
-        return gate(&files, signature_file.as_deref(), &source, options, keys).map(|(s, _)| s);
+        return gate(files, signature_file.as_deref(), &source, options, keys).map(|(s, _)| s);
     }
     let len = std::fs::metadata(path)
         .map_err(|e| BundleError::io(&source, e))?
