@@ -358,7 +358,6 @@ fn check_entry(e: Entry) -> Result<AccessKey, String> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

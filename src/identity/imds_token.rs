@@ -65,7 +65,6 @@ pub fn verify(keys: &SessionKeys, token: &str, addr: IpAddr, now: u64) -> bool {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

@@ -3,8 +3,6 @@
 //! `none`, HMAC with the public key, algorithm swaps, unknown kid,
 //! tampering, wrong issuer or audience, expiry).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use std::time::{Duration, UNIX_EPOCH};
 
 use ring::rand::SystemRandom;

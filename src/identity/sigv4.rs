@@ -715,6 +715,5 @@ fn nibble(digits: &[u8; 16], n: u8) -> char {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #[path = "sigv4_tests.rs"]
 mod tests;

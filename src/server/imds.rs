@@ -358,7 +358,6 @@ fn profile_id(arn: &str) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use crate::ec2::inventory::Inventory;

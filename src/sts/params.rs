@@ -410,7 +410,6 @@ pub fn session_token_duration(p: &Params) -> Result<u64, StsError> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

@@ -107,7 +107,6 @@ pub fn assumed_role_arn(role_arn: &str, session_name: &str) -> Option<String> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use crate::policy::variables::{Lookup as _, ValueRef};

@@ -3,8 +3,6 @@
 //! are the shapes the IAM User Guide ("Create a role for OpenID Connect
 //! federation") and the EKS IRSA docs give.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use std::sync::Arc;
 
 use serde_json::json;

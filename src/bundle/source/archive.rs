@@ -74,7 +74,6 @@ pub fn signature_in_tar_gz(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

@@ -319,7 +319,6 @@ pub fn verify(
 
 /// A fresh key pair, for tests.
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 pub(crate) fn test_keypair() -> (SigningKey, VerifyKey) {
     let rng = ring::rand::SystemRandom::new();
     let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
@@ -338,7 +337,6 @@ pub(crate) fn test_keypair() -> (SigningKey, VerifyKey) {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 
