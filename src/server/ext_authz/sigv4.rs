@@ -138,9 +138,8 @@ pub fn forwarded_body_of<'h>(
     } else {
         http.raw_body
     };
-    let header = |name: &str| -> Result<Option<String>, BodyError> {
+    let header = |name: &str| -> Result<Option<Cow<'_, str>>, BodyError> {
         view.header(name)
-            .map(|v| v.map(|v| v.into_owned()))
             .map_err(|e| BodyError::Header(e.to_string()))
     };
     let partial = header(PARTIAL_BODY_HEADER)?;
@@ -197,47 +196,11 @@ pub enum SignerError {
     Serve(ServeError),
 }
 
-/// The IAM user whose active access key signed the request (ARN, and the
-/// user's unique id when the bundle has it), checked against the route's
-/// credential scope.
-pub fn signer(
-    state: &AppState,
-    http: &HttpRequest,
-    view: &HttpView<'_>,
-    body: Option<&[u8]>,
-    expected: Expected<'_>,
-    now: SystemTime,
-) -> Result<(String, Option<String>), SignerError> {
-    let store = state.credentials.load();
-    let headers = ViewHeaders(view);
-    let request = SignedRequest {
-        method: &http.method,
-        target: &http.path,
-        host: &http.host,
-        headers: &headers,
-        body: body.unwrap_or_default(),
-    };
-    let key = crate::identity::verify(&request, &store, expected, now).map_err(|e| {
-        tracing::debug!(code = e.code(), "SigV4 signature refused");
-        SignerError::SigV4(e)
-    })?;
-    let snapshot = state.snapshot().map_err(SignerError::Serve)?;
-    let arn = key.resolve_user(&snapshot).map_err(|e| {
-        tracing::warn!(
-            access_key_id = %key.access_key_id,
-            user = %key.user_name,
-            error = %e,
-            "a valid access key names no user of the bundle; refused"
-        );
-        SignerError::SigV4(SigV4Error::UnknownKey)
-    })?;
-    let user_id = snapshot.user(arn).flatten().map(str::to_owned);
-    Ok((arn.to_owned(), user_id))
-}
-
-/// [`signer`], also accepting temporary credentials (an STS session's
-/// `X-Amz-Security-Token`, opened with `--session-key`): the principal ARN,
-/// the user's unique id (long-term keys), and the session's claims.
+/// Who signed a request, checked against the route's credential scope: the
+/// IAM user whose active access key signed it, or an STS session whose
+/// temporary credentials did (`X-Amz-Security-Token`, opened with
+/// `--session-key`): the principal ARN, the user's unique id (long-term
+/// keys), and the session's claims.
 pub fn signer_or_session(
     state: &AppState,
     http: &HttpRequest,
