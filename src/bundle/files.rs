@@ -186,17 +186,10 @@ impl BundleFiles {
             .map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
-    /// Takes the files directly under a folder with the given extension
-    /// out of the bundle, sorted: their text then lives only as long as
-    /// the caller keeps it.
-    pub fn take_under(&mut self, folder: &str, ext: &str) -> Vec<(String, String)> {
-        let prefix = format!("{folder}/");
-        let names: Vec<String> = self
-            .files
-            .keys()
-            .filter(|k| k.starts_with(&prefix) && k.ends_with(ext))
-            .cloned()
-            .collect();
+    /// Takes the files whose path `wanted` accepts out of the bundle,
+    /// sorted: their text then lives only as long as the caller keeps it.
+    pub fn take_where(&mut self, wanted: impl Fn(&str) -> bool) -> Vec<(String, String)> {
+        let names: Vec<String> = self.files.keys().filter(|k| wanted(k)).cloned().collect();
         names
             .into_iter()
             .filter_map(|k| self.files.remove(&k).map(|v| (k, v)))

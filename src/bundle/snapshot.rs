@@ -180,7 +180,7 @@ impl Snapshot {
     pub fn compile_taking(files: &mut BundleFiles, source: &str) -> Result<Self, BundleError> {
         files.check_layout()?;
         let accounts = files
-            .take_under("iam", ".json")
+            .take_where(revision::is_account_file)
             .into_iter()
             .map(|(k, v)| (k, Cow::Owned(v)))
             .collect();
