@@ -59,6 +59,10 @@ impl Service for Ec2Service {
     /// Seeds the live inventory from the snapshot's (replaying the
     /// runtime overlay; see [`InventoryStore`]); a bundle whose `ec2/`
     /// files did not change leaves it as it is.
+    fn status(&self) -> Option<(&'static str, serde_json::Value)> {
+        Some(("inventory", self.inventory.status()))
+    }
+
     fn activate(&self, snapshot: &Snapshot) {
         let data = BundleInventory::of(snapshot.service_data());
         let seeded = self.inventory.seed(&data.inventory, &data.hash);

@@ -66,7 +66,6 @@ pub(crate) fn status(state: &AppState) -> Response<Body> {
         "compile_ms": snapshot.as_ref().map(|s| s.compile_duration().as_secs_f64() * 1000.0),
         "counts": snapshot.as_ref().map(|s| s.stats()),
         "last_reload": state.store.last_attempt(),
-        "inventory": state.inventory.status(),
         "uptime_seconds": now.duration_since(state.started).map(|d| d.as_secs_f64()).unwrap_or_default(),
         "bundle_source": state.store.source_status(),
     });
@@ -90,6 +89,9 @@ pub(crate) fn status(state: &AppState) -> Response<Body> {
         .map(|s| json!({"name": s.name(), "mapping": s.mapping()}))
         .collect::<Vec<_>>()
         .into();
+    for (key, status) in state.services.iter().filter_map(|s| s.status()) {
+        body[key] = status;
+    }
     // Access keys: counts only (key ids and secrets stay out of status).
     if state.config.credentials.is_some() {
         let (keys, active) = state.credentials.load().counts();

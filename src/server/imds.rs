@@ -143,7 +143,13 @@ fn serve<B>(state: &AppState, req: &Request<B>, ip: IpAddr, now: SystemTime) -> 
     let Some(keys) = state.sessions.as_deref() else {
         return plain(StatusCode::INTERNAL_SERVER_ERROR, "no session key");
     };
-    let inventory = state.inventory.load();
+    let inventory = match state.service::<crate::ec2::service::Ec2Service>() {
+        Ok(ec2) => ec2.inventory().load(),
+        Err(e) => {
+            tracing::error!(error = %e, "instance metadata: no EC2 inventory");
+            return plain(StatusCode::INTERNAL_SERVER_ERROR, "no inventory");
+        }
+    };
     let Some(instance) = instance_at(&inventory, ip) else {
         tracing::debug!(%ip, "instance metadata request from no known instance");
         return not_found();

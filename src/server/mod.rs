@@ -110,8 +110,7 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
         None => InventoryStore::new(),
     });
     let services = Arc::new(
-        crate::registry::builtin(inventory.clone())
-            .map_err(|e| ServerError::Bundle(e.to_string()))?,
+        crate::registry::builtin(inventory).map_err(|e| ServerError::Bundle(e.to_string()))?,
     );
     ext_authz::check_default_mapping(&config.default_mapping, &services)
         .map_err(ServerError::Bundle)?;
@@ -238,16 +237,9 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
             config.reload_timeout,
         );
     }
-    let state = AppState::new(
-        store,
-        inventory,
-        metrics,
-        config.clone(),
-        decision_log,
-        reload.clone(),
-    )
-    .with_fleet(diff_gate, shadow)
-    .with_services(services.clone());
+    let state = AppState::new(store, metrics, config.clone(), decision_log, reload.clone())
+        .with_fleet(diff_gate, shadow)
+        .with_services(services.clone());
     let state = sts::with_session_keys(state, &config)?;
     let state = sts_web_identity::with_oidc_providers(state, &config)?;
     let credentials = match &config.credentials {

@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use tonic::Status;
 
 use crate::ec2::network::{self, Direction, NetworkVerdict, Peer, QueryError, Target, Traffic};
+use crate::ec2::service::Ec2Service;
 use crate::server::errors::ServeError;
 use crate::server::grpc_api::pb;
 use crate::server::http_util::{Body, json as json_response};
@@ -65,7 +66,7 @@ impl RawQuestion<'_> {
 /// loaded (the inventory is seeded with it).
 pub fn evaluate(state: &AppState, q: &Question) -> Result<NetworkVerdict, ServeError> {
     state.snapshot()?;
-    let inventory = state.inventory.load();
+    let inventory = state.service::<Ec2Service>()?.inventory().load();
     Ok(network::check(
         &inventory,
         &q.target,

@@ -24,8 +24,6 @@ pub struct Decided {
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub store: Arc<SnapshotStore>,
-    /// The live EC2 inventory.
-    pub inventory: Arc<crate::ec2::inventory_store::InventoryStore>,
     pub metrics: Metrics,
     pub config: Arc<ServeConfig>,
     pub decision_log: DecisionLog,
@@ -85,7 +83,6 @@ impl AppState {
     /// Builds the shared state.
     pub fn new(
         store: Arc<SnapshotStore>,
-        inventory: Arc<crate::ec2::inventory_store::InventoryStore>,
         metrics: Metrics,
         config: Arc<ServeConfig>,
         decision_log: DecisionLog,
@@ -94,7 +91,6 @@ impl AppState {
         let prefix = uuid::Uuid::new_v4().simple().to_string();
         Self {
             store,
-            inventory,
             metrics,
             config,
             decision_log,
@@ -121,6 +117,19 @@ impl AppState {
     pub fn with_services(mut self, services: Arc<crate::service::Registry>) -> Self {
         self.services = services;
         self
+    }
+
+    /// The registered service of type `S`, for a front door of that
+    /// service's own (EC2's Query API, IMDS and inventory API reach the
+    /// live inventory this way). A service missing from the registry is
+    /// the server's misconfiguration, never the client's doing: `Internal`.
+    pub fn service<S: crate::service::Service>(&self) -> Result<&S, ServeError> {
+        self.services.get::<S>().ok_or_else(|| {
+            ServeError::Internal(format!(
+                "service `{}` is not registered",
+                std::any::type_name::<S>()
+            ))
+        })
     }
 
     /// The state with the reload diff gate and the shadow snapshot

@@ -38,6 +38,7 @@ use crate::ec2::mapping::{Authorization, Ec2Call, InstanceProfile, map_call_with
 use crate::ec2::message::AuthorizationMessage;
 use crate::ec2::query::QueryParams;
 use crate::ec2::response as ec2_response;
+use crate::ec2::service::Ec2Service;
 use crate::engine::{Context, ContextValue, Outcome};
 use crate::k8s::ack::{self, AckKind, ControllerTag};
 use crate::k8s::identity::{AwsAuth, PrincipalMapper};
@@ -393,6 +394,15 @@ impl Refused {
             message,
         }
     }
+
+    /// The server's own failure (never the caller's): a 500.
+    fn internal(e: &ServeError) -> Self {
+        Self {
+            code: 500,
+            reason: "InternalError",
+            message: e.to_string(),
+        }
+    }
 }
 
 fn admission(uid: &str, allowed: bool) -> AdmissionResponse {
@@ -622,7 +632,11 @@ fn decide_call(
 ) -> Result<Vec<Decided>, CallRefusal> {
     let params = QueryParams::from_pairs(params.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .map_err(|e| Refused::bad(format!("EC2 parameters: {e}")))?;
-    let inventory = state.inventory.load();
+    let inventory = state
+        .service::<Ec2Service>()
+        .map_err(|e| Refused::internal(&e))?
+        .inventory()
+        .load();
     let profiles = |acct: &str, name: &str| {
         snapshot
             .instance_profile(acct, name)
@@ -985,7 +999,7 @@ fn named_resource(
         return None;
     }
     let inv_kind = crate::ec2::inventory::ResourceKind::of_type(kind.resource_type())?;
-    let inventory = state.inventory.load();
+    let inventory = state.service::<Ec2Service>().ok()?.inventory().load();
     let mut found = inventory.iter().filter(|r| {
         r.kind == inv_kind
             && r.region == region

@@ -13,6 +13,10 @@
 //!   result held by that snapshot and swapped with it; and what to do when
 //!   a snapshot becomes active ([`Service::activate`], EC2 seeds its live
 //!   inventory);
+//! - its live state for `/v1/status` ([`Service::status`]); a front door
+//!   of the service's own (EC2's IMDS, say) finds the service, and with it
+//!   that state, in the registry ([`Registry::get`]), not in the server's
+//!   shared state;
 //! - its HTTP request mapping and the shape of its answers
 //!   ([`HttpMapping`]): a request becomes one or more IAM requests, all of
 //!   which must be allowed, and a refusal or denial is worded the way the
@@ -25,6 +29,7 @@
 
 pub mod catalog;
 
+use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
 
@@ -33,8 +38,9 @@ use crate::bundle::service_data::{BundleDataLoader, DataLoaders};
 use crate::engine::ContextValue;
 use crate::engine::authz::{AuthzAnswer, AuthzRequest};
 
-/// One service behind the seam.
-pub trait Service: Send + Sync + fmt::Debug {
+/// One service behind the seam. (`Any`, so that a front door of the
+/// service's own finds its state in the registry: [`Registry::get`].)
+pub trait Service: Any + Send + Sync + fmt::Debug {
     /// The IAM prefix of the service's actions (`ec2`, `s3`).
     fn name(&self) -> &'static str;
 
@@ -64,6 +70,12 @@ pub trait Service: Send + Sync + fmt::Debug {
     /// The service's generic HTTP request mapping, if it has one. A
     /// service without it has a front door of its own in the server.
     fn http(&self) -> Option<&dyn HttpMapping> {
+        None
+    }
+
+    /// The service's live state for `/v1/status`, under the key it names
+    /// (`inventory`); nothing that reveals a resource or a secret.
+    fn status(&self) -> Option<(&'static str, serde_json::Value)> {
         None
     }
 }
@@ -176,6 +188,14 @@ impl Registry {
         self.services.iter().find(|s| s.name() == name)
     }
 
+    /// The registered service of type `S` (a front door of that service's
+    /// own reaching its live state).
+    pub fn get<S: Service>(&self) -> Option<&S> {
+        self.services
+            .iter()
+            .find_map(|s| (&**s as &dyn Any).downcast_ref::<S>())
+    }
+
     /// Every registered service, in registration order.
     pub fn iter(&self) -> impl Iterator<Item = &Arc<dyn Service>> {
         self.services.iter()
@@ -253,5 +273,7 @@ mod tests {
         assert!(r.by_mapping("generic").is_none());
         assert_eq!(r.mappings().collect::<Vec<_>>(), ["a-api", "b-api"]);
         assert!(r.loaders().services().next().is_none());
+        assert_eq!(r.get::<Named>().map(|s| s.0), Some("a"));
+        assert!(Registry::new().get::<Named>().is_none());
     }
 }

@@ -80,6 +80,7 @@ use crate::ec2::mapping::{
 use crate::ec2::message::AuthorizationMessage;
 use crate::ec2::query::{Body, QueryParams};
 use crate::ec2::response::{self as ec2_response, Ec2Error};
+use crate::ec2::service::Ec2Service;
 use crate::engine::{Context, ContextValue, Outcome};
 use crate::identity::Expected;
 use crate::policy::Region;
@@ -231,7 +232,7 @@ fn decide_call(
 
     let caller_account = principal.split(':').nth(4).unwrap_or_default().to_owned();
     let snapshot = state.snapshot()?;
-    let inventory = state.inventory.load();
+    let inventory = state.service::<Ec2Service>()?.inventory().load();
     // Instance profiles are IAM data: the snapshot's, as EC2 mapping needs them.
     let profiles = |account: &str, name: &str| {
         snapshot

@@ -40,10 +40,16 @@ use crate::telemetry::Frontend;
 pub fn check_request(state: &AppState, req: &CheckRequest) -> Result<CheckResponse, tonic::Status> {
     let frontend = Frontend::ExtAuthzNetwork;
     let started = Instant::now();
-    if let Err(e) = state.snapshot() {
-        state.metrics.request_error(frontend, e.reason());
-        return Err(e.grpc_status());
-    }
+    let ec2 = match state
+        .snapshot()
+        .and_then(|_| state.service::<crate::ec2::service::Ec2Service>())
+    {
+        Ok(ec2) => ec2,
+        Err(e) => {
+            state.metrics.request_error(frontend, e.reason());
+            return Err(e.grpc_status());
+        }
+    };
     let (source, destination, port) = match endpoints(req) {
         Ok(x) => x,
         Err(e) => {
@@ -56,7 +62,7 @@ pub fn check_request(state: &AppState, req: &CheckRequest) -> Result<CheckRespon
             });
         }
     };
-    let inventory = state.inventory.load();
+    let inventory = ec2.inventory().load();
     let verdict = network::check_connection(
         &inventory,
         source,

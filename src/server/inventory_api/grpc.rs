@@ -70,7 +70,9 @@ impl InventoryApi for InventoryService {
     ) -> Result<tonic::Response<pb::GetInventoryResourceResponse>, Status> {
         let id = request.into_inner().id;
         check_id(&id, "id").map_err(|e| self.refuse(ServeError::from(e)))?;
-        let inventory = self.state.inventory.load();
+        let inventory = super::store(&self.state)
+            .map_err(|e| self.refuse(e))?
+            .load();
         let resource = inventory
             .get(&id)
             .ok_or_else(|| Status::not_found(format!("no resource `{id}` in the inventory")))?;

@@ -40,8 +40,11 @@ use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use serde_json::{Value, json};
 
+use std::sync::Arc;
+
 use crate::ec2::inventory::InventoryCounts;
 use crate::ec2::inventory_store::{Applied, Change, InventoryStore, InventoryStoreError};
+use crate::ec2::service::Ec2Service;
 use crate::server::errors::ServeError;
 use crate::server::http_util::{Body, json as json_response};
 use crate::server::state::AppState;
@@ -82,7 +85,7 @@ async fn blocking<T: Send + 'static>(
     state: &AppState,
     write: impl FnOnce(&InventoryStore) -> Result<T, InventoryStoreError> + Send + 'static,
 ) -> Result<T, ServeError> {
-    let inventory = state.inventory.clone();
+    let inventory = store(state)?.clone();
     tokio::task::spawn_blocking(move || write(&inventory))
         .await
         .map_err(|e| ServeError::Internal(format!("inventory write: {e}")))?
@@ -110,7 +113,12 @@ pub(super) async fn apply(
         not_found = applied.not_found,
         "inventory batch applied"
     );
-    Ok((applied, state.inventory.counts()))
+    Ok((applied, store(state)?.counts()))
+}
+
+/// The live inventory: the EC2 service's.
+pub(super) fn store(state: &AppState) -> Result<&Arc<InventoryStore>, ServeError> {
+    Ok(state.service::<Ec2Service>()?.inventory())
 }
 
 // ── HTTP ────────────────────────────────────────────────────────────────
@@ -150,13 +158,13 @@ pub async fn route_http(
             let (acct, reg) = (account.clone(), region.clone());
             let loaded = blocking(state, move |inv| inv.apply_cli(&doc, &acct, &reg)).await?;
             tracing::info!(%account, %region, loaded, "inventory CLI document applied");
-            ok(json!({"loaded": loaded, "counts": state.inventory.counts()}))
+            ok(json!({"loaded": loaded, "counts": store(state)?.counts()}))
         }
         other => {
             expect_method(&req, &Method::GET)?;
             let id = other.strip_prefix("/v1/inventory/").unwrap_or_default();
             check_id(id, "id").map_err(ServeError::from)?;
-            let inventory = state.inventory.load();
+            let inventory = store(state)?.load();
             let resource = inventory.get(id).ok_or(ServeError::NotFound)?;
             ok(json!({"resource": resource_value(resource)}))
         }
