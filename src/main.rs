@@ -581,7 +581,7 @@ fn parse_account(s: &str) -> Result<String, String> {
 impl ServeArgs {
     fn into_config(
         self,
-        message_key: iamgate::ec2::message::MessageKey,
+        message_key: iamgate::sts::message::MessageKey,
     ) -> iamgate::server::config::ServeConfig {
         use iamgate::server::config::{Limits, ServeConfig};
         ServeConfig {
@@ -741,7 +741,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         }
     };
     let message_key =
-        match iamgate::ec2::message::MessageKey::load_or_generate(args.message_key_file.as_deref())
+        match iamgate::sts::message::MessageKey::load_or_generate(args.message_key_file.as_deref())
         {
             Ok(k) => k,
             Err(e) => {

@@ -7,7 +7,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use crate::ec2::message::MessageKey;
+use crate::sts::message::MessageKey;
 
 /// Decodes `message` with the key in `key_file` and prints the document.
 pub fn run(
@@ -40,8 +40,8 @@ pub fn run(
 mod tests {
     use super::*;
     use crate::bundle::{AuthzAnswer, AuthzRequest};
-    use crate::ec2::message::AuthorizationMessage;
     use crate::engine::Outcome;
+    use crate::sts::message::AuthorizationMessage;
 
     #[test]
     fn decodes_with_the_key_and_refuses_others() {

@@ -17,7 +17,6 @@ pub mod ids;
 pub mod inventory;
 pub mod inventory_store;
 pub mod mapping;
-pub mod message;
 pub mod network;
 pub mod permissions;
 pub mod query;

@@ -41,7 +41,7 @@ pub struct ServeConfig {
     /// `X-Forwarded-For`; 0 takes `aws:SourceIp` from the peer address.
     pub xff_trusted_hops: usize,
     /// Key of the encoded authorization failure messages in EC2 errors.
-    pub message_key: crate::ec2::message::MessageKey,
+    pub message_key: crate::sts::message::MessageKey,
     /// The authenticated control listener (inventory writes, reload,
     /// message decoding); `None`: those are not served at all.
     pub control: Option<crate::server::control::ControlConfig>,

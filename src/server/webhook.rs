@@ -35,7 +35,6 @@ use hyper::body::Incoming;
 
 use crate::bundle::{AuthzRequest, Snapshot};
 use crate::ec2::mapping::{Authorization, Ec2Call, InstanceProfile, map_call_with};
-use crate::ec2::message::AuthorizationMessage;
 use crate::ec2::query::QueryParams;
 use crate::ec2::response as ec2_response;
 use crate::ec2::service::Ec2Service;
@@ -49,6 +48,7 @@ use crate::policy::{AccountId, Region};
 use crate::server::errors::ServeError;
 use crate::server::http_util::{Body, error, json as json_response, read_json_body};
 use crate::server::state::{AppState, Decided};
+use crate::sts::message::AuthorizationMessage;
 use crate::telemetry::Frontend;
 
 /// The admission path.

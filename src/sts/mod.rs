@@ -3,10 +3,16 @@
 //! ([`session`]: the principal, session policies, tags and context keys a
 //! decision for a session uses).
 //!
-//! Pure: no I/O, no tokio. The listener that verifies signatures, decides
+//! [`message`] is the encoded authorization failure message that
+//! `DecodeAuthorizationMessage` reads and every service's front door
+//! writes (EC2's `UnauthorizedOperation`, the Kubernetes webhook), under
+//! the one key the server holds.
+//!
+//! Pure: no tokio, and no I/O but reading that key's file. The listener that verifies signatures, decides
 //! and issues credentials is `server::sts`; the sealed credentials
 //! themselves are [`crate::identity::session`].
 
+pub mod message;
 pub mod params;
 pub mod response;
 pub mod session;

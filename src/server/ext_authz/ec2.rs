@@ -41,7 +41,7 @@
 //!    permissions for cross-account images and snapshots.
 //! 4. Answers as EC2 ([`crate::ec2::response`]): a deny is a 403
 //!    `UnauthorizedOperation` with an encoded authorization failure message
-//!    ([`crate::ec2::message`]); `DryRun=true` is a 412 `DryRunOperation`
+//!    ([`crate::sts::message`]); `DryRun=true` is a 412 `DryRunOperation`
 //!    when allowed (the backend never sees a DryRun call); a missing owner
 //!    grant is EC2's `InvalidAMIID.NotFound` / `InvalidSnapshot.NotFound`
 //!    (the image or snapshot is invisible to the caller); malformed
@@ -77,7 +77,6 @@ use crate::ec2::mapping::{
     Authorization, Ec2Call, InstanceProfile, MappingError as Ec2MappingError, PermissionKind,
     map_call_with,
 };
-use crate::ec2::message::AuthorizationMessage;
 use crate::ec2::query::{Body, QueryParams};
 use crate::ec2::response::{self as ec2_response, Ec2Error};
 use crate::ec2::service::Ec2Service;
@@ -92,6 +91,7 @@ use crate::server::ext_authz::mapping::{
 use crate::server::ext_authz::response::{self, DECISION_ID_HEADER, header, is_failure};
 use crate::server::ext_authz::sigv4::{self, BodyError, SignerError};
 use crate::server::state::{AppState, Decided};
+use crate::sts::message::AuthorizationMessage;
 use crate::telemetry::Frontend;
 
 /// Context extension choosing who the caller of an EC2 route is (`proxy`
