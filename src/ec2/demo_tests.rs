@@ -5,7 +5,7 @@
 
 use crate::bundle::demo::files;
 use crate::bundle::{BundleError, BundleFiles, Snapshot};
-use crate::ec2::inventory::Grant;
+use crate::ec2::inventory::{Attributes, Grant};
 use crate::ec2::mapping::{Ec2Call, MappingError, map_call};
 use crate::ec2::permissions::OrgMembership;
 use crate::ec2::query::QueryParams;
@@ -63,17 +63,18 @@ fn demo_inventory_loads() -> Result<(), BundleError> {
     assert_eq!(c.network_interfaces, 5);
     let shared = inv.get("ami-0b222000000000001");
     assert_eq!(
-        shared.map(|r| r.attributes.grants.clone()),
+        shared.map(|r| r.attributes.grants().to_vec()),
         Some(vec![Grant::Account(PROD.into())])
     );
     let web = inv.get("sg-0a111000000000002");
     assert_eq!(
-        web.map(|r| r
-            .attributes
-            .egress
-            .iter()
-            .flat_map(|e| e.groups.clone())
-            .collect::<Vec<_>>()),
+        web.map(|r| match &r.attributes {
+            Attributes::SecurityGroup(sg) => sg.egress.as_slice(),
+            _ => &[],
+        }
+        .iter()
+        .flat_map(|e| e.groups.clone())
+        .collect::<Vec<_>>()),
         Some(vec!["sg-0a111000000000003".to_owned()])
     );
     Ok(())

@@ -505,30 +505,28 @@ fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ec2::inventory::{Attributes, ResourceKind};
+    use crate::ec2::inventory::{Attributes, ImageAttributes, ResourceKind};
 
     fn instance(id: &str, team: &str) -> Resource {
         Resource {
             id: id.to_owned(),
-            kind: ResourceKind::Instance,
             account: "111122223333".to_owned(),
             region: "us-east-1".to_owned(),
             tags: vec![("team".to_owned(), team.to_owned())],
-            attributes: Attributes::default(),
+            attributes: Attributes::empty(ResourceKind::Instance),
         }
     }
 
     fn image(id: &str, grants: Vec<Grant>) -> Resource {
         Resource {
             id: id.to_owned(),
-            kind: ResourceKind::Image,
             account: "222233334444".to_owned(),
             region: "us-east-1".to_owned(),
             tags: vec![],
-            attributes: Attributes {
+            attributes: Attributes::Image(ImageAttributes {
                 grants,
-                ..Attributes::default()
-            },
+                ..ImageAttributes::default()
+            }),
         }
     }
 
@@ -541,7 +539,7 @@ mod tests {
     }
 
     fn grants_of(store: &InventoryStore, id: &str) -> Option<Vec<Grant>> {
-        store.load().get(id).map(|r| r.attributes.grants.clone())
+        store.load().get(id).map(|r| r.attributes.grants().to_vec())
     }
 
     fn upsert(r: Resource) -> Change {
@@ -606,7 +604,7 @@ mod tests {
         let vol = store.load().get("vol-1").cloned();
         assert_eq!(vol.as_ref().map(|v| v.tag("team")), Some(Some("blue")));
         assert_eq!(
-            vol.and_then(|v| v.attributes.volume_size),
+            vol.and_then(|v| v.attributes.volume_size()),
             Some(8),
             "attributes read from the CLI output"
         );

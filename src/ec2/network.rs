@@ -34,7 +34,7 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
-use crate::ec2::inventory::{Inventory, Ports, Protocol, Resource, ResourceKind, Rule};
+use crate::ec2::inventory::{Attributes, Inventory, Ports, Protocol, Resource, ResourceKind, Rule};
 
 /// Which rules apply: traffic arriving at the target, or leaving it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -366,16 +366,14 @@ pub fn check(
     );
     let mut missing = Vec::new();
     for group_id in &groups {
-        let Some(sg) = inventory
-            .get(group_id)
-            .filter(|r| r.kind == ResourceKind::SecurityGroup)
+        let Some(Attributes::SecurityGroup(sg)) = inventory.get(group_id).map(|r| &r.attributes)
         else {
             missing.push(group_id.as_str());
             continue;
         };
         let rules = match direction {
-            Direction::Ingress => &sg.attributes.ingress,
-            Direction::Egress => &sg.attributes.egress,
+            Direction::Ingress => &sg.ingress,
+            Direction::Egress => &sg.egress,
         };
         for (rule_index, rule) in rules.iter().enumerate() {
             if !covers(rule, traffic) {
@@ -480,7 +478,7 @@ fn resolve<'i>(inventory: &'i Inventory, target: &Target) -> Result<&'i Resource
             )
         })?,
     };
-    match found.kind {
+    match found.kind() {
         ResourceKind::Instance | ResourceKind::NetworkInterface => Ok(found),
         other => Err(format!(
             "{} is a {}, not an instance or network interface",
@@ -501,11 +499,11 @@ fn groups_of(inventory: &Inventory, r: &Resource) -> Vec<String> {
             }
         }
     };
-    add(&r.attributes.groups);
-    if r.kind == ResourceKind::Instance {
-        for eni in &r.attributes.interfaces {
+    add(r.attributes.groups());
+    if let Attributes::Instance(instance) = &r.attributes {
+        for eni in &instance.interfaces {
             if let Some(e) = inventory.get(eni) {
-                add(&e.attributes.groups);
+                add(e.attributes.groups());
             }
         }
     }
@@ -565,7 +563,7 @@ fn peer_match(
             for pl in &rule.prefix_lists {
                 let cidr = inventory
                     .get(pl)
-                    .and_then(|p| p.attributes.cidrs.iter().find(|c| c.contains(ip)));
+                    .and_then(|p| p.attributes.cidrs().iter().find(|c| c.contains(ip)));
                 if let Some(c) = cidr {
                     return Some(format!("prefix list {pl} ({c})"));
                 }

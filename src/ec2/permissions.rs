@@ -16,7 +16,7 @@
 //! accounts: without its owner and grants nothing can be proven, so the
 //! check denies (see [`super::mapping::PermissionCheck::permits`]).
 
-use super::inventory::{Grant, Resource};
+use super::inventory::{Attributes, Grant, Resource};
 
 // The membership is organization data, compiled by the bundle; EC2 only
 // reads it.
@@ -32,12 +32,12 @@ pub fn permits(
     if resource.account == caller_account {
         return true;
     }
-    if resource.attributes.public == Some(true) {
+    if matches!(&resource.attributes, Attributes::Image(i) if i.public == Some(true)) {
         return true;
     }
     resource
         .attributes
-        .grants
+        .grants()
         .iter()
         .any(|g| grant_covers(g, caller_account, membership))
 }
@@ -61,7 +61,7 @@ pub fn grant_covers(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ec2::inventory::{Attributes, ResourceKind};
+    use crate::ec2::inventory::ImageAttributes;
 
     const ORG: &str = "arn:aws:organizations::999999999999:organization/o-demo1234";
     const OU_OUTER: &str = "arn:aws:organizations::999999999999:ou/o-demo1234/ou-root-outer";
@@ -70,15 +70,14 @@ mod tests {
     fn image(owner: &str, public: Option<bool>, grants: Vec<Grant>) -> Resource {
         Resource {
             id: "ami-1".into(),
-            kind: ResourceKind::Image,
             account: owner.into(),
             region: "us-east-1".into(),
             tags: Vec::new(),
-            attributes: Attributes {
+            attributes: Attributes::Image(ImageAttributes {
                 public,
                 grants,
-                ..Attributes::default()
-            },
+                ..ImageAttributes::default()
+            }),
         }
     }
 

@@ -87,7 +87,9 @@ fn path_kind(path: &str) -> &'static str {
 /// inventory (IMDS "Instance metadata categories"), each `(path under
 /// /latest/meta-data/, value)` when the inventory knows it.
 fn categories(instance: &Resource) -> Vec<(&'static str, String)> {
-    let a = &instance.attributes;
+    let Some(a) = instance.attributes.instance() else {
+        return Vec::new();
+    };
     let mut out = Vec::new();
     if let Some(v) = &a.image_id {
         out.push(("ami-id", v.clone()));
@@ -124,7 +126,12 @@ fn listing(instance: &Resource, dir: &str) -> Option<String> {
             entries.push(entry);
         }
     }
-    if dir.is_empty() && instance.attributes.instance_profile.is_some() {
+    if dir.is_empty()
+        && instance
+            .attributes
+            .instance()
+            .is_some_and(|a| a.instance_profile.is_some())
+    {
         entries.push("iam/".to_owned());
     }
     entries.sort();
@@ -190,7 +197,13 @@ fn serve<B>(state: &AppState, req: &Request<B>, ip: IpAddr, now: SystemTime) -> 
             .to_str()
             .is_ok_and(|t| imds_token::verify(keys, t, ip, now_s)),
         // IMDSv1 only where the instance allows it.
-        None => instance.attributes.http_tokens.as_deref() == Some("optional"),
+        None => {
+            instance
+                .attributes
+                .instance()
+                .and_then(|a| a.http_tokens.as_deref())
+                == Some("optional")
+        }
     };
     if !token_ok {
         return plain(StatusCode::UNAUTHORIZED, "Unauthorized");
@@ -292,7 +305,7 @@ fn serve<B>(state: &AppState, req: &Request<B>, ip: IpAddr, now: SystemTime) -> 
                 mfa: false,
                 ec2: Some(Ec2Source {
                     instance_arn: instance.arn(&partition),
-                    vpc_id: instance.attributes.vpc_id.clone(),
+                    vpc_id: instance.attributes.vpc_id().map(str::to_owned),
                     private_ipv4: ip.to_string(),
                 }),
             };
@@ -325,15 +338,13 @@ fn serve<B>(state: &AppState, req: &Request<B>, ip: IpAddr, now: SystemTime) -> 
 /// The instance whose primary private IPv4 address is `ip`.
 fn instance_at(inv: &crate::ec2::inventory::Inventory, ip: IpAddr) -> Option<Arc<Resource>> {
     let holder = inv.holder_of(&ip)?;
-    let instance = match holder.kind {
+    let instance = match holder.kind() {
         ResourceKind::Instance => holder.clone(),
-        ResourceKind::NetworkInterface => {
-            inv.get(holder.attributes.attached_to.as_deref()?)?.clone()
-        }
+        ResourceKind::NetworkInterface => inv.get(holder.attributes.attached_to()?)?.clone(),
         _ => return None,
     };
-    (instance.kind == ResourceKind::Instance && instance.attributes.private_ip == Some(ip))
-        .then_some(instance)
+    let primary = instance.attributes.instance()?.private_ip;
+    (primary == Some(ip)).then_some(instance)
 }
 
 /// The bundle's instance profile the instance is associated with (by the
@@ -342,7 +353,11 @@ fn profile_of(
     snapshot: &crate::bundle::Snapshot,
     instance: &Resource,
 ) -> Option<crate::bundle::snapshot::InstanceProfile> {
-    let arn = instance.attributes.instance_profile.as_deref()?;
+    let arn = instance
+        .attributes
+        .instance()?
+        .instance_profile
+        .as_deref()?;
     let parsed = crate::policy::arn::Arn::parse(arn)?;
     let name = parsed
         .resource
@@ -384,7 +399,13 @@ mod tests {
         .unwrap();
         let found = instance_at(&inv, "10.0.0.5".parse().unwrap()).unwrap();
         assert_eq!(found.id, "i-0abc");
-        assert_eq!(found.attributes.http_tokens.as_deref(), Some("optional"));
+        assert_eq!(
+            found
+                .attributes
+                .instance()
+                .and_then(|a| a.http_tokens.as_deref()),
+            Some("optional")
+        );
         assert!(instance_at(&inv, "203.0.113.9".parse().unwrap()).is_none());
         assert!(instance_at(&inv, "10.0.0.6".parse().unwrap()).is_none());
         assert!(profile_id("arn:aws:iam::1:instance-profile/x").starts_with("AIPA"));

@@ -1001,7 +1001,7 @@ fn named_resource(
     let inv_kind = crate::ec2::inventory::ResourceKind::of_type(kind.resource_type())?;
     let inventory = state.service::<Ec2Service>().ok()?.inventory().load();
     let mut found = inventory.iter().filter(|r| {
-        r.kind == inv_kind
+        r.kind() == inv_kind
             && r.region == region
             && r.tag("services.k8s.aws/namespace") == Some(namespace)
             && r.tag(name_tag) == Some(name)

@@ -32,7 +32,7 @@ fn tracked_sample(inv: &Inventory, rt: &str, by: IdentifiedBy) -> Option<Sample>
     // One the name finds alone (security group names repeat across VPCs).
     let r = inv
         .iter()
-        .filter(|r| r.kind == kind && r.account == ME && r.region == R)
+        .filter(|r| r.kind() == kind && r.account == ME && r.region == R)
         .filter(|r| {
             r.name()
                 .is_none_or(|n| inv.named(kind, ME, R, n).count() == 1)
@@ -42,7 +42,7 @@ fn tracked_sample(inv: &Inventory, rt: &str, by: IdentifiedBy) -> Option<Sample>
         IdentifiedBy::Id => r.arn_id()?.to_owned(),
         IdentifiedBy::Name => r.name()?.to_owned(),
         IdentifiedBy::AltId => r.id.clone(),
-        IdentifiedBy::Association => r.attributes.associations.first()?.clone(),
+        IdentifiedBy::Association => r.attributes.associations().first()?.clone(),
         IdentifiedBy::Arn | IdentifiedBy::PublicIp => return None,
     };
     let def = catalog::resource_type(rt)?;

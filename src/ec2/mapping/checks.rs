@@ -436,7 +436,11 @@ pub(super) fn image_type(id: &str) -> Option<&'static str> {
 /// `ec2:Owner`: `amazon` / `aws-marketplace` for those owners, else the
 /// account id.
 pub(super) fn owner_value(r: &Resource) -> String {
-    match r.attributes.owner_alias.as_deref() {
+    let alias = match &r.attributes {
+        Attributes::Image(a) => a.owner_alias.as_deref(),
+        _ => None,
+    };
+    match alias {
         Some(a @ ("amazon" | "aws-marketplace")) => a.to_owned(),
         _ => r.account.clone(),
     }

@@ -100,8 +100,8 @@ impl<'a> Mapper<'a> {
         // Interfaces that exist bring their subnet and groups.
         for id in &enis_existing {
             if let Some(eni) = self.lookup("network-interface", id, self.region) {
-                subnet_ids.extend(eni.attributes.subnet_id.clone());
-                group_ids.extend(eni.attributes.groups.iter().cloned());
+                subnet_ids.extend(eni.attributes.subnet_id().map(str::to_owned));
+                group_ids.extend(eni.attributes.groups().iter().cloned());
             }
         }
         // No subnet: EC2 launches into a default subnet of the Region (of
@@ -112,7 +112,7 @@ impl<'a> Mapper<'a> {
             subnet_ids = self
                 .inventory
                 .default_subnets(self.caller, self.region)
-                .filter(|s| zone.is_none() || s.attributes.availability_zone.as_deref() == zone)
+                .filter(|s| zone.is_none() || s.attributes.availability_zone() == zone)
                 .map(|s| s.id.clone())
                 .collect();
             subnet_ids.sort_unstable();
@@ -138,7 +138,7 @@ impl<'a> Mapper<'a> {
                 [s] => self
                     .inventory
                     .get(s)
-                    .and_then(|s| s.attributes.availability_zone.clone()),
+                    .and_then(|s| s.attributes.availability_zone().map(str::to_owned)),
                 _ => None,
             });
         if let Some(az) = &az {
@@ -188,7 +188,7 @@ impl<'a> Mapper<'a> {
             inst.extra
                 .push((keys::EC2_PLACEMENT_GROUP.into(), one(arn)));
         }
-        if let Some(rdt) = image.and_then(|i| i.attributes.root_device_type.clone()) {
+        if let Some(rdt) = image.and_then(|i| i.attributes.root_device_type().map(str::to_owned)) {
             inst.extra
                 .push((keys::EC2_ROOT_DEVICE_TYPE.into(), one(rdt)));
         }
@@ -282,7 +282,7 @@ impl<'a> Mapper<'a> {
             self.authorize(t);
         }
         let instance_store =
-            image.and_then(|i| i.attributes.root_device_type.as_deref()) == Some("instance-store");
+            image.and_then(|i| i.attributes.root_device_type()) == Some("instance-store");
         if !any_ebs && !instance_store {
             let mut t = Self::new_resource("volume");
             if let Some(az) = &az {
@@ -317,13 +317,13 @@ impl<'a> Mapper<'a> {
             one(self.arn_of_existing("subnet", s)),
         )];
         if let Some(sub) = self.inventory.get(s) {
-            if let Some(v) = &sub.attributes.vpc_id {
+            if let Some(v) = sub.attributes.vpc_id() {
                 out.push((
                     keys::EC2_VPC.into(),
                     one(self.arn_of("vpc", &sub.account, v)),
                 ));
             }
-            if let Some(az) = &sub.attributes.availability_zone {
+            if let Some(az) = sub.attributes.availability_zone() {
                 out.push((keys::EC2_AVAILABILITY_ZONE.into(), one(az)));
             }
         }
@@ -333,7 +333,7 @@ impl<'a> Mapper<'a> {
     /// The `default` security group of the subnet's VPC, from the inventory.
     fn default_group(&self, subnet: &str) -> Option<String> {
         let subnet = self.inventory.get(subnet)?;
-        let vpc = subnet.attributes.vpc_id.as_deref()?;
+        let vpc = subnet.attributes.vpc_id()?;
         self.inventory
             .named(
                 ResourceKind::SecurityGroup,
@@ -341,7 +341,7 @@ impl<'a> Mapper<'a> {
                 &subnet.region,
                 "default",
             )
-            .find(|r| r.attributes.vpc_id.as_deref() == Some(vpc))
+            .find(|r| r.attributes.vpc_id() == Some(vpc))
             .map(|r| r.id.clone())
     }
 }

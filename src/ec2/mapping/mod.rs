@@ -134,7 +134,7 @@ use super::catalog::{
     self, ActionDef, ActionParams, ActionResource, ExistingRef, IdentifiedBy, ParamRole,
 };
 use super::ids;
-use super::inventory::{Grant, Inventory, Resource, ResourceKind};
+use super::inventory::{Attributes, Grant, Inventory, Resource, ResourceKind};
 use super::inventory_store::Change;
 use super::permissions::{self, OrgMembership};
 use super::query::{QueryError, QueryParams, TagSpecification};
@@ -571,7 +571,7 @@ impl<'a> Mapper<'a> {
         }
         self.inventory
             .get(id)
-            .filter(|r| r.kind == kind && r.region == region)
+            .filter(|r| r.kind() == kind && r.region == region)
     }
 
     // ---- resolution ------------------------------------------------------
@@ -692,7 +692,7 @@ impl<'a> Mapper<'a> {
                     IdentifiedBy::AltId => self
                         .inventory
                         .get(value)
-                        .filter(|x| x.kind == kind && x.region == in_region),
+                        .filter(|x| x.kind() == kind && x.region == in_region),
                     _ => {
                         if !recorded_association(kind, value) {
                             return Err(unresolvable());
@@ -792,12 +792,12 @@ impl<'a> Mapper<'a> {
         let default_vpc = self
             .inventory
             .default_subnets(self.caller, region)
-            .find_map(|s| s.attributes.vpc_id.as_deref());
+            .find_map(|s| s.attributes.vpc_id());
         let in_default = || {
             found
                 .iter()
                 .copied()
-                .filter(|r| r.attributes.vpc_id.as_deref() == default_vpc && default_vpc.is_some())
+                .filter(|r| r.attributes.vpc_id() == default_vpc && default_vpc.is_some())
                 .collect::<Vec<_>>()
         };
         match found.as_slice() {
@@ -977,13 +977,13 @@ impl<'a> Mapper<'a> {
             one(&format!("{}{k}", keys::EC2_RESOURCE_TAG_PREFIX), v.clone());
             one(&format!("{}{k}", keys::AWS_RESOURCE_TAG_PREFIX), v.clone());
         }
-        let a = &r.attributes;
-        let vpc = a
-            .vpc_id
-            .as_deref()
+        let vpc = r
+            .attributes
+            .vpc_id()
             .map(|v| self.arn_of("vpc", &r.account, v));
-        match r.kind {
-            ResourceKind::Instance => {
+        let flag = |b: Option<bool>| b.map(|b| b.to_string());
+        match &r.attributes {
+            Attributes::Instance(a) => {
                 opt(&mut one, keys::EC2_INSTANCE_TYPE, a.instance_type.clone());
                 opt(
                     &mut one,
@@ -996,11 +996,7 @@ impl<'a> Mapper<'a> {
                     keys::EC2_ROOT_DEVICE_TYPE,
                     a.root_device_type.clone(),
                 );
-                opt(
-                    &mut one,
-                    keys::EC2_EBS_OPTIMIZED,
-                    a.ebs_optimized.map(|b| b.to_string()),
-                );
+                opt(&mut one, keys::EC2_EBS_OPTIMIZED, flag(a.ebs_optimized));
                 opt(
                     &mut one,
                     keys::EC2_INSTANCE_PROFILE,
@@ -1008,9 +1004,9 @@ impl<'a> Mapper<'a> {
                 );
                 opt(&mut one, keys::EC2_VPC, vpc);
             }
-            ResourceKind::Image => {
+            Attributes::Image(a) => {
                 one(keys::EC2_OWNER, owner_value(r));
-                opt(&mut one, keys::EC2_PUBLIC, a.public.map(|b| b.to_string()));
+                opt(&mut one, keys::EC2_PUBLIC, flag(a.public));
                 opt(
                     &mut one,
                     keys::EC2_ROOT_DEVICE_TYPE,
@@ -1020,13 +1016,9 @@ impl<'a> Mapper<'a> {
                     one(keys::EC2_IMAGE_TYPE, t.to_owned());
                 }
             }
-            ResourceKind::Snapshot => {
+            Attributes::Snapshot(a) => {
                 one(keys::EC2_OWNER, owner_value(r));
-                opt(
-                    &mut one,
-                    keys::EC2_ENCRYPTED,
-                    a.encrypted.map(|b| b.to_string()),
-                );
+                opt(&mut one, keys::EC2_ENCRYPTED, flag(a.encrypted));
                 opt(
                     &mut one,
                     keys::EC2_VOLUME_SIZE,
@@ -1040,7 +1032,7 @@ impl<'a> Mapper<'a> {
                         .map(|v| self.arn_of("volume", &r.account, v)),
                 );
             }
-            ResourceKind::Volume => {
+            Attributes::Volume(a) => {
                 opt(
                     &mut one,
                     keys::EC2_VOLUME_SIZE,
@@ -1052,11 +1044,7 @@ impl<'a> Mapper<'a> {
                     keys::EC2_VOLUME_IOPS,
                     a.iops.map(|n| n.to_string()),
                 );
-                opt(
-                    &mut one,
-                    keys::EC2_ENCRYPTED,
-                    a.encrypted.map(|b| b.to_string()),
-                );
+                opt(&mut one, keys::EC2_ENCRYPTED, flag(a.encrypted));
                 opt(
                     &mut one,
                     keys::EC2_AVAILABILITY_ZONE,
@@ -1070,8 +1058,8 @@ impl<'a> Mapper<'a> {
                         .map(|s| self.arn_of("snapshot", "", s)),
                 );
             }
-            ResourceKind::SecurityGroup => opt(&mut one, keys::EC2_VPC, vpc),
-            ResourceKind::NetworkInterface => {
+            Attributes::SecurityGroup(_) => opt(&mut one, keys::EC2_VPC, vpc),
+            Attributes::NetworkInterface(a) => {
                 opt(&mut one, keys::EC2_VPC, vpc);
                 opt(
                     &mut one,
@@ -1084,10 +1072,11 @@ impl<'a> Mapper<'a> {
                     .subnet_id
                     .as_deref()
                     .and_then(|s| self.inventory.get(s))
-                    .and_then(|s| s.attributes.availability_zone.clone());
+                    .and_then(|s| s.attributes.availability_zone())
+                    .map(str::to_owned);
                 opt(&mut one, keys::EC2_AVAILABILITY_ZONE, az);
             }
-            ResourceKind::Subnet => {
+            Attributes::Subnet(a) => {
                 opt(&mut one, keys::EC2_VPC, vpc);
                 opt(
                     &mut one,
@@ -1095,7 +1084,7 @@ impl<'a> Mapper<'a> {
                     a.availability_zone.clone(),
                 );
             }
-            ResourceKind::PrefixList | ResourceKind::KeyPair | ResourceKind::LaunchTemplate => {}
+            Attributes::PrefixList(_) | Attributes::KeyPair(_) | Attributes::LaunchTemplate(_) => {}
         }
         out
     }
@@ -1177,13 +1166,8 @@ impl<'a> Mapper<'a> {
     fn attached_instance(&self) -> Result<Option<Target<'a>>, MappingError> {
         let attached = self.resolved.iter().find_map(|t| {
             t.known
-                .filter(|r| {
-                    matches!(
-                        r.kind,
-                        ResourceKind::Volume | ResourceKind::NetworkInterface
-                    )
-                })
-                .and_then(|r| r.attributes.attached_to.clone())
+                .and_then(|r| r.attributes.attached_to())
+                .map(str::to_owned)
         });
         match attached {
             Some(id) => Ok(Some(self.existing("instance", "InstanceId", &id)?)),

@@ -50,7 +50,7 @@ impl<'a> Mapper<'a> {
         let size = match size {
             Some(v) => Some(parse_number(&format!("{pre}.VolumeSize"), v)?.to_string()),
             None => snap
-                .and_then(|s| s.attributes.volume_size)
+                .and_then(|s| s.attributes.volume_size())
                 .map(|n| n.to_string()),
         };
         if let Some(s) = size {
@@ -62,7 +62,7 @@ impl<'a> Mapper<'a> {
         ));
         let enc = match encrypted {
             Some(v) => parse_bool(&format!("{pre}.Encrypted"), v)?,
-            None => snap.and_then(|s| s.attributes.encrypted).unwrap_or(false),
+            None => snap.and_then(|s| s.attributes.encrypted()).unwrap_or(false),
         };
         out.push((keys::EC2_ENCRYPTED.into(), one(enc.to_string())));
         if let Some(v) = iops {
@@ -126,7 +126,7 @@ impl<'a> Mapper<'a> {
             keys::EC2_PARENT_VOLUME.into(),
             one(self.arn_of_existing("volume", vol_id)),
         ));
-        if let Some(n) = vol.known.and_then(|v| v.attributes.volume_size) {
+        if let Some(n) = vol.known.and_then(|v| v.attributes.volume_size()) {
             snap.extra
                 .push((keys::EC2_VOLUME_SIZE.into(), one(n.to_string())));
         }
@@ -143,7 +143,9 @@ impl<'a> Mapper<'a> {
         let vol = self.existing("volume", "VolumeId", vol_id)?;
         let instance = match self.params.get("InstanceId") {
             Some(i) => Some(i.to_owned()),
-            None => vol.known.and_then(|v| v.attributes.attached_to.clone()),
+            None => vol
+                .known
+                .and_then(|v| v.attributes.attached_to().map(str::to_owned)),
         };
         self.authorize(vol);
         if let Some(i) = instance {

@@ -6,7 +6,7 @@ use tonic::Status;
 
 use super::wire::*;
 use super::{apply, check_batch};
-use crate::ec2::inventory::{Grant, InventoryCounts, Resource, Rule};
+use crate::ec2::inventory::{AttributesRepr, Grant, InventoryCounts, Resource, Rule};
 use crate::ec2::inventory_store::Change;
 use crate::server::errors::ServeError;
 use crate::server::grpc_api::pb;
@@ -247,10 +247,10 @@ pub(super) fn resource_json_from_proto(
 }
 
 pub(super) fn resource_to_proto(r: &Resource) -> pb::InventoryResource {
-    let a = &r.attributes;
+    let a = AttributesRepr::from(&r.attributes);
     pb::InventoryResource {
         id: r.id.clone(),
-        kind: r.kind.arn_type().to_owned(),
+        kind: r.kind().arn_type().to_owned(),
         account: r.account.clone(),
         region: r.region.clone(),
         tags: r.tags.iter().cloned().collect(),

@@ -26,7 +26,7 @@ fn resources_round_trip_and_kinds_follow_ids() {
     let Change::Upsert { resource } = change(sg()).expect("a valid change") else {
         panic!("not an upsert")
     };
-    assert_eq!(resource.kind, ResourceKind::SecurityGroup);
+    assert_eq!(resource.kind(), ResourceKind::SecurityGroup);
     assert_eq!(resource.tag("team"), Some("blue"));
     let back = resource_from_json(resource_to_json(&resource), "$");
     assert_eq!(back.as_ref(), Ok(&*resource));
@@ -162,4 +162,32 @@ fn cli_parameters() {
     assert!(cli_params("account=111122223333&region=x&region=y").is_err());
     assert!(cli_params("account=111122223333&region=us-east-1&extra=1").is_err());
     assert!(cli_params("account=abc&region=us-east-1").is_err());
+}
+
+#[test]
+fn attributes_of_another_kind_are_refused_at_their_path() {
+    // A security group has no instance type: the client's mistake, named
+    // where it is, and nothing stored.
+    let mut foreign = sg();
+    foreign["resource"]["attributes"]["instance_type"] = json!("t3.micro");
+    let c: ChangeJson = serde_json::from_value(foreign).unwrap();
+    let e = c.into_change("$.changes[0]").unwrap_err();
+    assert_eq!(
+        (e.path.as_str(), e.message.as_str()),
+        (
+            "$.changes[0].resource.attributes.instance_type",
+            "a `security-group` has no `instance_type`"
+        )
+    );
+    // An instance's own attributes are taken as they are.
+    let instance = json!({"op": "upsert", "resource": {
+        "id": "i-1", "account": "111122223333", "region": "us-east-1",
+        "attributes": {"instance_type": "t3.micro", "groups": ["sg-1"],
+                       "private_ip": "10.0.0.5", "http_tokens": "required"}}});
+    let Ok(Change::Upsert { resource }) = change(instance) else {
+        panic!("an instance's attributes are refused")
+    };
+    let a = resource.attributes.instance().cloned().unwrap_or_default();
+    assert_eq!(a.instance_type.as_deref(), Some("t3.micro"));
+    assert_eq!(resource.attributes.groups(), ["sg-1"]);
 }

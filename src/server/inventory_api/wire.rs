@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::ec2::inventory::{
-    Attributes, Grant, PortEnd, PortError, Ports, Protocol, Resource, ResourceKind, Rule,
+    AttributesRepr, Grant, PortEnd, PortError, Ports, Protocol, Resource, ResourceKind, Rule,
 };
 use crate::ec2::inventory_store::Change;
 use crate::policy::{AccountId, Region};
@@ -279,7 +279,12 @@ fn rules(list: &[RuleJson], path: &str) -> Result<Vec<Rule>, InvalidInventory> {
         .collect()
 }
 
-pub(super) fn attributes(a: AttributesJson, path: &str) -> Result<Attributes, InvalidInventory> {
+/// Checks attributes and reads them flat (which of them the resource's kind
+/// has is [`resource_from_json`]'s to check).
+pub(super) fn attributes(
+    a: AttributesJson,
+    path: &str,
+) -> Result<AttributesRepr, InvalidInventory> {
     grants(&a.grants, &format!("{path}.grants"))?;
     ids(&a.groups, &format!("{path}.groups"))?;
     ids(&a.interfaces, &format!("{path}.interfaces"))?;
@@ -315,7 +320,7 @@ pub(super) fn attributes(a: AttributesJson, path: &str) -> Result<Attributes, In
             ));
         }
     };
-    Ok(Attributes {
+    Ok(AttributesRepr {
         ingress: rules(&a.ingress, &format!("{path}.ingress"))?,
         egress: rules(&a.egress, &format!("{path}.egress"))?,
         cidrs: cidrs(&a.cidrs, &format!("{path}.cidrs"))?,
@@ -388,10 +393,17 @@ pub fn resource_from_json(r: ResourceJson, path: &str) -> Result<Resource, Inval
     if r.tags.keys().any(String::is_empty) {
         return Err(at(&format!("{path}.tags"), "a tag key is empty"));
     }
+    let flat = attributes(r.attributes, &format!("{path}.attributes"))?;
+    let (attributes, foreign) = flat.into_kind(kind);
+    if let Some(field) = foreign.first() {
+        return Err(at(
+            &format!("{path}.attributes.{field}"),
+            format!("a `{}` has no `{field}`", kind.arn_type()),
+        ));
+    }
     Ok(Resource {
-        attributes: attributes(r.attributes, &format!("{path}.attributes"))?,
+        attributes,
         id: r.id,
-        kind,
         account: r.account,
         region: r.region,
         tags: r.tags.into_iter().collect(),
@@ -424,10 +436,10 @@ pub(super) fn rule_to_json(r: &Rule) -> RuleJson {
 /// The wire shape of a stored resource (the inverse of
 /// [`resource_from_json`]).
 pub fn resource_to_json(r: &Resource) -> ResourceJson {
-    let a = &r.attributes;
+    let a = AttributesRepr::from(&r.attributes);
     ResourceJson {
         id: r.id.clone(),
-        kind: Some(r.kind),
+        kind: Some(r.kind()),
         account: r.account.clone(),
         region: r.region.clone(),
         tags: r.tags.iter().cloned().collect(),

@@ -27,6 +27,14 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+mod attributes;
+
+pub use attributes::{
+    Attributes, AttributesRepr, ImageAttributes, InstanceAttributes, InterfaceAttributes,
+    NamedAttributes, PrefixListAttributes, SecurityGroupAttributes, SnapshotAttributes,
+    SubnetAttributes, VolumeAttributes,
+};
+
 /// The kinds of resources the inventory tracks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -291,95 +299,75 @@ impl From<Rule> for RuleRepr {
     }
 }
 
-/// Attributes by resource kind.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct Attributes {
-    pub instance_type: Option<String>,
-    pub image_id: Option<String>,
-    pub subnet_id: Option<String>,
-    pub vpc_id: Option<String>,
-    pub key_name: Option<String>,
-    pub availability_zone: Option<String>,
-    pub tenancy: Option<String>,
-    pub root_device_type: Option<String>,
-    pub ebs_optimized: Option<bool>,
-    pub instance_profile: Option<String>,
-    /// Volumes and snapshots: size in GiB.
-    pub volume_size: Option<i64>,
-    pub volume_type: Option<String>,
-    pub iops: Option<i64>,
-    pub encrypted: Option<bool>,
-    pub snapshot_id: Option<String>,
-    pub volume_id: Option<String>,
-    /// Images: launchable by every account.
-    pub public: Option<bool>,
-    pub owner_alias: Option<String>,
-    /// Launch permissions (images) or create-volume permissions (snapshots).
-    pub grants: Vec<Grant>,
-    /// Security groups of an instance or network interface.
-    pub groups: Vec<String>,
-    /// Network interfaces of an instance.
-    pub interfaces: Vec<String>,
-    /// Instance a network interface or volume is attached to.
-    pub attached_to: Option<String>,
-    /// Addresses of an instance or network interface.
-    pub addresses: Vec<IpAddr>,
-    pub group_name: Option<String>,
-    pub ingress: Vec<Rule>,
-    pub egress: Vec<Rule>,
-    /// Subnet or prefix-list CIDRs.
-    pub cidrs: Vec<IpNet>,
-    // The attributes below are left out of the serialized form when unset,
-    // so a resource without them serializes (and fingerprints, in the
-    // inventory overlay) as it did before they existed.
-    /// A key pair's or launch template's name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// A subnet that is its zone's default (where RunInstances launches
-    /// when no subnet is named).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub default_for_az: Option<bool>,
-    /// Association ids the resource holds: an instance's IAM instance
-    /// profile association, a subnet's IPv6 CIDR block associations, a
-    /// network interface's attachment.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub associations: Vec<String>,
-    /// An instance's primary private IPv4 address (`PrivateIpAddress`):
-    /// the address its instance metadata requests come from.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub private_ip: Option<IpAddr>,
-    /// An instance's `MetadataOptions.HttpTokens` (`required` or
-    /// `optional`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub http_tokens: Option<String>,
-}
-
-/// One resource.
+/// One resource; its kind is its attributes' variant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "ResourceRepr", from = "ResourceRepr")]
 pub struct Resource {
     pub id: String,
-    pub kind: ResourceKind,
     /// Owner account.
     pub account: String,
     pub region: String,
-    #[serde(default)]
     pub tags: Vec<(String, String)>,
-    #[serde(default)]
     pub attributes: Attributes,
 }
 
+/// A [`Resource`] as stored (the inventory overlay file, fingerprints): its
+/// kind beside flat attributes, as written before the kinds had types.
+/// Fields a stored record gives that its kind does not have are dropped.
+#[derive(Serialize, Deserialize)]
+struct ResourceRepr {
+    id: String,
+    kind: ResourceKind,
+    account: String,
+    region: String,
+    #[serde(default)]
+    tags: Vec<(String, String)>,
+    #[serde(default)]
+    attributes: AttributesRepr,
+}
+
+impl From<Resource> for ResourceRepr {
+    fn from(r: Resource) -> Self {
+        Self {
+            kind: r.kind(),
+            attributes: AttributesRepr::from(&r.attributes),
+            id: r.id,
+            account: r.account,
+            region: r.region,
+            tags: r.tags,
+        }
+    }
+}
+
+impl From<ResourceRepr> for Resource {
+    fn from(r: ResourceRepr) -> Self {
+        Self {
+            id: r.id,
+            account: r.account,
+            region: r.region,
+            tags: r.tags,
+            attributes: r.attributes.into_kind(r.kind).0,
+        }
+    }
+}
+
 impl Resource {
+    /// The resource's kind.
+    pub fn kind(&self) -> ResourceKind {
+        self.attributes.kind()
+    }
+
     /// The resource's ARN (images and snapshots carry no account, as in
     /// EC2's ARN formats; a key pair's ARN ends in its name).
     pub fn arn(&self, partition: &str) -> String {
-        let account = match self.kind {
+        let account = match self.kind() {
             ResourceKind::Image | ResourceKind::Snapshot => "",
             _ => self.account.as_str(),
         };
         format!(
             "arn:{partition}:ec2:{}:{account}:{}/{}",
             self.region,
-            self.kind.arn_type(),
+            self.kind().arn_type(),
             self.arn_id().unwrap_or(&self.id)
         )
     }
@@ -387,8 +375,8 @@ impl Resource {
     /// The id its ARN ends in: the id, except for a key pair, whose ARN
     /// uses its name (`None` when the inventory does not know it).
     pub fn arn_id(&self) -> Option<&str> {
-        match self.kind {
-            ResourceKind::KeyPair => self.attributes.name.as_deref(),
+        match &self.attributes {
+            Attributes::KeyPair(a) => a.name.as_deref(),
             _ => Some(&self.id),
         }
     }
@@ -396,10 +384,7 @@ impl Resource {
     /// Its name: a security group's group name, a key pair's or launch
     /// template's name.
     pub fn name(&self) -> Option<&str> {
-        match self.kind {
-            ResourceKind::SecurityGroup => self.attributes.group_name.as_deref(),
-            _ => self.attributes.name.as_deref(),
-        }
+        self.attributes.name()
     }
 
     /// A tag's value; keys compare case-sensitively as EC2 stores them.
@@ -446,13 +431,13 @@ type NameKey = (ResourceKind, String, String, String);
 
 /// The (owner, region) whose default subnet `r` is.
 fn default_subnet_key(r: &Resource) -> Option<(String, String)> {
-    (r.kind == ResourceKind::Subnet && r.attributes.default_for_az == Some(true))
+    matches!(&r.attributes, Attributes::Subnet(s) if s.default_for_az)
         .then(|| (r.account.clone(), r.region.clone()))
 }
 
 fn name_key(r: &Resource) -> Option<NameKey> {
     Some((
-        r.kind,
+        r.kind(),
         r.account.clone(),
         r.region.clone(),
         r.name()?.to_owned(),
@@ -527,14 +512,14 @@ impl Inventory {
         self.by_association
             .get(id)
             .and_then(|holder| self.by_id.get(holder))
-            .filter(|r| r.kind == kind)
+            .filter(|r| r.kind() == kind)
     }
 
     /// Counts by kind.
     pub fn counts(&self) -> InventoryCounts {
         let mut c = InventoryCounts::default();
         for r in self.by_id.values() {
-            match r.kind {
+            match r.kind() {
                 ResourceKind::Instance => c.instances += 1,
                 ResourceKind::Image => c.images += 1,
                 ResourceKind::Snapshot => c.snapshots += 1,
@@ -556,7 +541,7 @@ impl Inventory {
         self.delete(&resource.id);
         // Instances index their addresses only when no interface of theirs
         // is known, so the interface (with its own groups) wins.
-        for a in &resource.attributes.addresses {
+        for a in resource.attributes.addresses() {
             self.by_address.insert(*a, resource.id.clone());
         }
         if let Some(key) = name_key(&resource) {
@@ -564,7 +549,7 @@ impl Inventory {
             ids.push(resource.id.clone());
             self.by_name.insert(key, ids);
         }
-        for a in &resource.attributes.associations {
+        for a in resource.attributes.associations() {
             self.by_association.insert(a.clone(), resource.id.clone());
         }
         if let Some(key) = default_subnet_key(&resource) {
@@ -579,7 +564,7 @@ impl Inventory {
     pub fn delete(&mut self, id: &str) -> bool {
         match self.by_id.remove(id) {
             Some(old) => {
-                for a in &old.attributes.addresses {
+                for a in old.attributes.addresses() {
                     if self.by_address.get(a).is_some_and(|h| h == id) {
                         self.by_address.remove(a);
                     }
@@ -593,7 +578,7 @@ impl Inventory {
                         self.by_name.insert(key, ids);
                     }
                 }
-                for a in &old.attributes.associations {
+                for a in old.attributes.associations() {
                     if self.by_association.get(a).is_some_and(|h| h == id) {
                         self.by_association.remove(a);
                     }
@@ -620,14 +605,26 @@ impl Inventory {
             return false;
         };
         let mut r = Resource::clone(r);
-        r.attributes.grants.retain(|g| !remove.contains(g));
+        let Some(grants) = r.attributes.grants_mut() else {
+            return false;
+        };
+        grants.retain(|g| !remove.contains(g));
         for g in add {
-            if !r.attributes.grants.contains(g) {
-                r.attributes.grants.push(g.clone());
+            if !grants.contains(g) {
+                grants.push(g.clone());
             }
         }
         self.upsert(r);
         true
+    }
+
+    /// The grants an image or snapshot already holds (loaded from its
+    /// `describe-*-attribute` document before its description).
+    fn grants_of(&self, id: &str) -> Vec<Grant> {
+        self.by_id
+            .get(id)
+            .map(|old| old.attributes.grants().to_vec())
+            .unwrap_or_default()
     }
 
     /// Reads one AWS CLI output document into the inventory. `account` and
@@ -659,23 +656,19 @@ impl Inventory {
                 "Images" => {
                     for (i, img) in array(v, &path)?.iter().enumerate() {
                         let img: cli::Image = cli::read(img, &format!("{path}[{i}]"))?;
-                        let mut attrs = Attributes {
-                            public: img.public,
-                            root_device_type: img.root_device_type,
-                            owner_alias: img.image_owner_alias,
-                            ..Attributes::default()
-                        };
                         // Keep grants already loaded from describe-image-attribute.
-                        if let Some(old) = self.by_id.get(&img.image_id) {
-                            attrs.grants = old.attributes.grants.clone();
-                        }
+                        let grants = self.grants_of(&img.image_id);
                         self.upsert(Resource {
                             id: img.image_id,
-                            kind: ResourceKind::Image,
                             account: img.owner_id.unwrap_or_else(|| account.to_owned()),
                             region: region.to_owned(),
                             tags: cli::pairs(img.tags),
-                            attributes: attrs,
+                            attributes: Attributes::Image(ImageAttributes {
+                                public: img.public,
+                                root_device_type: img.root_device_type,
+                                owner_alias: img.image_owner_alias,
+                                grants,
+                            }),
                         });
                         n += 1;
                     }
@@ -692,24 +685,28 @@ impl Inventory {
                         .enumerate()
                         .map(|(i, g)| grant(g, &format!("{path}[{i}]")))
                         .collect::<Result<Vec<_>, _>>()?;
-                    match self.by_id.get(id) {
-                        Some(old) => {
-                            let mut r = Resource::clone(old);
-                            r.attributes.grants = grants;
-                            self.upsert(r);
+                    // An id of another kind (or a record of another kind
+                    // under it) is not an image or snapshot to grant on.
+                    let mut r = match self.by_id.get(id) {
+                        Some(old) if old.kind() == kind => Resource::clone(old),
+                        Some(_) => {
+                            return Err(err(
+                                format!("$.{id_key}"),
+                                format!("`{id}` is not {}", kind.arn_type()),
+                            ));
                         }
-                        None => self.upsert(Resource {
+                        None => Resource {
                             id: id.to_owned(),
-                            kind,
                             account: account.to_owned(),
                             region: region.to_owned(),
                             tags: Vec::new(),
-                            attributes: Attributes {
-                                grants,
-                                ..Attributes::default()
-                            },
-                        }),
+                            attributes: Attributes::empty(kind),
+                        },
+                    };
+                    if let Some(g) = r.attributes.grants_mut() {
+                        *g = grants;
                     }
+                    self.upsert(r);
                     n += 1;
                 }
                 "ImageId" | "SnapshotId" => {}
@@ -728,15 +725,17 @@ impl Inventory {
                         let id = req_str(item, id_key, &at)?;
                         let name = req_str(item, name_key, &at)?;
                         let tagged: cli::Tagged = cli::read(item, &at)?;
+                        let named = NamedAttributes {
+                            name: Some(name.to_owned()),
+                        };
                         self.upsert(Resource {
                             id: id.to_owned(),
-                            kind,
                             account: account.to_owned(),
                             region: region.to_owned(),
                             tags: cli::pairs(tagged.tags),
-                            attributes: Attributes {
-                                name: Some(name.to_owned()),
-                                ..Attributes::default()
+                            attributes: match kind {
+                                ResourceKind::KeyPair => Attributes::KeyPair(named),
+                                _ => Attributes::LaunchTemplate(named),
                             },
                         });
                         n += 1;
@@ -755,18 +754,23 @@ impl Inventory {
                             Some(old) => Resource::clone(old),
                             None => Resource {
                                 id: instance.to_owned(),
-                                kind: ResourceKind::Instance,
                                 account: account.to_owned(),
                                 region: region.to_owned(),
                                 tags: Vec::new(),
-                                attributes: Attributes::default(),
+                                attributes: Attributes::empty(ResourceKind::Instance),
                             },
                         };
-                        if !r.attributes.associations.iter().any(|x| x == assoc) {
-                            r.attributes.associations.push(assoc.to_owned());
+                        let Attributes::Instance(attrs) = &mut r.attributes else {
+                            return Err(err(
+                                format!("{path}[{i}].InstanceId"),
+                                format!("`{instance}` is not an instance"),
+                            ));
+                        };
+                        if !attrs.associations.iter().any(|x| x == assoc) {
+                            attrs.associations.push(assoc.to_owned());
                         }
                         if profile.is_some() {
-                            r.attributes.instance_profile = profile;
+                            attrs.instance_profile = profile;
                         }
                         self.upsert(r);
                         n += 1;
@@ -775,22 +779,19 @@ impl Inventory {
                 "Snapshots" => {
                     for (i, s) in array(v, &path)?.iter().enumerate() {
                         let s: cli::Snapshot = cli::read(s, &format!("{path}[{i}]"))?;
-                        let mut attrs = Attributes {
-                            volume_size: s.volume_size,
-                            encrypted: s.encrypted,
-                            volume_id: s.volume_id,
-                            ..Attributes::default()
-                        };
-                        if let Some(old) = self.by_id.get(&s.snapshot_id) {
-                            attrs.grants = old.attributes.grants.clone();
-                        }
+                        // Keep grants already loaded from describe-snapshot-attribute.
+                        let grants = self.grants_of(&s.snapshot_id);
                         self.upsert(Resource {
                             id: s.snapshot_id,
-                            kind: ResourceKind::Snapshot,
                             account: s.owner_id.unwrap_or_else(|| account.to_owned()),
                             region: region.to_owned(),
                             tags: cli::pairs(s.tags),
-                            attributes: attrs,
+                            attributes: Attributes::Snapshot(SnapshotAttributes {
+                                volume_size: s.volume_size,
+                                encrypted: s.encrypted,
+                                volume_id: s.volume_id,
+                                grants,
+                            }),
                         });
                         n += 1;
                     }
@@ -805,11 +806,10 @@ impl Inventory {
                             .and_then(|a| a.instance_id);
                         self.upsert(Resource {
                             id: vol.volume_id,
-                            kind: ResourceKind::Volume,
                             account: account.to_owned(),
                             region: region.to_owned(),
                             tags: cli::pairs(vol.tags),
-                            attributes: Attributes {
+                            attributes: Attributes::Volume(VolumeAttributes {
                                 volume_size: vol.size,
                                 volume_type: vol.volume_type,
                                 iops: vol.iops,
@@ -817,8 +817,7 @@ impl Inventory {
                                 snapshot_id: vol.snapshot_id.filter(|s| !s.is_empty()),
                                 availability_zone: vol.availability_zone,
                                 attached_to: attached,
-                                ..Attributes::default()
-                            },
+                            }),
                         });
                         n += 1;
                     }
@@ -837,17 +836,15 @@ impl Inventory {
                         let egress = rules("IpPermissionsEgress", sg.ip_permissions_egress)?;
                         self.upsert(Resource {
                             id: sg.group_id,
-                            kind: ResourceKind::SecurityGroup,
                             account: sg.owner_id.unwrap_or_else(|| account.to_owned()),
                             region: region.to_owned(),
                             tags: cli::pairs(sg.tags),
-                            attributes: Attributes {
+                            attributes: Attributes::SecurityGroup(SecurityGroupAttributes {
                                 vpc_id: sg.vpc_id,
                                 group_name: sg.group_name,
                                 ingress,
                                 egress,
-                                ..Attributes::default()
-                            },
+                            }),
                         });
                         n += 1;
                     }
@@ -874,20 +871,16 @@ impl Inventory {
                             .collect();
                         self.upsert(Resource {
                             id: s.subnet_id,
-                            kind: ResourceKind::Subnet,
                             account: s.owner_id.unwrap_or_else(|| account.to_owned()),
                             region: region.to_owned(),
                             tags: cli::pairs(s.tags),
-                            attributes: Attributes {
+                            attributes: Attributes::Subnet(SubnetAttributes {
                                 vpc_id: s.vpc_id,
                                 availability_zone: s.availability_zone,
-                                // Only `true` is kept: the default subnets are
-                                // what RunInstances needs to know.
-                                default_for_az: s.default_for_az.filter(|d| *d),
+                                default_for_az: s.default_for_az == Some(true),
                                 cidrs,
                                 associations,
-                                ..Attributes::default()
-                            },
+                            }),
                         });
                         n += 1;
                     }
@@ -904,14 +897,10 @@ impl Inventory {
                             .collect::<Result<Vec<_>, _>>()?;
                         self.upsert(Resource {
                             id: pl.prefix_list_id,
-                            kind: ResourceKind::PrefixList,
                             account: pl.owner_id.unwrap_or_else(|| account.to_owned()),
                             region: region.to_owned(),
                             tags: cli::pairs(pl.tags),
-                            attributes: Attributes {
-                                cidrs,
-                                ..Attributes::default()
-                            },
+                            attributes: Attributes::PrefixList(PrefixListAttributes { cidrs }),
                         });
                         n += 1;
                     }
@@ -948,15 +937,15 @@ impl Inventory {
         let associations = self
             .by_id
             .get(&id)
-            .map(|old| old.attributes.associations.clone())
+            .and_then(|old| old.attributes.instance())
+            .map(|old| old.associations.clone())
             .unwrap_or_default();
         self.upsert(Resource {
             id,
-            kind: ResourceKind::Instance,
             account: account.to_owned(),
             region: region.to_owned(),
             tags: cli::pairs(inst.tags),
-            attributes: Attributes {
+            attributes: Attributes::Instance(Box::new(InstanceAttributes {
                 instance_type: inst.instance_type,
                 image_id: inst.image_id,
                 subnet_id: inst.subnet_id,
@@ -973,8 +962,7 @@ impl Inventory {
                 associations,
                 private_ip: inst.private_ip_address,
                 http_tokens: inst.metadata_options.and_then(|m| m.http_tokens),
-                ..Attributes::default()
-            },
+            })),
         });
         Ok(())
     }
@@ -1015,19 +1003,17 @@ impl Inventory {
         let id = eni.network_interface_id;
         self.upsert(Resource {
             id: id.clone(),
-            kind: ResourceKind::NetworkInterface,
             account: eni.owner_id.unwrap_or_else(|| account.to_owned()),
             region: region.to_owned(),
             tags: tag_list,
-            attributes: Attributes {
+            attributes: Attributes::NetworkInterface(InterfaceAttributes {
                 subnet_id: eni.subnet_id,
                 vpc_id: eni.vpc_id,
                 groups: cli::group_ids(eni.groups),
                 attached_to: attached,
                 addresses,
                 associations,
-                ..Attributes::default()
-            },
+            }),
         });
         id
     }
@@ -1455,6 +1441,45 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// The stored form (overlay file, fingerprints) is the flat one written
+    /// before the kinds had types, byte for byte.
+    #[test]
+    fn resources_are_stored_as_before_the_kinds_had_types() {
+        let stored = concat!(
+            r#"{"id":"vol-1","kind":"volume","account":"111122223333","region":"us-east-1","#,
+            r#""tags":[["team","a"]],"attributes":{"instance_type":null,"image_id":null,"#,
+            r#""subnet_id":null,"vpc_id":null,"key_name":null,"availability_zone":"us-east-1a","#,
+            r#""tenancy":null,"root_device_type":null,"ebs_optimized":null,"#,
+            r#""instance_profile":null,"volume_size":8,"volume_type":"gp3","iops":null,"#,
+            r#""encrypted":true,"snapshot_id":null,"volume_id":null,"public":null,"#,
+            r#""owner_alias":null,"grants":[],"groups":[],"interfaces":[],"#,
+            r#""attached_to":"i-1","addresses":[],"group_name":null,"ingress":[],"#,
+            r#""egress":[],"cidrs":[]}}"#
+        );
+        let volume = Resource {
+            id: "vol-1".into(),
+            account: "111122223333".into(),
+            region: "us-east-1".into(),
+            tags: vec![("team".into(), "a".into())],
+            attributes: Attributes::Volume(VolumeAttributes {
+                volume_size: Some(8),
+                volume_type: Some("gp3".into()),
+                encrypted: Some(true),
+                availability_zone: Some("us-east-1a".into()),
+                attached_to: Some("i-1".into()),
+                ..VolumeAttributes::default()
+            }),
+        };
+        assert_eq!(serde_json::to_string(&volume).unwrap(), stored);
+        let read: Resource = serde_json::from_str(stored).unwrap();
+        assert_eq!(read, volume);
+        // A stored field the kind does not have (the inventory API once
+        // took any) is dropped on reading, not an error.
+        let foreign = stored.replace(r#""instance_type":null"#, r#""instance_type":"t3.micro""#);
+        let read: Resource = serde_json::from_str(&foreign).unwrap();
+        assert_eq!(read, volume);
+    }
+
     #[test]
     fn ports_read_ec2s_encoding_once() {
         use Protocol::{All, Icmp, Icmpv6, Number, Tcp, Udp};
@@ -1645,11 +1670,14 @@ mod tests {
         .unwrap();
         let vol = inv.get("vol-1").unwrap();
         assert_eq!(
-            (vol.attributes.volume_size, vol.attributes.encrypted),
+            (vol.attributes.volume_size(), vol.attributes.encrypted()),
             (Some(8), Some(true))
         );
-        assert_eq!(vol.attributes.snapshot_id, None);
-        assert_eq!(vol.attributes.attached_to.as_deref(), Some("i-1"));
+        let Attributes::Volume(v) = &vol.attributes else {
+            panic!("not a volume")
+        };
+        assert_eq!(v.snapshot_id, None);
+        assert_eq!(vol.attributes.attached_to(), Some("i-1"));
         assert_eq!(vol.tags, [("team".to_owned(), "a".to_owned())]);
     }
 
@@ -1708,7 +1736,8 @@ mod tests {
         );
         let i = inv
             .get("i-0abc")
-            .map(|r| r.attributes.instance_type.clone());
+            .and_then(|r| r.attributes.instance())
+            .map(|a| a.instance_type.clone());
         assert_eq!(i, Some(Some("t3.micro".to_owned())));
         let holder = inv.holder_of(&"10.0.0.5".parse().unwrap_or(IpAddr::from([0, 0, 0, 0])));
         assert_eq!(holder.map(|r| r.id.as_str()), Some("eni-1"));
@@ -1724,7 +1753,7 @@ mod tests {
             inv.load_cli_output(&images, "111122223333", "us-east-1"),
             Ok(1)
         );
-        let grants = inv.get("ami-1").map(|r| r.attributes.grants.len());
+        let grants = inv.get("ami-1").map(|r| r.attributes.grants().len());
         assert_eq!(grants, Some(2));
         let arn = inv.get("ami-1").map(|r| r.arn("aws"));
         assert_eq!(arn.as_deref(), Some("arn:aws:ec2:us-east-1::image/ami-1"));
@@ -1739,7 +1768,10 @@ mod tests {
         );
         let rules = inv
             .get("sg-1")
-            .map(|r| r.attributes.ingress.clone())
+            .map(|r| match &r.attributes {
+                Attributes::SecurityGroup(sg) => sg.ingress.clone(),
+                _ => Vec::new(),
+            })
             .unwrap_or_default();
         assert_eq!(rules.len(), 1);
         assert_eq!(rules.first().map(|r| r.protocol), Some(Protocol::Tcp));
@@ -1784,7 +1816,10 @@ mod tests {
             None,
             "another kind"
         );
-        let i = inv.get("i-1").map(|x| x.attributes.instance_type.clone());
+        let i = inv
+            .get("i-1")
+            .and_then(|x| x.attributes.instance())
+            .map(|a| a.instance_type.clone());
         assert_eq!(i, Some(Some("t3.micro".to_owned())));
         // A key named like an instance id is a key pair, not the instance.
         let key = |inv: &Inventory, name: &str, region: &str| {
