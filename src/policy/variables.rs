@@ -88,34 +88,53 @@ impl Template {
     /// Parses `text`. `variables` enables `${...}`; `wildcards` makes `*` and
     /// `?` wildcards rather than literal characters.
     pub fn parse(text: &str, variables: bool, wildcards: bool) -> Self {
+        // Only these characters can start something other than literal
+        // text; the runs between them are copied whole (most texts have
+        // none: one literal, interned as it is).
+        let special = |c: char| (variables && c == '$') || (wildcards && (c == '*' || c == '?'));
         let mut pieces = Vec::new();
         let mut lit = String::new();
         let mut rest = text;
         let mut has_vars = false;
-        while let Some(c) = rest.chars().next() {
-            if variables
-                && rest.starts_with("${")
-                && let Some(end) = rest.find('}')
-            {
-                let inner = rest.get(2..end).unwrap_or_default().trim();
-                rest = rest.get(end + 1..).unwrap_or_default();
-                match inner {
-                    "*" | "?" | "$" => lit.push_str(inner),
-                    _ => {
-                        flush(&mut lit, &mut pieces);
-                        pieces.push(parse_var(inner));
-                        has_vars = true;
+        loop {
+            let run = rest.find(special).unwrap_or(rest.len());
+            let (literal, tail) = rest.split_at(run);
+            if tail.is_empty() && lit.is_empty() && pieces.is_empty() {
+                // The whole text is one literal.
+                if !literal.is_empty() {
+                    pieces.push(Piece::Lit(intern(literal)));
+                }
+                break;
+            }
+            lit.push_str(literal);
+            rest = tail;
+            let Some(c) = rest.chars().next() else {
+                break;
+            };
+            if c == '$' {
+                if rest.starts_with("${")
+                    && let Some(end) = rest.find('}')
+                {
+                    let inner = rest.get(2..end).unwrap_or_default().trim();
+                    rest = rest.get(end + 1..).unwrap_or_default();
+                    match inner {
+                        "*" | "?" | "$" => lit.push_str(inner),
+                        _ => {
+                            flush(&mut lit, &mut pieces);
+                            pieces.push(parse_var(inner));
+                            has_vars = true;
+                        }
                     }
+                } else {
+                    lit.push('$');
+                    rest = rest.get(1..).unwrap_or_default();
                 }
                 continue;
             }
-            rest = rest.get(c.len_utf8()..).unwrap_or_default();
-            if wildcards && (c == '*' || c == '?') {
-                flush(&mut lit, &mut pieces);
-                pieces.push(if c == '*' { Piece::Star } else { Piece::Quest });
-            } else {
-                lit.push(c);
-            }
+            // A wildcard (`special` admits nothing else).
+            rest = rest.get(1..).unwrap_or_default();
+            flush(&mut lit, &mut pieces);
+            pieces.push(if c == '*' { Piece::Star } else { Piece::Quest });
         }
         flush(&mut lit, &mut pieces);
         Self {
@@ -245,6 +264,59 @@ mod tests {
                 "aws:username" => Some(ValueRef::One("alice*")),
                 _ => None,
             }
+        }
+    }
+
+    /// The parser as first written, a character at a time: the reference
+    /// the run-copying parser must agree with.
+    fn parse_by_char(text: &str, variables: bool, wildcards: bool) -> Template {
+        let mut pieces = Vec::new();
+        let mut lit = String::new();
+        let mut rest = text;
+        let mut has_vars = false;
+        while let Some(c) = rest.chars().next() {
+            if variables
+                && rest.starts_with("${")
+                && let Some(end) = rest.find('}')
+            {
+                let inner = rest.get(2..end).unwrap_or_default().trim();
+                rest = rest.get(end + 1..).unwrap_or_default();
+                match inner {
+                    "*" | "?" | "$" => lit.push_str(inner),
+                    _ => {
+                        flush(&mut lit, &mut pieces);
+                        pieces.push(parse_var(inner));
+                        has_vars = true;
+                    }
+                }
+                continue;
+            }
+            rest = rest.get(c.len_utf8()..).unwrap_or_default();
+            if wildcards && (c == '*' || c == '?') {
+                flush(&mut lit, &mut pieces);
+                pieces.push(if c == '*' { Piece::Star } else { Piece::Quest });
+            } else {
+                lit.push(c);
+            }
+        }
+        flush(&mut lit, &mut pieces);
+        Template {
+            pieces: pieces.into_boxed_slice(),
+            has_vars,
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parsing_copies_runs_as_parsing_by_character_did(
+            text in "[a-z:/$*?{}, 'é-]{0,24}",
+            variables: bool,
+            wildcards: bool,
+        ) {
+            proptest::prop_assert_eq!(
+                Template::parse(&text, variables, wildcards),
+                parse_by_char(&text, variables, wildcards)
+            );
         }
     }
 
