@@ -12,7 +12,7 @@
 //! ```text
 //! cargo run --release --example null_ext_authz -- [--grpc ADDR] [--http ADDR]
 //!     [--iamgate-transport] [--spin-us N] [--response-bytes N] [--no-vectored-writes]
-//!     [--floor]
+//!     [--floor] [--axum]
 //! ```
 //!
 //! `--iamgate-transport` applies the tonic server settings `iamgate serve`
@@ -42,6 +42,12 @@
 //! (`iamgate::server::http_api::parse_authorize`), then answers a fixed
 //! `{"decision":"allowed"}` without converting, deciding or recording
 //! anything; a body that does not parse is answered 400 like iamgate.
+//!
+//! `--axum` serves the same HTTP endpoint through an axum `Router` (one
+//! `POST /v1/authorize` route, the body read with axum's `Bytes`
+//! extractor under the same size limit) on the same connection loop: what
+//! adopting axum for iamgate's JSON surface would cost per request
+//! (issue 12).
 //!
 //! Both default to `127.0.0.1:0`; the bound addresses are printed on stdout
 //! as one JSON line, like `iamgate serve` does:
@@ -155,9 +161,28 @@ async fn http_null(req: http::Request<hyper::body::Incoming>) -> http::Response<
     }
 }
 
-async fn serve_http(listener: TcpListener, shutdown: watch::Receiver<bool>) {
+async fn serve_http(listener: TcpListener, shutdown: watch::Receiver<bool>, axum: bool) {
+    if axum {
+        let router = axum::Router::new()
+            .route("/v1/authorize", axum::routing::post(axum_null))
+            .layer(axum::extract::DefaultBodyLimit::max(
+                Limits::default().max_body_bytes,
+            ));
+        let make = move |_peer| hyper_util::service::TowerToHyperService::new(router.clone());
+        http_util::serve_with(listener, make, shutdown, iamgate_options(false)).await;
+        return;
+    }
     let handler = |req, _peer| http_null(req);
     http_util::serve(listener, handler, shutdown, iamgate_options(false)).await;
+}
+
+/// [`http_null`] as an axum handler: the body from axum's extractor, the
+/// same parse and answers.
+async fn axum_null(body: Bytes) -> http::Response<Full<Bytes>> {
+    match http_api::parse_authorize(&body) {
+        Ok(_) => http_util::json(http::StatusCode::OK, ALLOWED.to_vec()),
+        Err(e) => http_util::error(&e),
+    }
 }
 
 /// The listener settings `iamgate serve` uses by default (see
@@ -243,14 +268,14 @@ async fn main() -> Result<(), BoxError> {
     if args.iter().any(|a| a == "-h" || a == "--help") {
         println!(
             "usage: null_ext_authz [--grpc ADDR] [--http ADDR] [--iamgate-transport] [--spin-us N] \
-             [--response-bytes N] [--no-vectored-writes] [--floor]\n  \
+             [--response-bytes N] [--no-vectored-writes] [--floor] [--axum]\n  \
              ADDRs default to 127.0.0.1:0; --iamgate-transport applies the tonic server \
              settings of `iamgate serve` (timeout, keepalive, stream and header limits); \
              --spin-us busy-waits N µs in every Check (a stand-in for decision cost); \
              --response-bytes pads the CheckResponse to N bytes (iamgate's answers are larger); \
              --no-vectored-writes hides vectored writes from h2 (fewer, larger writes); \
              --floor answers every gRPC request with a prebuilt OK on iamgate's connection loop, \
-             reading nothing"
+             reading nothing; --axum routes the HTTP endpoint through an axum Router"
         );
         return Ok(());
     }
@@ -265,7 +290,8 @@ async fn main() -> Result<(), BoxError> {
     );
     // Never flipped: the servers run until the process is stopped.
     let (_stop_tx, stop_rx) = watch::channel(false);
-    tokio::spawn(serve_http(http, stop_rx.clone()));
+    let axum = args.iter().any(|a| a == "--axum");
+    tokio::spawn(serve_http(http, stop_rx.clone(), axum));
     let spin = args
         .iter()
         .position(|a| a == "--spin-us")

@@ -11,6 +11,10 @@
 //! `describe-iam-instance-profile-associations`, and managed prefix lists),
 //! recognised by their top-level key, not their file name.
 //!
+//! What the inventory knows of a resource beyond its id, owner, region and
+//! tags is one type per kind ([`Attributes`], in `attributes.rs`): the
+//! kind is the variant, so no instance carries a snapshot's size.
+//!
 //! Resources are keyed by id. Key pairs are keyed by their `key-` id (their
 //! names are free text and could collide with any id) and carry their name,
 //! which their ARN uses; launch templates carry theirs. Names (per kind,
