@@ -65,7 +65,7 @@ mod tests {
             revision: "r".into(),
         };
         let msg = MessageKey::from_bytes(&[0x11; 32])
-            .encode(&AuthorizationMessage::new(&req, &answer, "d"))
+            .encode(&AuthorizationMessage::new(&req, &answer, "d", &[]))
             .unwrap();
         let (mut out, mut err) = (Vec::new(), Vec::new());
         assert_eq!(run(&key_file, &msg, &mut err, &mut out).unwrap(), 0);

@@ -724,7 +724,7 @@ fn engine_resource_account(a: &Authorization, call: &Ec2Call) -> Option<String> 
 /// EC2's `UnauthorizedOperation` wording, with the encoded authorization
 /// failure message (left out, never an error, if it cannot be encoded).
 fn unauthorized(state: &AppState, req: &AuthzRequest, d: &Decided) -> String {
-    let doc = AuthorizationMessage::new(req, &d.answer, &d.decision_id);
+    let doc = AuthorizationMessage::new(req, &d.answer, &d.decision_id, &state.services.catalogs());
     let encoded = state.config.message_key.encode(&doc).unwrap_or_default();
     ec2_response::unauthorized_message(
         &req.principal_arn,

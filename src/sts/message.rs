@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::Context;
 use crate::policy::variables::ValueRef;
+use crate::service::catalog::Catalog;
 
 /// Version byte in front of every encoded message.
 const VERSION: u8 = 1;
@@ -277,11 +278,14 @@ pub struct IamgateFields {
 }
 
 impl AuthorizationMessage {
-    /// The message for one decided request.
+    /// The message for one decided request; condition keys are written in
+    /// AWS's casing where a global key or one of `catalogs` (the served
+    /// services' condition keys) names them.
     pub fn new(
         request: &crate::engine::AuthzRequest,
         answer: &crate::engine::AuthzAnswer,
         decision_id: &str,
+        catalogs: &[&Catalog],
     ) -> Self {
         let explicit = answer.decision == crate::engine::Outcome::ExplicitDeny;
         let allowed = answer.decision == crate::engine::Outcome::Allowed;
@@ -315,7 +319,7 @@ impl AuthorizationMessage {
                 },
                 action: request.action.clone(),
                 resource: request.resource.clone(),
-                conditions: conditions(&request.context),
+                conditions: conditions(&request.context, catalogs),
             },
             iamgate: IamgateFields {
                 decision: answer.decision.as_str().to_owned(),
@@ -328,11 +332,11 @@ impl AuthorizationMessage {
 }
 
 /// The context as AWS lists it, keys in AWS's casing where known, sorted.
-fn conditions(context: &Context) -> Items<Condition> {
+fn conditions(context: &Context, catalogs: &[&Catalog]) -> Items<Condition> {
     let mut items: Vec<Condition> = context
         .iter()
         .map(|(key, value)| Condition {
-            key: canonical_key(key),
+            key: canonical_key(key, catalogs),
             values: Items {
                 items: match value.value() {
                     ValueRef::One(v) => vec![ConditionValue {
@@ -378,9 +382,9 @@ const GLOBAL_KEYS: &[&str] = &[
 ];
 
 /// A lower-case context key in AWS's casing: global keys from
-/// [`GLOBAL_KEYS`], EC2 keys from the catalog; the part after a `/` (a tag
-/// key) is kept as given.
-pub fn canonical_key(lower: &str) -> String {
+/// [`GLOBAL_KEYS`], a service's keys from the catalog of the service its
+/// prefix names; the part after a `/` (a tag key) is kept as given.
+pub fn canonical_key(lower: &str, catalogs: &[&Catalog]) -> String {
     let (head, tail) = match lower.split_once('/') {
         Some((h, t)) => (format!("{h}/"), Some(t)),
         None => (lower.to_owned(), None),
@@ -390,7 +394,11 @@ pub fn canonical_key(lower: &str) -> String {
         .find(|k| k.eq_ignore_ascii_case(&head))
         .map(|k| (*k).to_owned())
         .or_else(|| {
-            let def = crate::ec2::catalog::condition_key(lower)?;
+            let prefix = lower.split(':').next()?;
+            let def = catalogs
+                .iter()
+                .find(|c| c.prefix.eq_ignore_ascii_case(prefix))?
+                .condition_key(lower)?;
             let name = match tail {
                 Some(_) => def.name.split_once('/').map(|(h, _)| format!("{h}/"))?,
                 None => def.name.to_owned(),
@@ -434,7 +442,7 @@ mod tests {
             missing_context_keys: Vec::new(),
             revision: "rev-1".into(),
         };
-        AuthorizationMessage::new(&req, &answer, "d-1")
+        AuthorizationMessage::new(&req, &answer, "d-1", &[&crate::ec2::catalog::CATALOG])
     }
 
     #[test]
@@ -527,13 +535,34 @@ mod tests {
 
     #[test]
     fn canonical_keys() {
-        assert_eq!(canonical_key("aws:sourceip"), "aws:SourceIp");
-        assert_eq!(canonical_key("aws:requesttag/team"), "aws:RequestTag/team");
-        assert_eq!(canonical_key("ec2:instancetype"), "ec2:InstanceType");
+        use crate::service::catalog::{ConditionKeyDef, ConditionKeyType};
+        // Another service's catalog, as the registry hands them over.
+        static APP_KEYS: [ConditionKeyDef; 1] = [ConditionKeyDef {
+            name: "app:TicketId",
+            value_type: ConditionKeyType::String,
+            description: "",
+        }];
+        static APP: Catalog = Catalog {
+            prefix: "app",
+            name: "App",
+            source_version: "test",
+            actions: &[],
+            resource_types: &[],
+            condition_keys: &APP_KEYS,
+            condition_key_patterns: &[],
+        };
+        let both: &[&Catalog] = &[&crate::ec2::catalog::CATALOG, &APP];
+        let key = |k: &str| canonical_key(k, both);
+        assert_eq!(key("aws:sourceip"), "aws:SourceIp");
+        assert_eq!(key("aws:requesttag/team"), "aws:RequestTag/team");
+        assert_eq!(key("ec2:instancetype"), "ec2:InstanceType");
+        assert_eq!(key("ec2:resourcetag/team"), "ec2:ResourceTag/team");
+        assert_eq!(key("app:custom"), "app:custom");
+        // Each service's keys from its own catalog, and only when it is served.
+        assert_eq!(key("app:ticketid"), "app:TicketId");
         assert_eq!(
-            canonical_key("ec2:resourcetag/team"),
-            "ec2:ResourceTag/team"
+            canonical_key("app:ticketid", &[&crate::ec2::catalog::CATALOG]),
+            "app:ticketid"
         );
-        assert_eq!(canonical_key("app:custom"), "app:custom");
     }
 }

@@ -652,7 +652,7 @@ fn mapping_error(e: &Ec2MappingError) -> Ec2Error {
 /// message that cannot be encoded is left out, never turned into an error
 /// that Envoy's failure mode could let through.
 fn unauthorized(state: &AppState, req: &AuthzRequest, d: &Decided) -> String {
-    let doc = AuthorizationMessage::new(req, &d.answer, &d.decision_id);
+    let doc = AuthorizationMessage::new(req, &d.answer, &d.decision_id, &state.services.catalogs());
     let encoded = match state.config.message_key.encode(&doc) {
         Ok(e) => e,
         Err(e) => {
