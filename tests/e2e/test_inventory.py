@@ -147,6 +147,37 @@ def test_aws_cli_output_is_accepted_as_is(demo_server):
     assert "`region` is required" in r.json()["error"]["message"]
 
 
+def test_key_pairs_launch_templates_and_default_subnets_are_writable(demo_server):
+    """Each kind takes its own attributes: a key pair's and a launch
+    template's name (a key pair's ARN ends in it), a subnet's zone default
+    and its associations."""
+    before = inventory_status(demo_server)
+    r = post(demo_server, [
+        {"op": "upsert", "resource": {
+            "id": "key-0inv00000000001", "account": ACCOUNT, "region": "us-east-1",
+            "attributes": {"name": "deploy"}}},
+        {"op": "upsert", "resource": {
+            "id": "lt-0inv000000000001", "account": ACCOUNT, "region": "us-east-1",
+            "attributes": {"name": "web-template"}}},
+        {"op": "upsert", "resource": {
+            "id": "subnet-0inv00000001", "account": ACCOUNT, "region": "us-east-1",
+            "attributes": {"vpc_id": "vpc-0inv", "availability_zone": "us-east-1a",
+                           "default_for_az": True, "cidrs": ["10.9.0.0/24"],
+                           "associations": ["subnet-cidr-assoc-0inv"]}}},
+    ])
+    assert r.status_code == 200, r.text
+    key = get(demo_server, "key-0inv00000000001").json()["resource"]
+    assert key["kind"] == "key-pair" and key["attributes"] == {"name": "deploy"}
+    lt = get(demo_server, "lt-0inv000000000001").json()["resource"]
+    assert lt["kind"] == "launch-template" and lt["attributes"]["name"] == "web-template"
+    subnet = get(demo_server, "subnet-0inv00000001").json()["resource"]["attributes"]
+    assert subnet["default_for_az"] is True
+    assert subnet["associations"] == ["subnet-cidr-assoc-0inv"]
+    counts = inventory_status(demo_server)["counts"]
+    assert counts["key_pairs"] == before["counts"]["key_pairs"] + 1
+    assert counts["launch_templates"] == before["counts"]["launch_templates"] + 1
+
+
 @pytest.mark.parametrize("change, fragment", [
     ({"op": "frobnicate", "id": "i-0abc"},
      "at `$.changes[1].op`: unknown variant `frobnicate`"),
@@ -169,6 +200,12 @@ def test_aws_cli_output_is_accepted_as_is(demo_server):
     ({"op": "upsert", "resource": {"id": "i-0bad", "account": ACCOUNT, "region": "us-east-1",
                                    "attributes": {"addresses": ["10.0.0.300"]}}},
      "`10.0.0.300` is not an IP address"),
+    ({"op": "upsert", "resource": {"id": "sg-0bad", "account": ACCOUNT, "region": "us-east-1",
+                                   "attributes": {"instance_type": "t3.micro"}}},
+     "at `$.changes[1].resource.attributes.instance_type`: a `security-group` has no `instance_type`"),
+    ({"op": "upsert", "resource": {"id": "key-0bad", "account": ACCOUNT, "region": "us-east-1",
+                                   "attributes": {"name": ""}}},
+     "at `$.changes[1].resource.attributes.name`: a name is 1 to 255 characters"),
     ({"op": "delete"}, "missing field `id`"),
     ({"op": "delete", "id": "i-0abc", "add": []}, "not a field of `delete`"),
     ({"op": "grants", "id": "ami-0abc", "add": [{"user": ACCOUNT}]}, "unknown variant `user`"),

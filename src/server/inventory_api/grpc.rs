@@ -242,6 +242,9 @@ pub(super) fn resource_json_from_proto(
             cidrs: a.cidrs,
             private_ip: a.private_ip,
             http_tokens: a.http_tokens,
+            name: a.name,
+            default_for_az: a.default_for_az,
+            associations: a.associations,
         },
     })
 }
@@ -284,6 +287,9 @@ pub(super) fn resource_to_proto(r: &Resource) -> pb::InventoryResource {
             cidrs: a.cidrs.iter().map(ToString::to_string).collect(),
             private_ip: a.private_ip.map(|ip| ip.to_string()),
             http_tokens: a.http_tokens.clone(),
+            name: a.name.clone(),
+            default_for_az: a.default_for_az,
+            associations: a.associations.clone(),
         }),
     }
 }

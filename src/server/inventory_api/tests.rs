@@ -191,3 +191,53 @@ fn attributes_of_another_kind_are_refused_at_their_path() {
     assert_eq!(a.instance_type.as_deref(), Some("t3.micro"));
     assert_eq!(resource.attributes.groups(), ["sg-1"]);
 }
+
+#[test]
+fn key_pairs_launch_templates_and_associations_are_writable() {
+    let key_pair = json!({"op": "upsert", "resource": {
+        "id": "key-0123456789abcdef0", "account": "111122223333", "region": "us-east-1",
+        "attributes": {"name": "deploy"}}});
+    let Ok(Change::Upsert { resource }) = change(key_pair) else {
+        panic!("a named key pair is refused")
+    };
+    assert_eq!(resource.kind(), ResourceKind::KeyPair);
+    assert_eq!(resource.name(), Some("deploy"));
+    // A key pair's ARN ends in its name.
+    assert_eq!(
+        resource.arn("aws"),
+        "arn:aws:ec2:us-east-1:111122223333:key-pair/deploy"
+    );
+    let subnet = json!({"op": "upsert", "resource": {
+        "id": "subnet-1", "account": "111122223333", "region": "us-east-1",
+        "attributes": {"vpc_id": "vpc-1", "availability_zone": "us-east-1a",
+                       "default_for_az": true, "cidrs": ["10.0.0.0/24"],
+                       "associations": ["subnet-cidr-assoc-1"]}}});
+    let Ok(Change::Upsert { resource: subnet }) = change(subnet) else {
+        panic!("a default subnet is refused")
+    };
+    assert_eq!(subnet.attributes.associations(), ["subnet-cidr-assoc-1"]);
+    // Both wire shapes carry them back.
+    for r in [&resource, &subnet] {
+        assert_eq!(
+            resource_from_json(resource_to_json(r), "$").as_ref(),
+            Ok(&**r)
+        );
+        let proto = resource_json_from_proto(resource_to_proto(r), "p")
+            .and_then(|j| resource_from_json(j, "p"));
+        assert_eq!(proto.as_ref(), Ok(&**r));
+    }
+    // Each where its kind has it.
+    let named_instance = json!({"op": "upsert", "resource": {
+        "id": "i-1", "account": "111122223333", "region": "us-east-1",
+        "attributes": {"name": "web"}}});
+    let e = change(named_instance).err().unwrap_or_default();
+    assert!(
+        e.contains("attributes.name") && e.contains("no `name`"),
+        "{e}"
+    );
+    let bad_name = json!({"op": "upsert", "resource": {
+        "id": "lt-1", "account": "111122223333", "region": "us-east-1",
+        "attributes": {"name": ""}}});
+    let e = change(bad_name).err().unwrap_or_default();
+    assert!(e.contains("attributes.name"), "{e}");
+}

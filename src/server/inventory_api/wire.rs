@@ -17,18 +17,6 @@ use crate::ec2::inventory_store::Change;
 use crate::policy::{AccountId, Region};
 use crate::server::errors::ServeError;
 
-/// Every resource kind, for parsing kind names.
-const KINDS: [ResourceKind; 8] = [
-    ResourceKind::Instance,
-    ResourceKind::Image,
-    ResourceKind::Snapshot,
-    ResourceKind::Volume,
-    ResourceKind::SecurityGroup,
-    ResourceKind::NetworkInterface,
-    ResourceKind::Subnet,
-    ResourceKind::PrefixList,
-];
-
 // ── Wire shape (JSON) ───────────────────────────────────────────────────
 
 /// A resource as the JSON API reads and writes it.
@@ -86,6 +74,16 @@ pub struct AttributesJson {
     /// An instance's `MetadataOptions.HttpTokens`: `required` or `optional`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http_tokens: Option<String>,
+    /// A key pair's or launch template's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// A subnet that is its zone's default.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_for_az: Option<bool>,
+    /// Association ids the resource holds (instance profile associations,
+    /// IPv6 CIDR block associations, an interface's attachment).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub associations: Vec<String>,
 }
 
 /// A security-group rule as the JSON API reads and writes it.
@@ -186,11 +184,11 @@ pub(super) fn check_region(region: &str, path: &str) -> Result<(), InvalidInvent
 }
 
 pub(super) fn parse_kind(name: &str) -> Option<ResourceKind> {
-    KINDS.into_iter().find(|k| k.arn_type() == name)
+    ResourceKind::of_type(name)
 }
 
 pub(super) fn kind_names() -> String {
-    KINDS
+    ResourceKind::ALL
         .iter()
         .map(|k| format!("`{}`", k.arn_type()))
         .collect::<Vec<_>>()
@@ -288,6 +286,15 @@ pub(super) fn attributes(
     grants(&a.grants, &format!("{path}.grants"))?;
     ids(&a.groups, &format!("{path}.groups"))?;
     ids(&a.interfaces, &format!("{path}.interfaces"))?;
+    ids(&a.associations, &format!("{path}.associations"))?;
+    if let Some(name) = &a.name
+        && (name.is_empty() || name.len() > 255 || name.chars().any(char::is_control))
+    {
+        return Err(at(
+            &format!("{path}.name"),
+            "a name is 1 to 255 characters, none of them control characters",
+        ));
+    }
     let addresses = a
         .addresses
         .iter()
@@ -348,12 +355,9 @@ pub(super) fn attributes(
         interfaces: a.interfaces,
         attached_to: a.attached_to,
         group_name: a.group_name,
-        // Not writable through this API yet: a key pair or launch template
-        // without its name, or an association, resolves nothing (the EC2
-        // mapping then refuses calls naming it that way).
-        name: None,
-        associations: Vec::new(),
-        default_for_az: None,
+        name: a.name,
+        associations: a.associations,
+        default_for_az: a.default_for_az,
         private_ip,
         http_tokens,
     })
@@ -473,6 +477,9 @@ pub fn resource_to_json(r: &Resource) -> ResourceJson {
             cidrs: a.cidrs.iter().map(ToString::to_string).collect(),
             private_ip: a.private_ip.map(|ip| ip.to_string()),
             http_tokens: a.http_tokens.clone(),
+            name: a.name.clone(),
+            default_for_az: a.default_for_az,
+            associations: a.associations.clone(),
         },
     }
 }
