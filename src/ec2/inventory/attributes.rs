@@ -584,7 +584,12 @@ impl AttributesRepr {
 
 impl From<&Attributes> for AttributesRepr {
     fn from(a: &Attributes) -> Self {
-        let a = a.clone();
+        Self::from(a.clone())
+    }
+}
+
+impl From<Attributes> for AttributesRepr {
+    fn from(a: Attributes) -> Self {
         match a {
             Attributes::Instance(i) => {
                 let i = *i;

@@ -334,7 +334,7 @@ impl From<Resource> for ResourceRepr {
     fn from(r: Resource) -> Self {
         Self {
             kind: r.kind(),
-            attributes: AttributesRepr::from(&r.attributes),
+            attributes: AttributesRepr::from(r.attributes),
             id: r.id,
             account: r.account,
             region: r.region,
