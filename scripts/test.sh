@@ -41,6 +41,11 @@ if ! cmp -s tests/oracle/package-lock.json "$stamp" 2>/dev/null; then
   cp tests/oracle/package-lock.json "$stamp"
 fi
 
+# Every crate the build and its build script (`cargo metadata --offline`)
+# read, fetched up front on a fresh machine.
+log "cargo fetch --locked"
+cargo fetch --locked
+
 log "cargo fmt --check"
 cargo fmt --all -- --check
 
