@@ -226,7 +226,9 @@ impl Snapshot {
         let mut known_accounts = Vec::new();
 
         // One account file at a time: digested (beside the parse) and
-        // read, then its text dropped before the next is read.
+        // read, its text dropped, then its managed policies compiled and
+        // their texts dropped before the next file is read, so a reload
+        // never holds more than one account's policy texts.
         let mut digests = Vec::with_capacity(accounts.len());
         let mut details = Vec::new();
         for (file, text) in accounts {
@@ -241,55 +243,20 @@ impl Snapshot {
                 (digest, d)
             });
             drop(text);
-            let d = d?;
+            let mut d = d?;
             let account = file
                 .strip_prefix("iam/")
                 .and_then(|f| f.strip_suffix(".json"))
                 .unwrap_or_default()
                 .to_owned();
             check_account_file(&file, &account, &d)?;
-            known_accounts.push(account);
-            digests.push((file.clone(), digest));
-            details.push((file, d));
-        }
-        // Managed policies first: users, groups and roles refer to them.
-        // Each compiles on its own, so they compile in parallel; the
-        // results are taken in bundle order, so the first error and every
-        // map are what compiling one by one gives.
-        let jobs: Vec<(&str, usize, &crate::bundle::aws::ManagedPolicyDetail)> = details
-            .iter()
-            .flat_map(|(file, d)| {
-                d.policies
-                    .iter()
-                    .enumerate()
-                    .map(|(i, p)| (file.as_str(), i, p))
-            })
-            .collect();
-        let compiled = par_map(&jobs, |_, (file, i, p)| {
-            let path = format!("$.Policies[{i}]");
-            let version = p
-                .policy_version_list
-                .iter()
-                .enumerate()
-                .find(|(_, v)| {
-                    v.is_default_version
-                        || (p.default_version_id.is_some() && v.version_id == p.default_version_id)
-                })
-                .ok_or_else(|| BundleError::invalid(*file, &path, "no default policy version"))?;
-            let at = format!("{path}.PolicyVersionList[{}].Document", version.0);
-            compile_text(file, &at, &p.arn, PolicyKind::Identity, &version.1.document)
-        })?;
-        for ((_, _, p), c) in jobs.iter().zip(compiled) {
-            let c = c?;
-            b.count(&c);
-            b.managed.insert(p.arn.clone(), c);
-        }
-        drop(jobs);
-        // The texts are compiled: let what compiles next reuse their memory.
-        for (_, d) in &mut details {
+            b.compile_managed(&file, &d.policies)?;
             for p in &mut d.policies {
                 p.policy_version_list = Vec::new();
             }
+            known_accounts.push(account);
+            digests.push((file.clone(), digest));
+            details.push((file, d));
         }
         // Each account file is dropped once its principals are built.
         for (file, d) in details {
@@ -714,6 +681,37 @@ impl Snapshot {
 }
 
 impl Builder<'_> {
+    /// Compiles an account file's managed policies (users, groups and roles
+    /// refer to them). Each compiles on its own, so they compile in
+    /// parallel; the results are taken in file order, so the first error
+    /// and the map are what compiling one by one gives.
+    fn compile_managed(
+        &mut self,
+        file: &str,
+        policies: &[crate::bundle::aws::ManagedPolicyDetail],
+    ) -> Result<(), BundleError> {
+        let compiled = par_map(policies, |i, p| {
+            let path = format!("$.Policies[{i}]");
+            let version = p
+                .policy_version_list
+                .iter()
+                .enumerate()
+                .find(|(_, v)| {
+                    v.is_default_version
+                        || (p.default_version_id.is_some() && v.version_id == p.default_version_id)
+                })
+                .ok_or_else(|| BundleError::invalid(file, &path, "no default policy version"))?;
+            let at = format!("{path}.PolicyVersionList[{}].Document", version.0);
+            compile_text(file, &at, &p.arn, PolicyKind::Identity, &version.1.document)
+        })?;
+        for (p, c) in policies.iter().zip(compiled) {
+            let c = c?;
+            self.count(&c);
+            self.managed.insert(p.arn.clone(), c);
+        }
+        Ok(())
+    }
+
     fn compile(
         &mut self,
         file: &str,
