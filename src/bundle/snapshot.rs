@@ -227,8 +227,9 @@ impl Snapshot {
 
         // One account file at a time: digested (beside the parse) and
         // read, its text dropped, then its managed policies compiled and
-        // their texts dropped before the next file is read, so a reload
-        // never holds more than one account's policy texts.
+        // dropped (the compiled copies are all that is used from here on)
+        // before the next file is read, so a reload never holds more than
+        // one account's policy texts.
         let mut digests = Vec::with_capacity(accounts.len());
         let mut details = Vec::new();
         for (file, text) in accounts {
@@ -251,16 +252,14 @@ impl Snapshot {
                 .to_owned();
             check_account_file(&file, &account, &d)?;
             b.compile_managed(&file, &d.policies)?;
-            for p in &mut d.policies {
-                p.policy_version_list = Vec::new();
-            }
+            d.policies = Vec::new();
             known_accounts.push(account);
             digests.push((file.clone(), digest));
             details.push((file, d));
         }
         // Each account file is dropped once its principals are built.
-        for (file, d) in details {
-            let (file, d) = (&file.as_str(), &d);
+        for (file, mut d) in details {
+            let file = &file.as_str();
             let groups: HashMap<&str, (usize, &crate::bundle::aws::GroupDetail)> = d
                 .group_detail_list
                 .iter()
@@ -311,6 +310,16 @@ impl Snapshot {
                 }
                 Ok((PolicySet::new(set), counted))
             })?;
+            // The users' and groups' inline policies are compiled: free
+            // their texts before the roles compile.
+            drop(groups);
+            for u in &mut d.user_detail_list {
+                u.user_policy_list = Vec::new();
+            }
+            for g in &mut d.group_detail_list {
+                g.group_policy_list = Vec::new();
+            }
+            let d = &d;
             for ((i, u), compiled) in d.user_detail_list.iter().enumerate().zip(user_sets) {
                 let path = format!("$.UserDetailList[{i}]");
                 let (identity, counted) = compiled?;
