@@ -231,10 +231,12 @@ pub struct Manifest {
     pub revision: Option<String>,
 }
 
-/// A JSON value kept as compact JSON text. IAM files hold thousands of
-/// policy documents; read as `Value` trees they would all live at once, at
-/// several times the size of their text. Each document is parsed when its
-/// policy compiles ([`JsonText::to_value`]) and the tree dropped right away.
+/// A JSON value kept as its JSON text, exactly as the file spells it. IAM
+/// files hold thousands of policy documents; read as `Value` trees they
+/// would all live at once, at several times the size of their text. The
+/// text is copied out of the file as it is read, without building or
+/// rewriting anything; each document is parsed when its policy compiles
+/// ([`JsonText::to_value`]) and the tree dropped right away.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct JsonText(String);
 
@@ -244,7 +246,7 @@ impl JsonText {
         serde_json::from_str(&self.0)
     }
 
-    /// The compact text.
+    /// The text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -252,109 +254,10 @@ impl JsonText {
 
 impl<'de> Deserialize<'de> for JsonText {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let mut out = Vec::new();
-        d.deserialize_any(Transcode(&mut out))?;
-        String::from_utf8(out)
-            .map(JsonText)
-            .map_err(serde::de::Error::custom)
-    }
-}
-
-/// Writes the value being deserialized as compact JSON, so that parsing
-/// the text again gives the `Value` reading it directly would have given.
-struct Transcode<'a>(&'a mut Vec<u8>);
-
-impl Transcode<'_> {
-    fn write<T: serde::Serialize + ?Sized, E: serde::de::Error>(self, v: &T) -> Result<(), E> {
-        serde_json::to_writer(&mut *self.0, v).map_err(E::custom)
-    }
-}
-
-impl<'de> serde::de::DeserializeSeed<'de> for Transcode<'_> {
-    type Value = ();
-
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> serde::de::Visitor<'de> for Transcode<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("any JSON value")
-    }
-
-    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<(), E> {
-        self.write(&v)
-    }
-
-    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<(), E> {
-        self.write(&v)
-    }
-
-    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<(), E> {
-        self.write(&v)
-    }
-
-    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<(), E> {
-        // As `Value` holds it: a finite number (JSON has no other).
-        let n = serde_json::Number::from_f64(v)
-            .ok_or_else(|| E::custom("a number that is not finite"))?;
-        self.write(&n)
-    }
-
-    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<(), E> {
-        self.write(v)
-    }
-
-    fn visit_unit<E: serde::de::Error>(self) -> Result<(), E> {
-        self.0.extend_from_slice(b"null");
-        Ok(())
-    }
-
-    fn visit_none<E: serde::de::Error>(self) -> Result<(), E> {
-        self.visit_unit()
-    }
-
-    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let out = self.0;
-        out.push(b'[');
-        let mut first = true;
-        loop {
-            let mark = out.len();
-            if !first {
-                out.push(b',');
-            }
-            if seq.next_element_seed(Transcode(out))?.is_none() {
-                out.truncate(mark);
-                break;
-            }
-            first = false;
-        }
-        out.push(b']');
-        Ok(())
-    }
-
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let out = self.0;
-        out.push(b'{');
-        let mut first = true;
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            if !first {
-                out.push(b',');
-            }
-            first = false;
-            serde_json::to_writer(&mut *out, key.as_ref()).map_err(serde::de::Error::custom)?;
-            out.push(b':');
-            map.next_value_seed(Transcode(out))?;
-        }
-        out.push(b'}');
-        Ok(())
+        // serde_json checks the value and hands over its text; only a JSON
+        // deserializer can (bundles are JSON files).
+        let raw = Box::<serde_json::value::RawValue>::deserialize(d)?;
+        Ok(JsonText(Box::<str>::from(raw).into_string()))
     }
 }
 
@@ -376,7 +279,31 @@ mod json_text_tests {
         let direct: Value = serde_json::from_str(text)?;
         let via: JsonText = serde_json::from_str(text)?;
         assert_eq!(via.to_value()?, direct);
-        assert!(!via.as_str().contains('\n'), "{}", via.as_str());
         Ok(())
+    }
+
+    /// A refused file is read a second time to find where it went wrong:
+    /// documents read the same through that reader, and the path still
+    /// points past them.
+    #[test]
+    fn documents_read_the_same_when_a_refused_file_is_read_for_its_path() {
+        let text = r#"{"PolicyList": [{"PolicyName": "p", "PolicyDocument": {"Version": "2012-10-17"}},
+                                      {"PolicyName": 7, "PolicyDocument": "%7B%7D"}]}"#;
+        #[derive(Debug, Deserialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct File {
+            #[allow(dead_code)]
+            policy_list: Vec<InlinePolicy>,
+        }
+        let mut de = serde_json::Deserializer::from_str(text);
+        let err = serde_path_to_error::deserialize::<_, File>(&mut de).err();
+        let path = err.map(|e| e.path().to_string());
+        assert_eq!(path.as_deref(), Some("PolicyList[1].PolicyName"));
+
+        let good = r#"{"PolicyName": "p", "PolicyDocument": {"Version": "2012-10-17"}}"#;
+        let mut de = serde_json::Deserializer::from_str(good);
+        let read = serde_path_to_error::deserialize::<_, InlinePolicy>(&mut de)
+            .map(|p| p.policy_document.as_str().to_owned());
+        assert_eq!(read.ok().as_deref(), Some(r#"{"Version": "2012-10-17"}"#));
     }
 }
