@@ -85,8 +85,50 @@ pub enum ShipError {
     Mask(String),
     #[error("--decision-log-http `{url}`: {message}")]
     HttpUrl { url: String, message: String },
+    #[error("--decision-log-http `{url}`: CA certificates: {source}")]
+    HttpCa {
+        url: String,
+        #[source]
+        source: CaError,
+    },
     #[error("--decision-log-otlp `{url}`: {message}")]
     Otlp { url: String, message: String },
+}
+
+/// Why the CA certificates for an `https://` sink cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum CaError {
+    #[error("`{path}`: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: rustls_pki_types::pem::Error,
+    },
+    #[error("`{path}`: {source}")]
+    Certificate {
+        path: String,
+        #[source]
+        source: rustls::Error,
+    },
+    #[error("`{path}` holds no certificate")]
+    Empty { path: String },
+    #[error("{0}")]
+    Protocols(#[source] rustls::Error),
+}
+
+/// Why one upload got no response status.
+#[derive(Debug, thiserror::Error)]
+enum PostError {
+    #[error("connect: {0}")]
+    Connect(#[source] std::io::Error),
+    #[error("TLS: {0}")]
+    Tls(#[source] std::io::Error),
+    #[error("handshake: {0}")]
+    Handshake(#[source] hyper::Error),
+    #[error("{0}")]
+    Build(#[source] http::Error),
+    #[error("request: {0}")]
+    Request(#[source] hyper::Error),
 }
 
 /// What masking replaces a value with.
@@ -296,22 +338,30 @@ impl std::fmt::Debug for HttpTarget {
 const SYSTEM_CA_FILE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 /// A TLS client verifying servers against the CA certificates in `ca`.
-fn tls_connector(ca: &std::path::Path) -> Result<tokio_rustls::TlsConnector, String> {
+fn tls_connector(ca: &std::path::Path) -> Result<tokio_rustls::TlsConnector, CaError> {
     use rustls_pki_types::CertificateDer;
     use rustls_pki_types::pem::PemObject;
-    let shown = ca.display();
+    let path = || ca.display().to_string();
+    let read = |source| CaError::Read {
+        path: path(),
+        source,
+    };
     let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(ca).map_err(|e| format!("`{shown}`: {e}"))? {
-        let cert = cert.map_err(|e| format!("`{shown}`: {e}"))?;
-        roots.add(cert).map_err(|e| format!("`{shown}`: {e}"))?;
+    for cert in CertificateDer::pem_file_iter(ca).map_err(read)? {
+        roots
+            .add(cert.map_err(read)?)
+            .map_err(|source| CaError::Certificate {
+                path: path(),
+                source,
+            })?;
     }
     if roots.is_empty() {
-        return Err(format!("`{shown}` holds no certificate"));
+        return Err(CaError::Empty { path: path() });
     }
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
+        .map_err(CaError::Protocols)?
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(tokio_rustls::TlsConnector::from(std::sync::Arc::new(
@@ -343,7 +393,10 @@ impl HttpTarget {
             .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned());
         let tls = if https {
             let ca = ca.unwrap_or(std::path::Path::new(SYSTEM_CA_FILE));
-            let connector = tls_connector(ca).map_err(|e| bad(&format!("CA certificates: {e}")))?;
+            let connector = tls_connector(ca).map_err(|source| ShipError::HttpCa {
+                url: url.to_owned(),
+                source,
+            })?;
             let name = rustls_pki_types::ServerName::try_from(host.clone())
                 .map_err(|e| bad(&e.to_string()))?;
             Some((connector, name))
@@ -362,29 +415,33 @@ impl HttpTarget {
 }
 
 /// One POST of a gzip'd body; the response status, or why there is none.
-async fn post(target: &HttpTarget, body: Bytes) -> Result<http::StatusCode, String> {
+async fn post(target: &HttpTarget, body: Bytes) -> Result<http::StatusCode, PostError> {
     let stream = tokio::net::TcpStream::connect((target.host.as_str(), target.port))
         .await
-        .map_err(|e| format!("connect: {e}"))?;
+        .map_err(PostError::Connect)?;
     match &target.tls {
         None => post_on(target, stream, body).await,
         Some((connector, name)) => {
             let tls = connector
                 .connect(name.clone(), stream)
                 .await
-                .map_err(|e| format!("TLS: {e}"))?;
+                .map_err(PostError::Tls)?;
             post_on(target, tls, body).await
         }
     }
 }
 
-async fn post_on<S>(target: &HttpTarget, stream: S, body: Bytes) -> Result<http::StatusCode, String>
+async fn post_on<S>(
+    target: &HttpTarget,
+    stream: S,
+    body: Bytes,
+) -> Result<http::StatusCode, PostError>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
-        .map_err(|e| format!("handshake: {e}"))?;
+        .map_err(PostError::Handshake)?;
     let conn = tokio::spawn(conn);
     let req = Request::post(target.path.as_str())
         .header(header::HOST, target.authority.as_str())
@@ -395,12 +452,12 @@ where
             concat!("iamgate/", env!("CARGO_PKG_VERSION")),
         )
         .body(Full::new(body))
-        .map_err(|e| e.to_string())?;
+        .map_err(PostError::Build)?;
     let result = sender
         .send_request(req)
         .await
         .map(|r| r.status())
-        .map_err(|e| format!("request: {e}"));
+        .map_err(PostError::Request);
     conn.abort();
     result
 }
@@ -679,6 +736,35 @@ mod tests {
             }
         }
         assert_eq!(sizes, [vec![40, 40], vec![40, 10]]);
+    }
+
+    /// A CA file that cannot be used is refused at start, naming the flag,
+    /// the URL and the file, with the underlying error kept as the source.
+    #[test]
+    fn an_unusable_ca_file_is_refused_with_its_cause() {
+        let dir = std::env::temp_dir().join(format!("iamgate-ship-ca-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let empty = dir.join("empty.pem");
+        let _ = std::fs::write(&empty, "not a certificate\n");
+        let missing = dir.join("missing.pem");
+        let url = "https://127.0.0.1:9/logs";
+
+        let e = HttpTarget::parse(url, Some(&empty)).err();
+        let shown = e.as_ref().map(ToString::to_string);
+        assert_eq!(
+            shown,
+            Some(format!(
+                "--decision-log-http `{url}`: CA certificates: `{}` holds no certificate",
+                empty.display()
+            ))
+        );
+        let e = HttpTarget::parse(url, Some(&missing)).err();
+        let source = e
+            .as_ref()
+            .and_then(|e| std::error::Error::source(e))
+            .and_then(std::error::Error::source);
+        assert!(source.is_some(), "{e:?}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
