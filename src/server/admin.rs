@@ -89,9 +89,6 @@ pub(crate) fn status(state: &AppState) -> Response<Body> {
         .map(|s| json!({"name": s.name(), "mapping": s.mapping()}))
         .collect::<Vec<_>>()
         .into();
-    for (key, status) in state.services.iter().filter_map(|s| s.status()) {
-        body[key] = status;
-    }
     // Access keys: counts only (key ids and secrets stay out of status).
     if state.config.credentials.is_some() {
         let (keys, active) = state.credentials.load().counts();
@@ -106,5 +103,51 @@ pub(crate) fn status(state: &AppState) -> Response<Body> {
             "refused": keys.refused(),
         });
     }
+    add_service_statuses(&mut body, state.services.iter().filter_map(|s| s.status()));
     json_response(StatusCode::OK, body.to_string().into_bytes())
+}
+
+/// Adds each service's live state under the key it names, once every key
+/// of the server's own is written: a key already taken (by the server or
+/// an earlier service) keeps its value, so a service cannot change what
+/// `/v1/status` says about the snapshot, the reloads or the keys.
+fn add_service_statuses(
+    body: &mut serde_json::Value,
+    statuses: impl IntoIterator<Item = (&'static str, serde_json::Value)>,
+) {
+    let Some(map) = body.as_object_mut() else {
+        return;
+    };
+    for (key, status) in statuses {
+        if map.contains_key(key) {
+            tracing::warn!(
+                key,
+                "a service's status names a key /v1/status already has; left out"
+            );
+            continue;
+        }
+        map.insert(key.to_owned(), status);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_service_status_never_replaces_a_key_already_written() {
+        let mut body = json!({"revision": "r1", "ready": true});
+        add_service_statuses(
+            &mut body,
+            [
+                ("inventory", json!({"resources": 3})),
+                ("revision", json!("forged")),
+                ("inventory", json!({"resources": 99})),
+            ],
+        );
+        assert_eq!(
+            body,
+            json!({"revision": "r1", "ready": true, "inventory": {"resources": 3}})
+        );
+    }
 }

@@ -74,7 +74,9 @@ pub trait Service: Any + Send + Sync + fmt::Debug {
     }
 
     /// The service's live state for `/v1/status`, under the key it names
-    /// (`inventory`); nothing that reveals a resource or a secret.
+    /// (`inventory`); nothing that reveals a resource or a secret. A key
+    /// the server's own status (or an earlier service) already has is left
+    /// out.
     fn status(&self) -> Option<(&'static str, serde_json::Value)> {
         None
     }
