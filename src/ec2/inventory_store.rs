@@ -105,14 +105,21 @@ pub enum InventoryStoreError {
     NotSeeded,
     #[error(transparent)]
     Invalid(#[from] InventoryError),
-    #[error("inventory state `{path}`: {message}")]
-    State { path: String, message: String },
+    #[error("inventory state `{path}`: {source}")]
+    State {
+        path: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
-fn state_err(path: &Path, e: impl std::fmt::Display) -> InventoryStoreError {
+fn state_err(
+    path: &Path,
+    e: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+) -> InventoryStoreError {
     InventoryStoreError::State {
         path: path.display().to_string(),
-        message: e.to_string(),
+        source: e.into(),
     }
 }
 
@@ -755,6 +762,13 @@ mod tests {
         std::fs::remove_dir_all(&dir).ok();
         let r = store.apply(vec![upsert(instance("i-2", "blue"))]);
         assert!(matches!(r, Err(InventoryStoreError::State { .. })), "{r:?}");
+        // The file system's own error is kept as the source.
+        let source = r
+            .as_ref()
+            .err()
+            .and_then(std::error::Error::source)
+            .and_then(|e| e.downcast_ref::<std::io::Error>());
+        assert!(source.is_some(), "{r:?}");
         assert!(Arc::ptr_eq(&before, &store.load()));
         assert!(store.lock().overlay.is_empty(), "the overlay is put back");
         assert!(store.status()["overlay"]["state_error"].is_string());

@@ -37,7 +37,7 @@ const MAX_JWKS_BYTES: u64 = 1 << 20;
 pub const DEFAULT_AUDIENCE: &str = "sts.amazonaws.com";
 
 /// Why a provider's configuration or key set was refused.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error)]
 pub enum OidcConfigError {
     #[error("--oidc-provider `{0}`: expected ISSUER_URL=JWKS_FILE")]
     Syntax(String),
@@ -51,8 +51,12 @@ pub enum OidcConfigError {
     Duplicate(String),
     #[error("--oidc-audience names issuer `{0}`, which no --oidc-provider configures")]
     AudienceWithoutProvider(String),
-    #[error("cannot read JWKS file `{path}`: {message}")]
-    Read { path: String, message: String },
+    #[error("cannot read JWKS file `{path}`: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("JWKS file `{path}`: {message}")]
     Jwks { path: String, message: String },
 }
@@ -281,9 +285,9 @@ fn stamp(path: &Path) -> Option<Stamp> {
 fn read_jwks(path: &Path) -> Result<Jwks, OidcConfigError> {
     let shown = path.display().to_string();
     let len = std::fs::metadata(path)
-        .map_err(|e| OidcConfigError::Read {
+        .map_err(|source| OidcConfigError::Read {
             path: shown.clone(),
-            message: e.to_string(),
+            source,
         })?
         .len();
     if len > MAX_JWKS_BYTES {
@@ -292,9 +296,9 @@ fn read_jwks(path: &Path) -> Result<Jwks, OidcConfigError> {
             message: format!("larger than {MAX_JWKS_BYTES} bytes"),
         });
     }
-    let text = std::fs::read_to_string(path).map_err(|e| OidcConfigError::Read {
+    let text = std::fs::read_to_string(path).map_err(|source| OidcConfigError::Read {
         path: shown.clone(),
-        message: e.to_string(),
+        source,
     })?;
     Jwks::parse(&text).map_err(|message| OidcConfigError::Jwks {
         path: shown,

@@ -411,9 +411,10 @@ fn configuration_is_checked() {
         OidcProviders::from_flags(&["nofile".into()], &[]),
         Err(OidcConfigError::Syntax(_))
     ));
+    // The file system's own error is kept as the source.
     assert!(matches!(
         OidcProviders::from_flags(&[format!("{ISSUER}=/nonexistent/jwks.json")], &[]),
-        Err(OidcConfigError::Read { .. })
+        Err(OidcConfigError::Read { source, .. }) if source.kind() == std::io::ErrorKind::NotFound
     ));
     let f = fixture("config");
     let flag = format!("{ISSUER}={}", f.path.display());

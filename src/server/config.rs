@@ -316,8 +316,12 @@ pub fn principal_header_name(s: &str) -> Result<String, String> {
 /// Why a configuration file could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigFileError {
-    #[error("cannot read config file `{path}`: {message}")]
-    Read { path: String, message: String },
+    #[error("cannot read config file `{path}`: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("config file `{path}`: {message}")]
     Invalid { path: String, message: String },
 }
@@ -329,9 +333,9 @@ pub enum ConfigFileError {
 /// flags override the environment, which overrides the file.
 pub fn file_args(path: &std::path::Path) -> Result<Vec<String>, ConfigFileError> {
     let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigFileError::Read {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigFileError::Read {
         path: shown.clone(),
-        message: e.to_string(),
+        source,
     })?;
     let value: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| ConfigFileError::Invalid {

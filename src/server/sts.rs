@@ -52,8 +52,12 @@ pub enum StsSetupError {
     Oidc(#[from] crate::identity::oidc::OidcConfigError),
     #[error("--oidc-provider needs --sts-listen (AssumeRoleWithWebIdentity is served there)")]
     OidcWithoutSts,
-    #[error("cannot read --mfa-devices `{path}`: {message}")]
-    MfaDevicesRead { path: String, message: String },
+    #[error("cannot read --mfa-devices `{path}`: {source}")]
+    MfaDevicesRead {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("--mfa-devices `{path}`: {error}")]
     MfaDevices {
         path: String,
@@ -82,9 +86,9 @@ pub fn with_session_keys(
     }
     if let Some(path) = &config.mfa_devices {
         let shown = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|e| StsSetupError::MfaDevicesRead {
+        let bytes = std::fs::read(path).map_err(|source| StsSetupError::MfaDevicesRead {
             path: shown.clone(),
-            message: e.to_string(),
+            source,
         })?;
         let devices = crate::identity::mfa::MfaDevices::from_json(&bytes)
             .map_err(|error| StsSetupError::MfaDevices { path: shown, error })?;

@@ -28,18 +28,22 @@ pub struct TlsFiles {
 /// Why TLS material could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("cannot read `{path}`: {message}")]
-    Read { path: String, message: String },
+    #[error("cannot read `{path}`: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("`{0}` holds no certificate")]
     NoCertificate(String),
     #[error("TLS configuration: {0}")]
     Config(String),
 }
 
-fn read_err(path: &Path, e: impl std::fmt::Display) -> TlsError {
+fn read_err(path: &Path, e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> TlsError {
     TlsError::Read {
         path: path.display().to_string(),
-        message: e.to_string(),
+        source: e.into(),
     }
 }
 

@@ -37,8 +37,12 @@ const MAX_ENCODED: usize = 256 * 1024;
 /// Why a key could not be loaded or made.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error("cannot read message key file `{path}`: {message}")]
-    Read { path: String, message: String },
+    #[error("cannot read message key file `{path}`: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error(
         "message key must be 32 bytes written as 64 hex digits or base64 (got {0} characters that are neither)"
     )]
@@ -110,9 +114,9 @@ impl MessageKey {
 
     /// Reads a key file (see [`MessageKey::parse`]).
     pub fn from_file(path: &Path) -> Result<Self, KeyError> {
-        let text = std::fs::read_to_string(path).map_err(|e| KeyError::Read {
+        let text = std::fs::read_to_string(path).map_err(|source| KeyError::Read {
             path: path.display().to_string(),
-            message: e.to_string(),
+            source,
         })?;
         Self::parse(&text)
     }

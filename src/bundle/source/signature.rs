@@ -80,8 +80,12 @@ impl SignatureError {
 /// Why a key file cannot be used.
 #[derive(Debug, Error)]
 pub enum KeyError {
-    #[error("cannot read key `{path}`: {message}")]
-    Read { path: String, message: String },
+    #[error("cannot read key `{path}`: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: rustls_pki_types::pem::Error,
+    },
     #[error("key `{path}`: {message}")]
     Invalid { path: String, message: String },
 }
@@ -111,10 +115,11 @@ impl VerifyKey {
     /// Reads a public key PEM (`openssl pkey -pubout`: SubjectPublicKeyInfo).
     pub fn from_pem_file(path: &Path) -> Result<Self, KeyError> {
         let shown = path.display().to_string();
-        let der = SubjectPublicKeyInfoDer::from_pem_file(path).map_err(|e| KeyError::Read {
-            path: shown.clone(),
-            message: e.to_string(),
-        })?;
+        let der =
+            SubjectPublicKeyInfoDer::from_pem_file(path).map_err(|source| KeyError::Read {
+                path: shown.clone(),
+                source,
+            })?;
         Self::from_spki_der(der.as_ref()).map_err(|message| KeyError::Invalid {
             path: shown,
             message,
@@ -159,9 +164,9 @@ impl SigningKey {
     /// PKCS#8 v1, or v2 with the public key).
     pub fn from_pem_file(path: &Path) -> Result<Self, KeyError> {
         let shown = path.display().to_string();
-        let der = PrivatePkcs8KeyDer::from_pem_file(path).map_err(|e| KeyError::Read {
+        let der = PrivatePkcs8KeyDer::from_pem_file(path).map_err(|source| KeyError::Read {
             path: shown.clone(),
-            message: e.to_string(),
+            source,
         })?;
         let pair =
             Ed25519KeyPair::from_pkcs8_maybe_unchecked(der.secret_pkcs8_der()).map_err(|e| {
