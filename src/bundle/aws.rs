@@ -282,6 +282,22 @@ mod json_text_tests {
         Ok(())
     }
 
+    /// A document nested far beyond serde_json's recursion limit is taken
+    /// as text without exhausting the stack, and refused when it is parsed
+    /// to compile (the bundle is refused, naming the document's path).
+    #[test]
+    fn a_document_nested_too_deep_is_refused_when_parsed() {
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        let text = format!(r#"{{"PolicyName": "p", "PolicyDocument": {deep}}}"#);
+        let read = serde_json::from_str::<InlinePolicy>(&text);
+        let parsed = read.map(|p| p.policy_document.to_value());
+        let message = match parsed {
+            Ok(Err(e)) => e.to_string(),
+            other => format!("expected a refusal when parsed, got {other:?}"),
+        };
+        assert!(message.contains("recursion limit"), "{message}");
+    }
+
     /// A refused file is read a second time to find where it went wrong:
     /// documents read the same through that reader, and the path still
     /// points past them.
