@@ -24,5 +24,6 @@ pub mod service;
 pub mod sts;
 pub mod telemetry;
 pub mod testfile;
+pub mod tls_roots;
 pub mod uri;
 pub mod validate;

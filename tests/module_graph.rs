@@ -5,7 +5,7 @@
 //! out) and checks it against the layers:
 //!
 //! ```text
-//! policy, uri  <-  engine  <-  testfile  <-  bundle  <-  services (the
+//! policy, uri, tls_roots  <-  engine  <-  testfile  <-  bundle  <-  services (the
 //! service seam, ec2, sts, k8s, identity), validate, telemetry  <-  server,
 //! commands, registry  <-  main
 //! ```
@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[(&str, u8)] = &[
     ("policy", 0),
     ("uri", 0),
+    ("tls_roots", 0),
     ("engine", 1),
     ("testfile", 2),
     ("bundle", 3),

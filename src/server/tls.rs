@@ -65,12 +65,12 @@ impl TlsFiles {
         let builder = match &self.client_ca {
             None => builder.with_no_client_auth(),
             Some(ca) => {
-                let mut roots = rustls::RootCertStore::empty();
-                for c in CertificateDer::pem_file_iter(ca).map_err(|e| read_err(ca, e))? {
-                    roots
-                        .add(c.map_err(|e| read_err(ca, e))?)
-                        .map_err(|e| TlsError::Config(e.to_string()))?;
-                }
+                use crate::tls_roots::CaError;
+                let roots = crate::tls_roots::read_roots(ca).map_err(|e| match e {
+                    CaError::Read { source, .. } => read_err(ca, source),
+                    CaError::Certificate { source, .. } => TlsError::Config(source.to_string()),
+                    CaError::Empty { .. } => TlsError::Config(e.to_string()),
+                })?;
                 let verifier =
                     WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
                         .build()

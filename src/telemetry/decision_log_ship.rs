@@ -89,31 +89,10 @@ pub enum ShipError {
     HttpCa {
         url: String,
         #[source]
-        source: CaError,
+        source: crate::tls_roots::CaError,
     },
     #[error("--decision-log-otlp `{url}`: {message}")]
     Otlp { url: String, message: String },
-}
-
-/// Why the CA certificates for an `https://` sink cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum CaError {
-    #[error("`{path}`: {source}")]
-    Read {
-        path: String,
-        #[source]
-        source: rustls_pki_types::pem::Error,
-    },
-    #[error("`{path}`: {source}")]
-    Certificate {
-        path: String,
-        #[source]
-        source: rustls::Error,
-    },
-    #[error("`{path}` holds no certificate")]
-    Empty { path: String },
-    #[error("{0}")]
-    Protocols(#[source] rustls::Error),
 }
 
 /// Why one upload got no response status.
@@ -338,30 +317,25 @@ impl std::fmt::Debug for HttpTarget {
 const SYSTEM_CA_FILE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 /// A TLS client verifying servers against the CA certificates in `ca`.
-fn tls_connector(ca: &std::path::Path) -> Result<tokio_rustls::TlsConnector, CaError> {
-    use rustls_pki_types::CertificateDer;
-    use rustls_pki_types::pem::PemObject;
-    let path = || ca.display().to_string();
-    let read = |source| CaError::Read {
-        path: path(),
+fn tls_connector(url: &str, ca: &std::path::Path) -> Result<tokio_rustls::TlsConnector, ShipError> {
+    use crate::tls_roots::{CaError, read_roots};
+    let refused = |source| ShipError::HttpCa {
+        url: url.to_owned(),
         source,
     };
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(ca).map_err(read)? {
-        roots
-            .add(cert.map_err(read)?)
-            .map_err(|source| CaError::Certificate {
-                path: path(),
-                source,
-            })?;
-    }
+    let roots = read_roots(ca).map_err(refused)?;
     if roots.is_empty() {
-        return Err(CaError::Empty { path: path() });
+        return Err(refused(CaError::Empty {
+            path: ca.display().to_string(),
+        }));
     }
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(CaError::Protocols)?
+        .map_err(|e| ShipError::HttpUrl {
+            url: url.to_owned(),
+            message: e.to_string(),
+        })?
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(tokio_rustls::TlsConnector::from(std::sync::Arc::new(
@@ -393,10 +367,7 @@ impl HttpTarget {
             .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned());
         let tls = if https {
             let ca = ca.unwrap_or(std::path::Path::new(SYSTEM_CA_FILE));
-            let connector = tls_connector(ca).map_err(|source| ShipError::HttpCa {
-                url: url.to_owned(),
-                source,
-            })?;
+            let connector = tls_connector(url, ca)?;
             let name = rustls_pki_types::ServerName::try_from(host.clone())
                 .map_err(|e| bad(&e.to_string()))?;
             Some((connector, name))

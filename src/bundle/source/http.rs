@@ -78,27 +78,22 @@ impl HttpClient {
         max_bytes: u64,
         timeout: Duration,
     ) -> Result<Self, FetchError> {
-        let path = ca_file.unwrap_or(std::path::Path::new(SYSTEM_CA_FILE));
-        let mut roots = rustls::RootCertStore::empty();
-        match CertificateDer::pem_file_iter(path) {
+        let roots = match ca_file {
+            // The operator's file: every certificate in it must be usable.
+            Some(path) => {
+                crate::tls_roots::read_roots(path).map_err(|e| FetchError::Tls(e.to_string()))?
+            }
             // The system's bundle: whatever in it parses (one odd entry
-            // must not stop an http:// source from starting).
-            Ok(certs) if ca_file.is_none() => {
-                roots.add_parsable_certificates(certs.filter_map(Result::ok));
-            }
-            Ok(certs) => {
-                for cert in certs {
-                    let cert =
-                        cert.map_err(|e| FetchError::Tls(format!("`{}`: {e}", path.display())))?;
-                    roots
-                        .add(cert)
-                        .map_err(|e| FetchError::Tls(format!("`{}`: {e}", path.display())))?;
+            // must not stop an http:// source from starting); without one,
+            // https works only with --bundle-ca-file.
+            None => {
+                let mut roots = rustls::RootCertStore::empty();
+                if let Ok(certs) = CertificateDer::pem_file_iter(SYSTEM_CA_FILE) {
+                    roots.add_parsable_certificates(certs.filter_map(Result::ok));
                 }
+                roots
             }
-            // No system bundle: https works only with --bundle-ca-file.
-            Err(_) if ca_file.is_none() => {}
-            Err(e) => return Err(FetchError::Tls(format!("`{}`: {e}", path.display()))),
-        }
+        };
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let tls = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
