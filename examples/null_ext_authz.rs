@@ -12,7 +12,7 @@
 //! ```text
 //! cargo run --release --example null_ext_authz -- [--grpc ADDR] [--http ADDR]
 //!     [--iamgate-transport] [--spin-us N] [--response-bytes N] [--no-vectored-writes]
-//!     [--floor] [--axum]
+//!     [--floor] [--hand]
 //! ```
 //!
 //! `--iamgate-transport` applies the tonic server settings `iamgate serve`
@@ -35,18 +35,18 @@
 //! nothing (not the path, not the headers, not the request body): what
 //! the transport costs with no work at all (issue 12).
 //!
-//! The HTTP side, in both modes, serves on iamgate's connection loop (its
-//! HTTP/1.1 + h2c listener settings), reads the body as iamgate does
-//! (`read_json_body`: content type, size and depth limits) and parses it
-//! into the same typed request with the same function
-//! (`iamgate::server::http_api::parse_authorize`), then answers a fixed
-//! `{"decision":"allowed"}` without converting, deciding or recording
-//! anything; a body that does not parse is answered 400 like iamgate.
+//! The HTTP side, in both modes, is served as iamgate's API listener is
+//! (`iamgate::server::router::serve`: an axum `Router` on iamgate's
+//! connection loop with its HTTP/1.1 + h2c listener settings), reads and
+//! parses the body with iamgate's extractor
+//! (`iamgate::server::router::Json`: content type, size and depth limits,
+//! the same typed request), then answers a fixed `{"decision":"allowed"}`
+//! without converting, deciding or recording anything; a body that does
+//! not parse is answered 400 like iamgate.
 //!
-//! `--axum` serves the same HTTP endpoint through an axum `Router` (one
-//! `POST /v1/authorize` route, the body read with axum's `Bytes`
-//! extractor under the same size limit) on the same connection loop: what
-//! adopting axum for iamgate's JSON surface would cost per request
+//! `--hand` serves the same HTTP endpoint routed by hand on hyper (the
+//! body read and parsed by the same functions, no axum) on the same
+//! connection loop: what routing through axum costs per request
 //! (issue 12).
 //!
 //! Both default to `127.0.0.1:0`; the bound addresses are printed on stdout
@@ -148,9 +148,21 @@ impl Authorization for NullAuthz {
 
 const ALLOWED: &[u8] = br#"{"decision":"allowed"}"#;
 
-/// Reads and parses the body as `POST /v1/authorize` does, then answers a
-/// fixed "allowed" (or iamgate's error for a body it would refuse).
-async fn http_null(req: http::Request<hyper::body::Incoming>) -> http::Response<Full<Bytes>> {
+/// Reads and parses the body as `POST /v1/authorize` does (iamgate's
+/// extractor, so the same limits and refusals), then answers a fixed
+/// "allowed".
+async fn axum_null(
+    iamgate::server::router::Json(_): iamgate::server::router::Json<http_api::AuthorizeJson>,
+) -> http::Response<Full<Bytes>> {
+    http_util::json(http::StatusCode::OK, ALLOWED.to_vec())
+}
+
+/// [`axum_null`] routed by hand: the body read and parsed by the same
+/// functions, without axum.
+async fn hand_null(req: http::Request<hyper::body::Incoming>) -> http::Response<Full<Bytes>> {
+    if req.uri().path() != "/v1/authorize" {
+        return http_util::error(&iamgate::server::errors::ServeError::NotFound);
+    }
     let parsed = match http_util::read_json_body(req, Limits::default()).await {
         Ok(body) => http_api::parse_authorize(&body).map(|_| ()),
         Err(e) => Err(e),
@@ -161,28 +173,17 @@ async fn http_null(req: http::Request<hyper::body::Incoming>) -> http::Response<
     }
 }
 
-async fn serve_http(listener: TcpListener, shutdown: watch::Receiver<bool>, axum: bool) {
-    if axum {
-        let router = axum::Router::new()
-            .route("/v1/authorize", axum::routing::post(axum_null))
-            .layer(axum::extract::DefaultBodyLimit::max(
-                Limits::default().max_body_bytes,
-            ));
-        let make = move |_peer| hyper_util::service::TowerToHyperService::new(router.clone());
-        http_util::serve_with(listener, make, shutdown, iamgate_options(false)).await;
+async fn serve_http(listener: TcpListener, shutdown: watch::Receiver<bool>, hand: bool) {
+    if hand {
+        let handler = |req, _peer| hand_null(req);
+        http_util::serve(listener, handler, shutdown, iamgate_options(false)).await;
         return;
     }
-    let handler = |req, _peer| http_null(req);
-    http_util::serve(listener, handler, shutdown, iamgate_options(false)).await;
-}
-
-/// [`http_null`] as an axum handler: the body from axum's extractor, the
-/// same parse and answers.
-async fn axum_null(body: Bytes) -> http::Response<Full<Bytes>> {
-    match http_api::parse_authorize(&body) {
-        Ok(_) => http_util::json(http::StatusCode::OK, ALLOWED.to_vec()),
-        Err(e) => http_util::error(&e),
-    }
+    let router = iamgate::server::router::with_fallbacks(
+        axum::Router::new().route("/v1/authorize", axum::routing::post(axum_null)),
+    )
+    .with_state(Limits::default());
+    iamgate::server::router::serve(listener, router, None, shutdown, iamgate_options(false)).await;
 }
 
 /// The listener settings `iamgate serve` uses by default (see
@@ -268,14 +269,14 @@ async fn main() -> Result<(), BoxError> {
     if args.iter().any(|a| a == "-h" || a == "--help") {
         println!(
             "usage: null_ext_authz [--grpc ADDR] [--http ADDR] [--iamgate-transport] [--spin-us N] \
-             [--response-bytes N] [--no-vectored-writes] [--floor] [--axum]\n  \
+             [--response-bytes N] [--no-vectored-writes] [--floor] [--hand]\n  \
              ADDRs default to 127.0.0.1:0; --iamgate-transport applies the tonic server \
              settings of `iamgate serve` (timeout, keepalive, stream and header limits); \
              --spin-us busy-waits N µs in every Check (a stand-in for decision cost); \
              --response-bytes pads the CheckResponse to N bytes (iamgate's answers are larger); \
              --no-vectored-writes hides vectored writes from h2 (fewer, larger writes); \
              --floor answers every gRPC request with a prebuilt OK on iamgate's connection loop, \
-             reading nothing; --axum routes the HTTP endpoint through an axum Router"
+             reading nothing; --hand routes the HTTP endpoint by hand instead of through axum"
         );
         return Ok(());
     }
@@ -290,8 +291,8 @@ async fn main() -> Result<(), BoxError> {
     );
     // Never flipped: the servers run until the process is stopped.
     let (_stop_tx, stop_rx) = watch::channel(false);
-    let axum = args.iter().any(|a| a == "--axum");
-    tokio::spawn(serve_http(http, stop_rx.clone(), axum));
+    let hand = args.iter().any(|a| a == "--hand");
+    tokio::spawn(serve_http(http, stop_rx.clone(), hand));
     let spin = args
         .iter()
         .position(|a| a == "--spin-us")

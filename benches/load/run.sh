@@ -42,16 +42,17 @@
 # the null server decoding those bytes; iamgate-sigv4 / null on the
 # unsigned request is reported too).
 #
-# With AXUM=1 (the default) the HTTP rounds also measure `null-axum`: the
-# null HTTP server with its one route served through an axum `Router` (the
-# body read by axum's `Bytes` extractor), on the same connection loop; not
-# a target, it shows what adopting axum for the JSON surface would cost.
+# With HAND=1 (the default) the HTTP rounds also measure `null-hand`: the
+# null HTTP server routed by hand on hyper instead of through an axum
+# `Router` as iamgate and `null` are (the body read and parsed by the same
+# functions), on the same connection loop; not a target, it shows what
+# routing the JSON surface through axum costs.
 #
 # Exit status: 0 PASS, 3 FAIL (targets missed), anything else: error.
 # Knobs (environment): ROUNDS=3 CONNS=4 STREAMS=16 DURATION=10 WARMUP=2
 # WRK_CONNS=64 WRK_DURATION=8 SERVER_CPU=0 CLIENT_CPU=1 MAX_LOAD=1.0
 # MAX_BUSY=15 WAIT_QUIET=600 RUN_WAIT_QUIET=60 SIZED_BASELINE=1
-# SKIP_WRK=0 SKIP_BUILD=0 SIGNED=1 AXUM=1 SEED=7 PROFILE=release (debug: smoke runs of the
+# SKIP_WRK=0 SKIP_BUILD=0 SIGNED=1 HAND=1 SEED=7 PROFILE=release (debug: smoke runs of the
 # script itself with `cargo build` binaries; its numbers mean nothing)
 # KEEP=0 (1 keeps the work dir).
 set -euo pipefail
@@ -72,7 +73,7 @@ SKIP_WRK=${SKIP_WRK:-0}
 SIZED_BASELINE=${SIZED_BASELINE:-1}
 SKIP_BUILD=${SKIP_BUILD:-0}
 SIGNED=${SIGNED:-1}
-AXUM=${AXUM:-1}
+HAND=${HAND:-1}
 KEEP=${KEEP:-0}
 SEED=${SEED:-7}
 PROFILE=${PROFILE:-release}
@@ -229,17 +230,17 @@ curl -sS -o /dev/null -w '%{http_code}' -H 'content-type: application/json' --da
     "http://${HTTP[null]}/v1/authorize" | grep -q '^400$' \
     || die "the null HTTP server does not refuse a body iamgate refuses"
 HTTP_SERVERS="null iamgate"
-if [ "$AXUM" = 1 ] && [ "$SKIP_WRK" != 1 ]; then
-    log "starting null-axum: the null HTTP server routed through axum (pinned to CPU $SERVER_CPU)"
-    "${SERVER_PIN[@]}" "$NULL" --axum > "$WORK/null-axum.out" 2> "$WORK/null-axum.err" &
-    PID[null-axum]=$!
-    PIDS+=("${PID[null-axum]}")
-    wait_listening null-axum "$WORK/null-axum.out" "${PID[null-axum]}"
-    HTTP[null-axum]=$(addr "$WORK/null-axum.out" http)
+if [ "$HAND" = 1 ] && [ "$SKIP_WRK" != 1 ]; then
+    log "starting null-hand: the null HTTP server routed by hand (pinned to CPU $SERVER_CPU)"
+    "${SERVER_PIN[@]}" "$NULL" --hand > "$WORK/null-hand.out" 2> "$WORK/null-hand.err" &
+    PID[null-hand]=$!
+    PIDS+=("${PID[null-hand]}")
+    wait_listening null-hand "$WORK/null-hand.out" "${PID[null-hand]}"
+    HTTP[null-hand]=$(addr "$WORK/null-hand.out" http)
     curl -fsS -H 'content-type: application/json' --data-binary @"$WORK/authorize.json" \
-        "http://${HTTP[null-axum]}/v1/authorize" | grep -q '"decision":"allowed"' \
-        || die "null-axum does not parse the bench request"
-    HTTP_SERVERS="null null-axum iamgate"
+        "http://${HTTP[null-hand]}/v1/authorize" | grep -q '"decision":"allowed"' \
+        || die "null-hand does not parse the bench request"
+    HTTP_SERVERS="null null-hand iamgate"
 fi
 curl -fsS -H 'content-type: application/json' --data-binary @"$WORK/authorize.json" \
     "http://${HTTP[iamgate]}/v1/authorize" > "$WORK/authorize.out"

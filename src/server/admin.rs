@@ -7,41 +7,57 @@
 //! Readiness depends only on an active snapshot, never on log sinks or
 //! exporters.
 
-use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::SystemTime;
 
-use http::{Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
+use axum::Router;
+use axum::extract::State;
+use axum::routing::get;
+use http::{Response, StatusCode};
 use serde_json::json;
 
 use crate::server::errors::ServeError;
 use crate::server::http_util::{Body, error, json as json_response, text};
+use crate::server::router::with_fallbacks;
 use crate::server::state::AppState;
 
-/// Routes one request of the admin listener.
-pub async fn handle(state: AppState, req: Request<Incoming>, _peer: SocketAddr) -> Response<Body> {
-    let method = req.method().clone();
-    match (method, req.uri().path()) {
-        (Method::GET, "/healthz") => json_response(StatusCode::OK, b"{\"status\":\"ok\"}".to_vec()),
-        (Method::GET, "/readyz") => match state.store.load() {
-            Some(s) => json_response(
-                StatusCode::OK,
-                json!({"status": "ready", "revision": &**s.revision()})
-                    .to_string()
-                    .into_bytes(),
-            ),
-            None => error(&ServeError::NotReady),
-        },
-        (Method::GET, "/v1/status") => status(&state),
-        (Method::GET, "/metrics") => match state.metrics.render() {
-            Ok(body) => text(StatusCode::OK, "text/plain; version=0.0.4", body),
-            Err(e) => error(&ServeError::Internal(e.to_string())),
-        },
-        (_, "/healthz" | "/readyz" | "/v1/status" | "/metrics") => {
-            error(&ServeError::MethodNotAllowed)
-        }
-        _ => error(&ServeError::NotFound),
+/// The routes of the admin listener (served by [`crate::server::router`]).
+pub fn router(state: Arc<AppState>) -> Router {
+    with_fallbacks(
+        Router::new()
+            .route("/healthz", get(healthz))
+            .route("/readyz", get(readyz))
+            .route(
+                "/v1/status",
+                get(|State(s): State<Arc<AppState>>| async move { status(&s) }),
+            )
+            .route("/metrics", get(metrics)),
+    )
+    .with_state(state)
+}
+
+async fn healthz() -> Response<Body> {
+    json_response(StatusCode::OK, b"{\"status\":\"ok\"}".to_vec())
+}
+
+async fn readyz(State(state): State<Arc<AppState>>) -> Response<Body> {
+    match state.store.load() {
+        Some(s) => json_response(
+            StatusCode::OK,
+            json!({"status": "ready", "revision": &**s.revision()})
+                .to_string()
+                .into_bytes(),
+        ),
+        None => error(&ServeError::NotReady),
     }
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Result<Response<Body>, ServeError> {
+    let body = state
+        .metrics
+        .render()
+        .map_err(|e| ServeError::Internal(e.to_string()))?;
+    Ok(text(StatusCode::OK, "text/plain; version=0.0.4", body))
 }
 
 fn unix(t: SystemTime) -> f64 {

@@ -34,21 +34,25 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
-use http::{HeaderMap, Method, Request, Response, StatusCode, header};
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::routing::{get, post};
+use http::{HeaderMap, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use tonic::codegen::Service as _;
+use tower::ServiceExt as _;
 
 use crate::server::errors::ServeError;
 use crate::server::grpc_api::pb::inventory_server::InventoryServer;
-use crate::server::http_util::{self, json as json_response, read_json_body};
+use crate::server::http_util::{self, ServeOptions, json as json_response};
 use crate::server::inventory_api::{self, InventoryService};
+use crate::server::io::ConnLimits;
+use crate::server::router::{ErrorCounter, JsonBody, with_fallbacks};
 use crate::server::state::AppState;
 use crate::server::tls::{ReloadingAcceptor, TlsError, TlsFiles};
 use crate::telemetry::Frontend;
@@ -61,12 +65,9 @@ const MAX_TOKEN_FILE: u64 = 4096;
 const TOKEN_POLL: Duration = Duration::from_secs(2);
 /// Control clients are a few operators and control-plane services.
 const MAX_CONNECTIONS: usize = 64;
-/// Time allowed for a TLS handshake, and for a request's headers.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time allowed for a TLS handshake and the first request's headers, and
+/// for each later request's headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// Pause after a failed accept (e.g. out of descriptors), so the loop
-/// does not spin.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// The gRPC service served here.
 const INVENTORY_PREFIX: &str = "/iamgate.v1.Inventory/";
 
@@ -271,10 +272,13 @@ impl Authenticator {
 /// The control listener, ready to serve.
 #[derive(Clone)]
 pub struct Control {
-    state: AppState,
+    state: Arc<AppState>,
     auth: Authenticator,
     tls: Option<ReloadingAcceptor>,
     inventory: InventoryServer<InventoryService>,
+    /// The HTTP routes, behind authentication.
+    http: Router,
+    errors: ErrorCounter,
 }
 
 impl std::fmt::Debug for Control {
@@ -315,7 +319,13 @@ impl Control {
             tracing::warn!(listen = %config.listen, "the control listener is plaintext on a non-loopback address: its token crosses the network in clear");
         }
         let inventory = InventoryService::server(state.clone());
+        let errors = ErrorCounter {
+            metrics: state.metrics.clone(),
+            frontend: Frontend::Http,
+        };
+        let state = Arc::new(state);
         Ok(Self {
+            http: routes(state.clone()),
             state,
             auth: Authenticator {
                 token,
@@ -323,6 +333,7 @@ impl Control {
             },
             tls,
             inventory,
+            errors,
         })
     }
 
@@ -332,93 +343,50 @@ impl Control {
     }
 
     /// Serves HTTP/1.1 and HTTP/2 (gRPC included) on `listener` until
-    /// `shutdown` flips, then drains (bounded by `drain`).
+    /// `shutdown` flips, then drains (bounded by `drain`), on the shared
+    /// connection loop: at most [`MAX_CONNECTIONS`], the handshake and
+    /// each request's headers within [`HEADER_READ_TIMEOUT`], idle
+    /// connections closed after the API listeners' idle timeout.
     pub async fn serve(
         self,
         listener: TcpListener,
-        mut shutdown: watch::Receiver<bool>,
+        shutdown: watch::Receiver<bool>,
         drain: Duration,
     ) {
-        let graceful = GracefulShutdown::new();
-        let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-        let max_headers = self.state.config.limits.max_headers;
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            .max_headers(max_headers)
-            .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT);
-        builder
-            .http2()
-            .max_header_list_size(u32::try_from(max_headers * 8192).unwrap_or(u32::MAX));
-        loop {
-            tokio::select! {
-                accepted = listener.accept() => {
-                    let (stream, peer) = match accepted {
-                        Ok(a) => a,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "control listener: accept failed");
-                            tokio::time::sleep(ACCEPT_BACKOFF).await;
-                            continue;
-                        }
-                    };
-                    let Ok(slot) = slots.clone().try_acquire_owned() else {
-                        tracing::warn!(client.ip = %peer.ip(), "control listener: connection limit reached");
-                        continue;
-                    };
-                    let _ = stream.set_nodelay(true);
-                    let control = self.clone();
-                    let service = hyper::service::service_fn(move |req| {
-                        let control = control.clone();
-                        async move { Ok::<_, Infallible>(control.handle(req, peer).await) }
-                    });
-                    let watcher = graceful.watcher();
-                    let builder = builder.clone();
-                    let tls = self.tls.clone();
-                    tokio::spawn(async move {
-                        let _slot = slot;
-                        match tls {
-                            None => {
-                                let conn = builder
-                                    .serve_connection_with_upgrades(TokioIo::new(stream), service);
-                                let _ = watcher.watch(conn.into_owned()).await;
-                            }
-                            Some(acceptor) => {
-                                let handshake =
-                                    tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream));
-                                let tls_stream = match handshake.await {
-                                    Ok(Ok(s)) => s,
-                                    Ok(Err(e)) => {
-                                        tracing::info!(client.ip = %peer.ip(), error = %e, "control listener: TLS handshake refused");
-                                        return;
-                                    }
-                                    Err(_) => return,
-                                };
-                                let conn = builder
-                                    .serve_connection_with_upgrades(TokioIo::new(tls_stream), service);
-                                let _ = watcher.watch(conn.into_owned()).await;
-                            }
-                        }
-                    });
-                }
-                _ = shutdown.changed() => break,
-            }
-        }
-        drop(listener);
-        let _ = tokio::time::timeout(drain, graceful.shutdown()).await;
+        let options = ServeOptions {
+            max_headers: self.state.config.limits.max_headers,
+            drain,
+            tls: self.tls.clone(),
+            limits: ConnLimits {
+                max_connections: MAX_CONNECTIONS,
+                header_read_timeout: HEADER_READ_TIMEOUT,
+                idle_timeout: self.state.config.listeners.idle_timeout,
+            },
+            http2_only: false,
+        };
+        let control = Arc::new(self);
+        let make = move |peer: SocketAddr| {
+            let control = control.clone();
+            hyper::service::service_fn(move |req| {
+                let control = control.clone();
+                async move { Ok::<_, Infallible>(control.handle(req, peer).await) }
+            })
+        };
+        http_util::serve_with(listener, make, shutdown, options).await;
     }
 
-    /// Authenticates, then routes one request.
-    async fn handle(self, req: Request<Incoming>, peer: SocketAddr) -> Response<tonic::body::Body> {
+    /// Authenticates, then routes one request: gRPC to the inventory
+    /// service, the rest to the HTTP routes.
+    async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         let grpc = is_grpc(&req);
         let frontend = if grpc { Frontend::Grpc } else { Frontend::Http };
         if let Err(e) = self.auth.check(req.headers()) {
             tracing::warn!(client.ip = %peer.ip(), path = req.uri().path(), "control request refused: {e}");
             self.state.metrics.request_error(frontend, e.reason());
             return if grpc {
-                e.grpc_status().into_http()
+                e.grpc_status().into_http::<Body>()
             } else {
-                let mut r = http_util::error(&e).map(tonic::body::Body::new);
+                let mut r = http_util::error(&e).map(Body::new);
                 r.headers_mut().insert(
                     header::WWW_AUTHENTICATE,
                     header::HeaderValue::from_static("Bearer realm=\"iamgate-control\""),
@@ -430,22 +398,18 @@ impl Control {
             if req.uri().path().starts_with(INVENTORY_PREFIX) {
                 let mut inventory = self.inventory.clone();
                 return match inventory.call(req).await {
-                    Ok(r) => r,
+                    Ok(r) => r.map(Body::new),
                     Err(never) => match never {},
                 };
             }
             return tonic::Status::unimplemented("not served on the control listener").into_http();
         }
-        let response = match route_http(&self.state, req).await {
+        let response = match self.http.clone().oneshot(req).await {
             Ok(r) => r,
-            Err(e) => {
-                if !matches!(e, ServeError::NotReady) {
-                    self.state.metrics.request_error(frontend, e.reason());
-                }
-                http_util::error(&e)
-            }
+            Err(never) => match never {},
         };
-        response.map(tonic::body::Body::new)
+        self.errors.record(&response);
+        response
     }
 }
 
@@ -455,59 +419,46 @@ fn is_grpc<B>(req: &Request<B>) -> bool {
         .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
 }
 
-/// The HTTP routes of the control listener.
-async fn route_http(
-    state: &AppState,
-    req: Request<Incoming>,
-) -> Result<Response<http_util::Body>, ServeError> {
-    let path = req.uri().path().to_owned();
-    if inventory_api::owns(&path) {
-        return inventory_api::route_http(state, req).await;
-    }
-    match (req.method().clone(), path.as_str()) {
-        (Method::POST, "/v1/reload") => Ok(reload(state).await),
-        (Method::POST, "/v1/decode-authorization-message") => decode_message(state, req).await,
-        (Method::GET, "/v1/status") => Ok(crate::server::admin::status(state)),
-        (Method::POST, "/v1/shadow/promote") => {
-            Ok(shadow_outcome(state, state.shadow.promote(state).await))
-        }
-        (Method::POST, "/v1/shadow/reload") => Ok(shadow_outcome(
-            state,
-            state.shadow.reload(state.config.reload_timeout).await,
-        )),
-        (_, "/v1/shadow/promote" | "/v1/shadow/reload") => Err(ServeError::MethodNotAllowed),
-        (_, "/v1/reload" | "/v1/decode-authorization-message" | "/v1/status") => {
-            Err(ServeError::MethodNotAllowed)
-        }
-        _ => Err(ServeError::NotFound),
-    }
+/// The HTTP routes of the control listener: the inventory API's and the
+/// operator's.
+fn routes(state: Arc<AppState>) -> Router {
+    with_fallbacks(
+        inventory_api::routes()
+            .route("/v1/reload", post(reload))
+            .route("/v1/decode-authorization-message", post(decode_message))
+            .route(
+                "/v1/status",
+                get(|State(s): State<Arc<AppState>>| async move { crate::server::admin::status(&s) }),
+            )
+            .route("/v1/shadow/promote", post(shadow_promote))
+            .route("/v1/shadow/reload", post(shadow_reload)),
+    )
+    .with_state(state)
 }
 
 /// `POST /v1/reload`: reloads now; 200 with the revision, or 422 with why
 /// the bundle was refused (the running snapshot keeps serving).
-async fn reload(state: &AppState) -> Response<http_util::Body> {
-    match state.reload.reload().await {
-        Ok(revision) => json_response(
-            StatusCode::OK,
-            json!({"ok": true, "revision": revision})
-                .to_string()
-                .into_bytes(),
-        ),
-        Err(e) => json_response(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            json!({"ok": false, "error": e,
-                   "revision": state.store.load().map(|s| s.revision().to_string())})
-            .to_string()
-            .into_bytes(),
-        ),
-    }
+async fn reload(State(state): State<Arc<AppState>>) -> Response<http_util::Body> {
+    let outcome = state.reload.reload().await;
+    outcome_json(&state, outcome)
 }
 
-/// `POST /v1/shadow/promote` (the shadow snapshot becomes the active one
-/// through the normal activation path) and `POST /v1/shadow/reload` (the
-/// shadow's source is read again): 200 with the revision, or 422 with why
-/// not (what was serving keeps serving).
-fn shadow_outcome(state: &AppState, outcome: Result<String, String>) -> Response<http_util::Body> {
+/// `POST /v1/shadow/promote`: the shadow snapshot becomes the active one
+/// through the normal activation path.
+async fn shadow_promote(State(state): State<Arc<AppState>>) -> Response<http_util::Body> {
+    let outcome = state.shadow.promote(&state).await;
+    outcome_json(&state, outcome)
+}
+
+/// `POST /v1/shadow/reload`: the shadow's source is read again.
+async fn shadow_reload(State(state): State<Arc<AppState>>) -> Response<http_util::Body> {
+    let outcome = state.shadow.reload(state.config.reload_timeout).await;
+    outcome_json(&state, outcome)
+}
+
+/// A reload's or promotion's answer: 200 with the revision, or 422 with
+/// why not (what was serving keeps serving).
+fn outcome_json(state: &AppState, outcome: Result<String, String>) -> Response<http_util::Body> {
     match outcome {
         Ok(revision) => json_response(
             StatusCode::OK,
@@ -530,14 +481,13 @@ fn shadow_outcome(state: &AppState, outcome: Result<String, String>) -> Response
 /// `sts:DecodeAuthorizationMessage` returns). A message that does not
 /// authenticate is a 400.
 async fn decode_message(
-    state: &AppState,
-    req: Request<Incoming>,
+    State(state): State<Arc<AppState>>,
+    JsonBody(body): JsonBody,
 ) -> Result<Response<http_util::Body>, ServeError> {
     #[derive(serde::Deserialize)]
     struct DecodeRequest {
         message: String,
     }
-    let body = read_json_body(req, state.config.limits).await?;
     let parsed: DecodeRequest = serde_json::from_slice(&body)
         .map_err(|e| ServeError::BadRequest(format!("expected {{\"message\": \"...\"}}: {e}")))?;
     let doc = state

@@ -2,6 +2,7 @@
 //! reasons). Front-ends return [`ServeError`] and never pick a status code
 //! themselves.
 
+use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 
 /// A request that could not be decided.
@@ -94,6 +95,24 @@ impl ServeError {
         serde_json::json!({"error": {"code": self.reason(), "message": self.to_string()}})
             .to_string()
             .into_bytes()
+    }
+}
+
+/// Marks an error response for its listener to count, with the metric
+/// reason ([`crate::server::router::ErrorCounter`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Uncounted(pub &'static str);
+
+/// What a handler's error answers over HTTP: [`ServeError::http_status`]
+/// and [`ServeError::http_body`], marked for counting except `NotReady`,
+/// which the decision path counts where it finds it.
+impl IntoResponse for ServeError {
+    fn into_response(self) -> Response {
+        let mut r = crate::server::http_util::error(&self).map(axum::body::Body::new);
+        if !matches!(self, ServeError::NotReady) {
+            r.extensions_mut().insert(Uncounted(self.reason()));
+        }
+        r
     }
 }
 

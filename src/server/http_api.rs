@@ -5,10 +5,12 @@
 //! (404): it is on the authenticated control listener ([`super::control`]).
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::sync::Arc;
 
-use http::{Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
+use axum::Router;
+use axum::extract::State;
+use axum::routing::post;
+use http::{Response, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -16,7 +18,8 @@ use crate::bundle::AuthzRequest;
 use crate::engine::Context;
 use crate::engine::authz::context_value;
 use crate::server::errors::ServeError;
-use crate::server::http_util::{Body, error, json as json_response, read_json_body};
+use crate::server::http_util::{Body, error, json as json_response};
+use crate::server::router::{Json, TraceParent, with_fallbacks};
 use crate::server::state::{AppState, Decided, validate};
 use crate::telemetry::Frontend;
 
@@ -64,104 +67,88 @@ struct BatchJson {
     items: Vec<ItemJson>,
 }
 
-/// Routes one request of the API listener.
-pub async fn handle(
-    state: std::sync::Arc<AppState>,
-    req: Request<Incoming>,
-    _peer: SocketAddr,
-) -> Response<Body> {
-    let frontend = Frontend::Http;
-    let result = route(&state, req).await;
-    match result {
-        Ok(r) => r,
-        Err(e) => {
-            if !matches!(e, ServeError::NotReady) {
-                state.metrics.request_error(frontend, e.reason());
-            }
-            error(&e)
-        }
-    }
+/// The routes of the API listener (served by [`crate::server::router`]).
+pub fn router(state: Arc<AppState>) -> Router {
+    with_fallbacks(
+        Router::new()
+            .route("/v1/authorize", post(authorize))
+            .route("/v1/authorize/batch", post(authorize_batch))
+            .route(
+                crate::server::network_api::HTTP_PATH,
+                post(crate::server::network_api::check),
+            ),
+    )
+    .with_state(state)
 }
 
-async fn route(state: &AppState, req: Request<Incoming>) -> Result<Response<Body>, ServeError> {
-    let path = req.uri().path();
-    if path == crate::server::network_api::HTTP_PATH {
-        return crate::server::network_api::handle_http(state, req).await;
-    }
-    let batch = match path {
-        "/v1/authorize" => false,
-        "/v1/authorize/batch" => true,
-        _ => return Err(ServeError::NotFound),
+/// `POST /v1/authorize`.
+async fn authorize(
+    State(state): State<Arc<AppState>>,
+    TraceParent(traceparent): TraceParent,
+    Json(parsed): Json<AuthorizeJson>,
+) -> Result<Response<Body>, ServeError> {
+    let req = authz_request(
+        &parsed.principal,
+        parsed.action,
+        parsed.resource,
+        &parsed.context,
+        parsed.resource_account,
+    )
+    .map_err(ServeError::BadRequest)?;
+    let d = match state.decide_owned(Frontend::Http, req, traceparent).await {
+        Ok(d) => d,
+        // Counted by the decision path.
+        Err(e) => return Ok(error(&e)),
     };
-    if req.method() != Method::POST {
-        return Err(ServeError::MethodNotAllowed);
+    Ok(json_response(StatusCode::OK, answer_bytes(&d)))
+}
+
+/// `POST /v1/authorize/batch`.
+async fn authorize_batch(
+    State(state): State<Arc<AppState>>,
+    TraceParent(traceparent): TraceParent,
+    Json(parsed): Json<BatchJson>,
+) -> Result<Response<Body>, ServeError> {
+    let limit = state.config.limits.max_batch;
+    if parsed.items.len() > limit {
+        return Err(ServeError::BatchTooLarge {
+            got: parsed.items.len(),
+            limit,
+        });
     }
-    // The caller's W3C trace context, passed as is to the decision path.
-    let traceparent = req
-        .headers()
-        .get("traceparent")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let limits = state.config.limits;
-    let body = read_json_body(req, limits).await?;
-    if batch {
-        let parsed: BatchJson = parse(&body)?;
-        if parsed.items.len() > limits.max_batch {
-            return Err(ServeError::BatchTooLarge {
-                got: parsed.items.len(),
-                limit: limits.max_batch,
-            });
-        }
-        // Convert and check every item before deciding any, so a malformed
-        // item fails the batch without recording decisions.
-        let requests = parsed
-            .items
-            .into_iter()
-            .enumerate()
-            .map(|(i, item)| {
-                authz_request(
-                    &parsed.principal,
-                    item.action,
-                    item.resource,
-                    &item.context,
-                    item.resource_account,
-                )
-                .and_then(|req| validate(&req).map(|()| req))
-                .map_err(|e| ServeError::BadRequest(format!("items[{i}]: {e}")))
-            })
-            .collect::<Result<Vec<_>, ServeError>>()?;
-        // One snapshot for the whole batch: no answer mixes revisions.
-        let snapshot = state.snapshot()?;
-        let revision = snapshot.revision().clone();
-        let decided = match state
-            .decide_batch(Frontend::Http, snapshot, requests, traceparent)
-            .await
-        {
-            Ok(d) => d,
-            // Counted by the decision path.
-            Err(e) => return Ok(error(&e)),
-        };
-        let results: Vec<Value> = decided.iter().map(answer_json).collect();
-        state.metrics.batch_items(results.len());
-        let body = json!({"revision": &*revision, "results": results});
-        Ok(json_response(StatusCode::OK, body.to_string().into_bytes()))
-    } else {
-        let parsed: AuthorizeJson = parse(&body)?;
-        let req = authz_request(
-            &parsed.principal,
-            parsed.action,
-            parsed.resource,
-            &parsed.context,
-            parsed.resource_account,
-        )
-        .map_err(ServeError::BadRequest)?;
-        let d = match state.decide_owned(Frontend::Http, req, traceparent).await {
-            Ok(d) => d,
-            // Counted by the decision path.
-            Err(e) => return Ok(error(&e)),
-        };
-        Ok(json_response(StatusCode::OK, answer_bytes(&d)))
-    }
+    // Convert and check every item before deciding any, so a malformed
+    // item fails the batch without recording decisions.
+    let requests = parsed
+        .items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| {
+            authz_request(
+                &parsed.principal,
+                item.action,
+                item.resource,
+                &item.context,
+                item.resource_account,
+            )
+            .and_then(|req| validate(&req).map(|()| req))
+            .map_err(|e| ServeError::BadRequest(format!("items[{i}]: {e}")))
+        })
+        .collect::<Result<Vec<_>, ServeError>>()?;
+    // One snapshot for the whole batch: no answer mixes revisions.
+    let snapshot = state.snapshot()?;
+    let revision = snapshot.revision().clone();
+    let decided = match state
+        .decide_batch(Frontend::Http, snapshot, requests, traceparent)
+        .await
+    {
+        Ok(d) => d,
+        // Counted by the decision path.
+        Err(e) => return Ok(error(&e)),
+    };
+    let results: Vec<Value> = decided.iter().map(answer_json).collect();
+    state.metrics.batch_items(results.len());
+    let body = json!({"revision": &*revision, "results": results});
+    Ok(json_response(StatusCode::OK, body.to_string().into_bytes()))
 }
 
 /// Parses a `POST /v1/authorize` body as the handler does (the load

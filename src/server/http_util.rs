@@ -49,7 +49,11 @@ const GOODBYE: Duration = Duration::from_secs(5);
 pub type Body = Full<Bytes>;
 
 /// Reads a request body up to `limit` bytes.
-pub async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, ServeError> {
+pub async fn read_body<B>(req: Request<B>, limit: usize) -> Result<Bytes, ServeError>
+where
+    B: hyper::body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     if let Some(len) = req
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -76,10 +80,14 @@ pub async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Se
 
 /// Reads a JSON request body within the limits: content type, size, time
 /// to receive, and nesting depth.
-pub async fn read_json_body(
-    req: Request<Incoming>,
+pub async fn read_json_body<B>(
+    req: Request<B>,
     limits: crate::server::config::Limits,
-) -> Result<Bytes, ServeError> {
+) -> Result<Bytes, ServeError>
+where
+    B: hyper::body::Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let is_json = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -227,7 +235,7 @@ pub async fn serve_with<M, S, B>(
                     since: accepted,
                 };
                 let (builder, tls, shutdown) = (builder.clone(), options.tls.clone(), shutdown.clone());
-                let permit = admitted.permit;
+                let (permit, peer) = (admitted.permit, admitted.peer);
                 tokio::spawn(async move {
                     let _permit = permit;
                     let watch = Watch { activity: &activity, accepted, limits, shutdown };
@@ -243,7 +251,14 @@ pub async fn serve_with<M, S, B>(
                                 accepted + limits.header_read_timeout,
                                 acceptor.accept(stream),
                             );
-                            let Ok(Ok(tls_stream)) = handshake.await else { return };
+                            let tls_stream = match handshake.await {
+                                Ok(Ok(s)) => s,
+                                Ok(Err(e)) => {
+                                    tracing::debug!(client.ip = %peer.ip(), error = %e, "TLS handshake refused");
+                                    return;
+                                }
+                                Err(_) => return,
+                            };
                             let io = TokioIo::new(NoVectored(tls_stream));
                             watch.drive(builder.serve_connection(io, service)).await;
                         }

@@ -22,6 +22,7 @@ pub mod io;
 pub mod network_api;
 pub mod reload;
 pub mod remote;
+pub mod router;
 pub mod seen;
 pub mod session_keys;
 pub mod shadow;
@@ -43,7 +44,7 @@ use crate::server::config::ServeConfig;
 use crate::server::reload::BundleSource;
 use crate::server::state::AppState;
 use crate::telemetry::decision_log::LogSink;
-use crate::telemetry::{DecisionLog, Metrics};
+use crate::telemetry::{DecisionLog, Frontend, Metrics};
 
 /// Why the server could not start or stopped abnormally.
 #[derive(Debug, thiserror::Error)]
@@ -358,35 +359,38 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
         shutdown_rx.clone(),
         api_options.clone(),
     )));
-    {
-        // Shared, not cloned per request (cloning `AppState` clones every
-        // metric handle).
-        let state = std::sync::Arc::new(state.clone());
-        tasks.push(tokio::spawn(http_util::serve(
-            http,
-            move |req, peer| http_api::handle(std::sync::Arc::clone(&state), req, peer),
-            shutdown_rx.clone(),
-            api_options,
-        )));
-    }
-    {
-        let state = state.clone();
-        tasks.push(tokio::spawn(http_util::serve(
-            admin,
-            move |req, peer| admin::handle(state.clone(), req, peer),
-            shutdown_rx.clone(),
-            admin_options,
-        )));
-    }
+    // Shared by the routers, not cloned per request (cloning `AppState`
+    // clones every metric handle).
+    let shared = std::sync::Arc::new(state.clone());
+    let errors = |frontend| router::ErrorCounter {
+        metrics: state.metrics.clone(),
+        frontend,
+    };
+    tasks.push(tokio::spawn(router::serve(
+        http,
+        http_api::router(shared.clone()),
+        Some(errors(Frontend::Http)),
+        shutdown_rx.clone(),
+        api_options,
+    )));
+    // The admin listener counts no errors: probes and scrapes are not
+    // requests of a front door.
+    tasks.push(tokio::spawn(router::serve(
+        admin,
+        admin::router(shared.clone()),
+        None,
+        shutdown_rx.clone(),
+        admin_options,
+    )));
     if let Some((hook, tls, listener)) = webhook {
-        let state = state.clone();
         let options = http_util::ServeOptions {
             tls: Some(tls),
             ..webhook_options
         };
-        tasks.push(tokio::spawn(http_util::serve(
+        tasks.push(tokio::spawn(router::serve(
             listener,
-            move |req, peer| webhook::handle(state.clone(), hook.clone(), req, peer),
+            webhook::router(shared.clone(), hook),
+            Some(errors(Frontend::Webhook)),
             shutdown_rx.clone(),
             options,
         )));

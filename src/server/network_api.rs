@@ -10,8 +10,10 @@
 //! `frontend="ext_authz_network"`); refusals are counted in
 //! `iamgate_request_errors_total` under the `grpc` or `http` front-end.
 
-use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
+use std::sync::Arc;
+
+use axum::extract::State;
+use http::{Response, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tonic::Status;
@@ -21,6 +23,7 @@ use crate::ec2::service::Ec2Service;
 use crate::server::errors::ServeError;
 use crate::server::grpc_api::pb;
 use crate::server::http_util::{Body, json as json_response};
+use crate::server::router::Json;
 use crate::server::state::AppState;
 use crate::telemetry::Frontend;
 
@@ -141,9 +144,10 @@ enum ProtocolJson {
     Number(i64),
 }
 
+/// The body of `POST /v1/network/check`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct CheckJson {
+pub struct CheckJson {
     target: String,
     direction: String,
     protocol: ProtocolJson,
@@ -156,26 +160,21 @@ struct CheckJson {
     peer: String,
 }
 
-/// `POST /v1/network/check`. The caller (the HTTP API's router) counts and
-/// renders errors.
-pub async fn handle_http(
-    state: &AppState,
-    req: Request<Incoming>,
+/// `POST /v1/network/check` (a route of [`super::http_api::router`], which
+/// counts and renders errors).
+pub async fn check(
+    State(state): State<Arc<AppState>>,
+    Json(parsed): Json<CheckJson>,
 ) -> Result<Response<Body>, ServeError> {
-    if req.method() != http::Method::POST {
-        return Err(ServeError::MethodNotAllowed);
-    }
-    let body = crate::server::http_util::read_json_body(req, state.config.limits).await?;
-    let verdict = answer_json(state, &body)?;
+    let verdict = answer(&state, &parsed)?;
     Ok(json_response(
         StatusCode::OK,
         verdict.to_string().into_bytes(),
     ))
 }
 
-/// Parses a JSON question and answers it as JSON.
-fn answer_json(state: &AppState, body: &[u8]) -> Result<Value, ServeError> {
-    let parsed = parse_json(body)?;
+/// Answers a parsed JSON question as JSON.
+fn answer(state: &AppState, parsed: &CheckJson) -> Result<Value, ServeError> {
     let protocol = match &parsed.protocol {
         ProtocolJson::Name(s) => s.clone(),
         ProtocolJson::Number(n) => n.to_string(),
@@ -201,6 +200,7 @@ fn answer_json(state: &AppState, body: &[u8]) -> Result<Value, ServeError> {
     Ok(verdict_json(&v))
 }
 
+#[cfg(test)]
 fn parse_json(body: &[u8]) -> Result<CheckJson, ServeError> {
     crate::server::http_util::parse_json(body)
 }

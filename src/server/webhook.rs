@@ -30,8 +30,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use http::{Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
+use axum::Router;
+use axum::extract::State;
+use axum::routing::post;
+use http::{Response, StatusCode};
 
 use crate::bundle::{AuthzRequest, Snapshot};
 use crate::ec2::mapping::{Authorization, Ec2Call, InstanceProfile, map_call_with};
@@ -46,7 +48,8 @@ use crate::k8s::review::{
 };
 use crate::policy::{AccountId, Region};
 use crate::server::errors::ServeError;
-use crate::server::http_util::{Body, error, json as json_response, read_json_body};
+use crate::server::http_util::{Body, json as json_response};
+use crate::server::router::{JsonBody, with_fallbacks};
 use crate::server::state::{AppState, Decided};
 use crate::sts::message::AuthorizationMessage;
 use crate::telemetry::Frontend;
@@ -309,67 +312,72 @@ fn principal_account(principal: &str) -> &str {
     principal.split(':').nth(4).unwrap_or_default()
 }
 
-/// Routes one request of the webhook listener.
-pub async fn handle(
-    state: AppState,
+/// What the webhook listener's handlers share.
+#[derive(Clone)]
+struct Hooked {
+    state: Arc<AppState>,
     hook: Arc<Webhook>,
-    req: Request<Incoming>,
-    _peer: SocketAddr,
-) -> Response<Body> {
-    match route(&state, &hook, req).await {
-        Ok(r) => r,
-        Err(e) => {
-            state.metrics.request_error(Frontend::Webhook, e.reason());
-            error(&e)
-        }
+}
+
+impl axum::extract::FromRef<Hooked> for crate::server::config::Limits {
+    fn from_ref(h: &Hooked) -> Self {
+        h.state.config.limits
     }
 }
 
-async fn route(
-    state: &AppState,
-    hook: &Webhook,
-    req: Request<Incoming>,
+/// The routes of the webhook listener (served by
+/// [`crate::server::router`], counting errors as the `webhook` front
+/// door's).
+pub fn router(state: Arc<AppState>, hook: Arc<Webhook>) -> Router {
+    with_fallbacks(
+        Router::new()
+            .route(ADMISSION_PATH, post(admission_review))
+            .route(AUTHORIZE_PATH, post(access_review)),
+    )
+    .with_state(Hooked { state, hook })
+}
+
+/// `POST /admission`.
+async fn admission_review(
+    State(Hooked { state, hook }): State<Hooked>,
+    JsonBody(body): JsonBody,
 ) -> Result<Response<Body>, ServeError> {
-    let path = req.uri().path().to_owned();
-    if path != ADMISSION_PATH && path != AUTHORIZE_PATH {
-        return Err(ServeError::NotFound);
-    }
-    if req.method() != Method::POST {
-        return Err(ServeError::MethodNotAllowed);
-    }
-    let body = read_json_body(req, state.config.limits).await?;
     let now = SystemTime::now();
-    let answer = if path == ADMISSION_PATH {
-        let request = match review::parse_admission(&body) {
-            Ok(r) => r,
-            Err((e, Some(uid))) => {
-                state
-                    .metrics
-                    .request_error(Frontend::Webhook, "bad_request");
-                let r = AdmissionResponse {
-                    uid,
-                    allowed: false,
-                    status: Some(Status {
-                        code: 400,
-                        message: format!("malformed AdmissionReview: {e}"),
-                        reason: "BadRequest".into(),
-                    }),
-                    warnings: Vec::new(),
-                    audit_annotations: BTreeMap::new(),
-                };
-                return Ok(ok_json(&r.review()));
-            }
-            Err((e, None)) => {
-                return Err(ServeError::BadRequest(format!("AdmissionReview: {e}")));
-            }
-        };
-        admit(state, hook, &request, now).review()
-    } else {
-        let review = review::parse_access_review(&body)
-            .map_err(|e| ServeError::BadRequest(format!("SubjectAccessReview: {e}")))?;
-        authorize(state, hook, &review, now).review()
+    let request = match review::parse_admission(&body) {
+        Ok(r) => r,
+        Err((e, Some(uid))) => {
+            state
+                .metrics
+                .request_error(Frontend::Webhook, "bad_request");
+            let r = AdmissionResponse {
+                uid,
+                allowed: false,
+                status: Some(Status {
+                    code: 400,
+                    message: format!("malformed AdmissionReview: {e}"),
+                    reason: "BadRequest".into(),
+                }),
+                warnings: Vec::new(),
+                audit_annotations: BTreeMap::new(),
+            };
+            return Ok(ok_json(&r.review()));
+        }
+        Err((e, None)) => {
+            return Err(ServeError::BadRequest(format!("AdmissionReview: {e}")));
+        }
     };
-    Ok(ok_json(&answer))
+    Ok(ok_json(&admit(&state, &hook, &request, now).review()))
+}
+
+/// `POST /authorize`.
+async fn access_review(
+    State(Hooked { state, hook }): State<Hooked>,
+    JsonBody(body): JsonBody,
+) -> Result<Response<Body>, ServeError> {
+    let now = SystemTime::now();
+    let review = review::parse_access_review(&body)
+        .map_err(|e| ServeError::BadRequest(format!("SubjectAccessReview: {e}")))?;
+    Ok(ok_json(&authorize(&state, &hook, &review, now).review()))
 }
 
 fn ok_json(v: &serde_json::Value) -> Response<Body> {

@@ -8,6 +8,8 @@ message, and decisions that keep flowing while updates land. (The refusals
 of the other listeners and of unauthenticated callers are in
 test_attacks_control.py.)"""
 
+import http.client
+import json
 import threading
 
 import grpc
@@ -245,6 +247,24 @@ def test_limits_methods_and_media_type(tmp_path):
         r = requests.post(server.control + "/v1/inventory", json={"changes": [], "extra": 1},
                           headers=auth, timeout=10)
         assert r.status_code == 400 and "unknown field `extra`" in r.text
+        # A resource id is read from the path as sent: a percent-escape is
+        # not decoded into an id the charset allows, and a slash is refused,
+        # not routed elsewhere.
+        # (http.client sends the path as written; requests would decode
+        # `%30` to `0` itself.)
+        host = server.control.removeprefix("http://")
+        for path in ("i-0abc%30", "i-0abc/x", "i-0abc%2Fx"):
+            conn = http.client.HTTPConnection(host, timeout=10)
+            conn.request("GET", f"/v1/inventory/{path}", headers=auth)
+            r = conn.getresponse()
+            body = json.loads(r.read())
+            conn.close()
+            assert r.status == 400 and body["error"]["code"] == "bad_request", (path, body)
+            assert f"`{path}` is not an EC2 id" in body["error"]["message"], body
+        r = requests.get(f"{server.control}/v1/inventory/", headers=auth, timeout=10)
+        assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+        r = requests.get(f"{server.control}/v1/inventory/cli", headers=auth, timeout=10)
+        assert r.status_code == 405 and r.json()["error"]["code"] == "method_not_allowed"
     finally:
         server.stop()
 

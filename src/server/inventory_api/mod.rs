@@ -36,8 +36,10 @@
 mod grpc;
 mod wire;
 
-use http::{Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
+use axum::Router;
+use axum::extract::{RawQuery, State};
+use axum::routing::{get, post};
+use http::{Response, StatusCode, Uri};
 use serde_json::{Value, json};
 
 use std::sync::Arc;
@@ -47,6 +49,7 @@ use crate::ec2::inventory_store::{Applied, Change, InventoryStore, InventoryStor
 use crate::ec2::service::Ec2Service;
 use crate::server::errors::ServeError;
 use crate::server::http_util::{Body, json as json_response};
+use crate::server::router::{Json, JsonBody};
 use crate::server::state::AppState;
 use crate::telemetry::Frontend;
 
@@ -123,73 +126,64 @@ pub(super) fn store(state: &AppState) -> Result<&Arc<InventoryStore>, ServeError
 
 // ── HTTP ────────────────────────────────────────────────────────────────
 
-/// Whether `path` belongs to the inventory API.
-pub fn owns(path: &str) -> bool {
-    path == "/v1/inventory" || path.starts_with("/v1/inventory/")
+/// The inventory API's HTTP routes, for the control listener's router.
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/v1/inventory", post(apply_batch))
+        .route("/v1/inventory/cli", post(apply_cli))
+        .route("/v1/inventory/{*id}", get(get_one))
 }
 
-/// Serves one request whose path [`owns`] says is ours.
-pub async fn route_http(
-    state: &AppState,
-    req: Request<Incoming>,
+/// `POST /v1/inventory`: a batch of changes, applied atomically.
+async fn apply_batch(
+    State(state): State<Arc<AppState>>,
+    Json(batch): Json<BatchJson>,
 ) -> Result<Response<Body>, ServeError> {
-    let path = req.uri().path().to_owned();
-    match path.as_str() {
-        "/v1/inventory" => {
-            expect_method(&req, &Method::POST)?;
-            let body = read_json(state, req).await?;
-            let batch: BatchJson = parse(&body)?;
-            check_batch(state, batch.changes.len())?;
-            let changes = batch
-                .changes
-                .into_iter()
-                .enumerate()
-                .map(|(i, c)| c.into_change(&format!("$.changes[{i}]")))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(ServeError::from)?;
-            let (applied, counts) = apply(state, Frontend::Http, changes).await?;
-            ok(json!({"applied": applied, "counts": counts}))
-        }
-        "/v1/inventory/cli" => {
-            expect_method(&req, &Method::POST)?;
-            let (account, region) = cli_params(req.uri().query().unwrap_or(""))?;
-            let body = read_json(state, req).await?;
-            let doc: Value = parse(&body)?;
-            let (acct, reg) = (account.clone(), region.clone());
-            let loaded = blocking(state, move |inv| inv.apply_cli(&doc, &acct, &reg)).await?;
-            tracing::info!(%account, %region, loaded, "inventory CLI document applied");
-            ok(json!({"loaded": loaded, "counts": store(state)?.counts()}))
-        }
-        other => {
-            expect_method(&req, &Method::GET)?;
-            let id = other.strip_prefix("/v1/inventory/").unwrap_or_default();
-            check_id(id, "id").map_err(ServeError::from)?;
-            let inventory = store(state)?.load();
-            let resource = inventory.get(id).ok_or(ServeError::NotFound)?;
-            ok(json!({"resource": resource_value(resource)}))
-        }
-    }
+    check_batch(&state, batch.changes.len())?;
+    let changes = batch
+        .changes
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| c.into_change(&format!("$.changes[{i}]")))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(ServeError::from)?;
+    let (applied, counts) = apply(&state, Frontend::Http, changes).await?;
+    ok(json!({"applied": applied, "counts": counts}))
+}
+
+/// `POST /v1/inventory/cli?account=…&region=…`: one AWS CLI document.
+async fn apply_cli(
+    State(state): State<Arc<AppState>>,
+    RawQuery(query): RawQuery,
+    JsonBody(body): JsonBody,
+) -> Result<Response<Body>, ServeError> {
+    let (account, region) = cli_params(query.as_deref().unwrap_or(""))?;
+    let doc: Value = crate::server::http_util::parse_json(&body)?;
+    let (acct, reg) = (account.clone(), region.clone());
+    let loaded = blocking(&state, move |inv| inv.apply_cli(&doc, &acct, &reg)).await?;
+    tracing::info!(%account, %region, loaded, "inventory CLI document applied");
+    ok(json!({"loaded": loaded, "counts": store(&state)?.counts()}))
+}
+
+/// `GET /v1/inventory/{id}`: one resource. The id is taken from the path
+/// as sent, not percent-decoded (as axum's path extractors do), so it is
+/// checked exactly as the client wrote it.
+async fn get_one(
+    State(state): State<Arc<AppState>>,
+    uri: Uri,
+) -> Result<Response<Body>, ServeError> {
+    let id = uri
+        .path()
+        .strip_prefix("/v1/inventory/")
+        .unwrap_or_default();
+    check_id(id, "id").map_err(ServeError::from)?;
+    let inventory = store(&state)?.load();
+    let resource = inventory.get(id).ok_or(ServeError::NotFound)?;
+    ok(json!({"resource": resource_value(resource)}))
 }
 
 fn ok(body: Value) -> Result<Response<Body>, ServeError> {
     Ok(json_response(StatusCode::OK, body.to_string().into_bytes()))
-}
-
-fn expect_method(req: &Request<Incoming>, method: &Method) -> Result<(), ServeError> {
-    if req.method() == method {
-        Ok(())
-    } else {
-        Err(ServeError::MethodNotAllowed)
-    }
-}
-
-/// Reads a JSON body within the request limits.
-async fn read_json(state: &AppState, req: Request<Incoming>) -> Result<bytes::Bytes, ServeError> {
-    crate::server::http_util::read_json_body(req, state.config.limits).await
-}
-
-fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ServeError> {
-    crate::server::http_util::parse_json(body)
 }
 
 /// `account` and `region` of `POST /v1/inventory/cli`, both required.
