@@ -52,6 +52,7 @@ use crate::server::grpc_api::pb::inventory_server::InventoryServer;
 use crate::server::http_util::{self, ServeOptions, json as json_response};
 use crate::server::inventory_api::{self, InventoryService};
 use crate::server::io::ConnLimits;
+use crate::server::reload::ReloadError;
 use crate::server::router::{ErrorCounter, JsonBody, with_fallbacks};
 use crate::server::state::AppState;
 use crate::server::tls::{ReloadingAcceptor, TlsError, TlsFiles};
@@ -458,7 +459,10 @@ async fn shadow_reload(State(state): State<Arc<AppState>>) -> Response<http_util
 
 /// A reload's or promotion's answer: 200 with the revision, or 422 with
 /// why not (what was serving keeps serving).
-fn outcome_json(state: &AppState, outcome: Result<String, String>) -> Response<http_util::Body> {
+fn outcome_json(
+    state: &AppState,
+    outcome: Result<String, ReloadError>,
+) -> Response<http_util::Body> {
     match outcome {
         Ok(revision) => json_response(
             StatusCode::OK,
@@ -468,7 +472,7 @@ fn outcome_json(state: &AppState, outcome: Result<String, String>) -> Response<h
         ),
         Err(e) => json_response(
             StatusCode::UNPROCESSABLE_ENTITY,
-            json!({"ok": false, "error": e,
+            json!({"ok": false, "error": e.to_string(),
                    "revision": state.store.load().map(|s| s.revision().to_string())})
             .to_string()
             .into_bytes(),

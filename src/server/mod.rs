@@ -50,7 +50,15 @@ use crate::telemetry::{DecisionLog, Frontend, Metrics};
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     #[error("cannot load the bundle: {0}")]
-    Bundle(String),
+    Bundle(#[from] crate::bundle::BundleError),
+    #[error("cannot load the bundle: {0}")]
+    Source(#[from] crate::bundle::source::SourceError),
+    #[error("cannot load the bundle: the loading task failed: {0}")]
+    LoadTask(#[source] tokio::task::JoinError),
+    #[error("services: {0}")]
+    Services(#[from] crate::service::RegistryError),
+    #[error("{0}")]
+    DefaultMapping(String),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: std::net::SocketAddr,
@@ -110,13 +118,10 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
         Some(dir) => InventoryStore::open(dir)?,
         None => InventoryStore::new(),
     });
-    let services = Arc::new(
-        crate::registry::builtin(inventory).map_err(|e| ServerError::Bundle(e.to_string()))?,
-    );
+    let services = Arc::new(crate::registry::builtin(inventory)?);
     ext_authz::check_default_mapping(&config.default_mapping, &services)
-        .map_err(ServerError::Bundle)?;
-    let source = BundleSource::try_from_config(&config, &services.loaders())
-        .map_err(|e| ServerError::Bundle(e.to_string()))?;
+        .map_err(ServerError::DefaultMapping)?;
+    let source = BundleSource::try_from_config(&config, &services.loaders())?;
 
     // The first load happens before any listener opens.
     let first = match &source {
@@ -129,7 +134,7 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
         let (store, services, metrics) = (store.clone(), services.clone(), metrics.clone());
         tokio::task::spawn_blocking(move || reload::apply(&store, &services, &metrics, first))
             .await
-            .map_err(|e| ServerError::Bundle(e.to_string()))?
+            .map_err(ServerError::LoadTask)?
     };
     if let Err(e) = first {
         if !config.wait_for_bundle {
@@ -202,8 +207,7 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
         Some(path) => shadow::Shadow::start(
             // The shadow may be promoted, so it answers to the same
             // signature keys as the main bundle.
-            shadow_source(path, &config, &services.loaders())
-                .map_err(|e| ServerError::Bundle(e.to_string()))?,
+            shadow_source(path, &config, &services.loaders())?,
             fleet.shadow_sample_every,
             fleet.shadow_queue,
             config.reload_timeout,

@@ -171,7 +171,24 @@ pub async fn load_bounded(
         .0
 }
 
-type Reply = oneshot::Sender<Result<String, String>>;
+/// Why a reload, a shadow reload or a promotion changed nothing (what
+/// was serving keeps serving).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ReloadError {
+    /// The bundle was refused.
+    #[error(transparent)]
+    Refused(#[from] BundleError),
+    #[error("the reload task has stopped")]
+    Stopped,
+    #[error("no --shadow-bundle is configured")]
+    NoShadowSource,
+    #[error("no shadow snapshot is loaded")]
+    NoShadow,
+    #[error("promotion task: {0}")]
+    Task(#[source] Arc<tokio::task::JoinError>),
+}
+
+type Reply = oneshot::Sender<Result<String, ReloadError>>;
 
 /// Asks the reload task for a reload.
 #[derive(Debug, Clone)]
@@ -182,14 +199,13 @@ pub struct ReloadHandle {
 impl ReloadHandle {
     /// Reloads now and waits for the result: the new revision, or why the
     /// bundle was refused (the running snapshot keeps serving).
-    pub async fn reload(&self) -> Result<String, String> {
+    pub async fn reload(&self) -> Result<String, ReloadError> {
         let (tx, rx) = oneshot::channel();
         self.tx
             .send(Some(tx))
             .await
-            .map_err(|_| "the reload task has stopped".to_owned())?;
-        rx.await
-            .map_err(|_| "the reload task has stopped".to_owned())?
+            .map_err(|_| ReloadError::Stopped)?;
+        rx.await.map_err(|_| ReloadError::Stopped)?
     }
 
     /// Requests a reload without waiting (file changes, signals).
@@ -207,7 +223,7 @@ pub fn apply(
     services: &Registry,
     metrics: &Metrics,
     result: Result<Snapshot, BundleError>,
-) -> Result<String, String> {
+) -> Result<String, BundleError> {
     match result {
         Ok(snapshot) => {
             let revision = snapshot.revision().to_string();
@@ -235,7 +251,7 @@ pub fn apply(
             }
             store.record_failure(&e);
             tracing::error!(error = %e, "bundle refused; the running snapshot keeps serving");
-            Err(e.to_string())
+            Err(e)
         }
     }
 }
@@ -325,7 +341,7 @@ fn spawn_with(
                     ),
                 };
             for w in waiters {
-                let _ = w.send(outcome.clone());
+                let _ = w.send(outcome.clone().map_err(ReloadError::Refused));
             }
         }
     });
@@ -466,16 +482,25 @@ mod tests {
         // afresh instead of queueing behind it.
         for _ in 0..MAX_ABANDONED_LOADS {
             let t = Instant::now();
-            let err = handle.reload().await.err().unwrap_or_default();
-            assert!(err.contains("longer than 0.3 s"), "{err}");
+            let err = handle.reload().await.err();
+            assert!(
+                matches!(&err, Some(ReloadError::Refused(BundleError::Timeout { seconds })) if *seconds == 0.3),
+                "{err:?}"
+            );
             assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
         }
         assert_eq!(started.load(Ordering::SeqCst), MAX_ABANDONED_LOADS);
 
         // With that many still stuck, a reload is refused at once.
         let t = Instant::now();
-        let err = handle.reload().await.err().unwrap_or_default();
-        assert!(err.contains("still running"), "{err}");
+        let err = handle.reload().await.err();
+        assert!(
+            matches!(
+                &err,
+                Some(ReloadError::Refused(BundleError::Busy { stuck })) if *stuck == MAX_ABANDONED_LOADS
+            ),
+            "{err:?}"
+        );
         assert!(
             t.elapsed() < Duration::from_millis(250),
             "{:?}",

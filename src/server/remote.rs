@@ -19,7 +19,7 @@ use std::time::Duration;
 use crate::bundle::source::RemoteBundle;
 use crate::bundle::source::http::Fetched;
 use crate::bundle::{BundleError, Snapshot, SnapshotStore};
-use crate::server::reload::{self, BundleSource, ReloadHandle};
+use crate::server::reload::{self, BundleSource, ReloadError, ReloadHandle};
 use crate::telemetry::Metrics;
 
 /// The longest wait between polls while the source keeps failing (or the
@@ -209,11 +209,9 @@ pub fn spawn_shadow_poller(
                             tracing::info!(%revision, url = %remote.url, "remote shadow bundle loaded");
                         }
                         Err(e) => {
-                            if let Some(refusal) = remote.status().verification.last_refusal
-                                && refusal.reason != "invalid"
-                                && refusal.message == e
+                            if let ReloadError::Refused(BundleError::Signature { reason, .. }) = &e
                             {
-                                metrics.shadow_bundle_signature_refused(refusal.reason);
+                                metrics.shadow_bundle_signature_refused(reason.label());
                             }
                             tracing::error!(error = %e, url = %remote.url, "remote shadow bundle refused; the previous shadow stays");
                         }

@@ -28,7 +28,7 @@ use arc_swap::ArcSwapOption;
 use serde_json::{Value, json};
 
 use crate::bundle::{AuthzAnswer, AuthzRequest, Snapshot, diff};
-use crate::server::reload::{self, BundleSource};
+use crate::server::reload::{self, BundleSource, ReloadError};
 use crate::server::state::{AppState, rfc3339_now};
 use crate::telemetry::decision_log::ShadowOutcome;
 use crate::telemetry::{DecisionLog, DecisionRecord, Frontend, Metrics};
@@ -239,9 +239,9 @@ impl Shadow {
     /// Loads the shadow's source again and, if it is valid, evaluates it
     /// from now on (the counts start over when its revision changes). A refused source keeps the
     /// previous shadow. Returns the shadow's revision or why not.
-    pub async fn reload(&self, timeout: Duration) -> Result<String, String> {
+    pub async fn reload(&self, timeout: Duration) -> Result<String, ReloadError> {
         let Some(source) = &self.source else {
-            return Err("no --shadow-bundle is configured".to_owned());
+            return Err(ReloadError::NoShadowSource);
         };
         let _one = self.promoting.lock().await;
         match reload::load_bounded(source, timeout).await {
@@ -272,13 +272,12 @@ impl Shadow {
                 Ok(revision)
             }
             Err(e) => {
-                let e = e.to_string();
                 tracing::error!(error = %e, "shadow bundle refused; the previous shadow stays");
                 *self
                     .error
                     .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e.clone());
-                Err(e)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e.to_string());
+                Err(ReloadError::Refused(e))
             }
         }
     }
@@ -288,13 +287,13 @@ impl Shadow {
     /// [`reload::apply`], so a failure keeps the active snapshot. On
     /// success nothing is shadowed any more. Returns the new revision or
     /// why it was refused.
-    pub async fn promote(&self, state: &AppState) -> Result<String, String> {
+    pub async fn promote(&self, state: &AppState) -> Result<String, ReloadError> {
         let Some(source) = &self.source else {
-            return Err("no --shadow-bundle is configured".to_owned());
+            return Err(ReloadError::NoShadowSource);
         };
         let _one = self.promoting.lock().await;
         if self.snapshot.load().is_none() {
-            return Err("no shadow snapshot is loaded".to_owned());
+            return Err(ReloadError::NoShadow);
         }
         let loaded = reload::load_bounded(source, state.config.reload_timeout).await;
         let (store, services, metrics) = (
@@ -305,7 +304,7 @@ impl Shadow {
         let outcome =
             tokio::task::spawn_blocking(move || reload::apply(&store, &services, &metrics, loaded))
                 .await
-                .map_err(|e| format!("promotion task: {e}"))?;
+                .map_err(|e| ReloadError::Task(Arc::new(e)))?;
         if let Ok(revision) = &outcome {
             self.snapshot.store(None);
             *self
@@ -315,7 +314,7 @@ impl Shadow {
                 Some(json!({"revision": revision, "at": rfc3339_now()}));
             tracing::info!(revision = %revision, "shadow snapshot promoted");
         }
-        outcome
+        Ok(outcome?)
     }
 }
 
