@@ -63,7 +63,11 @@ pub fn check_setup(state: &AppState) -> Result<(), ImdsSetupError> {
 }
 
 /// Answers one instance metadata request from `peer`.
-pub async fn handle(state: AppState, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+pub async fn handle(
+    state: std::sync::Arc<AppState>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Response<Body> {
     let r = serve(&state, &req, peer.ip().to_canonical(), SystemTime::now());
     state
         .metrics

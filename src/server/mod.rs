@@ -328,7 +328,9 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
         Some(addr) => {
             let listener = bind(addr).await?;
             let bound = listener.local_addr().unwrap_or(addr);
-            let state = state.clone();
+            // Shared, not cloned per request (a clone of `AppState` copies
+            // each of its handles).
+            let state = Arc::new(state.clone());
             tasks.push(tokio::spawn(http_util::serve(
                 listener,
                 move |req, peer| sts::handle(state.clone(), req, peer),
@@ -345,7 +347,7 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
             imds::check_setup(&state)?;
             let listener = bind(addr).await?;
             let bound = listener.local_addr().unwrap_or(addr);
-            let state = state.clone();
+            let state = Arc::new(state.clone());
             let mut options = api_options.clone();
             options.tls = None;
             tasks.push(tokio::spawn(http_util::serve(
@@ -363,8 +365,8 @@ pub async fn run(config: ServeConfig) -> Result<(), ServerError> {
         shutdown_rx.clone(),
         api_options.clone(),
     )));
-    // Shared by the routers, not cloned per request (cloning `AppState`
-    // clones every metric handle).
+    // Shared by the routers, not cloned per request (a clone of
+    // `AppState` copies each of its handles).
     let shared = std::sync::Arc::new(state.clone());
     let errors = |frontend| router::ErrorCounter {
         metrics: state.metrics.clone(),

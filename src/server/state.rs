@@ -199,17 +199,19 @@ impl AppState {
         traceparent: Option<String>,
     ) -> Result<Vec<Decided>, ServeError> {
         let heavy = requests.iter().any(|r| r.session_policy.is_some());
-        let state = self.clone();
-        let work = move || {
+        let work = move |state: &AppState| {
             requests
                 .iter()
                 .map(|r| state.decide_on(&snapshot, frontend, r, traceparent.as_deref()))
                 .collect::<Result<Vec<_>, _>>()
         };
         if !heavy {
-            return work();
+            return work(self);
         }
-        self.off_workers(work)
+        // Cloned only to move off the workers (a clone copies each of the
+        // state's handles).
+        let state = self.clone();
+        self.off_workers(move || work(&state))
             .await
             .and_then(|decided| decided)
             .inspect_err(|e| self.count_internal(frontend, e))

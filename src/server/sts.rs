@@ -99,7 +99,11 @@ pub fn with_session_keys(
 }
 
 /// Answers one STS request.
-pub async fn handle(state: AppState, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+pub async fn handle(
+    state: std::sync::Arc<AppState>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Response<Body> {
     let request_id = uuid::Uuid::new_v4().to_string();
     match serve(&state, req, peer, &request_id).await {
         Ok(xml) => xml_response(StatusCode::OK, xml),

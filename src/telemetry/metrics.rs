@@ -69,9 +69,13 @@ fn outcome_index(o: Outcome) -> usize {
     }
 }
 
-/// The registry and every metric.
+/// The registry and every metric; a clone shares them (one reference
+/// count, so front doors may hold and clone it freely).
 #[derive(Clone)]
-pub struct Metrics {
+pub struct Metrics(Arc<Handles>);
+
+/// The metric handles behind [`Metrics`].
+struct Handles {
     registry: Registry,
     decisions: Vec<[IntCounter; 3]>,
     latency: Vec<Histogram>,
@@ -218,7 +222,7 @@ impl Metrics {
         for result in ["success", "failure"] {
             reloads.with_label_values(&[result]);
         }
-        Ok(Self {
+        Ok(Self(Arc::new(Handles {
             registry,
             decisions,
             latency,
@@ -237,32 +241,34 @@ impl Metrics {
             bundle_stale,
             extra,
             identity,
-        })
+        })))
     }
 
     /// Records one decision.
     #[inline]
     pub fn decision(&self, frontend: Frontend, outcome: Outcome, elapsed: Duration) {
-        if let Some(row) = self.decisions.get(frontend.index())
+        if let Some(row) = self.0.decisions.get(frontend.index())
             && let Some(c) = row.get(outcome_index(outcome))
         {
             c.inc();
         }
-        if let Some(h) = self.latency.get(frontend.index()) {
+        if let Some(h) = self.0.latency.get(frontend.index()) {
             h.observe(elapsed.as_secs_f64());
         }
     }
 
     /// Records a request that could not be decided.
     pub fn request_error(&self, frontend: Frontend, reason: &'static str) {
-        self.request_errors
+        self.0
+            .request_errors
             .with_label_values(&[frontend.as_str(), reason])
             .inc();
     }
 
     /// Records a reload attempt and, on success, the new snapshot's figures.
     pub fn reload(&self, ok: bool) {
-        self.reloads
+        self.0
+            .reloads
             .with_label_values(&[if ok { "success" } else { "failure" }])
             .inc();
     }
@@ -275,51 +281,56 @@ impl Metrics {
         stats: crate::bundle::snapshot::Stats,
         loaded_unix: f64,
     ) {
-        self.snapshot_info.reset();
-        self.snapshot_info.with_label_values(&[revision]).set(1);
-        self.compile_seconds.set(compile.as_secs_f64());
-        self.statements
+        self.0.snapshot_info.reset();
+        self.0.snapshot_info.with_label_values(&[revision]).set(1);
+        self.0.compile_seconds.set(compile.as_secs_f64());
+        self.0
+            .statements
             .set(i64::try_from(stats.statements).unwrap_or(i64::MAX));
-        self.policies
+        self.0
+            .policies
             .set(i64::try_from(stats.policies).unwrap_or(i64::MAX));
-        self.principals
+        self.0
+            .principals
             .set(i64::try_from(stats.principals).unwrap_or(i64::MAX));
-        self.last_reload.set(loaded_unix);
+        self.0.last_reload.set(loaded_unix);
     }
 
     /// Counts a dropped decision-log record.
     pub fn log_dropped(&self) {
-        self.log_drops.inc();
+        self.0.log_drops.inc();
     }
 
     /// Counts items decided inside a batch.
     pub fn batch_items(&self, n: usize) {
-        self.batch_items
+        self.0
+            .batch_items
             .inc_by(u64::try_from(n).unwrap_or(u64::MAX));
     }
 
     /// Counts one poll of a remote bundle source (`updated`,
     /// `not_modified`, `error`).
     pub fn bundle_fetch(&self, result: &'static str) {
-        self.bundle_fetches.with_label_values(&[result]).inc();
+        self.0.bundle_fetches.with_label_values(&[result]).inc();
     }
 
     /// Counts a bundle refused by signature verification.
     pub fn bundle_signature_refused(&self, reason: &'static str) {
-        self.bundle_signature_refusals
+        self.0
+            .bundle_signature_refusals
             .with_label_values(&[reason])
             .inc();
     }
 
     /// Whether the remote bundle source is unreachable.
     pub fn bundle_stale(&self, stale: bool) {
-        self.bundle_stale.set(i64::from(stale));
+        self.0.bundle_stale.set(i64::from(stale));
     }
 
     /// Publishes the decision diff of a reload: sampled requests compared,
     /// decisions changed, and whether the candidate was refused for it.
     pub fn reload_diff(&self, sampled: usize, changed: usize, refused: bool) {
-        let e = &self.extra;
+        let e = &self.0.extra;
         e.diff_sampled
             .set(i64::try_from(sampled).unwrap_or(i64::MAX));
         e.diff_changed
@@ -334,7 +345,7 @@ impl Metrics {
     /// [`MAX_SHADOW_ACTIONS`] distinct ones are labelled `other`, so a
     /// caller cannot grow the label set.
     pub fn shadow_compared(&self, action: &str, active: &str, shadow: &str) {
-        let e = &self.extra;
+        let e = &self.0.extra;
         e.shadow_evaluations.inc();
         if active == shadow {
             return;
@@ -361,7 +372,8 @@ impl Metrics {
     /// Counts one poll of a remote `--shadow-bundle` source (`updated`,
     /// `not_modified`, `error`); never the main source's counter.
     pub fn shadow_bundle_fetch(&self, result: &'static str) {
-        self.extra
+        self.0
+            .extra
             .shadow_bundle_fetches
             .with_label_values(&[result])
             .inc();
@@ -369,7 +381,8 @@ impl Metrics {
 
     /// Counts a shadow bundle refused by signature verification.
     pub fn shadow_bundle_signature_refused(&self, reason: &'static str) {
-        self.extra
+        self.0
+            .extra
             .shadow_bundle_signature_refusals
             .with_label_values(&[reason])
             .inc();
@@ -378,12 +391,13 @@ impl Metrics {
     /// Counts a live request the shadow snapshot could not take (its
     /// queue was full).
     pub fn shadow_dropped(&self) {
-        self.extra.shadow_dropped.inc();
+        self.0.extra.shadow_dropped.inc();
     }
 
     /// Counts decision-log records a shipping sink delivered.
     pub fn log_shipped(&self, sink: &'static str, n: usize) {
-        self.extra
+        self.0
+            .extra
             .log_shipped
             .with_label_values(&[sink])
             .inc_by(u64::try_from(n).unwrap_or(u64::MAX));
@@ -393,7 +407,8 @@ impl Metrics {
     /// full (`buffer_full`), or delivery failed after every retry
     /// (`delivery_failed`).
     pub fn log_ship_dropped(&self, sink: &'static str, reason: &'static str, n: usize) {
-        self.extra
+        self.0
+            .extra
             .log_ship_dropped
             .with_label_values(&[sink, reason])
             .inc_by(u64::try_from(n).unwrap_or(u64::MAX));
@@ -401,7 +416,8 @@ impl Metrics {
 
     /// Counts a failed delivery attempt of a shipping sink (it is retried).
     pub fn log_ship_failed_attempt(&self, sink: &'static str) {
-        self.extra
+        self.0
+            .extra
             .log_ship_attempt_failures
             .with_label_values(&[sink])
             .inc();
@@ -410,7 +426,8 @@ impl Metrics {
     /// A re-read of the session key file: `loaded` or `refused` (the
     /// previous keys kept serving).
     pub fn session_key_reload(&self, result: &'static str) {
-        self.identity
+        self.0
+            .identity
             .session_key_reloads
             .with_label_values(&[result])
             .inc();
@@ -421,7 +438,8 @@ impl Metrics {
     pub fn imds_request(&self, path: &'static str, status: u16) {
         let mut buf = [0u8; 3];
         let status = status_label(status, &mut buf);
-        self.identity
+        self.0
+            .identity
             .imds_requests
             .with_label_values(&[path, status])
             .inc();
@@ -430,7 +448,7 @@ impl Metrics {
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> Result<Vec<u8>, prometheus::Error> {
         let mut buf = Vec::new();
-        TextEncoder::new().encode(&self.registry.gather(), &mut buf)?;
+        TextEncoder::new().encode(&self.0.registry.gather(), &mut buf)?;
         Ok(buf)
     }
 }

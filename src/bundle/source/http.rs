@@ -15,17 +15,31 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
 use thiserror::Error;
 
+/// The error under a [`FetchError`], shared so that the error stays
+/// `Clone`.
+pub type ErrorSource = Arc<dyn std::error::Error + Send + Sync>;
+
 /// Why a fetch failed (the running snapshot keeps serving).
 #[derive(Debug, Clone, Error)]
 pub enum FetchError {
     #[error("`{0}` is not an http(s) URL with a host")]
     Url(String),
-    #[error("connecting to `{addr}`: {message}")]
-    Connect { addr: String, message: String },
+    #[error("connecting to `{addr}`: {source}")]
+    Connect {
+        addr: String,
+        #[source]
+        source: Arc<std::io::Error>,
+    },
     #[error("TLS: {0}")]
-    Tls(String),
+    Tls(#[source] ErrorSource),
+    #[error("TLS: `{host}` is not a server name: {source}")]
+    ServerName {
+        host: String,
+        #[source]
+        source: Arc<rustls_pki_types::InvalidDnsNameError>,
+    },
     #[error("HTTP: {0}")]
-    Http(String),
+    Http(#[source] ErrorSource),
     #[error("the server answered {status}")]
     Status { status: u16 },
     #[error("the bundle exceeds {limit} bytes")]
@@ -81,7 +95,7 @@ impl HttpClient {
         let roots = match ca_file {
             // The operator's file: every certificate in it must be usable.
             Some(path) => {
-                crate::tls_roots::read_roots(path).map_err(|e| FetchError::Tls(e.to_string()))?
+                crate::tls_roots::read_roots(path).map_err(|e| FetchError::Tls(Arc::new(e)))?
             }
             // The system's bundle: whatever in it parses (one odd entry
             // must not stop an http:// source from starting); without one,
@@ -97,7 +111,7 @@ impl HttpClient {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let tls = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
-            .map_err(|e| FetchError::Tls(e.to_string()))?
+            .map_err(|e| FetchError::Tls(Arc::new(e)))?
             .with_root_certificates(roots)
             .with_no_client_auth();
         Ok(Self {
@@ -168,7 +182,7 @@ impl HttpClient {
             .await
             .map_err(|e| FetchError::Connect {
                 addr: addr.clone(),
-                message: e.to_string(),
+                source: Arc::new(e),
             })?;
         let _ = tcp.set_nodelay(true);
         let path = uri
@@ -189,14 +203,17 @@ impl HttpClient {
         }
         let req = req
             .body(Empty::<bytes::Bytes>::new())
-            .map_err(|e| FetchError::Http(e.to_string()))?;
+            .map_err(|e| FetchError::Http(Arc::new(e)))?;
         if tls {
-            let name = ServerName::try_from(host.to_owned())
-                .map_err(|e| FetchError::Tls(format!("`{host}`: {e}")))?;
+            let name =
+                ServerName::try_from(host.to_owned()).map_err(|e| FetchError::ServerName {
+                    host: host.to_owned(),
+                    source: Arc::new(e),
+                })?;
             let stream = tokio_rustls::TlsConnector::from(self.tls.clone())
                 .connect(name, tcp)
                 .await
-                .map_err(|e| FetchError::Tls(e.to_string()))?;
+                .map_err(|e| FetchError::Tls(Arc::new(e)))?;
             self.exchange(TokioIo::new(stream), req).await
         } else {
             self.exchange(TokioIo::new(tcp), req).await
@@ -211,7 +228,7 @@ impl HttpClient {
     where
         T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
-        let http = |e: hyper::Error| FetchError::Http(e.to_string());
+        let http = |e: hyper::Error| FetchError::Http(Arc::new(e));
         let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
             .await
             .map_err(http)?;
@@ -267,5 +284,48 @@ impl HttpClient {
         .await;
         driver.abort();
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Failures keep what caused them: a refused connection its io error,
+    /// a server that drops the connection hyper's error.
+    #[tokio::test]
+    async fn failures_keep_their_cause() {
+        let client = HttpClient::new(None, 1024, Duration::from_secs(5)).unwrap();
+        // A port that was just free: nothing listens there.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let e = client
+            .get(&format!("http://{closed}/b.tar.gz"), &[], None)
+            .await
+            .unwrap_err();
+        let FetchError::Connect { source, .. } = &e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(source.kind(), std::io::ErrorKind::ConnectionRefused);
+        assert!(e.to_string().starts_with("connecting to `"), "{e}");
+
+        // A server that accepts and closes at once.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((conn, _)) = listener.accept().await {
+                drop(conn);
+            }
+        });
+        let e = client
+            .get(&format!("http://{addr}/b.tar.gz"), &[], None)
+            .await
+            .unwrap_err();
+        let FetchError::Http(source) = &e else {
+            panic!("{e:?}")
+        };
+        assert!(source.downcast_ref::<hyper::Error>().is_some(), "{e:?}");
     }
 }
