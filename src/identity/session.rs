@@ -58,10 +58,18 @@ const SIGNING_CACHE: usize = 4096;
 const SECRET_LABEL: &[u8] = b"iamgate session secret v1\0";
 
 /// Why a session key file was refused.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, thiserror::Error)]
 pub enum SessionKeyError {
-    #[error("cannot read session key file `{path}`: {message}")]
-    Read { path: String, message: String },
+    #[error("cannot read session key file `{path}`: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read session key file `{path}`: not UTF-8 text")]
+    NotText { path: String },
+    #[error("cannot read session key file `{path}`: larger than {limit} bytes")]
+    TooLarge { path: String, limit: u64 },
     #[error("session key file line {line}: {message}")]
     Line { line: usize, message: &'static str },
     #[error("session key file holds no key")]
@@ -296,9 +304,9 @@ impl SessionKeys {
 
     /// Reads a session key file.
     pub fn from_file(path: &Path) -> Result<Self, SessionKeyError> {
-        let text = std::fs::read_to_string(path).map_err(|e| SessionKeyError::Read {
+        let text = std::fs::read_to_string(path).map_err(|source| SessionKeyError::Read {
             path: path.display().to_string(),
-            message: e.to_string(),
+            source,
         })?;
         Self::parse(&text)
     }
@@ -650,7 +658,8 @@ pub(crate) mod tests {
                 },
             ),
         ] {
-            assert_eq!(SessionKeys::parse(text).unwrap_err(), want);
+            let got = SessionKeys::parse(text).unwrap_err();
+            assert_eq!(format!("{got:?}"), format!("{want:?}"));
         }
         let dup = format!("{K1}\n{K1}");
         assert!(matches!(

@@ -55,9 +55,8 @@ impl SessionKeyFile {
             return false;
         }
         let parsed = std::str::from_utf8(&bytes)
-            .map_err(|_| SessionKeyError::Read {
+            .map_err(|_| SessionKeyError::NotText {
                 path: self.path.display().to_string(),
-                message: "not UTF-8 text".to_owned(),
             })
             .and_then(SessionKeys::parse);
         match parsed {
@@ -114,17 +113,20 @@ impl SessionKeyFile {
 
 fn read(path: &Path) -> Result<Vec<u8>, SessionKeyError> {
     use std::io::Read as _;
-    let failed = |message: String| SessionKeyError::Read {
+    let failed = |source| SessionKeyError::Read {
         path: path.display().to_string(),
-        message,
+        source,
     };
-    let file = std::fs::File::open(path).map_err(|e| failed(e.to_string()))?;
+    let file = std::fs::File::open(path).map_err(failed)?;
     let mut bytes = Vec::new();
     file.take(MAX_KEY_FILE_BYTES + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| failed(e.to_string()))?;
+        .map_err(failed)?;
     if bytes.len() as u64 > MAX_KEY_FILE_BYTES {
-        return Err(failed(format!("larger than {MAX_KEY_FILE_BYTES} bytes")));
+        return Err(SessionKeyError::TooLarge {
+            path: path.display().to_string(),
+            limit: MAX_KEY_FILE_BYTES,
+        });
     }
     Ok(bytes)
 }
@@ -192,5 +194,34 @@ mod tests {
         assert!(text.contains("iamgate_session_key_reloads_total{result=\"loaded\"} 2"));
         assert!(text.contains("iamgate_session_key_reloads_total{result=\"refused\"} 2"));
         Ok(())
+    }
+
+    /// A file that cannot be read keeps its io error; one too large says so.
+    #[test]
+    fn unreadable_files_keep_their_cause() {
+        let missing =
+            std::env::temp_dir().join(format!("iamgate-no-keys-{}", uuid::Uuid::new_v4()));
+        let e = read(&missing).unwrap_err();
+        let SessionKeyError::Read { source, .. } = &e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
+        let big = std::env::temp_dir().join(format!("iamgate-big-keys-{}", uuid::Uuid::new_v4()));
+        std::fs::write(
+            &big,
+            vec![b'x'; usize::try_from(MAX_KEY_FILE_BYTES).unwrap() + 1],
+        )
+        .unwrap();
+        let e = read(&big).unwrap_err();
+        std::fs::remove_file(&big).ok();
+        assert!(
+            matches!(e, SessionKeyError::TooLarge { limit, .. } if limit == MAX_KEY_FILE_BYTES),
+            "{e:?}"
+        );
+        assert!(
+            e.to_string()
+                .ends_with(&format!("larger than {MAX_KEY_FILE_BYTES} bytes")),
+            "{e}"
+        );
     }
 }
