@@ -20,14 +20,7 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$W"; }
 trap cleanup EXIT
 python3 "$HERE/gen_bundle.py" "$W/bundle" --principals 1000 --policies 10000 --seed 7 > "$W/bench.json"
-python3 - "$W/bench.json" > "$W/authorize.json" <<'PY'
-import json, sys
-b = json.load(open(sys.argv[1]))
-print(json.dumps({"principal": {"arn": b["principal"]}, "action": b["action"],
-                  "resource": b["resource"],
-                  "context": {"ec2:ResourceTag/team": b["team"], "aws:RequestedRegion": b["region"],
-                              "aws:SourceIp": b["source_ip"], "aws:SecureTransport": "true"}}))
-PY
+python3 "$HERE/check_request.py" authorize "$W/bench.json" > "$W/authorize.json"
 start() { # start BINARY NAME
     taskset -c 0 "$1" serve --bundle "$W/bundle" --no-watch --grpc-listen 127.0.0.1:0 \
         --http-listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 > "$W/$2.out" 2> "$W/$2.err" &

@@ -16,6 +16,11 @@
         --expect-denied, requires status PERMISSION_DENIED (7) with a 403
         denied_response instead. Prints one JSON line.
 
+    check_request.py authorize BENCH_JSON
+        Prints the same request as a `POST /v1/authorize` body (principal,
+        action, resource and the context keys the bench policies test), for
+        the HTTP/JSON rounds.
+
     check_request.py credentials BENCH_JSON OUT.json
         Writes a credentials file (`aws iam create-access-key`'s shape, with
         `UserArn`) holding one active access key, with a fresh random secret,
@@ -312,6 +317,14 @@ def main():
         open(deny_path, "wb").write(frame(check_request(b, team=other)))
         print(json.dumps({"file": sys.argv[3], "bytes": len(data) - 5,
                           "headers": len(request_headers(b))}))
+    elif len(sys.argv) == 3 and sys.argv[1] == "authorize":
+        b = json.load(open(sys.argv[2]))
+        print(json.dumps({"principal": {"arn": b["principal"]}, "action": b["action"],
+                          "resource": b["resource"],
+                          "context": {"ec2:ResourceTag/team": b["team"],
+                                      "aws:RequestedRegion": b["region"],
+                                      "aws:SourceIp": b["source_ip"],
+                                      "aws:SecureTransport": "true"}}))
     elif len(sys.argv) == 4 and sys.argv[1] == "credentials":
         b = json.load(open(sys.argv[2]))
         with open(sys.argv[3], "w") as f:

@@ -143,14 +143,7 @@ IAMGATE=$TARGET_DIR/$PROFILE/iamgate
 NULL=$TARGET_DIR/$PROFILE/examples/null_ext_authz
 [ -x "$IAMGATE" ] && [ -x "$NULL" ] || die "binaries missing in $TARGET_DIR/$PROFILE"
 python3 "$HERE/check_request.py" frame "$WORK/bench.json" "$WORK/check.bin" > "$WORK/frame.json"
-python3 - "$WORK/bench.json" > "$WORK/authorize.json" <<'EOF'
-import json, sys
-b = json.load(open(sys.argv[1]))
-print(json.dumps({"principal": {"arn": b["principal"]}, "action": b["action"],
-                  "resource": b["resource"],
-                  "context": {"ec2:ResourceTag/team": b["team"], "aws:RequestedRegion": b["region"],
-                              "aws:SourceIp": b["source_ip"], "aws:SecureTransport": "true"}}))
-EOF
+python3 "$HERE/check_request.py" authorize "$WORK/bench.json" > "$WORK/authorize.json"
 python3 "$HERE/check_request.py" credentials "$WORK/bench.json" "$WORK/credentials.json"
 chmod 600 "$WORK/credentials.json"
 sign_request() { # a fresh signature (X-Amz-Date now) for the SigV4 rows
