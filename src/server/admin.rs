@@ -27,10 +27,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         Router::new()
             .route("/healthz", get(healthz))
             .route("/readyz", get(readyz))
-            .route(
-                "/v1/status",
-                get(|State(s): State<Arc<AppState>>| async move { status(&s) }),
-            )
+            .route("/v1/status", get(status))
             .route("/metrics", get(metrics)),
     )
     .with_state(state)
@@ -66,8 +63,9 @@ fn unix(t: SystemTime) -> f64 {
         .unwrap_or_default()
 }
 
-/// `GET /v1/status`: revisions, versions, counts and reload outcome.
-pub(crate) fn status(state: &AppState) -> Response<Body> {
+/// `GET /v1/status`: revisions, versions, counts and reload outcome
+/// (here and on the control listener).
+pub(crate) async fn status(State(state): State<Arc<AppState>>) -> Response<Body> {
     let snapshot = state.store.load();
     let now = SystemTime::now();
     let body = json!({

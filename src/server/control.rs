@@ -427,10 +427,7 @@ fn routes(state: Arc<AppState>) -> Router {
         inventory_api::routes()
             .route("/v1/reload", post(reload))
             .route("/v1/decode-authorization-message", post(decode_message))
-            .route(
-                "/v1/status",
-                get(|State(s): State<Arc<AppState>>| async move { crate::server::admin::status(&s) }),
-            )
+            .route("/v1/status", get(crate::server::admin::status))
             .route("/v1/shadow/promote", post(shadow_promote))
             .route("/v1/shadow/reload", post(shadow_reload)),
     )
