@@ -155,10 +155,6 @@ async fn authorize_batch(
 /// bench's null HTTP server parses with this too, so that the two differ
 /// only in what follows the parse).
 pub fn parse_authorize(body: &[u8]) -> Result<AuthorizeJson, ServeError> {
-    parse(body)
-}
-
-fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ServeError> {
     crate::server::http_util::parse_json(body)
 }
 

@@ -92,8 +92,8 @@ struct Handles {
     bundle_fetches: IntCounterVec,
     bundle_signature_refusals: IntCounterVec,
     bundle_stale: IntGauge,
-    extra: Arc<Issue15Metrics>,
-    identity: Arc<Issue13Metrics>,
+    extra: Issue15Metrics,
+    identity: Issue13Metrics,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -208,8 +208,8 @@ impl Metrics {
         for result in ["updated", "not_modified", "error"] {
             bundle_fetches.with_label_values(&[result]);
         }
-        let extra = Arc::new(Issue15Metrics::new(&registry)?);
-        let identity = Arc::new(Issue13Metrics::new(&registry)?);
+        let extra = Issue15Metrics::new(&registry)?;
+        let identity = Issue13Metrics::new(&registry)?;
 
         let mut decisions = Vec::new();
         let mut latency = Vec::new();
