@@ -24,7 +24,7 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulConnection;
 use tokio::net::TcpListener;
@@ -33,6 +33,7 @@ use tokio::time::Instant;
 
 use crate::server::errors::ServeError;
 use crate::server::io::{Acceptor, ConnLimits, NoVectored};
+use crate::server::streams::{ConnStreams, Served};
 use crate::server::tls::ReloadingAcceptor;
 
 /// HTTP/2 PING interval on idle connections, and how long to wait for the
@@ -218,7 +219,6 @@ pub async fn serve_with<M, S, B>(
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let builder = Arc::new(builder(&options));
     let limits = options.limits;
     let mut acceptor = Acceptor::new(listener, limits.max_connections);
     let mut stop = pin!(stopped(shutdown.clone()));
@@ -234,7 +234,11 @@ pub async fn serve_with<M, S, B>(
                     activity: activity.clone(),
                     since: accepted,
                 };
-                let (builder, tls, shutdown) = (builder.clone(), options.tls.clone(), shutdown.clone());
+                // Each connection's HTTP/2 streams run in its own task
+                // (`server::streams`), so its builder has its own executor.
+                let streams = ConnStreams::default();
+                let builder = builder(&options, streams.clone());
+                let (tls, shutdown) = (options.tls.clone(), shutdown.clone());
                 let (permit, peer) = (admitted.permit, admitted.peer);
                 tokio::spawn(async move {
                     let _permit = permit;
@@ -242,7 +246,8 @@ pub async fn serve_with<M, S, B>(
                     match tls {
                         None => {
                             let io = TokioIo::new(NoVectored(stream));
-                            watch.drive(builder.serve_connection(io, service)).await;
+                            let conn = builder.serve_connection(io, service);
+                            watch.drive(Served::new(conn, streams)).await;
                         }
                         Some(acceptor) => {
                             // A slow or silent client cannot hold a task: the
@@ -260,7 +265,8 @@ pub async fn serve_with<M, S, B>(
                                 Err(_) => return,
                             };
                             let io = TokioIo::new(NoVectored(tls_stream));
-                            watch.drive(builder.serve_connection(io, service)).await;
+                            let conn = builder.serve_connection(io, service);
+                            watch.drive(Served::new(conn, streams)).await;
                         }
                     }
                 });
@@ -271,9 +277,10 @@ pub async fn serve_with<M, S, B>(
     acceptor.drain(options.drain).await;
 }
 
-/// The connection builder of a listener.
-fn builder(options: &ServeOptions) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+/// The builder of one connection of a listener, its HTTP/2 streams handed
+/// to `streams`.
+fn builder(options: &ServeOptions, streams: ConnStreams) -> auto::Builder<ConnStreams> {
+    let mut builder = auto::Builder::new(streams);
     if options.http2_only {
         builder = builder.http2_only();
     }
@@ -366,11 +373,10 @@ impl Watch<'_> {
     /// choosing its protocol, or in the HTTP/2 handshake, which a graceful
     /// close would wait for); others close gracefully, requests in flight
     /// finishing. The listener bounds the whole drain at shutdown.
-    async fn drive<C>(self, conn: C)
+    async fn drive<C>(self, mut conn: Served<C>)
     where
         C: GracefulConnection,
     {
-        let mut conn = pin!(conn);
         let mut stop = pin!(stopped(self.shutdown.clone()));
         // The first look comes at the earlier of both deadlines: a request
         // may arrive before the first one passes.
@@ -382,7 +388,7 @@ impl Watch<'_> {
         let mut idle = pin!(idle);
         loop {
             tokio::select! {
-                _ = conn.as_mut() => return,
+                () = &mut conn => return,
                 () = &mut idle => {
                     let deadline = self.deadline();
                     if deadline > Instant::now() {
@@ -392,16 +398,16 @@ impl Watch<'_> {
                     if self.never_requested() {
                         return;
                     }
-                    conn.as_mut().graceful_shutdown();
-                    let _ = tokio::time::timeout(GOODBYE, conn.as_mut()).await;
+                    conn.graceful_shutdown();
+                    let _ = tokio::time::timeout(GOODBYE, &mut conn).await;
                     return;
                 }
                 () = &mut stop => {
                     if self.never_requested() {
                         return;
                     }
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.as_mut().await;
+                    conn.graceful_shutdown();
+                    (&mut conn).await;
                     return;
                 }
             }

@@ -27,6 +27,7 @@ pub mod seen;
 pub mod session_keys;
 pub mod shadow;
 pub mod state;
+pub mod streams;
 pub mod sts;
 pub mod sts_web_identity;
 pub mod tls;
