@@ -19,10 +19,10 @@ use serde_json::{Value, json};
 
 use crate::bundle::diff::{DiffReport, diff};
 use crate::bundle::files::BundleFiles;
-use crate::bundle::{AuthzRequest, Snapshot};
+use crate::bundle::{AuthzRequest, BundleError, Snapshot};
 use crate::engine::Context;
 use crate::engine::authz::context_value;
-use crate::testfile::parse_test_file;
+use crate::testfile::{TestFileError, parse_test_file};
 
 /// Exit code: no request changes decision.
 pub const UNCHANGED: u8 = 0;
@@ -53,24 +53,55 @@ struct LogLine {
     resource_account: Option<String>,
 }
 
-fn compile(path: &Path, max_bytes: u64) -> Result<Snapshot, String> {
-    let source = path.display().to_string();
+/// Why a bundle or a request file of `bundle diff` cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum DiffInputError {
+    #[error("bundle `{bundle}`: {source}")]
+    Bundle { bundle: String, source: BundleError },
+    #[error("{}: cannot read: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    TestFile(#[from] TestFileError),
+    #[error("{}: line {line}: {source}", path.display())]
+    Line {
+        path: PathBuf,
+        line: usize,
+        source: serde_json::Error,
+    },
+    #[error(
+        "{}: line {line}: `context.{key}`: expected a string, number, boolean or an array of those",
+        path.display()
+    )]
+    ContextValue {
+        path: PathBuf,
+        line: usize,
+        key: String,
+    },
+}
+
+fn compile(path: &Path, max_bytes: u64) -> Result<Snapshot, DiffInputError> {
+    let bundle = path.display().to_string();
     BundleFiles::read(path, max_bytes)
-        .and_then(|files| Snapshot::compile(&files, &source))
-        .map_err(|e| format!("bundle `{source}`: {e}"))
+        .and_then(|files| Snapshot::compile(&files, &bundle))
+        .map_err(|source| DiffInputError::Bundle { bundle, source })
 }
 
 /// Reads the requests of one file: a policy test file, or decision-log
 /// JSON lines.
-pub fn read_requests(path: &Path) -> Result<Vec<AuthzRequest>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+pub fn read_requests(path: &Path) -> Result<Vec<AuthzRequest>, DiffInputError> {
+    let text = std::fs::read_to_string(path).map_err(|source| DiffInputError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
     let whole: Option<Value> = serde_json::from_str(&text).ok();
     if whole
         .as_ref()
         .is_some_and(|v| v.get("principal").is_some_and(Value::is_object))
     {
-        let file = parse_test_file(path, &text).map_err(|e| e.to_string())?;
+        let file = parse_test_file(path, &text)?;
         let tags: Vec<(String, String)> = file
             .principal_tags
             .iter()
@@ -97,14 +128,17 @@ pub fn read_requests(path: &Path) -> Result<Vec<AuthzRequest>, String> {
         if line.trim().is_empty() {
             continue;
         }
-        let at = |msg: String| format!("{}: line {}: {msg}", path.display(), n + 1);
-        let rec: LogLine = serde_json::from_str(line).map_err(|e| at(e.to_string()))?;
+        let rec: LogLine = serde_json::from_str(line).map_err(|source| DiffInputError::Line {
+            path: path.to_owned(),
+            line: n + 1,
+            source,
+        })?;
         let mut context = Context::new();
         for (k, v) in rec.context.iter().flatten() {
-            let value = context_value(v).ok_or_else(|| {
-                at(format!(
-                    "`context.{k}`: expected a string, number, boolean or an array of those"
-                ))
+            let value = context_value(v).ok_or_else(|| DiffInputError::ContextValue {
+                path: path.to_owned(),
+                line: n + 1,
+                key: k.clone(),
             })?;
             context.insert(k, value);
         }
@@ -197,16 +231,16 @@ pub fn run(args: &DiffArgs<'_>, out: &mut dyn Write) -> std::io::Result<u8> {
     for f in &files {
         match read_requests(f) {
             Ok(r) => requests.extend(r),
-            Err(e) => return fail(out, e),
+            Err(e) => return fail(out, e.to_string()),
         }
     }
     let old = match compile(args.old, args.max_bundle_bytes) {
         Ok(s) => s,
-        Err(e) => return fail(out, e),
+        Err(e) => return fail(out, e.to_string()),
     };
     let new = match compile(args.new, args.max_bundle_bytes) {
         Ok(s) => s,
-        Err(e) => return fail(out, e),
+        Err(e) => return fail(out, e.to_string()),
     };
     let report = diff(&old, &new, &requests);
     if args.json {
@@ -235,7 +269,7 @@ mod tests {
     }
 
     #[test]
-    fn decision_log_lines_and_test_files_give_requests() -> Result<(), String> {
+    fn decision_log_lines_and_test_files_give_requests() -> Result<(), DiffInputError> {
         let log = temp(
             "log",
             concat!(
@@ -260,8 +294,17 @@ mod tests {
         assert_eq!(reqs[0].session_tags, [("team".into(), "x".into())]);
 
         let bad = temp("bad", "{\"principal\": \"a\"}\nnot json\n");
-        let err = read_requests(&bad).err().unwrap_or_default();
-        assert!(err.contains("line 1"), "{err}");
+        let err = read_requests(&bad).unwrap_err();
+        assert!(
+            matches!(&err, DiffInputError::Line { line: 1, source, .. } if source.is_data()),
+            "{err}"
+        );
+        assert!(err.to_string().contains("line 1"), "{err}");
+        let missing = read_requests(&bad.with_extension("absent")).unwrap_err();
+        assert!(
+            matches!(&missing, DiffInputError::Read { source, .. } if source.kind() == std::io::ErrorKind::NotFound),
+            "{missing}"
+        );
         for p in [log, tf, bad] {
             std::fs::remove_file(p).ok();
         }

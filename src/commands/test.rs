@@ -12,7 +12,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::bundle::files::{BundleFiles, DEFAULT_MAX_BUNDLE_BYTES};
-use crate::bundle::{Snapshot, gate};
+use crate::bundle::{BundleError, Snapshot, gate};
 use crate::commands::json_files;
 use crate::testfile::{CaseResult, load_file, run_file};
 
@@ -98,17 +98,16 @@ pub fn run(
 /// Bundles compiled so far, by path; a bundle that fails to compile keeps
 /// its error so every file in it reports it.
 #[derive(Default)]
-struct Bundles(BTreeMap<PathBuf, Result<Snapshot, String>>);
+struct Bundles(BTreeMap<PathBuf, Result<Snapshot, BundleError>>);
 
 impl Bundles {
-    fn get(&mut self, root: &Path) -> Result<&Snapshot, &str> {
+    fn get(&mut self, root: &Path) -> Result<&Snapshot, &BundleError> {
         let entry = self.0.entry(root.to_path_buf()).or_insert_with(|| {
             let source = root.display().to_string();
             BundleFiles::read(root, DEFAULT_MAX_BUNDLE_BYTES)
                 .and_then(|files| Snapshot::compile(&files, &source))
-                .map_err(|e| e.to_string())
         });
-        entry.as_ref().map_err(String::as_str)
+        entry.as_ref()
     }
 }
 

@@ -48,8 +48,34 @@ pub enum CredentialsError {
         line: usize,
         column: usize,
     },
-    #[error("credentials file at `{path}`: {message}")]
-    Invalid { path: String, message: String },
+    #[error("credentials file at `{path}`: {source}")]
+    Invalid { path: String, source: EntryError },
+}
+
+/// Why an entry of a credentials file was refused. No message quotes the
+/// entry's values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum EntryError {
+    #[error(
+        "`AccessKey.AccessKeyId` is not an access key id (up to 128 upper-case letters and digits)"
+    )]
+    KeyId,
+    #[error(
+        "`AccessKey.AccessKeyId` is a temporary key id (ASIA...); this file holds long-term keys"
+    )]
+    TemporaryKeyId,
+    #[error("`AccessKey.SecretAccessKey` is empty or too long")]
+    Secret,
+    #[error("`AccessKey.UserName` is not an IAM user name")]
+    UserName,
+    #[error("give `AccountId` or `UserArn`, not both")]
+    AccountAndArn,
+    #[error("`AccountId` is not a 12-digit account id")]
+    AccountId,
+    #[error("`UserArn` is not the ARN of the IAM user `UserName` names")]
+    UserArn,
+    #[error("the same access key id is listed twice")]
+    Duplicate,
 }
 
 /// Why a verified key names no principal.
@@ -241,14 +267,14 @@ impl CredentialStore {
         let entries = parse(bytes)?;
         let mut keys = HashMap::with_capacity(entries.len());
         for (i, e) in entries.into_iter().enumerate() {
-            let key = check_entry(e).map_err(|message| CredentialsError::Invalid {
+            let key = check_entry(e).map_err(|source| CredentialsError::Invalid {
                 path: format!("$[{i}]"),
-                message,
+                source,
             })?;
             if keys.contains_key(&key.access_key_id) {
                 return Err(CredentialsError::Invalid {
                     path: format!("$[{i}].AccessKey.AccessKeyId"),
-                    message: "the same access key id is listed twice".into(),
+                    source: EntryError::Duplicate,
                 });
             }
             keys.insert(key.access_key_id.clone(), key);
@@ -300,23 +326,20 @@ fn parse(bytes: &[u8]) -> Result<Vec<Entry>, CredentialsError> {
     }
 }
 
-fn check_entry(e: Entry) -> Result<AccessKey, String> {
+fn check_entry(e: Entry) -> Result<AccessKey, EntryError> {
     let k = e.access_key;
     let id_ok = (1..=128).contains(&k.access_key_id.len())
         && k.access_key_id
             .bytes()
             .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
     if !id_ok {
-        return Err("`AccessKey.AccessKeyId` is not an access key id (up to 128 upper-case letters and digits)".into());
+        return Err(EntryError::KeyId);
     }
     if k.access_key_id.starts_with("ASIA") {
-        return Err(
-            "`AccessKey.AccessKeyId` is a temporary key id (ASIA...); this file holds long-term keys"
-                .into(),
-        );
+        return Err(EntryError::TemporaryKeyId);
     }
     if k.secret_access_key.is_empty() || k.secret_access_key.len() > 256 {
-        return Err("`AccessKey.SecretAccessKey` is empty or too long".into());
+        return Err(EntryError::Secret);
     }
     let name_ok = !k.user_name.is_empty()
         && k.user_name.len() <= 64
@@ -324,15 +347,15 @@ fn check_entry(e: Entry) -> Result<AccessKey, String> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b));
     if !name_ok {
-        return Err("`AccessKey.UserName` is not an IAM user name".into());
+        return Err(EntryError::UserName);
     }
     if e.account_id.is_some() && e.user_arn.is_some() {
-        return Err("give `AccountId` or `UserArn`, not both".into());
+        return Err(EntryError::AccountAndArn);
     }
     if let Some(a) = &e.account_id
         && !crate::policy::AccountId::is_valid(a)
     {
-        return Err("`AccountId` is not a 12-digit account id".into());
+        return Err(EntryError::AccountId);
     }
     if let Some(arn) = &e.user_arn {
         let parts: Vec<&str> = arn.splitn(6, ':').collect();
@@ -343,7 +366,7 @@ fn check_entry(e: Entry) -> Result<AccessKey, String> {
             && resource.starts_with("user/")
             && resource.rsplit('/').next() == Some(k.user_name.as_str());
         if !ok {
-            return Err("`UserArn` is not the ARN of the IAM user `UserName` names".into());
+            return Err(EntryError::UserArn);
         }
     }
     Ok(AccessKey {
@@ -418,6 +441,18 @@ mod tests {
             assert!(!text.contains(SECRET), "{text}");
             assert!(!text.contains("12345"), "{text}");
         }
+        let why = |v: &serde_json::Value| match CredentialStore::from_json(v.to_string().as_bytes())
+        {
+            Err(CredentialsError::Invalid { source, .. }) => source,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(why(&dup), EntryError::Duplicate);
+        assert_eq!(why(&both), EntryError::AccountAndArn);
+        assert_eq!(why(&wrong_arn), EntryError::UserArn);
+        assert_eq!(
+            why(&entry("ASIAIOSFODNN7EXAMPLE", "Active")),
+            EntryError::TemporaryKeyId
+        );
     }
 
     #[test]

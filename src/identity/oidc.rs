@@ -57,8 +57,33 @@ pub enum OidcConfigError {
         #[source]
         source: std::io::Error,
     },
-    #[error("JWKS file `{path}`: {message}")]
-    Jwks { path: String, message: String },
+    #[error("JWKS file `{path}`: {source}")]
+    Jwks { path: String, source: JwksError },
+}
+
+/// Why a JWKS document was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum JwksError {
+    #[error("larger than {0} bytes")]
+    TooLarge(u64),
+    #[error("not JSON: {0}")]
+    NotJson(#[source] serde_json::Error),
+    #[error("no `keys` array")]
+    NoKeys,
+    #[error("keys[{index}]: no `{name}`")]
+    Missing { index: usize, name: &'static str },
+    #[error("keys[{index}].{name}: not base64url")]
+    NotBase64 {
+        index: usize,
+        name: &'static str,
+        source: base64::DecodeError,
+    },
+    #[error("keys[{index}]: RSA keys must have at least 2048 bits")]
+    ShortRsa { index: usize },
+    #[error("keys[{index}]: P-256 coordinates must be 32 bytes")]
+    BadPoint { index: usize },
+    #[error("no RS256 or ES256 signing key")]
+    NoSigningKey,
 }
 
 /// Why a web identity token was refused; each maps to STS's error code.
@@ -156,23 +181,27 @@ pub struct Jwks {
 
 impl Jwks {
     /// Reads a JWKS document (`{"keys": [...]}`).
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let doc: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+    pub fn parse(text: &str) -> Result<Self, JwksError> {
+        let doc: Value = serde_json::from_str(text).map_err(JwksError::NotJson)?;
         let keys = doc
             .get("keys")
             .and_then(Value::as_array)
-            .ok_or("no `keys` array")?;
+            .ok_or(JwksError::NoKeys)?;
         let mut out = Vec::new();
         for (i, k) in keys.iter().enumerate() {
             let field = |name: &str| k.get(name).and_then(Value::as_str);
             if field("use").is_some_and(|u| u != "sig") {
                 continue;
             }
-            let b64 = |name: &str| -> Result<Vec<u8>, String> {
-                let v = field(name).ok_or_else(|| format!("keys[{i}]: no `{name}`"))?;
+            let b64 = |name: &'static str| -> Result<Vec<u8>, JwksError> {
+                let v = field(name).ok_or(JwksError::Missing { index: i, name })?;
                 URL_SAFE_NO_PAD
                     .decode(v.trim_end_matches('='))
-                    .map_err(|_| format!("keys[{i}].{name}: not base64url"))
+                    .map_err(|source| JwksError::NotBase64 {
+                        index: i,
+                        name,
+                        source,
+                    })
             };
             let declared = field("alg");
             let jwk = match field("kty") {
@@ -183,7 +212,7 @@ impl Jwks {
                     let n = strip_zeros(b64("n")?);
                     let e = strip_zeros(b64("e")?);
                     if n.len() < 256 || e.is_empty() {
-                        return Err(format!("keys[{i}]: RSA keys must have at least 2048 bits"));
+                        return Err(JwksError::ShortRsa { index: i });
                     }
                     Jwk {
                         kid: field("kid").map(str::to_owned),
@@ -198,7 +227,7 @@ impl Jwks {
                     }
                     let (x, y) = (b64("x")?, b64("y")?);
                     if x.len() != 32 || y.len() != 32 {
-                        return Err(format!("keys[{i}]: P-256 coordinates must be 32 bytes"));
+                        return Err(JwksError::BadPoint { index: i });
                     }
                     let mut point = Vec::with_capacity(65);
                     point.push(4);
@@ -216,7 +245,7 @@ impl Jwks {
             out.push(jwk);
         }
         if out.is_empty() {
-            return Err("no RS256 or ES256 signing key".into());
+            return Err(JwksError::NoSigningKey);
         }
         Ok(Self { keys: out })
     }
@@ -293,16 +322,16 @@ fn read_jwks(path: &Path) -> Result<Jwks, OidcConfigError> {
     if len > MAX_JWKS_BYTES {
         return Err(OidcConfigError::Jwks {
             path: shown,
-            message: format!("larger than {MAX_JWKS_BYTES} bytes"),
+            source: JwksError::TooLarge(MAX_JWKS_BYTES),
         });
     }
     let text = std::fs::read_to_string(path).map_err(|source| OidcConfigError::Read {
         path: shown.clone(),
         source,
     })?;
-    Jwks::parse(&text).map_err(|message| OidcConfigError::Jwks {
+    Jwks::parse(&text).map_err(|source| OidcConfigError::Jwks {
         path: shown,
-        message,
+        source,
     })
 }
 

@@ -431,7 +431,29 @@ fn configuration_is_checked() {
         vec!["my-client".to_owned()]
     );
     // JWKS without a usable signing key, or with a short RSA key.
-    assert!(Jwks::parse(r#"{"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}"#).is_err());
-    assert!(Jwks::parse(r#"{"keys": [{"kty": "RSA", "n": "AQAB", "e": "AQAB"}]}"#).is_err());
+    assert!(matches!(
+        Jwks::parse(r#"{"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}"#),
+        Err(JwksError::NoSigningKey)
+    ));
+    assert!(matches!(
+        Jwks::parse(r#"{"keys": [{"kty": "RSA", "n": "AQAB", "e": "AQAB"}]}"#),
+        Err(JwksError::ShortRsa { index: 0 })
+    ));
+    // Refusals keep their cause and say where.
+    let e = Jwks::parse(r#"{"keys": [{"kty": "RSA", "n": "!!", "e": "AQAB"}]}"#).unwrap_err();
+    assert!(
+        matches!(
+            &e,
+            JwksError::NotBase64 {
+                index: 0,
+                name: "n",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(std::error::Error::source(&e).is_some(), "{e}");
+    assert_eq!(e.to_string(), "keys[0].n: not base64url");
+    assert!(matches!(Jwks::parse("{"), Err(JwksError::NotJson(_))));
     let _ = std::fs::remove_file(&f.path);
 }

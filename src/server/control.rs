@@ -91,8 +91,8 @@ pub enum ControlError {
          --control-client-ca (with --control-tls-cert and --control-tls-key)"
     )]
     NoAuthentication,
-    #[error("control token file `{path}`: {message}")]
-    Token { path: String, message: String },
+    #[error("control token file `{path}`: {source}")]
+    Token { path: String, source: TokenError },
     #[error("control listener TLS: {0}")]
     Tls(#[from] TlsError),
 }
@@ -107,10 +107,25 @@ pub struct TokenFile {
     digest: Arc<ArcSwapOption<[u8; 32]>>,
 }
 
-fn token_err(path: &Path, message: impl std::fmt::Display) -> ControlError {
+/// Why a control token file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("{0}")]
+    Read(#[source] std::io::Error),
+    #[error("not a regular file")]
+    NotFile,
+    #[error("larger than {MAX_TOKEN_FILE} bytes")]
+    TooLarge,
+    #[error("the token is shorter than {MIN_TOKEN_LEN} characters")]
+    TooShort,
+    #[error("the token must be printable ASCII without spaces")]
+    NotPrintable,
+}
+
+fn token_err(path: &Path, source: TokenError) -> ControlError {
     ControlError::Token {
         path: path.display().to_string(),
-        message: message.to_string(),
+        source,
     }
 }
 
@@ -119,10 +134,12 @@ fn token_err(path: &Path, message: impl std::fmt::Display) -> ControlError {
 /// ignored.
 fn read_token(path: &Path) -> Result<[u8; 32], ControlError> {
     use std::os::unix::fs::PermissionsExt as _;
-    let file = std::fs::File::open(path).map_err(|e| token_err(path, e))?;
-    let meta = file.metadata().map_err(|e| token_err(path, e))?;
+    let file = std::fs::File::open(path).map_err(|e| token_err(path, TokenError::Read(e)))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| token_err(path, TokenError::Read(e)))?;
     if !meta.is_file() {
-        return Err(token_err(path, "not a regular file"));
+        return Err(token_err(path, TokenError::NotFile));
     }
     if meta.permissions().mode() & 0o077 != 0 {
         tracing::warn!(path = %path.display(), "the control token file is readable by other users");
@@ -130,25 +147,16 @@ fn read_token(path: &Path) -> Result<[u8; 32], ControlError> {
     let mut bytes = Vec::new();
     file.take(MAX_TOKEN_FILE + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| token_err(path, e))?;
+        .map_err(|e| token_err(path, TokenError::Read(e)))?;
     if bytes.len() as u64 > MAX_TOKEN_FILE {
-        return Err(token_err(
-            path,
-            format!("larger than {MAX_TOKEN_FILE} bytes"),
-        ));
+        return Err(token_err(path, TokenError::TooLarge));
     }
     let token = bytes.trim_ascii();
     if token.len() < MIN_TOKEN_LEN {
-        return Err(token_err(
-            path,
-            format!("the token is shorter than {MIN_TOKEN_LEN} characters"),
-        ));
+        return Err(token_err(path, TokenError::TooShort));
     }
     if !token.iter().all(|b| (0x21..=0x7e).contains(b)) {
-        return Err(token_err(
-            path,
-            "the token must be printable ASCII without spaces",
-        ));
+        return Err(token_err(path, TokenError::NotPrintable));
     }
     Ok(Sha256::digest(token).into())
 }
@@ -540,6 +548,10 @@ mod tests {
 
     #[test]
     fn token_files_are_checked() {
+        let why = |p: &Path| match read_token(p) {
+            Err(ControlError::Token { source, .. }) => source,
+            other => panic!("{} gave {other:?}", p.display()),
+        };
         let ok = temp_file(&format!("{TOKEN}\n"));
         assert!(read_token(&ok).is_ok());
         for bad in [
@@ -550,13 +562,23 @@ mod tests {
             "tab\tinside-0123456789",
         ] {
             let p = temp_file(bad);
-            assert!(read_token(&p).is_err(), "{bad:?} accepted");
+            assert!(
+                matches!(why(&p), TokenError::TooShort | TokenError::NotPrintable),
+                "{bad:?} accepted"
+            );
             std::fs::remove_file(p).ok();
         }
         let big = temp_file(&"x".repeat(5000));
-        assert!(read_token(&big).is_err());
-        assert!(read_token(Path::new("/nonexistent/iamgate-token")).is_err());
-        assert!(read_token(&std::env::temp_dir()).is_err(), "a directory");
+        assert!(matches!(why(&big), TokenError::TooLarge));
+        // An unreadable file keeps its io error.
+        assert!(matches!(
+            why(Path::new("/nonexistent/iamgate-token")),
+            TokenError::Read(e) if e.kind() == std::io::ErrorKind::NotFound
+        ));
+        assert!(
+            matches!(why(&std::env::temp_dir()), TokenError::NotFile),
+            "a directory"
+        );
         for p in [ok, big] {
             std::fs::remove_file(p).ok();
         }

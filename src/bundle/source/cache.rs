@@ -27,6 +27,27 @@ pub struct CacheRecord {
     pub sha256: String,
 }
 
+/// Why a cache that exists was ignored.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("`{}`: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("`{}`: {source}", path.display())]
+    Record {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("the cache holds a bundle of `{held}`, not of `{wanted}`")]
+    OtherSource { held: String, wanted: String },
+    #[error("`{}` exceeds {limit} bytes", path.display())]
+    TooLarge { path: PathBuf, limit: u64 },
+    #[error("`{}` does not match the SHA-256 its record holds", path.display())]
+    Changed { path: PathBuf },
+}
+
 /// A cache directory.
 #[derive(Debug, Clone)]
 pub struct BundleCache {
@@ -90,38 +111,50 @@ impl BundleCache {
         &self,
         source: &str,
         max_bytes: u64,
-    ) -> Result<Option<(CacheRecord, Vec<u8>)>, String> {
+    ) -> Result<Option<(CacheRecord, Vec<u8>)>, CacheError> {
         let record_path = self.dir.join(RECORD);
         let text = match std::fs::read_to_string(&record_path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(format!("`{}`: {e}", record_path.display())),
+            Err(source) => {
+                return Err(CacheError::Read {
+                    path: record_path,
+                    source,
+                });
+            }
         };
-        let record: CacheRecord =
-            serde_json::from_str(&text).map_err(|e| format!("`{}`: {e}", record_path.display()))?;
+        let record: CacheRecord = match serde_json::from_str(&text) {
+            Ok(r) => r,
+            Err(source) => {
+                return Err(CacheError::Record {
+                    path: record_path,
+                    source,
+                });
+            }
+        };
         if record.source != source {
-            return Err(format!(
-                "the cache holds a bundle of `{}`, not of `{source}`",
-                record.source
-            ));
+            return Err(CacheError::OtherSource {
+                held: record.source,
+                wanted: source.to_owned(),
+            });
         }
-        let archive_path = self.dir.join(ARCHIVE);
-        let len = std::fs::metadata(&archive_path)
-            .map_err(|e| format!("`{}`: {e}", archive_path.display()))?
-            .len();
+        let path = self.dir.join(ARCHIVE);
+        let len = match std::fs::metadata(&path) {
+            Ok(m) => m.len(),
+            Err(source) => return Err(CacheError::Read { path, source }),
+        };
         if len > max_bytes {
-            return Err(format!(
-                "`{}` exceeds {max_bytes} bytes",
-                archive_path.display()
-            ));
+            return Err(CacheError::TooLarge {
+                path,
+                limit: max_bytes,
+            });
         }
-        let bytes = std::fs::read(&archive_path)
-            .map_err(|e| format!("`{}`: {e}", archive_path.display()))?;
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(source) => return Err(CacheError::Read { path, source }),
+        };
         if sha256_hex(&bytes) != record.sha256 {
-            return Err(format!(
-                "`{}` does not match the SHA-256 its record holds",
-                archive_path.display()
-            ));
+            return Err(CacheError::Changed { path });
         }
         Ok(Some((record, bytes)))
     }
@@ -145,24 +178,36 @@ mod tests {
             (record.revision.as_str(), &bytes[..]),
             ("r1", &b"archive"[..])
         );
+        let other = cache.load("http://y/b.tgz", 1 << 20).unwrap_err();
         assert!(
-            cache
-                .load("http://y/b.tgz", 1 << 20)
-                .unwrap_err()
-                .contains("not of")
+            matches!(&other, CacheError::OtherSource { held, .. } if held == "http://x/b.tgz"),
+            "{other}"
         );
+        assert!(other.to_string().contains("not of"), "{other}");
+        let large = cache.load("http://x/b.tgz", 3).unwrap_err();
         assert!(
-            cache
-                .load("http://x/b.tgz", 3)
-                .unwrap_err()
-                .contains("exceeds")
+            matches!(large, CacheError::TooLarge { limit: 3, .. }),
+            "{large}"
         );
         std::fs::write(dir.join(ARCHIVE), b"archivf").unwrap();
+        let changed = cache.load("http://x/b.tgz", 1 << 20).unwrap_err();
+        assert!(changed.to_string().contains("SHA-256"), "{changed}");
+        // A record that is not JSON keeps serde's error; an unreadable
+        // archive keeps the io error.
+        std::fs::write(dir.join(RECORD), b"{").unwrap();
+        let record = cache.load("http://x/b.tgz", 1 << 20).unwrap_err();
         assert!(
-            cache
-                .load("http://x/b.tgz", 1 << 20)
-                .unwrap_err()
-                .contains("SHA-256")
+            matches!(&record, CacheError::Record { source, .. } if source.is_eof()),
+            "{record}"
+        );
+        cache
+            .store("http://x/b.tgz", None, "r2", 6.0, b"archive")
+            .unwrap();
+        std::fs::remove_file(dir.join(ARCHIVE)).unwrap();
+        let missing = cache.load("http://x/b.tgz", 1 << 20).unwrap_err();
+        assert!(
+            matches!(&missing, CacheError::Read { source, .. } if source.kind() == std::io::ErrorKind::NotFound),
+            "{missing}"
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }

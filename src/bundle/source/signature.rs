@@ -86,9 +86,19 @@ pub enum KeyError {
         #[source]
         source: rustls_pki_types::pem::Error,
     },
-    #[error("key `{path}`: {message}")]
-    Invalid { path: String, message: String },
+    #[error("key `{path}`: not an Ed25519 public key (expected `openssl pkey -pubout` output)")]
+    NotPublicKey { path: String },
+    #[error("key `{path}`: not an Ed25519 private key in PKCS#8: {source}")]
+    NotPrivateKey {
+        path: String,
+        source: ring::error::KeyRejected,
+    },
 }
+
+/// DER that is not an Ed25519 SubjectPublicKeyInfo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[error("not an Ed25519 public key (expected `openssl pkey -pubout` output)")]
+pub struct NotEd25519;
 
 /// An Ed25519 public key trusted to sign bundles.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,18 +130,16 @@ impl VerifyKey {
                 path: shown.clone(),
                 source,
             })?;
-        Self::from_spki_der(der.as_ref()).map_err(|message| KeyError::Invalid {
-            path: shown,
-            message,
-        })
+        Self::from_spki_der(der.as_ref())
+            .map_err(|NotEd25519| KeyError::NotPublicKey { path: shown })
     }
 
     /// An Ed25519 SubjectPublicKeyInfo in DER.
-    pub fn from_spki_der(der: &[u8]) -> Result<Self, String> {
+    pub fn from_spki_der(der: &[u8]) -> Result<Self, NotEd25519> {
         let raw = der
             .strip_prefix(&ED25519_SPKI_PREFIX[..])
             .and_then(|k| <[u8; 32]>::try_from(k).ok())
-            .ok_or("not an Ed25519 public key (expected `openssl pkey -pubout` output)")?;
+            .ok_or(NotEd25519)?;
         Ok(Self {
             key_id: key_id(&raw),
             raw,
@@ -168,13 +176,12 @@ impl SigningKey {
             path: shown.clone(),
             source,
         })?;
-        let pair =
-            Ed25519KeyPair::from_pkcs8_maybe_unchecked(der.secret_pkcs8_der()).map_err(|e| {
-                KeyError::Invalid {
-                    path: shown,
-                    message: format!("not an Ed25519 private key in PKCS#8: {e}"),
-                }
-            })?;
+        let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der.secret_pkcs8_der()).map_err(
+            |source| KeyError::NotPrivateKey {
+                path: shown,
+                source,
+            },
+        )?;
         Ok(Self {
             key_id: key_id(pair.public_key().as_ref()),
             pair,
@@ -347,6 +354,32 @@ mod tests {
 
     fn keypair() -> (SigningKey, VerifyKey) {
         test_keypair()
+    }
+
+    #[test]
+    fn key_files_that_are_not_ed25519_are_refused_with_their_cause() {
+        let dir = std::env::temp_dir().join(format!("iamgate-keys-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // PEM sections whose DER is no Ed25519 key.
+        let public = dir.join("pub.pem");
+        std::fs::write(
+            &public,
+            "-----BEGIN PUBLIC KEY-----\nAAAAAAAAAAAAAA==\n-----END PUBLIC KEY-----\n",
+        )
+        .unwrap();
+        let e = VerifyKey::from_pem_file(&public).unwrap_err();
+        assert!(matches!(e, KeyError::NotPublicKey { .. }), "{e}");
+        assert!(e.to_string().contains("not an Ed25519 public key"), "{e}");
+        let private = dir.join("key.pem");
+        std::fs::write(
+            &private,
+            "-----BEGIN PRIVATE KEY-----\nAAAAAAAAAAAAAA==\n-----END PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        let e = SigningKey::from_pem_file(&private).err().unwrap();
+        assert!(matches!(e, KeyError::NotPrivateKey { .. }), "{e}");
+        assert!(std::error::Error::source(&e).is_some(), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     fn bundle() -> BundleFiles {
