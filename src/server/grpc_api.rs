@@ -12,7 +12,7 @@ use tonic::{Request, Response, Status};
 use crate::bundle::AuthzRequest;
 use crate::engine::{Context, ContextValue, Outcome};
 use crate::server::errors::{ServeError, check_depth};
-use crate::server::state::{AppState, Decided, validate};
+use crate::server::state::{AppState, Decided, InvalidRequest, validate};
 use crate::telemetry::Frontend;
 
 /// Types, server and client generated from `proto/iamgate/v1/authorizer.proto`.
@@ -75,7 +75,7 @@ impl Authorizer for AuthorizerService {
             &req.context,
             req.resource_account,
         )
-        .map_err(|e| self.refuse(ServeError::BadRequest(e)))?;
+        .map_err(|e| self.refuse(ServeError::BadRequest(e.to_string())))?;
         let decided = self
             .state
             .decide_owned(Frontend::Grpc, authz, traceparent)
@@ -180,13 +180,14 @@ fn authz_request(
     resource: String,
     context: &HashMap<String, pb::ContextValue>,
     resource_account: Option<String>,
-) -> Result<AuthzRequest, String> {
+) -> Result<AuthzRequest, InvalidRequest> {
     let mut ctx = Context::new();
     for (k, v) in context {
-        ctx.insert(
-            k,
-            context_value(v).map_err(|e| format!("context key `{k}`: {e}"))?,
-        );
+        let value = context_value(v).map_err(|reason| InvalidRequest::ContextValue {
+            key: k.clone(),
+            reason,
+        })?;
+        ctx.insert(k, value);
     }
     Ok(AuthzRequest {
         principal_arn: principal.arn.clone(),

@@ -20,7 +20,7 @@ use crate::engine::authz::context_value;
 use crate::server::errors::ServeError;
 use crate::server::http_util::{Body, error, json as json_response};
 use crate::server::router::{Json, TraceParent, with_fallbacks};
-use crate::server::state::{AppState, Decided, validate};
+use crate::server::state::{AppState, Decided, InvalidRequest, validate};
 use crate::telemetry::Frontend;
 
 /// The caller, as JSON requests name it.
@@ -94,7 +94,7 @@ async fn authorize(
         &parsed.context,
         parsed.resource_account,
     )
-    .map_err(ServeError::BadRequest)?;
+    .map_err(|e| ServeError::BadRequest(e.to_string()))?;
     let d = match state.decide_owned(Frontend::Http, req, traceparent).await {
         Ok(d) => d,
         // Counted by the decision path.
@@ -165,11 +165,12 @@ pub fn authz_request(
     resource: String,
     context: &BTreeMap<String, Value>,
     resource_account: Option<String>,
-) -> Result<AuthzRequest, String> {
+) -> Result<AuthzRequest, InvalidRequest> {
     let mut ctx = Context::new();
     for (k, v) in context {
-        let value = context_value(v).ok_or_else(|| {
-            format!("context key `{k}`: a value is a string, number, boolean or an array of those")
+        let value = context_value(v).ok_or_else(|| InvalidRequest::ContextValue {
+            key: k.clone(),
+            reason: "a value is a string, number, boolean or an array of those",
         })?;
         ctx.insert(k, value);
     }

@@ -58,8 +58,8 @@ pub enum ServerError {
     LoadTask(#[source] tokio::task::JoinError),
     #[error("services: {0}")]
     Services(#[from] crate::service::RegistryError),
-    #[error("{0}")]
-    DefaultMapping(String),
+    #[error("--default-mapping: {0}")]
+    DefaultMapping(#[source] ext_authz::UnknownMapping),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: std::net::SocketAddr,

@@ -276,7 +276,7 @@ impl AppState {
         tracing_setup::join_caller_trace(&span, traceparent);
         let _enter = span.enter();
         if let Err(e) = validate(req) {
-            let e = ServeError::BadRequest(e);
+            let e = ServeError::BadRequest(e.to_string());
             self.metrics.request_error(frontend, e.reason());
             return Err(e);
         }
@@ -354,15 +354,29 @@ fn heavy_permits() -> usize {
 /// it through [`AppState::decide_on`]; batch front-ends also call it on
 /// every item first, so that a bad item fails the batch before any item is
 /// decided. The error is the message of a [`ServeError::BadRequest`].
-pub fn validate(req: &AuthzRequest) -> Result<(), String> {
+pub fn validate(req: &AuthzRequest) -> Result<(), InvalidRequest> {
     use crate::policy::names::{check_action, check_resource};
-    check_action(&req.action).map_err(|e| format!("`action` {e}"))?;
-    check_resource(&req.resource).map_err(|e| format!("`resource` {e}"))?;
+    check_action(&req.action).map_err(InvalidRequest::Action)?;
+    check_resource(&req.resource).map_err(InvalidRequest::Resource)?;
     if let Some(policy) = &req.session_policy {
         crate::policy::limits::check_session_policy(policy)
-            .map_err(|e| format!("session policy: {e}"))?;
+            .map_err(InvalidRequest::SessionPolicy)?;
     }
     Ok(())
+}
+
+/// Why a request cannot be decided as sent (a 400 or `INVALID_ARGUMENT`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidRequest {
+    #[error("`action` {0}")]
+    Action(#[source] crate::policy::names::NameError),
+    #[error("`resource` {0}")]
+    Resource(#[source] crate::policy::names::NameError),
+    #[error("session policy: {0}")]
+    SessionPolicy(#[source] crate::policy::limits::PolicySizeError),
+    /// A context value of a type IAM has no string form for.
+    #[error("context key `{key}`: {reason}")]
+    ContextValue { key: String, reason: &'static str },
 }
 
 /// The current time as RFC 3339 UTC with milliseconds.
@@ -386,6 +400,37 @@ mod tests {
         for n in [0, 1, 0xabc, 0xffff_ffff_ffff, 0x1_0000_0000_0000, u64::MAX] {
             assert_eq!(id_text("p", n), format!("p-{n:012x}"));
         }
+    }
+
+    #[test]
+    fn invalid_requests_say_which_field_and_keep_the_cause() {
+        let req = |action: &str, resource: &str| AuthzRequest {
+            principal_arn: "arn:aws:iam::111122223333:user/a".into(),
+            action: action.into(),
+            resource: resource.into(),
+            context: crate::engine::Context::new(),
+            session_tags: Vec::new(),
+            session_policy: None,
+            session_policy_arns: Vec::new(),
+            resource_account: None,
+            outcome_only: true,
+        };
+        assert_eq!(validate(&req("ec2:RunInstances", "*")), Ok(()));
+        let action = validate(&req("ec2:Run*", "*")).unwrap_err();
+        assert!(matches!(action, InvalidRequest::Action(_)), "{action}");
+        assert!(action.to_string().starts_with("`action` "), "{action}");
+        assert!(std::error::Error::source(&action).is_some());
+        let resource = validate(&req("ec2:RunInstances", "arn:aws")).unwrap_err();
+        assert!(
+            matches!(resource, InvalidRequest::Resource(_)),
+            "{resource}"
+        );
+        let mut big = req("ec2:RunInstances", "*");
+        big.session_policy = Some(serde_json::Value::String("x".repeat(4096)));
+        assert!(matches!(
+            validate(&big),
+            Err(InvalidRequest::SessionPolicy(_))
+        ));
     }
 
     #[test]

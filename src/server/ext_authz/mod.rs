@@ -43,7 +43,7 @@ use prost::Message as _;
 use service::{AllowAnswer, AuthorizationService, CheckAnswer};
 use wire::{CheckView, WireError};
 
-pub use service_route::check_default_mapping;
+pub use service_route::{UnknownMapping, check_default_mapping};
 
 /// Headroom over the body limit for the rest of a `CheckRequest`.
 const CHECK_OVERHEAD_BYTES: usize = 256 * 1024;

@@ -66,42 +66,46 @@ pub fn select<'r>(
     services: &'r Registry,
 ) -> Result<Route<'r>, MappingError> {
     let name = extension.unwrap_or(default.as_str());
-    resolve(name, services).map_err(|message| MappingError::BadTemplate {
+    resolve(name, services).map_err(|e| MappingError::BadTemplate {
         key: MAPPING_KEY.to_owned(),
-        message,
+        message: e.to_string(),
     })
 }
 
-fn resolve<'r>(name: &str, services: &'r Registry) -> Result<Route<'r>, String> {
+/// Why a service mapping name selects no route.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnknownMapping {
+    #[error("service `{0}` has no ext_authz request mapping")]
+    NoHttpMapping(String),
+    #[error("unknown service mapping `{name}` (known: {})", known.join(", "))]
+    Unknown { name: String, known: Vec<String> },
+}
+
+fn resolve<'r>(name: &str, services: &'r Registry) -> Result<Route<'r>, UnknownMapping> {
     if name == ServiceMapping::GENERIC {
         return Ok(Route::Generic);
     }
     match services.by_mapping(name) {
         Some(s) if s.http().is_some() => Ok(Route::Service(s)),
         Some(s) if s.mapping() == crate::ec2::service::MAPPING => Ok(Route::Ec2Query),
-        Some(s) => Err(format!(
-            "service `{}` has no ext_authz request mapping",
-            s.name()
-        )),
-        None => {
-            let known: Vec<String> = std::iter::once(ServiceMapping::GENERIC)
+        Some(s) => Err(UnknownMapping::NoHttpMapping(s.name().to_owned())),
+        None => Err(UnknownMapping::Unknown {
+            name: name.to_owned(),
+            known: std::iter::once(ServiceMapping::GENERIC)
                 .chain(services.mappings())
                 .map(|m| format!("`{m}`"))
-                .collect();
-            Err(format!(
-                "unknown service mapping `{name}` (known: {})",
-                known.join(", ")
-            ))
-        }
+                .collect(),
+        }),
     }
 }
 
 /// Checks `--default-mapping` against the registered services (at start,
 /// before any listener opens).
-pub fn check_default_mapping(default: &ServiceMapping, services: &Registry) -> Result<(), String> {
-    resolve(default.as_str(), services)
-        .map(|_| ())
-        .map_err(|e| format!("--default-mapping: {e}"))
+pub fn check_default_mapping(
+    default: &ServiceMapping,
+    services: &Registry,
+) -> Result<(), UnknownMapping> {
+    resolve(default.as_str(), services).map(|_| ())
 }
 
 /// Maps, decides and answers one `CheckRequest` of a service's route.
@@ -357,7 +361,10 @@ mod tests {
         // An empty registry knows only the templates.
         let none = Registry::new();
         assert!(select(Some("ec2-query"), &generic, &none).is_err());
-        assert!(check_default_mapping(&ec2, &none).is_err());
+        assert!(matches!(
+            check_default_mapping(&ec2, &none),
+            Err(UnknownMapping::Unknown { name, .. }) if name == "ec2-query"
+        ));
         assert!(check_default_mapping(&ec2, &services).is_ok());
         assert!("EC2".parse::<ServiceMapping>().is_err());
     }
