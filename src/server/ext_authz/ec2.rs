@@ -605,7 +605,12 @@ fn request_keys(
     };
     let source_ip = match xff {
         Some(x) => client_from_xff(&x, trusted_hops)
-            .map_err(|m| Refusal::bad(Ec2Error::bad_request("InvalidParameterValue", m)))?
+            .map_err(|m| {
+                Refusal::bad(Ec2Error::bad_request(
+                    "InvalidParameterValue",
+                    m.to_string(),
+                ))
+            })?
             .or(peer_ip),
         None => peer_ip,
     };
@@ -625,15 +630,32 @@ fn request_keys(
 /// the entry `hops` places left of the right end (the right end being the
 /// peer Envoy appended). Too few entries: `None` (use the peer). An entry
 /// that is not an address is refused.
-pub fn client_from_xff(xff: &str, hops: usize) -> Result<Option<IpAddr>, String> {
+pub fn client_from_xff(xff: &str, hops: usize) -> Result<Option<IpAddr>, BadForwardedFor> {
     let entries: Vec<&str> = xff.split(',').map(str::trim).collect();
     let Some(i) = entries.len().checked_sub(hops + 1) else {
         return Ok(None);
     };
     let entry = entries.get(i).copied().unwrap_or_default();
-    entry.parse::<IpAddr>().map(Some).map_err(|_| {
-        format!("X-Forwarded-For entry `{entry}` (the client behind {hops} trusted hops) is not an IP address")
-    })
+    entry
+        .parse::<IpAddr>()
+        .map(Some)
+        .map_err(|source| BadForwardedFor {
+            entry: entry.to_owned(),
+            hops,
+            source,
+        })
+}
+
+/// An `X-Forwarded-For` entry, where the client should be, that is not an
+/// address.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "X-Forwarded-For entry `{entry}` (the client behind {hops} trusted hops) is not an IP address"
+)]
+pub struct BadForwardedFor {
+    pub entry: String,
+    pub hops: usize,
+    pub source: std::net::AddrParseError,
 }
 
 /// The EC2 answer to a mapping failure.
@@ -935,7 +957,8 @@ mod tests {
             client_from_xff("2001:db8::1, 10.0.0.2", 1),
             Ok(ip("2001:db8::1"))
         );
-        assert!(client_from_xff("bogus, 10.0.0.2", 1).is_err());
+        let bad = client_from_xff("bogus, 10.0.0.2", 1).unwrap_err();
+        assert_eq!((bad.entry.as_str(), bad.hops), ("bogus", 1));
     }
 
     #[test]

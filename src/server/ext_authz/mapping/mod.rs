@@ -365,9 +365,9 @@ pub fn map_request_as(
     }
     let mut extra: SmallVec<[(&str, Template<'_>); 4]> = SmallVec::new();
     for (key, name, value) in extra_src {
-        let t = Template::parse(value).map_err(|message| MappingError::BadTemplate {
+        let t = Template::parse(value).map_err(|e| MappingError::BadTemplate {
             key: key.to_owned(),
-            message,
+            message: e.to_string(),
         })?;
         extra.push((name, t));
     }
@@ -452,9 +452,9 @@ fn template<'e>(
     let src = src
         .filter(|s| !s.is_empty())
         .ok_or(MappingError::MissingTemplate(key))?;
-    Template::parse_as(src, role).map_err(|message| MappingError::BadTemplate {
+    Template::parse_as(src, role).map_err(|e| MappingError::BadTemplate {
         key: key.to_owned(),
-        message,
+        message: e.to_string(),
     })
 }
 

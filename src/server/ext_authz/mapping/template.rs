@@ -134,7 +134,7 @@ impl<'t> Template<'t> {
     /// Parses a context value template; the error says what is wrong with
     /// it. Literal runs borrow from `src` unless they contain `{{`/`}}`
     /// escapes.
-    pub fn parse(src: &'t str) -> Result<Self, String> {
+    pub fn parse(src: &'t str) -> Result<Self, TemplateError> {
         let mut parts = SmallVec::new();
         let mut lit: Option<Cow<'t, str>> = None;
         let mut rest = src;
@@ -148,14 +148,11 @@ impl<'t> Template<'t> {
                 push_lit(&mut lit, "}");
                 rest = tail;
             } else if after.starts_with('}') {
-                return Err(format!(
-                    "unmatched `}}` at byte {} (write `}}}}` for a literal brace)",
-                    src.len() - after.len()
-                ));
+                return Err(TemplateError::UnmatchedClose(src.len() - after.len()));
             } else {
-                let close = after.find('}').ok_or_else(|| {
-                    format!("unterminated `{{` at byte {}", src.len() - after.len())
-                })?;
+                let close = after
+                    .find('}')
+                    .ok_or(TemplateError::Unterminated(src.len() - after.len()))?;
                 let name = after.get(1..close).unwrap_or_default();
                 if let Some(l) = lit.take() {
                     parts.push(Part::Lit(l));
@@ -174,22 +171,18 @@ impl<'t> Template<'t> {
     /// Parses a template for `role`: its literal text must give the action
     /// or ARN its structure, and each placeholder gets the rule of the
     /// field it fills.
-    pub fn parse_as(src: &'t str, role: Role) -> Result<Self, String> {
+    pub fn parse_as(src: &'t str, role: Role) -> Result<Self, TemplateError> {
         let mut t = Self::parse(src)?;
         let structure = match role {
             Role::Context => return Ok(t),
-            Role::Action => {
-                "an action template is `SERVICE:ACTION` with its one `:` written in the template"
-            }
+            Role::Action => TemplateError::ActionShape,
             Role::Resource if src == "*" => return Ok(t),
-            Role::Resource => {
-                "a resource template is `*` or an ARN, `arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE`, with its five `:` written in the template"
-            }
+            Role::Resource => TemplateError::ResourceShape,
         };
         if role == Role::Resource
             && !matches!(t.parts.first(), Some(Part::Lit(l)) if l.starts_with("arn:"))
         {
-            return Err(structure.to_owned());
+            return Err(structure);
         }
         let mut colons = 0;
         for part in &mut t.parts {
@@ -204,9 +197,7 @@ impl<'t> Template<'t> {
                         },
                     };
                     if matches!(source, Source::PathRest(_)) && *rule != Rule::Resource {
-                        return Err(format!(
-                            "`{source}` joins path segments with `/`: it may only fill an ARN's resource part"
-                        ));
+                        return Err(TemplateError::PathRestOutsideResource(source.to_string()));
                     }
                 }
             }
@@ -216,7 +207,7 @@ impl<'t> Template<'t> {
             _ => colons >= 5,
         };
         if !complete {
-            return Err(structure.to_owned());
+            return Err(structure);
         }
         Ok(t)
     }
@@ -268,12 +259,7 @@ fn non_empty<'s>(s: &'s str, what: &'static str) -> Result<&'s str, MappingError
     }
 }
 
-pub(super) fn placeholder(name: &str) -> Result<Source<'_>, String> {
-    let unknown = || {
-        format!(
-            "unknown placeholder `{{{name}}}` (known: {{method}}, {{host}}, {{path.N}}, {{path.N+}}, {{header.NAME}}, {{query.NAME}})"
-        )
-    };
+pub(super) fn placeholder(name: &str) -> Result<Source<'_>, TemplateError> {
     match name {
         "method" => return Ok(Source::Method),
         "host" => return Ok(Source::Host),
@@ -285,13 +271,11 @@ pub(super) fn placeholder(name: &str) -> Result<Source<'_>, String> {
             None => (n, false),
         };
         if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(format!(
-                "`{{{name}}}`: the segment index is a number, e.g. {{path.0}} or {{path.1+}}"
-            ));
+            return Err(TemplateError::SegmentIndex(name.to_owned()));
         }
         let n = n
             .parse()
-            .map_err(|_| format!("`{{{name}}}`: segment index too large"))?;
+            .map_err(|_| TemplateError::SegmentIndexTooLarge(name.to_owned()))?;
         return Ok(if rest {
             Source::PathRest(n)
         } else {
@@ -301,15 +285,44 @@ pub(super) fn placeholder(name: &str) -> Result<Source<'_>, String> {
     if let Some(h) = name.strip_prefix("header.") {
         let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
         if h.is_empty() || !h.bytes().all(token) {
-            return Err(format!("`{{{name}}}`: not a header name"));
+            return Err(TemplateError::HeaderName(name.to_owned()));
         }
         return Ok(Source::Header(ascii_lowercase(h)));
     }
     if let Some(q) = name.strip_prefix("query.") {
         if q.is_empty() {
-            return Err(format!("`{{{name}}}`: empty parameter name"));
+            return Err(TemplateError::EmptyQueryName(name.to_owned()));
         }
         return Ok(Source::Query(q));
     }
-    Err(unknown())
+    Err(TemplateError::UnknownPlaceholder(name.to_owned()))
+}
+
+/// Why a route's template was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TemplateError {
+    #[error("unmatched `}}` at byte {0} (write `}}}}` for a literal brace)")]
+    UnmatchedClose(usize),
+    #[error("unterminated `{{` at byte {0}")]
+    Unterminated(usize),
+    #[error(
+        "unknown placeholder `{{{0}}}` (known: {{method}}, {{host}}, {{path.N}}, {{path.N+}}, {{header.NAME}}, {{query.NAME}})"
+    )]
+    UnknownPlaceholder(String),
+    #[error("`{{{0}}}`: the segment index is a number, e.g. {{path.0}} or {{path.1+}}")]
+    SegmentIndex(String),
+    #[error("`{{{0}}}`: segment index too large")]
+    SegmentIndexTooLarge(String),
+    #[error("`{{{0}}}`: not a header name")]
+    HeaderName(String),
+    #[error("`{{{0}}}`: empty parameter name")]
+    EmptyQueryName(String),
+    #[error("an action template is `SERVICE:ACTION` with its one `:` written in the template")]
+    ActionShape,
+    #[error(
+        "a resource template is `*` or an ARN, `arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE`, with its five `:` written in the template"
+    )]
+    ResourceShape,
+    #[error("`{0}` joins path segments with `/`: it may only fill an ARN's resource part")]
+    PathRestOutsideResource(String),
 }

@@ -242,19 +242,35 @@ fn template_syntax() {
             Part::Value(Source::Method, Rule::Any)
         ]
     );
-    for bad in [
-        "{",
-        "}",
-        "{path.}",
-        "{path.x}",
-        "{header.}",
-        "{header.a b}",
-        "{query.}",
-        "{nope}",
-        "x{method",
+    for (bad, why) in [
+        ("{", TemplateError::Unterminated(0)),
+        ("}", TemplateError::UnmatchedClose(0)),
+        ("{path.}", TemplateError::SegmentIndex("path.".into())),
+        ("{path.x}", TemplateError::SegmentIndex("path.x".into())),
+        (
+            "{path.99999999999999999999}",
+            TemplateError::SegmentIndexTooLarge("path.99999999999999999999".into()),
+        ),
+        ("{header.}", TemplateError::HeaderName("header.".into())),
+        (
+            "{header.a b}",
+            TemplateError::HeaderName("header.a b".into()),
+        ),
+        ("{query.}", TemplateError::EmptyQueryName("query.".into())),
+        ("{nope}", TemplateError::UnknownPlaceholder("nope".into())),
+        ("x{method", TemplateError::Unterminated(1)),
     ] {
-        assert!(Template::parse(bad).is_err(), "{bad}");
+        assert_eq!(Template::parse(bad).err(), Some(why), "{bad}");
     }
+    // The wording operators see, braces and all.
+    assert_eq!(
+        TemplateError::UnmatchedClose(3).to_string(),
+        "unmatched `}` at byte 3 (write `}}` for a literal brace)"
+    );
+    assert_eq!(
+        TemplateError::HeaderName("header.a b".into()).to_string(),
+        "`{header.a b}`: not a header name"
+    );
     assert_eq!(
         Template::parse("{header.X-Team}").unwrap().parts.to_vec(),
         vec![Part::Value(Source::Header("x-team".into()), Rule::Any)]
@@ -708,7 +724,7 @@ fn action_and_resource_templates_must_give_the_structure() {
             "resource part",
         ),
     ] {
-        let e = Template::parse_as(src, role).unwrap_err();
+        let e = Template::parse_as(src, role).unwrap_err().to_string();
         assert!(e.contains(why), "{src}: {e}");
     }
     let t = Template::parse_as(
