@@ -403,7 +403,7 @@ impl Snapshot {
                 for (j, p) in r.instance_profile_list.iter().enumerate() {
                     let ppath = format!("{path}.InstanceProfileList[{j}]");
                     add_profile(&mut names.profiles, p, &r.arn)
-                        .map_err(|reason| BundleError::invalid(*file, ppath, reason))?;
+                        .map_err(|e| BundleError::invalid_from(*file, ppath, e))?;
                 }
             }
         }
@@ -1102,13 +1102,13 @@ fn add_profile(
     profiles: &mut FxHashMap<String, InstanceProfile>,
     p: &crate::bundle::aws::InstanceProfileDetail,
     role_arn: &str,
-) -> Result<(), String> {
+) -> Result<(), ProfileError> {
     let account = |arn: &str| crate::policy::arn::Arn::parse(arn).map(|a| a.account.to_owned());
     if account(&p.arn).is_none() || account(&p.arn) != account(role_arn) {
-        return Err(format!(
-            "instance profile `{}` is not in the account of role `{role_arn}`",
-            p.arn
-        ));
+        return Err(ProfileError::OtherAccount {
+            profile: p.arn.clone(),
+            role: role_arn.to_owned(),
+        });
     }
     let entry = profiles
         .entry(p.instance_profile_name.to_ascii_lowercase())
@@ -1119,10 +1119,11 @@ fn add_profile(
             id: p.instance_profile_id.clone(),
         });
     if entry.arn != p.arn {
-        return Err(format!(
-            "instance profile `{}` is listed with two ARNs: `{}` and `{}`",
-            p.instance_profile_name, entry.arn, p.arn
-        ));
+        return Err(ProfileError::TwoArns {
+            name: p.instance_profile_name.clone(),
+            first: entry.arn.clone(),
+            second: p.arn.clone(),
+        });
     }
     let roles = p.roles.iter().map(|r| r.arn.as_str()).chain([role_arn]);
     for role in roles {
@@ -1131,6 +1132,19 @@ fn add_profile(
         }
     }
     Ok(())
+}
+
+/// Why a role's instance profile listing was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum ProfileError {
+    #[error("instance profile `{profile}` is not in the account of role `{role}`")]
+    OtherAccount { profile: String, role: String },
+    #[error("instance profile `{name}` is listed with two ARNs: `{first}` and `{second}`")]
+    TwoArns {
+        name: String,
+        first: String,
+        second: String,
+    },
 }
 
 fn tags(tags: &[Tag]) -> Vec<(String, String)> {

@@ -544,3 +544,54 @@ fn parallel_compiling_reports_the_first_problem_and_the_same_revision() -> Resul
     assert_eq!(a.stats().principals, 300);
     Ok(())
 }
+
+#[test]
+fn instance_profile_listings_must_agree_and_the_refusal_says_where() {
+    let role = |name: &str, profile_arn: &str| {
+        json!({"RoleName": name, "Arn": format!("arn:aws:iam::{ACCT}:role/{name}"),
+            "RolePolicyList": [], "AttachedManagedPolicies": [],
+            "InstanceProfileList": [{"InstanceProfileName": "web", "Arn": profile_arn,
+                "Roles": [{"Arn": format!("arn:aws:iam::{ACCT}:role/{name}")}]}]})
+    };
+    let file = |roles: Value| {
+        json!({"UserDetailList": [], "GroupDetailList": [], "RoleDetailList": roles, "Policies": []})
+            .to_string()
+    };
+    let path = format!("iam/{ACCT}.json");
+    // The same profile name with two ARNs.
+    let two = file(json!([
+        role("a", &format!("arn:aws:iam::{ACCT}:instance-profile/web")),
+        role(
+            "b",
+            &format!("arn:aws:iam::{ACCT}:instance-profile/other/web")
+        ),
+    ]));
+    let refused = |text: &str| match compile(&[(&path, text)]) {
+        Err(e) => e,
+        Ok(_) => panic!("accepted: {text}"),
+    };
+    let e = refused(&two);
+    match &e {
+        BundleError::Invalid {
+            path,
+            message,
+            source,
+            ..
+        } => {
+            assert_eq!(path, "$.RoleDetailList[1].InstanceProfileList[0]");
+            assert!(message.contains("listed with two ARNs"), "{message}");
+            assert!(source.is_some(), "{e}");
+        }
+        other => panic!("{other}"),
+    }
+    // A profile in another account than its role.
+    let other = file(json!([role(
+        "a",
+        "arn:aws:iam::444455556666:instance-profile/web"
+    )]));
+    let e = refused(&other);
+    assert!(
+        e.to_string().contains("is not in the account of role"),
+        "{e}"
+    );
+}

@@ -255,7 +255,7 @@ pub fn split_query(raw: &str) -> Result<Vec<(String, String)>, MappingError> {
     let mut out = Vec::new();
     for pair in raw.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let k = percent_decode(k, true).map_err(MappingError::Query)?;
+        let k = percent_decode(k, true).map_err(|e| MappingError::Query(e.to_string()))?;
         let v = percent_decode(v, true)
             .map_err(|m| MappingError::Query(format!("parameter `{k}`: {m}")))?;
         out.push((k.into_owned(), v.into_owned()));
@@ -266,13 +266,13 @@ pub fn split_query(raw: &str) -> Result<Vec<(String, String)>, MappingError> {
 /// Strict percent-decoding ([`crate::uri`], the one decoder of every
 /// mapping): a path segment (`+` is itself) or a form-encoded query part
 /// (`+` is a space).
-fn percent_decode(raw: &str, plus_is_space: bool) -> Result<Cow<'_, str>, String> {
+fn percent_decode(raw: &str, plus_is_space: bool) -> Result<Cow<'_, str>, uri::DecodeError> {
     let component = if plus_is_space {
         uri::Component::Query
     } else {
         uri::Component::PathSegment
     };
-    uri::decode(raw.as_bytes(), component).map_err(|e| e.to_string())
+    uri::decode(raw.as_bytes(), component)
 }
 
 pub(super) fn clip(s: &str) -> &str {
