@@ -139,6 +139,36 @@ def test_batch_one_snapshot_and_limit(pb, channel):
     assert "101" in err.value.details()
 
 
+def test_calls_and_large_batches_at_once_on_one_connection(pb, channel):
+    """Issue 12: a connection's HTTP/2 streams run in the connection's own
+    task. Hundreds of calls in flight at once on one channel, among them
+    batches whose request is nine times HTTP/2's initial flow-control window
+    (64 KiB: the server must grant more window while it reads), all
+    complete with the right answers."""
+    pb2, pb2_grpc = pb
+    stub = pb2_grpc.AuthorizerStub(channel)
+    region = {"aws:RequestedRegion": "us-east-1"}
+    padded = context(pb2, {**region, "iamgate:pad": "x" * 6000})
+    big = pb2.AuthorizeBatchRequest(
+        principal=pb2.Principal(arn=BOB),
+        items=[pb2.AuthorizeBatchItem(action="ec2:DescribeInstances", resource="*", context=padded)] * 100,
+    )
+    assert big.ByteSize() > 9 * 65535
+    calls = []
+    for i in range(300):
+        allowed = i % 2 == 0
+        team = "blue" if allowed else "red"
+        calls.append((allowed, stub.Authorize.future(
+            request(pb2, "ec2:StartInstances", BLUE, {**region, "ec2:ResourceTag/team": team}), timeout=30)))
+    batches = [stub.AuthorizeBatch.future(big, timeout=30) for _ in range(4)]
+    for allowed, call in calls:
+        want = pb2.ALLOWED if allowed else pb2.IMPLICIT_DENY
+        assert call.result().decision == want
+    for batch in batches:
+        results = batch.result().results
+        assert [r.decision_string for r in results] == ["allowed"] * 100
+
+
 def test_session_policy(pb, channel):
     pb2, pb2_grpc = pb
     stub = pb2_grpc.AuthorizerStub(channel)
