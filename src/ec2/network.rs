@@ -337,11 +337,11 @@ pub fn check(
 ) -> NetworkVerdict {
     let holder = match resolve(inventory, target) {
         Ok(h) => h,
-        Err(explanation) => {
+        Err(unresolved) => {
             return NetworkVerdict {
                 allowed: false,
                 matched: None,
-                explanation,
+                explanation: unresolved.to_string(),
                 target_id: None,
                 groups: Vec::new(),
             };
@@ -467,25 +467,34 @@ pub fn check_connection(
 }
 
 /// The interface or instance a target names.
-fn resolve<'i>(inventory: &'i Inventory, target: &Target) -> Result<&'i Resource, String> {
+fn resolve<'i>(inventory: &'i Inventory, target: &Target) -> Result<&'i Resource, Unresolved> {
     let found = match target {
-        Target::Id(id) => inventory.get(id).ok_or_else(|| {
-            format!("{id} is not in the inventory, so no security group allows traffic to or from it")
-        })?,
-        Target::Address(ip) => inventory.holder_of(ip).ok_or_else(|| {
-            format!(
-                "no instance or network interface in the inventory holds {ip}, so no security group allows traffic to or from it"
-            )
-        })?,
+        Target::Id(id) => inventory
+            .get(id)
+            .ok_or_else(|| Unresolved::NotInInventory(id.clone()))?,
+        Target::Address(ip) => inventory.holder_of(ip).ok_or(Unresolved::NoHolder(*ip))?,
     };
     match found.kind() {
         ResourceKind::Instance | ResourceKind::NetworkInterface => Ok(found),
-        other => Err(format!(
-            "{} is a {}, not an instance or network interface",
-            found.id,
-            other.arn_type()
-        )),
+        other => Err(Unresolved::NotAnInterface {
+            id: found.id.clone(),
+            kind: other.arn_type(),
+        }),
     }
+}
+
+/// Why a target names no instance or interface; its text is the verdict's
+/// explanation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum Unresolved {
+    #[error("{0} is not in the inventory, so no security group allows traffic to or from it")]
+    NotInInventory(String),
+    #[error(
+        "no instance or network interface in the inventory holds {0}, so no security group allows traffic to or from it"
+    )]
+    NoHolder(IpAddr),
+    #[error("{id} is a {kind}, not an instance or network interface")]
+    NotAnInterface { id: String, kind: &'static str },
 }
 
 /// Groups an interface carries; for an instance, its own and those of
@@ -635,6 +644,30 @@ mod tests {
     /// A (eni-a, 10.0.0.5 and 2001:db8::5) carries sg-web; B (eni-b,
     /// 10.0.1.7) carries sg-admin; C (an instance without interface
     /// records, 10.0.2.9) carries sg-locked, which allows no egress.
+    #[test]
+    fn targets_that_name_no_interface_say_why() {
+        let inv = inventory();
+        let id = |s: &str| Target::Id(s.to_owned());
+        assert!(resolve(&inv, &id("eni-a")).is_ok());
+        assert!(resolve(&inv, &Target::Address("10.0.2.9".parse().unwrap())).is_ok());
+        assert_eq!(
+            resolve(&inv, &id("i-nope")).err(),
+            Some(Unresolved::NotInInventory("i-nope".into()))
+        );
+        let ip: IpAddr = "10.200.0.1".parse().unwrap();
+        assert_eq!(
+            resolve(&inv, &Target::Address(ip)).err(),
+            Some(Unresolved::NoHolder(ip))
+        );
+        assert!(matches!(
+            resolve(&inv, &id("sg-web")).err(),
+            Some(Unresolved::NotAnInterface {
+                kind: "security-group",
+                ..
+            })
+        ));
+    }
+
     fn inventory() -> Inventory {
         let mut inv = Inventory::new();
         let docs = [
