@@ -86,8 +86,8 @@ pub enum KeyError {
         #[source]
         source: rustls_pki_types::pem::Error,
     },
-    #[error("key `{path}`: not an Ed25519 public key (expected `openssl pkey -pubout` output)")]
-    NotPublicKey { path: String },
+    #[error("key `{path}`: {source}")]
+    NotPublicKey { path: String, source: NotEd25519 },
     #[error("key `{path}`: not an Ed25519 private key in PKCS#8: {source}")]
     NotPrivateKey {
         path: String,
@@ -130,8 +130,10 @@ impl VerifyKey {
                 path: shown.clone(),
                 source,
             })?;
-        Self::from_spki_der(der.as_ref())
-            .map_err(|NotEd25519| KeyError::NotPublicKey { path: shown })
+        Self::from_spki_der(der.as_ref()).map_err(|source| KeyError::NotPublicKey {
+            path: shown,
+            source,
+        })
     }
 
     /// An Ed25519 SubjectPublicKeyInfo in DER.
