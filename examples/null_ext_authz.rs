@@ -12,7 +12,7 @@
 //! ```text
 //! cargo run --release --example null_ext_authz -- [--grpc ADDR] [--http ADDR]
 //!     [--iamgate-transport] [--spin-us N] [--response-bytes N] [--no-vectored-writes]
-//!     [--floor] [--hand]
+//!     [--floor] [--hand] [--decide BUNDLE REQUEST_JSON]
 //! ```
 //!
 //! `--iamgate-transport` applies the tonic server settings `iamgate serve`
@@ -35,6 +35,19 @@
 //! nothing (not the path, not the headers, not the request body): what
 //! the transport costs with no work at all (issue 12).
 //!
+//! `--decide BUNDLE REQUEST_JSON` loads a bundle with iamgate's loader and
+//! makes both servers decide with iamgate's engine on every request
+//! (`Snapshot::authorize_with`, after the same validation as `iamgate
+//! serve`), then answer as before, discarding the decision: the floor
+//! decides the request of REQUEST_JSON (a `POST /v1/authorize` body,
+//! converted once at start), the HTTP endpoint the body it has just parsed,
+//! converted as iamgate converts it. Nothing is mapped, answered from the
+//! decision or recorded. That is the least any server that decides must
+//! do on top of the floor or the null HTTP server, so its throughput is
+//! the most such a server can reach (issue 12). At start it checks that
+//! REQUEST_JSON is allowed, so that a typo cannot turn it into a cheap
+//! early denial.
+//!
 //! The HTTP side, in both modes, is served as iamgate's API listener is
 //! (`iamgate::server::router::serve`: an axum `Router` on iamgate's
 //! connection loop with its HTTP/1.1 + h2c listener settings), reads and
@@ -55,6 +68,8 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -69,6 +84,8 @@ use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse, OkH
 use envoy_types::pb::google::rpc;
 use http_body_util::Full;
 use hyper::body::Frame;
+use axum::extract::{FromRef, State};
+use iamgate::bundle::{AuthzRequest, Snapshot};
 use iamgate::server::config::{Limits, ListenerLimits};
 use iamgate::server::http_api;
 use iamgate::server::http_util::{self, ServeOptions};
@@ -148,23 +165,104 @@ impl Authorization for NullAuthz {
 
 const ALLOWED: &[u8] = br#"{"decision":"allowed"}"#;
 
+/// `--decide`: a compiled bundle, and the request the floor decides.
+struct Decider {
+    snapshot: Snapshot,
+    request: AuthzRequest,
+}
+
+impl Decider {
+    /// Loads `bundle` and converts `request_json` (a `POST /v1/authorize`
+    /// body) as iamgate does; refuses a request that is not allowed.
+    fn load(bundle: &Path, request_json: &Path) -> Result<Self, BoxError> {
+        let snapshot = iamgate::bundle::load_path(bundle)?;
+        let body = std::fs::read(request_json)?;
+        let mut request = http_api::parse_authorize(&body)?.into_request()?;
+        let answer = snapshot.authorize_with(&request, true)?;
+        if answer.decision != iamgate::engine::Outcome::Allowed {
+            return Err(format!(
+                "{}: {} by {} ({})",
+                request_json.display(),
+                answer.decision.as_str(),
+                bundle.display(),
+                answer.reason
+            )
+            .into());
+        }
+        // As the ext_authz mapping asks: the outcome, without the matched
+        // statements it would not answer.
+        request.outcome_only = true;
+        Ok(Self { snapshot, request })
+    }
+
+    /// Decides `req` as iamgate's decision path does before it answers:
+    /// validation, then the engine (explaining unless the request asks
+    /// for the outcome only). The answer is dropped; an error is a bug in
+    /// the bench setup, so it is returned for the caller to refuse.
+    fn decide(&self, req: &AuthzRequest) -> Result<(), BoxError> {
+        iamgate::server::state::validate(req)?;
+        let answer = self.snapshot.authorize_with(req, !req.outcome_only)?;
+        std::hint::black_box(answer);
+        Ok(())
+    }
+}
+
+/// The HTTP endpoint's state: iamgate's request limits, and the decider
+/// with `--decide`.
+#[derive(Clone)]
+struct HttpState {
+    limits: Limits,
+    decider: Option<Arc<Decider>>,
+}
+
+impl FromRef<HttpState> for Limits {
+    fn from_ref(state: &HttpState) -> Limits {
+        state.limits.clone()
+    }
+}
+
+/// Converts and decides a parsed body when `decider` is set.
+fn decide_parsed(
+    decider: Option<&Decider>,
+    parsed: http_api::AuthorizeJson,
+) -> Result<(), iamgate::server::errors::ServeError> {
+    use iamgate::server::errors::ServeError;
+    let Some(decider) = decider else {
+        return Ok(());
+    };
+    let req = parsed
+        .into_request()
+        .map_err(|e| ServeError::BadRequest(e.to_string()))?;
+    decider
+        .decide(&req)
+        .map_err(|e| ServeError::BadRequest(e.to_string()))
+}
+
 /// Reads and parses the body as `POST /v1/authorize` does (iamgate's
 /// extractor, so the same limits and refusals), then answers a fixed
 /// "allowed".
 async fn axum_null(
-    iamgate::server::router::Json(_): iamgate::server::router::Json<http_api::AuthorizeJson>,
+    State(state): State<HttpState>,
+    iamgate::server::router::Json(parsed): iamgate::server::router::Json<http_api::AuthorizeJson>,
 ) -> http::Response<Full<Bytes>> {
-    http_util::json(http::StatusCode::OK, ALLOWED.to_vec())
+    match decide_parsed(state.decider.as_deref(), parsed) {
+        Ok(()) => http_util::json(http::StatusCode::OK, ALLOWED.to_vec()),
+        Err(e) => http_util::error(&e),
+    }
 }
 
 /// [`axum_null`] routed by hand: the body read and parsed by the same
 /// functions, without axum.
-async fn hand_null(req: http::Request<hyper::body::Incoming>) -> http::Response<Full<Bytes>> {
+async fn hand_null(
+    req: http::Request<hyper::body::Incoming>,
+    decider: Option<Arc<Decider>>,
+) -> http::Response<Full<Bytes>> {
     if req.uri().path() != "/v1/authorize" {
         return http_util::error(&iamgate::server::errors::ServeError::NotFound);
     }
     let parsed = match http_util::read_json_body(req, Limits::default()).await {
-        Ok(body) => http_api::parse_authorize(&body).map(|_| ()),
+        Ok(body) => http_api::parse_authorize(&body)
+            .and_then(|parsed| decide_parsed(decider.as_deref(), parsed)),
         Err(e) => Err(e),
     };
     match parsed {
@@ -173,16 +271,24 @@ async fn hand_null(req: http::Request<hyper::body::Incoming>) -> http::Response<
     }
 }
 
-async fn serve_http(listener: TcpListener, shutdown: watch::Receiver<bool>, hand: bool) {
+async fn serve_http(
+    listener: TcpListener,
+    shutdown: watch::Receiver<bool>,
+    hand: bool,
+    decider: Option<Arc<Decider>>,
+) {
     if hand {
-        let handler = |req, _peer| hand_null(req);
+        let handler = move |req, _peer| hand_null(req, decider.clone());
         http_util::serve(listener, handler, shutdown, iamgate_options(false)).await;
         return;
     }
     let router = iamgate::server::router::with_fallbacks(
         axum::Router::new().route("/v1/authorize", axum::routing::post(axum_null)),
     )
-    .with_state(Limits::default());
+    .with_state(HttpState {
+        limits: Limits::default(),
+        decider,
+    });
     iamgate::server::router::serve(listener, router, None, shutdown, iamgate_options(false)).await;
 }
 
@@ -269,17 +375,33 @@ async fn main() -> Result<(), BoxError> {
     if args.iter().any(|a| a == "-h" || a == "--help") {
         println!(
             "usage: null_ext_authz [--grpc ADDR] [--http ADDR] [--iamgate-transport] [--spin-us N] \
-             [--response-bytes N] [--no-vectored-writes] [--floor] [--hand]\n  \
+             [--response-bytes N] [--no-vectored-writes] [--floor] [--hand] \
+             [--decide BUNDLE REQUEST_JSON]\n  \
              ADDRs default to 127.0.0.1:0; --iamgate-transport applies the tonic server \
              settings of `iamgate serve` (timeout, keepalive, stream and header limits); \
              --spin-us busy-waits N µs in every Check (a stand-in for decision cost); \
              --response-bytes pads the CheckResponse to N bytes (iamgate's answers are larger); \
              --no-vectored-writes hides vectored writes from h2 (fewer, larger writes); \
              --floor answers every gRPC request with a prebuilt OK on iamgate's connection loop, \
-             reading nothing; --hand routes the HTTP endpoint by hand instead of through axum"
+             reading nothing; --hand routes the HTTP endpoint by hand instead of through axum; \
+             --decide BUNDLE REQUEST_JSON decides with iamgate's engine on every request (the \
+             floor the request of REQUEST_JSON, a /v1/authorize body; HTTP the parsed body) \
+             and discards the decision"
         );
         return Ok(());
     }
+    let decider = match args.iter().position(|a| a == "--decide") {
+        Some(i) => {
+            let (Some(bundle), Some(request)) = (args.get(i + 1), args.get(i + 2)) else {
+                return Err("--decide takes a bundle and a request file".into());
+            };
+            Some(Arc::new(Decider::load(
+                Path::new(bundle),
+                Path::new(request),
+            )?))
+        }
+        None => None,
+    };
     let grpc = TcpListener::bind(arg(&args, "--grpc")?).await?;
     let http = TcpListener::bind(arg(&args, "--http")?).await?;
     println!(
@@ -292,7 +414,7 @@ async fn main() -> Result<(), BoxError> {
     // Never flipped: the servers run until the process is stopped.
     let (_stop_tx, stop_rx) = watch::channel(false);
     let hand = args.iter().any(|a| a == "--hand");
-    tokio::spawn(serve_http(http, stop_rx.clone(), hand));
+    tokio::spawn(serve_http(http, stop_rx.clone(), hand, decider.clone()));
     let spin = args
         .iter()
         .position(|a| a == "--spin-us")
@@ -309,9 +431,13 @@ async fn main() -> Result<(), BoxError> {
     if args.iter().any(|a| a == "--floor") {
         let frame = grpc_frame(&response)?;
         let make = move |_peer| {
-            let frame = frame.clone();
+            let (frame, decider) = (frame.clone(), decider.clone());
             hyper::service::service_fn(move |_req: http::Request<hyper::body::Incoming>| {
-                std::future::ready(Ok::<_, Infallible>(floor_answer(&frame)))
+                let decided = match &decider {
+                    Some(d) => d.decide(&d.request),
+                    None => Ok(()),
+                };
+                std::future::ready(decided.map(|()| floor_answer(&frame)))
             })
         };
         tokio::select! {

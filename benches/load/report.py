@@ -29,7 +29,8 @@ import sys
 
 TICK = os.sysconf("SC_CLK_TCK")
 THROUGHPUT_TARGET = 0.90
-SERVERS = ("floor", "null", "null-hand", "null-sized", "iamgate", "null-sigv4", "iamgate-sigv4")
+SERVERS = ("floor", "floor-decide", "null", "null-decide", "null-hand", "null-sized", "iamgate",
+           "null-sigv4", "iamgate-sigv4")
 SIGNED_TARGET = 0.85
 P99_TARGET = 1.20
 
@@ -192,6 +193,12 @@ def markdown(results_path, env_path):
                                    "signing-key cache and the body's payload hash, then as iamgate)"),
                  "null-hand": ("null HTTP server routed by hand on hyper (the same parse and "
                                "answer, the body read by the same function; no axum)"),
+                 "floor-decide": ("floor-decide (the floor, also deciding the bench request with "
+                                  "iamgate's engine on every call: validation and "
+                                  "`Snapshot::authorize_with`; the decision discarded)"),
+                 "null-decide": ("null-decide (the null HTTP server, also converting the parsed "
+                                 "body and deciding it with iamgate's engine; the decision "
+                                 "discarded, the same fixed JSON)"),
                  "null-sized": f"null-sized (diagnostic: iamgate's transport, OK padded to "
                                f"{env['response_bytes']} bytes)"}
         for server in SERVERS:
@@ -238,6 +245,15 @@ def markdown(results_path, env_path):
                   f"unsigned request {sv['rps'] / n['rps']:.1%}; the signed row costs "
                   f"{sv['cpu_us_per_req'] - i['cpu_us_per_req']:+.1f} µs of server CPU per request "
                   f"over the unsigned iamgate row (signature check, payload hash, a larger request)")
+            if "floor-decide" in med:
+                d = med["floor-decide"]
+                w(f"- a baseline that decides (not a target): floor-decide / floor = "
+                  f"{d['rps'] / f['rps']:.1%}, the most any server deciding this request with "
+                  f"iamgate's engine can reach against the floor (deciding costs "
+                  f"{d['cpu_us_per_req'] - f['cpu_us_per_req']:+.1f} µs of server CPU per request "
+                  f"there); iamgate / floor-decide = **{i['rps'] / d['rps']:.1%}**, p99 "
+                  f"{i['p99_us'] / d['p99_us']:.2f}× (reading the request, mapping, answering "
+                  f"and telemetry)")
             w(f"- failed or non-2xx responses: {errors}")
             if "null-sized" in med:
                 z = med["null-sized"]
@@ -262,6 +278,15 @@ def markdown(results_path, env_path):
               f"the full JSON and records telemetry, the null server answers a fixed "
               f"JSON): **{'PASS' if ok_t else 'FAIL'}**")
             w(f"- p99 latency: iamgate / null HTTP = {p99:.2f}× (informational)")
+            if "null-decide" in med:
+                d = med["null-decide"]
+                tput_d = i["rps"] / d["rps"]
+                w(f"- a baseline that decides (not a target): null-decide / null HTTP = "
+                  f"{d['rps'] / n['rps']:.1%}, the most any server converting and deciding this "
+                  f"request with iamgate's engine can reach against the null HTTP server "
+                  f"({d['cpu_us_per_req'] - n['cpu_us_per_req']:+.1f} µs of server CPU per "
+                  f"request); iamgate / null-decide = **{tput_d:.1%}**, p99 "
+                  f"{i['p99_us'] / d['p99_us']:.2f}× (answering the full JSON and telemetry)")
             if "null-hand" in med:
                 a = med["null-hand"]
                 w(f"- axum (not a target): the null HTTP server routed through axum, as iamgate "
@@ -277,7 +302,10 @@ def markdown(results_path, env_path):
       "own parser) and answers OK without deciding. The floor is the same binary with "
       "`--floor`: iamgate's connection loop (HTTP/2, the same limits and timeouts) answering a "
       "prebuilt gRPC OK to any request without reading its path, headers or body, so "
-      "iamgate / floor is everything iamgate does above the transport. iamgate reads only the "
+      "iamgate / floor is everything iamgate does above the transport. With `--decide`, the "
+      "floor and the null HTTP server also decide with iamgate's engine on every request and "
+      "discard the decision (the floor-decide and null-decide rows): the least a server that "
+      "decides must do. iamgate reads only the "
       "fields its mapping uses, in place, off the wire, which costs less than the null "
       "server's decode; iamgate / null includes that difference. \"Server CPU / req\" is "
       "the server process's CPU time during the measured phase divided by the requests it answered; "

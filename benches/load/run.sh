@@ -48,11 +48,21 @@
 # functions), on the same connection loop; not a target, it shows what
 # routing the JSON surface through axum costs.
 #
+# With DECIDING=1 (the default) both protocols also measure a baseline
+# that decides: `floor-decide` (the floor, also deciding the bench
+# request, converted once at start, with iamgate's engine on every call)
+# and `null-decide` (the null HTTP server, also converting the body it
+# parsed and deciding it); both discard the decision and answer as before
+# (`null_ext_authz --floor --decide BUNDLE REQUEST_JSON`, one process).
+# That is the least any server deciding this request with iamgate's engine
+# does on top of the floor or the null HTTP server, so their throughput is
+# the most it can reach; not a target.
+#
 # Exit status: 0 PASS, 3 FAIL (targets missed), anything else: error.
 # Knobs (environment): ROUNDS=3 CONNS=4 STREAMS=16 DURATION=10 WARMUP=2
 # WRK_CONNS=64 WRK_DURATION=8 SERVER_CPU=0 CLIENT_CPU=1 MAX_LOAD=1.0
 # MAX_BUSY=15 WAIT_QUIET=600 RUN_WAIT_QUIET=60 SIZED_BASELINE=1
-# SKIP_WRK=0 SKIP_BUILD=0 SIGNED=1 HAND=1 SEED=7 PROFILE=release (debug: smoke runs of the
+# SKIP_WRK=0 SKIP_BUILD=0 SIGNED=1 HAND=1 DECIDING=1 SEED=7 PROFILE=release (debug: smoke runs of the
 # script itself with `cargo build` binaries; its numbers mean nothing)
 # KEEP=0 (1 keeps the work dir).
 set -euo pipefail
@@ -74,6 +84,7 @@ SIZED_BASELINE=${SIZED_BASELINE:-1}
 SKIP_BUILD=${SKIP_BUILD:-0}
 SIGNED=${SIGNED:-1}
 HAND=${HAND:-1}
+DECIDING=${DECIDING:-1}
 KEEP=${KEEP:-0}
 SEED=${SEED:-7}
 PROFILE=${PROFILE:-release}
@@ -235,6 +246,31 @@ if [ "$HAND" = 1 ] && [ "$SKIP_WRK" != 1 ]; then
         || die "null-hand does not parse the bench request"
     HTTP_SERVERS="null null-hand iamgate"
 fi
+if [ "$DECIDING" = 1 ]; then
+    log "starting floor-decide / null-decide: the floor and the null HTTP server, deciding (pinned to CPU $SERVER_CPU)"
+    "${SERVER_PIN[@]}" "$NULL" --floor --decide "$WORK/bundle" "$WORK/authorize.json" \
+        > "$WORK/decide.out" 2> "$WORK/decide.err" &
+    PID[floor-decide]=$!
+    PID[null-decide]=${PID[floor-decide]}
+    PIDS+=("${PID[floor-decide]}")
+    wait_listening decide "$WORK/decide.out" "${PID[floor-decide]}"
+    GRPC[floor-decide]=$(addr "$WORK/decide.out" grpc)
+    HTTP[null-decide]=$(addr "$WORK/decide.out" http)
+    "$PY" "$HERE/check_request.py" verify "${GRPC[floor-decide]}" "$WORK/check.bin" 20 >&2 \
+        || die "floor-decide does not answer OK"
+    curl -fsS -H 'content-type: application/json' --data-binary @"$WORK/authorize.json" \
+        "http://${HTTP[null-decide]}/v1/authorize" | grep -q '"decision":"allowed"' \
+        || die "null-decide does not answer the bench request"
+    # It decides: an action iamgate's validation refuses is refused (the
+    # null server, which does not decide, answers it).
+    python3 -c "import json,sys; b=json.load(open(sys.argv[1])); b['action']='ec2:'; print(json.dumps(b))" \
+        "$WORK/authorize.json" > "$WORK/authorize.bad-action.json"
+    curl -sS -o /dev/null -w '%{http_code}' -H 'content-type: application/json' \
+        --data-binary @"$WORK/authorize.bad-action.json" "http://${HTTP[null-decide]}/v1/authorize" \
+        | grep -q '^400$' || die "null-decide does not validate what it decides"
+    GRPC_SERVERS_DECIDE=floor-decide
+    HTTP_SERVERS="null null-decide ${HTTP_SERVERS#null }"
+fi
 curl -fsS -H 'content-type: application/json' --data-binary @"$WORK/authorize.json" \
     "http://${HTTP[iamgate]}/v1/authorize" > "$WORK/authorize.out"
 grep -q '"decision":"allowed"' "$WORK/authorize.out" \
@@ -245,7 +281,7 @@ grep -q '"decision":"allowed"' "$WORK/authorize.out" \
 # to the size of iamgate's allow. Not a target; it separates what the
 # transport and a larger answer cost from what mapping, deciding and
 # telemetry cost.
-GRPC_SERVERS="floor null iamgate"
+GRPC_SERVERS="floor ${GRPC_SERVERS_DECIDE:-} null iamgate"
 if [ "$SIZED_BASELINE" = 1 ]; then
     log "starting null-sized: the null server on iamgate's transport answering $RESPONSE_BYTES-byte OKs"
     "${SERVER_PIN[@]}" "$NULL" --response-bytes "$RESPONSE_BYTES" --iamgate-transport --no-vectored-writes \
@@ -258,7 +294,7 @@ if [ "$SIZED_BASELINE" = 1 ]; then
         || die "null-sized does not answer OK"
     python3 -c "import json,sys; n=json.load(open(sys.argv[1]))['sample']['response_bytes']; sys.exit(n != int(sys.argv[2]))" \
         "$WORK/verify-sized.json" "$RESPONSE_BYTES" || die "null-sized answers are not $RESPONSE_BYTES bytes"
-    GRPC_SERVERS="floor null null-sized iamgate"
+    GRPC_SERVERS="floor ${GRPC_SERVERS_DECIDE:-} null null-sized iamgate"
 fi
 if [ "$SIGNED" = 1 ]; then
     # The same processes; rows of their own for the signed request: the

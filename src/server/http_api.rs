@@ -87,14 +87,9 @@ async fn authorize(
     TraceParent(traceparent): TraceParent,
     Json(parsed): Json<AuthorizeJson>,
 ) -> Result<Response<Body>, ServeError> {
-    let req = authz_request(
-        &parsed.principal,
-        parsed.action,
-        parsed.resource,
-        &parsed.context,
-        parsed.resource_account,
-    )
-    .map_err(|e| ServeError::BadRequest(e.to_string()))?;
+    let req = parsed
+        .into_request()
+        .map_err(|e| ServeError::BadRequest(e.to_string()))?;
     let d = match state.decide_owned(Frontend::Http, req, traceparent).await {
         Ok(d) => d,
         // Counted by the decision path.
@@ -156,6 +151,20 @@ async fn authorize_batch(
 /// only in what follows the parse).
 pub fn parse_authorize(body: &[u8]) -> Result<AuthorizeJson, ServeError> {
     crate::server::http_util::parse_json(body)
+}
+
+impl AuthorizeJson {
+    /// The request to decide (the handler's conversion, also used by the
+    /// load bench's null HTTP server when it decides).
+    pub fn into_request(self) -> Result<AuthzRequest, InvalidRequest> {
+        authz_request(
+            &self.principal,
+            self.action,
+            self.resource,
+            &self.context,
+            self.resource_account,
+        )
+    }
 }
 
 /// Builds the snapshot request from JSON parts.
