@@ -69,11 +69,12 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use axum::extract::{FromRef, State};
 use bytes::Bytes;
 use envoy_types::pb::envoy::config::core::v3::{HeaderValue, HeaderValueOption};
 use envoy_types::pb::envoy::service::auth::v3::authorization_server::{
@@ -84,7 +85,6 @@ use envoy_types::pb::envoy::service::auth::v3::{CheckRequest, CheckResponse, OkH
 use envoy_types::pb::google::rpc;
 use http_body_util::Full;
 use hyper::body::Frame;
-use axum::extract::{FromRef, State};
 use iamgate::bundle::{AuthzRequest, Snapshot};
 use iamgate::server::config::{Limits, ListenerLimits};
 use iamgate::server::http_api;
@@ -217,7 +217,7 @@ struct HttpState {
 
 impl FromRef<HttpState> for Limits {
     fn from_ref(state: &HttpState) -> Limits {
-        state.limits.clone()
+        state.limits
     }
 }
 

@@ -18,7 +18,9 @@
         row (issue 13: the request signed with SigV4 on a generic SigV4
         route), also >= 85% of the null server's Check throughput on that
         same signed request (the `null-sigv4` row; without one, on the
-        unsigned request).
+        unsigned request). The `floor-decide` and `null-decide` rows
+        (baselines that also decide) are reported beside the targets, not
+        judged.
 """
 
 import json
