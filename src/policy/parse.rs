@@ -54,12 +54,48 @@ pub fn parse_document_value(value: &Value, kind: PolicyKind) -> Result<Document,
     }
 }
 
+/// A JSON path, written out only when an error names it: each step
+/// borrows its parent, so reading a valid document formats nothing.
+#[derive(Debug, Clone, Copy)]
+enum Path<'a> {
+    Root,
+    Key(&'a Path<'a>, &'a str),
+    Index(&'a Path<'a>, usize),
+}
+
+impl<'a> Path<'a> {
+    fn key(&'a self, key: &'a str) -> Path<'a> {
+        Path::Key(self, key)
+    }
+
+    fn index(&'a self, i: usize) -> Path<'a> {
+        Path::Index(self, i)
+    }
+}
+
+impl std::fmt::Display for Path<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Path::Root => f.write_str("$"),
+            Path::Key(parent, key) => write!(f, "{parent}.{key}"),
+            Path::Index(parent, i) => write!(f, "{parent}[{i}]"),
+        }
+    }
+}
+
+impl From<Path<'_>> for String {
+    fn from(path: Path<'_>) -> String {
+        path.to_string()
+    }
+}
+
 /// Parses a policy document object.
 pub fn parse_document(value: &Value, kind: PolicyKind) -> Result<Document, ParseError> {
+    let root = Path::Root;
     let obj = value
         .as_object()
-        .ok_or_else(|| ParseError::new("$", K::Type("a JSON object")))?;
-    check_known(obj, TOP_LEVEL, "$")?;
+        .ok_or_else(|| ParseError::new(root, K::Type("a JSON object")))?;
+    check_known(obj, TOP_LEVEL, root)?;
     let version = match obj.get("Version") {
         None => Version::V2008_10_17,
         Some(Value::String(v)) if v == "2012-10-17" => Version::V2012_10_17,
@@ -74,26 +110,27 @@ pub fn parse_document(value: &Value, kind: PolicyKind) -> Result<Document, Parse
         Some(Value::String(s)) => Some(s.clone()),
         Some(_) => return Err(ParseError::new("$.Id", K::Type("a string"))),
     };
+    let statement = root.key("Statement");
     let statements = match obj.get("Statement") {
-        None => return Err(ParseError::new("$", K::Missing("Statement"))),
-        Some(Value::Object(s)) => vec![parse_statement(s, "$.Statement".to_owned(), kind)?],
+        None => return Err(ParseError::new(root, K::Missing("Statement"))),
+        Some(Value::Object(s)) => vec![parse_statement(s, statement, kind)?],
         Some(Value::Array(items)) => {
             if items.is_empty() {
-                return Err(ParseError::new("$.Statement", K::Empty("Statement")));
+                return Err(ParseError::new(statement, K::Empty("Statement")));
             }
             let mut out = Vec::with_capacity(items.len());
             for (i, item) in items.iter().enumerate() {
-                let path = format!("$.Statement[{i}]");
+                let path = statement.index(i);
                 let s = item
                     .as_object()
-                    .ok_or_else(|| ParseError::new(path.clone(), K::Type("a statement object")))?;
+                    .ok_or_else(|| ParseError::new(path, K::Type("a statement object")))?;
                 out.push(parse_statement(s, path, kind)?);
             }
             out
         }
         Some(_) => {
             return Err(ParseError::new(
-                "$.Statement",
+                statement,
                 K::Type("a statement object or an array of them"),
             ));
         }
@@ -119,11 +156,11 @@ pub fn parse_document(value: &Value, kind: PolicyKind) -> Result<Document, Parse
     })
 }
 
-fn check_known(obj: &Map<String, Value>, known: &[&str], path: &str) -> Result<(), ParseError> {
+fn check_known(obj: &Map<String, Value>, known: &[&str], path: Path<'_>) -> Result<(), ParseError> {
     for key in obj.keys() {
         if !known.contains(&key.as_str()) {
             return Err(ParseError::new(
-                format!("{path}.{key}"),
+                path.key(key),
                 K::UnknownElement(key.clone()),
             ));
         }
@@ -133,10 +170,10 @@ fn check_known(obj: &Map<String, Value>, known: &[&str], path: &str) -> Result<(
 
 fn parse_statement(
     obj: &Map<String, Value>,
-    path: String,
+    path: Path<'_>,
     kind: PolicyKind,
 ) -> Result<StatementDoc, ParseError> {
-    check_known(obj, STATEMENT, &path)?;
+    check_known(obj, STATEMENT, path)?;
     let sid = match obj.get("Sid") {
         None => None,
         Some(Value::String(s)) => {
@@ -145,25 +182,22 @@ fn parse_statement(
                 PolicyKind::Identity | PolicyKind::Boundary | PolicyKind::Session
             );
             if iam_rules && !s.chars().all(|c| c.is_ascii_alphanumeric()) {
-                return Err(ParseError::new(format!("{path}.Sid"), K::Sid(s.clone())));
+                return Err(ParseError::new(path.key("Sid"), K::Sid(s.clone())));
             }
             Some(s.clone())
         }
-        Some(_) => return Err(ParseError::new(format!("{path}.Sid"), K::Type("a string"))),
+        Some(_) => return Err(ParseError::new(path.key("Sid"), K::Type("a string"))),
     };
     let effect = match obj.get("Effect") {
         None => return Err(ParseError::new(path, K::Missing("Effect"))),
         Some(Value::String(e)) if e == "Allow" => Effect::Allow,
         Some(Value::String(e)) if e == "Deny" => Effect::Deny,
         Some(Value::String(e)) => {
-            return Err(ParseError::new(
-                format!("{path}.Effect"),
-                K::Effect(e.clone()),
-            ));
+            return Err(ParseError::new(path.key("Effect"), K::Effect(e.clone())));
         }
         Some(other) => {
             return Err(ParseError::new(
-                format!("{path}.Effect"),
+                path.key("Effect"),
                 K::Effect(other.to_string()),
             ));
         }
@@ -176,13 +210,13 @@ fn parse_statement(
                 K::Conflict("Principal", "NotPrincipal"),
             ));
         }
-        (Some(p), None) => Some(parse_principal(p, false, &format!("{path}.Principal"))?),
-        (None, Some(p)) => Some(parse_principal(p, true, &format!("{path}.NotPrincipal"))?),
+        (Some(p), None) => Some(parse_principal(p, false, path.key("Principal"))?),
+        (None, Some(p)) => Some(parse_principal(p, true, path.key("NotPrincipal"))?),
         (None, None) => None,
     };
     if effect == Effect::Allow && principal.as_ref().is_some_and(|p| p.negated) {
         return Err(ParseError::new(
-            format!("{path}.NotPrincipal"),
+            path.key("NotPrincipal"),
             K::NotPrincipalAllow,
         ));
     }
@@ -197,7 +231,7 @@ fn parse_statement(
                 "Principal"
             };
             return Err(ParseError::new(
-                format!("{path}.{element}"),
+                path.key(element),
                 K::NotAllowedHere(element, k.as_str()),
             ));
         }
@@ -210,11 +244,11 @@ fn parse_statement(
         }
         (Some(a), None) => ActionList {
             negated: false,
-            patterns: parse_actions(a, &format!("{path}.Action"))?,
+            patterns: parse_actions(a, path.key("Action"))?,
         },
         (None, Some(a)) => ActionList {
             negated: true,
-            patterns: parse_actions(a, &format!("{path}.NotAction"))?,
+            patterns: parse_actions(a, path.key("NotAction"))?,
         },
         (None, None) => return Err(ParseError::new(path, K::Missing("Action"))),
     };
@@ -228,11 +262,11 @@ fn parse_statement(
         }
         (Some(r), None) => Some(ResourceList {
             negated: false,
-            patterns: parse_resources(r, &format!("{path}.Resource"))?,
+            patterns: parse_resources(r, path.key("Resource"))?,
         }),
         (None, Some(r)) => Some(ResourceList {
             negated: true,
-            patterns: parse_resources(r, &format!("{path}.NotResource"))?,
+            patterns: parse_resources(r, path.key("NotResource"))?,
         }),
         (None, None) if kind == PolicyKind::Trust => None,
         (None, None) => return Err(ParseError::new(path, K::Missing("Resource"))),
@@ -240,7 +274,7 @@ fn parse_statement(
 
     let conditions = match obj.get("Condition") {
         None => Vec::new(),
-        Some(c) => parse_conditions(c, &format!("{path}.Condition"))?,
+        Some(c) => parse_conditions(c, path.key("Condition"))?,
     };
 
     Ok(StatementDoc {
@@ -254,7 +288,7 @@ fn parse_statement(
 }
 
 /// A string or a non-empty array of strings.
-fn string_list(v: &Value, path: &str, what: &'static str) -> Result<Vec<String>, ParseError> {
+fn string_list(v: &Value, path: Path<'_>, what: &'static str) -> Result<Vec<String>, ParseError> {
     match v {
         Value::String(s) => Ok(vec![s.clone()]),
         Value::Array(items) => {
@@ -266,7 +300,7 @@ fn string_list(v: &Value, path: &str, what: &'static str) -> Result<Vec<String>,
                 .enumerate()
                 .map(|(i, item)| match item {
                     Value::String(s) => Ok(s.clone()),
-                    _ => Err(ParseError::new(format!("{path}[{i}]"), K::Type("a string"))),
+                    _ => Err(ParseError::new(path.index(i), K::Type("a string"))),
                 })
                 .collect()
         }
@@ -277,16 +311,20 @@ fn string_list(v: &Value, path: &str, what: &'static str) -> Result<Vec<String>,
     }
 }
 
-fn parse_actions(v: &Value, path: &str) -> Result<Vec<String>, ParseError> {
+/// Where item `i` of a string list stands: `path[i]` in the array form,
+/// `path` itself in the single-value form.
+fn item_path(v: &Value, path: Path<'_>, i: usize) -> String {
+    if matches!(v, Value::Array(_)) {
+        path.index(i).to_string()
+    } else {
+        path.to_string()
+    }
+}
+
+fn parse_actions(v: &Value, path: Path<'_>) -> Result<Vec<String>, ParseError> {
     let actions = string_list(v, path, "Action")?;
     for (i, a) in actions.iter().enumerate() {
-        let at = || {
-            if matches!(v, Value::Array(_)) {
-                format!("{path}[{i}]")
-            } else {
-                path.to_owned()
-            }
-        };
+        let at = || item_path(v, path, i);
         if a == "*" {
             continue;
         }
@@ -320,23 +358,21 @@ fn parse_actions(v: &Value, path: &str) -> Result<Vec<String>, ParseError> {
     Ok(actions)
 }
 
-fn parse_resources(v: &Value, path: &str) -> Result<Vec<String>, ParseError> {
+fn parse_resources(v: &Value, path: Path<'_>) -> Result<Vec<String>, ParseError> {
     let resources = string_list(v, path, "Resource")?;
     for (i, r) in resources.iter().enumerate() {
         let ok = r == "*" || (r.starts_with("arn:") && r.matches(':').count() >= 2);
         if !ok {
-            let at = if matches!(v, Value::Array(_)) {
-                format!("{path}[{i}]")
-            } else {
-                path.to_owned()
-            };
-            return Err(ParseError::new(at, K::Resource(r.clone())));
+            return Err(ParseError::new(
+                item_path(v, path, i),
+                K::Resource(r.clone()),
+            ));
         }
     }
     Ok(resources)
 }
 
-fn parse_principal(v: &Value, negated: bool, path: &str) -> Result<PrincipalSpec, ParseError> {
+fn parse_principal(v: &Value, negated: bool, path: Path<'_>) -> Result<PrincipalSpec, ParseError> {
     let mut entries = Vec::new();
     match v {
         Value::String(s) if s == "*" => entries.push(PrincipalEntry::Everyone),
@@ -345,8 +381,8 @@ fn parse_principal(v: &Value, negated: bool, path: &str) -> Result<PrincipalSpec
                 return Err(ParseError::new(path, K::Empty("Principal")));
             }
             for (k, val) in map {
-                let at = format!("{path}.{k}");
-                let values = string_list(val, &at, "Principal")?;
+                let at = path.key(k);
+                let values = string_list(val, at, "Principal")?;
                 for p in values {
                     let entry = match k.as_str() {
                         "AWS" if p == "*" => PrincipalEntry::Everyone,
@@ -394,31 +430,29 @@ fn parse_principal(v: &Value, negated: bool, path: &str) -> Result<PrincipalSpec
     Ok(PrincipalSpec { negated, entries })
 }
 
-fn parse_conditions(v: &Value, path: &str) -> Result<Vec<ConditionBlock>, ParseError> {
+fn parse_conditions(v: &Value, path: Path<'_>) -> Result<Vec<ConditionBlock>, ParseError> {
     let obj = v
         .as_object()
         .ok_or_else(|| ParseError::new(path, K::Type("an object of condition operators")))?;
     let mut out = Vec::new();
     for (op_name, block) in obj {
-        let at = format!("{path}.{op_name}");
+        let at = path.key(op_name);
         let operator = Operator::parse(op_name).map_err(|e| match e {
-            OperatorError::Unknown => ParseError::new(at.clone(), K::Operator(op_name.clone())),
-            OperatorError::NullIfExists => {
-                ParseError::new(at.clone(), K::NullIfExists(op_name.clone()))
-            }
+            OperatorError::Unknown => ParseError::new(at, K::Operator(op_name.clone())),
+            OperatorError::NullIfExists => ParseError::new(at, K::NullIfExists(op_name.clone())),
         })?;
         let keys = block
             .as_object()
-            .ok_or_else(|| ParseError::new(at.clone(), K::Type("an object of condition keys")))?;
+            .ok_or_else(|| ParseError::new(at, K::Type("an object of condition keys")))?;
         if keys.is_empty() {
             return Err(ParseError::new(at, K::Empty("a condition operator block")));
         }
         for (key, values) in keys {
-            let kat = format!("{at}.{key}");
+            let kat = at.key(key);
             if key.is_empty() {
                 return Err(ParseError::new(kat, K::Empty("a condition key")));
             }
-            let values = condition_values(values, &kat)?;
+            let values = condition_values(values, kat)?;
             out.push(ConditionBlock {
                 operator,
                 key: key.clone(),
@@ -438,7 +472,7 @@ fn scalar(v: &Value) -> Option<String> {
     }
 }
 
-fn condition_values(v: &Value, path: &str) -> Result<Vec<String>, ParseError> {
+fn condition_values(v: &Value, path: Path<'_>) -> Result<Vec<String>, ParseError> {
     match v {
         Value::Array(items) => {
             if items.is_empty() {
@@ -450,7 +484,7 @@ fn condition_values(v: &Value, path: &str) -> Result<Vec<String>, ParseError> {
                 .map(|(i, item)| {
                     scalar(item).ok_or_else(|| {
                         ParseError::new(
-                            format!("{path}[{i}]"),
+                            path.index(i),
                             K::ConditionValue("expected a string, number or boolean".to_owned()),
                         )
                     })
@@ -517,6 +551,51 @@ mod tests {
         );
         let e = parse(json!({"Version": "2012-10-18", "Statement": []}));
         assert!(matches!(e.map_err(|e| e.kind), Err(K::Version(_))));
+    }
+
+    /// The paths are written out only for an error, and name the element
+    /// as the eagerly built text did.
+    #[test]
+    fn nested_refusals_name_the_path() {
+        let path = |v: Value| parse(v).err().map(|e| e.path);
+        assert_eq!(
+            path(
+                json!({"Statement": [{"Effect": "Allow", "Action": "a:b", "Resource": "*"},
+                {"Effect": "Allow", "Action": ["a:b", "a:c", "nope"], "Resource": "*"}]})
+            ),
+            Some("$.Statement[1].Action[2]".to_owned())
+        );
+        assert_eq!(
+            path(json!({"Statement": {"Effect": "Allow", "Action": "a:b", "Resource": "x"}})),
+            Some("$.Statement.Resource".to_owned())
+        );
+        assert_eq!(
+            path(
+                json!({"Statement": [{"Effect": "Allow", "Action": "a:b", "Resource": "*",
+                "Condition": {"StringEquals": {"aws:username": ["a", {"b": 1}]}}}]})
+            ),
+            Some("$.Statement[0].Condition.StringEquals.aws:username[1]".to_owned())
+        );
+        let trust = parse_document(
+            &json!({"Statement": {"Effect": "Allow", "Action": "sts:AssumeRole",
+                "Principal": {"AWS": "ar*"}}}),
+            PolicyKind::Trust,
+        );
+        assert_eq!(
+            trust.err().map(|e| e.path),
+            Some("$.Statement.Principal.AWS".to_owned())
+        );
+        assert_eq!(
+            path(
+                json!({"Statement": [{"Effect": "Allow", "Action": "a:b", "Resource": "*",
+                "Bogus": 1}]})
+            ),
+            Some("$.Statement[0].Bogus".to_owned())
+        );
+        assert_eq!(
+            path(json!({"Statement": [], "Other": 1})),
+            Some("$.Other".to_owned())
+        );
     }
 
     #[test]
