@@ -190,31 +190,45 @@ mod tests {
         out
     }
 
+    /// The HTTP/2 frame headers in `bytes`: (offset, type, flags, stream).
+    fn frames(bytes: &[u8]) -> impl Iterator<Item = (usize, u8, u8, u32)> + '_ {
+        let mut at = 0;
+        std::iter::from_fn(move || {
+            let h = bytes.get(at..at + 9)?;
+            let len = usize::from(h[0]) << 16 | usize::from(h[1]) << 8 | usize::from(h[2]);
+            let stream = u32::from_be_bytes([h[5], h[6], h[7], h[8]]);
+            let frame = (at, h[3], h[4], stream);
+            at += 9 + len;
+            Some(frame)
+        })
+    }
+
     /// How many of the server's writes carry a HEADERS frame (an answer's
     /// start), once every request has its answer.
     fn writes_with_answers(writes: &[Vec<u8>]) -> usize {
         let all: Vec<u8> = writes.concat();
-        let mut answers = 0;
-        let mut offset = 0;
         // Where each write starts in the stream of frames.
-        let mut starts = Vec::new();
-        for w in writes {
-            starts.push(offset);
-            offset += w.len();
-        }
-        let mut with_answers = std::collections::BTreeSet::new();
-        let mut at = 0;
-        while at + 9 <= all.len() {
-            let len = usize::from(all[at]) << 16
-                | usize::from(all[at + 1]) << 8
-                | usize::from(all[at + 2]);
-            if all[at + 3] == 0x1 {
-                answers += 1;
-                with_answers.insert(starts.partition_point(|&s| s <= at));
-            }
-            at += 9 + len;
-        }
-        assert_eq!(answers, REQUESTS as usize, "every request is answered");
+        let starts: Vec<usize> = writes
+            .iter()
+            .scan(0, |offset, w| {
+                let start = *offset;
+                *offset += w.len();
+                Some(start)
+            })
+            .collect();
+        let answers: Vec<usize> = frames(&all)
+            .filter(|&(_, kind, _, _)| kind == 0x1)
+            .map(|(at, ..)| at)
+            .collect();
+        assert_eq!(
+            answers.len(),
+            REQUESTS as usize,
+            "every request is answered"
+        );
+        let with_answers: std::collections::BTreeSet<usize> = answers
+            .iter()
+            .map(|&at| starts.partition_point(|&s| s <= at))
+            .collect();
         with_answers.len()
     }
 
@@ -253,21 +267,14 @@ mod tests {
         writes.lock().unwrap().clone()
     }
 
-    /// How many streams the frames in `bytes` ended.
+    /// How many streams the frames in `bytes` ended (DATA or HEADERS with
+    /// END_STREAM).
     fn ends(bytes: &[u8]) -> usize {
-        let (mut at, mut ended) = (0, 0);
-        while at + 9 <= bytes.len() {
-            let len = usize::from(bytes[at]) << 16
-                | usize::from(bytes[at + 1]) << 8
-                | usize::from(bytes[at + 2]);
-            let stream =
-                u32::from_be_bytes([bytes[at + 5], bytes[at + 6], bytes[at + 7], bytes[at + 8]]);
-            if stream != 0 && matches!(bytes[at + 3], 0x0 | 0x1) && bytes[at + 4] & 0x1 != 0 {
-                ended += 1;
-            }
-            at += 9 + len;
-        }
-        ended
+        frames(bytes)
+            .filter(|&(_, kind, flags, stream)| {
+                stream != 0 && matches!(kind, 0x0 | 0x1) && flags & 0x1 != 0
+            })
+            .count()
     }
 
     fn ok(
